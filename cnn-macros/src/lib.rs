@@ -1,0 +1,1 @@
+//! The `cnn!` macro (coming with the code generator).

@@ -1,0 +1,303 @@
+//! The `train { ... }` block: required items, repeats, ranges, defaults, and the
+//! loss's demands on the last layer.
+
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
+use crate::ir::{self, Shape};
+use crate::syntax::ast::{self, LossKind, OptimizerKind, TrainItemKind};
+
+/// Defaults for items the block leaves out (written down in docs/language.md).
+pub const DEFAULT_BATCH: usize = 32;
+pub const DEFAULT_EPOCHS: usize = 1;
+
+pub fn check_train(
+    train: &ast::Train,
+    layers: &[ir::Layer],
+    output: Option<Shape>,
+    diags: &mut Diagnostics,
+) -> Option<ir::TrainConfig> {
+    let errors_before = diags.len();
+    let mut seen: Vec<&'static str> = Vec::new();
+    let mut loss = None;
+    let mut optimizer = None;
+    let mut weight_decay = None;
+    let mut schedule = ir::Schedule::Constant;
+    let mut batch = DEFAULT_BATCH;
+    let mut epochs = DEFAULT_EPOCHS;
+    let mut validation = None;
+    let mut seed = 0;
+    for item in &train.items {
+        let word = item_word(&item.kind);
+        if seen.contains(&word) {
+            diags.push(
+                Diagnostic::error(item.span, format!("`{word}` is given twice in the train block"))
+                    .with_hint("each item of `train` may appear at most once"),
+            );
+            continue;
+        }
+        seen.push(word);
+        match &item.kind {
+            TrainItemKind::Loss(l) => loss = Some((*l, item.span)),
+            TrainItemKind::Optimizer { kind, options } => optimizer = check_optimizer(*kind, options, item.span, diags),
+            TrainItemKind::WeightDecay(w) => {
+                weight_decay = Some(at_least(w, 0.0, "weight_decay", diags));
+            }
+            TrainItemKind::Schedule(s) => schedule = check_schedule(s, diags),
+            TrainItemKind::Batch(b) => batch = positive(b, "batch", diags),
+            TrainItemKind::Epochs(e) => epochs = positive(e, "epochs", diags),
+            TrainItemKind::Validation(v) => {
+                if !(v.value > 0.0 && v.value < 1.0) {
+                    diags.push(
+                        Diagnostic::error(v.span, format!("validation {} is out of range", v.value))
+                            .with_hint("validation is the held-out fraction F of the training set, 0 < F < 1"),
+                    );
+                }
+                validation = Some(v.value);
+            }
+            TrainItemKind::Seed(s) => seed = s.value,
+        }
+    }
+    for (word, example) in [("loss", "loss cross_entropy"), ("optimizer", "optimizer sgd lr 0.01")] {
+        if !seen.contains(&word) {
+            diags.push(
+                Diagnostic::error(train.keyword, format!("the train block has no `{word}`"))
+                    .with_hint(format!("add `{example}`; `loss` and `optimizer` are required")),
+            );
+        }
+    }
+    let loss = loss.and_then(|(l, span)| check_loss(l, span, layers, output, diags));
+    let optimizer = optimizer?;
+    let weight_decay = weight_decay.unwrap_or(match optimizer {
+        ir::Optimizer::AdamW { .. } => 0.01,
+        _ => 0.0,
+    });
+    if diags.len() > errors_before {
+        return None;
+    }
+    Some(ir::TrainConfig {
+        loss: loss?,
+        optimizer,
+        weight_decay,
+        schedule,
+        batch,
+        epochs,
+        validation,
+        seed,
+    })
+}
+
+fn item_word(kind: &TrainItemKind) -> &'static str {
+    match kind {
+        TrainItemKind::Loss(_) => "loss",
+        TrainItemKind::Optimizer { .. } => "optimizer",
+        TrainItemKind::WeightDecay(_) => "weight_decay",
+        TrainItemKind::Schedule(_) => "schedule",
+        TrainItemKind::Batch(_) => "batch",
+        TrainItemKind::Epochs(_) => "epochs",
+        TrainItemKind::Validation(_) => "validation",
+        TrainItemKind::Seed(_) => "seed",
+    }
+}
+
+/// Cross-entropy needs a final softmax over a vector, binary cross-entropy a final
+/// sigmoid: the compiler fuses them with the loss.
+fn check_loss(
+    loss: LossKind,
+    span: Span,
+    layers: &[ir::Layer],
+    output: Option<Shape>,
+    diags: &mut Diagnostics,
+) -> Option<ir::Loss> {
+    let last = layers.last().map(|l| &l.op);
+    match loss {
+        LossKind::Mse => Some(ir::Loss::Mse),
+        LossKind::CrossEntropy => {
+            if output.is_some() && !matches!(last, Some(ir::Op::Activation(ir::Activation::Softmax))) {
+                diags.push(
+                    Diagnostic::error(span, "cross_entropy needs the model to end with `softmax`")
+                        .with_hint("end the model with `dense N softmax`, N the number of classes; the compiler fuses softmax with the loss"),
+                );
+                return None;
+            }
+            Some(ir::Loss::CrossEntropy)
+        }
+        LossKind::BinaryCrossEntropy => {
+            if output.is_some() && !matches!(last, Some(ir::Op::Activation(ir::Activation::Sigmoid))) {
+                diags.push(
+                    Diagnostic::error(span, "binary_cross_entropy needs the model to end with `sigmoid`")
+                        .with_hint("end the model with `dense 1 sigmoid` for a yes/no output; the compiler fuses sigmoid with the loss"),
+                );
+                return None;
+            }
+            Some(ir::Loss::BinaryCrossEntropy)
+        }
+    }
+}
+
+fn check_optimizer(
+    kind: OptimizerKind,
+    options: &[ast::OptimizerOption],
+    span: Span,
+    diags: &mut Diagnostics,
+) -> Option<ir::Optimizer> {
+    let (word, allowed): (&str, &[&str]) = match kind {
+        OptimizerKind::Sgd => ("sgd", &["lr", "momentum", "nesterov"]),
+        OptimizerKind::Adam => ("adam", &["lr", "beta1", "beta2", "eps"]),
+        OptimizerKind::AdamW => ("adamw", &["lr", "beta1", "beta2", "eps"]),
+    };
+    let errors_before = diags.len();
+    let mut seen: Vec<&str> = Vec::new();
+    let get = |name: &str| options.iter().find(|o| o.name.value == name);
+    for o in options {
+        let name = o.name.value.as_str();
+        if !allowed.contains(&name) {
+            let mut d = Diagnostic::error(o.name.span, format!("{word} has no option `{name}`"))
+                .with_hint(format!("{word} takes {}", allowed.join(", ")));
+            if let Some(s) = did_you_mean(name, allowed.iter().copied()) {
+                d = d.with_hint(format!("did you mean `{s}`? {word} takes {}", allowed.join(", ")));
+            }
+            diags.push(d);
+        } else if seen.contains(&name) {
+            diags.push(Diagnostic::error(o.name.span, format!("`{name}` is given twice")));
+        }
+        seen.push(name);
+    }
+    let value = |o: &ast::OptimizerOption| o.value.as_ref().map_or(0.0, |v| v.value);
+    let lr = match get("lr") {
+        Some(o) => {
+            let lr = value(o);
+            if lr <= 0.0 {
+                diags.push(
+                    Diagnostic::error(
+                        o.name.span.to(o.value.as_ref().map_or(o.name.span, |v| v.span)),
+                        format!("lr {lr} must be positive"),
+                    )
+                    .with_hint("typical learning rates are 0.1 to 1e-4"),
+                );
+            }
+            lr
+        }
+        None => {
+            diags.push(
+                Diagnostic::error(span, format!("the {word} optimizer needs a learning rate"))
+                    .with_hint(format!("add `lr 0.01` after `{word}`")),
+            );
+            0.0
+        }
+    };
+    let mut fraction = |name: &str, default: f64| -> f64 {
+        match get(name) {
+            Some(o) => {
+                let v = value(o);
+                if !(0.0..1.0).contains(&v) {
+                    diags.push(
+                        Diagnostic::error(
+                            o.value.as_ref().map_or(o.name.span, |v| v.span),
+                            format!("{name} {v} is out of range"),
+                        )
+                        .with_hint(format!("{name} must be at least 0 and less than 1")),
+                    );
+                }
+                v
+            }
+            None => default,
+        }
+    };
+    let optimizer = match kind {
+        OptimizerKind::Sgd => {
+            let momentum = fraction("momentum", 0.0);
+            let nesterov = get("nesterov");
+            if let (Some(n), true) = (nesterov, momentum == 0.0) {
+                diags.push(
+                    Diagnostic::error(n.name.span, "nesterov needs a momentum above 0")
+                        .with_hint("add `momentum 0.9` (PyTorch rejects nesterov without momentum too)"),
+                );
+            }
+            ir::Optimizer::Sgd {
+                lr,
+                momentum,
+                nesterov: nesterov.is_some(),
+            }
+        }
+        OptimizerKind::Adam | OptimizerKind::AdamW => {
+            let beta1 = fraction("beta1", 0.9);
+            let beta2 = fraction("beta2", 0.999);
+            let eps = match get("eps") {
+                Some(o) => {
+                    let eps = value(o);
+                    if eps <= 0.0 {
+                        diags.push(
+                            Diagnostic::error(
+                                o.value.as_ref().map_or(o.name.span, |v| v.span),
+                                format!("eps {eps} must be positive"),
+                            )
+                            .with_hint("the usual value is 1e-8"),
+                        );
+                    }
+                    eps
+                }
+                None => 1e-8,
+            };
+            if kind == OptimizerKind::Adam {
+                ir::Optimizer::Adam { lr, beta1, beta2, eps }
+            } else {
+                ir::Optimizer::AdamW { lr, beta1, beta2, eps }
+            }
+        }
+    };
+    (diags.len() == errors_before).then_some(optimizer)
+}
+
+fn check_schedule(s: &ast::Schedule, diags: &mut Diagnostics) -> ir::Schedule {
+    match s {
+        ast::Schedule::Step { every, gamma } => ir::Schedule::Step {
+            every: positive(every, "step", diags),
+            gamma: gamma_value(gamma, diags),
+        },
+        ast::Schedule::Exponential { gamma } => ir::Schedule::Exponential {
+            gamma: gamma_value(gamma, diags),
+        },
+        ast::Schedule::Cosine { min } => ir::Schedule::Cosine {
+            min: min.as_ref().map_or(0.0, |m| at_least(m, 0.0, "min", diags)),
+        },
+    }
+}
+
+fn gamma_value(gamma: &ast::Spanned<f64>, diags: &mut Diagnostics) -> f64 {
+    if gamma.value <= 0.0 {
+        diags.push(
+            Diagnostic::error(gamma.span, format!("gamma {} must be positive", gamma.value))
+                .with_hint("gamma multiplies the learning rate; 0.1 to 0.99 is usual"),
+        );
+    }
+    gamma.value
+}
+
+fn at_least(v: &ast::Spanned<f64>, min: f64, what: &str, diags: &mut Diagnostics) -> f64 {
+    if v.value < min {
+        diags.push(Diagnostic::error(
+            v.span,
+            format!("{what} {} must be at least {min}", v.value),
+        ));
+    }
+    v.value
+}
+
+/// Batch sizes, epochs and step periods: at least 1, and small enough to be real.
+fn positive(v: &ast::Spanned<u64>, what: &str, diags: &mut Diagnostics) -> usize {
+    const LIMIT: u64 = 1 << 24;
+    if v.value == 0 {
+        diags.push(
+            Diagnostic::error(v.span, format!("{what} 0 is not allowed"))
+                .with_hint(format!("{what} must be at least 1")),
+        );
+        return 1;
+    }
+    if v.value > LIMIT {
+        diags.push(
+            Diagnostic::error(v.span, format!("{what} {} is too large", v.value))
+                .with_hint(format!("{what} must be at most {LIMIT}")),
+        );
+        return 1;
+    }
+    v.value as usize
+}

@@ -1,0 +1,421 @@
+//! The options of conv and pooling windows (`kernel`, `stride`, `pad`, `round`):
+//! defaults, repeats, ranges, and the output size with its explanation.
+
+use super::shape::{same_padding, Axis, AxisError};
+use crate::diag::{Diagnostic, Diagnostics, Span};
+use crate::ir;
+use crate::syntax::ast::{self, Padding, Rounding, Side, WindowOptionKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Conv,
+    MaxPool,
+    AvgPool,
+}
+
+impl Kind {
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Conv => "conv",
+            Kind::MaxPool => "maxpool",
+            Kind::AvgPool => "avgpool",
+        }
+    }
+}
+
+/// Padding as written; `pad same` is resolved once the input size is known.
+#[derive(Debug, Clone, Copy)]
+enum Pad {
+    Explicit { before: [usize; 2], after: [usize; 2] },
+    Same,
+}
+
+/// A window's options after defaults, before the input size is known.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    kind: Kind,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    pad: Pad,
+    pad_span: Span,
+    round: Option<Rounding>,
+}
+
+/// Lowers a window's options: repeats, defaults, zero sizes, padding limits.
+/// Returns `None` after reporting an error.
+pub fn lower(
+    kind: Kind,
+    keyword: Span,
+    pool_kernel: Option<&ast::Spanned<Vec<u64>>>,
+    options: &[ast::WindowOption],
+    diags: &mut Diagnostics,
+) -> Option<Spec> {
+    let errors_before = diags.len();
+    let mut kernel = pool_kernel.and_then(|k| pair(k, "kernel", diags));
+    let mut stride = None;
+    let mut pad = None;
+    let mut round = None;
+    let mut seen: Vec<&'static str> = Vec::new();
+    for option in options {
+        let word = option_word(&option.kind);
+        if seen.contains(&word) {
+            diags.push(
+                Diagnostic::error(option.span, format!("`{word}` is given twice")).with_hint(format!(
+                    "each option of a {} layer may appear at most once",
+                    kind.word()
+                )),
+            );
+            continue;
+        }
+        seen.push(word);
+        match &option.kind {
+            WindowOptionKind::Kernel(k) if kind == Kind::Conv => kernel = pair(k, "kernel", diags),
+            WindowOptionKind::Kernel(k) => diags.push(
+                Diagnostic::error(
+                    option.span,
+                    format!("{} takes its window size right after the keyword", kind.word()),
+                )
+                .with_hint(format!(
+                    "write `{} {}` and remove `kernel {}`",
+                    kind.word(),
+                    size_text(&k.value),
+                    size_text(&k.value)
+                )),
+            ),
+            WindowOptionKind::Stride(s) => stride = pair(s, "stride", diags),
+            WindowOptionKind::Pad(p) => pad = lower_pad(p, option.span, diags),
+            WindowOptionKind::Round(Rounding::Ceil) if kind == Kind::Conv => diags.push(
+                Diagnostic::error(option.span, "`round ceil` is only for pooling layers")
+                    .with_hint("a conv layer may use `round floor`, or padding that makes the division exact"),
+            ),
+            WindowOptionKind::Round(r) => round = Some(*r),
+        }
+    }
+    if kind == Kind::Conv && !seen.contains(&"kernel") {
+        diags.push(
+            Diagnostic::error(keyword, "a conv layer needs a kernel size")
+                .with_hint("add `kernel K`, for example `kernel 3`"),
+        );
+    }
+    let kernel = kernel?;
+    if kernel.contains(&0) {
+        let span = option_span(options, "kernel")
+            .or(pool_kernel.map(|k| k.span))
+            .unwrap_or(keyword);
+        diags.push(Diagnostic::error(span, "a kernel size of 0 is not allowed").with_hint("kernels are at least 1x1"));
+    }
+    let stride = stride.unwrap_or(match kind {
+        Kind::Conv => [1, 1],
+        Kind::MaxPool | Kind::AvgPool => kernel,
+    });
+    if stride.contains(&0) {
+        let span = option_span(options, "stride").unwrap_or(keyword);
+        diags.push(Diagnostic::error(span, "a stride of 0 is not allowed").with_hint("strides are at least 1"));
+    }
+    let spec = Spec {
+        kind,
+        kernel,
+        stride,
+        pad: pad.unwrap_or(Pad::Explicit {
+            before: [0, 0],
+            after: [0, 0],
+        }),
+        pad_span: option_span(options, "pad").unwrap_or(keyword),
+        round,
+    };
+    if let Pad::Explicit { before, after } = spec.pad {
+        check_padding_limits(&spec, before, after, diags);
+    }
+    (diags.len() == errors_before).then_some(spec)
+}
+
+fn option_word(kind: &WindowOptionKind) -> &'static str {
+    match kind {
+        WindowOptionKind::Kernel(_) => "kernel",
+        WindowOptionKind::Stride(_) => "stride",
+        WindowOptionKind::Pad(_) => "pad",
+        WindowOptionKind::Round(_) => "round",
+    }
+}
+
+fn check_padding_limits(spec: &Spec, before: [usize; 2], after: [usize; 2], diags: &mut Diagnostics) {
+    for axis in 0..2 {
+        let k = spec.kernel[axis];
+        for p in [before[axis], after[axis]] {
+            let error = match spec.kind {
+                Kind::Conv if p >= k => Diagnostic::error(
+                    spec.pad_span,
+                    format!("padding {p} is not smaller than the kernel size {k}"),
+                )
+                .with_hint("padding must be less than the kernel on every side; more would only add zeros"),
+                Kind::MaxPool | Kind::AvgPool if p > k / 2 => Diagnostic::error(
+                    spec.pad_span,
+                    format!("pooling padding {p} is more than half the window {k}"),
+                )
+                .with_hint(format!(
+                    "pooling padding must be at most {} on each side (as in PyTorch)",
+                    k / 2
+                )),
+                _ => continue,
+            };
+            diags.push(error);
+            return;
+        }
+    }
+}
+
+/// The concrete window and the output height and width for an `h` x `w` input.
+/// When the division is not exact, the error shows the arithmetic and names the
+/// padding that would make it exact.
+pub fn resolve(
+    name: &str,
+    spec: &Spec,
+    h: usize,
+    w: usize,
+    span: Span,
+    diags: &mut Diagnostics,
+) -> Option<(ir::Window, [usize; 2])> {
+    let input = [h, w];
+    let (before, after) = match spec.pad {
+        Pad::Explicit { before, after } => (before, after),
+        Pad::Same => {
+            let (t, b) = same_padding(h, spec.kernel[0], spec.stride[0]);
+            let (l, r) = same_padding(w, spec.kernel[1], spec.stride[1]);
+            let (before, after) = ([t, l], [b, r]);
+            let errors = diags.len();
+            check_padding_limits(spec, before, after, diags);
+            if diags.len() > errors {
+                return None;
+            }
+            (before, after)
+        }
+    };
+    let axes: [Axis; 2] = std::array::from_fn(|i| Axis {
+        input: input[i],
+        kernel: spec.kernel[i],
+        stride: spec.stride[i],
+        pad_before: before[i],
+        pad_after: after[i],
+    });
+    let results = axes.map(|a| a.output(spec.round));
+    if let [Ok(oh), Ok(ow)] = results {
+        let window = ir::Window {
+            kernel: spec.kernel,
+            stride: spec.stride,
+            pad_before: before,
+            pad_after: after,
+            ceil: spec.round == Some(Rounding::Ceil),
+        };
+        return Some((window, [oh, ow]));
+    }
+    diags.push(explain_failure(name, spec, &axes, &results, span));
+    None
+}
+
+fn explain_failure(
+    name: &str,
+    spec: &Spec,
+    axes: &[Axis; 2],
+    results: &[Result<usize, AxisError>; 2],
+    span: Span,
+) -> Diagnostic {
+    let words = ["height", "width"];
+    let failing: Vec<usize> = (0..2).filter(|&i| results[i].is_err()).collect();
+    // The same arithmetic on both axes is said once.
+    let same = failing.len() == 2 && axes[0] == axes[1];
+    let describe = |i: usize| -> String {
+        let prefix = if same || failing.len() == 1 && axes[0] == axes[1] {
+            String::new()
+        } else {
+            format!("{} ", words[i])
+        };
+        match &results[i] {
+            Err(AxisError::KernelTooLarge { padded }) => format!(
+                "{prefix}kernel {} is larger than the padded input {padded} ({} + {} + {})",
+                axes[i].kernel, axes[i].input, axes[i].pad_before, axes[i].pad_after
+            ),
+            Err(AxisError::NotWhole { .. }) => format!("{prefix}{} is not a whole number", axes[i].explain()),
+            Err(AxisError::CeilPastEnd) => format!(
+                "{prefix}with `round ceil` the last window would start past the input and its padding ({})",
+                axes[i].explain()
+            ),
+            Ok(_) => String::new(),
+        }
+    };
+    let shown: Vec<usize> = if same { vec![0] } else { failing.clone() };
+    let message = format!(
+        "{name}: {}",
+        shown.iter().map(|&i| describe(i)).collect::<Vec<_>>().join("; ")
+    );
+    let mut diag = Diagnostic::error(span, message);
+    let all_not_whole = failing
+        .iter()
+        .all(|&i| matches!(results[i], Err(AxisError::NotWhole { .. })));
+    let too_large = failing
+        .iter()
+        .any(|&i| matches!(results[i], Err(AxisError::KernelTooLarge { .. })));
+    if all_not_whole {
+        diag = diag.with_hint(fix_hint(spec, axes, &failing));
+    } else if too_large {
+        diag = diag.with_hint("use a smaller kernel, add padding, or remove an earlier downsampling layer");
+    } else {
+        diag = diag.with_hint("use `round floor`, or change the padding");
+    }
+    diag
+}
+
+/// `pad bottom 1 right 1 makes it 13x13; round floor drops the last row and column`.
+fn fix_hint(spec: &Spec, axes: &[Axis; 2], failing: &[usize]) -> String {
+    let mut before = [axes[0].pad_before, axes[1].pad_before];
+    let mut after = [axes[0].pad_after, axes[1].pad_after];
+    for &i in failing {
+        let extra = axes[i].missing_padding();
+        if extra % 2 == 0 && before[i] == after[i] {
+            before[i] += extra / 2;
+            after[i] += extra / 2;
+        } else {
+            after[i] += extra;
+        }
+    }
+    let fixed: [Axis; 2] = std::array::from_fn(|i| Axis {
+        pad_before: before[i],
+        pad_after: after[i],
+        ..axes[i]
+    });
+    let mut parts = Vec::new();
+    let limit_ok = (0..2).all(|i| match spec.kind {
+        Kind::Conv => before[i] < spec.kernel[i] && after[i] < spec.kernel[i],
+        _ => before[i] <= spec.kernel[i] / 2 && after[i] <= spec.kernel[i] / 2,
+    });
+    if limit_ok {
+        if let (Ok(oh), Ok(ow)) = (fixed[0].output(None), fixed[1].output(None)) {
+            parts.push(format!("`{}` makes it {oh}x{ow}", pad_text(before, after)));
+        }
+    }
+    let dropped = match failing {
+        [0] => "the last row",
+        [1] => "the last column",
+        _ => "the last row and column",
+    };
+    parts.push(format!("`round floor` drops {dropped}"));
+    if spec.kind != Kind::Conv {
+        parts.push("`round ceil` keeps a partial window".to_string());
+    }
+    parts.join("; ")
+}
+
+/// The shortest way to write a padding: `pad 1`, `pad 1x2` or `pad top 1 right 2`.
+fn pad_text(before: [usize; 2], after: [usize; 2]) -> String {
+    if before == after {
+        if before[0] == before[1] {
+            return format!("pad {}", before[0]);
+        }
+        return format!("pad {}x{}", before[0], before[1]);
+    }
+    let sides = [
+        ("top", before[0]),
+        ("bottom", after[0]),
+        ("left", before[1]),
+        ("right", after[1]),
+    ];
+    let text: Vec<String> = sides
+        .iter()
+        .filter(|(_, v)| *v > 0)
+        .map(|(s, v)| format!("{s} {v}"))
+        .collect();
+    format!("pad {}", text.join(" "))
+}
+
+fn option_span(options: &[ast::WindowOption], word: &str) -> Option<Span> {
+    options.iter().find_map(|o| {
+        let matches = matches!(
+            (&o.kind, word),
+            (WindowOptionKind::Kernel(_), "kernel")
+                | (WindowOptionKind::Stride(_), "stride")
+                | (WindowOptionKind::Pad(_), "pad")
+                | (WindowOptionKind::Round(_), "round")
+        );
+        matches.then_some(o.span)
+    })
+}
+
+/// `3` means 3x3; `3x5` is height 3, width 5.
+fn pair(size: &ast::Spanned<Vec<u64>>, what: &str, diags: &mut Diagnostics) -> Option<[usize; 2]> {
+    let v = &size.value;
+    let (a, b) = match v.as_slice() {
+        [a] => (*a, *a),
+        [a, b] => (*a, *b),
+        _ => {
+            diags.push(
+                Diagnostic::error(size.span, format!("a {what} has 1 or 2 dimensions, not {}", v.len()))
+                    .with_hint(format!("write `{what} K` or `{what} KHxKW`")),
+            );
+            return None;
+        }
+    };
+    let limit = 1u64 << 20;
+    if a > limit || b > limit {
+        diags.push(Diagnostic::error(
+            size.span,
+            format!("a {what} of {} is too large", size_text(v)),
+        ));
+        return None;
+    }
+    Some([a as usize, b as usize])
+}
+
+fn size_text(v: &[u64]) -> String {
+    v.iter().map(u64::to_string).collect::<Vec<_>>().join("x")
+}
+
+fn lower_pad(p: &Padding, span: Span, diags: &mut Diagnostics) -> Option<Pad> {
+    Some(match p {
+        Padding::Same => Pad::Same,
+        Padding::Valid => Pad::Explicit {
+            before: [0, 0],
+            after: [0, 0],
+        },
+        Padding::Size(s) => {
+            let [ph, pw] = pair(s, "pad", diags)?;
+            Pad::Explicit {
+                before: [ph, pw],
+                after: [ph, pw],
+            }
+        }
+        Padding::Sides(sides) => {
+            let mut before = [0, 0];
+            let mut after = [0, 0];
+            let mut seen = Vec::new();
+            for (side, amount) in sides {
+                if seen.contains(side) {
+                    diags.push(
+                        Diagnostic::error(
+                            amount.span.to(span),
+                            format!("`{}` is given twice in this padding", side_word(*side)),
+                        )
+                        .with_hint("name each side at most once"),
+                    );
+                    return None;
+                }
+                seen.push(*side);
+                let v = usize::try_from(amount.value).unwrap_or(usize::MAX).min(1 << 20);
+                match side {
+                    Side::Top => before[0] = v,
+                    Side::Bottom => after[0] = v,
+                    Side::Left => before[1] = v,
+                    Side::Right => after[1] = v,
+                }
+            }
+            Pad::Explicit { before, after }
+        }
+    })
+}
+
+fn side_word(side: Side) -> &'static str {
+    match side {
+        Side::Top => "top",
+        Side::Bottom => "bottom",
+        Side::Left => "left",
+        Side::Right => "right",
+    }
+}

@@ -1,0 +1,136 @@
+//! `cnnc`: check `.cnn` files, summarize their models, and emit the generated Rust.
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "cnnc", version, about = "Check, summarize and compile .cnn models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check files for errors; exit 0 when all are valid, 1 when any has an error.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print each model's layers, shapes, parameters, FLOPs and memory.
+    Summary { file: PathBuf },
+}
+
+/// Files larger than this are refused rather than read: no model is this long.
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match cli.command {
+        Command::Check { files } => check(&files),
+        Command::Summary { file } => summary(&file),
+    }
+}
+
+/// Reads a source file, refusing directories, huge files and non-UTF-8 text.
+fn read_source(path: &Path) -> Result<String, String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if meta.is_dir() {
+        return Err(format!("{shown} is a directory, not a .cnn file"));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{shown} is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a .cnn file",
+            meta.len()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{shown} is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+fn print_diagnostics(path: &Path, source: &str, diags: &cnnc::Diagnostics) {
+    let text = diags.render(&path.display().to_string(), source);
+    if std::io::stderr().is_terminal() {
+        // Bold red "error", everything else plain.
+        eprint!("{}", text.replace("error:", "\x1b[1;31merror\x1b[0m:"));
+    } else {
+        eprint!("{text}");
+    }
+}
+
+fn check(files: &[PathBuf]) -> ExitCode {
+    let mut io_error = false;
+    let mut invalid = 0;
+    for path in files {
+        let source = match read_source(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                io_error = true;
+                continue;
+            }
+        };
+        match cnnc::compile(&source) {
+            Ok(models) => {
+                let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+                eprintln!("{}: ok ({})", path.display(), names.join(", "));
+            }
+            Err(diags) => {
+                print_diagnostics(path, &source, &diags);
+                let n = diags.len();
+                eprintln!("{}: {n} error{}", path.display(), if n == 1 { "" } else { "s" });
+                invalid += 1;
+            }
+        }
+    }
+    if io_error {
+        ExitCode::from(2)
+    } else if invalid > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn summary(path: &Path) -> ExitCode {
+    let source = match read_source(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cnnc::compile(&source) {
+        Ok(models) => {
+            for (i, m) in models.iter().enumerate() {
+                if i > 0 {
+                    println!();
+                }
+                print!("{}", cnnc::summary::summary(m));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            print_diagnostics(path, &source, &diags);
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The per-layer table of `cnnc summary`: shapes, parameters, FLOPs and memory.
+
+use crate::ir::{Model, Op, Optimizer};
+use std::fmt::Write as _;
+
+/// A human-readable table for one model.
+pub fn summary(model: &Model) -> String {
+    let mut rows = vec![[
+        "layer".to_string(),
+        "kind".into(),
+        "output".into(),
+        "params".into(),
+        "FLOPs".into(),
+    ]];
+    rows.push([
+        "input".into(),
+        String::new(),
+        model.input.to_string(),
+        String::new(),
+        String::new(),
+    ]);
+    let mut flops: u128 = 0;
+    let mut activations: u128 = model.input.len() as u128;
+    for layer in &model.layers {
+        let params: usize = layer.params().iter().map(|p| p.len()).sum();
+        let f = layer.flops();
+        flops += f;
+        activations += layer.output.len() as u128;
+        rows.push([
+            layer.name.clone(),
+            kind(&layer.op),
+            layer.output.to_string(),
+            if params > 0 { group(params as u128) } else { "-".into() },
+            group(f),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    let total_width: usize = widths.iter().sum::<usize>() + 2 * 4;
+    let _ = writeln!(out, "model {}", model.name);
+    for (i, row) in rows.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {:>w4$}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
+        );
+        if i == 0 {
+            let _ = writeln!(out, "{}", "-".repeat(total_width));
+        }
+    }
+    let _ = writeln!(out, "{}", "-".repeat(total_width));
+    let params = model.param_count() as u128;
+    let batch = model.train.as_ref().map_or(1, |t| t.batch) as u128;
+    let _ = writeln!(out, "parameters:         {}", group(params));
+    let _ = writeln!(out, "FLOPs per sample:   {} (forward)", group(flops));
+    let _ = writeln!(out, "parameter memory:   {}", bytes(params * 4));
+    if let Some(train) = &model.train {
+        // Gradients plus the optimizer's state per parameter.
+        let state = match train.optimizer {
+            Optimizer::Sgd { momentum: 0.0, .. } => 1,
+            Optimizer::Sgd { .. } => 2,
+            Optimizer::Adam { .. } | Optimizer::AdamW { .. } => 3,
+        };
+        let _ = writeln!(
+            out,
+            "training state:     {} (gradients and optimizer state)",
+            bytes(params * 4 * state)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "activation memory:  {} at batch {batch}",
+        bytes(activations * 4 * batch)
+    );
+    out
+}
+
+fn kind(op: &Op) -> String {
+    match op {
+        Op::Conv(c) => {
+            let w = &c.window;
+            format!("conv {}x{}/{}", w.kernel[0], w.kernel[1], w.stride[0].max(w.stride[1]))
+        }
+        Op::MaxPool(w) => format!(
+            "maxpool {}x{}/{}",
+            w.kernel[0],
+            w.kernel[1],
+            w.stride[0].max(w.stride[1])
+        ),
+        Op::AvgPool(w) => format!(
+            "avgpool {}x{}/{}",
+            w.kernel[0],
+            w.kernel[1],
+            w.stride[0].max(w.stride[1])
+        ),
+        Op::GlobalAvgPool => "avgpool global".into(),
+        Op::Flatten => "flatten".into(),
+        Op::Dense(_) => "dense".into(),
+        Op::Dropout(p) => format!("dropout {p}"),
+        Op::Activation(a) => a.keyword().into(),
+    }
+}
+
+/// `61706` as `61,706`.
+fn group(n: u128) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn bytes(n: u128) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}

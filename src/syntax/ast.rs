@@ -1,0 +1,178 @@
+//! The syntax tree: what the user wrote, every node with the byte span it came from.
+//! Nothing here is validated beyond the grammar; the checker gives it meaning.
+
+use crate::diag::Span;
+
+/// A value with the span of the text it was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+/// A whole `.cnn` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct File {
+    pub models: Vec<Model>,
+}
+
+/// `model NAME { ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    pub name: Spanned<String>,
+    pub input: Spanned<Vec<u64>>,
+    pub layers: Vec<Layer>,
+    pub train: Option<Train>,
+    pub span: Span,
+}
+
+/// One layer line, with its optional user-given name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    pub name: Option<Spanned<String>>,
+    pub kind: LayerKind,
+    /// The span of the layer's keyword (`conv`, `maxpool`, ...).
+    pub keyword: Span,
+    /// The span of the whole layer, name included.
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LayerKind {
+    Conv {
+        filters: Spanned<u64>,
+        options: Vec<WindowOption>,
+        activation: Option<Activation>,
+    },
+    MaxPool {
+        kernel: Spanned<Vec<u64>>,
+        options: Vec<WindowOption>,
+    },
+    AvgPool {
+        kernel: Spanned<Vec<u64>>,
+        options: Vec<WindowOption>,
+    },
+    GlobalAvgPool,
+    Flatten,
+    Dense {
+        units: Spanned<u64>,
+        activation: Option<Activation>,
+    },
+    Dropout {
+        p: Spanned<f64>,
+    },
+    Activation(Activation),
+}
+
+/// `relu`, `leaky_relu 0.2`, ...; also the shorthand after `conv` and `dense`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activation {
+    pub kind: ActivationKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ActivationKind {
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softmax,
+    /// The negative slope, when given.
+    LeakyRelu(Option<f64>),
+}
+
+/// An option of a conv or pooling window; the span covers keyword and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowOption {
+    pub kind: WindowOptionKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WindowOptionKind {
+    Kernel(Spanned<Vec<u64>>),
+    Stride(Spanned<Vec<u64>>),
+    Pad(Padding),
+    Round(Rounding),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Padding {
+    Same,
+    Valid,
+    /// `pad 1` or `pad 1x2`.
+    Size(Spanned<Vec<u64>>),
+    /// `pad top 1 left 2`: each side at most once, checked later.
+    Sides(Vec<(Side, Spanned<u64>)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Top,
+    Bottom,
+    Left,
+    Right,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rounding {
+    Floor,
+    Ceil,
+}
+
+/// `train { ... }`: the items as written, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Train {
+    pub items: Vec<TrainItem>,
+    pub span: Span,
+    pub keyword: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainItem {
+    pub kind: TrainItemKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainItemKind {
+    Loss(LossKind),
+    Optimizer {
+        kind: OptimizerKind,
+        options: Vec<OptimizerOption>,
+    },
+    WeightDecay(Spanned<f64>),
+    Schedule(Schedule),
+    Batch(Spanned<u64>),
+    Epochs(Spanned<u64>),
+    Validation(Spanned<f64>),
+    Seed(Spanned<u64>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossKind {
+    CrossEntropy,
+    Mse,
+    BinaryCrossEntropy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    AdamW,
+}
+
+/// `lr 0.1`, `nesterov`, ...; `value` is `None` only for `nesterov`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerOption {
+    pub name: Spanned<String>,
+    pub value: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    Step { every: Spanned<u64>, gamma: Spanned<f64> },
+    Exponential { gamma: Spanned<f64> },
+    Cosine { min: Option<Spanned<f64>> },
+}

@@ -1,0 +1,537 @@
+//! Text to AST: the pest grammar in `grammar/cnn.pest`, then one `consume_*`
+//! function per rule that turns a parse tree node into an AST node with spans.
+
+pub mod ast;
+
+use crate::diag::{did_you_mean, Diagnostic, Span};
+use ast::*;
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/cnn.pest"]
+struct CnnParser;
+
+type Node<'i> = Pair<'i, Rule>;
+
+/// Parses a whole `.cnn` text. A syntax error stops the parse; it is reported at the
+/// first word the grammar could not accept, with the words it expected there.
+pub fn parse(source: &str) -> Result<File, Diagnostic> {
+    let mut pairs = CnnParser::parse(Rule::file, source).map_err(|e| syntax_error(source, e))?;
+    let file = pairs.next().expect("the file rule always yields one pair");
+    let mut models = Vec::new();
+    for pair in file.into_inner() {
+        if pair.as_rule() == Rule::model {
+            models.push(consume_model(pair)?);
+        }
+    }
+    Ok(File { models })
+}
+
+fn consume_model(pair: Node) -> Result<Model, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let mut inner = pair.into_inner();
+    inner.next(); // kw_model
+    let name = spanned_str(inner.next().expect("model name"));
+    let input = consume_input(inner.next().expect("input"))?;
+    let mut layers = Vec::new();
+    let mut train = None;
+    for p in inner {
+        match p.as_rule() {
+            Rule::layer => layers.push(consume_layer(p)?),
+            Rule::train => train = Some(consume_train(p)?),
+            _ => {}
+        }
+    }
+    Ok(Model {
+        name,
+        input,
+        layers,
+        train,
+        span,
+    })
+}
+
+fn consume_input(pair: Node) -> Result<Spanned<Vec<u64>>, Diagnostic> {
+    let mut inner = pair.into_inner();
+    inner.next(); // kw_input
+    consume_size(inner.next().expect("input size"))
+}
+
+fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let mut name = None;
+    let mut body = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::layer_name => name = Some(spanned_str(p)),
+            _ => body = Some(p),
+        }
+    }
+    let body = body.expect("layer body");
+    let rule = body.as_rule();
+    let body_span = Span::from(body.as_span());
+    let mut inner = body.into_inner().peekable();
+    let keyword = match rule {
+        Rule::activation => body_span,
+        _ => Span::from(inner.next().expect("layer keyword").as_span()),
+    };
+    let kind = match rule {
+        Rule::conv => {
+            let filters = consume_int(inner.next().expect("filters"))?;
+            let (options, activation) = consume_window_tail(inner)?;
+            LayerKind::Conv {
+                filters,
+                options,
+                activation,
+            }
+        }
+        Rule::maxpool | Rule::avgpool => {
+            let first = inner.next().expect("pool size");
+            if first.as_rule() == Rule::kw_global {
+                LayerKind::GlobalAvgPool
+            } else {
+                let kernel = consume_size(first)?;
+                let (options, _) = consume_window_tail(inner)?;
+                if rule == Rule::maxpool {
+                    LayerKind::MaxPool { kernel, options }
+                } else {
+                    LayerKind::AvgPool { kernel, options }
+                }
+            }
+        }
+        Rule::flatten => LayerKind::Flatten,
+        Rule::dense => {
+            let units = consume_int(inner.next().expect("units"))?;
+            let activation = inner.next().map(consume_activation).transpose()?;
+            LayerKind::Dense { units, activation }
+        }
+        Rule::dropout => LayerKind::Dropout {
+            p: consume_number(inner.next().expect("dropout rate"))?,
+        },
+        Rule::activation => LayerKind::Activation(consume_activation_parts(body_span, inner.collect())?),
+        r => unreachable!("layer body {r:?}"),
+    };
+    Ok(Layer {
+        name,
+        kind,
+        keyword,
+        span,
+    })
+}
+
+type WindowTail = (Vec<WindowOption>, Option<Activation>);
+
+fn consume_window_tail<'i>(inner: impl Iterator<Item = Node<'i>>) -> Result<WindowTail, Diagnostic> {
+    let mut options = Vec::new();
+    let mut activation = None;
+    for p in inner {
+        match p.as_rule() {
+            Rule::window_option => options.push(consume_window_option(p)?),
+            Rule::activation => activation = Some(consume_activation(p)?),
+            r => unreachable!("window tail {r:?}"),
+        }
+    }
+    Ok((options, activation))
+}
+
+fn consume_window_option(pair: Node) -> Result<WindowOption, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let option = pair.into_inner().next().expect("window option");
+    let rule = option.as_rule();
+    let mut inner = option.into_inner();
+    inner.next(); // the option's keyword
+    let kind = match rule {
+        Rule::kernel_option => WindowOptionKind::Kernel(consume_size(inner.next().expect("size"))?),
+        Rule::stride_option => WindowOptionKind::Stride(consume_size(inner.next().expect("size"))?),
+        Rule::round_option => match inner.next().expect("floor|ceil").as_rule() {
+            Rule::kw_floor => WindowOptionKind::Round(Rounding::Floor),
+            _ => WindowOptionKind::Round(Rounding::Ceil),
+        },
+        Rule::pad_option => {
+            let first = inner.next().expect("padding");
+            let padding = match first.as_rule() {
+                Rule::kw_same => Padding::Same,
+                Rule::kw_valid => Padding::Valid,
+                Rule::size => Padding::Size(consume_size(first)?),
+                _ => {
+                    let mut sides = Vec::new();
+                    for side in std::iter::once(first).chain(inner) {
+                        let mut parts = side.into_inner();
+                        let which = match parts.next().expect("side").as_rule() {
+                            Rule::kw_top => Side::Top,
+                            Rule::kw_bottom => Side::Bottom,
+                            Rule::kw_left => Side::Left,
+                            _ => Side::Right,
+                        };
+                        sides.push((which, consume_int(parts.next().expect("amount"))?));
+                    }
+                    Padding::Sides(sides)
+                }
+            };
+            WindowOptionKind::Pad(padding)
+        }
+        r => unreachable!("window option {r:?}"),
+    };
+    Ok(WindowOption { kind, span })
+}
+
+fn consume_activation(pair: Node) -> Result<Activation, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    consume_activation_parts(span, pair.into_inner().collect())
+}
+
+fn consume_activation_parts(span: Span, parts: Vec<Node>) -> Result<Activation, Diagnostic> {
+    let mut parts = parts.into_iter();
+    let kind = match parts.next().expect("activation keyword").as_rule() {
+        Rule::kw_relu => ActivationKind::Relu,
+        Rule::kw_sigmoid => ActivationKind::Sigmoid,
+        Rule::kw_tanh => ActivationKind::Tanh,
+        Rule::kw_softmax => ActivationKind::Softmax,
+        _ => {
+            let slope = parts.next().map(consume_number).transpose()?;
+            ActivationKind::LeakyRelu(slope.map(|s| s.value))
+        }
+    };
+    Ok(Activation { kind, span })
+}
+
+fn consume_train(pair: Node) -> Result<Train, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let mut inner = pair.into_inner();
+    let keyword = Span::from(inner.next().expect("kw_train").as_span());
+    let items = inner.map(consume_train_item).collect::<Result<_, _>>()?;
+    Ok(Train { items, span, keyword })
+}
+
+fn consume_train_item(pair: Node) -> Result<TrainItem, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let item = pair.into_inner().next().expect("train item");
+    let rule = item.as_rule();
+    let mut inner = item.into_inner();
+    inner.next(); // the item's keyword
+    let mut value = || inner.next().expect("train item value");
+    let kind = match rule {
+        Rule::loss => TrainItemKind::Loss(match value().as_rule() {
+            Rule::kw_cross_entropy => LossKind::CrossEntropy,
+            Rule::kw_mse => LossKind::Mse,
+            _ => LossKind::BinaryCrossEntropy,
+        }),
+        Rule::optimizer => {
+            let kind = match value().as_rule() {
+                Rule::kw_sgd => OptimizerKind::Sgd,
+                Rule::kw_adam => OptimizerKind::Adam,
+                _ => OptimizerKind::AdamW,
+            };
+            let mut options = Vec::new();
+            for option in inner {
+                let mut parts = option.into_inner();
+                let name = spanned_str(parts.next().expect("option name"));
+                let value = parts.next().map(consume_number).transpose()?;
+                options.push(OptimizerOption { name, value });
+            }
+            TrainItemKind::Optimizer { kind, options }
+        }
+        Rule::weight_decay => TrainItemKind::WeightDecay(consume_number(value())?),
+        Rule::schedule => {
+            let which = value();
+            match which.as_rule() {
+                Rule::kw_step => {
+                    let every = consume_int(value())?;
+                    value(); // kw_gamma
+                    let gamma = consume_number(value())?;
+                    TrainItemKind::Schedule(Schedule::Step { every, gamma })
+                }
+                Rule::kw_exponential => TrainItemKind::Schedule(Schedule::Exponential {
+                    gamma: consume_number(value())?,
+                }),
+                _ => {
+                    let min = match inner.next() {
+                        Some(_kw_min) => Some(consume_number(inner.next().expect("min value"))?),
+                        None => None,
+                    };
+                    TrainItemKind::Schedule(Schedule::Cosine { min })
+                }
+            }
+        }
+        Rule::batch => TrainItemKind::Batch(consume_int(value())?),
+        Rule::epochs => TrainItemKind::Epochs(consume_int(value())?),
+        Rule::validation => TrainItemKind::Validation(consume_number(value())?),
+        Rule::seed => TrainItemKind::Seed(consume_int(value())?),
+        r => unreachable!("train item {r:?}"),
+    };
+    Ok(TrainItem { kind, span })
+}
+
+fn spanned_str(pair: Node) -> Spanned<String> {
+    Spanned {
+        value: pair.as_str().to_string(),
+        span: pair.as_span().into(),
+    }
+}
+
+fn consume_int(pair: Node) -> Result<Spanned<u64>, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let value = parse_u64(pair.as_str(), span)?;
+    Ok(Spanned { value, span })
+}
+
+fn parse_u64(text: &str, span: Span) -> Result<u64, Diagnostic> {
+    text.parse::<u64>().map_err(|_| {
+        Diagnostic::error(span, format!("the number `{text}` is too large")).with_label("does not fit in 64 bits")
+    })
+}
+
+/// `5`, `5x3` or `1x28x28`: the parts, in order.
+fn consume_size(pair: Node) -> Result<Spanned<Vec<u64>>, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let value = pair
+        .as_str()
+        .split('x')
+        .map(|part| parse_u64(part, span))
+        .collect::<Result<_, _>>()?;
+    Ok(Spanned { value, span })
+}
+
+fn consume_number(pair: Node) -> Result<Spanned<f64>, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let value: f64 = pair
+        .as_str()
+        .parse()
+        .map_err(|_| Diagnostic::error(span, format!("`{}` is not a number", pair.as_str())))?;
+    if !value.is_finite() {
+        return Err(Diagnostic::error(span, format!("`{}` is too large", pair.as_str())));
+    }
+    Ok(Spanned { value, span })
+}
+
+/// What a grammar rule looks like to a user, for "expected ..." lists, and the
+/// keywords it can start with, for "did you mean".
+fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
+    const LAYERS: &[&str] = &[
+        "conv",
+        "maxpool",
+        "avgpool",
+        "flatten",
+        "dense",
+        "dropout",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "leaky_relu",
+    ];
+    const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "softmax", "leaky_relu"];
+    match rule {
+        Rule::ident | Rule::layer_name => (Some("a name"), &[]),
+        Rule::int => (Some("a whole number"), &[]),
+        Rule::size => (Some("a size such as `3` or `3x5`"), &[]),
+        Rule::number => (Some("a number"), &[]),
+        Rule::model => (Some("`model`"), &["model"]),
+        Rule::input => (Some("`input`"), &["input"]),
+        Rule::layer => (Some("a layer"), LAYERS),
+        Rule::activation => (Some("an activation"), ACTIVATIONS),
+        Rule::window_option => (
+            Some("`kernel`, `stride`, `pad`, `round`"),
+            &["kernel", "stride", "pad", "round"],
+        ),
+        Rule::pad_side => (
+            Some("`top`, `bottom`, `left`, `right`"),
+            &["top", "bottom", "left", "right"],
+        ),
+        Rule::train => (Some("`train`"), &["train"]),
+        Rule::train_item => (
+            Some("a train item"),
+            &[
+                "loss",
+                "optimizer",
+                "weight_decay",
+                "schedule",
+                "batch",
+                "epochs",
+                "validation",
+                "seed",
+            ],
+        ),
+        Rule::optimizer_option => (
+            Some("an optimizer option"),
+            &["lr", "momentum", "nesterov", "beta1", "beta2", "eps"],
+        ),
+        Rule::EOI => (Some("the end of the file"), &[]),
+        _ => {
+            let name = format!("{rule:?}");
+            match name
+                .strip_prefix("kw_")
+                .and_then(|k| KEYWORDS.iter().find(|w| **w == k))
+            {
+                Some(k) => (None, std::slice::from_ref(k)),
+                None => (None, &[]),
+            }
+        }
+    }
+}
+
+/// Every keyword of the language.
+pub const KEYWORDS: &[&str] = &[
+    "model",
+    "input",
+    "conv",
+    "maxpool",
+    "avgpool",
+    "global",
+    "flatten",
+    "dense",
+    "dropout",
+    "relu",
+    "sigmoid",
+    "tanh",
+    "softmax",
+    "leaky_relu",
+    "kernel",
+    "stride",
+    "pad",
+    "same",
+    "valid",
+    "top",
+    "bottom",
+    "left",
+    "right",
+    "round",
+    "floor",
+    "ceil",
+    "train",
+    "loss",
+    "cross_entropy",
+    "mse",
+    "binary_cross_entropy",
+    "optimizer",
+    "sgd",
+    "adam",
+    "adamw",
+    "lr",
+    "momentum",
+    "nesterov",
+    "beta1",
+    "beta2",
+    "eps",
+    "weight_decay",
+    "schedule",
+    "step",
+    "gamma",
+    "exponential",
+    "cosine",
+    "min",
+    "batch",
+    "epochs",
+    "validation",
+    "seed",
+];
+
+/// Turns pest's error into a diagnostic on the word at the error position: what was
+/// found, what was expected, and the closest expected keyword.
+fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match err.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((s, _)) => s,
+    };
+    let rest = &source[pos..];
+    let word_len = rest
+        .char_indices()
+        .find(|&(i, c)| {
+            if i == 0 {
+                c.is_whitespace()
+            } else {
+                !(c.is_alphanumeric() || c == '_' || c == '.')
+                    || (c == '.' && !rest[..i].chars().all(|d| d.is_ascii_digit()))
+            }
+        })
+        .map_or(rest.len(), |(i, _)| {
+            i.max(rest.chars().next().map_or(0, char::len_utf8))
+        });
+    let word = &rest[..word_len.min(rest.len())];
+    let span = Span::new(pos, pos + word.len());
+    let positives: Vec<Rule> = match &err.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => positives.clone(),
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    let mut labels: Vec<String> = Vec::new();
+    let mut keywords: Vec<&str> = Vec::new();
+    for rule in positives {
+        let (label, words) = describe(rule);
+        let label = label
+            .map(str::to_string)
+            .or_else(|| words.first().map(|w| format!("`{w}`")));
+        if let Some(label) = label.filter(|l| !labels.contains(l)) {
+            labels.push(label);
+        }
+        for w in words {
+            if !keywords.contains(w) {
+                keywords.push(w);
+            }
+        }
+    }
+    let found = if word.is_empty() {
+        "the end of the file".to_string()
+    } else {
+        format!("`{word}`")
+    };
+    let message = match labels.len() {
+        0 => format!("unexpected {found}"),
+        1 => format!("expected {}, found {found}", labels[0]),
+        n => format!(
+            "expected {} or {}, found {found}",
+            labels[..n - 1].join(", "),
+            labels[n - 1]
+        ),
+    };
+    let mut diag = Diagnostic::error(span, message);
+    if let Some(suggestion) = did_you_mean(word, keywords.iter().copied()).filter(|_| !word.is_empty()) {
+        diag = diag.with_hint(format!("did you mean `{suggestion}`?"));
+    } else if word.contains('.') && labels.iter().any(|l| l == "a whole number") {
+        diag = diag.with_hint("this takes a whole number, without a decimal point");
+    } else if word.starts_with('-') {
+        diag = diag.with_hint("numbers in .cnn files are never negative");
+    }
+    diag
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LENET: &str = "model LeNet {
+        input 1x28x28
+        conv 6 kernel 5 pad 2 relu
+        maxpool 2
+        stem: conv 16 kernel 5x3 stride 2x1 pad top 1 left 2 round floor
+        avgpool global
+        flatten
+        dense 120 leaky_relu 0.2
+        dropout 0.5
+        dense 10 softmax
+        train { loss cross_entropy optimizer sgd lr 1e-3 momentum 0.9 nesterov
+                schedule step 3 gamma 0.5 batch 64 epochs 10 validation 0.1 seed 7 }
+    }";
+
+    #[test]
+    fn parses_every_layer_kind() {
+        let file = parse(LENET).unwrap();
+        let m = &file.models[0];
+        assert_eq!(m.name.value, "LeNet");
+        assert_eq!(m.input.value, vec![1, 28, 28]);
+        assert_eq!(m.layers.len(), 8);
+        assert_eq!(m.layers[2].name.as_ref().unwrap().value, "stem");
+        assert_eq!(m.train.as_ref().unwrap().items.len(), 7);
+        match &m.layers[2].kind {
+            LayerKind::Conv { options, .. } => assert_eq!(options.len(), 4),
+            k => panic!("{k:?}"),
+        }
+    }
+
+    #[test]
+    fn suggests_the_closest_keyword() {
+        let err = parse("model M { input 3 dense 4 relu\n dropot 0.5 }").unwrap_err();
+        assert_eq!(err.hint.as_deref(), Some("did you mean `dropout`?"), "{err:?}");
+        assert!(err.message.contains("found `dropot`"), "{}", err.message);
+    }
+}
