@@ -63,6 +63,31 @@ impl Model {
         self.layers.iter().flat_map(Layer::params).collect()
     }
 
+    /// How the weights of layer `index` (a conv or dense) are initialized: He normal
+    /// when a relu/leaky_relu follows, Xavier uniform otherwise (biases are 0).
+    pub fn init_scheme(&self, index: usize) -> InitScheme {
+        let layer = &self.layers[index];
+        let (fan_in, fan_out) = match (&layer.op, layer.input) {
+            (Op::Conv(c), Shape::Image { c: channels, .. }) => {
+                let k = c.window.kernel[0] * c.window.kernel[1];
+                (channels * k, c.filters * k)
+            }
+            (Op::Dense(d), input) => (input.len(), d.units),
+            _ => (0, 0),
+        };
+        match self.layers.get(index + 1).map(|l| &l.op) {
+            Some(Op::Activation(Activation::Relu)) => InitScheme::HeNormal {
+                fan_in,
+                negative_slope: 0.0,
+            },
+            Some(Op::Activation(Activation::LeakyRelu(a))) => InitScheme::HeNormal {
+                fan_in,
+                negative_slope: *a,
+            },
+            _ => InitScheme::XavierUniform { fan_in, fan_out },
+        }
+    }
+
     /// The total number of parameters (as PyTorch counts them).
     pub fn param_count(&self) -> usize {
         self.params().iter().map(|p| p.len()).sum()
@@ -120,6 +145,15 @@ impl Layer {
             Op::Flatten => 0,
         }
     }
+}
+
+/// The spec's weight initialization for one layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitScheme {
+    /// Kaiming normal: N(0, 2 / ((1 + a^2) * fan_in)).
+    HeNormal { fan_in: usize, negative_slope: f32 },
+    /// Glorot uniform: U(-b, b), b = sqrt(6 / (fan_in + fan_out)).
+    XavierUniform { fan_in: usize, fan_out: usize },
 }
 
 /// A parameter tensor's name and PyTorch shape.

@@ -14,12 +14,21 @@
 //! ```
 
 pub mod check;
+pub mod codegen;
 pub mod diag;
+#[cfg(feature = "runtime")]
+pub mod interp;
 pub mod ir;
+#[cfg(feature = "runtime")]
+pub mod rt;
 pub mod summary;
 pub mod syntax;
 
 pub use diag::{Diagnostic, Diagnostics};
+#[cfg(feature = "runtime")]
+pub use ndarray;
+#[cfg(feature = "runtime")]
+pub use rt::{Error, Gradients, Model, Target, Train};
 
 /// Parses and checks a `.cnn` text: every model of it, or every error in it.
 pub fn compile(source: &str) -> Result<Vec<ir::Model>, Diagnostics> {

@@ -1,0 +1,1 @@
+//! The reference interpreter (see issue 3).

@@ -1,0 +1,56 @@
+//! The one error type of the run-time API.
+
+/// Everything that can go wrong when a model runs, trains, or reads a file.
+/// Each message names what was expected and what was given.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tensor passed to a model has the wrong shape.
+    #[error("{what} has shape {given:?}, expected {expected}")]
+    Shape {
+        what: String,
+        expected: String,
+        given: Vec<usize>,
+    },
+    /// A class label is not below the number of classes.
+    #[error("label {label} of sample {sample} is out of range: the model has {classes} classes (0..={max})", max = classes - 1)]
+    Label {
+        sample: usize,
+        label: usize,
+        classes: usize,
+    },
+    /// The target does not suit the model's loss.
+    #[error("{0}")]
+    Target(String),
+    /// An input or target holds NaN or infinity.
+    #[error("{what} holds a non-finite value ({value}) at index {index:?}")]
+    NonFinite {
+        what: String,
+        value: f32,
+        index: Vec<usize>,
+    },
+    /// The model has no parameter of that name.
+    #[error("no parameter named `{name}`; the model has {}", known.join(", "))]
+    UnknownParam { name: String, known: Vec<String> },
+    /// A model name that the source does not define.
+    #[error("no model named `{name}`; the source defines {}", available.join(", "))]
+    UnknownModel { name: String, available: Vec<String> },
+    /// The source has errors (rendered with its lines).
+    #[error("the model source has errors:\n{0}")]
+    Compile(String),
+    /// Training diverged.
+    #[error("the loss became {loss} in epoch {epoch}, batch {batch}; lower the learning rate (lr)")]
+    Diverged { epoch: usize, batch: usize, loss: f32 },
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its contents are wrong (bad magic, truncated, wrong dtype...).
+    #[error("{path}: {message}")]
+    Format { path: String, message: String },
+    /// The model was built without a training configuration.
+    #[error("{0}")]
+    Config(String),
+}
