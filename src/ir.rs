@@ -254,16 +254,7 @@ pub struct TrainConfig {
 impl TrainConfig {
     /// The learning rate in effect while epoch `epoch` (0-based) trains.
     pub fn learning_rate(&self, epoch: usize) -> f64 {
-        let lr = self.optimizer.lr();
-        match self.schedule {
-            Schedule::Constant => lr,
-            Schedule::Step { every, gamma } => lr * gamma.powi((epoch / every) as i32),
-            Schedule::Exponential { gamma } => lr * gamma.powi(epoch as i32),
-            Schedule::Cosine { min } => {
-                let t = epoch as f64 / self.epochs as f64;
-                min + (lr - min) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
-            }
-        }
+        self.schedule.learning_rate(self.optimizer.lr(), self.epochs, epoch)
     }
 }
 
@@ -309,4 +300,20 @@ pub enum Schedule {
     Cosine {
         min: f64,
     },
+}
+
+impl Schedule {
+    /// The learning rate in effect while `epoch` (0-based) trains, from the base
+    /// rate `lr` over `epochs` epochs (PyTorch's closed forms).
+    pub fn learning_rate(&self, lr: f64, epochs: usize, epoch: usize) -> f64 {
+        match *self {
+            Schedule::Constant => lr,
+            Schedule::Step { every, gamma } => lr * gamma.powf((epoch / every.max(1)) as f64),
+            Schedule::Exponential { gamma } => lr * gamma.powf(epoch as f64),
+            Schedule::Cosine { min } => {
+                let t = epoch as f64 / epochs.max(1) as f64;
+                min + (lr - min) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
+            }
+        }
+    }
 }

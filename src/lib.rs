@@ -20,8 +20,12 @@ pub mod diag;
 pub mod interp;
 pub mod ir;
 #[cfg(feature = "runtime")]
+pub mod kernels;
+#[cfg(feature = "runtime")]
 pub mod rt;
 pub mod summary;
+#[cfg(feature = "runtime")]
+pub mod support;
 pub mod syntax;
 
 pub use diag::{Diagnostic, Diagnostics};

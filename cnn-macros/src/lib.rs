@@ -1,1 +1,206 @@
-//! The `cnn!` macro (coming with the code generator).
+//! `cnn! { model Name { ... } }` and `cnn!(file = "models/lenet.cnn")`: a `.cnn`
+//! model compiled to a specialized Rust struct at build time.
+//!
+//! A thin shell: tokens to text (keeping a map back to the tokens' spans), then
+//! `cnnc::compile` and `cnnc::codegen::generate`. Every error lands on the tokens
+//! it is about; after an error a stub of each model keeps rustc from cascading.
+
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned};
+use std::ops::Range;
+
+/// Compiles `.cnn` models into Rust structs implementing `cnnc::Model` (and
+/// `cnnc::Train` when the model has a train block). See the crate docs of `cnnc`.
+#[proc_macro]
+pub fn cnn(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    expand(input.into()).into()
+}
+
+fn expand(input: TokenStream) -> TokenStream {
+    if let Some((path, span)) = file_argument(&input) {
+        return expand_file(&path, span);
+    }
+    let (text, spans) = rebuild(&input);
+    match cnnc::compile(&text) {
+        Ok(models) => cnnc::codegen::generate(&models),
+        Err(diags) => {
+            let errors = diags.iter().map(|d| {
+                let (first, last) = locate(&spans, d.span.range());
+                let mut message = d.message.clone();
+                if let Some(hint) = &d.hint {
+                    message.push_str("\n  = hint: ");
+                    message.push_str(hint);
+                }
+                spanned_error(first, last, &message)
+            });
+            let stubs = stubs(&model_names(&input));
+            quote!(#(#errors)* #stubs)
+        }
+    }
+}
+
+/// `file = "path"`: the path and the literal's span.
+fn file_argument(input: &TokenStream) -> Option<(String, Span)> {
+    let tokens: Vec<TokenTree> = input.clone().into_iter().collect();
+    match tokens.as_slice() {
+        [TokenTree::Ident(i), TokenTree::Punct(p), TokenTree::Literal(l)] if i == "file" && p.as_char() == '=' => {
+            let lit: syn::LitStr = syn::parse2(TokenStream::from(TokenTree::Literal(l.clone()))).ok()?;
+            Some((lit.value(), l.span()))
+        }
+        _ => None,
+    }
+}
+
+fn expand_file(path: &str, span: Span) -> TokenStream {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let full = std::path::Path::new(&dir).join(path);
+    let shown = full.display().to_string();
+    let text = match std::fs::read_to_string(&full) {
+        Ok(t) => t,
+        Err(e) => return spanned_error(span, span, &format!("cannot read {shown}: {e}")),
+    };
+    // Rebuild when the file changes.
+    let track = quote_spanned!(span=> const _: &str = include_str!(#shown););
+    match cnnc::compile(&text) {
+        Ok(models) => {
+            let code = cnnc::codegen::generate(&models);
+            quote!(#track #code)
+        }
+        Err(diags) => {
+            let message = format!("{path} has errors:\n{}", diags.render(path, &text));
+            let error = spanned_error(span, span, message.trim_end());
+            let names: Vec<String> = text_model_names(&text);
+            let stubs = stubs(&names);
+            quote!(#track #error #stubs)
+        }
+    }
+}
+
+/// Rebuilds the text of the tokens, one space between tokens, with the byte range
+/// of each token and its span.
+fn rebuild(input: &TokenStream) -> (String, Vec<(Range<usize>, Span)>) {
+    let mut text = String::new();
+    let mut spans = Vec::new();
+    rebuild_into(input.clone(), &mut text, &mut spans);
+    (text, spans)
+}
+
+fn rebuild_into(input: TokenStream, text: &mut String, spans: &mut Vec<(Range<usize>, Span)>) {
+    fn push(s: &str, span: Span, text: &mut String, spans: &mut Vec<(Range<usize>, Span)>) {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        let start = text.len();
+        text.push_str(s);
+        spans.push((start..text.len(), span));
+    }
+    for tree in input {
+        match tree {
+            TokenTree::Group(g) => {
+                let (open, close) = match g.delimiter() {
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::None => ("", ""),
+                };
+                push(open, g.span_open(), text, spans);
+                rebuild_into(g.stream(), text, spans);
+                push(close, g.span_close(), text, spans);
+            }
+            TokenTree::Ident(i) => push(&i.to_string(), i.span(), text, spans),
+            TokenTree::Punct(p) => push(&p.as_char().to_string(), p.span(), text, spans),
+            TokenTree::Literal(l) => push(&l.to_string(), l.span(), text, spans),
+        }
+    }
+}
+
+/// The spans of the first and last tokens that a text range touches.
+fn locate(spans: &[(Range<usize>, Span)], range: Range<usize>) -> (Span, Span) {
+    let end = range.end.max(range.start + 1);
+    let touching: Vec<Span> = spans
+        .iter()
+        .filter(|(r, _)| r.start < end && range.start < r.end)
+        .map(|(_, s)| *s)
+        .collect();
+    match (touching.first(), touching.last()) {
+        (Some(f), Some(l)) => (*f, *l),
+        // Past the end (e.g. a missing `}`): the last token.
+        _ => spans
+            .last()
+            .map_or((Span::call_site(), Span::call_site()), |(_, s)| (*s, *s)),
+    }
+}
+
+/// `compile_error!` covering the tokens from `first` to `last`.
+fn spanned_error(first: Span, last: Span, message: &str) -> TokenStream {
+    let mut tokens = TokenStream::new();
+    tokens.extend([
+        TokenTree::Ident(proc_macro2::Ident::new("a", first)),
+        TokenTree::Ident(proc_macro2::Ident::new("b", last)),
+    ]);
+    syn::Error::new_spanned(tokens, message).to_compile_error()
+}
+
+/// The names after `model` at the top level of the macro input.
+fn model_names(input: &TokenStream) -> Vec<String> {
+    let tokens: Vec<TokenTree> = input.clone().into_iter().collect();
+    tokens
+        .windows(2)
+        .filter_map(|w| match (&w[0], &w[1]) {
+            (TokenTree::Ident(k), TokenTree::Ident(n)) if k == "model" => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The same, from a file's text.
+fn text_model_names(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .filter(|w| w[0] == "model")
+        .map(|w| w[1].to_string())
+        .collect()
+}
+
+/// Stand-ins for models that failed to compile: they type-check the user's code
+/// that uses them, so the only errors shown are the model's own.
+fn stubs(names: &[String]) -> TokenStream {
+    names
+        .iter()
+        .filter(|n| syn::parse_str::<syn::Ident>(n).is_ok())
+        .map(|n| {
+            let name = format_ident!("{}", n);
+            quote! {
+                pub struct #name;
+                #[allow(unused_variables, clippy::all)]
+                impl #name {
+                    pub const BATCH: usize = 1;
+                    pub const PARAM_COUNT: usize = 0;
+                    pub fn new(seed: u64) -> Self { #name }
+                    pub fn set_epoch(&mut self, epoch: usize) {}
+                    pub fn save_safetensors(&self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> { unreachable!() }
+                    pub fn load_safetensors(&mut self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> { unreachable!() }
+                }
+                #[allow(unused_variables)]
+                impl ::cnnc::Model for #name {
+                    fn input_shape(&self) -> &[usize] { unreachable!() }
+                    fn output_shape(&self) -> &[usize] { unreachable!() }
+                    fn param_names(&self) -> Vec<String> { unreachable!() }
+                    fn param(&self, name: &str) -> Option<::cnnc::ndarray::ArrayD<f32>> { unreachable!() }
+                    fn set_param(&mut self, name: &str, value: ::cnnc::ndarray::ArrayViewD<'_, f32>) -> Result<(), ::cnnc::Error> { unreachable!() }
+                    fn predict(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>) -> Result<::cnnc::ndarray::ArrayD<f32>, ::cnnc::Error> { unreachable!() }
+                }
+                #[allow(unused_variables)]
+                impl ::cnnc::Train for #name {
+                    fn gradients(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>, target: ::cnnc::Target<'_>) -> Result<::cnnc::Gradients, ::cnnc::Error> { unreachable!() }
+                    fn train_step(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>, target: ::cnnc::Target<'_>) -> Result<f32, ::cnnc::Error> { unreachable!() }
+                    fn learning_rate(&self, epoch: usize) -> f32 { unreachable!() }
+                }
+            }
+        })
+        .collect()
+}

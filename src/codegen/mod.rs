@@ -1,1 +1,613 @@
-//! IR to Rust tokens.
+//! IR to Rust tokens. For each model: a struct that owns its parameters,
+//! gradients, optimizer state and activation buffers (all allocated in `new`),
+//! a forward pass, a generated backward pass (no tape), the fused loss and the
+//! optimizer update, and the `Model`/`Train` trait implementations.
+//!
+//! The layer families emit their own functions: `conv.rs`, `pool.rs`, `dense.rs`,
+//! `activation.rs`, `loss.rs`, `optim.rs`; `plan.rs` decides buffers and fusion.
+
+mod activation;
+mod conv;
+mod dense;
+mod loss;
+mod optim;
+pub mod plan;
+mod pool;
+
+use crate::ir::{self, InitScheme, Schedule};
+use plan::{Kind, LossPlan, Plan};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+use std::collections::HashMap;
+
+/// The field holding activation buffer `i`.
+fn a(i: usize) -> Ident {
+    format_ident!("a{}", i)
+}
+
+/// The field holding the gradient of activation buffer `i`.
+fn d(i: usize) -> Ident {
+    format_ident!("d{}", i)
+}
+
+/// The field holding dropout mask `i` (for the step writing buffer `i`).
+fn mask(i: usize) -> Ident {
+    format_ident!("mask{}", i)
+}
+
+/// Every model of a checked file, as one token stream.
+pub fn generate(models: &[ir::Model]) -> TokenStream {
+    models.iter().map(generate_model).collect()
+}
+
+/// The generated module for a `.cnn` source, formatted: what `cnnc emit` prints.
+pub fn emit(source: &str) -> Result<String, crate::Diagnostics> {
+    let models = crate::compile(source)?;
+    Ok(format(generate(&models)))
+}
+
+/// Formats generated tokens with prettyplease.
+pub fn format(tokens: TokenStream) -> String {
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => tokens.to_string(),
+    }
+}
+
+/// A slice of activation buffer `i` for `n` samples: `&self.a3[..n * 400]`.
+fn slice(field: &Ident, len: usize) -> TokenStream {
+    quote!(&self.#field[..n * #len])
+}
+
+fn slice_mut(field: &Ident, len: usize) -> TokenStream {
+    quote!(&mut self.#field[..n * #len])
+}
+
+/// Builds the per-shape kernel functions, one per distinct (kind, shape), and
+/// returns each step's function names.
+struct Kernels {
+    functions: Vec<TokenStream>,
+    names: HashMap<String, (Ident, Ident)>,
+    training: bool,
+}
+
+impl Kernels {
+    fn names(&mut self, step: &plan::Step) -> Option<(Ident, Ident)> {
+        let key = match &step.kind {
+            Kind::Conv { shape, filters, act } => format!("conv {shape:?} {filters} {act:?}"),
+            Kind::Dense { inputs, outputs, act } => format!("dense {inputs} {outputs} {act:?}"),
+            Kind::MaxPool(s) => format!("maxpool {s:?}"),
+            Kind::AvgPool(s) => format!("avgpool {s:?}"),
+            _ => return None,
+        };
+        if let Some(names) = self.names.get(&key) {
+            return Some(names.clone());
+        }
+        let base = step.name.split('+').next().unwrap_or("layer").to_string();
+        let fwd = format_ident!("forward_{}", base);
+        let bwd = format_ident!("backward_{}", base);
+        let training = self.training;
+        let mut push = |f: TokenStream, b: TokenStream| {
+            self.functions.push(f);
+            if training {
+                self.functions.push(b);
+            }
+        };
+        match &step.kind {
+            Kind::Conv { shape, filters, act } => push(
+                conv::forward_fn(&fwd, shape, *filters, *act),
+                conv::backward_fn(&bwd, shape, *filters),
+            ),
+            Kind::Dense { inputs, outputs, act } => push(
+                dense::forward_fn(&fwd, *inputs, *outputs, *act),
+                dense::backward_fn(&bwd, *inputs, *outputs),
+            ),
+            Kind::MaxPool(s) => push(pool::max_forward_fn(&fwd, s), pool::max_backward_fn(&bwd, s)),
+            Kind::AvgPool(s) => push(pool::avg_forward_fn(&fwd, s), pool::avg_backward_fn(&bwd, s)),
+            _ => {}
+        }
+        self.names.insert(key, (fwd.clone(), bwd.clone()));
+        Some((fwd, bwd))
+    }
+}
+
+fn param_range(plan: &Plan, id: usize) -> TokenStream {
+    let p = &plan.params[id];
+    let (start, end) = (p.offset, p.offset + p.len());
+    quote!(#start..#end)
+}
+
+fn forward_step(plan: &Plan, step: &plan::Step, kernels: &mut Kernels) -> TokenStream {
+    let (inp, out) = (a(step.input), a(step.output));
+    let (in_len, out_len) = (plan.buffers[step.input], plan.buffers[step.output]);
+    let x = slice(&inp, in_len);
+    let y = slice_mut(&out, out_len);
+    match (&step.kind, kernels.names(step)) {
+        (Kind::Conv { .. }, Some((f, _))) => {
+            let (w, b) = step
+                .params
+                .map(|(w, b)| (param_range(plan, w), param_range(plan, b)))
+                .unzip_tokens();
+            quote!(Self::#f(#x, &self.params[#w], &self.params[#b], #y, n, &mut self.scratch);)
+        }
+        (Kind::Dense { .. }, Some((f, _))) => {
+            let (w, b) = step
+                .params
+                .map(|(w, b)| (param_range(plan, w), param_range(plan, b)))
+                .unzip_tokens();
+            quote!(Self::#f(#x, &self.params[#w], &self.params[#b], #y, n);)
+        }
+        (Kind::MaxPool(_) | Kind::AvgPool(_), Some((f, _))) => quote!(Self::#f(#x, #y, n);),
+        (Kind::GlobalAvgPool { channels, area }, _) => pool::global_forward(*channels, *area, &x, &y),
+        (Kind::Activation(act), _) => activation::forward(*act, &x, &y),
+        (Kind::Softmax { features }, _) => activation::softmax_forward(*features, &x, &y),
+        (Kind::Dropout { p }, _) => {
+            let m = mask(step.output);
+            if kernels.training {
+                activation::dropout_forward(*p, &x, &y, &slice_mut(&m, out_len))
+            } else {
+                quote!(#y.copy_from_slice(#x);)
+            }
+        }
+        _ => unreachable!("every step kind is handled"),
+    }
+}
+
+/// `(Option<(A, B)>) -> (A, B)` for the parameter ranges of steps that have them.
+trait UnzipTokens {
+    fn unzip_tokens(self) -> (TokenStream, TokenStream);
+}
+
+impl UnzipTokens for Option<(TokenStream, TokenStream)> {
+    fn unzip_tokens(self) -> (TokenStream, TokenStream) {
+        self.unwrap_or_else(|| (quote!(0..0), quote!(0..0)))
+    }
+}
+
+fn backward_step(plan: &Plan, step: &plan::Step, kernels: &mut Kernels) -> TokenStream {
+    let (inp, out, din, dout) = (a(step.input), a(step.output), d(step.input), d(step.output));
+    let (in_len, out_len) = (plan.buffers[step.input], plan.buffers[step.output]);
+    let x = slice(&inp, in_len);
+    let y = slice(&out, out_len);
+    let dy = slice(&dout, out_len);
+    let dy_mut = slice_mut(&dout, out_len);
+    // The input's gradient is wanted unless the input is the model's own and
+    // the caller did not ask for it.
+    let dx_mut = slice_mut(&din, in_len);
+    let dx_opt = if step.input == 0 {
+        quote!(if input_grad { Some(#dx_mut) } else { None })
+    } else {
+        quote!(Some(#dx_mut))
+    };
+    let guard = |body: TokenStream| {
+        if step.input == 0 {
+            quote!(if input_grad { #body })
+        } else {
+            body
+        }
+    };
+    match (&step.kind, kernels.names(step)) {
+        (Kind::Conv { act, .. } | Kind::Dense { act, .. }, Some((_, b))) => {
+            let act_backward = if *act == plan::Act::Identity {
+                quote!()
+            } else {
+                let act = activation::act_tokens(*act);
+                quote!(#act.backward(#y, #dy_mut);)
+            };
+            let (w, bias) = step.params.unwrap_or((0, 0));
+            let wr = param_range(plan, w);
+            let (w_start, w_len) = (plan.params[w].offset, plan.params[w].len());
+            let b_end = plan.params[bias].offset + plan.params[bias].len();
+            let extra = if matches!(step.kind, Kind::Conv { .. }) {
+                quote!(, &mut self.scratch, &mut self.dscratch)
+            } else {
+                quote!()
+            };
+            quote! {
+                #act_backward
+                let (dw, db) = self.grads[#w_start..#b_end].split_at_mut(#w_len);
+                Self::#b(#x, &self.params[#wr], #dy, dw, db, #dx_opt, n #extra);
+            }
+        }
+        (Kind::MaxPool(_), Some((_, b))) => guard(quote!(Self::#b(#x, #dy, #dx_mut, n);)),
+        (Kind::AvgPool(_), Some((_, b))) => guard(quote!(Self::#b(#dy, #dx_mut, n);)),
+        (Kind::GlobalAvgPool { channels, area }, _) => guard(pool::global_backward(*channels, *area, &dy, &dx_mut)),
+        (Kind::Activation(act), _) => guard(activation::backward(*act, &y, &dy, &dx_mut)),
+        (Kind::Softmax { features }, _) => guard(activation::softmax_backward(*features, &y, &dy, &dx_mut)),
+        (Kind::Dropout { .. }, _) => {
+            let m = slice(&mask(step.output), out_len);
+            guard(activation::dropout_backward(&m, &dy, &dx_mut))
+        }
+        _ => unreachable!("every step kind is handled"),
+    }
+}
+
+/// The initial parameters, drawn in layer order by the spec's scheme.
+fn init_tokens(model: &ir::Model, plan: &Plan) -> TokenStream {
+    let draws = plan.params.iter().filter(|p| p.name.ends_with(".weight")).map(|p| {
+        let range = (p.offset, p.offset + p.len());
+        let (start, end) = range;
+        let scheme = match model.init_scheme(p.layer) {
+            InitScheme::HeNormal { fan_in, negative_slope } => {
+                quote!(::cnnc::ir::InitScheme::HeNormal { fan_in: #fan_in, negative_slope: #negative_slope })
+            }
+            InitScheme::XavierUniform { fan_in, fan_out } => {
+                quote!(::cnnc::ir::InitScheme::XavierUniform { fan_in: #fan_in, fan_out: #fan_out })
+            }
+        };
+        let len = p.len();
+        quote! {
+            params[#start..#end].copy_from_slice(&init.weights(#scheme, #len));
+        }
+    });
+    quote! {
+        let mut init = ::cnnc::rt::init::Initializer::new(seed);
+        #(#draws)*
+    }
+}
+
+fn schedule_tokens(s: &Schedule) -> TokenStream {
+    match *s {
+        Schedule::Constant => quote!(::cnnc::ir::Schedule::Constant),
+        Schedule::Step { every, gamma } => quote!(::cnnc::ir::Schedule::Step { every: #every, gamma: #gamma }),
+        Schedule::Exponential { gamma } => quote!(::cnnc::ir::Schedule::Exponential { gamma: #gamma }),
+        Schedule::Cosine { min } => quote!(::cnnc::ir::Schedule::Cosine { min: #min }),
+    }
+}
+
+/// One model: the struct, its inherent methods and trait implementations.
+pub fn generate_model(model: &ir::Model) -> TokenStream {
+    let plan = Plan::new(model);
+    let name = Ident::new(&model.name, Span::call_site());
+    let training = model.train.is_some();
+    let mut kernels = Kernels {
+        functions: Vec::new(),
+        names: HashMap::new(),
+        training,
+    };
+    let batch = plan.batch;
+    let input_dims = model.input.dims();
+    let output_dims = model.output().dims();
+    let (in_rank, out_rank) = (input_dims.len(), output_dims.len());
+    let in_len = model.input.len();
+    let out_len = model.output().len();
+    let param_count = plan.param_count;
+    let params_table = plan.params.iter().map(|p| {
+        let (pname, offset, shape) = (&p.name, p.offset, &p.shape);
+        quote!(::cnnc::support::ParamInfo { name: #pname, offset: #offset, shape: &[#(#shape),*] })
+    });
+    let n_params = plan.params.len();
+
+    // Fields: activation buffers, and for training their gradients, masks and state.
+    let buffer_ids: Vec<usize> = (0..plan.buffers.len()).collect();
+    let act_fields: Vec<Ident> = buffer_ids.iter().map(|&i| a(i)).collect();
+    let act_lens: Vec<usize> = plan.buffers.iter().map(|l| l * batch).collect();
+    let mask_ids: Vec<usize> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::Dropout { .. }))
+        .map(|s| s.output)
+        .collect();
+    let mask_fields: Vec<Ident> = if training {
+        mask_ids.iter().map(|&i| mask(i)).collect()
+    } else {
+        Vec::new()
+    };
+    let mask_lens: Vec<usize> = mask_ids.iter().map(|&i| plan.buffers[i] * batch).collect();
+    let grad_fields: Vec<Ident> = if training {
+        buffer_ids.iter().map(|&i| d(i)).collect()
+    } else {
+        Vec::new()
+    };
+    let scratch = plan.scratch;
+    let output_field = a(plan.output);
+
+    let forward: Vec<TokenStream> = plan
+        .steps
+        .iter()
+        .map(|s| forward_step(&plan, s, &mut kernels))
+        .collect();
+    let doc = format!(
+        "The `{}` model: input {}, output {}, {} parameters. Generated by `cnn!`.",
+        model.name,
+        model.input,
+        model.output(),
+        param_count
+    );
+
+    // The training part, when there is a train block.
+    let train_parts = model.train.as_ref().map(|train| {
+        let loss_plan = plan.loss.unwrap_or(LossPlan::Mse { output: plan.output });
+        let skip = plan.loss_step();
+        let backward: Vec<TokenStream> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .rev()
+            .filter(|(i, _)| Some(*i) != skip)
+            .map(|(_, s)| backward_step(&plan, s, &mut kernels))
+            .collect();
+        let loss_body = loss::loss_body(loss_plan, out_len);
+        let update = optim::update_body(train);
+        let states = optim::state_buffers(train);
+        let state1_len = if states >= 1 { param_count } else { 0 };
+        let state2_len = if states >= 2 { param_count } else { 0 };
+        let schedule = schedule_tokens(&train.schedule);
+        let base_lr = train.optimizer.lr();
+        let epochs = train.epochs;
+        let (target_prep, total) = match loss_plan {
+            LossPlan::CrossEntropy { classes, .. } => (
+                quote! {
+                    let labels = ::cnnc::support::labels(&target, n, #classes)?;
+                    let fill_target = |this: &mut Self, lo: usize, hi: usize| -> Result<(), ::cnnc::Error> {
+                        for (d, s) in this.labels.iter_mut().zip(labels.iter().skip(lo).take(hi - lo)) {
+                            *d = *s;
+                        }
+                        Ok(())
+                    };
+                },
+                quote!(n),
+            ),
+            LossPlan::BinaryCrossEntropy { .. } | LossPlan::Mse { .. } => {
+                let loss_word = if matches!(loss_plan, LossPlan::Mse { .. }) { "mse" } else { "binary_cross_entropy" };
+                let range_check = if matches!(loss_plan, LossPlan::BinaryCrossEntropy { .. }) {
+                    quote! {
+                        if let Some(v) = values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+                            return Err(::cnnc::Error::Target(format!(
+                                "binary_cross_entropy targets must lie in [0, 1]; found {v}"
+                            )));
+                        }
+                    }
+                } else {
+                    quote!()
+                };
+                (
+                    quote! {
+                        let values = ::cnnc::support::values(&target, n, &Self::OUTPUT_SHAPE, #loss_word)?;
+                        #range_check
+                        let fill_target = |this: &mut Self, lo: usize, hi: usize| -> Result<(), ::cnnc::Error> {
+                            ::cnnc::support::copy_samples("target", &values, lo, hi, &mut this.targets)
+                        };
+                    },
+                    quote!(n * #out_len),
+                )
+            }
+        };
+        let labels_len = if matches!(loss_plan, LossPlan::CrossEntropy { .. }) { batch } else { 0 };
+        let targets_len = if matches!(loss_plan, LossPlan::CrossEntropy { .. }) { 0 } else { batch * out_len };
+        let grad_lens = act_lens.clone();
+        let tokens = quote! {
+            impl #name {
+                /// The backward pass over `n` samples, after `loss`: adds to `grads`.
+                fn backward(&mut self, n: usize, input_grad: bool) {
+                    #(#backward)*
+                }
+
+                /// The summed loss of `n` samples; writes the gradient of the mean over `total`.
+                fn loss(&mut self, n: usize, total: usize) -> f64 {
+                    #loss_body
+                }
+
+                /// One optimizer step over the flat parameter buffer.
+                fn update(&mut self, lr: f32) {
+                    #update
+                }
+
+                /// Sets the epoch whose learning rate `train_step` uses.
+                pub fn set_epoch(&mut self, epoch: usize) {
+                    self.epoch = epoch;
+                }
+
+                /// Forward, loss and backward over a whole batch, in chunks of `BATCH`.
+                /// Returns the mean loss; fills `input_grad` when given.
+                fn accumulate(
+                    &mut self,
+                    x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
+                    target: ::cnnc::Target<'_>,
+                    mut input_grad: Option<&mut [f32]>,
+                ) -> Result<f32, ::cnnc::Error> {
+                    let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
+                    #target_prep
+                    let total = #total;
+                    self.grads.fill(0.0);
+                    let mut loss = 0.0f64;
+                    let mut lo = 0;
+                    while lo < n {
+                        let hi = (lo + Self::BATCH).min(n);
+                        let m = hi - lo;
+                        ::cnnc::support::copy_samples("input", &x, lo, hi, &mut self.a0)?;
+                        fill_target(self, lo, hi)?;
+                        self.forward(m, true);
+                        loss += self.loss(m, total);
+                        self.backward(m, input_grad.is_some());
+                        if let Some(dst) = input_grad.as_deref_mut() {
+                            dst[lo * #in_len..hi * #in_len].copy_from_slice(&self.d0[..m * #in_len]);
+                        }
+                        lo = hi;
+                    }
+                    Ok((loss / total as f64) as f32)
+                }
+            }
+
+            impl ::cnnc::Train for #name {
+                fn gradients(
+                    &mut self,
+                    x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
+                    target: ::cnnc::Target<'_>,
+                ) -> Result<::cnnc::Gradients, ::cnnc::Error> {
+                    let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
+                    let mut input = vec![0.0f32; n * #in_len];
+                    let loss = self.accumulate(x, target, Some(&mut input))?;
+                    let mut dims = vec![n];
+                    dims.extend_from_slice(&Self::INPUT_SHAPE);
+                    let input = ::cnnc::ndarray::ArrayD::from_shape_vec(dims, input)
+                        .map_err(|e| ::cnnc::Error::Config(e.to_string()))?;
+                    let params = Self::PARAMS
+                        .iter()
+                        .filter_map(|p| {
+                            ::cnnc::support::get_param(&Self::PARAMS, &self.grads, p.name).map(|g| (p.name.to_string(), g))
+                        })
+                        .collect();
+                    Ok(::cnnc::Gradients { loss, input, params })
+                }
+
+                fn train_step(
+                    &mut self,
+                    x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
+                    target: ::cnnc::Target<'_>,
+                ) -> Result<f32, ::cnnc::Error> {
+                    let loss = self.accumulate(x, target, None)?;
+                    if !loss.is_finite() {
+                        return Err(::cnnc::Error::Diverged { epoch: self.epoch, batch: self.step as usize, loss });
+                    }
+                    self.step += 1;
+                    let lr = self.learning_rate(self.epoch);
+                    self.update(lr);
+                    Ok(loss)
+                }
+
+                fn learning_rate(&self, epoch: usize) -> f32 {
+                    #schedule.learning_rate(#base_lr, #epochs, epoch) as f32
+                }
+            }
+        };
+        (tokens, state1_len, state2_len, labels_len, targets_len, grad_lens)
+    });
+    let (train_impl, state_fields, state_init) = match train_parts {
+        Some((tokens, s1, s2, labels_len, targets_len, grad_lens)) => (
+            tokens,
+            quote! {
+                grads: Vec<f32>,
+                state1: Vec<f32>,
+                state2: Vec<f32>,
+                step: u64,
+                epoch: usize,
+                rng: ::cnnc::support::Rng,
+                labels: Vec<usize>,
+                targets: Vec<f32>,
+                dscratch: Vec<f32>,
+                #(#grad_fields: Vec<f32>,)*
+                #(#mask_fields: Vec<f32>,)*
+            },
+            quote! {
+                grads: vec![0.0; #param_count],
+                state1: vec![0.0; #s1],
+                state2: vec![0.0; #s2],
+                step: 0,
+                epoch: 0,
+                rng: ::cnnc::support::Rng::new(seed),
+                labels: vec![0; #labels_len],
+                targets: vec![0.0; #targets_len],
+                dscratch: vec![0.0; #scratch],
+                #(#grad_fields: vec![0.0; #grad_lens],)*
+                #(#mask_fields: vec![0.0; #mask_lens],)*
+            },
+        ),
+        None => (quote!(), quote!(), quote!()),
+    };
+    let functions = &kernels.functions;
+    let init = init_tokens(model, &plan);
+    let train_flag = if training { quote!(train) } else { quote!(_train) };
+    quote! {
+        #[doc = #doc]
+        pub struct #name {
+            params: Vec<f32>,
+            #(#act_fields: Vec<f32>,)*
+            scratch: Vec<f32>,
+            #state_fields
+        }
+
+        impl #name {
+            /// The shape of one input sample.
+            pub const INPUT_SHAPE: [usize; #in_rank] = [#(#input_dims),*];
+            /// The shape of one output sample.
+            pub const OUTPUT_SHAPE: [usize; #out_rank] = [#(#output_dims),*];
+            /// The number of parameters.
+            pub const PARAM_COUNT: usize = #param_count;
+            /// Samples processed at once; larger batches run in chunks of this size.
+            pub const BATCH: usize = #batch;
+            /// Every parameter: name, offset in the flat buffer, PyTorch shape.
+            pub const PARAMS: [::cnnc::support::ParamInfo; #n_params] = [#(#params_table),*];
+
+            /// A model with the spec's initialization: He normal before relu, Xavier
+            /// uniform otherwise, biases 0, drawn from `seed`.
+            pub fn new(seed: u64) -> Self {
+                let mut params = vec![0.0f32; #param_count];
+                #init
+                #name {
+                    params,
+                    #(#act_fields: vec![0.0; #act_lens],)*
+                    scratch: vec![0.0; #scratch],
+                    #state_init
+                }
+            }
+
+            /// Saves the parameters with PyTorch names and layouts.
+            pub fn save_safetensors(&self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> {
+                ::cnnc::support::save_safetensors(self, path.as_ref())
+            }
+
+            /// Loads parameters saved by `save_safetensors` or by PyTorch.
+            pub fn load_safetensors(&mut self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> {
+                ::cnnc::support::load_safetensors(self, path.as_ref())
+            }
+
+            /// Inference into a caller's buffer of `N * OUTPUT_SHAPE` values; allocates nothing.
+            pub fn predict_into(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>, out: &mut [f32]) -> Result<(), ::cnnc::Error> {
+                let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
+                if out.len() != n * #out_len {
+                    return Err(::cnnc::Error::Shape {
+                        what: "output buffer".into(),
+                        expected: format!("{} values", n * #out_len),
+                        given: vec![out.len()],
+                    });
+                }
+                let mut lo = 0;
+                while lo < n {
+                    let hi = (lo + Self::BATCH).min(n);
+                    ::cnnc::support::copy_samples("input", &x, lo, hi, &mut self.a0)?;
+                    self.forward(hi - lo, false);
+                    out[lo * #out_len..hi * #out_len].copy_from_slice(&self.#output_field[..(hi - lo) * #out_len]);
+                    lo = hi;
+                }
+                Ok(())
+            }
+
+            /// The forward pass over `n <= BATCH` samples in `a0`.
+            #[allow(unused_variables)]
+            fn forward(&mut self, n: usize, #train_flag: bool) {
+                #(#forward)*
+            }
+
+            #(#functions)*
+        }
+
+        impl ::cnnc::Model for #name {
+            fn input_shape(&self) -> &[usize] {
+                &Self::INPUT_SHAPE
+            }
+            fn output_shape(&self) -> &[usize] {
+                &Self::OUTPUT_SHAPE
+            }
+            fn param_names(&self) -> Vec<String> {
+                Self::PARAMS.iter().map(|p| p.name.to_string()).collect()
+            }
+            fn param(&self, name: &str) -> Option<::cnnc::ndarray::ArrayD<f32>> {
+                ::cnnc::support::get_param(&Self::PARAMS, &self.params, name)
+            }
+            fn set_param(&mut self, name: &str, value: ::cnnc::ndarray::ArrayViewD<'_, f32>) -> Result<(), ::cnnc::Error> {
+                ::cnnc::support::set_param(&Self::PARAMS, &mut self.params, name, value)
+            }
+            fn predict(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>) -> Result<::cnnc::ndarray::ArrayD<f32>, ::cnnc::Error> {
+                let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
+                let mut out = vec![0.0f32; n * #out_len];
+                self.predict_into(x, &mut out)?;
+                let mut dims = vec![n];
+                dims.extend_from_slice(&Self::OUTPUT_SHAPE);
+                ::cnnc::ndarray::ArrayD::from_shape_vec(dims, out).map_err(|e| ::cnnc::Error::Config(e.to_string()))
+            }
+        }
+
+        #train_impl
+    }
+}

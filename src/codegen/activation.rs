@@ -1,0 +1,62 @@
+//! Activations: tokens for the kernels' `Act`, and the standalone elementwise,
+//! softmax and dropout steps.
+
+use super::plan::Act;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// `::cnnc::kernels::Act::Relu`, ...
+pub fn act_tokens(act: Act) -> TokenStream {
+    match act {
+        Act::Identity => quote!(::cnnc::kernels::Act::Identity),
+        Act::Relu => quote!(::cnnc::kernels::Act::Relu),
+        Act::LeakyRelu(a) => quote!(::cnnc::kernels::Act::LeakyRelu(#a)),
+        Act::Sigmoid => quote!(::cnnc::kernels::Act::Sigmoid),
+        Act::Tanh => quote!(::cnnc::kernels::Act::Tanh),
+    }
+}
+
+/// `y = f(x)` for a standalone activation.
+pub fn forward(act: Act, x: &TokenStream, y: &TokenStream) -> TokenStream {
+    let act = act_tokens(act);
+    quote! {
+        #y.copy_from_slice(#x);
+        #act.forward(#y);
+    }
+}
+
+/// `dx = dy * f'(y)`.
+pub fn backward(act: Act, y: &TokenStream, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
+    let act = act_tokens(act);
+    quote! {
+        #dx.copy_from_slice(#dy);
+        #act.backward(#y, #dx);
+    }
+}
+
+pub fn softmax_forward(features: usize, x: &TokenStream, y: &TokenStream) -> TokenStream {
+    quote!(::cnnc::kernels::act::softmax_forward(#x, #y, #features);)
+}
+
+pub fn softmax_backward(features: usize, y: &TokenStream, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
+    quote!(::cnnc::kernels::act::softmax_backward(#y, #dy, #dx, #features);)
+}
+
+/// Dropout: a fresh mask in training, the identity in inference.
+pub fn dropout_forward(p: f32, x: &TokenStream, y: &TokenStream, mask: &TokenStream) -> TokenStream {
+    quote! {
+        if train {
+            ::cnnc::support::dropout_forward(#p, &mut self.rng, #x, #y, #mask);
+        } else {
+            #y.copy_from_slice(#x);
+        }
+    }
+}
+
+pub fn dropout_backward(mask: &TokenStream, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
+    quote! {
+        for ((dx, dy), m) in #dx.iter_mut().zip(#dy.iter()).zip(#mask.iter()) {
+            *dx = dy * m;
+        }
+    }
+}

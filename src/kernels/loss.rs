@@ -1,0 +1,50 @@
+//! Losses fused with the layer before them. Each returns the *sum* of its terms
+//! over the given samples and writes the gradient of the *mean* over `total`
+//! elements, so a batch processed in chunks gives the same numbers as one pass.
+
+/// Softmax + cross-entropy: from the logits `z` and the softmax output `p`.
+/// Loss term `logsumexp(z) - z[label]`; gradient wrt the logits `(p - onehot) / total`.
+#[inline(always)]
+pub fn cross_entropy(z: &[f32], p: &[f32], labels: &[usize], dz: &mut [f32], classes: usize, total: usize) -> f64 {
+    let scale = 1.0 / total as f32;
+    let mut loss = 0.0f64;
+    for (i, &label) in labels.iter().enumerate() {
+        let z = &z[i * classes..][..classes];
+        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let lse = max as f64 + z.iter().map(|&v| ((v - max) as f64).exp()).sum::<f64>().ln();
+        loss += lse - z[label] as f64;
+        let dz = &mut dz[i * classes..][..classes];
+        for (d, &p) in dz.iter_mut().zip(&p[i * classes..][..classes]) {
+            *d = p * scale;
+        }
+        dz[label] -= scale;
+    }
+    loss
+}
+
+/// Sigmoid + binary cross-entropy from the logits: loss term
+/// `max(z, 0) - z t + ln(1 + e^-|z|)`, stable for any z; gradient `(p - t) / total`.
+#[inline(always)]
+pub fn binary_cross_entropy(z: &[f32], p: &[f32], t: &[f32], dz: &mut [f32], total: usize) -> f64 {
+    let scale = 1.0 / total as f32;
+    let mut loss = 0.0f64;
+    for (((&z, &p), &t), d) in z.iter().zip(p).zip(t).zip(dz.iter_mut()) {
+        let z64 = z as f64;
+        loss += z64.max(0.0) - z64 * t as f64 + (-z64.abs()).exp().ln_1p();
+        *d = (p - t) * scale;
+    }
+    loss
+}
+
+/// Mean squared error: loss term `(y - t)^2`; gradient `2 (y - t) / total`.
+#[inline(always)]
+pub fn mse(y: &[f32], t: &[f32], dy: &mut [f32], total: usize) -> f64 {
+    let scale = 2.0 / total as f32;
+    let mut loss = 0.0f64;
+    for ((&y, &t), d) in y.iter().zip(t).zip(dy.iter_mut()) {
+        let e = y - t;
+        loss += (e as f64) * (e as f64);
+        *d = e * scale;
+    }
+    loss
+}

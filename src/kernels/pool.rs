@@ -1,0 +1,169 @@
+//! Max and average pooling. Windows are clipped to the input, so padding needs
+//! no buffer: padded cells never win a max, and count in an average's divisor
+//! (PyTorch's `count_include_pad=True`), except cells past the padded edge in
+//! `ceil` mode.
+
+/// Every size a pooling layer needs; the generated code passes it as a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolShape {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub pt: usize,
+    pub pb: usize,
+    pub pl: usize,
+    pub pr: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+/// One axis of one window: the cells inside the input, and the divisor's share.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    /// Cells inside the padded input (for the average's divisor).
+    padded: usize,
+}
+
+#[inline(always)]
+fn span(o: usize, stride: usize, k: usize, pad_before: usize, pad_after: usize, len: usize) -> Span {
+    // Window covers [o*stride - pad_before, o*stride - pad_before + k) in input coordinates.
+    let lo = (o * stride) as isize - pad_before as isize;
+    let hi = lo + k as isize;
+    let padded_hi = hi.min((len + pad_after) as isize);
+    Span {
+        start: lo.max(0) as usize,
+        end: (hi.min(len as isize)).max(0) as usize,
+        padded: (padded_hi - lo).max(0) as usize,
+    }
+}
+
+impl PoolShape {
+    pub const fn input_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    pub const fn output_len(&self) -> usize {
+        self.c * self.oh * self.ow
+    }
+
+    #[inline(always)]
+    fn rows(&self, oh: usize) -> Span {
+        span(oh, self.sh, self.kh, self.pt, self.pb, self.h)
+    }
+
+    #[inline(always)]
+    fn cols(&self, ow: usize) -> Span {
+        span(ow, self.sw, self.kw, self.pl, self.pr, self.w)
+    }
+}
+
+/// The flat index (within one channel) of a window's largest cell; the first
+/// one on ties, as PyTorch.
+#[inline(always)]
+fn argmax(x: &[f32], w: usize, rows: Span, cols: Span) -> usize {
+    let mut best = rows.start * w + cols.start;
+    let mut best_v = f32::NEG_INFINITY;
+    for h in rows.start..rows.end {
+        for c in cols.start..cols.end {
+            let v = x[h * w + c];
+            if v > best_v || v.is_nan() {
+                best_v = v;
+                best = h * w + c;
+            }
+        }
+    }
+    best
+}
+
+#[inline(always)]
+pub fn max_forward(s: &PoolShape, x: &[f32], y: &mut [f32], n: usize) {
+    for ch in 0..n * s.c {
+        let xc = &x[ch * s.h * s.w..][..s.h * s.w];
+        let yc = &mut y[ch * s.oh * s.ow..][..s.oh * s.ow];
+        for oh in 0..s.oh {
+            let rows = s.rows(oh);
+            for ow in 0..s.ow {
+                yc[oh * s.ow + ow] = xc[argmax(xc, s.w, rows, s.cols(ow))];
+            }
+        }
+    }
+}
+
+/// Routes each output gradient to its window's winner (found again from `x`).
+#[inline(always)]
+pub fn max_backward(s: &PoolShape, x: &[f32], dy: &[f32], dx: &mut [f32], n: usize) {
+    dx[..n * s.input_len()].fill(0.0);
+    for ch in 0..n * s.c {
+        let xc = &x[ch * s.h * s.w..][..s.h * s.w];
+        let dyc = &dy[ch * s.oh * s.ow..][..s.oh * s.ow];
+        let dxc = &mut dx[ch * s.h * s.w..][..s.h * s.w];
+        for oh in 0..s.oh {
+            let rows = s.rows(oh);
+            for ow in 0..s.ow {
+                dxc[argmax(xc, s.w, rows, s.cols(ow))] += dyc[oh * s.ow + ow];
+            }
+        }
+    }
+}
+
+#[inline(always)]
+pub fn avg_forward(s: &PoolShape, x: &[f32], y: &mut [f32], n: usize) {
+    for ch in 0..n * s.c {
+        let xc = &x[ch * s.h * s.w..][..s.h * s.w];
+        let yc = &mut y[ch * s.oh * s.ow..][..s.oh * s.ow];
+        for oh in 0..s.oh {
+            let rows = s.rows(oh);
+            for ow in 0..s.ow {
+                let cols = s.cols(ow);
+                let mut total = 0.0;
+                for h in rows.start..rows.end {
+                    for v in &xc[h * s.w + cols.start..h * s.w + cols.end] {
+                        total += v;
+                    }
+                }
+                yc[oh * s.ow + ow] = total / (rows.padded * cols.padded) as f32;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+pub fn avg_backward(s: &PoolShape, dy: &[f32], dx: &mut [f32], n: usize) {
+    dx[..n * s.input_len()].fill(0.0);
+    for ch in 0..n * s.c {
+        let dyc = &dy[ch * s.oh * s.ow..][..s.oh * s.ow];
+        let dxc = &mut dx[ch * s.h * s.w..][..s.h * s.w];
+        for oh in 0..s.oh {
+            let rows = s.rows(oh);
+            for ow in 0..s.ow {
+                let cols = s.cols(ow);
+                let g = dyc[oh * s.ow + ow] / (rows.padded * cols.padded) as f32;
+                for h in rows.start..rows.end {
+                    for v in &mut dxc[h * s.w + cols.start..h * s.w + cols.end] {
+                        *v += g;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `avgpool global`: each channel's mean.
+#[inline(always)]
+pub fn global_avg_forward(channels: usize, area: usize, x: &[f32], y: &mut [f32], n: usize) {
+    for ch in 0..n * channels {
+        y[ch] = super::sum(&x[ch * area..][..area]) / area as f32;
+    }
+}
+
+#[inline(always)]
+pub fn global_avg_backward(channels: usize, area: usize, dy: &[f32], dx: &mut [f32], n: usize) {
+    for ch in 0..n * channels {
+        dx[ch * area..][..area].fill(dy[ch] / area as f32);
+    }
+}

@@ -1,0 +1,288 @@
+//! Run-time helpers shared by every generated model: checking and copying
+//! inputs and targets (without allocating), the parameter table, weight files,
+//! and the dropout random stream.
+
+use crate::rt::{Error, Model, Target};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use std::collections::HashMap;
+
+/// One parameter tensor inside a model's flat parameter buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct ParamInfo {
+    pub name: &'static str,
+    pub offset: usize,
+    pub shape: &'static [usize],
+}
+
+impl ParamInfo {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+fn shape_text(batch: Option<&str>, sample: &[usize]) -> String {
+    let mut parts: Vec<String> = batch.map(str::to_string).into_iter().collect();
+    parts.extend(sample.iter().map(usize::to_string));
+    format!("[{}]", parts.join(", "))
+}
+
+/// Checks that `given` is `[N, ...sample]` with N >= 1 and returns N.
+pub fn batch_size(what: &str, given: &[usize], sample: &[usize]) -> Result<usize, Error> {
+    let ok = given.len() == sample.len() + 1 && given[1..] == *sample && given[0] > 0;
+    if ok {
+        Ok(given[0])
+    } else {
+        Err(Error::Shape {
+            what: what.to_string(),
+            expected: shape_text(Some("N"), sample) + " with N >= 1",
+            given: given.to_vec(),
+        })
+    }
+}
+
+/// Copies samples `lo..hi` of `x` into `dst` (contiguous), refusing NaN and infinity.
+pub fn copy_samples(what: &str, x: &ArrayViewD<'_, f32>, lo: usize, hi: usize, dst: &mut [f32]) -> Result<(), Error> {
+    let rows = x.slice_axis(Axis(0), Slice::from(lo..hi));
+    let mut bad = None;
+    match rows.as_slice() {
+        Some(src) => {
+            dst[..src.len()].copy_from_slice(src);
+            if !src.iter().all(|v| v.is_finite()) {
+                bad = src.iter().position(|v| !v.is_finite());
+            }
+        }
+        None => {
+            for (i, (d, s)) in dst.iter_mut().zip(rows.iter()).enumerate() {
+                *d = *s;
+                if !s.is_finite() && bad.is_none() {
+                    bad = Some(i);
+                }
+            }
+        }
+    }
+    match bad {
+        None => Ok(()),
+        Some(flat) => {
+            let sample_len: usize = x.shape()[1..].iter().product();
+            let mut index = vec![lo + flat / sample_len.max(1)];
+            let mut rest = flat % sample_len.max(1);
+            for (d, &dim) in x.shape()[1..].iter().enumerate() {
+                let stride: usize = x.shape()[2 + d..].iter().product();
+                index.push(rest / stride.max(1));
+                rest %= stride.max(1);
+                let _ = dim;
+            }
+            Err(Error::NonFinite {
+                what: what.to_string(),
+                value: dst[flat],
+                index,
+            })
+        }
+    }
+}
+
+/// The labels of a cross-entropy model, checked against the batch and classes.
+pub fn labels<'a>(target: &Target<'a>, n: usize, classes: usize) -> Result<ndarray::ArrayView1<'a, usize>, Error> {
+    match target {
+        Target::Labels(l) if l.len() == n => {
+            if let Some((sample, &label)) = l.iter().enumerate().find(|(_, &v)| v >= classes) {
+                return Err(Error::Label { sample, label, classes });
+            }
+            Ok(*l)
+        }
+        Target::Labels(l) => Err(Error::Target(format!(
+            "got {} labels for a batch of {n} samples; give one class index per sample",
+            l.len()
+        ))),
+        Target::Values(_) => Err(Error::Target(
+            "this model's loss is cross_entropy: give Target::Labels (one class index per sample), not Target::Values"
+                .into(),
+        )),
+    }
+}
+
+/// The targets of an mse or binary cross-entropy model: `[N, ...output]`.
+pub fn values<'a>(target: &Target<'a>, n: usize, output: &[usize], loss: &str) -> Result<ArrayViewD<'a, f32>, Error> {
+    match target {
+        Target::Values(v) => {
+            let given = v.shape();
+            if given.len() != output.len() + 1 || given[0] != n || given[1..] != *output {
+                return Err(Error::Shape {
+                    what: "target".into(),
+                    expected: shape_text(Some(&n.to_string()), output),
+                    given: given.to_vec(),
+                });
+            }
+            Ok(v.clone())
+        }
+        Target::Labels(_) => Err(Error::Target(format!(
+            "this model's loss is {loss}: give Target::Values with the output's shape [N, ...], not Target::Labels"
+        ))),
+    }
+}
+
+/// A parameter as an array in PyTorch layout.
+pub fn get_param(table: &[ParamInfo], params: &[f32], name: &str) -> Option<ArrayD<f32>> {
+    let p = table.iter().find(|p| p.name == name)?;
+    ArrayD::from_shape_vec(IxDyn(p.shape), params[p.range()].to_vec()).ok()
+}
+
+/// Writes a parameter given in PyTorch layout.
+pub fn set_param(table: &[ParamInfo], params: &mut [f32], name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+    let p = table
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| Error::UnknownParam {
+            name: name.to_string(),
+            known: table.iter().map(|p| p.name.to_string()).collect(),
+        })?;
+    if value.shape() != p.shape {
+        return Err(Error::Shape {
+            what: format!("parameter `{name}`"),
+            expected: shape_text(None, p.shape),
+            given: value.shape().to_vec(),
+        });
+    }
+    for (d, s) in params[p.range()].iter_mut().zip(value.iter()) {
+        *d = *s;
+    }
+    Ok(())
+}
+
+/// Saves every parameter to a safetensors file, PyTorch names and layouts (f32).
+pub fn save_safetensors(model: &dyn Model, path: &std::path::Path) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for name in model.param_names() {
+        let a = model.param(&name).ok_or_else(|| Error::UnknownParam {
+            name: name.clone(),
+            known: model.param_names(),
+        })?;
+        let bytes: Vec<u8> = a.iter().flat_map(|v| v.to_le_bytes()).collect();
+        tensors.push((name, a.shape().to_vec(), bytes));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Format {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let bytes = safetensors::serialize(views, None).map_err(|e| Error::Format {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    std::fs::write(path, bytes).map_err(io)
+}
+
+/// Loads every parameter from a safetensors file. Every tensor must be present,
+/// f32 and of the parameter's shape; extra tensors are an error too.
+pub fn load_safetensors(model: &mut dyn Model, path: &std::path::Path) -> Result<(), Error> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: shown.clone(),
+        source: e,
+    })?;
+    let format = |message: String| Error::Format {
+        path: shown.clone(),
+        message,
+    };
+    let file = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
+    let names = model.param_names();
+    let mut extra: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|n| !names.iter().any(|m| m == *n))
+        .map(str::to_string)
+        .collect();
+    if !extra.is_empty() {
+        extra.sort();
+        return Err(format(format!(
+            "holds tensors the model does not have: {}; the model's are {}",
+            extra.join(", "),
+            names.join(", ")
+        )));
+    }
+    let mut loaded: HashMap<String, ArrayD<f32>> = HashMap::new();
+    for name in &names {
+        let t = file
+            .tensor(name)
+            .map_err(|_| format(format!("tensor `{name}` is missing")))?;
+        if t.dtype() != safetensors::Dtype::F32 {
+            return Err(format(format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
+        }
+        let values: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let a =
+            ArrayD::from_shape_vec(IxDyn(t.shape()), values).map_err(|e| format(format!("tensor `{name}`: {e}")))?;
+        loaded.insert(name.clone(), a);
+    }
+    // Check every shape before changing anything, so a bad file leaves the model as it was.
+    for name in &names {
+        let want = model.param(name).map(|p| p.shape().to_vec()).unwrap_or_default();
+        let got = loaded[name].shape();
+        if got != want.as_slice() {
+            return Err(format(format!(
+                "tensor `{name}` has shape {got:?}, the model's is {want:?}"
+            )));
+        }
+    }
+    for name in &names {
+        model.set_param(name, loaded[name].view())?;
+    }
+    Ok(())
+}
+
+/// A small, fast random stream for dropout masks (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+    }
+
+    #[inline(always)]
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    #[inline(always)]
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Dropout in training: `y = x * mask`, mask 0 with probability `p`, else `1/(1-p)`.
+#[inline(always)]
+pub fn dropout_forward(p: f32, rng: &mut Rng, x: &[f32], y: &mut [f32], mask: &mut [f32]) {
+    let keep = 1.0 / (1.0 - p);
+    for ((y, &x), m) in y.iter_mut().zip(x).zip(mask.iter_mut()) {
+        *m = if rng.next_f32() < p { 0.0 } else { keep };
+        *y = x * *m;
+    }
+}
