@@ -181,7 +181,8 @@ fn stubs(names: &[String]) -> TokenStream {
                     pub const BATCH: usize = 1;
                     pub const PARAM_COUNT: usize = 0;
                     pub fn new(seed: u64) -> Self { #name }
-                    pub fn set_epoch(&mut self, epoch: usize) {}
+                    pub fn fit(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::FitReport, ::cnnc::Error> { unreachable!() }
+                    pub fn evaluate(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::Evaluation, ::cnnc::Error> { unreachable!() }
                     pub fn save_safetensors(&self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> { unreachable!() }
                     pub fn load_safetensors(&mut self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> { unreachable!() }
                 }

@@ -373,6 +373,28 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 )
             }
         };
+        let loss_kind = match train.loss {
+            ir::Loss::CrossEntropy => quote!(::cnnc::ir::Loss::CrossEntropy),
+            ir::Loss::Mse => quote!(::cnnc::ir::Loss::Mse),
+            ir::Loss::BinaryCrossEntropy => quote!(::cnnc::ir::Loss::BinaryCrossEntropy),
+        };
+        let validation = match train.validation {
+            Some(v) => quote!(Some(#v)),
+            None => quote!(None),
+        };
+        let seed = train.seed;
+        let (count_correct, last_correct) = match loss_plan {
+            LossPlan::CrossEntropy { probs, classes, .. } => {
+                let p = a(probs);
+                (
+                    quote! {
+                        self.correct += ::cnnc::kernels::loss::count_correct(&self.#p[..m * #classes], &self.labels[..m], #classes);
+                    },
+                    quote!(Some(self.correct)),
+                )
+            }
+            _ => (quote!(), quote!(None)),
+        };
         let labels_len = if matches!(loss_plan, LossPlan::CrossEntropy { .. }) { batch } else { 0 };
         let targets_len = if matches!(loss_plan, LossPlan::CrossEntropy { .. }) { 0 } else { batch * out_len };
         let grad_lens = act_lens.clone();
@@ -393,9 +415,25 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                     #update
                 }
 
-                /// Sets the epoch whose learning rate `train_step` uses.
-                pub fn set_epoch(&mut self, epoch: usize) {
-                    self.epoch = epoch;
+                /// The model's train block, as `fit` reads it.
+                pub const FIT: ::cnnc::rt::fit::FitConfig = ::cnnc::rt::fit::FitConfig {
+                    loss: #loss_kind,
+                    epochs: #epochs,
+                    batch: #batch,
+                    validation: #validation,
+                    seed: #seed,
+                    verbose: true,
+                };
+
+                /// Trains on `data` as the train block says: epochs, batches, validation
+                /// split, schedule; prints a line per epoch.
+                pub fn fit(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::FitReport, ::cnnc::Error> {
+                    ::cnnc::rt::fit::fit(self, data, &Self::FIT)
+                }
+
+                /// Loss and accuracy on `data`, in inference mode.
+                pub fn evaluate(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::Evaluation, ::cnnc::Error> {
+                    ::cnnc::rt::fit::evaluate(self, data, Self::FIT.loss, Self::BATCH)
                 }
 
                 /// Forward, loss and backward over a whole batch, in chunks of `BATCH`.
@@ -410,6 +448,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                     #target_prep
                     let total = #total;
                     self.grads.fill(0.0);
+                    self.correct = 0;
                     let mut loss = 0.0f64;
                     let mut lo = 0;
                     while lo < n {
@@ -418,6 +457,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                         ::cnnc::support::copy_samples("input", &x, lo, hi, &mut self.a0)?;
                         fill_target(self, lo, hi)?;
                         self.forward(m, true);
+                        #count_correct
                         loss += self.loss(m, total);
                         self.backward(m, input_grad.is_some());
                         if let Some(dst) = input_grad.as_deref_mut() {
@@ -469,6 +509,14 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 fn learning_rate(&self, epoch: usize) -> f32 {
                     #schedule.learning_rate(#base_lr, #epochs, epoch) as f32
                 }
+
+                fn set_epoch(&mut self, epoch: usize) {
+                    self.epoch = epoch;
+                }
+
+                fn last_correct(&self) -> Option<usize> {
+                    #last_correct
+                }
             }
         };
         (tokens, state1_len, state2_len, labels_len, targets_len, grad_lens)
@@ -482,6 +530,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 state2: Vec<f32>,
                 step: u64,
                 epoch: usize,
+                correct: usize,
                 rng: ::cnnc::support::Rng,
                 labels: Vec<usize>,
                 targets: Vec<f32>,
@@ -495,6 +544,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 state2: vec![0.0; #s2],
                 step: 0,
                 epoch: 0,
+                correct: 0,
                 rng: ::cnnc::support::Rng::new(seed),
                 labels: vec![0; #labels_len],
                 targets: vec![0.0; #targets_len],

@@ -48,3 +48,19 @@ pub fn mse(y: &[f32], t: &[f32], dy: &mut [f32], total: usize) -> f64 {
     }
     loss
 }
+
+/// How many rows' largest value sits at the label (the first largest on ties).
+#[inline(always)]
+pub fn count_correct(p: &[f32], labels: &[usize], classes: usize) -> usize {
+    labels
+        .iter()
+        .zip(p.chunks_exact(classes))
+        .filter(|(&label, row)| {
+            let best = row
+                .iter()
+                .enumerate()
+                .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
+            best == label
+        })
+        .count()
+}

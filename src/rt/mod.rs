@@ -2,7 +2,9 @@
 //! `Target`, `Gradients` and `Error` (../shared/spec/API.md), plus data loading,
 //! the fit loop, weight files and the seeded initialization.
 
+pub mod data;
 mod error;
+pub mod fit;
 pub mod init;
 
 pub use error::Error;
@@ -53,4 +55,15 @@ pub trait Train: Model {
     fn train_step(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error>;
     /// The learning rate in effect while `epoch` (0-based) trains, after the schedule.
     fn learning_rate(&self, epoch: usize) -> f32;
+
+    /// Sets the epoch whose learning rate `train_step` uses (`fit` calls it).
+    fn set_epoch(&mut self, epoch: usize) {
+        let _ = epoch;
+    }
+
+    /// How many samples of the last `train_step` the model classified right
+    /// (argmax of the output equal to the label), when it keeps count.
+    fn last_correct(&self) -> Option<usize> {
+        None
+    }
 }
