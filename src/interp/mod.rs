@@ -1,1 +1,198 @@
-//! The reference interpreter (see issue 3).
+//! The reference interpreter: runs a checked model ([`ir::Model`]) on ndarray with
+//! direct loops, one small function per layer kind forward and backward, so that
+//! each can be checked against the math by reading it. It is the oracle generated
+//! code is tested against.
+//!
+//! - [`Interpreter`] implements [`Model`] and [`Train`] in `f32`.
+//! - [`Network`] holds the layers over any [`Real`] type; its `f64` instance drives
+//!   the finite-difference gradient checks.
+//!
+//! Files: `conv.rs`, `pool.rs` (max, avg, global avg), `dense.rs`, `activation.rs`
+//! (relu, leaky_relu, sigmoid, tanh, softmax, dropout), `loss.rs`, `optim.rs`;
+//! `network.rs` chains them, `validate.rs` checks what callers pass in.
+
+pub mod activation;
+pub mod conv;
+pub mod dense;
+pub mod loss;
+mod network;
+pub mod optim;
+pub mod pool;
+mod real;
+mod validate;
+
+pub use network::{NetGradients, Network};
+pub use real::Real;
+
+use crate::ir::{self, Window};
+use crate::rt::init::Initializer;
+use crate::rt::{Error, Gradients, Model, Target, Train};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// The input index that window cell `k` of output `o` reads along `axis` (0 = height,
+/// 1 = width) of an input of `size` cells, or `None` when it falls in the padding:
+/// `o * stride + k - pad_before`.
+pub(crate) fn tap(o: usize, k: usize, win: &Window, axis: usize, size: usize) -> Option<usize> {
+    let i = (o * win.stride[axis] + k).checked_sub(win.pad_before[axis])?;
+    (i < size).then_some(i)
+}
+
+/// A model run by the reference interpreter, in `f32`.
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    net: Network<f32>,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    optimizer: Option<optim::Optimizer>,
+    /// The epoch whose learning rate `train_step` uses.
+    epoch: usize,
+    /// Draws the dropout masks of `gradients` and `train_step`.
+    dropout: ChaCha8Rng,
+}
+
+impl Interpreter {
+    /// Compiles `text` and builds its model `model_name`, initialized from `seed`.
+    pub fn from_source(text: &str, model_name: &str, seed: u64) -> Result<Interpreter, Error> {
+        let models = crate::compile(text).map_err(|d| Error::Compile(d.render("<source>", text)))?;
+        let available: Vec<String> = models.iter().map(|m| m.name.clone()).collect();
+        match models.into_iter().find(|m| m.name == model_name) {
+            Some(model) => Ok(Interpreter::new(model, seed)),
+            None => Err(Error::UnknownModel {
+                name: model_name.to_string(),
+                available,
+            }),
+        }
+    }
+
+    /// The model with the spec's initialization: for each conv/dense layer in order,
+    /// its weights drawn by `model.init_scheme(i)`, its bias 0.
+    pub fn new(model: ir::Model, seed: u64) -> Interpreter {
+        let mut init = Initializer::new(seed);
+        let mut params = Vec::new();
+        for (i, layer) in model.layers.iter().enumerate() {
+            for (k, spec) in layer.params().into_iter().enumerate() {
+                let mut value = ArrayD::zeros(IxDyn(&spec.shape));
+                if k == 0 {
+                    let weights = init.weights(model.init_scheme(i), spec.len());
+                    for (dst, src) in value.iter_mut().zip(weights) {
+                        *dst = src;
+                    }
+                }
+                params.push(value);
+            }
+        }
+        let optimizer = model
+            .train
+            .as_ref()
+            .map(|t| optim::Optimizer::new(t.optimizer, t.weight_decay));
+        // Dropout has its own stream of the seed, apart from the initialization's.
+        let mut dropout = ChaCha8Rng::seed_from_u64(seed);
+        dropout.set_stream(1);
+        Interpreter {
+            input_shape: model.input.dims(),
+            output_shape: model.output().dims(),
+            net: Network::from_parts(model, params),
+            optimizer,
+            epoch: 0,
+            dropout,
+        }
+    }
+
+    pub fn model(&self) -> &ir::Model {
+        self.net.model()
+    }
+
+    /// The layers and parameters.
+    pub fn network(&self) -> &Network<f32> {
+        &self.net
+    }
+
+    /// Sets the epoch whose learning rate (after the schedule) `train_step` uses; 0 at first.
+    pub fn set_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+    }
+
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    fn param_index(&self, name: &str) -> Result<usize, Error> {
+        let names = self.param_names();
+        names.iter().position(|n| n == name).ok_or_else(|| Error::UnknownParam {
+            name: name.to_string(),
+            known: names,
+        })
+    }
+}
+
+impl Model for Interpreter {
+    fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    fn param_names(&self) -> Vec<String> {
+        self.net.model().params().into_iter().map(|p| p.name).collect()
+    }
+
+    fn param(&self, name: &str) -> Option<ArrayD<f32>> {
+        let index = self.param_index(name).ok()?;
+        self.net.params().get(index).cloned()
+    }
+
+    fn set_param(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+        let index = self.param_index(name)?;
+        let slot = &mut self.net.params_mut()[index];
+        if slot.shape() != value.shape() {
+            return Err(Error::Shape {
+                what: format!("parameter {name}"),
+                expected: format!("{:?}", slot.shape()),
+                given: value.shape().to_vec(),
+            });
+        }
+        validate::finite(&format!("parameter {name}"), value.view())?;
+        slot.assign(&value);
+        Ok(())
+    }
+
+    fn predict(&mut self, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>, Error> {
+        self.net.predict(x)
+    }
+}
+
+impl Train for Interpreter {
+    fn gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<Gradients, Error> {
+        let g = self.net.gradients(x, &target, Some(&mut self.dropout))?;
+        Ok(Gradients {
+            loss: g.loss,
+            input: g.input,
+            params: self.param_names().into_iter().zip(g.params).collect(),
+        })
+    }
+
+    fn train_step(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error> {
+        let lr = match &self.net.model().train {
+            Some(train) => train.learning_rate(self.epoch),
+            None => return Err(self.net.loss().err().unwrap_or_else(|| Error::Config(String::new()))),
+        };
+        let g = self.net.gradients(x, &target, Some(&mut self.dropout))?;
+        if let Some(optimizer) = self.optimizer.as_mut() {
+            optimizer.step(self.net.params_mut(), &g.params, lr);
+        }
+        Ok(g.loss)
+    }
+
+    /// The learning rate of `epoch` after the schedule; 0 for an inference-only model.
+    fn learning_rate(&self, epoch: usize) -> f32 {
+        self.net
+            .model()
+            .train
+            .as_ref()
+            .map_or(0.0, |t| t.learning_rate(epoch) as f32)
+    }
+}

@@ -1,0 +1,108 @@
+//! The checks on what a caller passes in, each an `Err` that names the problem.
+
+use super::real::Real;
+use crate::ir::{self, Loss};
+use crate::rt::{Error, Target};
+use ndarray::{ArrayViewD, Dimension};
+
+/// `[N, 1, 28, 28]`: a batch of samples of this shape.
+pub fn batch_shape(sample: &[usize]) -> String {
+    let dims: Vec<String> = std::iter::once("N".to_string())
+        .chain(sample.iter().map(|d| d.to_string()))
+        .collect();
+    format!("[{}]", dims.join(", "))
+}
+
+/// `x` must be `[N, ...input shape]` with N >= 1, every value finite.
+pub fn input<T: Real>(model: &ir::Model, x: ArrayViewD<T>) -> Result<(), Error> {
+    let sample = model.input.dims();
+    let shape = x.shape();
+    if shape.len() != sample.len() + 1 || shape[1..] != sample[..] {
+        return Err(Error::Shape {
+            what: "input".to_string(),
+            expected: batch_shape(&sample),
+            given: shape.to_vec(),
+        });
+    }
+    if shape[0] == 0 {
+        return Err(Error::Shape {
+            what: "input".to_string(),
+            expected: format!("{} with N >= 1 (the batch is empty)", batch_shape(&sample)),
+            given: shape.to_vec(),
+        });
+    }
+    finite("input", x)
+}
+
+/// Every value of `x` is finite.
+pub fn finite<T: Real>(what: &str, x: ArrayViewD<T>) -> Result<(), Error> {
+    match x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        Some((index, v)) => Err(Error::NonFinite {
+            what: what.to_string(),
+            value: v.to_f64() as f32,
+            index: index.slice().to_vec(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The error for a target of the wrong kind for `loss`.
+pub fn wrong_target_kind(loss: Loss) -> Error {
+    Error::Target(match loss {
+        Loss::CrossEntropy => {
+            "cross_entropy takes class labels (Target::Labels, one class index per sample), not Target::Values"
+                .to_string()
+        }
+        Loss::Mse => "mse takes Target::Values with the output's shape, not Target::Labels".to_string(),
+        Loss::BinaryCrossEntropy => {
+            "binary_cross_entropy takes Target::Values in [0, 1] with the output's shape, not Target::Labels"
+                .to_string()
+        }
+    })
+}
+
+/// The target suits the loss and a batch of `n` samples.
+pub fn target(model: &ir::Model, loss: Loss, n: usize, target: &Target<'_>) -> Result<(), Error> {
+    let output = model.output().dims();
+    match (loss, target) {
+        (Loss::CrossEntropy, Target::Labels(labels)) => {
+            if labels.len() != n {
+                return Err(Error::Shape {
+                    what: "labels".to_string(),
+                    expected: format!("[{n}] (one label per sample of the input)"),
+                    given: vec![labels.len()],
+                });
+            }
+            let classes = model.output().len();
+            match labels.iter().enumerate().find(|(_, &label)| label >= classes) {
+                Some((sample, &label)) => Err(Error::Label { sample, label, classes }),
+                None => Ok(()),
+            }
+        }
+        (Loss::Mse | Loss::BinaryCrossEntropy, Target::Values(t)) => {
+            let mut expected = vec![n];
+            expected.extend_from_slice(&output);
+            if t.shape() != expected.as_slice() {
+                return Err(Error::Shape {
+                    what: "target".to_string(),
+                    expected: format!(
+                        "{expected:?} (the batch size, then the output shape {})",
+                        model.output()
+                    ),
+                    given: t.shape().to_vec(),
+                });
+            }
+            finite("target", t.view())?;
+            if loss == Loss::BinaryCrossEntropy {
+                if let Some((index, v)) = t.indexed_iter().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
+                    return Err(Error::Target(format!(
+                        "binary_cross_entropy needs targets in [0, 1]; target{:?} is {v}",
+                        index.slice()
+                    )));
+                }
+            }
+            Ok(())
+        }
+        _ => Err(wrong_target_kind(loss)),
+    }
+}
