@@ -20,7 +20,7 @@ pub fn act_tokens(act: Act) -> TokenStream {
 pub fn forward(act: Act, x: &TokenStream, y: &TokenStream) -> TokenStream {
     let act = act_tokens(act);
     quote! {
-        #y.copy_from_slice(#x);
+        (#y).copy_from_slice(#x);
         #act.forward(#y);
     }
 }
@@ -29,7 +29,7 @@ pub fn forward(act: Act, x: &TokenStream, y: &TokenStream) -> TokenStream {
 pub fn backward(act: Act, y: &TokenStream, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
     let act = act_tokens(act);
     quote! {
-        #dx.copy_from_slice(#dy);
+        (#dx).copy_from_slice(#dy);
         #act.backward(#y, #dx);
     }
 }
@@ -48,14 +48,14 @@ pub fn dropout_forward(p: f32, x: &TokenStream, y: &TokenStream, mask: &TokenStr
         if train {
             ::cnnc::support::dropout_forward(#p, &mut self.rng, #x, #y, #mask);
         } else {
-            #y.copy_from_slice(#x);
+            (#y).copy_from_slice(#x);
         }
     }
 }
 
 pub fn dropout_backward(mask: &TokenStream, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
     quote! {
-        for ((dx, dy), m) in #dx.iter_mut().zip(#dy.iter()).zip(#mask.iter()) {
+        for ((dx, dy), m) in (#dx).iter_mut().zip((#dy).iter()).zip((#mask).iter()) {
             *dx = dy * m;
         }
     }

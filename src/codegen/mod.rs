@@ -146,7 +146,7 @@ fn forward_step(plan: &Plan, step: &plan::Step, kernels: &mut Kernels) -> TokenS
             if kernels.training {
                 activation::dropout_forward(*p, &x, &y, &slice_mut(&m, out_len))
             } else {
-                quote!(#y.copy_from_slice(#x);)
+                quote!((#y).copy_from_slice(#x);)
             }
         }
         _ => unreachable!("every step kind is handled"),

@@ -1,0 +1,8 @@
+//! A wrong model inside `cnn!` is a compile error at the offending tokens, every
+//! error at once, with no cascade of secondary errors in the user's code.
+
+#[test]
+fn bad_models_fail_to_compile_with_located_errors() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/compile_fail/*.rs");
+}

@@ -1,0 +1,98 @@
+//! `train_step` and `predict_into` of a generated model allocate nothing: every
+//! buffer is made in `new()`. A counting global allocator proves it.
+
+use cnnc::ndarray::{Array1, Array2, Array4};
+use cnnc::{Target, Train};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+cnn_macros::cnn! {
+    model Lenet {
+        input 1x28x28
+        conv 6 kernel 5 pad 2 relu
+        maxpool 2
+        conv 16 kernel 5 relu
+        maxpool 2
+        flatten
+        dense 120 relu
+        dropout 0.25
+        dense 84 relu
+        dense 10 softmax
+        train { loss cross_entropy optimizer adam lr 0.001 batch 16 }
+    }
+
+    model Regressor {
+        input 2x9x9
+        conv 4 kernel 3 stride 2 pad same tanh
+        avgpool 3 stride 2 pad 1
+        flatten
+        dense 3 sigmoid
+        train { loss mse optimizer sgd lr 0.1 momentum 0.9 nesterov batch 4 }
+    }
+}
+
+fn allocations_during(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    f();
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
+#[test]
+fn training_and_prediction_allocate_nothing() {
+    let mut lenet = Lenet::new(1);
+    // 40 samples: two full chunks of 16 and a partial one.
+    let x = Array4::<f32>::from_shape_fn((40, 1, 28, 28), |(n, _, h, w)| ((n + h * w) % 7) as f32 / 7.0);
+    let labels = Array1::from_shape_fn(40, |i| i % 10);
+    let mut out = vec![0.0f32; 40 * 10];
+    // Warm up once (nothing should allocate here either, but measure the steady state).
+    lenet
+        .train_step(x.view().into_dyn(), Target::Labels(labels.view()))
+        .unwrap();
+    let n = allocations_during(|| {
+        for _ in 0..3 {
+            lenet
+                .train_step(x.view().into_dyn(), Target::Labels(labels.view()))
+                .unwrap();
+        }
+        lenet.predict_into(x.view().into_dyn(), &mut out).unwrap();
+    });
+    assert_eq!(n, 0, "Lenet allocated {n} times");
+
+    let mut reg = Regressor::new(2);
+    let x = Array4::<f32>::from_shape_fn((6, 2, 9, 9), |(n, c, h, w)| ((n * 3 + c + h + 2 * w) % 5) as f32 / 5.0);
+    let t = Array2::<f32>::from_shape_fn((6, 3), |(n, j)| ((n + j) % 3) as f32 / 3.0);
+    let mut out = vec![0.0f32; 6 * 3];
+    let n = allocations_during(|| {
+        for _ in 0..3 {
+            reg.train_step(x.view().into_dyn(), Target::Values(t.view().into_dyn()))
+                .unwrap();
+        }
+        reg.predict_into(x.view().into_dyn(), &mut out).unwrap();
+    });
+    assert_eq!(n, 0, "Regressor allocated {n} times");
+}
