@@ -1,10 +1,37 @@
 //! Convolution: `y[n,f,oy,ox] = b[f] + sum_{c,ky,kx} w[f,c,ky,kx] * x[n,c,iy,ix]` with
 //! `iy = oy*SH + ky - pad_top`, `ix = ox*SW + kx - pad_left`; cells in the padding are 0.
+//!
+//! The loops read row-major copies of the tensors through the index functions
+//! `Nchw::at`, which is the same arithmetic ndarray does, without its per-access checks.
 
 use super::real::Real;
 use super::tap;
 use crate::ir::Window;
 use ndarray::{Array1, Array4, ArrayView1, ArrayView4};
+
+/// The offset of `[a, b, c, d]` in a row-major tensor of shape `[_, B, C, D]`.
+#[derive(Clone, Copy)]
+struct Nchw(usize, usize, usize);
+
+impl Nchw {
+    fn of<T>(t: &ArrayView4<T>) -> Nchw {
+        let (_, b, c, d) = t.dim();
+        Nchw(b, c, d)
+    }
+
+    fn at(self, a: usize, b: usize, c: usize, d: usize) -> usize {
+        ((a * self.0 + b) * self.1 + c) * self.2 + d
+    }
+}
+
+fn row_major<T: Real>(t: &ArrayView4<T>) -> Vec<T> {
+    t.iter().copied().collect()
+}
+
+fn to_array<T: Real>(shape: (usize, usize, usize, usize), values: &[T]) -> Array4<T> {
+    let index = Nchw(shape.1, shape.2, shape.3);
+    Array4::from_shape_fn(shape, |(a, b, c, d)| values[index.at(a, b, c, d)])
+}
 
 /// Forward: `x` is `[N, C, H, W]`, `w` is `[F, C, KH, KW]`, the output `[N, F, OH, OW]`.
 pub fn forward<T: Real>(
@@ -16,27 +43,33 @@ pub fn forward<T: Real>(
 ) -> Array4<T> {
     let (n, c, h, wd) = x.dim();
     let (f, _, kh, kw) = w.dim();
-    let mut y = Array4::from_elem((n, f, oh, ow), T::ZERO);
+    let (xi, wi, yi) = (Nchw::of(&x), Nchw::of(&w), Nchw(f, oh, ow));
+    let (xs, ws) = (row_major(&x), row_major(&w));
+    let mut ys = vec![T::ZERO; n * f * oh * ow];
+    // For each output row, the sum runs over (c, ky, kx) in order with the weight held
+    // while `ox` moves along the row (independent sums, so the CPU overlaps them).
     for s in 0..n {
         for o in 0..f {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut acc = b[o];
-                    for i in 0..c {
-                        for ky in 0..kh {
-                            let Some(iy) = tap(oy, ky, win, 0, h) else { continue };
-                            for kx in 0..kw {
+                    ys[yi.at(s, o, oy, ox)] = b[o];
+                }
+                for i in 0..c {
+                    for ky in 0..kh {
+                        let Some(iy) = tap(oy, ky, win, 0, h) else { continue };
+                        for kx in 0..kw {
+                            let weight = ws[wi.at(o, i, ky, kx)];
+                            for ox in 0..ow {
                                 let Some(ix) = tap(ox, kx, win, 1, wd) else { continue };
-                                acc += w[[o, i, ky, kx]] * x[[s, i, iy, ix]];
+                                ys[yi.at(s, o, oy, ox)] += weight * xs[xi.at(s, i, iy, ix)];
                             }
                         }
                     }
-                    y[[s, o, oy, ox]] = acc;
                 }
             }
         }
     }
-    y
+    to_array((n, f, oh, ow), &ys)
 }
 
 /// The gradients of a convolution.
@@ -52,22 +85,24 @@ pub fn backward<T: Real>(x: ArrayView4<T>, w: ArrayView4<T>, win: &Window, dy: A
     let (n, c, h, wd) = x.dim();
     let (f, _, kh, kw) = w.dim();
     let (_, _, oh, ow) = dy.dim();
-    let mut dx = Array4::from_elem(x.dim(), T::ZERO);
-    let mut dw = Array4::from_elem(w.dim(), T::ZERO);
+    let (xi, wi, yi) = (Nchw::of(&x), Nchw::of(&w), Nchw::of(&dy));
+    let (xs, ws, dys) = (row_major(&x), row_major(&w), row_major(&dy));
+    let mut dxs = vec![T::ZERO; xs.len()];
+    let mut dws = vec![T::ZERO; ws.len()];
     let mut db = Array1::from_elem(f, T::ZERO);
     for s in 0..n {
         for o in 0..f {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let g = dy[[s, o, oy, ox]];
+                    let g = dys[yi.at(s, o, oy, ox)];
                     db[o] += g;
                     for i in 0..c {
                         for ky in 0..kh {
                             let Some(iy) = tap(oy, ky, win, 0, h) else { continue };
                             for kx in 0..kw {
                                 let Some(ix) = tap(ox, kx, win, 1, wd) else { continue };
-                                dw[[o, i, ky, kx]] += g * x[[s, i, iy, ix]];
-                                dx[[s, i, iy, ix]] += g * w[[o, i, ky, kx]];
+                                dws[wi.at(o, i, ky, kx)] += g * xs[xi.at(s, i, iy, ix)];
+                                dxs[xi.at(s, i, iy, ix)] += g * ws[wi.at(o, i, ky, kx)];
                             }
                         }
                     }
@@ -75,5 +110,9 @@ pub fn backward<T: Real>(x: ArrayView4<T>, w: ArrayView4<T>, win: &Window, dy: A
             }
         }
     }
-    Grads { dx, dw, db }
+    Grads {
+        dx: to_array(x.dim(), &dxs),
+        dw: to_array(w.dim(), &dws),
+        db,
+    }
 }

@@ -67,7 +67,8 @@ impl Interpreter {
     }
 
     /// The model with the spec's initialization: for each conv/dense layer in order,
-    /// its weights drawn by `model.init_scheme(i)`, its bias 0.
+    /// its weights drawn by `model.init_scheme(i)`, its bias 0. `model` is a checked
+    /// model, as [`crate::compile`] returns it.
     pub fn new(model: ir::Model, seed: u64) -> Interpreter {
         let mut init = Initializer::new(seed);
         let mut params = Vec::new();
@@ -176,11 +177,14 @@ impl Train for Interpreter {
     }
 
     fn train_step(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error> {
-        let lr = match &self.net.model().train {
-            Some(train) => train.learning_rate(self.epoch),
-            None => return Err(self.net.loss().err().unwrap_or_else(|| Error::Config(String::new()))),
-        };
+        // An inference-only model fails here with `Error::Config`.
         let g = self.net.gradients(x, &target, Some(&mut self.dropout))?;
+        let lr = self
+            .net
+            .model()
+            .train
+            .as_ref()
+            .map_or(0.0, |t| t.learning_rate(self.epoch));
         if let Some(optimizer) = self.optimizer.as_mut() {
             optimizer.step(self.net.params_mut(), &g.params, lr);
         }
