@@ -3,7 +3,7 @@
 //! and the dropout random stream.
 
 use crate::rt::{Error, Model, Target};
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, IxDyn, Slice};
 use std::collections::HashMap;
 
 /// One parameter tensor inside a model's flat parameter buffer.
@@ -48,43 +48,27 @@ pub fn batch_size(what: &str, given: &[usize], sample: &[usize]) -> Result<usize
     }
 }
 
-/// Copies samples `lo..hi` of `x` into `dst` (contiguous), refusing NaN and infinity.
-pub fn copy_samples(what: &str, x: &ArrayViewD<'_, f32>, lo: usize, hi: usize, dst: &mut [f32]) -> Result<(), Error> {
-    let rows = x.slice_axis(Axis(0), Slice::from(lo..hi));
-    let mut bad = None;
-    match rows.as_slice() {
-        Some(src) => {
-            dst[..src.len()].copy_from_slice(src);
-            if !src.iter().all(|v| v.is_finite()) {
-                bad = src.iter().position(|v| !v.is_finite());
-            }
-        }
-        None => {
-            for (i, (d, s)) in dst.iter_mut().zip(rows.iter()).enumerate() {
-                *d = *s;
-                if !s.is_finite() && bad.is_none() {
-                    bad = Some(i);
-                }
-            }
-        }
-    }
-    match bad {
+/// Refuses NaN and infinity anywhere in `x`, naming the first one's index.
+pub fn check_finite(what: &str, x: &ArrayViewD<'_, f32>) -> Result<(), Error> {
+    match x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         None => Ok(()),
-        Some(flat) => {
-            let sample_len: usize = x.shape()[1..].iter().product();
-            let mut index = vec![lo + flat / sample_len.max(1)];
-            let mut rest = flat % sample_len.max(1);
-            for (d, &dim) in x.shape()[1..].iter().enumerate() {
-                let stride: usize = x.shape()[2 + d..].iter().product();
-                index.push(rest / stride.max(1));
-                rest %= stride.max(1);
-                let _ = dim;
+        Some((index, &value)) => Err(Error::NonFinite {
+            what: what.to_string(),
+            value,
+            index: index.slice().to_vec(),
+        }),
+    }
+}
+
+/// Copies samples `lo..hi` of `x` into `dst`, contiguous.
+pub fn copy_rows(x: &ArrayViewD<'_, f32>, lo: usize, hi: usize, dst: &mut [f32]) {
+    let rows = x.slice_axis(Axis(0), Slice::from(lo..hi));
+    match rows.as_slice() {
+        Some(src) => dst[..src.len()].copy_from_slice(src),
+        None => {
+            for (d, s) in dst.iter_mut().zip(rows.iter()) {
+                *d = *s;
             }
-            Err(Error::NonFinite {
-                what: what.to_string(),
-                value: dst[flat],
-                index,
-            })
         }
     }
 }
@@ -285,4 +269,36 @@ pub fn dropout_forward(p: f32, rng: &mut Rng, x: &[f32], y: &mut [f32], mask: &m
         *m = if rng.next_f32() < p { 0.0 } else { keep };
         *y = x * *m;
     }
+}
+
+/// Runs `f(index, worker)` for every worker in parallel (recursive `rayon::join`,
+/// which allocates nothing) and returns the sum of the results in worker order,
+/// so the total does not depend on thread timing.
+pub fn each_worker<W: Send>(workers: &mut [W], f: &(impl Fn(usize, &mut W) -> f64 + Sync)) -> f64 {
+    fn go<W: Send>(base: usize, workers: &mut [W], f: &(impl Fn(usize, &mut W) -> f64 + Sync)) -> f64 {
+        match workers {
+            [] => 0.0,
+            [w] => f(base, w),
+            _ => {
+                let mid = workers.len() / 2;
+                let (left, right) = workers.split_at_mut(mid);
+                let (a, b) = rayon::join(|| go(base, left, f), || go(base + mid, right, f));
+                a + b
+            }
+        }
+    }
+    go(0, workers, f)
+}
+
+/// How many workers a model uses: one per rayon thread, at most `batch`.
+pub fn worker_count(batch: usize) -> usize {
+    rayon::current_num_threads().clamp(1, batch.max(1))
+}
+
+/// The samples of chunk `lo..hi` that worker `w` of `workers` takes.
+#[inline]
+pub fn worker_range(lo: usize, hi: usize, w: usize, workers: usize) -> (usize, usize) {
+    let per = (hi - lo).div_ceil(workers.max(1));
+    let start = (lo + w * per).min(hi);
+    (start, (start + per).min(hi))
 }

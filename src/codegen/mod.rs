@@ -128,14 +128,14 @@ fn forward_step(plan: &Plan, step: &plan::Step, kernels: &mut Kernels) -> TokenS
                 .params
                 .map(|(w, b)| (param_range(plan, w), param_range(plan, b)))
                 .unzip_tokens();
-            quote!(Self::#f(#x, &self.params[#w], &self.params[#b], #y, n, &mut self.scratch);)
+            quote!(Self::#f(#x, &params[#w], &params[#b], #y, n, &mut self.scratch);)
         }
         (Kind::Dense { .. }, Some((f, _))) => {
             let (w, b) = step
                 .params
                 .map(|(w, b)| (param_range(plan, w), param_range(plan, b)))
                 .unzip_tokens();
-            quote!(Self::#f(#x, &self.params[#w], &self.params[#b], #y, n);)
+            quote!(Self::#f(#x, &params[#w], &params[#b], #y, n);)
         }
         (Kind::MaxPool(_) | Kind::AvgPool(_), Some((f, _))) => quote!(Self::#f(#x, #y, n);),
         (Kind::GlobalAvgPool { channels, area }, _) => pool::global_forward(*channels, *area, &x, &y),
@@ -206,7 +206,7 @@ fn backward_step(plan: &Plan, step: &plan::Step, kernels: &mut Kernels) -> Token
             quote! {
                 #act_backward
                 let (dw, db) = self.grads[#w_start..#b_end].split_at_mut(#w_len);
-                Self::#b(#x, &self.params[#wr], #dy, dw, db, #dx_opt, n #extra);
+                Self::#b(#x, &params[#wr], #dy, dw, db, #dx_opt, n #extra);
             }
         }
         (Kind::MaxPool(_), Some((_, b))) => guard(quote!(Self::#b(#x, #dy, #dx_mut, n);)),
@@ -255,10 +255,13 @@ fn schedule_tokens(s: &Schedule) -> TokenStream {
     }
 }
 
-/// One model: the struct, its inherent methods and trait implementations.
+/// One model: the model struct (parameters, optimizer state, workers), a worker
+/// struct per model (one per thread: activation buffers, their gradients and a
+/// gradient accumulator), and the `Model`/`Train` implementations.
 pub fn generate_model(model: &ir::Model) -> TokenStream {
     let plan = Plan::new(model);
     let name = Ident::new(&model.name, Span::call_site());
+    let worker = format_ident!("{}Worker", model.name);
     let training = model.train.is_some();
     let mut kernels = Kernels {
         functions: Vec::new(),
@@ -269,7 +272,6 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     let input_dims = model.input.dims();
     let output_dims = model.output().dims();
     let (in_rank, out_rank) = (input_dims.len(), output_dims.len());
-    let in_len = model.input.len();
     let out_len = model.output().len();
     let param_count = plan.param_count;
     let params_table = plan.params.iter().map(|p| {
@@ -277,31 +279,10 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
         quote!(::cnnc::support::ParamInfo { name: #pname, offset: #offset, shape: &[#(#shape),*] })
     });
     let n_params = plan.params.len();
-
-    // Fields: activation buffers, and for training their gradients, masks and state.
-    let buffer_ids: Vec<usize> = (0..plan.buffers.len()).collect();
-    let act_fields: Vec<Ident> = buffer_ids.iter().map(|&i| a(i)).collect();
-    let act_lens: Vec<usize> = plan.buffers.iter().map(|l| l * batch).collect();
-    let mask_ids: Vec<usize> = plan
-        .steps
-        .iter()
-        .filter(|s| matches!(s.kind, Kind::Dropout { .. }))
-        .map(|s| s.output)
-        .collect();
-    let mask_fields: Vec<Ident> = if training {
-        mask_ids.iter().map(|&i| mask(i)).collect()
-    } else {
-        Vec::new()
-    };
-    let mask_lens: Vec<usize> = mask_ids.iter().map(|&i| plan.buffers[i] * batch).collect();
-    let grad_fields: Vec<Ident> = if training {
-        buffer_ids.iter().map(|&i| d(i)).collect()
-    } else {
-        Vec::new()
-    };
+    let act_fields: Vec<Ident> = (0..plan.buffers.len()).map(a).collect();
+    let act_lens: Vec<usize> = plan.buffers.clone();
     let scratch = plan.scratch;
     let output_field = a(plan.output);
-
     let forward: Vec<TokenStream> = plan
         .steps
         .iter()
@@ -314,246 +295,22 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
         model.output(),
         param_count
     );
+    let worker_doc = format!("The buffers one thread of [`{}`] works in.", model.name);
 
-    // The training part, when there is a train block.
-    let train_parts = model.train.as_ref().map(|train| {
-        let loss_plan = plan.loss.unwrap_or(LossPlan::Mse { output: plan.output });
-        let skip = plan.loss_step();
-        let backward: Vec<TokenStream> = plan
-            .steps
-            .iter()
-            .enumerate()
-            .rev()
-            .filter(|(i, _)| Some(*i) != skip)
-            .map(|(_, s)| backward_step(&plan, s, &mut kernels))
-            .collect();
-        let loss_body = loss::loss_body(loss_plan, out_len);
-        let update = optim::update_body(train);
-        let states = optim::state_buffers(train);
-        let state1_len = if states >= 1 { param_count } else { 0 };
-        let state2_len = if states >= 2 { param_count } else { 0 };
-        let schedule = schedule_tokens(&train.schedule);
-        let base_lr = train.optimizer.lr();
-        let epochs = train.epochs;
-        let (target_prep, total) = match loss_plan {
-            LossPlan::CrossEntropy { classes, .. } => (
-                quote! {
-                    let labels = ::cnnc::support::labels(&target, n, #classes)?;
-                    let fill_target = |this: &mut Self, lo: usize, hi: usize| -> Result<(), ::cnnc::Error> {
-                        for (d, s) in this.labels.iter_mut().zip(labels.iter().skip(lo).take(hi - lo)) {
-                            *d = *s;
-                        }
-                        Ok(())
-                    };
-                },
-                quote!(n),
-            ),
-            LossPlan::BinaryCrossEntropy { .. } | LossPlan::Mse { .. } => {
-                let loss_word = if matches!(loss_plan, LossPlan::Mse { .. }) { "mse" } else { "binary_cross_entropy" };
-                let range_check = if matches!(loss_plan, LossPlan::BinaryCrossEntropy { .. }) {
-                    quote! {
-                        if let Some(v) = values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
-                            return Err(::cnnc::Error::Target(format!(
-                                "binary_cross_entropy targets must lie in [0, 1]; found {v}"
-                            )));
-                        }
-                    }
-                } else {
-                    quote!()
-                };
-                (
-                    quote! {
-                        let values = ::cnnc::support::values(&target, n, &Self::OUTPUT_SHAPE, #loss_word)?;
-                        #range_check
-                        let fill_target = |this: &mut Self, lo: usize, hi: usize| -> Result<(), ::cnnc::Error> {
-                            ::cnnc::support::copy_samples("target", &values, lo, hi, &mut this.targets)
-                        };
-                    },
-                    quote!(n * #out_len),
-                )
-            }
-        };
-        let loss_kind = match train.loss {
-            ir::Loss::CrossEntropy => quote!(::cnnc::ir::Loss::CrossEntropy),
-            ir::Loss::Mse => quote!(::cnnc::ir::Loss::Mse),
-            ir::Loss::BinaryCrossEntropy => quote!(::cnnc::ir::Loss::BinaryCrossEntropy),
-        };
-        let validation = match train.validation {
-            Some(v) => quote!(Some(#v)),
-            None => quote!(None),
-        };
-        let seed = train.seed;
-        let (count_correct, last_correct) = match loss_plan {
-            LossPlan::CrossEntropy { probs, classes, .. } => {
-                let p = a(probs);
-                (
-                    quote! {
-                        self.correct += ::cnnc::kernels::loss::count_correct(&self.#p[..m * #classes], &self.labels[..m], #classes);
-                    },
-                    quote!(Some(self.correct)),
-                )
-            }
-            _ => (quote!(), quote!(None)),
-        };
-        let labels_len = if matches!(loss_plan, LossPlan::CrossEntropy { .. }) { batch } else { 0 };
-        let targets_len = if matches!(loss_plan, LossPlan::CrossEntropy { .. }) { 0 } else { batch * out_len };
-        let grad_lens = act_lens.clone();
-        let tokens = quote! {
-            impl #name {
-                /// The backward pass over `n` samples, after `loss`: adds to `grads`.
-                fn backward(&mut self, n: usize, input_grad: bool) {
-                    #(#backward)*
-                }
-
-                /// The summed loss of `n` samples; writes the gradient of the mean over `total`.
-                fn loss(&mut self, n: usize, total: usize) -> f64 {
-                    #loss_body
-                }
-
-                /// One optimizer step over the flat parameter buffer.
-                fn update(&mut self, lr: f32) {
-                    #update
-                }
-
-                /// The model's train block, as `fit` reads it.
-                pub const FIT: ::cnnc::rt::fit::FitConfig = ::cnnc::rt::fit::FitConfig {
-                    loss: #loss_kind,
-                    epochs: #epochs,
-                    batch: #batch,
-                    validation: #validation,
-                    seed: #seed,
-                    verbose: true,
-                };
-
-                /// Trains on `data` as the train block says: epochs, batches, validation
-                /// split, schedule; prints a line per epoch.
-                pub fn fit(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::FitReport, ::cnnc::Error> {
-                    ::cnnc::rt::fit::fit(self, data, &Self::FIT)
-                }
-
-                /// Loss and accuracy on `data`, in inference mode.
-                pub fn evaluate(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::Evaluation, ::cnnc::Error> {
-                    ::cnnc::rt::fit::evaluate(self, data, Self::FIT.loss, Self::BATCH)
-                }
-
-                /// Forward, loss and backward over a whole batch, in chunks of `BATCH`.
-                /// Returns the mean loss; fills `input_grad` when given.
-                fn accumulate(
-                    &mut self,
-                    x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
-                    target: ::cnnc::Target<'_>,
-                    mut input_grad: Option<&mut [f32]>,
-                ) -> Result<f32, ::cnnc::Error> {
-                    let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
-                    #target_prep
-                    let total = #total;
-                    self.grads.fill(0.0);
-                    self.correct = 0;
-                    let mut loss = 0.0f64;
-                    let mut lo = 0;
-                    while lo < n {
-                        let hi = (lo + Self::BATCH).min(n);
-                        let m = hi - lo;
-                        ::cnnc::support::copy_samples("input", &x, lo, hi, &mut self.a0)?;
-                        fill_target(self, lo, hi)?;
-                        self.forward(m, true);
-                        #count_correct
-                        loss += self.loss(m, total);
-                        self.backward(m, input_grad.is_some());
-                        if let Some(dst) = input_grad.as_deref_mut() {
-                            dst[lo * #in_len..hi * #in_len].copy_from_slice(&self.d0[..m * #in_len]);
-                        }
-                        lo = hi;
-                    }
-                    Ok((loss / total as f64) as f32)
-                }
-            }
-
-            impl ::cnnc::Train for #name {
-                fn gradients(
-                    &mut self,
-                    x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
-                    target: ::cnnc::Target<'_>,
-                ) -> Result<::cnnc::Gradients, ::cnnc::Error> {
-                    let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
-                    let mut input = vec![0.0f32; n * #in_len];
-                    let loss = self.accumulate(x, target, Some(&mut input))?;
-                    let mut dims = vec![n];
-                    dims.extend_from_slice(&Self::INPUT_SHAPE);
-                    let input = ::cnnc::ndarray::ArrayD::from_shape_vec(dims, input)
-                        .map_err(|e| ::cnnc::Error::Config(e.to_string()))?;
-                    let params = Self::PARAMS
-                        .iter()
-                        .filter_map(|p| {
-                            ::cnnc::support::get_param(&Self::PARAMS, &self.grads, p.name).map(|g| (p.name.to_string(), g))
-                        })
-                        .collect();
-                    Ok(::cnnc::Gradients { loss, input, params })
-                }
-
-                fn train_step(
-                    &mut self,
-                    x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
-                    target: ::cnnc::Target<'_>,
-                ) -> Result<f32, ::cnnc::Error> {
-                    let loss = self.accumulate(x, target, None)?;
-                    if !loss.is_finite() {
-                        return Err(::cnnc::Error::Diverged { epoch: self.epoch, batch: self.step as usize, loss });
-                    }
-                    self.step += 1;
-                    let lr = self.learning_rate(self.epoch);
-                    self.update(lr);
-                    Ok(loss)
-                }
-
-                fn learning_rate(&self, epoch: usize) -> f32 {
-                    #schedule.learning_rate(#base_lr, #epochs, epoch) as f32
-                }
-
-                fn set_epoch(&mut self, epoch: usize) {
-                    self.epoch = epoch;
-                }
-
-                fn last_correct(&self) -> Option<usize> {
-                    #last_correct
-                }
-            }
-        };
-        (tokens, state1_len, state2_len, labels_len, targets_len, grad_lens)
-    });
-    let (train_impl, state_fields, state_init) = match train_parts {
-        Some((tokens, s1, s2, labels_len, targets_len, grad_lens)) => (
-            tokens,
-            quote! {
-                grads: Vec<f32>,
-                state1: Vec<f32>,
-                state2: Vec<f32>,
-                step: u64,
-                epoch: usize,
-                correct: usize,
-                rng: ::cnnc::support::Rng,
-                labels: Vec<usize>,
-                targets: Vec<f32>,
-                dscratch: Vec<f32>,
-                #(#grad_fields: Vec<f32>,)*
-                #(#mask_fields: Vec<f32>,)*
-            },
-            quote! {
-                grads: vec![0.0; #param_count],
-                state1: vec![0.0; #s1],
-                state2: vec![0.0; #s2],
-                step: 0,
-                epoch: 0,
-                correct: 0,
-                rng: ::cnnc::support::Rng::new(seed),
-                labels: vec![0; #labels_len],
-                targets: vec![0.0; #targets_len],
-                dscratch: vec![0.0; #scratch],
-                #(#grad_fields: vec![0.0; #grad_lens],)*
-                #(#mask_fields: vec![0.0; #mask_lens],)*
-            },
+    let train = model
+        .train
+        .as_ref()
+        .map(|train| train_parts(model, &plan, train, &name, &worker, &mut kernels));
+    let (model_fields, model_init, worker_fields, worker_init, worker_methods, train_impl) = match train {
+        Some(t) => (
+            t.model_fields,
+            t.model_init,
+            t.worker_fields,
+            t.worker_init,
+            t.worker_methods,
+            t.train_impl,
         ),
-        None => (quote!(), quote!(), quote!()),
+        None => Default::default(),
     };
     let functions = &kernels.functions;
     let init = init_tokens(model, &plan);
@@ -562,9 +319,38 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
         #[doc = #doc]
         pub struct #name {
             params: Vec<f32>,
+            workers: Vec<#worker>,
+            #model_fields
+        }
+
+        #[doc = #worker_doc]
+        #[doc(hidden)]
+        pub struct #worker {
             #(#act_fields: Vec<f32>,)*
             scratch: Vec<f32>,
-            #state_fields
+            #worker_fields
+        }
+
+        impl #worker {
+            /// Buffers for `samples` samples at a time.
+            fn new(seed: u64, samples: usize) -> Self {
+                let _ = seed;
+                #worker {
+                    #(#act_fields: vec![0.0; samples * #act_lens],)*
+                    scratch: vec![0.0; #scratch],
+                    #worker_init
+                }
+            }
+
+            /// The forward pass over the `n` samples in `a0`.
+            #[allow(unused_variables)]
+            fn forward(&mut self, params: &[f32], n: usize, #train_flag: bool) {
+                #(#forward)*
+            }
+
+            #worker_methods
+
+            #(#functions)*
         }
 
         impl #name {
@@ -574,7 +360,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
             pub const OUTPUT_SHAPE: [usize; #out_rank] = [#(#output_dims),*];
             /// The number of parameters.
             pub const PARAM_COUNT: usize = #param_count;
-            /// Samples processed at once; larger batches run in chunks of this size.
+            /// Samples processed at once (split across threads); larger batches run in chunks.
             pub const BATCH: usize = #batch;
             /// Every parameter: name, offset in the flat buffer, PyTorch shape.
             pub const PARAMS: [::cnnc::support::ParamInfo; #n_params] = [#(#params_table),*];
@@ -584,11 +370,12 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
             pub fn new(seed: u64) -> Self {
                 let mut params = vec![0.0f32; #param_count];
                 #init
+                let workers = ::cnnc::support::worker_count(Self::BATCH);
+                let samples = Self::BATCH.div_ceil(workers);
                 #name {
                     params,
-                    #(#act_fields: vec![0.0; #act_lens],)*
-                    scratch: vec![0.0; #scratch],
-                    #state_init
+                    workers: (0..workers).map(|i| #worker::new(seed.wrapping_add(i as u64), samples)).collect(),
+                    #model_init
                 }
             }
 
@@ -605,6 +392,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
             /// Inference into a caller's buffer of `N * OUTPUT_SHAPE` values; allocates nothing.
             pub fn predict_into(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>, out: &mut [f32]) -> Result<(), ::cnnc::Error> {
                 let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
+                ::cnnc::support::check_finite("input", &x)?;
                 if out.len() != n * #out_len {
                     return Err(::cnnc::Error::Shape {
                         what: "output buffer".into(),
@@ -612,24 +400,27 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                         given: vec![out.len()],
                     });
                 }
+                let params = &self.params;
+                let count = self.workers.len();
                 let mut lo = 0;
                 while lo < n {
                     let hi = (lo + Self::BATCH).min(n);
-                    ::cnnc::support::copy_samples("input", &x, lo, hi, &mut self.a0)?;
-                    self.forward(hi - lo, false);
-                    out[lo * #out_len..hi * #out_len].copy_from_slice(&self.#output_field[..(hi - lo) * #out_len]);
+                    ::cnnc::support::each_worker(&mut self.workers, &|w, worker: &mut #worker| {
+                        let (a, b) = ::cnnc::support::worker_range(lo, hi, w, count);
+                        if a < b {
+                            ::cnnc::support::copy_rows(&x, a, b, &mut worker.a0);
+                            worker.forward(params, b - a, false);
+                        }
+                        0.0
+                    });
+                    for (w, worker) in self.workers.iter().enumerate() {
+                        let (a, b) = ::cnnc::support::worker_range(lo, hi, w, count);
+                        out[a * #out_len..b * #out_len].copy_from_slice(&worker.#output_field[..(b - a) * #out_len]);
+                    }
                     lo = hi;
                 }
                 Ok(())
             }
-
-            /// The forward pass over `n <= BATCH` samples in `a0`.
-            #[allow(unused_variables)]
-            fn forward(&mut self, n: usize, #train_flag: bool) {
-                #(#forward)*
-            }
-
-            #(#functions)*
         }
 
         impl ::cnnc::Model for #name {
@@ -659,5 +450,306 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
         }
 
         #train_impl
+    }
+}
+
+/// The pieces a train block adds.
+#[derive(Default)]
+struct TrainParts {
+    model_fields: TokenStream,
+    model_init: TokenStream,
+    worker_fields: TokenStream,
+    worker_init: TokenStream,
+    worker_methods: TokenStream,
+    train_impl: TokenStream,
+}
+
+fn train_parts(
+    model: &ir::Model,
+    plan: &Plan,
+    train: &ir::TrainConfig,
+    name: &Ident,
+    worker: &Ident,
+    kernels: &mut Kernels,
+) -> TrainParts {
+    let loss_plan = plan.loss.unwrap_or(LossPlan::Mse { output: plan.output });
+    let skip = plan.loss_step();
+    let backward: Vec<TokenStream> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(i, _)| Some(*i) != skip)
+        .map(|(_, s)| backward_step(plan, s, kernels))
+        .collect();
+    let out_len = model.output().len();
+    let in_len = model.input.len();
+    let param_count = plan.param_count;
+    let batch = plan.batch;
+    let loss_body = loss::loss_body(loss_plan, out_len);
+    let update = optim::update_body(train);
+    let states = optim::state_buffers(train);
+    let state1_len = if states >= 1 { param_count } else { 0 };
+    let state2_len = if states >= 2 { param_count } else { 0 };
+    let schedule = schedule_tokens(&train.schedule);
+    let base_lr = train.optimizer.lr();
+    let epochs = train.epochs;
+    let seed = train.seed;
+    let loss_kind = match train.loss {
+        ir::Loss::CrossEntropy => quote!(::cnnc::ir::Loss::CrossEntropy),
+        ir::Loss::Mse => quote!(::cnnc::ir::Loss::Mse),
+        ir::Loss::BinaryCrossEntropy => quote!(::cnnc::ir::Loss::BinaryCrossEntropy),
+    };
+    let validation = match train.validation {
+        Some(v) => quote!(Some(#v)),
+        None => quote!(None),
+    };
+    let classifier = matches!(loss_plan, LossPlan::CrossEntropy { .. });
+    // Targets: checked once for the whole batch, copied per worker.
+    let (target_prep, fill_target, total, count_correct) = match loss_plan {
+        LossPlan::CrossEntropy { probs, classes, .. } => {
+            let p = a(probs);
+            (
+                quote!(let labels = ::cnnc::support::labels(&target, n, #classes)?;),
+                quote! {
+                    for (d, s) in worker.labels.iter_mut().zip(labels.iter().skip(a).take(b - a)) {
+                        *d = *s;
+                    }
+                },
+                quote!(n),
+                quote! {
+                    worker.correct += ::cnnc::kernels::loss::count_correct(&worker.#p[..m * #classes], &worker.labels[..m], #classes);
+                },
+            )
+        }
+        LossPlan::BinaryCrossEntropy { .. } | LossPlan::Mse { .. } => {
+            let bce = matches!(loss_plan, LossPlan::BinaryCrossEntropy { .. });
+            let loss_word = if bce { "binary_cross_entropy" } else { "mse" };
+            let range_check = if bce {
+                quote! {
+                    if let Some(v) = values.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+                        return Err(::cnnc::Error::Target(format!(
+                            "binary_cross_entropy targets must lie in [0, 1]; found {v}"
+                        )));
+                    }
+                }
+            } else {
+                quote!()
+            };
+            (
+                quote! {
+                    let values = ::cnnc::support::values(&target, n, &Self::OUTPUT_SHAPE, #loss_word)?;
+                    ::cnnc::support::check_finite("target", &values)?;
+                    #range_check
+                },
+                quote!(::cnnc::support::copy_rows(&values, a, b, &mut worker.targets);),
+                quote!(n * #out_len),
+                quote!(),
+            )
+        }
+    };
+    let last_correct = if classifier {
+        quote!(Some(self.correct))
+    } else {
+        quote!(None)
+    };
+    let grad_fields: Vec<Ident> = (0..plan.buffers.len()).map(d).collect();
+    let grad_lens: Vec<usize> = plan.buffers.clone();
+    let mask_ids: Vec<usize> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, Kind::Dropout { .. }))
+        .map(|s| s.output)
+        .collect();
+    let mask_fields: Vec<Ident> = mask_ids.iter().map(|&i| mask(i)).collect();
+    let mask_lens: Vec<usize> = mask_ids.iter().map(|&i| plan.buffers[i]).collect();
+    let labels_len = usize::from(classifier);
+    let targets_len = if classifier { 0 } else { out_len };
+    let scratch = plan.scratch;
+    let train_impl = quote! {
+        impl #name {
+            /// The model's train block, as `fit` reads it.
+            pub const FIT: ::cnnc::rt::fit::FitConfig = ::cnnc::rt::fit::FitConfig {
+                loss: #loss_kind,
+                epochs: #epochs,
+                batch: #batch,
+                validation: #validation,
+                seed: #seed,
+                verbose: true,
+            };
+
+            /// Trains on `data` as the train block says: epochs, batches, validation
+            /// split, schedule; prints a line per epoch.
+            pub fn fit(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::FitReport, ::cnnc::Error> {
+                ::cnnc::rt::fit::fit(self, data, &Self::FIT)
+            }
+
+            /// Loss and accuracy on `data`, in inference mode.
+            pub fn evaluate(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::Evaluation, ::cnnc::Error> {
+                ::cnnc::rt::fit::evaluate(self, data, Self::FIT.loss, Self::BATCH)
+            }
+
+            /// One optimizer step over the flat parameter buffer.
+            fn update(&mut self, lr: f32) {
+                #update
+            }
+
+            /// Forward, loss and backward over a whole batch, in chunks of `BATCH`
+            /// split across the workers; leaves the summed gradient in `grads`.
+            /// Returns the mean loss; fills `input_grad` when given.
+            fn accumulate(
+                &mut self,
+                x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
+                target: ::cnnc::Target<'_>,
+                mut input_grad: Option<&mut [f32]>,
+            ) -> Result<f32, ::cnnc::Error> {
+                let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
+                ::cnnc::support::check_finite("input", &x)?;
+                #target_prep
+                let total = #total;
+                let want_input = input_grad.is_some();
+                let params = &self.params;
+                let count = self.workers.len();
+                for worker in self.workers.iter_mut() {
+                    worker.grads.fill(0.0);
+                    worker.correct = 0;
+                }
+                let mut loss = 0.0f64;
+                let mut lo = 0;
+                while lo < n {
+                    let hi = (lo + Self::BATCH).min(n);
+                    loss += ::cnnc::support::each_worker(&mut self.workers, &|w, worker: &mut #worker| {
+                        let (a, b) = ::cnnc::support::worker_range(lo, hi, w, count);
+                        if a == b {
+                            return 0.0;
+                        }
+                        let m = b - a;
+                        ::cnnc::support::copy_rows(&x, a, b, &mut worker.a0);
+                        #fill_target
+                        worker.forward(params, m, true);
+                        #count_correct
+                        let loss = worker.loss(m, total);
+                        worker.backward(params, m, want_input);
+                        loss
+                    });
+                    if let Some(dst) = input_grad.as_deref_mut() {
+                        for (w, worker) in self.workers.iter().enumerate() {
+                            let (a, b) = ::cnnc::support::worker_range(lo, hi, w, count);
+                            dst[a * #in_len..b * #in_len].copy_from_slice(&worker.d0[..(b - a) * #in_len]);
+                        }
+                    }
+                    lo = hi;
+                }
+                // Sum the workers' gradients in a fixed order: deterministic.
+                let (first, rest) = self.workers.split_at(1);
+                self.grads.copy_from_slice(&first[0].grads);
+                self.correct = first[0].correct;
+                for worker in rest {
+                    for (g, w) in self.grads.iter_mut().zip(&worker.grads) {
+                        *g += w;
+                    }
+                    self.correct += worker.correct;
+                }
+                Ok((loss / total as f64) as f32)
+            }
+        }
+
+        impl ::cnnc::Train for #name {
+            fn gradients(
+                &mut self,
+                x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
+                target: ::cnnc::Target<'_>,
+            ) -> Result<::cnnc::Gradients, ::cnnc::Error> {
+                let n = ::cnnc::support::batch_size("input", x.shape(), &Self::INPUT_SHAPE)?;
+                let mut input = vec![0.0f32; n * #in_len];
+                let loss = self.accumulate(x, target, Some(&mut input))?;
+                let mut dims = vec![n];
+                dims.extend_from_slice(&Self::INPUT_SHAPE);
+                let input = ::cnnc::ndarray::ArrayD::from_shape_vec(dims, input)
+                    .map_err(|e| ::cnnc::Error::Config(e.to_string()))?;
+                let params = Self::PARAMS
+                    .iter()
+                    .filter_map(|p| ::cnnc::support::get_param(&Self::PARAMS, &self.grads, p.name).map(|g| (p.name.to_string(), g)))
+                    .collect();
+                Ok(::cnnc::Gradients { loss, input, params })
+            }
+
+            fn train_step(
+                &mut self,
+                x: ::cnnc::ndarray::ArrayViewD<'_, f32>,
+                target: ::cnnc::Target<'_>,
+            ) -> Result<f32, ::cnnc::Error> {
+                let loss = self.accumulate(x, target, None)?;
+                if !loss.is_finite() {
+                    return Err(::cnnc::Error::Diverged { epoch: self.epoch, batch: self.step as usize, loss });
+                }
+                self.step += 1;
+                let lr = self.learning_rate(self.epoch);
+                self.update(lr);
+                Ok(loss)
+            }
+
+            fn learning_rate(&self, epoch: usize) -> f32 {
+                #schedule.learning_rate(#base_lr, #epochs, epoch) as f32
+            }
+
+            fn set_epoch(&mut self, epoch: usize) {
+                self.epoch = epoch;
+            }
+
+            fn last_correct(&self) -> Option<usize> {
+                #last_correct
+            }
+        }
+    };
+    TrainParts {
+        model_fields: quote! {
+            grads: Vec<f32>,
+            state1: Vec<f32>,
+            state2: Vec<f32>,
+            step: u64,
+            epoch: usize,
+            correct: usize,
+        },
+        model_init: quote! {
+            grads: vec![0.0; #param_count],
+            state1: vec![0.0; #state1_len],
+            state2: vec![0.0; #state2_len],
+            step: 0,
+            epoch: 0,
+            correct: 0,
+        },
+        worker_fields: quote! {
+            grads: Vec<f32>,
+            correct: usize,
+            rng: ::cnnc::support::Rng,
+            labels: Vec<usize>,
+            targets: Vec<f32>,
+            dscratch: Vec<f32>,
+            #(#grad_fields: Vec<f32>,)*
+            #(#mask_fields: Vec<f32>,)*
+        },
+        worker_init: quote! {
+            grads: vec![0.0; #param_count],
+            correct: 0,
+            rng: ::cnnc::support::Rng::new(seed),
+            labels: vec![0; samples * #labels_len],
+            targets: vec![0.0; samples * #targets_len],
+            dscratch: vec![0.0; #scratch],
+            #(#grad_fields: vec![0.0; samples * #grad_lens],)*
+            #(#mask_fields: vec![0.0; samples * #mask_lens],)*
+        },
+        worker_methods: quote! {
+            /// The backward pass over `n` samples, after `loss`: adds to `grads`.
+            fn backward(&mut self, params: &[f32], n: usize, input_grad: bool) {
+                #(#backward)*
+            }
+
+            /// The summed loss of `n` samples; writes the gradient of the mean over `total`.
+            fn loss(&mut self, n: usize, total: usize) -> f64 {
+                #loss_body
+            }
+        },
+        train_impl,
     }
 }
