@@ -167,6 +167,10 @@ impl Model for Interpreter {
 }
 
 impl Train for Interpreter {
+    fn set_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+    }
+
     fn gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<Gradients, Error> {
         let g = self.net.gradients(x, &target, Some(&mut self.dropout))?;
         Ok(Gradients {
