@@ -405,7 +405,8 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 let mut lo = 0;
                 while lo < n {
                     let hi = (lo + Self::BATCH).min(n);
-                    ::cnnc::support::each_worker(&mut self.workers, &|w, worker: &mut #worker| {
+                    let active = count.min(hi - lo);
+                    ::cnnc::support::each_worker(&mut self.workers[..active], &|w, worker: &mut #worker| {
                         let (a, b) = ::cnnc::support::worker_range(lo, hi, w, count);
                         if a < b {
                             ::cnnc::support::copy_rows(&x, a, b, &mut worker.a0);
@@ -618,7 +619,8 @@ fn train_parts(
                 let mut lo = 0;
                 while lo < n {
                     let hi = (lo + Self::BATCH).min(n);
-                    loss += ::cnnc::support::each_worker(&mut self.workers, &|w, worker: &mut #worker| {
+                    let active = count.min(hi - lo);
+                    loss += ::cnnc::support::each_worker(&mut self.workers[..active], &|w, worker: &mut #worker| {
                         let (a, b) = ::cnnc::support::worker_range(lo, hi, w, count);
                         if a == b {
                             return 0.0;
