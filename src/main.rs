@@ -21,6 +21,8 @@ enum Command {
     },
     /// Print each model's layers, shapes, parameters, FLOPs and memory.
     Summary { file: PathBuf },
+    /// Print the Rust module that `cnn!` generates for a file, formatted.
+    Emit { file: PathBuf },
 }
 
 /// Files larger than this are refused rather than read: no model is this long.
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => check(&files),
         Command::Summary { file } => summary(&file),
+        Command::Emit { file } => emit(&file),
     }
 }
 
@@ -126,6 +129,26 @@ fn summary(path: &Path) -> ExitCode {
                 }
                 print!("{}", cnnc::summary::summary(m));
             }
+            ExitCode::SUCCESS
+        }
+        Err(diags) => {
+            print_diagnostics(path, &source, &diags);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn emit(path: &Path) -> ExitCode {
+    let source = match read_source(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cnnc::codegen::emit(&source) {
+        Ok(code) => {
+            print!("{code}");
             ExitCode::SUCCESS
         }
         Err(diags) => {
