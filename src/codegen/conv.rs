@@ -6,7 +6,8 @@ use super::plan::{Act, WindowShape};
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
-fn shape_tokens(s: &WindowShape, filters: usize) -> TokenStream {
+/// `const NAME: ConvShape = ...;`, shared by the layer's forward and backward functions.
+pub fn shape_const(name: &Ident, s: &WindowShape, filters: usize) -> TokenStream {
     let WindowShape {
         c,
         h,
@@ -19,27 +20,24 @@ fn shape_tokens(s: &WindowShape, filters: usize) -> TokenStream {
         ow,
     } = *s;
     quote! {
-        ::cnnc::kernels::ConvShape {
+        const #name: ::cnnc::kernels::ConvShape = ::cnnc::kernels::ConvShape {
             c: #c, h: #h, w: #w, f: #filters, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
             pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow,
-        }
+        };
     }
 }
 
-pub fn forward_fn(name: &Ident, s: &WindowShape, filters: usize, act: Act) -> TokenStream {
-    let shape = shape_tokens(s, filters);
+pub fn forward_fn(name: &Ident, shape: &Ident, act: Act) -> TokenStream {
     let act = act_tokens(act);
     quote! {
         #[inline(never)]
         fn #name(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]) {
-            const S: ::cnnc::kernels::ConvShape = #shape;
-            ::cnnc::kernels::conv::forward(&S, #act, x, w, b, y, n, scratch)
+            ::cnnc::kernels::conv::forward(&Self::#shape, #act, x, w, b, y, n, scratch)
         }
     }
 }
 
-pub fn backward_fn(name: &Ident, s: &WindowShape, filters: usize) -> TokenStream {
-    let shape = shape_tokens(s, filters);
+pub fn backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     quote! {
         #[inline(never)]
         #[allow(clippy::too_many_arguments)]
@@ -47,8 +45,7 @@ pub fn backward_fn(name: &Ident, s: &WindowShape, filters: usize) -> TokenStream
             x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32],
             dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32], dscratch: &mut [f32],
         ) {
-            const S: ::cnnc::kernels::ConvShape = #shape;
-            ::cnnc::kernels::conv::backward(&S, x, w, dy, dw, db, dx, n, scratch, dscratch)
+            ::cnnc::kernels::conv::backward(&Self::#shape, x, w, dy, dw, db, dx, n, scratch, dscratch)
         }
     }
 }

@@ -37,7 +37,34 @@ fn mask(i: usize) -> Ident {
 
 /// Every model of a checked file, as one token stream.
 pub fn generate(models: &[ir::Model]) -> TokenStream {
-    models.iter().map(generate_model).collect()
+    unsuffixed(models.iter().map(generate_model).collect())
+}
+
+/// Drops the `usize` suffix that `quote!` gives integer literals: every place they
+/// land is typed, and `28` reads better than `28usize` in `cnnc emit`.
+fn unsuffixed(tokens: TokenStream) -> TokenStream {
+    use proc_macro2::{Group, Literal, TokenTree};
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(g) => {
+                let mut group = Group::new(g.delimiter(), unsuffixed(g.stream()));
+                group.set_span(g.span());
+                TokenTree::Group(group)
+            }
+            TokenTree::Literal(l) => {
+                let text = l.to_string();
+                match text
+                    .strip_suffix("usize")
+                    .and_then(|digits| digits.parse::<usize>().ok())
+                {
+                    Some(v) => TokenTree::Literal(Literal::usize_unsuffixed(v)),
+                    None => TokenTree::Literal(l),
+                }
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// The generated module for a `.cnn` source, formatted: what `cnnc emit` prints.
@@ -86,6 +113,7 @@ impl Kernels {
         let base = step.name.split('+').next().unwrap_or("layer").to_string();
         let fwd = format_ident!("forward_{}", base);
         let bwd = format_ident!("backward_{}", base);
+        let shape = format_ident!("{}", base.to_uppercase());
         let training = self.training;
         let mut push = |f: TokenStream, b: TokenStream| {
             self.functions.push(f);
@@ -94,16 +122,22 @@ impl Kernels {
             }
         };
         match &step.kind {
-            Kind::Conv { shape, filters, act } => push(
-                conv::forward_fn(&fwd, shape, *filters, *act),
-                conv::backward_fn(&bwd, shape, *filters),
-            ),
+            Kind::Conv { shape: s, filters, act } => {
+                push(conv::shape_const(&shape, s, *filters), quote!());
+                push(conv::forward_fn(&fwd, &shape, *act), conv::backward_fn(&bwd, &shape));
+            }
             Kind::Dense { inputs, outputs, act } => push(
                 dense::forward_fn(&fwd, *inputs, *outputs, *act),
                 dense::backward_fn(&bwd, *inputs, *outputs),
             ),
-            Kind::MaxPool(s) => push(pool::max_forward_fn(&fwd, s), pool::max_backward_fn(&bwd, s)),
-            Kind::AvgPool(s) => push(pool::avg_forward_fn(&fwd, s), pool::avg_backward_fn(&bwd, s)),
+            Kind::MaxPool(s) => {
+                push(pool::shape_const(&shape, s), quote!());
+                push(pool::max_forward_fn(&fwd, &shape), pool::max_backward_fn(&bwd, &shape));
+            }
+            Kind::AvgPool(s) => {
+                push(pool::shape_const(&shape, s), quote!());
+                push(pool::avg_forward_fn(&fwd, &shape), pool::avg_backward_fn(&bwd, &shape));
+            }
             _ => {}
         }
         self.names.insert(key, (fwd.clone(), bwd.clone()));

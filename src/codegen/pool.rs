@@ -5,7 +5,8 @@ use super::plan::WindowShape;
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
-fn shape_tokens(s: &WindowShape) -> TokenStream {
+/// `const NAME: PoolShape = ...;`, shared by the layer's forward and backward functions.
+pub fn shape_const(name: &Ident, s: &WindowShape) -> TokenStream {
     let WindowShape {
         c,
         h,
@@ -18,53 +19,45 @@ fn shape_tokens(s: &WindowShape) -> TokenStream {
         ow,
     } = *s;
     quote! {
-        ::cnnc::kernels::PoolShape {
+        const #name: ::cnnc::kernels::PoolShape = ::cnnc::kernels::PoolShape {
             c: #c, h: #h, w: #w, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
             pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow,
-        }
+        };
     }
 }
 
-pub fn max_forward_fn(name: &Ident, s: &WindowShape) -> TokenStream {
-    let shape = shape_tokens(s);
+pub fn max_forward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     quote! {
         #[inline(never)]
         fn #name(x: &[f32], y: &mut [f32], n: usize) {
-            const S: ::cnnc::kernels::PoolShape = #shape;
-            ::cnnc::kernels::pool::max_forward(&S, x, y, n)
+            ::cnnc::kernels::pool::max_forward(&Self::#shape, x, y, n)
         }
     }
 }
 
-pub fn max_backward_fn(name: &Ident, s: &WindowShape) -> TokenStream {
-    let shape = shape_tokens(s);
+pub fn max_backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     quote! {
         #[inline(never)]
         fn #name(x: &[f32], dy: &[f32], dx: &mut [f32], n: usize) {
-            const S: ::cnnc::kernels::PoolShape = #shape;
-            ::cnnc::kernels::pool::max_backward(&S, x, dy, dx, n)
+            ::cnnc::kernels::pool::max_backward(&Self::#shape, x, dy, dx, n)
         }
     }
 }
 
-pub fn avg_forward_fn(name: &Ident, s: &WindowShape) -> TokenStream {
-    let shape = shape_tokens(s);
+pub fn avg_forward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     quote! {
         #[inline(never)]
         fn #name(x: &[f32], y: &mut [f32], n: usize) {
-            const S: ::cnnc::kernels::PoolShape = #shape;
-            ::cnnc::kernels::pool::avg_forward(&S, x, y, n)
+            ::cnnc::kernels::pool::avg_forward(&Self::#shape, x, y, n)
         }
     }
 }
 
-pub fn avg_backward_fn(name: &Ident, s: &WindowShape) -> TokenStream {
-    let shape = shape_tokens(s);
+pub fn avg_backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     quote! {
         #[inline(never)]
         fn #name(dy: &[f32], dx: &mut [f32], n: usize) {
-            const S: ::cnnc::kernels::PoolShape = #shape;
-            ::cnnc::kernels::pool::avg_backward(&S, dy, dx, n)
+            ::cnnc::kernels::pool::avg_backward(&Self::#shape, dy, dx, n)
         }
     }
 }
