@@ -1,0 +1,204 @@
+//! The project's benchmarks, one JSON line each, in the same form as
+//! `../shared/bench/torch_baseline.py` (run it with `../shared/bench/torch_baseline.sh`):
+//!
+//!     cargo run --release --example bench
+//!
+//! Medians of repeated runs. `peak` is this machine's FP32 FMA rate on all threads,
+//! measured by a register-only FMA loop in the same binary.
+
+use cnnc::ndarray::{Array1, ArrayD, IxDyn};
+use cnnc::{Target, Train};
+use std::time::Instant;
+
+cnn_macros::cnn!(file = "examples/models/lenet.cnn");
+
+cnn_macros::cnn! {
+    // cifar_train_b32: the cifar_block_adam fixture's model, trained at batch 32.
+    model CifarBlock {
+        input 3x32x32
+        conv 32 kernel 3 pad 1 relu
+        conv 32 kernel 3 pad 1 relu
+        maxpool 2
+        conv 64 kernel 3 pad 1 relu
+        conv 64 kernel 3 pad 1 relu
+        maxpool 2
+        flatten
+        dense 256 relu
+        dense 10 softmax
+        train { loss cross_entropy optimizer adam lr 1e-3 batch 32 }
+    }
+
+    // conv64_fwd / conv64_bwd: one conv 64->64, kernel 3, pad 1, on 16x64x32x32.
+    model Conv64 {
+        input 64x32x32
+        conv 64 kernel 3 pad 1
+        train { loss mse optimizer sgd lr 0.01 batch 16 }
+    }
+}
+
+/// The median time of `f` in seconds, after `warmup` untimed runs.
+fn median_seconds(mut f: impl FnMut(), reps: usize, warmup: usize) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn emit(name: &str, key: &str, value: f64) {
+    println!("{{\"name\": \"{name}\", \"{key}\": {value:.3}}}");
+}
+
+fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    ArrayD::from_shape_simple_fn(IxDyn(shape), || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    })
+}
+
+fn labels(n: usize, classes: usize) -> Array1<usize> {
+    Array1::from_shape_fn(n, |i| (i * 7) % classes)
+}
+
+fn train_bench(name: &str, model: &mut dyn Train, shape: &[usize], batch: usize, reps: usize) {
+    let mut dims = vec![batch];
+    dims.extend_from_slice(shape);
+    let x = random(&dims, 1);
+    let y = labels(batch, 10);
+    let mut step = || {
+        model
+            .train_step(x.view(), Target::Labels(y.view()))
+            .expect("benchmark step");
+    };
+    emit(name, "images_per_s", batch as f64 / median_seconds(&mut step, reps, 5));
+}
+
+fn main() {
+    let mut lenet = LeNet::new(0);
+    train_bench("lenet_train_b64", &mut lenet, &[1, 28, 28], 64, 30);
+    let (x64, x1) = (random(&[64, 1, 28, 28], 2), random(&[1, 1, 28, 28], 3));
+    let (mut out64, mut out1) = (vec![0.0; 640], vec![0.0; 10]);
+    let t = median_seconds(|| lenet.predict_into(x64.view(), &mut out64).expect("predict"), 50, 5);
+    emit("lenet_infer_b64", "images_per_s", 64.0 / t);
+    let t = median_seconds(|| lenet.predict_into(x1.view(), &mut out1).expect("predict"), 300, 20);
+    emit("lenet_infer_b1", "latency_us", t * 1e6);
+
+    let mut cifar = CifarBlock::new(0);
+    train_bench("cifar_train_b32", &mut cifar, &[3, 32, 32], 32, 20);
+
+    let mut conv = Conv64::new(0);
+    let x = random(&[16, 64, 32, 32], 4);
+    let target = random(&[16, 64, 32, 32], 5);
+    let flops = 2.0 * 16.0 * 64.0 * 32.0 * 32.0 * 64.0 * 9.0;
+    let mut out = vec![0.0; 16 * 64 * 32 * 32];
+    let forward = median_seconds(|| conv.predict_into(x.view(), &mut out).expect("forward"), 20, 3);
+    emit("conv64_fwd", "gflops", flops / forward / 1e9);
+    // `gradients` runs forward, loss and backward (input and weight gradients): the
+    // backward time is what it takes beyond the forward pass.
+    let both = median_seconds(
+        || {
+            conv.gradients(x.view(), Target::Values(target.view()))
+                .expect("backward");
+        },
+        20,
+        3,
+    );
+    emit("conv64_bwd", "gflops", 2.0 * flops / (both - forward).max(1e-9) / 1e9);
+    emit("peak", "gflops", peak_gflops());
+}
+
+/// The FP32 FMA peak of all threads: each runs independent FMA chains on
+/// registers only (no memory traffic), on the widest vectors the CPU has.
+fn peak_gflops() -> f64 {
+    let threads = rayon::current_num_threads();
+    let iterations = 20_000_000u64;
+    let run = || {
+        let start = Instant::now();
+        let flops = fma_loop(iterations);
+        flops / start.elapsed().as_secs_f64() / 1e9
+    };
+    let mut best: f64 = 0.0;
+    for _ in 0..3 {
+        let total: f64 = (0..threads).into_par_iter().map(|_| run()).sum();
+        best = best.max(total);
+    }
+    best
+}
+
+use rayon::prelude::*;
+
+/// FLOPs done by `iterations` rounds of 12 independent vector FMAs.
+fn fma_loop(iterations: u64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            let sink = unsafe { fma_avx512(iterations) };
+            std::hint::black_box(sink);
+            return iterations as f64 * 12.0 * 16.0 * 2.0;
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            let sink = unsafe { fma_avx2(iterations) };
+            std::hint::black_box(sink);
+            return iterations as f64 * 12.0 * 8.0 * 2.0;
+        }
+    }
+    let mut acc = [1.0f32; 12];
+    for _ in 0..iterations {
+        for a in acc.iter_mut() {
+            *a = a.mul_add(0.999_999, 1e-7);
+        }
+    }
+    std::hint::black_box(acc);
+    iterations as f64 * 12.0 * 2.0
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fma_avx512(iterations: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, a) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+    let mut r = [_mm512_set1_ps(1.0); 12];
+    for _ in 0..iterations {
+        for v in r.iter_mut() {
+            *v = _mm512_fmadd_ps(*v, m, a);
+        }
+    }
+    let mut total = _mm512_setzero_ps();
+    for v in r {
+        total = _mm512_add_ps(total, v);
+    }
+    _mm512_reduce_add_ps(total)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fma_avx2(iterations: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let (m, a) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+    let mut r = [_mm256_set1_ps(1.0); 12];
+    for _ in 0..iterations {
+        for v in r.iter_mut() {
+            *v = _mm256_fmadd_ps(*v, m, a);
+        }
+    }
+    let mut total = _mm256_setzero_ps();
+    for v in r {
+        total = _mm256_add_ps(total, v);
+    }
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` has room for the 8 floats that an unaligned store writes.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
+    lanes.iter().sum()
+}
