@@ -270,7 +270,7 @@ fn fix_hint(spec: &Spec, axes: &[Axis; 2], failing: &[usize]) -> String {
     let mut after = [axes[0].pad_after, axes[1].pad_after];
     for &i in failing {
         let extra = axes[i].missing_padding();
-        if extra % 2 == 0 && before[i] == after[i] {
+        if extra.is_multiple_of(2) && before[i] == after[i] {
             before[i] += extra / 2;
             after[i] += extra / 2;
         } else {
