@@ -174,24 +174,40 @@ impl IntoIterator for Diagnostics {
     }
 }
 
-/// Levenshtein distance, for "did you mean".
+/// Edit distance with adjacent transpositions (optimal string alignment), for
+/// "did you mean": `adma` is one edit from `adam`.
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    // d[i][j]: distance between a[..i] and b[..j].
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j - 1] + cost).min(d[i - 1][j] + 1).min(d[i][j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// The candidate closest to `word`, if it is close enough to be a likely typo.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).max(1);
+    let len = word.chars().count();
+    // No keyword is this long: a long word is not a typo of one.
+    if len > 40 {
+        return None;
+    }
+    let limit = (len / 3).max(1);
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -216,6 +232,7 @@ mod tests {
         assert_eq!(did_you_mean("kernal", ["kernel", "stride"]), Some("kernel"));
         assert_eq!(did_you_mean("maxpol", ["maxpool", "avgpool"]), Some("maxpool"));
         assert_eq!(did_you_mean("banana", ["kernel", "stride"]), None);
+        assert_eq!(did_you_mean("adma", ["sgd", "adam", "adamw"]), Some("adam"));
     }
 
     #[test]

@@ -53,19 +53,32 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
     for layer in &model.layers {
         let name = namer.name(layer, diags);
         let (pending, activation) = lower_layer(layer, diags);
+        // The shorthand is its own layer; its errors point at the activation word.
         let shorthand = activation.map(|a| {
+            check_activation(a, diags);
             (
-                namer.activation_name(a.kind),
+                namer.activation_name(a, diags),
                 Pending::Ready(ir::Op::Activation(lower_activation(a.kind))),
+                Place {
+                    keyword: a.span,
+                    whole: a.span,
+                },
             )
         });
+        if let LayerKind::Activation(a) = &layer.kind {
+            check_activation(a, diags);
+        }
         let Some(pending) = pending else {
             current = None;
             continue;
         };
-        for (name, pending) in std::iter::once((name, pending)).chain(shorthand) {
+        let place = Place {
+            keyword: layer.keyword,
+            whole: without_shorthand(layer),
+        };
+        for (name, pending, place) in std::iter::once((name, pending, place)).chain(shorthand) {
             let Some(input) = current else { break };
-            current = layer_output(&name, &pending, input, layer, diags).map(|(op, output)| {
+            current = layer_output(&name, &pending, input, place, diags).map(|(op, output)| {
                 layers.push(ir::Layer {
                     name,
                     op,
@@ -76,6 +89,8 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
             });
         }
     }
+    // Each layer's count is at most MAX_ELEMENTS (checked in `layer_output`), so
+    // `Param::len` cannot overflow here.
     let params: u128 = layers.iter().flat_map(|l| l.params()).map(|p| p.len() as u128).sum();
     if params > MAX_ELEMENTS {
         diags.push(
@@ -161,7 +176,8 @@ fn to_usize(v: u64) -> Option<usize> {
 #[derive(Default)]
 struct Namer {
     counts: HashMap<&'static str, usize>,
-    used: HashMap<String, Span>,
+    /// Every name given so far: where, and whether the user wrote it.
+    used: HashMap<String, (Span, bool)>,
 }
 
 impl Namer {
@@ -174,22 +190,44 @@ impl Namer {
     fn name(&mut self, layer: &ast::Layer, diags: &mut Diagnostics) -> String {
         let kind = kind_word(&layer.kind);
         let default = self.next(kind);
-        let (name, span) = match &layer.name {
-            Some(n) => (n.value.clone(), n.span),
-            None => (default, layer.keyword),
+        let (name, span, named) = match &layer.name {
+            Some(n) => (n.value.clone(), n.span, true),
+            None => (default, layer.keyword, false),
         };
-        if self.used.insert(name.clone(), span).is_some() {
-            diags.push(
-                Diagnostic::error(span, format!("the layer name `{name}` is used twice"))
-                    .with_hint("layer names must be unique within a model; rename one of them"),
-            );
+        if let Some(&(_, earlier_named)) = self.used.get(&name) {
+            let (message, hint) = match (named, earlier_named) {
+                (true, true) => (
+                    format!("the layer name `{name}` is used twice"),
+                    "layer names must be unique within a model; rename one of them".to_string(),
+                ),
+                (true, false) => (
+                    format!("the layer name `{name}` is already the default name of an earlier layer"),
+                    format!("default names count layers of each kind (`{kind}1`, `{kind}2`, ...); choose another name"),
+                ),
+                (false, _) => (
+                    format!("this layer is named `{name}` by default, but a named layer already uses `{name}`"),
+                    format!("rename the layer called `{name}`"),
+                ),
+            };
+            diags.push(Diagnostic::error(span, message).with_hint(hint));
         }
+        self.used.insert(name.clone(), (span, named));
         name
     }
 
-    fn activation_name(&mut self, kind: ActivationKind) -> String {
-        let name = self.next(lower_activation(kind).keyword());
-        self.used.insert(name.clone(), Span::default());
+    /// The default name of an activation shorthand (`dense 10 relu` makes `relu1`).
+    fn activation_name(&mut self, a: &ast::Activation, diags: &mut Diagnostics) -> String {
+        let name = self.next(lower_activation(a.kind).keyword());
+        if let Some(&(_, true)) = self.used.get(&name) {
+            diags.push(
+                Diagnostic::error(
+                    a.span,
+                    format!("this activation is named `{name}` by default, but a named layer already uses `{name}`"),
+                )
+                .with_hint(format!("rename the layer called `{name}`")),
+            );
+        }
+        self.used.insert(name.clone(), (a.span, false));
         name
     }
 }
@@ -294,17 +332,74 @@ fn lower_layer<'a>(layer: &'a ast::Layer, diags: &mut Diagnostics) -> (Option<Pe
     }
 }
 
+/// The span of a layer without its activation shorthand: `conv 6 kernel 5` of
+/// `conv 6 kernel 5 relu`.
+fn without_shorthand(layer: &ast::Layer) -> Span {
+    let end = match &layer.kind {
+        LayerKind::Conv {
+            filters,
+            options,
+            activation: Some(_),
+        } => options.last().map_or(filters.span.end, |o| o.span.end),
+        LayerKind::Dense {
+            units,
+            activation: Some(_),
+        } => units.span.end,
+        _ => layer.span.end,
+    };
+    Span::new(layer.span.start, end)
+}
+
+/// Where a layer's errors point: its keyword, and the whole layer.
+#[derive(Clone, Copy)]
+struct Place {
+    keyword: Span,
+    whole: Span,
+}
+
+/// A leaky_relu slope must be a real negative slope factor, 0 or more.
+fn check_activation(a: &ast::Activation, diags: &mut Diagnostics) {
+    if let ActivationKind::LeakyRelu(Some(slope)) = a.kind {
+        if slope < 0.0 {
+            diags.push(
+                Diagnostic::error(a.span, format!("leaky_relu slope {slope} must be at least 0"))
+                    .with_hint("the slope multiplies negative inputs; 0.01 (the default) to 0.3 is usual"),
+            );
+        }
+    }
+}
+
+/// `c·h·w` without overflow.
+fn shape_len(shape: Shape) -> u128 {
+    match shape {
+        Shape::Image { c, h, w } => c as u128 * h as u128 * w as u128,
+        Shape::Vector(n) => n as u128,
+    }
+}
+
+/// The number of parameters of an operation on `input`, without overflow.
+fn op_params(op: &ir::Op, input: Shape) -> u128 {
+    match (op, input) {
+        (ir::Op::Conv(c), Shape::Image { c: channels, .. }) => {
+            let f = c.filters as u128;
+            f * channels as u128 * c.window.kernel[0] as u128 * c.window.kernel[1] as u128 + f
+        }
+        (ir::Op::Dense(d), input) => d.units as u128 * shape_len(input) + d.units as u128,
+        _ => 0,
+    }
+}
+
 /// The operation and output shape of a layer on `input`, or an error located at it.
 fn layer_output(
     name: &str,
     pending: &Pending,
     input: Shape,
-    layer: &ast::Layer,
+    place: Place,
     diags: &mut Diagnostics,
 ) -> Option<(ir::Op, Shape)> {
     let (op, out) = match (pending, input) {
         (Pending::Conv { filters, window }, Shape::Image { h, w, .. }) => {
-            let (window, [oh, ow]) = window::resolve(name, window, h, w, layer.span, diags)?;
+            let (window, [oh, ow]) = window::resolve(name, window, h, w, place.whole, diags)?;
             let conv = ir::Conv {
                 filters: *filters,
                 window,
@@ -319,7 +414,7 @@ fn layer_output(
             )
         }
         (Pending::MaxPool(spec) | Pending::AvgPool(spec), Shape::Image { c, h, w }) => {
-            let (window, [oh, ow]) = window::resolve(name, spec, h, w, layer.span, diags)?;
+            let (window, [oh, ow]) = window::resolve(name, spec, h, w, place.whole, diags)?;
             let op = match pending {
                 Pending::MaxPool(_) => ir::Op::MaxPool(window),
                 _ => ir::Op::AvgPool(window),
@@ -335,7 +430,7 @@ fn layer_output(
         ) => {
             diags.push(
                 Diagnostic::error(
-                    layer.keyword,
+                    place.keyword,
                     format!("{name} needs a CxHxW image input, but its input is a vector of {n}"),
                 )
                 .with_label(format!("input is {n}"))
@@ -355,7 +450,7 @@ fn layer_output(
                     };
                     diags.push(
                         Diagnostic::error(
-                            layer.keyword,
+                            place.keyword,
                             format!("{name}: {what} needs a 1-D input, but its input is the image {s}"),
                         )
                         .with_label(format!("input is {s}"))
@@ -371,13 +466,24 @@ fn layer_output(
             (op.clone(), out)
         }
     };
-    if out.len() as u128 > MAX_ELEMENTS {
+    if shape_len(out) > MAX_ELEMENTS {
         diags.push(
             Diagnostic::error(
-                layer.span,
+                place.whole,
                 format!("{name} outputs {out}, more than {MAX_ELEMENTS} values per sample"),
             )
             .with_hint("use fewer filters or a larger stride"),
+        );
+        return None;
+    }
+    let params = op_params(&op, input);
+    if params > MAX_ELEMENTS {
+        diags.push(
+            Diagnostic::error(
+                place.whole,
+                format!("{name} has {params} parameters, more than the limit of {MAX_ELEMENTS}"),
+            )
+            .with_hint("use fewer filters or units, or a smaller kernel"),
         );
         return None;
     }

@@ -39,7 +39,12 @@ pub fn check_train(
             TrainItemKind::Loss(l) => loss = Some((*l, item.span)),
             TrainItemKind::Optimizer { kind, options } => optimizer = check_optimizer(*kind, options, item.span, diags),
             TrainItemKind::WeightDecay(w) => {
-                weight_decay = Some(at_least(w, 0.0, "weight_decay", diags));
+                weight_decay = Some(at_least(
+                    w,
+                    "weight_decay",
+                    "weight_decay 0 turns it off; 1e-4 to 5e-4 is usual",
+                    diags,
+                ));
             }
             TrainItemKind::Schedule(s) => schedule = check_schedule(s, diags),
             TrainItemKind::Batch(b) => batch = positive(b, "batch", diags),
@@ -257,7 +262,14 @@ fn check_schedule(s: &ast::Schedule, diags: &mut Diagnostics) -> ir::Schedule {
             gamma: gamma_value(gamma, diags),
         },
         ast::Schedule::Cosine { min } => ir::Schedule::Cosine {
-            min: min.as_ref().map_or(0.0, |m| at_least(m, 0.0, "min", diags)),
+            min: min.as_ref().map_or(0.0, |m| {
+                at_least(
+                    m,
+                    "min",
+                    "min is the learning rate the cosine schedule ends at; 0 is the default",
+                    diags,
+                )
+            }),
         },
     }
 }
@@ -272,12 +284,10 @@ fn gamma_value(gamma: &ast::Spanned<f64>, diags: &mut Diagnostics) -> f64 {
     gamma.value
 }
 
-fn at_least(v: &ast::Spanned<f64>, min: f64, what: &str, diags: &mut Diagnostics) -> f64 {
-    if v.value < min {
-        diags.push(Diagnostic::error(
-            v.span,
-            format!("{what} {} must be at least {min}", v.value),
-        ));
+/// A value that must not be negative.
+fn at_least(v: &ast::Spanned<f64>, what: &str, hint: &str, diags: &mut Diagnostics) -> f64 {
+    if v.value < 0.0 {
+        diags.push(Diagnostic::error(v.span, format!("{what} {} must be at least 0", v.value)).with_hint(hint));
     }
     v.value
 }

@@ -123,7 +123,8 @@ pub fn lower(
         pad_span: option_span(options, "pad").unwrap_or(keyword),
         round,
     };
-    if let Pad::Explicit { before, after } = spec.pad {
+    // Padding limits are relative to the kernel: meaningless once it is 0.
+    if let (Pad::Explicit { before, after }, false) = (spec.pad, kernel.contains(&0)) {
         check_padding_limits(&spec, before, after, diags);
     }
     (diags.len() == errors_before).then_some(spec)
@@ -235,10 +236,19 @@ fn explain_failure(
                 axes[i].kernel, axes[i].input, axes[i].pad_before, axes[i].pad_after
             ),
             Err(AxisError::NotWhole { .. }) => format!("{prefix}{} is not a whole number", axes[i].explain()),
-            Err(AxisError::CeilPastEnd) => format!(
-                "{prefix}with `round ceil` the last window would start past the input and its padding ({})",
-                axes[i].explain()
-            ),
+            Err(AxisError::CeilPastEnd) => {
+                let a = &axes[i];
+                let floor = a.output(Some(Rounding::Floor)).unwrap_or(0);
+                format!(
+                    "{prefix}{} rounds up to {}, but window {} would start at {}, past the input and its leading padding ({} + {})",
+                    a.explain(),
+                    floor + 1,
+                    floor + 1,
+                    floor * a.stride,
+                    a.pad_before,
+                    a.input
+                )
+            }
             Ok(_) => String::new(),
         }
     };
@@ -259,7 +269,9 @@ fn explain_failure(
     } else if too_large {
         diag = diag.with_hint("use a smaller kernel, add padding, or remove an earlier downsampling layer");
     } else {
-        diag = diag.with_hint("use `round floor`, or change the padding");
+        diag = diag.with_hint(
+            "PyTorch would silently drop that window; write `round floor` to drop it, or use less padding after the input",
+        );
     }
     diag
 }
@@ -355,10 +367,10 @@ fn pair(size: &ast::Spanned<Vec<u64>>, what: &str, diags: &mut Diagnostics) -> O
     };
     let limit = 1u64 << 20;
     if a > limit || b > limit {
-        diags.push(Diagnostic::error(
-            size.span,
-            format!("a {what} of {} is too large", size_text(v)),
-        ));
+        diags.push(
+            Diagnostic::error(size.span, format!("a {what} of {} is too large", size_text(v)))
+                .with_hint(format!("a {what} is at most {limit} on each axis")),
+        );
         return None;
     }
     Some([a as usize, b as usize])
@@ -398,7 +410,14 @@ fn lower_pad(p: &Padding, span: Span, diags: &mut Diagnostics) -> Option<Pad> {
                     return None;
                 }
                 seen.push(*side);
-                let v = usize::try_from(amount.value).unwrap_or(usize::MAX).min(1 << 20);
+                if amount.value > 1 << 20 {
+                    diags.push(
+                        Diagnostic::error(amount.span, format!("a padding of {} is too large", amount.value))
+                            .with_hint("padding must be smaller than the kernel size"),
+                    );
+                    return None;
+                }
+                let v = amount.value as usize;
                 match side {
                     Side::Top => before[0] = v,
                     Side::Bottom => after[0] = v,

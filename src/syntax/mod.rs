@@ -33,6 +33,7 @@ fn consume_model(pair: Node) -> Result<Model, Diagnostic> {
     let mut inner = pair.into_inner();
     inner.next(); // kw_model
     let name = spanned_str(inner.next().expect("model name"));
+    inner.next(); // open
     let input = consume_input(inner.next().expect("input"))?;
     let mut layers = Vec::new();
     let mut train = None;
@@ -200,7 +201,10 @@ fn consume_train(pair: Node) -> Result<Train, Diagnostic> {
     let span = Span::from(pair.as_span());
     let mut inner = pair.into_inner();
     let keyword = Span::from(inner.next().expect("kw_train").as_span());
-    let items = inner.map(consume_train_item).collect::<Result<_, _>>()?;
+    let items = inner
+        .filter(|p| p.as_rule() == Rule::train_item)
+        .map(consume_train_item)
+        .collect::<Result<_, _>>()?;
     Ok(Train { items, span, keyword })
 }
 
@@ -358,6 +362,8 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
             &["lr", "momentum", "nesterov", "beta1", "beta2", "eps"],
         ),
         Rule::EOI => (Some("the end of the file"), &[]),
+        Rule::open => (Some("`{`"), &[]),
+        Rule::close => (Some("`}`"), &[]),
         _ => {
             let name = format!("{rule:?}");
             match name
@@ -434,6 +440,13 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
     };
+    // At the end of the file, point just after the last token rather than at an
+    // empty line below it.
+    let pos = if source[pos..].trim().is_empty() {
+        pos.min(source.trim_end().len())
+    } else {
+        pos
+    };
     let rest = &source[pos..];
     let word_len = rest
         .char_indices()
@@ -441,14 +454,19 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
             if i == 0 {
                 c.is_whitespace()
             } else {
+                let number = rest[..i].trim_start_matches('-');
                 !(c.is_alphanumeric() || c == '_' || c == '.')
-                    || (c == '.' && !rest[..i].chars().all(|d| d.is_ascii_digit()))
+                    || (c == '.' && !number.chars().all(|d| d.is_ascii_digit()))
             }
         })
         .map_or(rest.len(), |(i, _)| {
             i.max(rest.chars().next().map_or(0, char::len_utf8))
         });
-    let word = &rest[..word_len.min(rest.len())];
+    let word = if rest.trim().is_empty() {
+        ""
+    } else {
+        &rest[..word_len.min(rest.len())]
+    };
     let span = Span::new(pos, pos + word.len());
     let positives: Vec<Rule> = match &err.variant {
         pest::error::ErrorVariant::ParsingError { positives, .. } => positives.clone(),
@@ -456,7 +474,17 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     };
     let mut labels: Vec<String> = Vec::new();
     let mut keywords: Vec<&str> = Vec::new();
+    let layer_expected = positives.contains(&Rule::layer);
     for rule in positives {
+        // "a layer" already includes the activations.
+        if rule == Rule::activation && layer_expected {
+            for w in describe(rule).1 {
+                if !keywords.contains(w) {
+                    keywords.push(w);
+                }
+            }
+            continue;
+        }
         let (label, words) = describe(rule);
         let label = label
             .map(str::to_string)
@@ -485,12 +513,21 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
         ),
     };
     let mut diag = Diagnostic::error(span, message);
+    let wants = |label: &str| labels.iter().any(|l| l == label);
+    let wants_number = wants("a whole number") || wants("a size such as `3` or `3x5`") || wants("a number");
+    let is_word = word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
     if let Some(suggestion) = did_you_mean(word, keywords.iter().copied()).filter(|_| !word.is_empty()) {
         diag = diag.with_hint(format!("did you mean `{suggestion}`?"));
-    } else if word.contains('.') && labels.iter().any(|l| l == "a whole number") {
-        diag = diag.with_hint("this takes a whole number, without a decimal point");
     } else if word.starts_with('-') {
-        diag = diag.with_hint("numbers in .cnn files are never negative");
+        diag = diag.with_hint("sizes and counts in .cnn files are never negative");
+    } else if word.contains('.') && wants("a whole number") {
+        diag = diag.with_hint("this takes a whole number, without a decimal point");
+    } else if word == "kernel" && wants("a size such as `3` or `3x5`") {
+        diag = diag.with_hint("a pooling layer takes its window size right after the keyword: `maxpool 2`");
+    } else if wants_number && is_word {
+        diag = diag.with_hint(format!("a number is missing before `{word}`"));
+    } else if word.is_empty() && wants("`}`") {
+        diag = diag.with_hint("a `{` is never closed: add `}` at the end of the block");
     }
     diag
 }
