@@ -1,6 +1,6 @@
 //! The per-layer table of `cnnc summary`: shapes, parameters, FLOPs and memory.
 
-use crate::ir::{Model, Op, Optimizer};
+use crate::ir::{Model, Op, Optimizer, Window};
 use std::fmt::Write as _;
 
 /// A human-readable table for one model.
@@ -87,23 +87,18 @@ pub fn summary(model: &Model) -> String {
 }
 
 fn kind(op: &Op) -> String {
+    let window = |word: &str, w: &Window| {
+        let stride = if w.stride[0] == w.stride[1] {
+            w.stride[0].to_string()
+        } else {
+            format!("{}x{}", w.stride[0], w.stride[1])
+        };
+        format!("{word} {}x{}/{stride}", w.kernel[0], w.kernel[1])
+    };
     match op {
-        Op::Conv(c) => {
-            let w = &c.window;
-            format!("conv {}x{}/{}", w.kernel[0], w.kernel[1], w.stride[0].max(w.stride[1]))
-        }
-        Op::MaxPool(w) => format!(
-            "maxpool {}x{}/{}",
-            w.kernel[0],
-            w.kernel[1],
-            w.stride[0].max(w.stride[1])
-        ),
-        Op::AvgPool(w) => format!(
-            "avgpool {}x{}/{}",
-            w.kernel[0],
-            w.kernel[1],
-            w.stride[0].max(w.stride[1])
-        ),
+        Op::Conv(c) => window("conv", &c.window),
+        Op::MaxPool(w) => window("maxpool", w),
+        Op::AvgPool(w) => window("avgpool", w),
         Op::GlobalAvgPool => "avgpool global".into(),
         Op::Flatten => "flatten".into(),
         Op::Dense(_) => "dense".into(),
