@@ -162,7 +162,10 @@ fn check_optimizer(
             }
             diags.push(d);
         } else if seen.contains(&name) {
-            diags.push(Diagnostic::error(o.name.span, format!("`{name}` is given twice")));
+            diags.push(
+                Diagnostic::error(o.name.span, format!("`{name}` is given twice"))
+                    .with_hint(format!("each option of {word} may appear at most once")),
+            );
         }
         seen.push(name);
     }

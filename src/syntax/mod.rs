@@ -520,6 +520,8 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
         diag = diag.with_hint(format!("did you mean `{suggestion}`?"));
     } else if word.starts_with('-') {
         diag = diag.with_hint("sizes and counts in .cnn files are never negative");
+    } else if word.starts_with('.') {
+        diag = diag.with_hint("a decimal point needs digits on both sides: write `1.0` or `0.5`");
     } else if word.contains('.') && wants("a whole number") {
         diag = diag.with_hint("this takes a whole number, without a decimal point");
     } else if word == "kernel" && wants("a size such as `3` or `3x5`") {
