@@ -50,6 +50,12 @@ pub fn batch_size(what: &str, given: &[usize], sample: &[usize]) -> Result<usize
 
 /// Refuses NaN and infinity anywhere in `x`, naming the first one's index.
 pub fn check_finite(what: &str, x: &ArrayViewD<'_, f32>) -> Result<(), Error> {
+    // The common case, a contiguous array that is all finite, is one vectorized pass.
+    if let Some(values) = x.as_slice() {
+        if values.iter().fold(true, |ok, v| ok & v.is_finite()) {
+            return Ok(());
+        }
+    }
     match x.indexed_iter().find(|(_, v)| !v.is_finite()) {
         None => Ok(()),
         Some((index, &value)) => Err(Error::NonFinite {

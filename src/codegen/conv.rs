@@ -43,9 +43,9 @@ pub fn backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
         #[allow(clippy::too_many_arguments)]
         fn #name(
             x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32],
-            dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32], dscratch: &mut [f32],
+            dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
         ) {
-            ::cnnc::kernels::conv::backward(&Self::#shape, x, w, dy, dw, db, dx, n, scratch, dscratch)
+            ::cnnc::kernels::conv::backward(&Self::#shape, x, w, dy, dw, db, dx, n, scratch)
         }
     }
 }

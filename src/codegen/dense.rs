@@ -9,8 +9,8 @@ pub fn forward_fn(name: &Ident, inputs: usize, outputs: usize, act: Act) -> Toke
     let act = act_tokens(act);
     quote! {
         #[inline(never)]
-        fn #name(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize) {
-            ::cnnc::kernels::dense::forward(#inputs, #outputs, #act, x, w, b, y, n)
+        fn #name(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]) {
+            ::cnnc::kernels::dense::forward(#inputs, #outputs, #act, x, w, b, y, n, scratch)
         }
     }
 }
@@ -18,8 +18,12 @@ pub fn forward_fn(name: &Ident, inputs: usize, outputs: usize, act: Act) -> Toke
 pub fn backward_fn(name: &Ident, inputs: usize, outputs: usize) -> TokenStream {
     quote! {
         #[inline(never)]
-        fn #name(x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>, n: usize) {
-            ::cnnc::kernels::dense::backward(#inputs, #outputs, x, w, dy, dw, db, dx, n)
+        #[allow(clippy::too_many_arguments)]
+        fn #name(
+            x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32],
+            dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
+        ) {
+            ::cnnc::kernels::dense::backward(#inputs, #outputs, x, w, dy, dw, db, dx, n, scratch)
         }
     }
 }

@@ -94,6 +94,8 @@ fn slice_mut(field: &Ident, len: usize) -> TokenStream {
 /// returns each step's function names.
 struct Kernels {
     functions: Vec<TokenStream>,
+    /// Each layer shape's scratch need, as expressions of `samples`.
+    scratch: Vec<TokenStream>,
     names: HashMap<String, (Ident, Ident)>,
     training: bool,
 }
@@ -123,13 +125,18 @@ impl Kernels {
         };
         match &step.kind {
             Kind::Conv { shape: s, filters, act } => {
+                self.scratch.push(quote!(Self::#shape.scratch_len()));
                 push(conv::shape_const(&shape, s, *filters), quote!());
                 push(conv::forward_fn(&fwd, &shape, *act), conv::backward_fn(&bwd, &shape));
             }
-            Kind::Dense { inputs, outputs, act } => push(
-                dense::forward_fn(&fwd, *inputs, *outputs, *act),
-                dense::backward_fn(&bwd, *inputs, *outputs),
-            ),
+            Kind::Dense { inputs, outputs, act } => {
+                self.scratch
+                    .push(quote!(::cnnc::kernels::dense::scratch_len(#inputs, #outputs, samples)));
+                push(
+                    dense::forward_fn(&fwd, *inputs, *outputs, *act),
+                    dense::backward_fn(&bwd, *inputs, *outputs),
+                );
+            }
             Kind::MaxPool(s) => {
                 push(pool::shape_const(&shape, s), quote!());
                 push(pool::max_forward_fn(&fwd, &shape), pool::max_backward_fn(&bwd, &shape));
@@ -169,7 +176,7 @@ fn forward_step(plan: &Plan, step: &plan::Step, kernels: &mut Kernels) -> TokenS
                 .params
                 .map(|(w, b)| (param_range(plan, w), param_range(plan, b)))
                 .unzip_tokens();
-            quote!(Self::#f(#x, &params[#w], &params[#b], #y, n);)
+            quote!(Self::#f(#x, &params[#w], &params[#b], #y, n, &mut self.scratch);)
         }
         (Kind::MaxPool(_) | Kind::AvgPool(_), Some((f, _))) => quote!(Self::#f(#x, #y, n);),
         (Kind::GlobalAvgPool { channels, area }, _) => pool::global_forward(*channels, *area, &x, &y),
@@ -232,15 +239,10 @@ fn backward_step(plan: &Plan, step: &plan::Step, kernels: &mut Kernels) -> Token
             let wr = param_range(plan, w);
             let (w_start, w_len) = (plan.params[w].offset, plan.params[w].len());
             let b_end = plan.params[bias].offset + plan.params[bias].len();
-            let extra = if matches!(step.kind, Kind::Conv { .. }) {
-                quote!(, &mut self.scratch, &mut self.dscratch)
-            } else {
-                quote!()
-            };
             quote! {
                 #act_backward
                 let (dw, db) = self.grads[#w_start..#b_end].split_at_mut(#w_len);
-                Self::#b(#x, &params[#wr], #dy, dw, db, #dx_opt, n #extra);
+                Self::#b(#x, &params[#wr], #dy, dw, db, #dx_opt, n, &mut self.scratch);
             }
         }
         (Kind::MaxPool(_), Some((_, b))) => guard(quote!(Self::#b(#x, #dy, #dx_mut, n);)),
@@ -299,6 +301,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     let training = model.train.is_some();
     let mut kernels = Kernels {
         functions: Vec::new(),
+        scratch: Vec::new(),
         names: HashMap::new(),
         training,
     };
@@ -315,7 +318,6 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     let n_params = plan.params.len();
     let act_fields: Vec<Ident> = (0..plan.buffers.len()).map(a).collect();
     let act_lens: Vec<usize> = plan.buffers.clone();
-    let scratch = plan.scratch;
     let output_field = a(plan.output);
     let forward: Vec<TokenStream> = plan
         .steps
@@ -347,6 +349,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
         None => Default::default(),
     };
     let functions = &kernels.functions;
+    let scratch = &kernels.scratch;
     let init = init_tokens(model, &plan);
     let train_flag = if training { quote!(train) } else { quote!(_train) };
     quote! {
@@ -371,7 +374,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 let _ = seed;
                 #worker {
                     #(#act_fields: vec![0.0; samples * #act_lens],)*
-                    scratch: vec![0.0; #scratch],
+                    scratch: vec![0.0; [0, #(#scratch),*].into_iter().max().unwrap_or(0)],
                     #worker_init
                 }
             }
@@ -600,7 +603,6 @@ fn train_parts(
     let mask_lens: Vec<usize> = mask_ids.iter().map(|&i| plan.buffers[i]).collect();
     let labels_len = usize::from(classifier);
     let targets_len = if classifier { 0 } else { out_len };
-    let scratch = plan.scratch;
     let train_impl = quote! {
         impl #name {
             /// The model's train block, as `fit` reads it.
@@ -761,7 +763,6 @@ fn train_parts(
             rng: ::cnnc::support::Rng,
             labels: Vec<usize>,
             targets: Vec<f32>,
-            dscratch: Vec<f32>,
             #(#grad_fields: Vec<f32>,)*
             #(#mask_fields: Vec<f32>,)*
         },
@@ -771,7 +772,6 @@ fn train_parts(
             rng: ::cnnc::support::Rng::new(seed),
             labels: vec![0; samples * #labels_len],
             targets: vec![0.0; samples * #targets_len],
-            dscratch: vec![0.0; #scratch],
             #(#grad_fields: vec![0.0; samples * #grad_lens],)*
             #(#mask_fields: vec![0.0; samples * #mask_lens],)*
         },

@@ -57,10 +57,6 @@ impl WindowShape {
             ow,
         }
     }
-
-    pub fn padded_len(&self) -> usize {
-        self.c * (self.h + self.pad_before[0] + self.pad_after[0]) * (self.w + self.pad_before[1] + self.pad_after[1])
-    }
 }
 
 /// What one step computes.
@@ -146,8 +142,6 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub params: Vec<ParamSlot>,
     pub param_count: usize,
-    /// Per-sample scratch for padded conv inputs.
-    pub scratch: usize,
     pub loss: Option<LossPlan>,
     /// Samples per chunk: the declared batch size.
     pub batch: usize,
@@ -240,14 +234,6 @@ impl Plan {
             current = output;
             i += if fuses { 2 } else { 1 };
         }
-        let scratch = steps
-            .iter()
-            .map(|s| match &s.kind {
-                Kind::Conv { shape, .. } => shape.padded_len(),
-                _ => 0,
-            })
-            .max()
-            .unwrap_or(0);
         let loss = model.train.as_ref().map(|t| match t.loss {
             Loss::CrossEntropy => {
                 let softmax = &steps[steps.len() - 1];
@@ -271,7 +257,6 @@ impl Plan {
             steps,
             params,
             param_count: offset,
-            scratch,
             loss,
             batch: model.train.as_ref().map_or(INFERENCE_BATCH, |t| t.batch),
             output: current,

@@ -1,8 +1,11 @@
 //! 2-D convolution (cross-correlation, as PyTorch): weight `[F, C, KH, KW]`.
-//! Padding is applied by copying the sample into a zero-bordered scratch buffer,
-//! so the inner loops have no bounds branches.
+//! Each sample is unfolded (im2col) into a `[C*KH*KW, OH*OW]` matrix, so the
+//! forward pass is one matrix product `W · col` and the backward pass two:
+//! `dW += dY · colᵀ` and `dcol = Wᵀ · dY`, folded back onto the input (col2im).
+//! A 1x1, stride-1, unpadded conv skips the unfolding.
 
-use super::{axpy, dot, sum, Act};
+use super::matmul::{sgemm, workspace_len, Mat};
+use super::{sum, Act};
 
 /// Every size a convolution needs; the generated code passes it as a constant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,71 +52,138 @@ impl ConvShape {
     pub const fn padded(&self) -> bool {
         self.pt + self.pb + self.pl + self.pr > 0
     }
+    /// Rows of the unfolded input: C·KH·KW.
+    pub const fn depth(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+    /// Output positions per channel: OH·OW.
+    pub const fn positions(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// 1x1, stride 1, unpadded: the input is its own unfolded matrix.
+    pub const fn pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && !self.padded()
+    }
+    /// The scratch a worker needs for this layer: two unfolded samples and the
+    /// matrix products' packing space.
+    pub const fn scratch_len(&self) -> usize {
+        let (f, k, p) = (self.f, self.depth(), self.positions());
+        let a = workspace_len(f, p, k);
+        let b = workspace_len(f, k, p);
+        let c = workspace_len(k, p, f);
+        let most = if a > b { a } else { b };
+        2 * k * p + if most > c { most } else { c }
+    }
 }
 
-/// Copies one sample into `xp` with zero borders.
+/// The output columns `ow` whose input column `ow * sw + kw - pl` lies inside
+/// `0..w`: a range, so the unfolding copies runs instead of testing every cell.
 #[inline(always)]
-fn pad(s: &ConvShape, x: &[f32], xp: &mut [f32]) {
-    let (hp, wp) = (s.hp(), s.wp());
-    let xp = &mut xp[..s.padded_len()];
-    xp.fill(0.0);
+fn valid_columns(s: &ConvShape, kw: usize) -> (usize, usize) {
+    // ow * sw + kw >= pl  and  ow * sw + kw < w + pl
+    let lo = s.pl.saturating_sub(kw).div_ceil(s.sw);
+    let hi = (s.w + s.pl).saturating_sub(kw).div_ceil(s.sw).min(s.ow);
+    (lo.min(hi), hi)
+}
+
+/// Unfolds one sample into `col`, a `[C*KH*KW, OH*OW]` matrix: row `(c, kh, kw)`
+/// holds the input cell under that kernel tap for every output position, 0 where
+/// the window hangs over the padding.
+#[inline(always)]
+pub fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
+    let p = s.oh * s.ow;
     for c in 0..s.c {
-        for h in 0..s.h {
-            let src = &x[(c * s.h + h) * s.w..][..s.w];
-            xp[(c * hp + h + s.pt) * wp + s.pl..][..s.w].copy_from_slice(src);
+        let xc = &x[c * s.h * s.w..][..s.h * s.w];
+        for kh in 0..s.kh {
+            for kw in 0..s.kw {
+                let row = &mut col[((c * s.kh + kh) * s.kw + kw) * p..][..p];
+                let (lo, hi) = valid_columns(s, kw);
+                for oh in 0..s.oh {
+                    let out = &mut row[oh * s.ow..][..s.ow];
+                    let ih = (oh * s.sh + kh).wrapping_sub(s.pt);
+                    if ih >= s.h {
+                        out.fill(0.0);
+                        continue;
+                    }
+                    out[..lo].fill(0.0);
+                    out[hi..].fill(0.0);
+                    let xrow = &xc[ih * s.w..][..s.w];
+                    let first = lo * s.sw + kw - s.pl;
+                    if s.sw == 1 {
+                        out[lo..hi].copy_from_slice(&xrow[first..first + hi - lo]);
+                    } else {
+                        for (o, v) in out[lo..hi].iter_mut().enumerate() {
+                            *v = xrow[first + o * s.sw];
+                        }
+                    }
+                }
+            }
         }
     }
 }
 
-/// The sample as the window sees it: `x` itself, or its padded copy in `scratch`.
+/// The adjoint of [`im2col`]: adds each entry of `col` back onto the input cell
+/// it came from.
 #[inline(always)]
-fn padded_input<'a>(s: &ConvShape, x: &'a [f32], scratch: &'a mut [f32]) -> &'a [f32] {
-    if s.padded() {
-        pad(s, x, scratch);
-        &scratch[..s.padded_len()]
-    } else {
-        &x[..s.input_len()]
-    }
-}
-
-/// Forward for `n` samples with bias and activation fused. `scratch` holds one
-/// padded sample.
-#[inline(always)]
-pub fn forward(s: &ConvShape, act: Act, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]) {
-    let (hp, wp) = (s.hp(), s.wp());
-    let w = &w[..s.weight_len()];
-    for i in 0..n {
-        let xs = padded_input(s, &x[i * s.input_len()..], scratch);
-        let ys = &mut y[i * s.output_len()..][..s.output_len()];
-        for f in 0..s.f {
-            let wf = &w[f * s.c * s.kh * s.kw..][..s.c * s.kh * s.kw];
-            for oh in 0..s.oh {
-                let yrow = &mut ys[(f * s.oh + oh) * s.ow..][..s.ow];
-                yrow.fill(b[f]);
-                for c in 0..s.c {
-                    for kh in 0..s.kh {
-                        let xrow = &xs[(c * hp + oh * s.sh + kh) * wp..][..wp];
-                        for kw in 0..s.kw {
-                            let wv = wf[(c * s.kh + kh) * s.kw + kw];
-                            if s.sw == 1 {
-                                axpy(wv, &xrow[kw..kw + s.ow], yrow);
-                            } else {
-                                for (o, y) in yrow.iter_mut().enumerate() {
-                                    *y += wv * xrow[o * s.sw + kw];
-                                }
-                            }
+pub fn col2im(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
+    let p = s.oh * s.ow;
+    dx[..s.input_len()].fill(0.0);
+    for c in 0..s.c {
+        let dxc = &mut dx[c * s.h * s.w..][..s.h * s.w];
+        for kh in 0..s.kh {
+            for kw in 0..s.kw {
+                let row = &col[((c * s.kh + kh) * s.kw + kw) * p..][..p];
+                let (lo, hi) = valid_columns(s, kw);
+                for oh in 0..s.oh {
+                    let ih = (oh * s.sh + kh).wrapping_sub(s.pt);
+                    if ih >= s.h {
+                        continue;
+                    }
+                    let src = &row[oh * s.ow + lo..oh * s.ow + hi];
+                    let dxrow = &mut dxc[ih * s.w..][..s.w];
+                    let first = lo * s.sw + kw - s.pl;
+                    if s.sw == 1 {
+                        for (d, v) in dxrow[first..first + hi - lo].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    } else {
+                        for (o, v) in src.iter().enumerate() {
+                            dxrow[first + o * s.sw] += v;
                         }
                     }
                 }
-                act.forward(yrow);
+            }
+        }
+    }
+}
+
+/// Forward for `n` samples with bias and activation fused.
+#[inline(always)]
+pub fn forward(s: &ConvShape, act: Act, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]) {
+    let (k, p) = (s.depth(), s.positions());
+    let (col, rest) = scratch.split_at_mut(2 * k * p);
+    let col = &mut col[..k * p];
+    for i in 0..n {
+        let xs = &x[i * s.input_len()..][..s.input_len()];
+        let ys = &mut y[i * s.output_len()..][..s.output_len()];
+        let cols: &[f32] = if s.pointwise() {
+            xs
+        } else {
+            im2col(s, xs, col);
+            col
+        };
+        sgemm(s.f, p, k, Mat::rows(w, k), Mat::rows(cols, p), ys, p, false, rest);
+        for (f, row) in ys.chunks_exact_mut(p).enumerate() {
+            let bias = b[f];
+            for v in row {
+                *v = act.apply(*v + bias);
             }
         }
     }
 }
 
 /// Backward for `n` samples. `dy` is the gradient at the conv's output before its
-/// activation (already multiplied by f'). Adds to `dw` and `db`; writes `dx` when
-/// given. `scratch` and `dscratch` each hold one padded sample.
+/// activation (already multiplied by f'). Adds to `dw` and `db`; writes `dx` when given.
 #[inline(always)]
 pub fn backward(
     s: &ConvShape,
@@ -125,74 +195,32 @@ pub fn backward(
     mut dx: Option<&mut [f32]>,
     n: usize,
     scratch: &mut [f32],
-    dscratch: &mut [f32],
 ) {
-    let (hp, wp) = (s.hp(), s.wp());
-    let w = &w[..s.weight_len()];
-    let dw = &mut dw[..s.weight_len()];
+    let (k, p) = (s.depth(), s.positions());
+    let (col, rest) = scratch.split_at_mut(k * p);
+    let (dcol, work) = rest.split_at_mut(k * p);
     for i in 0..n {
-        let xs = padded_input(s, &x[i * s.input_len()..], scratch);
+        let xs = &x[i * s.input_len()..][..s.input_len()];
         let dys = &dy[i * s.output_len()..][..s.output_len()];
-        for f in 0..s.f {
-            let dyf = &dys[f * s.oh * s.ow..][..s.oh * s.ow];
-            db[f] += sum(dyf);
-            let dwf = &mut dw[f * s.c * s.kh * s.kw..][..s.c * s.kh * s.kw];
-            for c in 0..s.c {
-                for kh in 0..s.kh {
-                    for kw in 0..s.kw {
-                        let mut acc = 0.0;
-                        for oh in 0..s.oh {
-                            let dyrow = &dyf[oh * s.ow..][..s.ow];
-                            let xrow = &xs[(c * hp + oh * s.sh + kh) * wp..][..wp];
-                            if s.sw == 1 {
-                                acc += dot(dyrow, &xrow[kw..kw + s.ow]);
-                            } else {
-                                for (o, g) in dyrow.iter().enumerate() {
-                                    acc += g * xrow[o * s.sw + kw];
-                                }
-                            }
-                        }
-                        dwf[(c * s.kh + kh) * s.kw + kw] += acc;
-                    }
-                }
-            }
+        for (f, row) in dys.chunks_exact(p).enumerate() {
+            db[f] += sum(row);
         }
-        let Some(dx) = dx.as_deref_mut() else { continue };
-        let dxs = &mut dx[i * s.input_len()..][..s.input_len()];
-        // Accumulate into the padded gradient, then drop its border.
-        let dxp = if s.padded() {
-            &mut dscratch[..s.padded_len()]
+        let cols: &[f32] = if s.pointwise() {
+            xs
         } else {
-            &mut dxs[..]
+            im2col(s, xs, col);
+            col
         };
-        dxp.fill(0.0);
-        for f in 0..s.f {
-            let wf = &w[f * s.c * s.kh * s.kw..][..s.c * s.kh * s.kw];
-            for oh in 0..s.oh {
-                let dyrow = &dys[(f * s.oh + oh) * s.ow..][..s.ow];
-                for c in 0..s.c {
-                    for kh in 0..s.kh {
-                        let row = &mut dxp[(c * hp + oh * s.sh + kh) * wp..][..wp];
-                        for kw in 0..s.kw {
-                            let wv = wf[(c * s.kh + kh) * s.kw + kw];
-                            if s.sw == 1 {
-                                axpy(wv, dyrow, &mut row[kw..kw + s.ow]);
-                            } else {
-                                for (o, g) in dyrow.iter().enumerate() {
-                                    row[o * s.sw + kw] += wv * g;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if s.padded() {
-            for c in 0..s.c {
-                for h in 0..s.h {
-                    let src = &dscratch[(c * hp + h + s.pt) * wp + s.pl..][..s.w];
-                    dxs[(c * s.h + h) * s.w..][..s.w].copy_from_slice(src);
-                }
+        // dW += dY · colᵀ
+        sgemm(s.f, k, p, Mat::rows(dys, p), Mat::rows_t(cols, p), dw, k, true, work);
+        if let Some(dx) = dx.as_deref_mut() {
+            let dxs = &mut dx[i * s.input_len()..][..s.input_len()];
+            // dcol = Wᵀ · dY, then fold back onto the input.
+            if s.pointwise() {
+                sgemm(k, p, s.f, Mat::rows_t(w, k), Mat::rows(dys, p), dxs, p, false, work);
+            } else {
+                sgemm(k, p, s.f, Mat::rows_t(w, k), Mat::rows(dys, p), dcol, p, false, work);
+                col2im(s, dcol, dxs);
             }
         }
     }

@@ -1,23 +1,67 @@
-//! Fully connected layers: `y = W x + b`, W in PyTorch layout `[out, in]`.
+//! Fully connected layers, `y = W x + b` with W in PyTorch layout `[out, in]`, as
+//! matrix products over the samples: `Y = X · Wᵀ`, `dW += dYᵀ · X`, `dX = dY · W`.
 
-use super::{axpy, dot, Act};
+use super::matmul::{sgemm, workspace_len, Mat};
+use super::Act;
 
-/// Forward for `n` samples, with the activation fused.
+/// Below this many samples a forward pass uses dot products instead of a matrix product.
+const FEW: usize = 4;
+
+/// The scratch a worker of `samples` samples needs for this layer.
+pub const fn scratch_len(inputs: usize, outputs: usize, samples: usize) -> usize {
+    let a = workspace_len(samples, outputs, inputs);
+    let b = workspace_len(outputs, inputs, samples);
+    let c = workspace_len(samples, inputs, outputs);
+    let most = if a > b { a } else { b };
+    if most > c {
+        most
+    } else {
+        c
+    }
+}
+
+/// Forward for `n` samples, with bias and activation fused.
 #[inline(always)]
-pub fn forward(inputs: usize, outputs: usize, act: Act, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize) {
-    let w = &w[..inputs * outputs];
-    for s in 0..n {
-        let x = &x[s * inputs..][..inputs];
-        let y = &mut y[s * outputs..][..outputs];
-        for (o, y) in y.iter_mut().enumerate() {
-            *y = act.apply(b[o] + dot(&w[o * inputs..][..inputs], x));
+pub fn forward(
+    inputs: usize,
+    outputs: usize,
+    act: Act,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    n: usize,
+    scratch: &mut [f32],
+) {
+    if n < FEW {
+        // Packing W would cost more than the arithmetic: one dot product per output.
+        for (xs, ys) in x.chunks_exact(inputs).zip(y.chunks_exact_mut(outputs)).take(n) {
+            for (o, y) in ys.iter_mut().enumerate() {
+                *y = act.apply(b[o] + super::dot(&w[o * inputs..][..inputs], xs));
+            }
+        }
+        return;
+    }
+    sgemm(
+        n,
+        outputs,
+        inputs,
+        Mat::rows(x, inputs),
+        Mat::rows_t(w, inputs),
+        y,
+        outputs,
+        false,
+        scratch,
+    );
+    for row in y[..n * outputs].chunks_exact_mut(outputs) {
+        for (v, bias) in row.iter_mut().zip(b) {
+            *v = act.apply(*v + bias);
         }
     }
 }
 
-/// Backward for `n` samples: `dy` is the gradient of the layer's input to the
-/// activation (already multiplied by f'); adds to `dw`, `db`, and writes `dx`
-/// when given.
+/// Backward for `n` samples: `dy` is the gradient before the activation (already
+/// multiplied by f'); adds to `dw`, `db`, and writes `dx` when given.
 #[inline(always)]
 pub fn backward(
     inputs: usize,
@@ -27,24 +71,37 @@ pub fn backward(
     dy: &[f32],
     dw: &mut [f32],
     db: &mut [f32],
-    mut dx: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
     n: usize,
+    scratch: &mut [f32],
 ) {
-    let w = &w[..inputs * outputs];
-    let dw = &mut dw[..inputs * outputs];
-    for s in 0..n {
-        let x = &x[s * inputs..][..inputs];
-        let dy = &dy[s * outputs..][..outputs];
-        for (o, &g) in dy.iter().enumerate() {
-            db[o] += g;
-            axpy(g, x, &mut dw[o * inputs..][..inputs]);
+    for row in dy[..n * outputs].chunks_exact(outputs) {
+        for (d, g) in db.iter_mut().zip(row) {
+            *d += g;
         }
-        if let Some(dx) = dx.as_deref_mut() {
-            let dx = &mut dx[s * inputs..][..inputs];
-            dx.fill(0.0);
-            for (o, &g) in dy.iter().enumerate() {
-                axpy(g, &w[o * inputs..][..inputs], dx);
-            }
-        }
+    }
+    sgemm(
+        outputs,
+        inputs,
+        n,
+        Mat::rows_t(dy, outputs),
+        Mat::rows(x, inputs),
+        dw,
+        inputs,
+        true,
+        scratch,
+    );
+    if let Some(dx) = dx {
+        sgemm(
+            n,
+            inputs,
+            outputs,
+            Mat::rows(dy, outputs),
+            Mat::rows(w, inputs),
+            dx,
+            inputs,
+            false,
+            scratch,
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod act;
 pub mod conv;
 pub mod dense;
 pub mod loss;
+pub mod matmul;
 pub mod optim;
 pub mod pool;
 
