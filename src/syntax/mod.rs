@@ -474,15 +474,11 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     };
     let mut labels: Vec<String> = Vec::new();
     let mut keywords: Vec<&str> = Vec::new();
-    let layer_expected = positives.contains(&Rule::layer);
+    let at_end = source[pos..].trim().is_empty();
+    let alternatives = positives.len();
     for rule in positives {
-        // "a layer" already includes the activations.
-        if rule == Rule::activation && layer_expected {
-            for w in describe(rule).1 {
-                if !keywords.contains(w) {
-                    keywords.push(w);
-                }
-            }
+        // `}` is worth naming at the end of the file or when nothing else could follow.
+        if rule == Rule::close && !at_end && alternatives > 1 {
             continue;
         }
         let (label, words) = describe(rule);
