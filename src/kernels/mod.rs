@@ -15,9 +15,11 @@
 pub mod act;
 pub mod conv;
 pub mod dense;
+pub mod gemm;
 pub mod loss;
 pub mod matmul;
 pub mod optim;
+pub mod peak;
 pub mod pool;
 
 pub use act::Act;

@@ -1,0 +1,886 @@
+//! Single-precision matrix product, BLIS style: `C = alpha * A·B + beta * C`.
+//!
+//! Every operand is addressed through a row stride and a column stride, so a
+//! transpose is only a swap of strides. The product is computed in blocks:
+//!
+//! ```text
+//! for jc in n, step NC            columns of C and B
+//!   for pc in k, step KC          pack B[pc.., jc..] (KC x NC) into NR-wide panels
+//!     for ic in m, step MC        pack A[ic.., pc..] (MC x KC) into MR-tall panels
+//!       for jr in NC, step NR
+//!         for ir in MC, step MR   micro-kernel: an MR x NR tile of C in registers
+//! ```
+//!
+//! Packed panels are zero-padded to whole tiles, so the micro-kernel's inner
+//! loop has no edge cases; the tile's rows and columns beyond C's edge are
+//! computed on padding and never stored (masked stores on x86).
+//!
+//! Three micro-kernels, chosen once at run time: AVX-512F, AVX2 + FMA, and a
+//! portable one in plain Rust. Nothing here allocates: the caller provides the
+//! packing workspace, [`workspace_len`] floats long.
+
+// The micro-kernels take sizes and pointers as separate arguments on purpose.
+#![allow(clippy::too_many_arguments)]
+#![warn(unsafe_op_in_unsafe_fn)]
+
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// A micro-kernel: which instruction set the inner loops use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Plain Rust, vectorized by the compiler for the target's baseline.
+    Portable,
+    /// AVX2 + FMA, 256-bit vectors.
+    Avx2,
+    /// AVX-512F, 512-bit vectors.
+    Avx512,
+}
+
+impl Kernel {
+    /// Every kernel, slowest first.
+    pub const ALL: [Kernel; 3] = [Kernel::Portable, Kernel::Avx2, Kernel::Avx512];
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kernel::Portable => "portable",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest kernel this CPU can run (detected anew on each call; see [`selected`]).
+    pub fn best() -> Kernel {
+        *Kernel::ALL
+            .iter()
+            .rev()
+            .find(|k| k.is_available())
+            .unwrap_or(&Kernel::Portable)
+    }
+
+    /// Tile height and width: C is computed in `mr x nr` tiles.
+    pub const fn tile(self) -> (usize, usize) {
+        match self {
+            Kernel::Portable => (Portable::MR, Portable::NR),
+            Kernel::Avx2 => (AVX2_MR, AVX2_NR),
+            Kernel::Avx512 => (AVX512_MR, AVX512_NR),
+        }
+    }
+
+    /// Cache blocking `(KC, MC, NC)`.
+    pub const fn blocking(self) -> (usize, usize, usize) {
+        match self {
+            Kernel::Portable => (Portable::KC, Portable::MC, Portable::NC),
+            Kernel::Avx2 => (AVX2_KC, AVX2_MC, AVX2_NC),
+            Kernel::Avx512 => (AVX512_KC, AVX512_MC, AVX512_NC),
+        }
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// 0: not chosen yet; otherwise 1 + the index in [`Kernel::ALL`].
+static SELECTED: AtomicU8 = AtomicU8::new(0);
+
+/// The kernel [`sgemm`] uses: the fastest available, detected on first use.
+pub fn selected() -> Kernel {
+    match SELECTED.load(Ordering::Relaxed) {
+        0 => {
+            let best = Kernel::best();
+            let index = Kernel::ALL.iter().position(|&k| k == best).unwrap_or(0);
+            SELECTED.store(index as u8 + 1, Ordering::Relaxed);
+            best
+        }
+        i => Kernel::ALL[usize::from(i - 1)],
+    }
+}
+
+/// The name of the kernel [`sgemm`] uses, for benchmark reports.
+pub fn selected_kernel() -> &'static str {
+    selected().name()
+}
+
+/// Why [`sgemm`] refused its arguments. Nothing has been written when it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GemmError {
+    /// An operand's slice ends before its last element (or the workspace is shorter
+    /// than [`workspace_len`]).
+    #[error("sgemm: {operand} needs at least {needed} elements for its shape and strides, but has {len}")]
+    TooShort {
+        operand: &'static str,
+        needed: usize,
+        len: usize,
+    },
+    /// An operand's last index does not fit in `usize`.
+    #[error("sgemm: the last index of {operand} overflows usize")]
+    Overflow { operand: &'static str },
+    /// [`sgemm_with`] was asked for a kernel this CPU cannot run.
+    #[error("sgemm: kernel {kernel} is not supported by this CPU")]
+    Unsupported { kernel: Kernel },
+}
+
+/// The length of the packing workspace that [`sgemm`] and [`sgemm_with`] (any kernel)
+/// need for an `m x n` by `n x k` product. Zero when a dimension is zero.
+pub fn workspace_len(m: usize, n: usize, k: usize) -> usize {
+    if m == 0 || n == 0 || k == 0 {
+        return 0;
+    }
+    let one = |m: usize, n: usize, (mr, nr): (usize, usize), (kc, mc, nc): (usize, usize, usize)| {
+        let kc = k.min(kc);
+        let a = round_up(m.min(mc), mr) * kc;
+        let b = kc * round_up(n.min(nc), nr);
+        // Both panels start on a 64-byte boundary: up to 15 floats of slack each.
+        round_up(a, 16) + b + 2 * 16
+    };
+    // sgemm may swap m and n (when C is column-major), and may use any kernel.
+    Kernel::ALL
+        .iter()
+        .flat_map(|k| [one(m, n, k.tile(), k.blocking()), one(n, m, k.tile(), k.blocking())])
+        .max()
+        .unwrap_or(0)
+}
+
+/// `C = alpha * A·B + beta * C` with the fastest kernel this CPU has (see [`sgemm_with`]).
+pub fn sgemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+    work: &mut [f32],
+) -> Result<(), GemmError> {
+    sgemm_with(
+        selected(),
+        m,
+        n,
+        k,
+        alpha,
+        a,
+        rsa,
+        csa,
+        b,
+        rsb,
+        csb,
+        beta,
+        c,
+        rsc,
+        csc,
+        work,
+    )
+}
+
+/// `C = alpha * A·B + beta * C`, A `m x k`, B `k x n`, C `m x n`, with the given kernel.
+///
+/// Element `(i, j)` of A is `a[i * rsa + j * csa]`, and likewise for B and C, so
+/// `Aᵀ` is A with its strides swapped. When `beta` is zero, C's old contents are
+/// ignored (they may be NaN); otherwise they are scaled by `beta` and added. When
+/// `k` is zero or `alpha` is zero, A and B are not read and C becomes `beta * C`.
+///
+/// `work` is scratch for packed panels, at least [`workspace_len`]`(m, n, k)` long.
+/// Every slice length is checked once, before anything is written: a slice too
+/// short for its shape and strides is an `Err`, never an out-of-bounds access.
+/// Nothing is allocated.
+///
+/// C's strides should not map two elements to one place (the result would depend
+/// on the order of the writes, though it would still be memory-safe).
+pub fn sgemm_with(
+    kernel: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: &[f32],
+    rsa: usize,
+    csa: usize,
+    b: &[f32],
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+    csc: usize,
+    work: &mut [f32],
+) -> Result<(), GemmError> {
+    if !kernel.is_available() {
+        return Err(GemmError::Unsupported { kernel });
+    }
+    check_len("A", a.len(), m, k, rsa, csa)?;
+    check_len("B", b.len(), k, n, rsb, csb)?;
+    check_len("C", c.len(), m, n, rsc, csc)?;
+    let needed = workspace_len(m, n, k);
+    if work.len() < needed {
+        return Err(GemmError::TooShort {
+            operand: "work",
+            needed,
+            len: work.len(),
+        });
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 || alpha == 0.0 {
+        scale(m, n, beta, c, rsc, csc);
+        return Ok(());
+    }
+    let mut g = Gemm {
+        m,
+        n,
+        k,
+        alpha,
+        a: a.as_ptr(),
+        rsa,
+        csa,
+        b: b.as_ptr(),
+        rsb,
+        csb,
+        beta,
+        c: c.as_mut_ptr(),
+        rsc,
+        csc,
+        work: work.as_mut_ptr(),
+    };
+    // The kernels store rows of C tiles with unit stride; for a column-major C
+    // compute Cᵀ = Bᵀ·Aᵀ instead.
+    if csc != 1 && rsc == 1 {
+        g = Gemm {
+            m: n,
+            n: m,
+            a: g.b,
+            rsa: csb,
+            csa: rsb,
+            b: g.a,
+            rsb: csa,
+            csb: rsa,
+            rsc: csc,
+            csc: rsc,
+            ..g
+        };
+    }
+    match kernel {
+        // SAFETY (all three): check_len proved that every element (i, j) of A, B and C
+        // with i, j inside the shape is inside its slice, and `work` holds
+        // workspace_len(m, n, k) floats, which covers this kernel's packed panels in
+        // either orientation; the swap above keeps the (m, n, k, strides) of each
+        // operand consistent. The kernel is available (checked above), so its target
+        // features are present.
+        Kernel::Portable => unsafe { drive::<Portable>(&g) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => unsafe { x86::sgemm_avx2(&g) },
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => unsafe { x86::sgemm_avx512(&g) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("is_available is false for x86 kernels elsewhere"),
+    }
+    Ok(())
+}
+
+/// One product's arguments, already checked against their slices.
+#[derive(Clone, Copy)]
+struct Gemm {
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    b: *const f32,
+    rsb: usize,
+    csb: usize,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+    work: *mut f32,
+}
+
+const fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+/// An `rows x cols` operand with the given strides fits in `len` elements.
+fn check_len(
+    operand: &'static str,
+    len: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+) -> Result<(), GemmError> {
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    let last = (rows - 1)
+        .checked_mul(rs)
+        .and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)))
+        .and_then(|i| i.checked_add(1))
+        .ok_or(GemmError::Overflow { operand })?;
+    if len < last {
+        return Err(GemmError::TooShort {
+            operand,
+            needed: last,
+            len,
+        });
+    }
+    Ok(())
+}
+
+/// `C = beta * C`, reading C only when `beta` is nonzero. The indices are checked.
+fn scale(m: usize, n: usize, beta: f32, c: &mut [f32], rsc: usize, csc: usize) {
+    if beta == 1.0 {
+        return;
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let x = &mut c[i * rsc + j * csc];
+            *x = if beta == 0.0 { 0.0 } else { beta * *x };
+        }
+    }
+}
+
+/// What the blocked loops need to know about a micro-kernel.
+trait Micro {
+    /// Tile height (rows of packed A panels) and width (columns of packed B panels).
+    const MR: usize;
+    const NR: usize;
+    /// Cache blocking; `MC` is a multiple of `MR`.
+    const KC: usize;
+    const MC: usize;
+    const NC: usize;
+
+    /// `C[..mr, ..nr] = alpha * Ap·Bp + beta * C[..mr, ..nr]` for one tile, C read
+    /// only when `beta != 0`.
+    ///
+    /// # Safety
+    /// `a` points to `kc * MR` readable floats, `b` to `kc * NR`; `1 <= mr <= MR`,
+    /// `1 <= nr <= NR`, and `c + i * rsc + j * csc` is a valid, writable element for
+    /// every `i < mr`, `j < nr`. The kernel's target features are enabled.
+    unsafe fn tile(
+        kc: usize,
+        mr: usize,
+        nr: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        csc: usize,
+        alpha: f32,
+        beta: f32,
+    );
+}
+
+/// The blocked loops around `K`'s micro-kernel.
+///
+/// # Safety
+/// Every element `(i, j)` inside the shape of each of `g`'s operands is valid
+/// (C writable), `g.work` holds [`workspace_len`] floats, and `K`'s target
+/// features are enabled. `m`, `n`, `k` are nonzero.
+#[inline(always)]
+unsafe fn drive<K: Micro>(g: &Gemm) {
+    let kc_max = g.k.min(K::KC);
+    let mc_max = round_up(g.m.min(K::MC), K::MR);
+    // Both packed buffers start on a 64-byte boundary (workspace_len has 16 floats
+    // of slack for each); align_offset may decline, and then we go unaligned.
+    let skip = match g.work.align_offset(64) {
+        s if s < 16 => s,
+        _ => 0,
+    };
+    // SAFETY: skip < 16, and a_len + b_len + 2 * 16 <= workspace_len (same formula).
+    let ap = unsafe { g.work.add(skip) };
+    // SAFETY: as above: round_up(mc_max * kc_max, 16) + skip stays inside `work`.
+    let bp = unsafe { ap.add(round_up(mc_max * kc_max, 16)) };
+
+    let mut jc = 0;
+    while jc < g.n {
+        let nc = (g.n - jc).min(K::NC);
+        let mut pc = 0;
+        while pc < g.k {
+            let kc = (g.k - pc).min(K::KC);
+            // SAFETY: (pc, jc) is inside B; pack_b reads only (pc + p, jc + j) for p < kc,
+            // j < nc, all inside B, and writes kc * round_up(nc, NR) <= b_len floats.
+            unsafe { pack_b::<K>(kc, nc, g.b.add(pc * g.rsb + jc * g.csb), g.rsb, g.csb, bp) };
+            let beta = if pc == 0 { g.beta } else { 1.0 };
+            let mut ic = 0;
+            while ic < g.m {
+                let mc = (g.m - ic).min(K::MC);
+                // SAFETY: as for B: rows ic.. ic + mc and columns pc.. pc + kc of A, and
+                // round_up(mc, MR) * kc <= a_len floats written.
+                unsafe { pack_a::<K>(mc, kc, g.a.add(ic * g.rsa + pc * g.csa), g.rsa, g.csa, ap) };
+                let mut jr = 0;
+                while jr < nc {
+                    let nr = (nc - jr).min(K::NR);
+                    let mut ir = 0;
+                    while ir < mc {
+                        let mr = (mc - ir).min(K::MR);
+                        // SAFETY: the panels at ir * kc and jr * kc hold kc * MR and kc * NR
+                        // packed floats; the tile's mr x nr elements of C, from
+                        // (ic + ir, jc + jr), are inside C.
+                        unsafe {
+                            K::tile(
+                                kc,
+                                mr,
+                                nr,
+                                ap.add(ir * kc),
+                                bp.add(jr * kc),
+                                g.c.add((ic + ir) * g.rsc + (jc + jr) * g.csc),
+                                g.rsc,
+                                g.csc,
+                                g.alpha,
+                                beta,
+                            )
+                        };
+                        ir += K::MR;
+                    }
+                    jr += K::NR;
+                }
+                ic += K::MC;
+            }
+            pc += K::KC;
+        }
+        jc += K::NC;
+    }
+}
+
+/// Packs an `mc x kc` block of A into `MR`-row panels: panel `r` holds, for each
+/// `p`, the `MR` elements `A[r * MR + i, p]` (zero below the block's last row).
+///
+/// # Safety
+/// Elements `(i, p)`, `i < mc`, `p < kc`, are readable from `a`; `dst` has room for
+/// `round_up(mc, MR) * kc` floats.
+#[inline(always)]
+unsafe fn pack_a<K: Micro>(mc: usize, kc: usize, a: *const f32, rsa: usize, csa: usize, dst: *mut f32) {
+    let mut ir = 0;
+    while ir < mc {
+        let mr = (mc - ir).min(K::MR);
+        // SAFETY: panel ir / MR of dst holds MR * kc floats; rows ir + i < mc of A.
+        unsafe {
+            let d = dst.add(ir * kc);
+            if csa == 1 && mr == K::MR {
+                // Rows contiguous: read row by row, write with stride MR.
+                for i in 0..K::MR {
+                    let row = a.add((ir + i) * rsa);
+                    for p in 0..kc {
+                        *d.add(p * K::MR + i) = *row.add(p);
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    for i in 0..K::MR {
+                        *d.add(p * K::MR + i) = if i < mr { *a.add((ir + i) * rsa + p * csa) } else { 0.0 };
+                    }
+                }
+            }
+        }
+        ir += K::MR;
+    }
+}
+
+/// Packs a `kc x nc` block of B into `NR`-column panels: panel `r` holds, for each
+/// `p`, the `NR` elements `B[p, r * NR + j]` (zero right of the block's last column).
+///
+/// # Safety
+/// Elements `(p, j)`, `p < kc`, `j < nc`, are readable from `b`; `dst` has room for
+/// `kc * round_up(nc, NR)` floats.
+#[inline(always)]
+unsafe fn pack_b<K: Micro>(kc: usize, nc: usize, b: *const f32, rsb: usize, csb: usize, dst: *mut f32) {
+    let mut jr = 0;
+    while jr < nc {
+        let nr = (nc - jr).min(K::NR);
+        // SAFETY: panel jr / NR of dst holds kc * NR floats; columns jr + j < nc of B.
+        unsafe {
+            let d = dst.add(jr * kc);
+            if csb == 1 && nr == K::NR {
+                for p in 0..kc {
+                    std::ptr::copy_nonoverlapping(b.add(p * rsb + jr), d.add(p * K::NR), K::NR);
+                }
+            } else if rsb == 1 && nr == K::NR {
+                // Columns contiguous: read column by column, write with stride NR.
+                for j in 0..K::NR {
+                    let col = b.add((jr + j) * csb);
+                    for p in 0..kc {
+                        *d.add(p * K::NR + j) = *col.add(p);
+                    }
+                }
+            } else {
+                for p in 0..kc {
+                    for j in 0..K::NR {
+                        *d.add(p * K::NR + j) = if j < nr { *b.add(p * rsb + (jr + j) * csb) } else { 0.0 };
+                    }
+                }
+            }
+        }
+        jr += K::NR;
+    }
+}
+
+/// The portable micro-kernel: plain Rust over fixed-size arrays, which the
+/// compiler keeps in vector registers of the target's baseline width.
+struct Portable;
+
+impl Micro for Portable {
+    const MR: usize = 4;
+    const NR: usize = 8;
+    const KC: usize = 256;
+    const MC: usize = 128;
+    const NC: usize = 1024;
+
+    #[inline(always)]
+    unsafe fn tile(
+        kc: usize,
+        mr: usize,
+        nr: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        csc: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        const MR: usize = Portable::MR;
+        const NR: usize = Portable::NR;
+        let mut acc = [[0.0f32; NR]; MR];
+        for p in 0..kc {
+            // SAFETY: p < kc, and the panels hold kc * MR and kc * NR floats.
+            let (ap, bp) = unsafe { (&*a.add(p * MR).cast::<[f32; MR]>(), &*b.add(p * NR).cast::<[f32; NR]>()) };
+            for i in 0..MR {
+                for j in 0..NR {
+                    acc[i][j] += ap[i] * bp[j];
+                }
+            }
+        }
+        for (i, row) in acc.iter().enumerate().take(mr) {
+            for (j, &x) in row.iter().enumerate().take(nr) {
+                // SAFETY: i < mr, j < nr: a valid element of C (the caller's contract).
+                let cij = unsafe { &mut *c.add(i * rsc + j * csc) };
+                *cij = if beta == 0.0 {
+                    alpha * x
+                } else {
+                    alpha * x + beta * *cij
+                };
+            }
+        }
+    }
+}
+
+const AVX2_MR: usize = 6;
+const AVX2_NR: usize = 16;
+const AVX2_KC: usize = 256;
+const AVX2_MC: usize = 126;
+const AVX2_NC: usize = 1024;
+const AVX512_MR: usize = 8;
+const AVX512_NR: usize = 32;
+const AVX512_KC: usize = 256;
+const AVX512_MC: usize = 128;
+const AVX512_NC: usize = 1024;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use core::arch::x86_64::*;
+
+    /// # Safety
+    /// `drive`'s contract, and the CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sgemm_avx512(g: &Gemm) {
+        // SAFETY: the caller's contract is drive's; the features are enabled here.
+        unsafe { drive::<Avx512>(g) }
+    }
+
+    /// # Safety
+    /// `drive`'s contract, and the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sgemm_avx2(g: &Gemm) {
+        // SAFETY: the caller's contract is drive's; the features are enabled here.
+        unsafe { drive::<Avx2>(g) }
+    }
+
+    pub(super) struct Avx512;
+
+    impl Micro for Avx512 {
+        const MR: usize = AVX512_MR;
+        const NR: usize = AVX512_NR;
+        const KC: usize = AVX512_KC;
+        const MC: usize = AVX512_MC;
+        const NC: usize = AVX512_NC;
+
+        #[inline(always)]
+        unsafe fn tile(
+            kc: usize,
+            mr: usize,
+            nr: usize,
+            a: *const f32,
+            b: *const f32,
+            c: *mut f32,
+            rsc: usize,
+            csc: usize,
+            alpha: f32,
+            beta: f32,
+        ) {
+            // SAFETY: Micro::tile's contract is tile_avx512's.
+            unsafe { tile_avx512(kc, mr, nr, a, b, c, rsc, csc, alpha, beta) }
+        }
+    }
+
+    pub(super) struct Avx2;
+
+    impl Micro for Avx2 {
+        const MR: usize = AVX2_MR;
+        const NR: usize = AVX2_NR;
+        const KC: usize = AVX2_KC;
+        const MC: usize = AVX2_MC;
+        const NC: usize = AVX2_NC;
+
+        #[inline(always)]
+        unsafe fn tile(
+            kc: usize,
+            mr: usize,
+            nr: usize,
+            a: *const f32,
+            b: *const f32,
+            c: *mut f32,
+            rsc: usize,
+            csc: usize,
+            alpha: f32,
+            beta: f32,
+        ) {
+            // SAFETY: Micro::tile's contract is tile_avx2's.
+            unsafe { tile_avx2(kc, mr, nr, a, b, c, rsc, csc, alpha, beta) }
+        }
+    }
+
+    /// Picks the micro-kernel instance that computes exactly `mr` rows and
+    /// `ceil(nr / LANES)` vectors per row, so edge tiles do no wasted work.
+    macro_rules! dispatch {
+        ($kernel:ident, $lanes:expr, $mr:expr, $nr:expr, $args:tt, $($m:literal)*) => {
+            match ($mr, $nr.div_ceil($lanes)) {
+                $(
+                    ($m, 1) => $kernel::<$m, 1> $args,
+                    ($m, _) => $kernel::<$m, 2> $args,
+                )*
+                _ => unreachable!("tile rows out of range"),
+            }
+        };
+    }
+
+    /// # Safety
+    /// `Micro::tile`'s contract for `Avx512`; the CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tile_avx512(
+        kc: usize,
+        mr: usize,
+        nr: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        csc: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        // SAFETY: the contract is passed on; mr <= MR = 8 and nr <= NR = 32 select
+        // an instance with M = mr and V * 16 >= nr > (V - 1) * 16.
+        unsafe { dispatch!(avx512_mxv, 16, mr, nr, (kc, nr, a, b, c, rsc, csc, alpha, beta), 1 2 3 4 5 6 7 8) }
+    }
+
+    /// An `M x (16 V)` tile with AVX-512F: `M * V` accumulators, `V` loads of B
+    /// and `M` broadcasts of A per step of `k`.
+    ///
+    /// # Safety
+    /// `Micro::tile`'s contract with `mr = M` and `16 (V - 1) < nr <= 16 V`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn avx512_mxv<const M: usize, const V: usize>(
+        kc: usize,
+        nr: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        csc: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        const MR: usize = AVX512_MR;
+        const NR: usize = AVX512_NR;
+        let mut acc = [[_mm512_setzero_ps(); V]; M];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let mut bv = [_mm512_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                // SAFETY: V * 16 <= NR floats of this step's row of the B panel.
+                *x = unsafe { _mm512_loadu_ps(b.add(16 * v)) };
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: i < M <= MR floats of this step's column of the A panel.
+                let ai = _mm512_set1_ps(unsafe { *a.add(i) });
+                for (x, &bv) in row.iter_mut().zip(&bv) {
+                    *x = _mm512_fmadd_ps(ai, bv, *x);
+                }
+            }
+            // SAFETY: at most one past the panels' ends after the last step.
+            unsafe {
+                a = a.add(MR);
+                b = b.add(NR);
+            }
+        }
+        let (va, vb) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let j0 = 16 * v;
+                let lanes = (nr - j0).min(16);
+                let r = _mm512_mul_ps(x, va);
+                if csc == 1 {
+                    let mask: __mmask16 = if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 };
+                    // SAFETY: row i < mr and columns j0 .. j0 + lanes <= nr of the tile, all
+                    // inside C with unit column stride; masked-off lanes are not touched.
+                    unsafe {
+                        let p = c.add(i * rsc + j0);
+                        let out = if beta == 0.0 {
+                            r
+                        } else {
+                            _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, p), r)
+                        };
+                        _mm512_mask_storeu_ps(p, mask, out);
+                    }
+                } else {
+                    let mut lane = [0.0f32; 16];
+                    // SAFETY: `lane` holds 16 floats.
+                    unsafe { _mm512_storeu_ps(lane.as_mut_ptr(), r) };
+                    for (j, &x) in lane.iter().enumerate().take(lanes) {
+                        // SAFETY: i < mr, j0 + j < nr: an element of the tile.
+                        let p = unsafe { &mut *c.add(i * rsc + (j0 + j) * csc) };
+                        *p = if beta == 0.0 { x } else { x + beta * *p };
+                    }
+                }
+            }
+        }
+    }
+
+    /// # Safety
+    /// `Micro::tile`'s contract for `Avx2`; the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_avx2(
+        kc: usize,
+        mr: usize,
+        nr: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        csc: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        // SAFETY: the contract is passed on; mr <= MR = 6 and nr <= NR = 16 select
+        // an instance with M = mr and V * 8 >= nr > (V - 1) * 8.
+        unsafe { dispatch!(avx2_mxv, 8, mr, nr, (kc, nr, a, b, c, rsc, csc, alpha, beta), 1 2 3 4 5 6) }
+    }
+
+    /// An `M x (8 V)` tile with AVX2 + FMA.
+    ///
+    /// # Safety
+    /// `Micro::tile`'s contract with `mr = M` and `8 (V - 1) < nr <= 8 V`.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2_mxv<const M: usize, const V: usize>(
+        kc: usize,
+        nr: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        rsc: usize,
+        csc: usize,
+        alpha: f32,
+        beta: f32,
+    ) {
+        const MR: usize = AVX2_MR;
+        const NR: usize = AVX2_NR;
+        let mut acc = [[_mm256_setzero_ps(); V]; M];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let mut bv = [_mm256_setzero_ps(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                // SAFETY: V * 8 <= NR floats of this step's row of the B panel.
+                *x = unsafe { _mm256_loadu_ps(b.add(8 * v)) };
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: i < M <= MR floats of this step's column of the A panel.
+                let ai = _mm256_set1_ps(unsafe { *a.add(i) });
+                for (x, &bv) in row.iter_mut().zip(&bv) {
+                    *x = _mm256_fmadd_ps(ai, bv, *x);
+                }
+            }
+            // SAFETY: at most one past the panels' ends after the last step.
+            unsafe {
+                a = a.add(MR);
+                b = b.add(NR);
+            }
+        }
+        let (va, vb) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
+        let lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let j0 = 8 * v;
+                let lanes = (nr - j0).min(8);
+                let r = _mm256_mul_ps(x, va);
+                if csc == 1 {
+                    // SAFETY: row i < mr and columns j0 .. j0 + lanes <= nr of the tile, all
+                    // inside C with unit column stride; masked-off lanes are not touched.
+                    unsafe {
+                        let p = c.add(i * rsc + j0);
+                        if lanes == 8 {
+                            let out = if beta == 0.0 {
+                                r
+                            } else {
+                                _mm256_fmadd_ps(vb, _mm256_loadu_ps(p), r)
+                            };
+                            _mm256_storeu_ps(p, out);
+                        } else {
+                            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), lane_index);
+                            let out = if beta == 0.0 {
+                                r
+                            } else {
+                                _mm256_fmadd_ps(vb, _mm256_maskload_ps(p, mask), r)
+                            };
+                            _mm256_maskstore_ps(p, mask, out);
+                        }
+                    }
+                } else {
+                    let mut lane = [0.0f32; 8];
+                    // SAFETY: `lane` holds 8 floats.
+                    unsafe { _mm256_storeu_ps(lane.as_mut_ptr(), r) };
+                    for (j, &x) in lane.iter().enumerate().take(lanes) {
+                        // SAFETY: i < mr, j0 + j < nr: an element of the tile.
+                        let p = unsafe { &mut *c.add(i * rsc + (j0 + j) * csc) };
+                        *p = if beta == 0.0 { x } else { x + beta * *p };
+                    }
+                }
+            }
+        }
+    }
+}
