@@ -87,7 +87,9 @@ fn rebuild(input: &TokenStream) -> (String, Vec<(Range<usize>, Span)>) {
 
 fn rebuild_into(input: TokenStream, text: &mut String, spans: &mut Vec<(Range<usize>, Span)>) {
     fn push(s: &str, span: Span, text: &mut String, spans: &mut Vec<(Range<usize>, Span)>) {
-        if !text.is_empty() {
+        // A minus sign stays attached to its number (`-0.1`), as the user wrote it.
+        let signed_number = (text.ends_with(" -") || text == "-") && s.starts_with(|c: char| c.is_ascii_digit());
+        if !text.is_empty() && !signed_number {
             text.push(' ');
         }
         let start = text.len();

@@ -354,6 +354,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     let train_flag = if training { quote!(train) } else { quote!(_train) };
     quote! {
         #[doc = #doc]
+        #[allow(non_camel_case_types)]
         pub struct #name {
             params: Vec<f32>,
             workers: Vec<#worker>,
@@ -362,6 +363,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
 
         #[doc = #worker_doc]
         #[doc(hidden)]
+        #[allow(non_camel_case_types)]
         pub struct #worker {
             #(#act_fields: Vec<f32>,)*
             scratch: Vec<f32>,

@@ -4,7 +4,8 @@
 //! `dW += dY · colᵀ` and `dcol = Wᵀ · dY`, folded back onto the input (col2im).
 //! A 1x1, stride-1, unpadded conv skips the unfolding.
 
-use super::matmul::{sgemm, workspace_len, Mat};
+use super::gemm::workspace_len;
+use super::{matmul, Operand};
 use super::{sum, Act};
 
 /// Every size a convolution needs; the generated code passes it as a constant.
@@ -172,7 +173,17 @@ pub fn forward(s: &ConvShape, act: Act, x: &[f32], w: &[f32], b: &[f32], y: &mut
             im2col(s, xs, col);
             col
         };
-        sgemm(s.f, p, k, Mat::rows(w, k), Mat::rows(cols, p), ys, p, false, rest);
+        matmul(
+            s.f,
+            p,
+            k,
+            Operand::rows(w, k),
+            Operand::rows(cols, p),
+            ys,
+            p,
+            false,
+            rest,
+        );
         for (f, row) in ys.chunks_exact_mut(p).enumerate() {
             let bias = b[f];
             for v in row {
@@ -212,14 +223,44 @@ pub fn backward(
             col
         };
         // dW += dY · colᵀ
-        sgemm(s.f, k, p, Mat::rows(dys, p), Mat::rows_t(cols, p), dw, k, true, work);
+        matmul(
+            s.f,
+            k,
+            p,
+            Operand::rows(dys, p),
+            Operand::transposed(cols, p),
+            dw,
+            k,
+            true,
+            work,
+        );
         if let Some(dx) = dx.as_deref_mut() {
             let dxs = &mut dx[i * s.input_len()..][..s.input_len()];
             // dcol = Wᵀ · dY, then fold back onto the input.
             if s.pointwise() {
-                sgemm(k, p, s.f, Mat::rows_t(w, k), Mat::rows(dys, p), dxs, p, false, work);
+                matmul(
+                    k,
+                    p,
+                    s.f,
+                    Operand::transposed(w, k),
+                    Operand::rows(dys, p),
+                    dxs,
+                    p,
+                    false,
+                    work,
+                );
             } else {
-                sgemm(k, p, s.f, Mat::rows_t(w, k), Mat::rows(dys, p), dcol, p, false, work);
+                matmul(
+                    k,
+                    p,
+                    s.f,
+                    Operand::transposed(w, k),
+                    Operand::rows(dys, p),
+                    dcol,
+                    p,
+                    false,
+                    work,
+                );
                 col2im(s, dcol, dxs);
             }
         }

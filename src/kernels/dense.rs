@@ -1,8 +1,9 @@
 //! Fully connected layers, `y = W x + b` with W in PyTorch layout `[out, in]`, as
 //! matrix products over the samples: `Y = X · Wᵀ`, `dW += dYᵀ · X`, `dX = dY · W`.
 
-use super::matmul::{sgemm, workspace_len, Mat};
+use super::gemm::workspace_len;
 use super::Act;
+use super::{matmul, Operand};
 
 /// Below this many samples a forward pass uses dot products instead of a matrix product.
 const FEW: usize = 4;
@@ -42,12 +43,12 @@ pub fn forward(
         }
         return;
     }
-    sgemm(
+    matmul(
         n,
         outputs,
         inputs,
-        Mat::rows(x, inputs),
-        Mat::rows_t(w, inputs),
+        Operand::rows(x, inputs),
+        Operand::transposed(w, inputs),
         y,
         outputs,
         false,
@@ -80,24 +81,24 @@ pub fn backward(
             *d += g;
         }
     }
-    sgemm(
+    matmul(
         outputs,
         inputs,
         n,
-        Mat::rows_t(dy, outputs),
-        Mat::rows(x, inputs),
+        Operand::transposed(dy, outputs),
+        Operand::rows(x, inputs),
         dw,
         inputs,
         true,
         scratch,
     );
     if let Some(dx) = dx {
-        sgemm(
+        matmul(
             n,
             inputs,
             outputs,
-            Mat::rows(dy, outputs),
-            Mat::rows(w, inputs),
+            Operand::rows(dy, outputs),
+            Operand::rows(w, inputs),
             dx,
             inputs,
             false,

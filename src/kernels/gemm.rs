@@ -138,23 +138,38 @@ pub enum GemmError {
 
 /// The length of the packing workspace that [`sgemm`] and [`sgemm_with`] (any kernel)
 /// need for an `m x n` by `n x k` product. Zero when a dimension is zero.
-pub fn workspace_len(m: usize, n: usize, k: usize) -> usize {
+pub const fn workspace_len(m: usize, n: usize, k: usize) -> usize {
     if m == 0 || n == 0 || k == 0 {
         return 0;
     }
-    let one = |m: usize, n: usize, (mr, nr): (usize, usize), (kc, mc, nc): (usize, usize, usize)| {
-        let kc = k.min(kc);
-        let a = round_up(m.min(mc), mr) * kc;
-        let b = kc * round_up(n.min(nc), nr);
-        // Both panels start on a 64-byte boundary: up to 15 floats of slack each.
-        round_up(a, 16) + b + 2 * 16
-    };
     // sgemm may swap m and n (when C is column-major), and may use any kernel.
-    Kernel::ALL
-        .iter()
-        .flat_map(|k| [one(m, n, k.tile(), k.blocking()), one(n, m, k.tile(), k.blocking())])
-        .max()
-        .unwrap_or(0)
+    let mut most = 0;
+    let mut i = 0;
+    while i < Kernel::ALL.len() {
+        let (tile, blocking) = (Kernel::ALL[i].tile(), Kernel::ALL[i].blocking());
+        let (a, b) = (panels_len(m, n, k, tile, blocking), panels_len(n, m, k, tile, blocking));
+        let larger = if a > b { a } else { b };
+        if larger > most {
+            most = larger;
+        }
+        i += 1;
+    }
+    most
+}
+
+/// The packed panels of one kernel: an `MC x KC` block of A and a `KC x NC` block of B.
+const fn panels_len(
+    m: usize,
+    n: usize,
+    k: usize,
+    (mr, nr): (usize, usize),
+    (kc, mc, nc): (usize, usize, usize),
+) -> usize {
+    let kc = if k < kc { k } else { kc };
+    let a = round_up(if m < mc { m } else { mc }, mr) * kc;
+    let b = kc * round_up(if n < nc { n } else { nc }, nr);
+    // Both panels start on a 64-byte boundary: up to 15 floats of slack each.
+    round_up(a, 16) + b + 2 * 16
 }
 
 /// `C = alpha * A·B + beta * C` with the fastest kernel this CPU has (see [`sgemm_with`]).
@@ -403,7 +418,8 @@ trait Micro {
 /// features are enabled. `m`, `n`, `k` are nonzero.
 #[inline(always)]
 unsafe fn drive<K: Micro>(g: &Gemm) {
-    let kc_max = g.k.min(K::KC);
+    // k in equal blocks of at most KC: 288 is 2 x 144 rather than 256 + 32.
+    let kc_max = g.k.div_ceil(g.k.div_ceil(K::KC));
     let mc_max = round_up(g.m.min(K::MC), K::MR);
     // Both packed buffers start on a 64-byte boundary (workspace_len has 16 floats
     // of slack for each); align_offset may decline, and then we go unaligned.
@@ -421,7 +437,7 @@ unsafe fn drive<K: Micro>(g: &Gemm) {
         let nc = (g.n - jc).min(K::NC);
         let mut pc = 0;
         while pc < g.k {
-            let kc = (g.k - pc).min(K::KC);
+            let kc = (g.k - pc).min(kc_max);
             // SAFETY: (pc, jc) is inside B; pack_b reads only (pc + p, jc + j) for p < kc,
             // j < nc, all inside B, and writes kc * round_up(nc, NR) <= b_len floats.
             unsafe { pack_b::<K>(kc, nc, g.b.add(pc * g.rsb + jc * g.csb), g.rsb, g.csb, bp) };
@@ -461,7 +477,7 @@ unsafe fn drive<K: Micro>(g: &Gemm) {
                 }
                 ic += K::MC;
             }
-            pc += K::KC;
+            pc += kc_max;
         }
         jc += K::NC;
     }
@@ -477,26 +493,19 @@ unsafe fn drive<K: Micro>(g: &Gemm) {
 unsafe fn pack_a<K: Micro>(mc: usize, kc: usize, a: *const f32, rsa: usize, csa: usize, dst: *mut f32) {
     let mut ir = 0;
     while ir < mc {
-        let mr = (mc - ir).min(K::MR);
-        // SAFETY: panel ir / MR of dst holds MR * kc floats; rows ir + i < mc of A.
+        // SAFETY: panel ir / MR of dst holds MR * kc floats; rows ir.. ir + MR clipped
+        // to mc of A, columns < kc.
         unsafe {
-            let d = dst.add(ir * kc);
-            if csa == 1 && mr == K::MR {
-                // Rows contiguous: read row by row, write with stride MR.
-                for i in 0..K::MR {
-                    let row = a.add((ir + i) * rsa);
-                    for p in 0..kc {
-                        *d.add(p * K::MR + i) = *row.add(p);
-                    }
-                }
-            } else {
-                for p in 0..kc {
-                    for i in 0..K::MR {
-                        *d.add(p * K::MR + i) = if i < mr { *a.add((ir + i) * rsa + p * csa) } else { 0.0 };
-                    }
-                }
-            }
-        }
+            pack_panel(
+                K::MR,
+                (mc - ir).min(K::MR),
+                kc,
+                a.add(ir * rsa),
+                csa,
+                rsa,
+                dst.add(ir * kc),
+            )
+        };
         ir += K::MR;
     }
 }
@@ -511,31 +520,61 @@ unsafe fn pack_a<K: Micro>(mc: usize, kc: usize, a: *const f32, rsa: usize, csa:
 unsafe fn pack_b<K: Micro>(kc: usize, nc: usize, b: *const f32, rsb: usize, csb: usize, dst: *mut f32) {
     let mut jr = 0;
     while jr < nc {
-        let nr = (nc - jr).min(K::NR);
-        // SAFETY: panel jr / NR of dst holds kc * NR floats; columns jr + j < nc of B.
+        // SAFETY: panel jr / NR of dst holds kc * NR floats; columns jr.. jr + NR
+        // clipped to nc of B, rows < kc.
         unsafe {
-            let d = dst.add(jr * kc);
-            if csb == 1 && nr == K::NR {
-                for p in 0..kc {
-                    std::ptr::copy_nonoverlapping(b.add(p * rsb + jr), d.add(p * K::NR), K::NR);
+            pack_panel(
+                K::NR,
+                (nc - jr).min(K::NR),
+                kc,
+                b.add(jr * csb),
+                rsb,
+                csb,
+                dst.add(jr * kc),
+            )
+        };
+        jr += K::NR;
+    }
+}
+
+/// Packs one panel: `dst[p * width + i] = src[p * along + i * across]` for `i < valid`,
+/// zero for `valid <= i < width`, for every `p < kc`.
+///
+/// # Safety
+/// `src[p * along + i * across]` is readable for `p < kc`, `i < valid`; `dst` has
+/// room for `kc * width` floats.
+#[inline(always)]
+unsafe fn pack_panel(
+    width: usize,
+    valid: usize,
+    kc: usize,
+    src: *const f32,
+    along: usize,
+    across: usize,
+    dst: *mut f32,
+) {
+    // SAFETY: every index below is one the contract allows.
+    unsafe {
+        if valid == width && across == 1 {
+            for p in 0..kc {
+                std::ptr::copy_nonoverlapping(src.add(p * along), dst.add(p * width), width);
+            }
+        } else if valid == width {
+            for p in 0..kc {
+                for i in 0..width {
+                    *dst.add(p * width + i) = *src.add(p * along + i * across);
                 }
-            } else if rsb == 1 && nr == K::NR {
-                // Columns contiguous: read column by column, write with stride NR.
-                for j in 0..K::NR {
-                    let col = b.add((jr + j) * csb);
-                    for p in 0..kc {
-                        *d.add(p * K::NR + j) = *col.add(p);
-                    }
+            }
+        } else {
+            for p in 0..kc {
+                for i in 0..valid {
+                    *dst.add(p * width + i) = *src.add(p * along + i * across);
                 }
-            } else {
-                for p in 0..kc {
-                    for j in 0..K::NR {
-                        *d.add(p * K::NR + j) = if j < nr { *b.add(p * rsb + (jr + j) * csb) } else { 0.0 };
-                    }
+                for i in valid..width {
+                    *dst.add(p * width + i) = 0.0;
                 }
             }
         }
-        jr += K::NR;
     }
 }
 

@@ -17,7 +17,6 @@ pub mod conv;
 pub mod dense;
 pub mod gemm;
 pub mod loss;
-pub mod matmul;
 pub mod optim;
 pub mod peak;
 pub mod pool;
@@ -25,6 +24,53 @@ pub mod pool;
 pub use act::Act;
 pub use conv::ConvShape;
 pub use pool::PoolShape;
+
+/// A row-major matrix (or the transpose of one) as [`gemm::sgemm`] reads it.
+#[derive(Clone, Copy)]
+pub struct Operand<'a> {
+    data: &'a [f32],
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// `data` as a row-major matrix of `cols` columns.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Operand { data, rs: cols, cs: 1 }
+    }
+    /// The transpose of `data` read as a row-major matrix of `cols` columns.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Operand { data, rs: 1, cs: cols }
+    }
+}
+
+/// `C = A·B`, or `C += A·B` when `accumulate`: A is `m x k`, B `k x n`, C row-major
+/// with row stride `ldc`; `work` holds [`gemm::workspace_len`]`(m, n, k)` floats.
+///
+/// # Panics
+/// When a slice is shorter than its shape needs. Generated models pass constant
+/// shapes and buffers sized from the same constants in `new()`, so this would be
+/// a bug in cnnc, never something user input can reach; `sgemm` checks every
+/// length before it writes anything.
+#[inline(always)]
+pub fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    work: &mut [f32],
+) {
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    if let Err(e) = gemm::sgemm(
+        m, n, k, 1.0, a.data, a.rs, a.cs, b.data, b.rs, b.cs, beta, c, ldc, 1, work,
+    ) {
+        panic!("cnnc bug: a generated buffer does not fit its constant shape: {e}");
+    }
+}
 
 /// `sum(a[i] * b[i])` with eight independent accumulators, so the reduction
 /// vectorizes without reassociating floats behind the compiler's back.

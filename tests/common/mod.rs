@@ -4,7 +4,7 @@
 //! generated models.
 #![allow(dead_code)]
 
-use cnnc::ndarray::{Array1, ArrayD, IxDyn};
+use cnnc::ndarray::{Array1, ArrayD, Dimension, IxDyn};
 use cnnc::{Model, Target, Train};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
@@ -358,4 +358,73 @@ pub fn check_case(dir: &Path, build: &dyn Fn(&str) -> Box<dyn Train>) -> Report 
     let losses = ArrayD::from_shape_vec(IxDyn(&[3]), losses).expect("a vector");
     report.compare(&case, "step", "step_losses", &losses);
     report
+}
+
+/// Deterministic, varied inputs.
+pub fn input(shape: &[usize]) -> ArrayD<f32> {
+    ArrayD::from_shape_fn(IxDyn(shape), |ix| {
+        let k = ix.slice().iter().enumerate().map(|(i, &v)| (i + 3) * v).sum::<usize>();
+        ((k * 37 % 101) as f32 / 50.0) - 1.0
+    })
+}
+
+pub fn close(what: &str, got: &ArrayD<f32>, want: &ArrayD<f32>, rtol: f32, atol: f32) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
+    for (i, (g, w)) in got.iter().zip(want.iter()).enumerate() {
+        assert!(
+            (g - w).abs() <= atol + rtol * w.abs(),
+            "{what}[{i}]: generated {g}, interpreter {w}"
+        );
+    }
+}
+
+/// The generic body: `a` and `b` start from the same parameters and must agree.
+pub fn agree(a: &mut dyn Train, b: &mut dyn Train, x: &ArrayD<f32>, target: Target<'_>) {
+    for name in a.param_names() {
+        let p = a.param(&name).expect("listed parameter");
+        b.set_param(&name, p.view()).expect("same parameters");
+    }
+    assert_eq!(a.param_names(), b.param_names());
+    assert_eq!(a.output_shape(), b.output_shape());
+    close(
+        "output",
+        &a.predict(x.view()).unwrap(),
+        &b.predict(x.view()).unwrap(),
+        1e-4,
+        1e-6,
+    );
+    let (ga, gb) = (
+        a.gradients(x.view(), target.clone()).unwrap(),
+        b.gradients(x.view(), target.clone()).unwrap(),
+    );
+    assert!(
+        (ga.loss - gb.loss).abs() <= 1e-4 * gb.loss.abs() + 1e-6,
+        "loss {} vs {}",
+        ga.loss,
+        gb.loss
+    );
+    close("input gradient", &ga.input, &gb.input, 1e-3, 1e-5);
+    for ((na, pa), (nb, pb)) in ga.params.iter().zip(&gb.params) {
+        assert_eq!(na, nb);
+        close(&format!("gradient of {na}"), pa, pb, 1e-3, 1e-5);
+    }
+    for step in 0..3 {
+        let (la, lb) = (
+            a.train_step(x.view(), target.clone()).unwrap(),
+            b.train_step(x.view(), target.clone()).unwrap(),
+        );
+        assert!(
+            (la - lb).abs() <= 1e-4 * lb.abs() + 1e-6,
+            "step {step} loss {la} vs {lb}"
+        );
+    }
+    for name in a.param_names() {
+        close(
+            &format!("{name} after 3 steps"),
+            &a.param(&name).unwrap(),
+            &b.param(&name).unwrap(),
+            1e-3,
+            1e-5,
+        );
+    }
 }
