@@ -117,88 +117,17 @@ fn main() {
     emit("peak", "gflops", peak_gflops());
 }
 
-/// The FP32 FMA peak of all threads: each runs independent FMA chains on
-/// registers only (no memory traffic), on the widest vectors the CPU has.
+/// The FP32 FMA peak of all threads: each runs [`cnnc::kernels::peak`]'s
+/// register-only FMA loop at the same time, on the widest vectors the CPU has.
 fn peak_gflops() -> f64 {
+    use rayon::prelude::*;
     let threads = rayon::current_num_threads();
-    let iterations = 20_000_000u64;
-    let run = || {
-        let start = Instant::now();
-        let flops = fma_loop(iterations);
-        flops / start.elapsed().as_secs_f64() / 1e9
-    };
-    let mut best: f64 = 0.0;
-    for _ in 0..3 {
-        let total: f64 = (0..threads).into_par_iter().map(|_| run()).sum();
-        best = best.max(total);
-    }
-    best
-}
-
-use rayon::prelude::*;
-
-/// FLOPs done by `iterations` rounds of 12 independent vector FMAs.
-fn fma_loop(iterations: u64) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            let sink = unsafe { fma_avx512(iterations) };
-            std::hint::black_box(sink);
-            return iterations as f64 * 12.0 * 16.0 * 2.0;
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-            let sink = unsafe { fma_avx2(iterations) };
-            std::hint::black_box(sink);
-            return iterations as f64 * 12.0 * 8.0 * 2.0;
-        }
-    }
-    let mut acc = [1.0f32; 12];
-    for _ in 0..iterations {
-        for a in acc.iter_mut() {
-            *a = a.mul_add(0.999_999, 1e-7);
-        }
-    }
-    std::hint::black_box(acc);
-    iterations as f64 * 12.0 * 2.0
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn fma_avx512(iterations: u64) -> f32 {
-    use std::arch::x86_64::*;
-    let (m, a) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
-    let mut r = [_mm512_set1_ps(1.0); 12];
-    for _ in 0..iterations {
-        for v in r.iter_mut() {
-            *v = _mm512_fmadd_ps(*v, m, a);
-        }
-    }
-    let mut total = _mm512_setzero_ps();
-    for v in r {
-        total = _mm512_add_ps(total, v);
-    }
-    _mm512_reduce_add_ps(total)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn fma_avx2(iterations: u64) -> f32 {
-    use std::arch::x86_64::*;
-    let (m, a) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
-    let mut r = [_mm256_set1_ps(1.0); 12];
-    for _ in 0..iterations {
-        for v in r.iter_mut() {
-            *v = _mm256_fmadd_ps(*v, m, a);
-        }
-    }
-    let mut total = _mm256_setzero_ps();
-    for v in r {
-        total = _mm256_add_ps(total, v);
-    }
-    let mut lanes = [0.0f32; 8];
-    // SAFETY: `lanes` has room for the 8 floats that an unaligned store writes.
-    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
-    lanes.iter().sum()
+    (0..3)
+        .map(|_| {
+            (0..threads)
+                .into_par_iter()
+                .map(|_| cnnc::kernels::peak::measure_peak_gflops())
+                .sum::<f64>()
+        })
+        .fold(0.0, f64::max)
 }
