@@ -48,19 +48,28 @@ fn main() -> ExitCode {
 }
 
 /// Reads a source file, refusing directories, huge files and non-UTF-8 text.
+///
+/// The size limit holds for what is actually read, not only for what the file
+/// system reports: `/dev/zero`, a pipe or a growing file stops at the limit too.
 fn read_source(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
     let shown = path.display();
+    let limit = format!("the {MAX_FILE_BYTES}-byte (16 MiB) limit for a .cnn file");
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     if meta.is_dir() {
         return Err(format!("{shown} is a directory, not a .cnn file"));
     }
     if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
-            "{shown} is {} bytes, more than the {MAX_FILE_BYTES}-byte limit for a .cnn file",
-            meta.len()
-        ));
+        return Err(format!("{shown} is {} bytes, more than {limit}", meta.len()));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("{shown} holds more than {limit}"));
+    }
     String::from_utf8(bytes).map_err(|e| {
         format!(
             "{shown} is not UTF-8 text (invalid byte at offset {})",

@@ -20,9 +20,13 @@ pub fn summary(model: &Model) -> String {
         String::new(),
     ]);
     let mut flops: u128 = 0;
+    let mut total_params: u128 = 0;
     let mut activations: u128 = model.input.len() as u128;
     for layer in &model.layers {
-        let params: usize = layer.params().iter().map(|p| p.len()).sum();
+        // u128 throughout: the checker bounds each count, but sums and products of
+        // bounded counts must not wrap either (a 32-bit usize would).
+        let params: u128 = layer.params().iter().map(|p| p.len() as u128).sum();
+        total_params += params;
         let f = layer.flops();
         flops += f;
         activations += layer.output.len() as u128;
@@ -30,7 +34,7 @@ pub fn summary(model: &Model) -> String {
             layer.name.clone(),
             kind(&layer.op),
             layer.output.to_string(),
-            if params > 0 { group(params as u128) } else { "-".into() },
+            if params > 0 { group(params) } else { "-".into() },
             group(f),
         ]);
     }
@@ -60,7 +64,7 @@ pub fn summary(model: &Model) -> String {
         }
     }
     let _ = writeln!(out, "{}", "-".repeat(total_width));
-    let params = model.param_count() as u128;
+    let params = total_params;
     let batch = model.train.as_ref().map_or(1, |t| t.batch) as u128;
     let _ = writeln!(out, "parameters:         {}", group(params));
     let _ = writeln!(out, "FLOPs per sample:   {} (forward)", group(flops));
@@ -121,7 +125,7 @@ fn group(n: u128) -> String {
 }
 
 fn bytes(n: u128) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut v = n as f64;
     let mut unit = 0;
     while v >= 1024.0 && unit < UNITS.len() - 1 {
