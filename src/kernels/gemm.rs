@@ -408,6 +408,20 @@ trait Micro {
         alpha: f32,
         beta: f32,
     );
+
+    /// Copies an 8 x 8 block transposed: `dst[q * ds + r] = src[r * ss + q]`.
+    ///
+    /// # Safety
+    /// Both blocks are in bounds; the kernel's target features are enabled.
+    #[inline(always)]
+    unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        for q in 0..8 {
+            for r in 0..8 {
+                // SAFETY: r, q < 8: inside both blocks (the caller's contract).
+                unsafe { *dst.add(q * ds + r) = *src.add(r * ss + q) };
+            }
+        }
+    }
 }
 
 /// The blocked loops around `K`'s micro-kernel.
@@ -496,7 +510,7 @@ unsafe fn pack_a<K: Micro>(mc: usize, kc: usize, a: *const f32, rsa: usize, csa:
         // SAFETY: panel ir / MR of dst holds MR * kc floats; rows ir.. ir + MR clipped
         // to mc of A, columns < kc.
         unsafe {
-            pack_panel(
+            pack_panel::<K>(
                 K::MR,
                 (mc - ir).min(K::MR),
                 kc,
@@ -523,7 +537,7 @@ unsafe fn pack_b<K: Micro>(kc: usize, nc: usize, b: *const f32, rsb: usize, csb:
         // SAFETY: panel jr / NR of dst holds kc * NR floats; columns jr.. jr + NR
         // clipped to nc of B, rows < kc.
         unsafe {
-            pack_panel(
+            pack_panel::<K>(
                 K::NR,
                 (nc - jr).min(K::NR),
                 kc,
@@ -544,7 +558,7 @@ unsafe fn pack_b<K: Micro>(kc: usize, nc: usize, b: *const f32, rsb: usize, csb:
 /// `src[p * along + i * across]` is readable for `p < kc`, `i < valid`; `dst` has
 /// room for `kc * width` floats.
 #[inline(always)]
-unsafe fn pack_panel(
+unsafe fn pack_panel<K: Micro>(
     width: usize,
     valid: usize,
     kc: usize,
@@ -558,6 +572,31 @@ unsafe fn pack_panel(
         if valid == width && across == 1 {
             for p in 0..kc {
                 std::ptr::copy_nonoverlapping(src.add(p * along), dst.add(p * width), width);
+            }
+        } else if along == 1 && width >= 16 {
+            // A wide panel whose source rows are contiguous along p (a transposed B):
+            // move 8 x 8 blocks, 8 contiguous reads and 8 contiguous writes each. Reading
+            // `width` rows at once walks as many streams at the same 4 KiB-aliased offsets,
+            // and a row-at-a-time copy becomes scatter instructions; both were slower
+            // than the matrix product itself for a conv's weight gradient.
+            let (rows8, kc8) = (valid / 8 * 8, kc / 8 * 8);
+            for i0 in (0..rows8).step_by(8) {
+                for p0 in (0..kc8).step_by(8) {
+                    K::transpose8(src.add(i0 * across + p0), across, dst.add(p0 * width + i0), width);
+                }
+                for p in kc8..kc {
+                    for i in i0..i0 + 8 {
+                        *dst.add(p * width + i) = *src.add(i * across + p);
+                    }
+                }
+            }
+            for p in 0..kc {
+                for i in rows8..valid {
+                    *dst.add(p * width + i) = *src.add(i * across + p);
+                }
+                for i in valid..width {
+                    *dst.add(p * width + i) = 0.0;
+                }
             }
         } else if valid == width {
             for p in 0..kc {
@@ -662,6 +701,49 @@ mod x86 {
 
     pub(super) struct Avx512;
 
+    /// The 8 x 8 transpose of [`Micro::transpose8`] in eight AVX registers:
+    /// unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves.
+    ///
+    /// # Safety
+    /// `Micro::transpose8`'s contract, and the CPU has AVX.
+    #[inline]
+    #[target_feature(enable = "avx")]
+    unsafe fn transpose8_avx(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+        // SAFETY: rows r < 8 of src and q < 8 of dst hold 8 floats each (the contract).
+        unsafe {
+            let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
+            let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+            let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+            let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+            let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+            let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+            let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+            let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+            let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let out = [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ];
+            for (q, v) in out.into_iter().enumerate() {
+                _mm256_storeu_ps(dst.add(q * ds), v);
+            }
+        }
+    }
+
     impl Micro for Avx512 {
         const MR: usize = AVX512_MR;
         const NR: usize = AVX512_NR;
@@ -684,6 +766,12 @@ mod x86 {
         ) {
             // SAFETY: Micro::tile's contract is tile_avx512's.
             unsafe { tile_avx512(kc, mr, nr, a, b, c, rsc, csc, alpha, beta) }
+        }
+
+        #[inline(always)]
+        unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+            // SAFETY: Micro::transpose8's contract is transpose8_avx's; AVX is implied.
+            unsafe { transpose8_avx(src, ss, dst, ds) }
         }
     }
 
@@ -711,6 +799,12 @@ mod x86 {
         ) {
             // SAFETY: Micro::tile's contract is tile_avx2's.
             unsafe { tile_avx2(kc, mr, nr, a, b, c, rsc, csc, alpha, beta) }
+        }
+
+        #[inline(always)]
+        unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+            // SAFETY: Micro::transpose8's contract is transpose8_avx's; AVX is implied.
+            unsafe { transpose8_avx(src, ss, dst, ds) }
         }
     }
 
