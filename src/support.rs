@@ -4,7 +4,6 @@
 
 use crate::rt::{Error, Model, Target};
 use ndarray::{ArrayD, ArrayViewD, Axis, Dimension, IxDyn, Slice};
-use std::collections::HashMap;
 
 /// One parameter tensor inside a model's flat parameter buffer.
 #[derive(Debug, Clone, Copy)]
@@ -122,7 +121,7 @@ pub fn values<'a>(target: &Target<'a>, n: usize, output: &[usize], loss: &str) -
 /// A parameter as an array in PyTorch layout.
 pub fn get_param(table: &[ParamInfo], params: &[f32], name: &str) -> Option<ArrayD<f32>> {
     let p = table.iter().find(|p| p.name == name)?;
-    ArrayD::from_shape_vec(IxDyn(p.shape), params[p.range()].to_vec()).ok()
+    ArrayD::from_shape_vec(IxDyn(p.shape), params.get(p.range())?.to_vec()).ok()
 }
 
 /// Writes a parameter given in PyTorch layout.
@@ -141,7 +140,15 @@ pub fn set_param(table: &[ParamInfo], params: &mut [f32], name: &str, value: Arr
             given: value.shape().to_vec(),
         });
     }
-    for (d, s) in params[p.range()].iter_mut().zip(value.iter()) {
+    // Like the interpreter: a NaN weight would only show up later, as NaN outputs.
+    check_finite(&format!("parameter `{name}`"), &value)?;
+    let total = params.len();
+    let slot = params.get_mut(p.range()).ok_or_else(|| {
+        Error::Config(format!(
+            "parameter `{name}` lies outside the model's {total} parameters"
+        ))
+    })?;
+    for (d, s) in slot.iter_mut().zip(value.iter()) {
         *d = *s;
     }
     Ok(())
@@ -209,7 +216,7 @@ pub fn load_safetensors(model: &mut dyn Model, path: &std::path::Path) -> Result
             names.join(", ")
         )));
     }
-    let mut loaded: HashMap<String, ArrayD<f32>> = HashMap::new();
+    let mut loaded: Vec<(&str, ArrayD<f32>)> = Vec::with_capacity(names.len());
     for name in &names {
         let t = file
             .tensor(name)
@@ -224,20 +231,26 @@ pub fn load_safetensors(model: &mut dyn Model, path: &std::path::Path) -> Result
             .collect();
         let a =
             ArrayD::from_shape_vec(IxDyn(t.shape()), values).map_err(|e| format(format!("tensor `{name}`: {e}")))?;
-        loaded.insert(name.clone(), a);
+        loaded.push((name, a));
     }
-    // Check every shape before changing anything, so a bad file leaves the model as it was.
-    for name in &names {
+    // Check every tensor before changing anything, so a bad file leaves the model as it was.
+    for (name, a) in &loaded {
         let want = model.param(name).map(|p| p.shape().to_vec()).unwrap_or_default();
-        let got = loaded[name].shape();
+        let got = a.shape();
         if got != want.as_slice() {
             return Err(format(format!(
                 "tensor `{name}` has shape {got:?}, the model's is {want:?}"
             )));
         }
+        if let Some((index, v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(format(format!(
+                "tensor `{name}` holds a non-finite value ({v}) at index {:?}",
+                index.slice()
+            )));
+        }
     }
-    for name in &names {
-        model.set_param(name, loaded[name].view())?;
+    for (name, a) in &loaded {
+        model.set_param(name, a.view())?;
     }
     Ok(())
 }

@@ -138,3 +138,111 @@ fn truncated_corrupt_and_missing_files_are_errors() {
     let err = model.load_safetensors(&path).unwrap_err().to_string();
     assert!(err.contains("No such file"), "{err}");
 }
+
+#[test]
+fn a_non_finite_weight_is_named_with_its_index() {
+    let mut t = fixture_params();
+    let i = t.iter().position(|p| p.0 == "dense2.weight").unwrap();
+    t[i].3[4 * 7..4 * 8].copy_from_slice(&f32::NAN.to_le_bytes());
+    let err = load_error("nan", &t);
+    assert!(err.contains("`dense2.weight` holds a non-finite value (NaN)"), "{err}");
+    // dense2.weight is [84, 120]: flat index 7 is [0, 7].
+    assert!(err.contains("[0, 7]"), "{err}");
+}
+
+#[test]
+fn set_param_refuses_non_finite_values() {
+    let mut model = LenetSgdMomentum::new(0);
+    let before = model.param("dense3.bias").unwrap();
+    let mut bad = before.clone();
+    bad[[3]] = f32::NEG_INFINITY;
+    let err = model.set_param("dense3.bias", bad.view()).unwrap_err().to_string();
+    assert!(
+        err.contains("parameter `dense3.bias`") && err.contains("-inf") && err.contains("[3]"),
+        "{err}"
+    );
+    assert_eq!(model.param("dense3.bias").unwrap(), before);
+}
+
+#[test]
+fn every_kind_of_unreadable_file_names_the_path_and_the_problem() {
+    let mut model = LenetSgdMomentum::new(0);
+    let path = temp("kinds");
+    let shown = path.display().to_string();
+    let mut good = Vec::new();
+    write(&path, &fixture_params());
+    std::fs::File::open(&path)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut good))
+        .unwrap();
+    let header_len = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty", vec![], "not a valid safetensors file"),
+        ("header length only", good[..8].to_vec(), "not a valid safetensors file"),
+        (
+            "cut inside the header",
+            good[..8 + header_len / 2].to_vec(),
+            "not a valid safetensors file",
+        ),
+        (
+            "cut inside the data",
+            good[..good.len() - 1].to_vec(),
+            "not a valid safetensors file",
+        ),
+        (
+            "one byte too many",
+            [&good[..], &[0]].concat(),
+            "not a valid safetensors file",
+        ),
+        (
+            "absurd header length",
+            u64::MAX.to_le_bytes().to_vec(),
+            "not a valid safetensors file",
+        ),
+        (
+            "header not JSON",
+            [&good[..8], &vec![b'#'; header_len][..]].concat(),
+            "not a valid safetensors file",
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        let err = model.load_safetensors(&path).unwrap_err().to_string();
+        assert!(err.contains(&shown) && err.contains(expected), "{what}: {err}");
+    }
+    let _ = std::fs::remove_file(&path);
+    let err = model.load_safetensors(&path).unwrap_err().to_string();
+    assert!(err.contains(&shown) && err.contains("No such file"), "{err}");
+    let dir = std::env::temp_dir();
+    let err = model.load_safetensors(&dir).unwrap_err().to_string();
+    assert!(err.contains("directory"), "{err}");
+    // Nothing above changed the model.
+    assert_eq!(
+        model.param("conv1.weight"),
+        LenetSgdMomentum::new(0).param("conv1.weight")
+    );
+}
+
+#[test]
+fn the_interpreter_loads_and_refuses_the_same_files() {
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/lenet_sgd_momentum/model.cnn"
+    ))
+    .unwrap();
+    let mut interp = cnnc::interp::Interpreter::from_source(&source, "LenetSgdMomentum", 0).unwrap();
+    let path = temp("interp");
+    let params = fixture_params();
+    write(&path, &params);
+    cnnc::support::load_safetensors(&mut interp, &path).unwrap();
+    for (name, _, _, bytes) in &params {
+        assert_eq!(&f32_bytes(&interp.param(name).unwrap()), bytes, "{name}");
+    }
+    let mut t = params.clone();
+    t.retain(|p| p.0 != "conv1.bias");
+    write(&path, &t);
+    let err = cnnc::support::load_safetensors(&mut interp, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`conv1.bias` is missing"), "{err}");
+    let _ = std::fs::remove_file(path);
+}

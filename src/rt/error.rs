@@ -12,7 +12,7 @@ pub enum Error {
         given: Vec<usize>,
     },
     /// A class label is not below the number of classes.
-    #[error("label {label} of sample {sample} is out of range: the model has {classes} classes (0..={max})", max = classes - 1)]
+    #[error("label {label} of sample {sample} is out of range: the model has {classes} classes (0..={max})", max = classes.saturating_sub(1))]
     Label {
         sample: usize,
         label: usize,
@@ -37,9 +37,21 @@ pub enum Error {
     /// The source has errors (rendered with its lines).
     #[error("the model source has errors:\n{0}")]
     Compile(String),
-    /// Training diverged.
-    #[error("the loss became {loss} in epoch {epoch}, batch {batch}; lower the learning rate (lr)")]
+    /// Training diverged: the loss of a batch was not finite. `epoch` and `batch`
+    /// count from 0; the message counts from 1, like the epoch lines `fit` prints.
+    #[error(
+        "the loss became {loss} in epoch {}, batch {}; lower the learning rate (lr)",
+        epoch + 1,
+        batch + 1
+    )]
     Diverged { epoch: usize, batch: usize, loss: f32 },
+    /// Training diverged: a parameter stopped being finite although every batch's
+    /// loss was finite. `epoch` counts from 0; the message counts from 1.
+    #[error(
+        "parameter `{param}` became non-finite in epoch {}; lower the learning rate (lr)",
+        epoch + 1
+    )]
+    DivergedParams { epoch: usize, param: String },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -4,6 +4,8 @@
 use super::data::{shuffled, Dataset, Targets};
 use super::{Error, Model, Target, Train};
 use crate::ir::Loss;
+use crate::support::{batch_size, check_finite};
+use ndarray::{ArrayD, Dimension};
 use std::io::IsTerminal;
 use std::time::Instant;
 
@@ -48,13 +50,33 @@ pub struct Evaluation {
 }
 
 /// Trains `model` on `data` as `config` says.
+///
+/// The whole data set is checked before the first step, so a bad sample is named
+/// by its index in `data`: inputs of the model's shape and finite; targets of the
+/// loss's kind, labels below the number of classes, values finite (and in [0, 1]
+/// for binary cross-entropy).
+///
+/// A run that diverges stops with [`Error::Diverged`] (the epoch and batch whose
+/// loss was not finite) or [`Error::DivergedParams`] (a parameter that stopped being
+/// finite), and the parameters are put back as they were at the start of that
+/// epoch: a diverging run never leaves NaN weights behind.
 pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig) -> Result<FitReport, Error> {
-    if data.is_empty() {
-        return Err(Error::Target("the training set is empty".into()));
-    }
+    check_data(model, data, config.loss, "training set")?;
     let (train, validation) = match config.validation {
         Some(f) => {
+            if !(f > 0.0 && f < 1.0) {
+                return Err(Error::Config(format!(
+                    "validation {f}: the fraction held out must lie strictly between 0 and 1"
+                )));
+            }
             let (t, v) = data.split(f, config.seed);
+            if v.is_empty() {
+                return Err(Error::Config(format!(
+                    "validation {f} holds out no sample of the {} in the training set; \
+                     give more samples or a larger fraction",
+                    data.len()
+                )));
+            }
             (t, Some(v))
         }
         None => (data.clone(), None),
@@ -62,6 +84,12 @@ pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig)
     let batch = config.batch.max(1);
     let batches = train.len().div_ceil(batch);
     let mut report = FitReport::default();
+    // The parameters at the start of the epoch, restored if the epoch diverges.
+    let mut saved = snapshot(model).map_err(|param| {
+        Error::Config(format!(
+            "parameter `{param}` is not finite before training; load or initialize finite weights"
+        ))
+    })?;
     for epoch in 0..config.epochs {
         let start = Instant::now();
         model.set_epoch(epoch);
@@ -74,13 +102,17 @@ pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig)
             let (lo, hi) = (b * batch, ((b + 1) * batch).min(train.len()));
             let (x, t) = epoch_data.batch(lo, hi);
             let loss = match model.train_step(x, t) {
-                Ok(l) => l,
-                Err(Error::Diverged { loss, .. }) => return Err(Error::Diverged { epoch, batch: b, loss }),
-                Err(e) => return Err(e),
+                Ok(loss) if loss.is_finite() => loss,
+                Ok(loss) | Err(Error::Diverged { loss, .. }) => {
+                    bar.finish_and_clear();
+                    restore(model, &saved)?;
+                    return Err(Error::Diverged { epoch, batch: b, loss });
+                }
+                Err(e) => {
+                    bar.finish_and_clear();
+                    return Err(e);
+                }
             };
-            if !loss.is_finite() {
-                return Err(Error::Diverged { epoch, batch: b, loss });
-            }
             loss_sum += loss as f64 * (hi - lo) as f64;
             match model.last_correct() {
                 Some(c) => correct += c,
@@ -89,9 +121,17 @@ pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig)
             bar.inc(1);
         }
         bar.finish_and_clear();
+        // Every loss was finite; the last update may still have overflowed.
+        saved = match snapshot(model) {
+            Ok(params) => params,
+            Err(param) => {
+                restore(model, &saved)?;
+                return Err(Error::DivergedParams { epoch, param });
+            }
+        };
         let classifier = config.loss == Loss::CrossEntropy && matches!(train.targets, Targets::Labels(_));
         let validation = match &validation {
-            Some(v) => Some(evaluate(model, v, config.loss, batch)?),
+            Some(v) => Some(evaluate_checked(model, v, config.loss, batch)?),
             None => None,
         };
         let epoch_report = EpochReport {
@@ -108,6 +148,103 @@ pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig)
         report.history.push(epoch_report);
     }
     Ok(report)
+}
+
+/// Every parameter, or the name of the first one holding NaN or infinity.
+fn snapshot<M: Model + ?Sized>(model: &M) -> Result<Vec<(String, ArrayD<f32>)>, String> {
+    let mut params = Vec::new();
+    for name in model.param_names() {
+        let Some(value) = model.param(&name) else { continue };
+        if !value.iter().all(|v| v.is_finite()) {
+            return Err(name);
+        }
+        params.push((name, value));
+    }
+    Ok(params)
+}
+
+fn restore<M: Model + ?Sized>(model: &mut M, saved: &[(String, ArrayD<f32>)]) -> Result<(), Error> {
+    for (name, value) in saved {
+        model.set_param(name, value.view())?;
+    }
+    Ok(())
+}
+
+/// Checks a whole data set against the model and its loss, naming a bad sample by
+/// its index in `data`.
+fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Loss, what: &str) -> Result<(), Error> {
+    // The fields are public, so the counts may disagree even though `Dataset::new` checks them.
+    let n = data.inputs.shape().first().copied().unwrap_or(0);
+    let targets = match &data.targets {
+        Targets::Labels(l) => l.len(),
+        Targets::Values(v) => v.shape().first().copied().unwrap_or(0),
+    };
+    if n != targets {
+        return Err(Error::Target(format!(
+            "the {what} has {n} inputs but {targets} targets: each sample needs one target"
+        )));
+    }
+    if n == 0 {
+        return Err(Error::Target(format!("the {what} is empty")));
+    }
+    batch_size(
+        &format!("the {what}'s inputs"),
+        data.inputs.shape(),
+        model.input_shape(),
+    )?;
+    check_finite(&format!("the {what}'s inputs"), &data.inputs.view())?;
+    let word = loss_word(loss);
+    match (&data.targets, loss) {
+        (Targets::Labels(labels), Loss::CrossEntropy) => {
+            let classes: usize = model.output_shape().iter().product();
+            if let Some((sample, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
+                return Err(Error::Label { sample, label, classes });
+            }
+        }
+        (Targets::Labels(_), _) => {
+            return Err(Error::Target(format!(
+                "the model's loss is {word}: the {what} needs Targets::Values with the output's shape [N, ...], \
+                 not Targets::Labels"
+            )))
+        }
+        (Targets::Values(_), Loss::CrossEntropy) => {
+            return Err(Error::Target(format!(
+                "the model's loss is {word}: the {what} needs Targets::Labels (one class index per sample), \
+                 not Targets::Values"
+            )))
+        }
+        (Targets::Values(values), _) => {
+            let given = values.shape();
+            if given[1..] != *model.output_shape() {
+                let mut expected: Vec<String> = vec![n.to_string()];
+                expected.extend(model.output_shape().iter().map(usize::to_string));
+                return Err(Error::Shape {
+                    what: format!("the {what}'s targets"),
+                    expected: format!("[{}]", expected.join(", ")),
+                    given: given.to_vec(),
+                });
+            }
+            check_finite(&format!("the {what}'s targets"), &values.view())?;
+            if loss == Loss::BinaryCrossEntropy {
+                if let Some((index, v)) = values.indexed_iter().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
+                    return Err(Error::Target(format!(
+                        "the {what}'s targets must lie in [0, 1] for binary_cross_entropy; \
+                         found {v} at index {:?}",
+                        index.slice()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn loss_word(loss: Loss) -> &'static str {
+    match loss {
+        Loss::CrossEntropy => "cross_entropy",
+        Loss::Mse => "mse",
+        Loss::BinaryCrossEntropy => "binary_cross_entropy",
+    }
 }
 
 fn progress_bar(verbose: bool, len: u64, epoch: usize, epochs: usize) -> indicatif::ProgressBar {
@@ -140,15 +277,26 @@ fn epoch_line(r: &EpochReport, epochs: usize) -> String {
 }
 
 /// The loss and accuracy of `model` on `data`, in inference mode.
+///
+/// The data set is checked first as `fit` checks it: sample counts, shapes, finite
+/// values, labels below the number of classes, the kind of target for `loss`.
 pub fn evaluate<M: Model + ?Sized>(
     model: &mut M,
     data: &Dataset,
     loss: Loss,
     batch: usize,
 ) -> Result<Evaluation, Error> {
-    if data.is_empty() {
-        return Err(Error::Target("the evaluation set is empty".into()));
-    }
+    check_data(model, data, loss, "evaluation set")?;
+    evaluate_checked(model, data, loss, batch)
+}
+
+/// [`evaluate`] on a data set that [`check_data`] accepted.
+fn evaluate_checked<M: Model + ?Sized>(
+    model: &mut M,
+    data: &Dataset,
+    loss: Loss,
+    batch: usize,
+) -> Result<Evaluation, Error> {
     let batch = batch.max(1);
     let (mut total, mut correct, mut count) = (0.0f64, 0usize, 0usize);
     let mut lo = 0;
@@ -156,13 +304,22 @@ pub fn evaluate<M: Model + ?Sized>(
         let hi = (lo + batch).min(data.len());
         let (x, t) = data.batch(lo, hi);
         let y = model.predict(x)?;
-        let per_sample = y.len() / (hi - lo);
+        // A `Model` written by hand might return another shape; refuse it rather than misread it.
+        if y.shape().first() != Some(&(hi - lo)) || y.shape()[1..] != *model.output_shape() {
+            let mut expected = vec![(hi - lo).to_string()];
+            expected.extend(model.output_shape().iter().map(usize::to_string));
+            return Err(Error::Shape {
+                what: "the model's output".into(),
+                expected: format!("[{}]", expected.join(", ")),
+                given: y.shape().to_vec(),
+            });
+        }
+        let per_sample = (y.len() / (hi - lo)).max(1);
         let y = y.as_standard_layout();
         let values = y.as_slice().unwrap_or(&[]);
         match (&t, loss) {
             (Target::Labels(labels), _) => {
-                for (i, &label) in labels.iter().enumerate() {
-                    let row = &values[i * per_sample..(i + 1) * per_sample];
+                for (i, (&label, row)) in labels.iter().zip(values.chunks_exact(per_sample)).enumerate() {
                     let p = row.get(label).copied().ok_or(Error::Label {
                         sample: lo + i,
                         label,
