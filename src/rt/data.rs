@@ -6,7 +6,8 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 /// What a data set's samples should produce.
@@ -86,27 +87,6 @@ pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
     order
 }
 
-/// Reads a whole file, un-gzipping it when it starts with gzip's magic bytes.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, Error> {
-    let shown = path.display().to_string();
-    let raw = std::fs::read(path).map_err(|e| Error::Io {
-        path: shown.clone(),
-        source: e,
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Format {
-                path: shown,
-                message: format!("not a valid gzip file: {e}"),
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
-    }
-}
-
 /// An IDX file's dimensions and its unsigned-byte data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Idx {
@@ -115,62 +95,138 @@ pub struct Idx {
 }
 
 /// Reads an IDX file of unsigned bytes (type 0x08), gzipped or not.
+///
+/// The header is read first and the data after it only up to the size the header
+/// declares (plus one byte, to tell a file that is too long): a file, or a gzip
+/// stream, that holds more than its header says is refused without reading it all.
 pub fn read_idx(path: &Path) -> Result<Idx, Error> {
-    let bytes = read_maybe_gz(path)?;
-    parse_idx(&bytes).map_err(|message| Error::Format {
-        path: path.display().to_string(),
+    let shown = path.display().to_string();
+    let format = |message: String| Error::Format {
+        path: shown.clone(),
         message,
+    };
+    let mut file = BufReader::new(File::open(path).map_err(|e| Error::Io {
+        path: shown.clone(),
+        source: e,
+    })?);
+    let gzipped = file
+        .fill_buf()
+        .map_err(|e| Error::Io {
+            path: shown.clone(),
+            source: e,
+        })?
+        .starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read> = if gzipped {
+        Box::new(flate2::bufread::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    // Errors while reading are the gzip stream's when there is one.
+    let mut read = |n: u64, into: &mut Vec<u8>| -> Result<(), Error> {
+        reader.by_ref().take(n).read_to_end(into).map(|_| ()).map_err(|e| {
+            if gzipped {
+                format(format!("not a valid gzip file: {e}"))
+            } else {
+                Error::Io {
+                    path: shown.clone(),
+                    source: e,
+                }
+            }
+        })
+    };
+    let mut bytes = Vec::new();
+    read(4, &mut bytes)?;
+    if let Some(&rank) = bytes.get(3) {
+        read(4 * rank as u64, &mut bytes)?;
+    }
+    let header = parse_header(&bytes).map_err(&format)?;
+    let mut data = Vec::new();
+    // `expected` fits in memory only if the file really holds it; `take` stops at the end.
+    read((header.expected as u64).saturating_add(1), &mut data)?;
+    check_data_len(&header, data.len()).map_err(&format)?;
+    Ok(Idx {
+        dims: header.dims,
+        data,
     })
 }
 
-/// Parses IDX bytes: magic `00 00 08 D`, D big-endian u32 dimensions, then data.
-pub fn parse_idx(bytes: &[u8]) -> Result<Idx, String> {
-    if bytes.len() < 4 {
+/// A parsed IDX header.
+struct IdxHeader {
+    dims: Vec<usize>,
+    /// Bytes of header: 4 + 4 per dimension.
+    len: usize,
+    /// Data bytes the dimensions need.
+    expected: usize,
+}
+
+/// Parses the header at the start of `bytes`: magic `00 00 08 D`, then D
+/// big-endian u32 dimensions.
+fn parse_header(bytes: &[u8]) -> Result<IdxHeader, String> {
+    let [m0, m1, kind, rank, ..] = *bytes else {
         return Err(format!(
             "truncated: {} bytes, an IDX header needs at least 4",
             bytes.len()
         ));
-    }
-    if bytes[0] != 0 || bytes[1] != 0 {
+    };
+    if m0 != 0 || m1 != 0 {
         return Err(format!(
-            "bad magic number {:02x} {:02x} {:02x} {:02x}: an IDX file starts with 00 00",
-            bytes[0], bytes[1], bytes[2], bytes[3]
+            "bad magic number {m0:02x} {m1:02x} {kind:02x} {rank:02x}: an IDX file starts with 00 00"
         ));
     }
-    if bytes[2] != 0x08 {
+    if kind != 0x08 {
         return Err(format!(
-            "element type 0x{:02x} is not supported; only unsigned bytes (0x08) are",
-            bytes[2]
+            "element type 0x{kind:02x} is not supported; only unsigned bytes (0x08) are"
         ));
     }
-    let rank = bytes[3] as usize;
+    let rank = rank as usize;
     if rank == 0 {
         return Err("the header declares 0 dimensions".into());
     }
-    let header = 4 + 4 * rank;
-    if bytes.len() < header {
+    let len = 4 + 4 * rank;
+    let Some(raw) = bytes.get(4..len) else {
         return Err(format!(
-            "truncated header: {rank} dimensions need {header} bytes, the file has {}",
+            "truncated header: {rank} dimensions need {len} bytes, the file has {}",
             bytes.len()
         ));
-    }
-    let dims: Vec<usize> = (0..rank)
-        .map(|i| u32::from_be_bytes([bytes[4 + 4 * i], bytes[5 + 4 * i], bytes[6 + 4 * i], bytes[7 + 4 * i]]) as usize)
+    };
+    let dims: Vec<usize> = raw
+        .chunks_exact(4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
         .collect();
     let expected = dims
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("dimensions {dims:?} are too large"))?;
-    let data = &bytes[header..];
-    if data.len() != expected {
-        let what = if data.len() < expected { "truncated" } else { "too long" };
-        return Err(format!(
-            "{what}: dimensions {dims:?} need {expected} data bytes, the file has {}",
-            data.len()
-        ));
+    Ok(IdxHeader { dims, len, expected })
+}
+
+fn check_data_len(header: &IdxHeader, found: usize) -> Result<(), String> {
+    if found == header.expected {
+        return Ok(());
     }
+    let what = if found < header.expected {
+        "truncated"
+    } else {
+        "too long"
+    };
+    let found = if found > header.expected {
+        "more than that".to_string()
+    } else {
+        found.to_string()
+    };
+    Err(format!(
+        "{what}: dimensions {:?} need {} data bytes, the file has {found}",
+        header.dims, header.expected
+    ))
+}
+
+/// Parses IDX bytes: magic `00 00 08 D`, D big-endian u32 dimensions, then data.
+pub fn parse_idx(bytes: &[u8]) -> Result<Idx, String> {
+    let header = parse_header(bytes)?;
+    let data = bytes.get(header.len..).unwrap_or_default();
+    check_data_len(&header, data.len())?;
     Ok(Idx {
-        dims,
+        dims: header.dims,
         data: data.to_vec(),
     })
 }
