@@ -51,6 +51,11 @@ impl Dataset {
     }
 
     /// The samples at `indices`, in that order.
+    ///
+    /// # Panics
+    /// Like slice indexing, when an index is not below [`Dataset::len`] or the
+    /// public fields disagree on the sample count; `fit` and `evaluate` check the
+    /// counts before they select.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         let inputs = self.inputs.select(Axis(0), indices);
         let targets = match &self.targets {
@@ -70,6 +75,9 @@ impl Dataset {
     }
 
     /// The inputs and targets of samples `lo..hi`.
+    ///
+    /// # Panics
+    /// Like slice indexing, when `lo..hi` is not within `0..len()`.
     pub fn batch(&self, lo: usize, hi: usize) -> (ArrayViewD<'_, f32>, super::Target<'_>) {
         let x = self.inputs.slice_axis(Axis(0), ndarray::Slice::from(lo..hi));
         let t = match &self.targets {

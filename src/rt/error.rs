@@ -41,15 +41,15 @@ pub enum Error {
     /// count from 0; the message counts from 1, like the epoch lines `fit` prints.
     #[error(
         "the loss became {loss} in epoch {}, batch {}; lower the learning rate (lr)",
-        epoch + 1,
-        batch + 1
+        epoch.saturating_add(1),
+        batch.saturating_add(1)
     )]
     Diverged { epoch: usize, batch: usize, loss: f32 },
     /// Training diverged: a parameter stopped being finite although every batch's
     /// loss was finite. `epoch` counts from 0; the message counts from 1.
     #[error(
         "parameter `{param}` became non-finite in epoch {}; lower the learning rate (lr)",
-        epoch + 1
+        epoch.saturating_add(1)
     )]
     DivergedParams { epoch: usize, param: String },
     /// A file could not be read or written.
