@@ -246,3 +246,20 @@ fn the_interpreter_loads_and_refuses_the_same_files() {
     assert!(err.contains("`conv1.bias` is missing"), "{err}");
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn saving_where_no_file_can_be_written_names_the_path() {
+    let model = LenetSgdMomentum::new(0);
+    let nowhere = std::env::temp_dir().join("cnnc-no-such-dir").join("w.safetensors");
+    let err = model.save_safetensors(&nowhere).unwrap_err().to_string();
+    assert!(
+        err.contains(&nowhere.display().to_string()) && err.contains("No such file"),
+        "{err}"
+    );
+    let dir = std::env::temp_dir();
+    let err = model.save_safetensors(&dir).unwrap_err().to_string();
+    assert!(
+        err.contains(&dir.display().to_string()) && err.contains("directory"),
+        "{err}"
+    );
+}
