@@ -518,3 +518,26 @@ fn a_diverging_fit_stops_naming_the_epoch_and_batch_without_nan_weights() {
         }
     }
 }
+
+#[test]
+fn predict_into_refuses_a_buffer_of_the_wrong_length() {
+    let mut m = Classifier::new(0);
+    let x = zeros(&[2, 1, 6, 6]);
+    for len in [0usize, 5, 7, 60] {
+        let mut out = vec![0.0f32; len];
+        let text = message("predict_into", m.predict_into(x.view(), &mut out));
+        assert_names(
+            "predict_into",
+            &text,
+            &["output buffer", "6 values", &format!("[{len}]")],
+        );
+    }
+    let mut out = vec![0.0f32; 6];
+    let mut bad = x.clone();
+    bad[[0, 0, 0, 0]] = f32::NAN;
+    let text = message("predict_into", m.predict_into(bad.view(), &mut out));
+    assert_names("predict_into", &text, &["input", "NaN", "[0, 0, 0, 0]"]);
+    let text = message("predict_into", m.predict_into(zeros(&[2, 6, 6]).view(), &mut out));
+    assert_names("predict_into", &text, &["[N, 1, 6, 6]", "[2, 6, 6]"]);
+    m.predict_into(x.view(), &mut out).unwrap_or_else(|e| panic!("{e}"));
+}
