@@ -1,11 +1,13 @@
 //! The same models through generated code and through the interpreter: one
-//! generic body (`common::agree`) compares outputs, gradients and three training steps.
+//! generic body (`common::agree`) compares outputs, gradients and three training steps,
+//! on every matrix-product kernel the CPU has.
 
 mod common;
 
 use common::{agree, input};
 
 use cnnc::interp::Interpreter;
+use cnnc::kernels::gemm::{set_kernel, Kernel};
 use cnnc::ndarray::{Array1, ArrayD, IxDyn};
 use cnnc::{Model, Target};
 
@@ -84,7 +86,21 @@ fn interpreter(source: &str, name: &str) -> Interpreter {
     Interpreter::from_source(source, name, 0).unwrap()
 }
 
+/// Every model through every matrix-product kernel this CPU has (portable,
+/// AVX2, AVX-512): the vector paths and the fallback must all agree with the
+/// interpreter. One test, because the kernel choice is process-wide.
 #[test]
+fn every_kernel_agrees_with_the_interpreter() {
+    for kernel in Kernel::ALL.into_iter().filter(|k| k.is_available()) {
+        set_kernel(kernel).unwrap();
+        eprintln!("kernel {kernel}");
+        everything_with_chunked_batches();
+        binary_cross_entropy_and_global_pool();
+        mse_with_standalone_activation_and_inner_softmax();
+        lenet();
+    }
+}
+
 fn everything_with_chunked_batches() {
     // 7 samples with BATCH 3: chunks of 3, 3 and 1.
     let x = input(&[7, 3, 12, 10]);
@@ -97,7 +113,6 @@ fn everything_with_chunked_batches() {
     );
 }
 
-#[test]
 fn binary_cross_entropy_and_global_pool() {
     let x = input(&[5, 2, 6, 6]);
     let t = ArrayD::from_shape_fn(IxDyn(&[5, 1]), |ix| (ix[0] % 2) as f32);
@@ -109,7 +124,6 @@ fn binary_cross_entropy_and_global_pool() {
     );
 }
 
-#[test]
 fn mse_with_standalone_activation_and_inner_softmax() {
     let x = input(&[3, 2, 8, 8]);
     let t = ArrayD::from_shape_fn(IxDyn(&[3, 3]), |ix| ix[0] as f32 - ix[1] as f32 * 0.5);
@@ -121,7 +135,6 @@ fn mse_with_standalone_activation_and_inner_softmax() {
     );
 }
 
-#[test]
 fn lenet() {
     let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/lenet.cnn")).unwrap();
     let x = input(&[10, 1, 28, 28]);

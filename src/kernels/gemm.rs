@@ -99,17 +99,37 @@ impl fmt::Display for Kernel {
 /// 0: not chosen yet; otherwise 1 + the index in [`Kernel::ALL`].
 static SELECTED: AtomicU8 = AtomicU8::new(0);
 
-/// The kernel [`sgemm`] uses: the fastest available, detected on first use.
+/// The kernel [`sgemm`] uses: chosen on first use, the fastest available unless
+/// the environment variable `CNNC_KERNEL` names another (`portable`, `avx2`,
+/// `avx512`; one this CPU lacks is ignored).
 pub fn selected() -> Kernel {
     match SELECTED.load(Ordering::Relaxed) {
         0 => {
-            let best = Kernel::best();
-            let index = Kernel::ALL.iter().position(|&k| k == best).unwrap_or(0);
-            SELECTED.store(index as u8 + 1, Ordering::Relaxed);
-            best
+            let wanted = std::env::var("CNNC_KERNEL").ok();
+            let kernel = Kernel::ALL
+                .into_iter()
+                .find(|k| wanted.as_deref() == Some(k.name()) && k.is_available())
+                .unwrap_or_else(Kernel::best);
+            store(kernel);
+            kernel
         }
         i => Kernel::ALL[usize::from(i - 1)],
     }
+}
+
+/// Makes every later product in this process use `kernel` (for tests and
+/// benchmarks that compare the paths).
+pub fn set_kernel(kernel: Kernel) -> Result<(), GemmError> {
+    if !kernel.is_available() {
+        return Err(GemmError::Unsupported { kernel });
+    }
+    store(kernel);
+    Ok(())
+}
+
+fn store(kernel: Kernel) {
+    let index = Kernel::ALL.iter().position(|&k| k == kernel).unwrap_or(0);
+    SELECTED.store(index as u8 + 1, Ordering::Relaxed);
 }
 
 /// The name of the kernel [`sgemm`] uses, for benchmark reports.
