@@ -76,7 +76,9 @@ impl Diagnostic {
         let (line, col) = line_col(source, start);
         let line_start = start + 1 - col;
         let line_text = source[line_start..].lines().next().unwrap_or("");
-        let line_end = line_start + line_text.len();
+        // `lines` drops the `\r` of a `\r\n`: a span starting at that `\n` starts past
+        // the text shown.
+        let line_end = (line_start + line_text.len()).max(start);
         let end = self.span.end.clamp(start, line_end);
         let caret_col = source[line_start..start].chars().count();
         let carets = source.get(start..end).map_or(1, |s| s.chars().count().max(1));
@@ -233,6 +235,21 @@ mod tests {
         assert_eq!(did_you_mean("maxpol", ["maxpool", "avgpool"]), Some("maxpool"));
         assert_eq!(did_you_mean("banana", ["kernel", "stride"]), None);
         assert_eq!(did_you_mean("adma", ["sgd", "adam", "adamw"]), Some("adam"));
+    }
+
+    #[test]
+    fn renders_spans_at_the_end_of_a_crlf_line() {
+        let src = "model M {\r\n}";
+        for start in 0..=src.len() + 1 {
+            let d = Diagnostic::error(Span::new(start, start + 1), "here");
+            assert!(d.render("m.cnn", src).contains("--> m.cnn:"));
+        }
+        let d = Diagnostic::error(Span::new(10, 11), "at the newline");
+        assert!(
+            d.render("m.cnn", src).contains("--> m.cnn:1:11"),
+            "{}",
+            d.render("m.cnn", src)
+        );
     }
 
     #[test]

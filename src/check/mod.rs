@@ -168,6 +168,15 @@ fn check_input(input: &ast::Spanned<Vec<u64>>, diags: &mut Diagnostics) -> Optio
     Some(shape)
 }
 
+/// A number as a message shows it: `0.5`, `-1`, and `1e-46` rather than 46 zeros.
+pub(crate) fn number(v: f64) -> String {
+    if v != 0.0 && !(1e-4..1e16).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 fn to_usize(v: u64) -> Option<usize> {
     usize::try_from(v).ok()
 }
@@ -321,8 +330,16 @@ fn lower_layer<'a>(layer: &'a ast::Layer, diags: &mut Diagnostics) -> (Option<Pe
         LayerKind::Dropout { p } => {
             if !(0.0..1.0).contains(&p.value) {
                 diags.push(
-                    Diagnostic::error(p.span, format!("dropout {} is out of range", p.value))
+                    Diagnostic::error(p.span, format!("dropout {} is out of range", number(p.value)))
                         .with_hint("the drop probability P must satisfy 0 <= P < 1"),
+                );
+                return (None, None);
+            }
+            if p.value as f32 >= 1.0 {
+                diags.push(
+                    Diagnostic::error(p.span, format!("dropout {} is 1 in 32-bit floats", number(p.value)))
+                        .with_label("would drop every value")
+                        .with_hint("the drop probability P must satisfy 0 <= P < 1; 0.5 is usual"),
                 );
                 return (None, None);
             }
@@ -362,7 +379,7 @@ fn check_activation(a: &ast::Activation, diags: &mut Diagnostics) {
     if let ActivationKind::LeakyRelu(Some(slope)) = a.kind {
         if slope < 0.0 {
             diags.push(
-                Diagnostic::error(a.span, format!("leaky_relu slope {slope} must be at least 0"))
+                Diagnostic::error(a.span, format!("leaky_relu slope {} must be at least 0", number(slope)))
                     .with_hint("the slope multiplies negative inputs; 0.01 (the default) to 0.3 is usual"),
             );
         }

@@ -1,6 +1,7 @@
 //! The `train { ... }` block: required items, repeats, ranges, defaults, and the
 //! loss's demands on the last layer.
 
+use super::number;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
 use crate::ir::{self, Shape};
 use crate::syntax::ast::{self, LossKind, OptimizerKind, TrainItemKind};
@@ -52,7 +53,7 @@ pub fn check_train(
             TrainItemKind::Validation(v) => {
                 if !(v.value > 0.0 && v.value < 1.0) {
                     diags.push(
-                        Diagnostic::error(v.span, format!("validation {} is out of range", v.value))
+                        Diagnostic::error(v.span, format!("validation {} is out of range", number(v.value)))
                             .with_hint("validation is the held-out fraction F of the training set, 0 < F < 1"),
                     );
                 }
@@ -173,11 +174,17 @@ fn check_optimizer(
     let lr = match get("lr") {
         Some(o) => {
             let lr = value(o);
-            if lr <= 0.0 {
+            // In 32-bit floats, where models compute, a tiny rate is 0.
+            if lr as f32 <= 0.0 {
+                let what = if lr > 0.0 {
+                    "is 0 in 32-bit floats; it must be positive"
+                } else {
+                    "must be positive"
+                };
                 diags.push(
                     Diagnostic::error(
                         o.name.span.to(o.value.as_ref().map_or(o.name.span, |v| v.span)),
-                        format!("lr {lr} must be positive"),
+                        format!("lr {} {what}", number(lr)),
                     )
                     .with_hint("typical learning rates are 0.1 to 1e-4"),
                 );
@@ -196,14 +203,17 @@ fn check_optimizer(
         match get(name) {
             Some(o) => {
                 let v = value(o);
-                if !(0.0..1.0).contains(&v) {
-                    diags.push(
-                        Diagnostic::error(
-                            o.value.as_ref().map_or(o.name.span, |v| v.span),
-                            format!("{name} {v} is out of range"),
-                        )
-                        .with_hint(format!("{name} must be at least 0 and less than 1")),
-                    );
+                // 0.99999999999 is 1 in 32-bit floats, where models compute.
+                if !(0.0..1.0).contains(&v) || v as f32 >= 1.0 {
+                    let mut d = Diagnostic::error(
+                        o.value.as_ref().map_or(o.name.span, |v| v.span),
+                        format!("{name} {} is out of range", number(v)),
+                    )
+                    .with_hint(format!("{name} must be at least 0 and less than 1"));
+                    if v < 1.0 {
+                        d = d.with_label("1 in 32-bit floats");
+                    }
+                    diags.push(d);
                 }
                 v
             }
@@ -214,7 +224,7 @@ fn check_optimizer(
         OptimizerKind::Sgd => {
             let momentum = fraction("momentum", 0.0);
             let nesterov = get("nesterov");
-            if let (Some(n), true) = (nesterov, momentum == 0.0) {
+            if let (Some(n), true) = (nesterov, momentum as f32 == 0.0) {
                 diags.push(
                     Diagnostic::error(n.name.span, "nesterov needs a momentum above 0")
                         .with_hint("add `momentum 0.9` (PyTorch rejects nesterov without momentum too)"),
@@ -232,11 +242,16 @@ fn check_optimizer(
             let eps = match get("eps") {
                 Some(o) => {
                     let eps = value(o);
-                    if eps <= 0.0 {
+                    if eps as f32 <= 0.0 {
+                        let what = if eps > 0.0 {
+                            "is 0 in 32-bit floats; it must be positive"
+                        } else {
+                            "must be positive"
+                        };
                         diags.push(
                             Diagnostic::error(
                                 o.value.as_ref().map_or(o.name.span, |v| v.span),
-                                format!("eps {eps} must be positive"),
+                                format!("eps {} {what}", number(eps)),
                             )
                             .with_hint("the usual value is 1e-8"),
                         );
@@ -280,7 +295,7 @@ fn check_schedule(s: &ast::Schedule, diags: &mut Diagnostics) -> ir::Schedule {
 fn gamma_value(gamma: &ast::Spanned<f64>, diags: &mut Diagnostics) -> f64 {
     if gamma.value <= 0.0 {
         diags.push(
-            Diagnostic::error(gamma.span, format!("gamma {} must be positive", gamma.value))
+            Diagnostic::error(gamma.span, format!("gamma {} must be positive", number(gamma.value)))
                 .with_hint("gamma multiplies the learning rate; 0.1 to 0.99 is usual"),
         );
     }
@@ -290,7 +305,7 @@ fn gamma_value(gamma: &ast::Spanned<f64>, diags: &mut Diagnostics) -> f64 {
 /// A value that must not be negative.
 fn at_least(v: &ast::Spanned<f64>, what: &str, hint: &str, diags: &mut Diagnostics) -> f64 {
     if v.value < 0.0 {
-        diags.push(Diagnostic::error(v.span, format!("{what} {} must be at least 0", v.value)).with_hint(hint));
+        diags.push(Diagnostic::error(v.span, format!("{what} {} must be at least 0", number(v.value))).with_hint(hint));
     }
     v.value
 }

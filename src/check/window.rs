@@ -198,14 +198,22 @@ pub fn resolve(
         pad_before: before[i],
         pad_after: after[i],
     });
-    let results = axes.map(|a| a.output(spec.round));
+    // `pad same` makes ceil(in / S) outputs whatever `round` says: its padding covers
+    // the last window exactly, or, when the stride is larger than the kernel, the
+    // windows end before the input does and the cells after the last one are unread
+    // (as in TensorFlow's "SAME"), which is the floor of the division.
+    let round = match spec.pad {
+        Pad::Same => Some(Rounding::Floor),
+        Pad::Explicit { .. } => spec.round,
+    };
+    let results = axes.map(|a| a.output(round));
     if let [Ok(oh), Ok(ow)] = results {
         let window = ir::Window {
             kernel: spec.kernel,
             stride: spec.stride,
             pad_before: before,
             pad_after: after,
-            ceil: spec.round == Some(Rounding::Ceil),
+            ceil: round == Some(Rounding::Ceil),
         };
         return Some((window, [oh, ow]));
     }
@@ -436,5 +444,24 @@ fn side_word(side: Side) -> &'static str {
         Side::Bottom => "bottom",
         Side::Left => "left",
         Side::Right => "right",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn output(src: &str) -> Result<crate::ir::Shape, String> {
+        crate::compile(src).map(|m| m[0].output()).map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn pad_same_is_ceil_of_input_over_stride_even_when_the_stride_exceeds_the_kernel() {
+        // 6 wide, kernel 1, stride 4: windows at 0 and 4, ceil(6 / 4) = 2 outputs, no
+        // padding; cell 5 is never read (TensorFlow's "SAME").
+        let src = "model M { input 1x6x6 conv 1 kernel 1 stride 4 pad same }";
+        assert_eq!(output(src), Ok(crate::ir::Shape::Image { c: 1, h: 2, w: 2 }));
+        let src = "model M { input 2x7x5 maxpool 2 stride 3 pad same }";
+        assert_eq!(output(src), Ok(crate::ir::Shape::Image { c: 2, h: 3, w: 2 }));
+        let src = "model M { input 2x7x5 avgpool 2 stride 3 pad same round ceil }";
+        assert_eq!(output(src), Ok(crate::ir::Shape::Image { c: 2, h: 3, w: 2 }));
     }
 }

@@ -303,8 +303,12 @@ fn consume_number(pair: Node) -> Result<Spanned<f64>, Diagnostic> {
         .as_str()
         .parse()
         .map_err(|_| Diagnostic::error(span, format!("`{}` is not a number", pair.as_str())))?;
-    if !value.is_finite() {
-        return Err(Diagnostic::error(span, format!("`{}` is too large", pair.as_str())));
+    // Models compute in 32-bit floats: a value past their range would become
+    // infinite there (a leaky_relu slope, a learning rate, ...).
+    if !value.is_finite() || value.abs() > f32::MAX as f64 {
+        return Err(Diagnostic::error(span, format!("`{}` is too large", pair.as_str()))
+            .with_label("more than the largest 32-bit float")
+            .with_hint(format!("numbers in .cnn files are at most {:e}", f32::MAX)));
     }
     Ok(Spanned { value, span })
 }
