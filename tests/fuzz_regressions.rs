@@ -174,3 +174,68 @@ fn crashers_from_libfuzzer_give_located_errors() {
         }
     }
 }
+
+/// The `pad same` fix makes windows that stop before the input ends (stride larger
+/// than the kernel): generated code must agree with the interpreter on them.
+const SAME_STRIDED: &str = "model SameStrided {
+    input 2x9x7
+    conv 3 kernel 1x2 stride 4x3 pad same relu
+    maxpool 1 stride 2 pad same
+    avgpool 1 stride 2x1 pad same round ceil
+    flatten
+    dense 2 sigmoid
+    train { loss binary_cross_entropy optimizer sgd lr 0.1 batch 3 }
+}";
+
+cnn_macros::cnn! {
+    model SameStrided {
+        input 2x9x7
+        conv 3 kernel 1x2 stride 4x3 pad same relu
+        maxpool 1 stride 2 pad same
+        avgpool 1 stride 2x1 pad same round ceil
+        flatten
+        dense 2 sigmoid
+        train { loss binary_cross_entropy optimizer sgd lr 0.1 batch 3 }
+    }
+}
+
+#[test]
+fn pad_same_past_the_kernel_runs_the_same_in_generated_code() {
+    use cnnc::ndarray::{ArrayD, IxDyn};
+    use cnnc::{Target, Train};
+    let models = cnnc::compile(SAME_STRIDED).unwrap_or_else(|d| panic!("{d}"));
+    // 9x7 -> conv ceil(9/4) x ceil(7/3) = 3x3 -> maxpool 2x2 -> avgpool 1x2.
+    assert_eq!(models[0].output(), Shape::Vector(2));
+    assert_eq!(models[0].layers[3].output, Shape::Image { c: 3, h: 1, w: 2 });
+    let mut generated = SameStrided::new(5);
+    let mut interp = Interpreter::from_source(SAME_STRIDED, "SameStrided", 5).expect("valid");
+    let x = ArrayD::from_shape_fn(IxDyn(&[4, 2, 9, 7]), |ix| {
+        ((ix[0] * 31 + ix[1] * 17 + ix[2] * 7 + ix[3]) % 13) as f32 / 6.0 - 1.0
+    });
+    let close = |a: &ArrayD<f32>, b: &ArrayD<f32>, what: &str| {
+        assert_eq!(a.shape(), b.shape(), "{what}");
+        for (u, v) in a.iter().zip(b) {
+            assert!((u - v).abs() <= 1e-5 + 1e-4 * v.abs(), "{what}: {u} vs {v}");
+        }
+    };
+    let y_gen = generated.predict(x.view()).expect("generated predict");
+    let y_int = interp.predict(x.view()).expect("interpreter predict");
+    close(&y_gen, &y_int, "predictions");
+    let t = ArrayD::from_shape_fn(IxDyn(&[4, 2]), |ix| ((ix[0] + ix[1]) % 2) as f32);
+    let g_gen = generated
+        .gradients(x.view(), Target::Values(t.view()))
+        .expect("generated gradients");
+    let g_int = interp
+        .gradients(x.view(), Target::Values(t.view()))
+        .expect("interpreter gradients");
+    assert!(
+        (g_gen.loss - g_int.loss).abs() <= 1e-5,
+        "{} vs {}",
+        g_gen.loss,
+        g_int.loss
+    );
+    close(&g_gen.input, &g_int.input, "input gradient");
+    for ((name, a), (_, b)) in g_gen.params.iter().zip(&g_int.params) {
+        close(a, b, name);
+    }
+}
