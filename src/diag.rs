@@ -69,24 +69,29 @@ impl Diagnostic {
     /// Renders the diagnostic rustc-style: message, `file:line:col`, the source line,
     /// a caret under the span, and the hint.
     pub fn render(&self, file_name: &str, source: &str) -> String {
+        self.render_with(file_name, source, &LineIndex::new(source))
+    }
+
+    fn render_with(&self, file_name: &str, source: &str, lines: &LineIndex) -> String {
         let mut start = self.span.start.min(source.len());
         while !source.is_char_boundary(start) {
             start -= 1;
         }
-        let (line, col) = line_col(source, start);
-        let line_start = start + 1 - col;
-        let line_text = source[line_start..].lines().next().unwrap_or("");
-        // `lines` drops the `\r` of a `\r\n`: a span starting at that `\n` starts past
-        // the text shown.
-        let line_end = (line_start + line_text.len()).max(start);
-        let end = self.span.end.clamp(start, line_end);
-        let caret_col = source[line_start..start].chars().count();
-        let carets = source.get(start..end).map_or(1, |s| s.chars().count().max(1));
+        let (line, line_start, line_text, ascii) = lines.line_of(source, start);
+        // A span may start at the `\n` of a `\r\n`, past the line's text (which has no
+        // `\r`), and end anywhere: the carets stay on the line.
+        let end = self.span.end.clamp(start, (line_start + line_text.len()).max(start)) - line_start;
+        let column = if ascii {
+            start - line_start
+        } else {
+            source[line_start..start].chars().count()
+        };
+        let (line_text, caret_col, carets) = shown_part(line_text, start - line_start, end);
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
         let mut out = String::new();
         let _ = writeln!(out, "error: {}", self.message);
-        let _ = writeln!(out, "{pad}--> {file_name}:{line}:{}", caret_col + 1);
+        let _ = writeln!(out, "{pad}--> {file_name}:{line}:{}", column + 1);
         let _ = writeln!(out, "{pad} |");
         let _ = writeln!(out, "{line} | {line_text}");
         let _ = write!(out, "{pad} | {}{}", " ".repeat(caret_col), "^".repeat(carets));
@@ -110,6 +115,97 @@ impl std::fmt::Display for Diagnostic {
             write!(f, " (hint: {hint})")?;
         }
         Ok(())
+    }
+}
+
+/// The longest source line shown whole, in characters; a longer one is shown as a
+/// window around the caret, so that each diagnostic stays a few lines long.
+const MAX_SHOWN: usize = 120;
+
+/// The characters in `text[from..to]`, where `to` may be past the end of `text` by
+/// the `\r` of a `\r\n` (which counts as one); offsets inside a character are taken
+/// back to its start.
+fn chars_between(text: &str, from: usize, to: usize) -> usize {
+    let inside = floor_boundary(text, to);
+    let from = floor_boundary(text, from).min(inside);
+    text[from..inside].chars().count() + to.saturating_sub(text.len())
+}
+
+/// The largest char boundary of `text` at or before `i`.
+fn floor_boundary(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// What to show of `line` for a span from byte `start` to byte `end` of it: the
+/// text, the caret's column in it, the number of carets (at least one). A line of
+/// at most MAX_SHOWN bytes is shown whole; a longer one as `...`, about MAX_SHOWN
+/// bytes around the caret, `...`. Work per call is bounded by the text shown (and
+/// the span), not by the line, so that many errors on one long line stay cheap.
+fn shown_part(line: &str, start: usize, end: usize) -> (String, usize, usize) {
+    let carets = |to: usize| chars_between(line, start, end.min(to)).max(1);
+    if line.len() <= MAX_SHOWN {
+        return (line.to_string(), chars_between(line, 0, start), carets(usize::MAX));
+    }
+    let inside = start.min(line.len());
+    let from = floor_boundary(
+        line,
+        inside
+            .saturating_sub(MAX_SHOWN / 3)
+            .min(line.len().saturating_sub(MAX_SHOWN)),
+    );
+    let to = floor_boundary(line, from + MAX_SHOWN);
+    let mut text = String::with_capacity(MAX_SHOWN + 6);
+    let mut col = chars_between(line, from, start);
+    if from > 0 {
+        text.push_str("...");
+        col += 3;
+    }
+    text.push_str(&line[from..to]);
+    if to < line.len() {
+        text.push_str("...");
+    }
+    // None past the text shown, but one may sit just after it.
+    (text, col, carets(to))
+}
+
+/// Where each line starts, to locate many diagnostics in one text without
+/// rescanning it for each.
+struct LineIndex {
+    starts: Vec<usize>,
+    /// Whether each line is ASCII: then its columns are byte offsets.
+    ascii: Vec<bool>,
+}
+
+impl LineIndex {
+    fn new(source: &str) -> Self {
+        let starts: Vec<usize> = std::iter::once(0)
+            .chain(source.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let ascii = starts
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| source[s..starts.get(i + 1).copied().unwrap_or(source.len())].is_ascii())
+            .collect();
+        LineIndex { starts, ascii }
+    }
+
+    /// For a byte offset (a char boundary): its 1-based line, the offset the line
+    /// starts at, the line's text (without `\r\n` or `\n`), and whether it is ASCII.
+    fn line_of<'s>(&self, source: &'s str, offset: usize) -> (usize, usize, &'s str, bool) {
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        let end = self.starts.get(line).map_or(source.len(), |next| next - 1);
+        let text = &source[start..end];
+        // As `str::lines`: `\r\n` ends a line, a lone `\r` at the end of the text does not.
+        let text = match self.starts.get(line) {
+            Some(_) => text.strip_suffix('\r').unwrap_or(text),
+            None => text,
+        };
+        (line, start, text, self.ascii[line - 1])
     }
 }
 
@@ -149,7 +245,12 @@ impl Diagnostics {
 
     /// Every diagnostic rendered, separated by blank lines.
     pub fn render(&self, file_name: &str, source: &str) -> String {
-        let parts: Vec<String> = self.0.iter().map(|d| d.render(file_name, source)).collect();
+        let lines = LineIndex::new(source);
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|d| d.render_with(file_name, source, &lines))
+            .collect();
         parts.join("\n")
     }
 }
@@ -235,6 +336,64 @@ mod tests {
         assert_eq!(did_you_mean("maxpol", ["maxpool", "avgpool"]), Some("maxpool"));
         assert_eq!(did_you_mean("banana", ["kernel", "stride"]), None);
         assert_eq!(did_you_mean("adma", ["sgd", "adam", "adamw"]), Some("adam"));
+    }
+
+    #[test]
+    fn long_lines_are_shown_around_the_caret() {
+        let src = format!(
+            "model M {{ input 4 {} dense 0 {} }}",
+            "relu ".repeat(100),
+            "tanh ".repeat(100)
+        );
+        let start = src.find("dense 0").unwrap() + 6;
+        let d = Diagnostic::error(Span::new(start, start + 1), "zero units");
+        let text = d.render("m.cnn", &src);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], format!(" --> m.cnn:1:{}", start + 1));
+        assert!(lines[3].starts_with("1 | ...") && lines[3].ends_with("..."), "{text}");
+        assert!(lines[3].chars().count() < 140, "{text}");
+        // The caret is under the `0`.
+        let caret = lines[4].find('^').unwrap();
+        assert_eq!(&lines[3][caret..caret + 1], "0", "{text}");
+        // Near either end of the line, the window reaches that end.
+        for start in [0, src.len() - 1, src.len()] {
+            let text = Diagnostic::error(Span::new(start, src.len()), "here").render("m.cnn", &src);
+            let lines: Vec<&str> = text.lines().collect();
+            let caret = lines[4].find('^').unwrap();
+            assert!(lines[4].len() - caret <= 122, "{text}");
+            if start < src.len() {
+                assert_eq!(lines[3][caret..].chars().next(), src[start..].chars().next(), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn many_diagnostics_on_one_long_line_stay_linear() {
+        let src = format!("model M {{ input 4 {}}}", "dropout 2 ".repeat(20_000));
+        let diags = Diagnostics(
+            (0..20_000)
+                .map(|i| Diagnostic::error(Span::new(18 + 10 * i, 27 + 10 * i), "out of range"))
+                .collect(),
+        );
+        let text = diags.render("m.cnn", &src);
+        assert!(text.len() < 20_000 * 400, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn renders_any_span_of_any_text() {
+        let long = format!("{}\u{1F600}{}\r\nz", "é".repeat(100), "a b ".repeat(60));
+        let texts = ["model M {\r\n  input 4\r\n}\r", "é\u{1F600}x\ny\n\n", &long, "", "\n"];
+        for src in texts {
+            for start in 0..src.len() + 2 {
+                for end in [0, start, start + 1, start + 3, start + 200, usize::MAX] {
+                    let d = Diagnostic::error(Span::new(start, end), "here").with_label("l");
+                    let text = d.render("m.cnn", src);
+                    assert!(text.contains("--> m.cnn:"), "{text}");
+                    assert!(text.lines().count() <= 6, "{text}");
+                    assert!(text.lines().all(|l| l.chars().count() < 150), "{text}");
+                }
+            }
+        }
     }
 
     #[test]
