@@ -222,6 +222,16 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     (line, offset - line_start + 1)
 }
 
+/// A word of the source as a message quotes it: whole, or its first 40 characters
+/// and `...`, so that a megabyte-long name makes a one-line message.
+pub fn shorten(word: &str) -> std::borrow::Cow<'_, str> {
+    const MAX: usize = 40;
+    match word.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &word[..cut]).into(),
+        None => word.into(),
+    }
+}
+
 /// All the errors of one compilation, in source order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
@@ -377,6 +387,13 @@ mod tests {
         );
         let text = diags.render("m.cnn", &src);
         assert!(text.len() < 20_000 * 400, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn long_words_are_shortened() {
+        assert_eq!(shorten("conv1"), "conv1");
+        assert_eq!(shorten(&"é".repeat(40)), "é".repeat(40));
+        assert_eq!(shorten(&"é".repeat(41)), format!("{}...", "é".repeat(40)));
     }
 
     #[test]

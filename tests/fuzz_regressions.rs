@@ -50,6 +50,17 @@ const EXPECTED: &[(&str, Verdict, &str)] = &[
         Verdict::Error("lr 1e-46 is 0 in 32-bit floats"),
         "a learning rate that is 0 as f32 was accepted",
     ),
+    (
+        "many_errors_on_one_long_line.cnn",
+        Verdict::Error("dropout 2 is out of range"),
+        "3,000 errors on one 30 KB line: each rendered the whole line, and located \
+         itself by rescanning the text (20,000 on 200 KB: 4 GB of output, 40 s)",
+    ),
+    (
+        "long_words.cnn",
+        Verdict::Error("the layer name `wwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwwww...` is used twice"),
+        "messages quoted a 5,000-character name whole, and the line it is on",
+    ),
 ];
 
 fn dir() -> PathBuf {
@@ -77,6 +88,13 @@ fn run(name: &str, bytes: &[u8]) -> Result<Vec<cnnc::ir::Model>, cnnc::Diagnosti
         Err(diags) => {
             assert!(!diags.is_empty(), "{name}: an error without a diagnostic");
             let text = diags.render(name, &source);
+            // A few short lines each, however long the input's lines and words.
+            assert!(
+                text.len() <= 1_000 * diags.len(),
+                "{name}: {} bytes for {} diagnostics",
+                text.len(),
+                diags.len()
+            );
             assert_eq!(
                 text.matches(&format!("--> {name}:")).count(),
                 diags.len(),

@@ -5,7 +5,7 @@ pub mod shape;
 mod train;
 mod window;
 
-use crate::diag::{Diagnostic, Diagnostics, Span};
+use crate::diag::{shorten, Diagnostic, Diagnostics, Span};
 use crate::ir::{self, Shape};
 use crate::syntax::ast::{self, ActivationKind, LayerKind};
 use std::collections::HashMap;
@@ -25,7 +25,10 @@ pub fn check(file: &ast::File) -> Result<Vec<ir::Model>, Diagnostics> {
             diags.push(
                 Diagnostic::error(
                     model.name.span,
-                    format!("a model named `{}` is already defined in this file", model.name.value),
+                    format!(
+                        "a model named `{}` is already defined in this file",
+                        shorten(&model.name.value)
+                    ),
                 )
                 .with_hint("give each model a different name"),
             );
@@ -78,7 +81,7 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
         };
         for (name, pending, place) in std::iter::once((name, pending, place)).chain(shorthand) {
             let Some(input) = current else { break };
-            current = layer_output(&name, &pending, input, place, diags).map(|(op, output)| {
+            current = layer_output(&shorten(&name), &pending, input, place, diags).map(|(op, output)| {
                 layers.push(ir::Layer {
                     name,
                     op,
@@ -98,7 +101,7 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
                 model.name.span,
                 format!(
                     "`{}` has {params} parameters, more than the limit of {MAX_ELEMENTS}",
-                    model.name.value
+                    shorten(&model.name.value)
                 ),
             )
             .with_hint("use fewer or smaller layers"),
@@ -204,6 +207,7 @@ impl Namer {
             None => (default, layer.keyword, false),
         };
         if let Some(&(_, earlier_named)) = self.used.get(&name) {
+            let name = shorten(&name);
             let (message, hint) = match (named, earlier_named) {
                 (true, true) => (
                     format!("the layer name `{name}` is used twice"),

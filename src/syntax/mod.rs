@@ -3,7 +3,7 @@
 
 pub mod ast;
 
-use crate::diag::{did_you_mean, Diagnostic, Span};
+use crate::diag::{did_you_mean, shorten, Diagnostic, Span};
 use ast::*;
 use pest::iterators::Pair;
 use pest::Parser as _;
@@ -282,7 +282,8 @@ fn consume_int(pair: Node) -> Result<Spanned<u64>, Diagnostic> {
 
 fn parse_u64(text: &str, span: Span) -> Result<u64, Diagnostic> {
     text.parse::<u64>().map_err(|_| {
-        Diagnostic::error(span, format!("the number `{text}` is too large")).with_label("does not fit in 64 bits")
+        Diagnostic::error(span, format!("the number `{}` is too large", shorten(text)))
+            .with_label("does not fit in 64 bits")
     })
 }
 
@@ -302,13 +303,15 @@ fn consume_number(pair: Node) -> Result<Spanned<f64>, Diagnostic> {
     let value: f64 = pair
         .as_str()
         .parse()
-        .map_err(|_| Diagnostic::error(span, format!("`{}` is not a number", pair.as_str())))?;
+        .map_err(|_| Diagnostic::error(span, format!("`{}` is not a number", shorten(pair.as_str()))))?;
     // Models compute in 32-bit floats: a value past their range would become
     // infinite there (a leaky_relu slope, a learning rate, ...).
     if !value.is_finite() || value.abs() > f32::MAX as f64 {
-        return Err(Diagnostic::error(span, format!("`{}` is too large", pair.as_str()))
-            .with_label("more than the largest 32-bit float")
-            .with_hint(format!("numbers in .cnn files are at most {:e}", f32::MAX)));
+        return Err(
+            Diagnostic::error(span, format!("`{}` is too large", shorten(pair.as_str())))
+                .with_label("more than the largest 32-bit float")
+                .with_hint(format!("numbers in .cnn files are at most {:e}", f32::MAX)),
+        );
     }
     Ok(Spanned { value, span })
 }
@@ -501,7 +504,7 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     let found = if word.is_empty() {
         "the end of the file".to_string()
     } else {
-        format!("`{word}`")
+        format!("`{}`", shorten(word))
     };
     let message = match labels.len() {
         0 => format!("unexpected {found}"),
@@ -527,7 +530,7 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     } else if word == "kernel" && wants("a size such as `3` or `3x5`") {
         diag = diag.with_hint("a pooling layer takes its window size right after the keyword: `maxpool 2`");
     } else if wants_number && is_word {
-        diag = diag.with_hint(format!("a number is missing before `{word}`"));
+        diag = diag.with_hint(format!("a number is missing before `{}`", shorten(word)));
     } else if word.is_empty() && wants("`}`") {
         diag = diag.with_hint("a `{` is never closed: add `}` at the end of the block");
     }
