@@ -291,7 +291,7 @@ impl Builder {
             (false, _) | (true, 0) => Some("round floor"),
             _ => None,
         };
-        let mut options = vec![format!("kernel {}", size_text(k[0], k[1], true))];
+        let mut options = vec![format!("kernel {}", size_text(k[0], k[1], !r[1].is_multiple_of(3)))];
         if s != [1, 1] || r[9].is_multiple_of(2) {
             options.push(format!("stride {}", size_text(s[0], s[1], !r[9].is_multiple_of(4))));
         }

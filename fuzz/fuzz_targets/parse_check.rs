@@ -29,6 +29,13 @@ fn run(source: &str) {
         Err(diags) => {
             assert!(!diags.is_empty(), "an error without a diagnostic");
             let text = diags.render("fuzz.cnn", source);
+            // A few short lines each, however long the input's lines and words.
+            assert!(
+                text.len() <= 1_000 * diags.len(),
+                "{} bytes for {} diagnostics",
+                text.len(),
+                diags.len()
+            );
             assert_eq!(
                 text.matches("--> fuzz.cnn:").count(),
                 diags.len(),
