@@ -36,10 +36,15 @@ cnn_macros::cnn! {
     }
 }
 
-/// The median time of `f` in seconds, after `warmup` untimed runs.
+/// The median time of `f` in seconds over `reps` runs, after `warmup` untimed runs
+/// and at least half a second of them: the first benchmark of the process would
+/// otherwise also time the thread pool's start and the CPU's clock ramp.
 fn median_seconds(mut f: impl FnMut(), reps: usize, warmup: usize) -> f64 {
-    for _ in 0..warmup {
+    let start = Instant::now();
+    let mut done = 0;
+    while done < warmup || start.elapsed().as_secs_f64() < 0.5 {
         f();
+        done += 1;
     }
     let mut times: Vec<f64> = (0..reps)
         .map(|_| {

@@ -87,14 +87,19 @@ fn argmax(x: &[f32], w: usize, rows: Span, cols: Span) -> usize {
     best
 }
 
-/// The larger of two cells, NaN if either is (as PyTorch's max pooling).
+/// The larger of two cells, NaN if either is (as PyTorch's max pooling). With bit
+/// masks rather than `if`: LLVM turns a select into a branch, and on real images
+/// which cell wins is a coin toss that the branch predictor loses.
 #[inline(always)]
 fn max_nan(m: f32, v: f32) -> f32 {
-    if v > m || v.is_nan() {
-        v
-    } else {
-        m
-    }
+    let take = mask((v > m) | v.is_nan());
+    f32::from_bits((v.to_bits() & take) | (m.to_bits() & !take))
+}
+
+/// All ones when `b`, else zero.
+#[inline(always)]
+fn mask(b: bool) -> u32 {
+    0u32.wrapping_sub(u32::from(b))
 }
 
 #[inline(always)]
@@ -135,6 +140,40 @@ pub fn max_forward(s: &PoolShape, x: &[f32], y: &mut [f32], n: usize) {
 #[inline(always)]
 pub fn max_backward(s: &PoolShape, x: &[f32], dy: &[f32], dx: &mut [f32], n: usize) {
     dx[..n * s.input_len()].fill(0.0);
+    if s.inside() && s.kh == s.sh && s.kw == s.sw {
+        // Unclipped windows that tile the input: every cell gets its window's gradient
+        // or 0 by a select, so no store depends on the data (a winner-indexed
+        // `dx[best] += g` cost more than the convolutions on real images).
+        for ch in 0..n * s.c {
+            let xc = &x[ch * s.h * s.w..][..s.h * s.w];
+            let dyc = &dy[ch * s.oh * s.ow..][..s.oh * s.ow];
+            let dxc = &mut dx[ch * s.h * s.w..][..s.h * s.w];
+            for (oh, g) in dyc.chunks_exact(s.ow).enumerate() {
+                let top = oh * s.kh * s.w;
+                for (ow, &g) in g.iter().enumerate() {
+                    let first = top + ow * s.kw;
+                    let mut m = xc[first];
+                    for kh in 0..s.kh {
+                        for kw in 0..s.kw {
+                            m = max_nan(m, xc[first + kh * s.w + kw]);
+                        }
+                    }
+                    // The first cell equal to the max (or the first NaN) wins, as PyTorch.
+                    let mut won = 0u32;
+                    for kh in 0..s.kh {
+                        for kw in 0..s.kw {
+                            let i = first + kh * s.w + kw;
+                            let v = xc[i];
+                            let wins = mask((v == m) | v.is_nan()) & !won;
+                            won |= wins;
+                            dxc[i] = f32::from_bits(g.to_bits() & wins);
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for ch in 0..n * s.c {
         let xc = &x[ch * s.h * s.w..][..s.h * s.w];
         let dyc = &dy[ch * s.oh * s.ow..][..s.oh * s.ow];
