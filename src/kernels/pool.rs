@@ -105,20 +105,23 @@ fn mask(b: bool) -> u32 {
 #[inline(always)]
 pub fn max_forward(s: &PoolShape, x: &[f32], y: &mut [f32], n: usize) {
     if s.inside() {
-        // Unclipped windows of constant size: branch-free, unrolled over the window.
+        // Unclipped windows: for each cell of the window, one pass over the output
+        // row, so the row's windows are independent and the pass vectorizes.
         for ch in 0..n * s.c {
             let xc = &x[ch * s.h * s.w..][..s.h * s.w];
             let yc = &mut y[ch * s.oh * s.ow..][..s.oh * s.ow];
             for (oh, out) in yc.chunks_exact_mut(s.ow).enumerate() {
                 let window = &xc[oh * s.sh * s.w..][..(s.kh - 1) * s.w + s.w];
                 for (ow, y) in out.iter_mut().enumerate() {
-                    let mut m = window[ow * s.sw];
-                    for kh in 0..s.kh {
-                        for kw in 0..s.kw {
-                            m = max_nan(m, window[kh * s.w + ow * s.sw + kw]);
+                    *y = window[ow * s.sw];
+                }
+                for kh in 0..s.kh {
+                    let row = &window[kh * s.w..][..s.w];
+                    for kw in 0..s.kw {
+                        for (ow, y) in out.iter_mut().enumerate() {
+                            *y = max_nan(*y, row[ow * s.sw + kw]);
                         }
                     }
-                    *y = m;
                 }
             }
         }
@@ -241,5 +244,58 @@ pub fn global_avg_forward(channels: usize, area: usize, x: &[f32], y: &mut [f32]
 pub fn global_avg_backward(channels: usize, area: usize, dy: &[f32], dx: &mut [f32], n: usize) {
     for ch in 0..n * channels {
         dx[ch * area..][..area].fill(dy[ch] / area as f32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The branch-free path (unclipped windows) against the clipping path's
+    /// `argmax`, on ties (relu zeros), NaN and -inf: same maxima, same winners.
+    #[test]
+    fn unclipped_windows_match_argmax_on_ties_and_nan() {
+        let s = PoolShape {
+            c: 2,
+            h: 5,
+            w: 7,
+            kh: 2,
+            kw: 3,
+            sh: 2,
+            sw: 3,
+            pt: 0,
+            pb: 0,
+            pl: 0,
+            pr: 0,
+            oh: 2,
+            ow: 2,
+        };
+        assert!(s.inside());
+        let cells = [0.0, 0.0, 1.5, f32::NAN, -1.0, f32::NEG_INFINITY, 0.0, 2.0, 2.0];
+        let x: Vec<f32> = (0..s.input_len())
+            .map(|i| cells[(i * 7 + i / 5) % cells.len()])
+            .collect();
+        let dy: Vec<f32> = (0..s.output_len()).map(|i| 1.0 + i as f32).collect();
+        let (mut y, mut dx) = (vec![0.0; s.output_len()], vec![0.0; s.input_len()]);
+        max_forward(&s, &x, &mut y, 1);
+        max_backward(&s, &x, &dy, &mut dx, 1);
+        let mut want_dx = vec![0.0; s.input_len()];
+        for ch in 0..s.c {
+            let xc = &x[ch * s.h * s.w..][..s.h * s.w];
+            for oh in 0..s.oh {
+                for ow in 0..s.ow {
+                    let o = ch * s.oh * s.ow + oh * s.ow + ow;
+                    let best = argmax(xc, s.w, s.rows(oh), s.cols(ow));
+                    let want = xc[best];
+                    assert!(
+                        y[o] == want || (y[o].is_nan() && want.is_nan()),
+                        "output {o}: {} vs {want}",
+                        y[o]
+                    );
+                    want_dx[ch * s.h * s.w + best] += dy[o];
+                }
+            }
+        }
+        assert_eq!(dx, want_dx);
     }
 }
