@@ -29,23 +29,15 @@ pub fn shape_const(name: &Ident, s: &WindowShape, filters: usize) -> TokenStream
 
 pub fn forward_fn(name: &Ident, shape: &Ident, act: Act) -> TokenStream {
     let act = act_tokens(act);
-    quote! {
-        #[inline(never)]
-        fn #name(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]) {
-            ::cnnc::kernels::conv::forward(&Self::#shape, #act, x, w, b, y, n, scratch)
-        }
-    }
+    let params = quote!(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]);
+    let args = quote!(x, w, b, y, n, scratch);
+    let body = quote!(::cnnc::kernels::conv::forward(&Self::#shape, #act, x, w, b, y, n, scratch));
+    super::multiversion(name, params, args, body)
 }
 
 pub fn backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    quote! {
-        #[inline(never)]
-        #[allow(clippy::too_many_arguments)]
-        fn #name(
-            x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32],
-            dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
-        ) {
-            ::cnnc::kernels::conv::backward(&Self::#shape, x, w, dy, dw, db, dx, n, scratch)
-        }
-    }
+    let params = quote!(x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32]);
+    let args = quote!(x, w, dy, dw, db, dx, n, scratch);
+    let body = quote!(::cnnc::kernels::conv::backward(&Self::#shape, x, w, dy, dw, db, dx, n, scratch));
+    super::multiversion(name, params, args, body)
 }

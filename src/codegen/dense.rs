@@ -7,23 +7,15 @@ use quote::quote;
 
 pub fn forward_fn(name: &Ident, inputs: usize, outputs: usize, act: Act) -> TokenStream {
     let act = act_tokens(act);
-    quote! {
-        #[inline(never)]
-        fn #name(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]) {
-            ::cnnc::kernels::dense::forward(#inputs, #outputs, #act, x, w, b, y, n, scratch)
-        }
-    }
+    let params = quote!(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]);
+    let args = quote!(x, w, b, y, n, scratch);
+    let body = quote!(::cnnc::kernels::dense::forward(#inputs, #outputs, #act, x, w, b, y, n, scratch));
+    super::multiversion(name, params, args, body)
 }
 
 pub fn backward_fn(name: &Ident, inputs: usize, outputs: usize) -> TokenStream {
-    quote! {
-        #[inline(never)]
-        #[allow(clippy::too_many_arguments)]
-        fn #name(
-            x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32],
-            dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
-        ) {
-            ::cnnc::kernels::dense::backward(#inputs, #outputs, x, w, dy, dw, db, dx, n, scratch)
-        }
-    }
+    let params = quote!(x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32]);
+    let args = quote!(x, w, dy, dw, db, dx, n, scratch);
+    let body = quote!(::cnnc::kernels::dense::backward(#inputs, #outputs, x, w, dy, dw, db, dx, n, scratch));
+    super::multiversion(name, params, args, body)
 }

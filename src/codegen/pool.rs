@@ -27,39 +27,31 @@ pub fn shape_const(name: &Ident, s: &WindowShape) -> TokenStream {
 }
 
 pub fn max_forward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    quote! {
-        #[inline(never)]
-        fn #name(x: &[f32], y: &mut [f32], n: usize) {
-            ::cnnc::kernels::pool::max_forward(&Self::#shape, x, y, n)
-        }
-    }
+    let params = quote!(x: &[f32], y: &mut [f32], n: usize);
+    let args = quote!(x, y, n);
+    let body = quote!(::cnnc::kernels::pool::max_forward(&Self::#shape, x, y, n));
+    super::multiversion(name, params, args, body)
 }
 
 pub fn max_backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    quote! {
-        #[inline(never)]
-        fn #name(x: &[f32], dy: &[f32], dx: &mut [f32], n: usize) {
-            ::cnnc::kernels::pool::max_backward(&Self::#shape, x, dy, dx, n)
-        }
-    }
+    let params = quote!(x: &[f32], dy: &[f32], dx: &mut [f32], n: usize);
+    let args = quote!(x, dy, dx, n);
+    let body = quote!(::cnnc::kernels::pool::max_backward(&Self::#shape, x, dy, dx, n));
+    super::multiversion(name, params, args, body)
 }
 
 pub fn avg_forward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    quote! {
-        #[inline(never)]
-        fn #name(x: &[f32], y: &mut [f32], n: usize) {
-            ::cnnc::kernels::pool::avg_forward(&Self::#shape, x, y, n)
-        }
-    }
+    let params = quote!(x: &[f32], y: &mut [f32], n: usize);
+    let args = quote!(x, y, n);
+    let body = quote!(::cnnc::kernels::pool::avg_forward(&Self::#shape, x, y, n));
+    super::multiversion(name, params, args, body)
 }
 
 pub fn avg_backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    quote! {
-        #[inline(never)]
-        fn #name(dy: &[f32], dx: &mut [f32], n: usize) {
-            ::cnnc::kernels::pool::avg_backward(&Self::#shape, dy, dx, n)
-        }
-    }
+    let params = quote!(dy: &[f32], dx: &mut [f32], n: usize);
+    let args = quote!(dy, dx, n);
+    let body = quote!(::cnnc::kernels::pool::avg_backward(&Self::#shape, dy, dx, n));
+    super::multiversion(name, params, args, body)
 }
 
 pub fn global_forward(channels: usize, area: usize, x: &TokenStream, y: &TokenStream) -> TokenStream {

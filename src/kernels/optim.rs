@@ -1,8 +1,81 @@
 //! Optimizer updates over the model's one flat parameter buffer, as torch.optim.
+//!
+//! Each update is one elementwise loop (`*_body`), built for AVX2 + FMA and for the
+//! baseline and chosen at run time like the matrix products; Rust does not fuse
+//! `a * b + c`, so both builds round alike. Buffers longer than [`SPLIT`] are
+//! updated in two halves on two threads.
+
+#[cfg(target_arch = "x86_64")]
+use super::gemm::{selected, Kernel};
+
+/// Parameters above which an update runs on two threads.
+pub const SPLIT: usize = 1 << 16;
+
+/// Splits `buf` at `mid`, or gives two empty halves when it is shorter (an
+/// optimizer state that this configuration does not use).
+fn halves(buf: &mut [f32], mid: usize) -> (&mut [f32], &mut [f32]) {
+    if buf.len() > mid {
+        buf.split_at_mut(mid)
+    } else {
+        (&mut [], &mut [])
+    }
+}
+
+/// Whether the AVX2 build may run: the chosen matrix kernel is an x86 one, and
+/// both imply AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> bool {
+    selected() != Kernel::Portable
+}
 
 /// `torch.optim.SGD` (dampening 0). `buf` is the momentum buffer; at `step == 1`
 /// it starts as the gradient itself.
 pub fn sgd(
+    params: &mut [f32],
+    grads: &[f32],
+    buf: &mut [f32],
+    lr: f32,
+    momentum: f32,
+    nesterov: bool,
+    weight_decay: f32,
+    step: u64,
+) {
+    let one = |p: &mut [f32], g: &[f32], b: &mut [f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: `avx2()` holds only when the CPU has AVX2 and FMA.
+            return unsafe { sgd_avx2(p, g, b, lr, momentum, nesterov, weight_decay, step) };
+        }
+        sgd_body(p, g, b, lr, momentum, nesterov, weight_decay, step)
+    };
+    if params.len() > SPLIT && grads.len() >= params.len() {
+        let mid = params.len() / 2;
+        let (p0, p1) = params.split_at_mut(mid);
+        let (g0, g1) = grads.split_at(mid);
+        let (b0, b1) = halves(buf, mid);
+        rayon::join(|| one(p0, g0, b0), || one(p1, g1, b1));
+    } else {
+        one(params, grads, buf);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn sgd_avx2(
+    params: &mut [f32],
+    grads: &[f32],
+    buf: &mut [f32],
+    lr: f32,
+    momentum: f32,
+    nesterov: bool,
+    weight_decay: f32,
+    step: u64,
+) {
+    sgd_body(params, grads, buf, lr, momentum, nesterov, weight_decay, step)
+}
+
+#[inline(always)]
+fn sgd_body(
     params: &mut [f32],
     grads: &[f32],
     buf: &mut [f32],
@@ -44,16 +117,66 @@ pub fn adam(
     let bc2 = 1.0 - (beta2 as f64).powf(step as f64);
     let step_size = (lr as f64 / bc1) as f32;
     let bc2_sqrt = bc2.sqrt() as f32;
+    let c = AdamConsts {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weight_decay,
+        decoupled,
+        step_size,
+        bc2_sqrt,
+    };
+    let one = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+        #[cfg(target_arch = "x86_64")]
+        if avx2() {
+            // SAFETY: `avx2()` holds only when the CPU has AVX2 and FMA.
+            return unsafe { adam_avx2(p, g, m, v, &c) };
+        }
+        adam_body(p, g, m, v, &c)
+    };
+    if params.len() > SPLIT && grads.len() >= params.len() {
+        let mid = params.len() / 2;
+        let (p0, p1) = params.split_at_mut(mid);
+        let (g0, g1) = grads.split_at(mid);
+        let (m0, m1) = halves(m, mid);
+        let (v0, v1) = halves(v, mid);
+        rayon::join(|| one(p0, g0, m0, v0), || one(p1, g1, m1, v1));
+    } else {
+        one(params, grads, m, v);
+    }
+}
+
+/// One Adam step's constants.
+struct AdamConsts {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    decoupled: bool,
+    step_size: f32,
+    bc2_sqrt: f32,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn adam_avx2(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], c: &AdamConsts) {
+    adam_body(params, grads, m, v, c)
+}
+
+#[inline(always)]
+fn adam_body(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], c: &AdamConsts) {
     for (((p, &g), m), v) in params.iter_mut().zip(grads).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = if decoupled {
-            *p *= 1.0 - lr * weight_decay;
+        let g = if c.decoupled {
+            *p *= 1.0 - c.lr * c.weight_decay;
             g
         } else {
-            g + weight_decay * *p
+            g + c.weight_decay * *p
         };
-        *m = beta1 * *m + (1.0 - beta1) * g;
-        *v = beta2 * *v + (1.0 - beta2) * g * g;
-        let denom = v.sqrt() / bc2_sqrt + eps;
-        *p -= step_size * *m / denom;
+        *m = c.beta1 * *m + (1.0 - c.beta1) * g;
+        *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
+        let denom = v.sqrt() / c.bc2_sqrt + c.eps;
+        *p -= c.step_size * *m / denom;
     }
 }
