@@ -128,23 +128,32 @@ fn softmax_cross_entropy_stays_finite_for_huge_logits() {
 #[test]
 fn a_diverging_run_stops_before_nan_weights() {
     // Least squares with lr 10: every step multiplies the error by about -50.
-    let mut m = Diverging::new(0);
-    let x = ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![1.0, 2.0, -1.0, 0.5]).unwrap();
-    let t = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, -1.0]).unwrap();
-    let mut stopped = None;
-    for step in 0..200 {
-        match m.train_step(x.view(), Target::Values(t.view())) {
-            Ok(_) => {}
-            Err(e) => {
-                stopped = Some((step, e.to_string()));
-                break;
+    // Generated code and the interpreter both stop before a non-finite update.
+    let source = "model Diverging { input 2 dense 1 train { loss mse optimizer sgd lr 10 batch 2 } }";
+    let mut generated = Diverging::new(0);
+    let mut interpreted = cnnc::interp::Interpreter::from_source(source, "Diverging", 0).unwrap();
+    for m in [&mut generated as &mut dyn Train, &mut interpreted] {
+        let x = ArrayD::from_shape_vec(IxDyn(&[2, 2]), vec![1.0, 2.0, -1.0, 0.5]).unwrap();
+        let t = ArrayD::from_shape_vec(IxDyn(&[2, 1]), vec![1.0, -1.0]).unwrap();
+        let mut stopped = None;
+        for step in 0..200 {
+            match m.train_step(x.view(), Target::Values(t.view())) {
+                Ok(_) => {}
+                Err(e) => {
+                    stopped = Some((step, e.to_string()));
+                    break;
+                }
             }
         }
-    }
-    let (_, message) = stopped.expect("training should stop");
-    assert!(message.contains("lower the learning rate"), "{message}");
-    for name in m.param_names() {
-        assert!(m.param(&name).unwrap().iter().all(|v| !v.is_nan()), "{name} holds NaN");
+        let (step, message) = stopped.expect("training should stop");
+        assert!(message.contains("lower the learning rate"), "{message}");
+        assert!(message.contains(&format!("batch {}", step + 1)), "{message}");
+        for name in m.param_names() {
+            assert!(
+                m.param(&name).unwrap().iter().all(|v| v.is_finite()),
+                "{name} is not finite"
+            );
+        }
     }
 }
 

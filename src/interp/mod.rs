@@ -48,6 +48,8 @@ pub struct Interpreter {
     optimizer: Option<optim::Optimizer>,
     /// The epoch whose learning rate `train_step` uses.
     epoch: usize,
+    /// Successful `train_step`s so far (a divergence error names the next one).
+    steps: usize,
     /// Draws the dropout masks of `gradients` and `train_step`.
     dropout: ChaCha8Rng,
 }
@@ -97,6 +99,7 @@ impl Interpreter {
             net: Network::from_parts(model, params),
             optimizer,
             epoch: 0,
+            steps: 0,
             dropout,
         }
     }
@@ -183,6 +186,16 @@ impl Train for Interpreter {
     fn train_step(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error> {
         // An inference-only model fails here with `Error::Config`.
         let g = self.net.gradients(x, &target, Some(&mut self.dropout))?;
+        // As generated code: a non-finite loss stops before the update, so the
+        // weights stay as they were.
+        if !g.loss.is_finite() {
+            return Err(Error::Diverged {
+                epoch: self.epoch,
+                batch: self.steps,
+                loss: g.loss,
+            });
+        }
+        self.steps += 1;
         let lr = self
             .net
             .model()
