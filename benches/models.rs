@@ -11,25 +11,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 cnn_macros::cnn!(file = "examples/models/lenet.cnn");
 
-cnn_macros::cnn! {
-    model CifarBlock {
-        input 3x32x32
-        conv 32 kernel 3 pad 1 relu
-        conv 32 kernel 3 pad 1 relu
-        maxpool 2
-        conv 64 kernel 3 pad 1 relu
-        conv 64 kernel 3 pad 1 relu
-        maxpool 2
-        flatten
-        dense 256 relu
-        dense 10 softmax
-        train { loss cross_entropy optimizer adam lr 1e-3 batch 32 }
-    }
-    model Conv64 {
-        input 64x32x32
-        conv 64 kernel 3 pad 1
-    }
-}
+cnn_macros::cnn!(file = "benches/models.cnn");
 
 fn input(shape: &[usize]) -> ArrayD<f32> {
     let mut i = 0u32;

@@ -12,29 +12,7 @@ use std::time::Instant;
 
 cnn_macros::cnn!(file = "examples/models/lenet.cnn");
 
-cnn_macros::cnn! {
-    // cifar_train_b32: the cifar_block_adam fixture's model, trained at batch 32.
-    model CifarBlock {
-        input 3x32x32
-        conv 32 kernel 3 pad 1 relu
-        conv 32 kernel 3 pad 1 relu
-        maxpool 2
-        conv 64 kernel 3 pad 1 relu
-        conv 64 kernel 3 pad 1 relu
-        maxpool 2
-        flatten
-        dense 256 relu
-        dense 10 softmax
-        train { loss cross_entropy optimizer adam lr 1e-3 batch 32 }
-    }
-
-    // conv64_fwd / conv64_bwd: one conv 64->64, kernel 3, pad 1, on 16x64x32x32.
-    model Conv64 {
-        input 64x32x32
-        conv 64 kernel 3 pad 1
-        train { loss mse optimizer sgd lr 0.01 batch 16 }
-    }
-}
+cnn_macros::cnn!(file = "benches/models.cnn");
 
 /// The median time of `f` in seconds over `reps` runs, after `warmup` untimed runs
 /// and at least half a second of them: the first benchmark of the process would

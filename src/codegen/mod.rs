@@ -168,7 +168,7 @@ pub(crate) fn multiversion(name: &Ident, params: TokenStream, args: TokenStream,
         #[allow(clippy::too_many_arguments)]
         fn #name(#params) {
             match ::cnnc::kernels::gemm::selected() {
-                // Safety: `selected` only returns a kernel whose features this CPU has,
+                // SAFETY: `selected` only returns a kernel whose features this CPU has,
                 // and both x86 kernels imply AVX2 and FMA.
                 #[cfg(target_arch = "x86_64")]
                 ::cnnc::kernels::gemm::Kernel::Avx512 | ::cnnc::kernels::gemm::Kernel::Avx2 => unsafe {

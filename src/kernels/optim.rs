@@ -61,17 +61,9 @@ pub fn sgd(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn sgd_avx2(
-    params: &mut [f32],
-    grads: &[f32],
-    buf: &mut [f32],
-    lr: f32,
-    momentum: f32,
-    nesterov: bool,
-    weight_decay: f32,
-    step: u64,
-) {
-    sgd_body(params, grads, buf, lr, momentum, nesterov, weight_decay, step)
+#[allow(clippy::too_many_arguments)]
+fn sgd_avx2(p: &mut [f32], g: &[f32], b: &mut [f32], lr: f32, mu: f32, nesterov: bool, wd: f32, step: u64) {
+    sgd_body(p, g, b, lr, mu, nesterov, wd, step)
 }
 
 #[inline(always)]
