@@ -213,6 +213,20 @@ pub struct Dense {
     pub units: usize,
 }
 
+/// An elementwise activation, as fused into the layer before it: what the code
+/// generator plans and the kernels (`cnnc::kernels::Act`) apply. Softmax is not
+/// elementwise and is not one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Act {
+    Identity,
+    Relu,
+    /// The negative slope, which the checker requires to be >= 0 so that the
+    /// derivative can be read from the output.
+    LeakyRelu(f32),
+    Sigmoid,
+    Tanh,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activation {
     Relu,

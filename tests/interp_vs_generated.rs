@@ -11,74 +11,9 @@ use cnnc::kernels::gemm::{set_kernel, Kernel};
 use cnnc::ndarray::{Array1, ArrayD, IxDyn};
 use cnnc::{Model, Target};
 
-const EVERYTHING: &str = "
-model Everything {
-    input 3x12x10
-    stem: conv 4 kernel 3x2 stride 2x1 pad top 1 left 1 leaky_relu 0.1
-    maxpool 3 stride 2 pad 1 round ceil
-    conv 6 kernel 2 pad same tanh
-    avgpool 2 round ceil
-    flatten
-    dense 7 sigmoid
-    dense 5 softmax
-    train { loss cross_entropy optimizer adamw lr 0.01 weight_decay 0.05 batch 3 }
-}";
-
-const BINARY: &str = "
-model Binary {
-    input 2x6x6
-    conv 3 kernel 3 relu
-    avgpool global
-    flatten
-    dense 1 sigmoid
-    train { loss binary_cross_entropy optimizer sgd lr 0.1 momentum 0.5 nesterov weight_decay 0.01 batch 4 }
-}";
-
-const REGRESSION: &str = "
-model Regression {
-    input 2x8x8
-    conv 3 kernel 3 stride 2 round floor
-    maxpool 2 round ceil
-    relu
-    flatten
-    dense 5 softmax
-    dense 4 relu
-    dense 3
-    train { loss mse optimizer adam lr 0.01 beta1 0.8 eps 1e-6 batch 2 }
-}";
-
-cnn_macros::cnn! {
-    model Everything {
-        input 3x12x10
-        stem: conv 4 kernel 3x2 stride 2x1 pad top 1 left 1 leaky_relu 0.1
-        maxpool 3 stride 2 pad 1 round ceil
-        conv 6 kernel 2 pad same tanh
-        avgpool 2 round ceil
-        flatten
-        dense 7 sigmoid
-        dense 5 softmax
-        train { loss cross_entropy optimizer adamw lr 0.01 weight_decay 0.05 batch 3 }
-    }
-    model Binary {
-        input 2x6x6
-        conv 3 kernel 3 relu
-        avgpool global
-        flatten
-        dense 1 sigmoid
-        train { loss binary_cross_entropy optimizer sgd lr 0.1 momentum 0.5 nesterov weight_decay 0.01 batch 4 }
-    }
-    model Regression {
-        input 2x8x8
-        conv 3 kernel 3 stride 2 round floor
-        maxpool 2 round ceil
-        relu
-        flatten
-        dense 5 softmax
-        dense 4 relu
-        dense 3
-        train { loss mse optimizer adam lr 0.01 beta1 0.8 eps 1e-6 batch 2 }
-    }
-}
+/// The models both implementations run (and the interpreter reads by name).
+const MODELS: &str = include_str!("interp_vs_generated.cnn");
+cnn_macros::cnn!(file = "tests/interp_vs_generated.cnn");
 
 cnn_macros::cnn!(file = "examples/models/lenet.cnn");
 
@@ -107,7 +42,7 @@ fn everything_with_chunked_batches() {
     let labels = Array1::from_shape_fn(7, |i| (i * 3) % 5);
     agree(
         &mut Everything::new(1),
-        &mut interpreter(EVERYTHING, "Everything"),
+        &mut interpreter(MODELS, "Everything"),
         &x,
         Target::Labels(labels.view()),
     );
@@ -118,7 +53,7 @@ fn binary_cross_entropy_and_global_pool() {
     let t = ArrayD::from_shape_fn(IxDyn(&[5, 1]), |ix| (ix[0] % 2) as f32);
     agree(
         &mut Binary::new(2),
-        &mut interpreter(BINARY, "Binary"),
+        &mut interpreter(MODELS, "Binary"),
         &x,
         Target::Values(t.view()),
     );
@@ -129,7 +64,7 @@ fn mse_with_standalone_activation_and_inner_softmax() {
     let t = ArrayD::from_shape_fn(IxDyn(&[3, 3]), |ix| ix[0] as f32 - ix[1] as f32 * 0.5);
     agree(
         &mut Regression::new(3),
-        &mut interpreter(REGRESSION, "Regression"),
+        &mut interpreter(MODELS, "Regression"),
         &x,
         Target::Values(t.view()),
     );
@@ -151,7 +86,7 @@ fn lenet() {
 fn same_seed_same_initial_weights() {
     // Generated code and the interpreter draw the spec's initialization identically.
     let g = Everything::new(9);
-    let i9 = Interpreter::from_source(EVERYTHING, "Everything", 9).unwrap();
+    let i9 = Interpreter::from_source(MODELS, "Everything", 9).unwrap();
     for name in g.param_names() {
         assert_eq!(g.param(&name), i9.param(&name), "{name}");
     }

@@ -4,69 +4,18 @@
 
 use cnnc::ir::{Op, Shape};
 use proptest::prelude::*;
+use std::sync::LazyLock;
 
-const EXAMPLES: &[&str] = &[
-    include_str!("../examples/models/lenet.cnn"),
-    include_str!("../examples/models/vgg_cifar.cnn"),
-    include_str!("../examples/models/mlp_binary.cnn"),
-    include_str!("../examples/models/regression.cnn"),
-    include_str!("../examples/models/tour.cnn"),
-];
+mod common;
+use common::EXAMPLE_MODELS as EXAMPLES;
 
-/// Words and numbers the mutations insert: keywords, edge-case numbers, punctuation.
-const TOKENS: &[&str] = &[
-    "model",
-    "input",
-    "conv",
-    "maxpool",
-    "avgpool",
-    "global",
-    "flatten",
-    "dense",
-    "dropout",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "leaky_relu",
-    "kernel",
-    "stride",
-    "pad",
-    "same",
-    "valid",
-    "top",
-    "bottom",
-    "left",
-    "right",
-    "round",
-    "floor",
-    "ceil",
-    "train",
-    "loss",
-    "cross_entropy",
-    "mse",
-    "binary_cross_entropy",
-    "optimizer",
-    "sgd",
-    "adam",
-    "adamw",
-    "lr",
-    "momentum",
-    "nesterov",
-    "beta1",
-    "beta2",
-    "eps",
-    "weight_decay",
-    "schedule",
-    "step",
-    "gamma",
-    "exponential",
-    "cosine",
-    "min",
-    "batch",
-    "epochs",
-    "validation",
-    "seed",
+/// Keywords (`cnnc::syntax::KEYWORDS`) and [`EXTRA_TOKENS`].
+static TOKENS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| cnnc::syntax::KEYWORDS.iter().chain(EXTRA_TOKENS).copied().collect());
+
+/// What the mutations insert besides the language's keywords: edge-case numbers,
+/// punctuation and junk.
+const EXTRA_TOKENS: &[&str] = &[
     "{",
     "}",
     ":",
@@ -216,7 +165,7 @@ proptest! {
     }
 
     #[test]
-    fn token_soups_never_panic(words in prop::collection::vec(prop::sample::select(TOKENS), 0..40)) {
+    fn token_soups_never_panic(words in prop::collection::vec(prop::sample::select(TOKENS.clone()), 0..40)) {
         compile_and_render(&words.join(" "));
     }
 

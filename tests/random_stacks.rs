@@ -21,6 +21,9 @@ use cnnc::ndarray::{Array1, ArrayD, IxDyn};
 use cnnc::{Model, Target, Train};
 use proptest::prelude::*;
 
+mod common;
+use common::EXAMPLE_MODELS as EXAMPLES;
+
 // ---------------------------------------------------------------------------
 // Deterministic values for batches and targets.
 
@@ -782,14 +785,6 @@ fn mutate(source: &str, mutations: &[Mutation]) -> String {
     }
     words.join(" ")
 }
-
-const EXAMPLES: &[&str] = &[
-    include_str!("../examples/models/lenet.cnn"),
-    include_str!("../examples/models/vgg_cifar.cnn"),
-    include_str!("../examples/models/mlp_binary.cnn"),
-    include_str!("../examples/models/regression.cnn"),
-    include_str!("../examples/models/tour.cnn"),
-];
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 768, ..ProptestConfig::default() })]

@@ -8,22 +8,9 @@ use quote::quote;
 
 /// `const NAME: ConvShape = ...;`, shared by the layer's forward and backward functions.
 pub fn shape_const(name: &Ident, s: &WindowShape, filters: usize) -> TokenStream {
-    let WindowShape {
-        c,
-        h,
-        w,
-        window: [kh, kw],
-        stride: [sh, sw],
-        pad_before: [pt, pl],
-        pad_after: [pb, pr],
-        oh,
-        ow,
-    } = *s;
+    let fields = s.fields(Some(filters));
     quote! {
-        const #name: ::cnnc::kernels::ConvShape = ::cnnc::kernels::ConvShape {
-            c: #c, h: #h, w: #w, f: #filters, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
-            pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow,
-        };
+        const #name: ::cnnc::kernels::ConvShape = ::cnnc::kernels::ConvShape { #fields };
     }
 }
 

@@ -2,28 +2,18 @@
 //! layers fuse, and where each parameter sits in the flat parameter buffer.
 //! Everything the emitters need, computed once from the IR.
 
+pub use crate::ir::Act;
 use crate::ir::{self, Activation, Loss, Op, Shape};
 
-/// An elementwise activation that can be fused into the layer before it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Act {
-    Identity,
-    Relu,
-    LeakyRelu(f32),
-    Sigmoid,
-    Tanh,
-}
-
-impl Act {
-    fn of(a: &Activation) -> Option<Act> {
-        Some(match *a {
-            Activation::Relu => Act::Relu,
-            Activation::LeakyRelu(s) => Act::LeakyRelu(s),
-            Activation::Sigmoid => Act::Sigmoid,
-            Activation::Tanh => Act::Tanh,
-            Activation::Softmax => return None,
-        })
-    }
+/// The elementwise activation of `a`; none for softmax.
+fn act_of(a: &Activation) -> Option<Act> {
+    Some(match *a {
+        Activation::Relu => Act::Relu,
+        Activation::LeakyRelu(s) => Act::LeakyRelu(s),
+        Activation::Sigmoid => Act::Sigmoid,
+        Activation::Tanh => Act::Tanh,
+        Activation::Softmax => return None,
+    })
 }
 
 /// A window's sizes, as the kernels' `ConvShape`/`PoolShape` want them.
@@ -41,6 +31,27 @@ pub struct WindowShape {
 }
 
 impl WindowShape {
+    /// The fields of a `ConvShape` (with `filters`) or a `PoolShape` (without), as
+    /// struct-literal tokens.
+    pub fn fields(&self, filters: Option<usize>) -> proc_macro2::TokenStream {
+        let WindowShape {
+            c,
+            h,
+            w,
+            window: [kh, kw],
+            stride: [sh, sw],
+            pad_before: [pt, pl],
+            pad_after: [pb, pr],
+            oh,
+            ow,
+        } = *self;
+        let f = filters.map(|f| quote::quote!(f: #f,));
+        quote::quote! {
+            c: #c, h: #h, w: #w, #f kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+            pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow,
+        }
+    }
+
     fn new(input: Shape, output: Shape, w: &ir::Window) -> Self {
         let (Shape::Image { c, h, w: width }, Shape::Image { h: oh, w: ow, .. }) = (input, output) else {
             unreachable!("the checker gives windows image shapes")
@@ -167,7 +178,7 @@ impl Plan {
             // Fuse a following elementwise activation, unless it is the final sigmoid that
             // binary cross-entropy needs to see separately.
             let fused = model.layers.get(i + 1).and_then(|next| match &next.op {
-                Op::Activation(a) if !(i + 1 == last && loss == Some(Loss::BinaryCrossEntropy)) => Act::of(a),
+                Op::Activation(a) if !(i + 1 == last && loss == Some(Loss::BinaryCrossEntropy)) => act_of(a),
                 _ => None,
             });
             let mut name = layer.name.clone();
@@ -201,7 +212,7 @@ impl Plan {
                 Op::Activation(Activation::Softmax) => Kind::Softmax {
                     features: layer.input.len(),
                 },
-                Op::Activation(a) => Kind::Activation(Act::of(a).unwrap_or(Act::Identity)),
+                Op::Activation(a) => Kind::Activation(act_of(a).unwrap_or(Act::Identity)),
             };
             let has_params = matches!(kind, Kind::Conv { .. } | Kind::Dense { .. });
             let fuses = has_params && fused.is_some();

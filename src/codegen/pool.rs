@@ -7,22 +7,9 @@ use quote::quote;
 
 /// `const NAME: PoolShape = ...;`, shared by the layer's forward and backward functions.
 pub fn shape_const(name: &Ident, s: &WindowShape) -> TokenStream {
-    let WindowShape {
-        c,
-        h,
-        w,
-        window: [kh, kw],
-        stride: [sh, sw],
-        pad_before: [pt, pl],
-        pad_after: [pb, pr],
-        oh,
-        ow,
-    } = *s;
+    let fields = s.fields(None);
     quote! {
-        const #name: ::cnnc::kernels::PoolShape = ::cnnc::kernels::PoolShape {
-            c: #c, h: #h, w: #w, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
-            pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow,
-        };
+        const #name: ::cnnc::kernels::PoolShape = ::cnnc::kernels::PoolShape { #fields };
     }
 }
 

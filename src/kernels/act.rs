@@ -2,16 +2,7 @@
 //! passes use the stored output: relu' = (y > 0), sigmoid' = y(1 - y), tanh' = 1 - y^2.
 
 /// An elementwise activation (softmax is not elementwise; see [`softmax_forward`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Act {
-    Identity,
-    Relu,
-    /// The negative slope, which the checker requires to be >= 0 so that the
-    /// derivative can be read from the output.
-    LeakyRelu(f32),
-    Sigmoid,
-    Tanh,
-}
+pub use crate::ir::Act;
 
 impl Act {
     #[inline(always)]

@@ -21,6 +21,27 @@ fn halves(buf: &mut [f32], mid: usize) -> (&mut [f32], &mut [f32]) {
     }
 }
 
+/// Runs `update(params, grads, state1, state2)` once, or on the two halves of every
+/// buffer on two threads when there are more than [`SPLIT`] parameters.
+fn in_halves(
+    params: &mut [f32],
+    grads: &[f32],
+    state1: &mut [f32],
+    state2: &mut [f32],
+    update: &(impl Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync),
+) {
+    if params.len() > SPLIT && grads.len() >= params.len() {
+        let mid = params.len() / 2;
+        let (p0, p1) = params.split_at_mut(mid);
+        let (g0, g1) = grads.split_at(mid);
+        let (a0, a1) = halves(state1, mid);
+        let (b0, b1) = halves(state2, mid);
+        rayon::join(|| update(p0, g0, a0, b0), || update(p1, g1, a1, b1));
+    } else {
+        update(params, grads, state1, state2);
+    }
+}
+
 /// Whether the AVX2 build may run: the chosen matrix kernel is an x86 one, and
 /// both imply AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
@@ -40,7 +61,7 @@ pub fn sgd(
     weight_decay: f32,
     step: u64,
 ) {
-    let one = |p: &mut [f32], g: &[f32], b: &mut [f32]| {
+    let update = |p: &mut [f32], g: &[f32], b: &mut [f32], _: &mut [f32]| {
         #[cfg(target_arch = "x86_64")]
         if avx2() {
             // SAFETY: `avx2()` holds only when the CPU has AVX2 and FMA.
@@ -48,15 +69,7 @@ pub fn sgd(
         }
         sgd_body(p, g, b, lr, momentum, nesterov, weight_decay, step)
     };
-    if params.len() > SPLIT && grads.len() >= params.len() {
-        let mid = params.len() / 2;
-        let (p0, p1) = params.split_at_mut(mid);
-        let (g0, g1) = grads.split_at(mid);
-        let (b0, b1) = halves(buf, mid);
-        rayon::join(|| one(p0, g0, b0), || one(p1, g1, b1));
-    } else {
-        one(params, grads, buf);
-    }
+    in_halves(params, grads, buf, &mut [], &update);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -119,7 +132,7 @@ pub fn adam(
         step_size,
         bc2_sqrt,
     };
-    let one = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+    let update = |p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
         #[cfg(target_arch = "x86_64")]
         if avx2() {
             // SAFETY: `avx2()` holds only when the CPU has AVX2 and FMA.
@@ -127,16 +140,7 @@ pub fn adam(
         }
         adam_body(p, g, m, v, &c)
     };
-    if params.len() > SPLIT && grads.len() >= params.len() {
-        let mid = params.len() / 2;
-        let (p0, p1) = params.split_at_mut(mid);
-        let (g0, g1) = grads.split_at(mid);
-        let (m0, m1) = halves(m, mid);
-        let (v0, v1) = halves(v, mid);
-        rayon::join(|| one(p0, g0, m0, v0), || one(p1, g1, m1, v1));
-    } else {
-        one(params, grads, m, v);
-    }
+    in_halves(params, grads, m, v, &update);
 }
 
 /// One Adam step's constants.

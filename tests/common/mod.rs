@@ -10,6 +10,15 @@ use safetensors::{Dtype, SafeTensors};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The text of every model file in examples/models.
+pub const EXAMPLE_MODELS: &[&str] = &[
+    include_str!("../../examples/models/lenet.cnn"),
+    include_str!("../../examples/models/vgg_cifar.cnn"),
+    include_str!("../../examples/models/mlp_binary.cnn"),
+    include_str!("../../examples/models/regression.cnn"),
+    include_str!("../../examples/models/tour.cnn"),
+];
+
 /// The directory that holds every fixture case.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
