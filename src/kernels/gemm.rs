@@ -477,16 +477,16 @@ unsafe fn drive<K: Micro>(g: &Gemm) {
         let mut pc = 0;
         while pc < g.k {
             let kc = (g.k - pc).min(kc_max);
-            // SAFETY: (pc, jc) is inside B; pack_b reads only (pc + p, jc + j) for p < kc,
+            // SAFETY: (pc, jc) is inside B; pack_panels reads only (pc + p, jc + j) for p < kc,
             // j < nc, all inside B, and writes kc * round_up(nc, NR) <= b_len floats.
-            unsafe { pack_b::<K>(kc, nc, g.b.add(pc * g.rsb + jc * g.csb), g.rsb, g.csb, bp) };
+            unsafe { pack_panels::<K>(K::NR, nc, kc, g.b.add(pc * g.rsb + jc * g.csb), g.rsb, g.csb, bp) };
             let beta = if pc == 0 { g.beta } else { 1.0 };
             let mut ic = 0;
             while ic < g.m {
                 let mc = (g.m - ic).min(K::MC);
                 // SAFETY: as for B: rows ic.. ic + mc and columns pc.. pc + kc of A, and
                 // round_up(mc, MR) * kc <= a_len floats written.
-                unsafe { pack_a::<K>(mc, kc, g.a.add(ic * g.rsa + pc * g.csa), g.rsa, g.csa, ap) };
+                unsafe { pack_panels::<K>(K::MR, mc, kc, g.a.add(ic * g.rsa + pc * g.csa), g.csa, g.rsa, ap) };
                 let mut jr = 0;
                 while jr < nc {
                     let nr = (nc - jr).min(K::NR);
@@ -522,57 +522,41 @@ unsafe fn drive<K: Micro>(g: &Gemm) {
     }
 }
 
-/// Packs an `mc x kc` block of A into `MR`-row panels: panel `r` holds, for each
-/// `p`, the `MR` elements `A[r * MR + i, p]` (zero below the block's last row).
+/// Packs `count` lines of `kc` elements into panels of `width` lines, `p`-major:
+/// line `l` of the block starts at `src + l * across`, its element `p` is `along`
+/// further per step. A's rows go into `MR`-row panels (`along` = A's column stride),
+/// B's columns into `NR`-column panels (`along` = B's row stride); the last panel is
+/// zero-padded to `width`.
 ///
 /// # Safety
-/// Elements `(i, p)`, `i < mc`, `p < kc`, are readable from `a`; `dst` has room for
-/// `round_up(mc, MR) * kc` floats.
+/// `src[l * across + p * along]` is readable for `l < count`, `p < kc`; `dst` has room
+/// for `round_up(count, width) * kc` floats.
 #[inline(always)]
-unsafe fn pack_a<K: Micro>(mc: usize, kc: usize, a: *const f32, rsa: usize, csa: usize, dst: *mut f32) {
-    let mut ir = 0;
-    while ir < mc {
-        // SAFETY: panel ir / MR of dst holds MR * kc floats; rows ir.. ir + MR clipped
-        // to mc of A, columns < kc.
+unsafe fn pack_panels<K: Micro>(
+    width: usize,
+    count: usize,
+    kc: usize,
+    src: *const f32,
+    along: usize,
+    across: usize,
+    dst: *mut f32,
+) {
+    let mut l = 0;
+    while l < count {
+        // SAFETY: panel l / width of dst holds width * kc floats; lines l.. l + width
+        // clipped to count, elements < kc.
         unsafe {
             pack_panel::<K>(
-                K::MR,
-                (mc - ir).min(K::MR),
+                width,
+                (count - l).min(width),
                 kc,
-                a.add(ir * rsa),
-                csa,
-                rsa,
-                dst.add(ir * kc),
+                src.add(l * across),
+                along,
+                across,
+                dst.add(l * kc),
             )
         };
-        ir += K::MR;
-    }
-}
-
-/// Packs a `kc x nc` block of B into `NR`-column panels: panel `r` holds, for each
-/// `p`, the `NR` elements `B[p, r * NR + j]` (zero right of the block's last column).
-///
-/// # Safety
-/// Elements `(p, j)`, `p < kc`, `j < nc`, are readable from `b`; `dst` has room for
-/// `kc * round_up(nc, NR)` floats.
-#[inline(always)]
-unsafe fn pack_b<K: Micro>(kc: usize, nc: usize, b: *const f32, rsb: usize, csb: usize, dst: *mut f32) {
-    let mut jr = 0;
-    while jr < nc {
-        // SAFETY: panel jr / NR of dst holds kc * NR floats; columns jr.. jr + NR
-        // clipped to nc of B, rows < kc.
-        unsafe {
-            pack_panel::<K>(
-                K::NR,
-                (nc - jr).min(K::NR),
-                kc,
-                b.add(jr * csb),
-                rsb,
-                csb,
-                dst.add(jr * kc),
-            )
-        };
-        jr += K::NR;
+        l += width;
     }
 }
 
