@@ -7,8 +7,8 @@
 //! single-thread FMA peak), which is quicker to read than Criterion's output.
 //! `GEMM_FILTER=<substring>` restricts either mode to matching shape names.
 
-use cnnc::kernels::gemm::{selected_kernel, sgemm_with, workspace_len, Kernel};
-use cnnc::kernels::peak::{measure_peak_gflops, measure_peak_gflops_with};
+use cnnc::compute::gemm::{selected_isa, sgemm_with, workspace_len, Isa};
+use cnnc::compute::peak::{measure_peak_gflops, measure_peak_gflops_with};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -94,7 +94,7 @@ impl Operands {
         }
     }
 
-    fn run(&mut self, kernel: Kernel, s: &Shape) {
+    fn run(&mut self, kernel: Isa, s: &Shape) {
         let [rsa, csa, rsb, csb, rsc, csc] = self.strides;
         let (a, b) = (black_box(&self.a[..]), black_box(&self.b[..]));
         sgemm_with(
@@ -124,8 +124,8 @@ fn flops(s: &Shape) -> f64 {
     2.0 * (s.m * s.n * s.k) as f64
 }
 
-fn kernels() -> Vec<Kernel> {
-    Kernel::ALL.into_iter().rev().filter(|k| k.is_available()).collect()
+fn kernels() -> Vec<Isa> {
+    Isa::ALL.into_iter().rev().filter(|k| k.is_available()).collect()
 }
 
 fn selected_shapes() -> impl Iterator<Item = &'static Shape> {
@@ -156,7 +156,7 @@ fn table() {
     let peaks: Vec<f64> = kernels.iter().map(|&k| measure_peak_gflops_with(k)).collect();
     println!(
         "selected kernel: {}; single-thread FMA peak {:.1} GFLOP/s",
-        selected_kernel(),
+        selected_isa(),
         measure_peak_gflops()
     );
     for (k, p) in kernels.iter().zip(&peaks) {
@@ -182,7 +182,7 @@ fn table() {
 fn criterion(c: &mut Criterion) {
     println!(
         "selected kernel: {}; single-thread FMA peak {:.1} GFLOP/s",
-        selected_kernel(),
+        selected_isa(),
         measure_peak_gflops()
     );
     for s in selected_shapes() {

@@ -4,7 +4,7 @@
 //! (`cargo run --release --example bench` prints the same figures as JSON lines,
 //! for comparison with `../shared/bench/torch_baseline.sh`.)
 
-use cnnc::kernels::gemm::{set_kernel, Kernel};
+use cnnc::compute::gemm::{set_isa, Isa};
 use cnnc::ndarray::{Array1, ArrayD, IxDyn};
 use cnnc::{Target, Train};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -64,13 +64,13 @@ fn conv64(c: &mut Criterion) {
     let mut out = vec![0.0; 16 * 64 * 32 * 32];
     // 2·N·OC·OH·OW·IC·KH·KW: criterion reports it as elements per second.
     g.throughput(Throughput::Elements(2 * 16 * 64 * 32 * 32 * 64 * 9));
-    for kernel in Kernel::ALL.into_iter().filter(|k| k.is_available()) {
-        set_kernel(kernel).expect("available");
+    for kernel in Isa::ALL.into_iter().filter(|k| k.is_available()) {
+        set_isa(kernel).expect("available");
         g.bench_with_input(BenchmarkId::from_parameter(kernel), &kernel, |b, _| {
             b.iter(|| model.predict_into(x.view(), &mut out).expect("forward"))
         });
     }
-    set_kernel(Kernel::best()).expect("available");
+    set_isa(Isa::best()).expect("available");
     g.finish();
 }
 

@@ -100,7 +100,7 @@ fn main() {
     emit("peak", "gflops", peak_gflops());
 }
 
-/// The FP32 FMA peak of all threads: each runs [`cnnc::kernels::peak`]'s
+/// The FP32 FMA peak of all threads: each runs [`cnnc::compute::peak`]'s
 /// register-only FMA loop at the same time, on the widest vectors the CPU has.
 fn peak_gflops() -> f64 {
     use rayon::prelude::*;
@@ -109,7 +109,7 @@ fn peak_gflops() -> f64 {
         .map(|_| {
             (0..threads)
                 .into_par_iter()
-                .map(|_| cnnc::kernels::peak::measure_peak_gflops())
+                .map(|_| cnnc::compute::peak::measure_peak_gflops())
                 .sum::<f64>()
         })
         .fold(0.0, f64::max)

@@ -69,7 +69,7 @@ impl Model {
         let layer = &self.layers[index];
         let (fan_in, fan_out) = match (&layer.op, layer.input) {
             (Op::Conv(c), Shape::Image { c: channels, .. }) => {
-                let k = c.window.kernel[0] * c.window.kernel[1];
+                let k = c.window.size[0] * c.window.size[1];
                 (channels * k, c.filters * k)
             }
             (Op::Dense(d), input) => (input.len(), d.units),
@@ -108,10 +108,9 @@ impl Layer {
     /// The layer's parameters: weight then bias, in PyTorch layout.
     pub fn params(&self) -> Vec<Param> {
         let (weight, bias) = match (&self.op, self.input) {
-            (Op::Conv(c), Shape::Image { c: channels, .. }) => (
-                vec![c.filters, channels, c.window.kernel[0], c.window.kernel[1]],
-                c.filters,
-            ),
+            (Op::Conv(c), Shape::Image { c: channels, .. }) => {
+                (vec![c.filters, channels, c.window.size[0], c.window.size[1]], c.filters)
+            }
             (Op::Dense(d), input) => (vec![d.units, input.len()], d.units),
             _ => return Vec::new(),
         };
@@ -135,10 +134,10 @@ impl Layer {
                 let Shape::Image { c: ic, .. } = self.input else {
                     return 0;
                 };
-                out * (2 * ic as u128 * c.window.kernel[0] as u128 * c.window.kernel[1] as u128)
+                out * (2 * ic as u128 * c.window.size[0] as u128 * c.window.size[1] as u128)
             }
             Op::Dense(_) => out * 2 * self.input.len() as u128,
-            Op::MaxPool(w) | Op::AvgPool(w) => out * (w.kernel[0] * w.kernel[1]) as u128,
+            Op::MaxPool(w) | Op::AvgPool(w) => out * (w.size[0] * w.size[1]) as u128,
             Op::GlobalAvgPool => self.input.len() as u128,
             Op::Activation(Activation::Softmax) => 3 * out,
             Op::Activation(_) | Op::Dropout(_) => out,
@@ -197,7 +196,7 @@ pub struct Conv {
 /// The sliding window of a conv or pooling layer, per spatial axis `[height, width]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
-    pub kernel: [usize; 2],
+    pub size: [usize; 2],
     pub stride: [usize; 2],
     /// Padding before each axis (top, left).
     pub pad_before: [usize; 2],
@@ -214,7 +213,7 @@ pub struct Dense {
 }
 
 /// An elementwise activation, as fused into the layer before it: what the code
-/// generator plans and the kernels (`cnnc::kernels::Act`) apply. Softmax is not
+/// generator plans and the kernels (`cnnc::compute::Act`) apply. Softmax is not
 /// elementwise and is not one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Act {

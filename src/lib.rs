@@ -15,12 +15,12 @@
 
 pub mod check;
 pub mod codegen;
+#[cfg(feature = "runtime")]
+pub mod compute;
 pub mod diag;
 #[cfg(feature = "runtime")]
 pub mod interp;
 pub mod ir;
-#[cfg(feature = "runtime")]
-pub mod kernels;
 #[cfg(feature = "runtime")]
 pub mod rt;
 pub mod summary;

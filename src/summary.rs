@@ -97,7 +97,7 @@ fn kind(op: &Op) -> String {
         } else {
             format!("{}x{}", w.stride[0], w.stride[1])
         };
-        format!("{word} {}x{}/{stride}", w.kernel[0], w.kernel[1])
+        format!("{word} {}x{}/{stride}", w.size[0], w.size[1])
     };
     match op {
         Op::Conv(c) => window("conv", &c.window),

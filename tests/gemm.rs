@@ -2,7 +2,7 @@
 //! edge shapes, every transpose combination through strides, beta 0 over NaN,
 //! beta 1, alpha != 1, k = 0, short slices, and no allocation.
 
-use cnnc::kernels::gemm::{sgemm, sgemm_with, workspace_len, GemmError, Kernel};
+use cnnc::compute::gemm::{sgemm, sgemm_with, workspace_len, GemmError, Isa};
 use proptest::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -35,8 +35,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-fn kernels() -> Vec<Kernel> {
-    Kernel::ALL.into_iter().filter(|k| k.is_available()).collect()
+fn kernels() -> Vec<Isa> {
+    Isa::ALL.into_iter().filter(|k| k.is_available()).collect()
 }
 
 /// A matrix stored with a layout: row-major or column-major, with `pad` unused
@@ -86,7 +86,7 @@ struct Case {
 
 /// Runs one case with `kernel` and checks every element of C (and that padding
 /// between C's elements is untouched).
-fn check(kernel: Kernel, case: &Case, seed: u64) {
+fn check(kernel: Isa, case: &Case, seed: u64) {
     let Case {
         m,
         n,
@@ -417,9 +417,9 @@ fn sgemm_allocates_nothing() {
 
 #[test]
 fn selected_kernel_is_the_best_available() {
-    let name = cnnc::kernels::gemm::selected_kernel();
-    assert_eq!(name, Kernel::best().name());
-    assert!(Kernel::best().is_available());
+    let name = cnnc::compute::gemm::selected_isa();
+    assert_eq!(name, Isa::best().name());
+    assert!(Isa::best().is_available());
 }
 
 fn layout() -> impl Strategy<Value = Layout2> {

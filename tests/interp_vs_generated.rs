@@ -6,8 +6,8 @@ mod common;
 
 use common::{agree, input};
 
+use cnnc::compute::gemm::{set_isa, Isa};
 use cnnc::interp::Interpreter;
-use cnnc::kernels::gemm::{set_kernel, Kernel};
 use cnnc::ndarray::{Array1, ArrayD, IxDyn};
 use cnnc::{Model, Target};
 
@@ -26,8 +26,8 @@ fn interpreter(source: &str, name: &str) -> Interpreter {
 /// interpreter. One test, because the kernel choice is process-wide.
 #[test]
 fn every_kernel_agrees_with_the_interpreter() {
-    for kernel in Kernel::ALL.into_iter().filter(|k| k.is_available()) {
-        set_kernel(kernel).unwrap();
+    for kernel in Isa::ALL.into_iter().filter(|k| k.is_available()) {
+        set_isa(kernel).unwrap();
         eprintln!("kernel {kernel}");
         everything_with_chunked_batches();
         binary_cross_entropy_and_global_pool();

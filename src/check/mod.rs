@@ -403,7 +403,7 @@ fn op_params(op: &ir::Op, input: Shape) -> u128 {
     match (op, input) {
         (ir::Op::Conv(c), Shape::Image { c: channels, .. }) => {
             let f = c.filters as u128;
-            f * channels as u128 * c.window.kernel[0] as u128 * c.window.kernel[1] as u128 + f
+            f * channels as u128 * c.window.size[0] as u128 * c.window.size[1] as u128 + f
         }
         (ir::Op::Dense(d), input) => d.units as u128 * shape_len(input) + d.units as u128,
         _ => 0,

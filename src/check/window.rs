@@ -34,7 +34,7 @@ enum Pad {
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
     kind: Kind,
-    kernel: [usize; 2],
+    size: [usize; 2],
     stride: [usize; 2],
     pad: Pad,
     pad_span: Span,
@@ -69,8 +69,8 @@ pub fn lower(
         }
         seen.push(word);
         match &option.kind {
-            WindowOptionKind::Kernel(k) if kind == Kind::Conv => kernel = pair(k, "kernel", diags),
-            WindowOptionKind::Kernel(k) => diags.push(
+            WindowOptionKind::Size(k) if kind == Kind::Conv => kernel = pair(k, "kernel", diags),
+            WindowOptionKind::Size(k) => diags.push(
                 Diagnostic::error(
                     option.span,
                     format!("{} takes its window size right after the keyword", kind.word()),
@@ -114,7 +114,7 @@ pub fn lower(
     }
     let spec = Spec {
         kind,
-        kernel,
+        size: kernel,
         stride,
         pad: pad.unwrap_or(Pad::Explicit {
             before: [0, 0],
@@ -132,7 +132,7 @@ pub fn lower(
 
 fn option_word(kind: &WindowOptionKind) -> &'static str {
     match kind {
-        WindowOptionKind::Kernel(_) => "kernel",
+        WindowOptionKind::Size(_) => "kernel",
         WindowOptionKind::Stride(_) => "stride",
         WindowOptionKind::Pad(_) => "pad",
         WindowOptionKind::Round(_) => "round",
@@ -141,7 +141,7 @@ fn option_word(kind: &WindowOptionKind) -> &'static str {
 
 fn check_padding_limits(spec: &Spec, before: [usize; 2], after: [usize; 2], diags: &mut Diagnostics) {
     for axis in 0..2 {
-        let k = spec.kernel[axis];
+        let k = spec.size[axis];
         for p in [before[axis], after[axis]] {
             let error = match spec.kind {
                 Kind::Conv if p >= k => Diagnostic::error(
@@ -180,8 +180,8 @@ pub fn resolve(
     let (before, after) = match spec.pad {
         Pad::Explicit { before, after } => (before, after),
         Pad::Same => {
-            let (t, b) = same_padding(h, spec.kernel[0], spec.stride[0]);
-            let (l, r) = same_padding(w, spec.kernel[1], spec.stride[1]);
+            let (t, b) = same_padding(h, spec.size[0], spec.stride[0]);
+            let (l, r) = same_padding(w, spec.size[1], spec.stride[1]);
             let (before, after) = ([t, l], [b, r]);
             let errors = diags.len();
             check_padding_limits(spec, before, after, diags);
@@ -193,7 +193,7 @@ pub fn resolve(
     };
     let axes: [Axis; 2] = std::array::from_fn(|i| Axis {
         input: input[i],
-        kernel: spec.kernel[i],
+        kernel: spec.size[i],
         stride: spec.stride[i],
         pad_before: before[i],
         pad_after: after[i],
@@ -209,7 +209,7 @@ pub fn resolve(
     let results = axes.map(|a| a.output(round));
     if let [Ok(oh), Ok(ow)] = results {
         let window = ir::Window {
-            kernel: spec.kernel,
+            size: spec.size,
             stride: spec.stride,
             pad_before: before,
             pad_after: after,
@@ -304,8 +304,8 @@ fn fix_hint(spec: &Spec, axes: &[Axis; 2], failing: &[usize]) -> String {
     });
     let mut parts = Vec::new();
     let limit_ok = (0..2).all(|i| match spec.kind {
-        Kind::Conv => before[i] < spec.kernel[i] && after[i] < spec.kernel[i],
-        _ => before[i] <= spec.kernel[i] / 2 && after[i] <= spec.kernel[i] / 2,
+        Kind::Conv => before[i] < spec.size[i] && after[i] < spec.size[i],
+        _ => before[i] <= spec.size[i] / 2 && after[i] <= spec.size[i] / 2,
     });
     if limit_ok {
         if let (Ok(oh), Ok(ow)) = (fixed[0].output(None), fixed[1].output(None)) {
@@ -350,7 +350,7 @@ fn option_span(options: &[ast::WindowOption], word: &str) -> Option<Span> {
     options.iter().find_map(|o| {
         let matches = matches!(
             (&o.kind, word),
-            (WindowOptionKind::Kernel(_), "kernel")
+            (WindowOptionKind::Size(_), "kernel")
                 | (WindowOptionKind::Stride(_), "stride")
                 | (WindowOptionKind::Pad(_), "pad")
                 | (WindowOptionKind::Round(_), "round")

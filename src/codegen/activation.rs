@@ -5,14 +5,14 @@ use super::plan::Act;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-/// `::cnnc::kernels::Act::Relu`, ...
+/// `::cnnc::compute::Act::Relu`, ...
 pub fn act_tokens(act: Act) -> TokenStream {
     match act {
-        Act::Identity => quote!(::cnnc::kernels::Act::Identity),
-        Act::Relu => quote!(::cnnc::kernels::Act::Relu),
-        Act::LeakyRelu(a) => quote!(::cnnc::kernels::Act::LeakyRelu(#a)),
-        Act::Sigmoid => quote!(::cnnc::kernels::Act::Sigmoid),
-        Act::Tanh => quote!(::cnnc::kernels::Act::Tanh),
+        Act::Identity => quote!(::cnnc::compute::Act::Identity),
+        Act::Relu => quote!(::cnnc::compute::Act::Relu),
+        Act::LeakyRelu(a) => quote!(::cnnc::compute::Act::LeakyRelu(#a)),
+        Act::Sigmoid => quote!(::cnnc::compute::Act::Sigmoid),
+        Act::Tanh => quote!(::cnnc::compute::Act::Tanh),
     }
 }
 
@@ -35,11 +35,11 @@ pub fn backward(act: Act, y: &TokenStream, dy: &TokenStream, dx: &TokenStream) -
 }
 
 pub fn softmax_forward(features: usize, x: &TokenStream, y: &TokenStream) -> TokenStream {
-    quote!(::cnnc::kernels::act::softmax_forward(#x, #y, #features);)
+    quote!(::cnnc::compute::act::softmax_forward(#x, #y, #features);)
 }
 
 pub fn softmax_backward(features: usize, y: &TokenStream, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
-    quote!(::cnnc::kernels::act::softmax_backward(#y, #dy, #dx, #features);)
+    quote!(::cnnc::compute::act::softmax_backward(#y, #dy, #dx, #features);)
 }
 
 /// Dropout: a fresh mask in training, the identity in inference.

@@ -10,7 +10,7 @@ use quote::quote;
 pub fn shape_const(name: &Ident, s: &WindowShape, filters: usize) -> TokenStream {
     let fields = s.fields(Some(filters));
     quote! {
-        const #name: ::cnnc::kernels::ConvShape = ::cnnc::kernels::ConvShape { #fields };
+        const #name: ::cnnc::compute::ConvShape = ::cnnc::compute::ConvShape { #fields };
     }
 }
 
@@ -18,13 +18,13 @@ pub fn forward_fn(name: &Ident, shape: &Ident, act: Act) -> TokenStream {
     let act = act_tokens(act);
     let params = quote!(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]);
     let args = quote!(x, w, b, y, n, scratch);
-    let body = quote!(::cnnc::kernels::conv::forward(&Self::#shape, #act, x, w, b, y, n, scratch));
+    let body = quote!(::cnnc::compute::conv::forward(&Self::#shape, #act, x, w, b, y, n, scratch));
     super::multiversion(name, params, args, body)
 }
 
 pub fn backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     let params = quote!(x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32]);
     let args = quote!(x, w, dy, dw, db, dx, n, scratch);
-    let body = quote!(::cnnc::kernels::conv::backward(&Self::#shape, x, w, dy, dw, db, dx, n, scratch));
+    let body = quote!(::cnnc::compute::conv::backward(&Self::#shape, x, w, dy, dw, db, dx, n, scratch));
     super::multiversion(name, params, args, body)
 }

@@ -9,13 +9,13 @@ pub fn forward_fn(name: &Ident, inputs: usize, outputs: usize, act: Act) -> Toke
     let act = act_tokens(act);
     let params = quote!(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]);
     let args = quote!(x, w, b, y, n, scratch);
-    let body = quote!(::cnnc::kernels::dense::forward(#inputs, #outputs, #act, x, w, b, y, n, scratch));
+    let body = quote!(::cnnc::compute::dense::forward(#inputs, #outputs, #act, x, w, b, y, n, scratch));
     super::multiversion(name, params, args, body)
 }
 
 pub fn backward_fn(name: &Ident, inputs: usize, outputs: usize) -> TokenStream {
     let params = quote!(x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32]);
     let args = quote!(x, w, dy, dw, db, dx, n, scratch);
-    let body = quote!(::cnnc::kernels::dense::backward(#inputs, #outputs, x, w, dy, dw, db, dx, n, scratch));
+    let body = quote!(::cnnc::compute::dense::backward(#inputs, #outputs, x, w, dy, dw, db, dx, n, scratch));
     super::multiversion(name, params, args, body)
 }

@@ -12,7 +12,7 @@ pub fn loss_body(loss: LossPlan, out_len: usize) -> TokenStream {
         LossPlan::CrossEntropy { logits, probs, classes } => {
             let (z, p, dz) = (a(logits), a(probs), d(logits));
             quote! {
-                ::cnnc::kernels::loss::cross_entropy(
+                ::cnnc::compute::loss::cross_entropy(
                     &self.#z[..n * #classes], &self.#p[..n * #classes], &self.labels[..n],
                     &mut self.#dz[..n * #classes], #classes, total,
                 )
@@ -21,7 +21,7 @@ pub fn loss_body(loss: LossPlan, out_len: usize) -> TokenStream {
         LossPlan::BinaryCrossEntropy { logits, probs } => {
             let (z, p, dz) = (a(logits), a(probs), d(logits));
             quote! {
-                ::cnnc::kernels::loss::binary_cross_entropy(
+                ::cnnc::compute::loss::binary_cross_entropy(
                     &self.#z[..n * #out_len], &self.#p[..n * #out_len], &self.targets[..n * #out_len],
                     &mut self.#dz[..n * #out_len], total,
                 )
@@ -30,7 +30,7 @@ pub fn loss_body(loss: LossPlan, out_len: usize) -> TokenStream {
         LossPlan::Mse { output } => {
             let (y, dy) = (a(output), d(output));
             quote! {
-                ::cnnc::kernels::loss::mse(
+                ::cnnc::compute::loss::mse(
                     &self.#y[..n * #out_len], &self.targets[..n * #out_len], &mut self.#dy[..n * #out_len], total,
                 )
             }

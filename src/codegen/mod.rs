@@ -131,7 +131,7 @@ impl Kernels {
             }
             Kind::Dense { inputs, outputs, act } => {
                 self.scratch
-                    .push(quote!(::cnnc::kernels::dense::scratch_len(#inputs, #outputs, samples)));
+                    .push(quote!(::cnnc::compute::dense::scratch_len(#inputs, #outputs, samples)));
                 push(
                     dense::forward_fn(&fwd, *inputs, *outputs, *act),
                     dense::backward_fn(&bwd, *inputs, *outputs),
@@ -167,11 +167,11 @@ pub(crate) fn multiversion(name: &Ident, params: TokenStream, args: TokenStream,
         #[inline(never)]
         #[allow(clippy::too_many_arguments)]
         fn #name(#params) {
-            match ::cnnc::kernels::gemm::selected() {
+            match ::cnnc::compute::gemm::selected() {
                 // SAFETY: `selected` only returns a kernel whose features this CPU has,
                 // and both x86 kernels imply AVX2 and FMA.
                 #[cfg(target_arch = "x86_64")]
-                ::cnnc::kernels::gemm::Kernel::Avx512 | ::cnnc::kernels::gemm::Kernel::Avx2 => unsafe {
+                ::cnnc::compute::gemm::Isa::Avx512 | ::cnnc::compute::gemm::Isa::Avx2 => unsafe {
                     Self::#avx2(#args)
                 },
                 _ => Self::#portable(#args),
@@ -593,7 +593,7 @@ fn train_parts(
                 },
                 quote!(n),
                 quote! {
-                    worker.correct += ::cnnc::kernels::loss::count_correct(&worker.#p[..m * #classes], &worker.labels[..m], #classes);
+                    worker.correct += ::cnnc::compute::loss::count_correct(&worker.#p[..m * #classes], &worker.labels[..m], #classes);
                 },
             )
         }

@@ -11,7 +11,7 @@ pub fn update_body(train: &TrainConfig) -> TokenStream {
         Optimizer::Sgd { momentum, nesterov, .. } => {
             let momentum = momentum as f32;
             quote! {
-                ::cnnc::kernels::optim::sgd(
+                ::cnnc::compute::optim::sgd(
                     &mut self.params, &self.grads, &mut self.state1, lr, #momentum, #nesterov, #wd, self.step,
                 );
             }
@@ -20,7 +20,7 @@ pub fn update_body(train: &TrainConfig) -> TokenStream {
             let decoupled = matches!(train.optimizer, Optimizer::AdamW { .. });
             let (beta1, beta2, eps) = (beta1 as f32, beta2 as f32, eps as f32);
             quote! {
-                ::cnnc::kernels::optim::adam(
+                ::cnnc::compute::optim::adam(
                     &mut self.params, &self.grads, &mut self.state1, &mut self.state2,
                     lr, #beta1, #beta2, #eps, #wd, #decoupled, self.step,
                 );

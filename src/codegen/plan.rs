@@ -60,7 +60,7 @@ impl WindowShape {
             c,
             h,
             w: width,
-            window: w.kernel,
+            window: w.size,
             stride: w.stride,
             pad_before: w.pad_before,
             pad_after: w.pad_after,

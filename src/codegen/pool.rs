@@ -9,42 +9,42 @@ use quote::quote;
 pub fn shape_const(name: &Ident, s: &WindowShape) -> TokenStream {
     let fields = s.fields(None);
     quote! {
-        const #name: ::cnnc::kernels::PoolShape = ::cnnc::kernels::PoolShape { #fields };
+        const #name: ::cnnc::compute::PoolShape = ::cnnc::compute::PoolShape { #fields };
     }
 }
 
 pub fn max_forward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     let params = quote!(x: &[f32], y: &mut [f32], n: usize);
     let args = quote!(x, y, n);
-    let body = quote!(::cnnc::kernels::pool::max_forward(&Self::#shape, x, y, n));
+    let body = quote!(::cnnc::compute::pool::max_forward(&Self::#shape, x, y, n));
     super::multiversion(name, params, args, body)
 }
 
 pub fn max_backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     let params = quote!(x: &[f32], dy: &[f32], dx: &mut [f32], n: usize);
     let args = quote!(x, dy, dx, n);
-    let body = quote!(::cnnc::kernels::pool::max_backward(&Self::#shape, x, dy, dx, n));
+    let body = quote!(::cnnc::compute::pool::max_backward(&Self::#shape, x, dy, dx, n));
     super::multiversion(name, params, args, body)
 }
 
 pub fn avg_forward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     let params = quote!(x: &[f32], y: &mut [f32], n: usize);
     let args = quote!(x, y, n);
-    let body = quote!(::cnnc::kernels::pool::avg_forward(&Self::#shape, x, y, n));
+    let body = quote!(::cnnc::compute::pool::avg_forward(&Self::#shape, x, y, n));
     super::multiversion(name, params, args, body)
 }
 
 pub fn avg_backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
     let params = quote!(dy: &[f32], dx: &mut [f32], n: usize);
     let args = quote!(dy, dx, n);
-    let body = quote!(::cnnc::kernels::pool::avg_backward(&Self::#shape, dy, dx, n));
+    let body = quote!(::cnnc::compute::pool::avg_backward(&Self::#shape, dy, dx, n));
     super::multiversion(name, params, args, body)
 }
 
 pub fn global_forward(channels: usize, area: usize, x: &TokenStream, y: &TokenStream) -> TokenStream {
-    quote!(::cnnc::kernels::pool::global_avg_forward(#channels, #area, #x, #y, n);)
+    quote!(::cnnc::compute::pool::global_avg_forward(#channels, #area, #x, #y, n);)
 }
 
 pub fn global_backward(channels: usize, area: usize, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
-    quote!(::cnnc::kernels::pool::global_avg_backward(#channels, #area, #dy, #dx, n);)
+    quote!(::cnnc::compute::pool::global_avg_backward(#channels, #area, #dy, #dx, n);)
 }

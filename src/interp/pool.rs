@@ -26,9 +26,9 @@ fn argmax<T: Real>(
 ) -> Option<(usize, usize)> {
     let (_, _, h, w) = x.dim();
     let mut best: Option<(usize, usize)> = None;
-    for ky in 0..win.kernel[0] {
+    for ky in 0..win.size[0] {
         let Some(iy) = tap(oy, ky, win, 0, h) else { continue };
-        for kx in 0..win.kernel[1] {
+        for kx in 0..win.size[1] {
             let Some(ix) = tap(ox, kx, win, 1, w) else { continue };
             let v = x[[s, ch, iy, ix]];
             let wins = match best {
@@ -81,7 +81,7 @@ pub fn max_backward<T: Real>(x: ArrayView4<T>, win: &Window, dy: ArrayView4<T>) 
 /// The number of window cells of output `o` along `axis` that lie inside the padded input.
 fn cells_in_padded<T: Real>(o: usize, win: &Window, axis: usize, size: usize) -> T {
     let start = o * win.stride[axis];
-    let end = (start + win.kernel[axis]).min(size + win.pad_before[axis] + win.pad_after[axis]);
+    let end = (start + win.size[axis]).min(size + win.pad_before[axis] + win.pad_after[axis]);
     T::from_usize(end.saturating_sub(start))
 }
 
@@ -93,9 +93,9 @@ pub fn avg_forward<T: Real>(x: ArrayView4<T>, win: &Window, (oh, ow): (usize, us
             for oy in 0..oh {
                 for ox in 0..ow {
                     let mut sum = T::ZERO;
-                    for ky in 0..win.kernel[0] {
+                    for ky in 0..win.size[0] {
                         let Some(iy) = tap(oy, ky, win, 0, h) else { continue };
-                        for kx in 0..win.kernel[1] {
+                        for kx in 0..win.size[1] {
                             let Some(ix) = tap(ox, kx, win, 1, w) else { continue };
                             sum += x[[s, ch, iy, ix]];
                         }
@@ -120,9 +120,9 @@ pub fn avg_backward<T: Real>(x: ArrayView4<T>, win: &Window, dy: ArrayView4<T>) 
                 for ox in 0..ow {
                     let count = cells_in_padded::<T>(oy, win, 0, h) * cells_in_padded::<T>(ox, win, 1, w);
                     let g = dy[[s, ch, oy, ox]] / count;
-                    for ky in 0..win.kernel[0] {
+                    for ky in 0..win.size[0] {
                         let Some(iy) = tap(oy, ky, win, 0, h) else { continue };
-                        for kx in 0..win.kernel[1] {
+                        for kx in 0..win.size[1] {
                             let Some(ix) = tap(ox, kx, win, 1, w) else { continue };
                             dx[[s, ch, iy, ix]] += g;
                         }

@@ -90,7 +90,7 @@ pub struct WindowOption {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WindowOptionKind {
-    Kernel(Spanned<Vec<u64>>),
+    Size(Spanned<Vec<u64>>),
     Stride(Spanned<Vec<u64>>),
     Pad(Padding),
     Round(Rounding),

@@ -143,7 +143,7 @@ fn consume_window_option(pair: Node) -> Result<WindowOption, Diagnostic> {
     let mut inner = option.into_inner();
     inner.next(); // the option's keyword
     let kind = match rule {
-        Rule::kernel_option => WindowOptionKind::Kernel(consume_size(inner.next().expect("size"))?),
+        Rule::kernel_option => WindowOptionKind::Size(consume_size(inner.next().expect("size"))?),
         Rule::stride_option => WindowOptionKind::Stride(consume_size(inner.next().expect("size"))?),
         Rule::round_option => match inner.next().expect("floor|ceil").as_rule() {
             Rule::kw_floor => WindowOptionKind::Round(Rounding::Floor),

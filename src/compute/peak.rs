@@ -1,6 +1,6 @@
 //! The machine's single-thread FP32 FMA peak, measured with a register-only loop.
 
-use super::gemm::Kernel;
+use super::gemm::Isa;
 use std::time::Instant;
 
 /// Independent FMA chains per loop round: enough to cover FMA latency times
@@ -10,13 +10,13 @@ const CHAINS: usize = 12;
 /// The single-thread FP32 FMA rate, in GFLOP/s, on the widest vectors this CPU
 /// has (AVX-512 if available). Best of a few runs of about 20 ms each.
 pub fn measure_peak_gflops() -> f64 {
-    measure_peak_gflops_with(Kernel::best())
+    measure_peak_gflops_with(Isa::best())
 }
 
 /// The single-thread FP32 FMA rate with the vector width of `kernel`: 16 lanes for
 /// AVX-512, 8 for AVX2, the compiler's choice for portable code. Zero if the CPU
 /// cannot run `kernel`.
-pub fn measure_peak_gflops_with(kernel: Kernel) -> f64 {
+pub fn measure_peak_gflops_with(kernel: Isa) -> f64 {
     if !kernel.is_available() {
         return 0.0;
     }
@@ -31,20 +31,20 @@ pub fn measure_peak_gflops_with(kernel: Kernel) -> f64 {
 }
 
 /// FLOPs done by `iterations` rounds of `CHAINS` independent FMAs.
-fn fma_loop(kernel: Kernel, iterations: u64) -> f64 {
+fn fma_loop(kernel: Isa, iterations: u64) -> f64 {
     #[cfg(target_arch = "x86_64")]
     match kernel {
-        Kernel::Avx512 => {
+        Isa::Avx512 => {
             // SAFETY: the caller checked that the CPU supports AVX-512F.
             std::hint::black_box(unsafe { fma_avx512(iterations) });
             return iterations as f64 * (CHAINS * 16 * 2) as f64;
         }
-        Kernel::Avx2 => {
+        Isa::Avx2 => {
             // SAFETY: the caller checked that the CPU supports AVX2 and FMA.
             std::hint::black_box(unsafe { fma_avx2(iterations) });
             return iterations as f64 * (CHAINS * 8 * 2) as f64;
         }
-        Kernel::Portable => {}
+        Isa::Portable => {}
     }
     let _ = kernel;
     let mut acc = [1.0f32; CHAINS];
@@ -102,6 +102,6 @@ mod tests {
 
     #[test]
     fn peak_is_positive() {
-        assert!(fma_loop(Kernel::Portable, 1000) > 0.0);
+        assert!(fma_loop(Isa::Portable, 1000) > 0.0);
     }
 }

@@ -6,7 +6,7 @@
 //! updated in two halves on two threads.
 
 #[cfg(target_arch = "x86_64")]
-use super::gemm::{selected, Kernel};
+use super::gemm::{selected, Isa};
 
 /// Parameters above which an update runs on two threads.
 pub const SPLIT: usize = 1 << 16;
@@ -46,7 +46,7 @@ fn in_halves(
 /// both imply AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 fn avx2() -> bool {
-    selected() != Kernel::Portable
+    selected() != Isa::Portable
 }
 
 /// `torch.optim.SGD` (dampening 0). `buf` is the momentum buffer; at `step == 1`

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A micro-kernel: which instruction set the inner loops use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kernel {
+pub enum Isa {
     /// Plain Rust, vectorized by the compiler for the target's baseline.
     Portable,
     /// AVX2 + FMA, 256-bit vectors.
@@ -37,27 +37,27 @@ pub enum Kernel {
     Avx512,
 }
 
-impl Kernel {
+impl Isa {
     /// Every kernel, slowest first.
-    pub const ALL: [Kernel; 3] = [Kernel::Portable, Kernel::Avx2, Kernel::Avx512];
+    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
 
     pub const fn name(self) -> &'static str {
         match self {
-            Kernel::Portable => "portable",
-            Kernel::Avx2 => "avx2",
-            Kernel::Avx512 => "avx512",
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
         }
     }
 
     /// Whether this CPU can run the kernel.
     pub fn is_available(self) -> bool {
         match self {
-            Kernel::Portable => true,
+            Isa::Portable => true,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
             // AVX2 and FMA too: code built for AVX2 runs beside the AVX-512 products.
-            Kernel::Avx512 => {
+            Isa::Avx512 => {
                 is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx2")
                     && is_x86_feature_detected!("fma")
@@ -68,63 +68,63 @@ impl Kernel {
     }
 
     /// The fastest kernel this CPU can run (detected anew on each call; see [`selected`]).
-    pub fn best() -> Kernel {
-        *Kernel::ALL
+    pub fn best() -> Isa {
+        *Isa::ALL
             .iter()
             .rev()
             .find(|k| k.is_available())
-            .unwrap_or(&Kernel::Portable)
+            .unwrap_or(&Isa::Portable)
     }
 
     /// Tile height and width: C is computed in `mr x nr` tiles.
     pub const fn tile(self) -> (usize, usize) {
         match self {
-            Kernel::Portable => (Portable::MR, Portable::NR),
-            Kernel::Avx2 => (AVX2_MR, AVX2_NR),
-            Kernel::Avx512 => (AVX512_MR, AVX512_NR),
+            Isa::Portable => (Portable::MR, Portable::NR),
+            Isa::Avx2 => (AVX2_MR, AVX2_NR),
+            Isa::Avx512 => (AVX512_MR, AVX512_NR),
         }
     }
 
     /// Cache blocking `(KC, MC, NC)`.
     pub const fn blocking(self) -> (usize, usize, usize) {
         match self {
-            Kernel::Portable => (Portable::KC, Portable::MC, Portable::NC),
-            Kernel::Avx2 => (AVX2_KC, AVX2_MC, AVX2_NC),
-            Kernel::Avx512 => (AVX512_KC, AVX512_MC, AVX512_NC),
+            Isa::Portable => (Portable::KC, Portable::MC, Portable::NC),
+            Isa::Avx2 => (AVX2_KC, AVX2_MC, AVX2_NC),
+            Isa::Avx512 => (AVX512_KC, AVX512_MC, AVX512_NC),
         }
     }
 }
 
-impl fmt::Display for Kernel {
+impl fmt::Display for Isa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-/// 0: not chosen yet; otherwise 1 + the index in [`Kernel::ALL`].
+/// 0: not chosen yet; otherwise 1 + the index in [`Isa::ALL`].
 static SELECTED: AtomicU8 = AtomicU8::new(0);
 
 /// The kernel [`sgemm`] uses: chosen on first use, the fastest available unless
 /// the environment variable `CNNC_KERNEL` names another (`portable`, `avx2`,
 /// `avx512`; one this CPU lacks is ignored).
-pub fn selected() -> Kernel {
+pub fn selected() -> Isa {
     match SELECTED.load(Ordering::Relaxed) {
         0 => {
             let wanted = std::env::var("CNNC_KERNEL").ok();
-            let kernel = Kernel::ALL
+            let kernel = Isa::ALL
                 .into_iter()
                 .find(|k| wanted.as_deref() == Some(k.name()) && k.is_available())
-                .unwrap_or_else(Kernel::best);
+                .unwrap_or_else(Isa::best);
             store(kernel);
             kernel
         }
-        i => Kernel::ALL[usize::from(i - 1)],
+        i => Isa::ALL[usize::from(i - 1)],
     }
 }
 
 /// Makes every later product in this process use `kernel` (for tests and
 /// benchmarks that compare the paths).
-pub fn set_kernel(kernel: Kernel) -> Result<(), GemmError> {
+pub fn set_isa(kernel: Isa) -> Result<(), GemmError> {
     if !kernel.is_available() {
         return Err(GemmError::Unsupported { kernel });
     }
@@ -132,13 +132,13 @@ pub fn set_kernel(kernel: Kernel) -> Result<(), GemmError> {
     Ok(())
 }
 
-fn store(kernel: Kernel) {
-    let index = Kernel::ALL.iter().position(|&k| k == kernel).unwrap_or(0);
+fn store(kernel: Isa) {
+    let index = Isa::ALL.iter().position(|&k| k == kernel).unwrap_or(0);
     SELECTED.store(index as u8 + 1, Ordering::Relaxed);
 }
 
 /// The name of the kernel [`sgemm`] uses, for benchmark reports.
-pub fn selected_kernel() -> &'static str {
+pub fn selected_isa() -> &'static str {
     selected().name()
 }
 
@@ -158,7 +158,7 @@ pub enum GemmError {
     Overflow { operand: &'static str },
     /// [`sgemm_with`] was asked for a kernel this CPU cannot run.
     #[error("sgemm: kernel {kernel} is not supported by this CPU")]
-    Unsupported { kernel: Kernel },
+    Unsupported { kernel: Isa },
 }
 
 /// The length of the packing workspace that [`sgemm`] and [`sgemm_with`] (any kernel)
@@ -170,8 +170,8 @@ pub const fn workspace_len(m: usize, n: usize, k: usize) -> usize {
     // sgemm may swap m and n (when C is column-major), and may use any kernel.
     let mut most = 0;
     let mut i = 0;
-    while i < Kernel::ALL.len() {
-        let (tile, blocking) = (Kernel::ALL[i].tile(), Kernel::ALL[i].blocking());
+    while i < Isa::ALL.len() {
+        let (tile, blocking) = (Isa::ALL[i].tile(), Isa::ALL[i].blocking());
         let (a, b) = (panels_len(m, n, k, tile, blocking), panels_len(n, m, k, tile, blocking));
         let larger = if a > b { a } else { b };
         if larger > most {
@@ -250,7 +250,7 @@ pub fn sgemm(
 /// C's strides should not map two elements to one place (the result would depend
 /// on the order of the writes, though it would still be memory-safe).
 pub fn sgemm_with(
-    kernel: Kernel,
+    kernel: Isa,
     m: usize,
     n: usize,
     k: usize,
@@ -329,11 +329,11 @@ pub fn sgemm_with(
         // either orientation; the swap above keeps the (m, n, k, strides) of each
         // operand consistent. The kernel is available (checked above), so its target
         // features are present.
-        Kernel::Portable => unsafe { drive::<Portable>(&g) },
+        Isa::Portable => unsafe { drive::<Portable>(&g) },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx2 => unsafe { x86::sgemm_avx2(&g) },
+        Isa::Avx2 => unsafe { x86::sgemm_avx2(&g) },
         #[cfg(target_arch = "x86_64")]
-        Kernel::Avx512 => unsafe { x86::sgemm_avx512(&g) },
+        Isa::Avx512 => unsafe { x86::sgemm_avx512(&g) },
         #[cfg(not(target_arch = "x86_64"))]
         _ => unreachable!("is_available is false for x86 kernels elsewhere"),
     }
