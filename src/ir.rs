@@ -23,6 +23,15 @@ impl Shape {
         self.len() == 0
     }
 
+    /// The channels of an image, the features of a vector (what batchnorm
+    /// normalizes over).
+    pub fn channels(&self) -> usize {
+        match *self {
+            Shape::Image { c, .. } => c,
+            Shape::Vector(n) => n,
+        }
+    }
+
     /// The dimensions, as in PyTorch without the batch axis.
     pub fn dims(&self) -> Vec<usize> {
         match *self {
@@ -46,10 +55,23 @@ impl std::fmt::Display for Shape {
 pub struct Model {
     pub name: String,
     pub input: Shape,
-    /// In order; activation shorthands are separate `Activation` layers here.
+    /// `input ... normalize mean ... std ...`: applied to every sample before the
+    /// first layer, in training and inference alike.
+    pub normalize: Option<Normalize>,
+    /// The top-level sequence, in order; activation shorthands are separate
+    /// `Activation` layers here (after a residual block: the layer after it).
     pub layers: Vec<Layer>,
     /// `None` for inference-only models.
     pub train: Option<TrainConfig>,
+}
+
+/// Per-channel input normalization, `(x - mean) / std` (torchvision's `Normalize`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalize {
+    /// One per input channel.
+    pub mean: Vec<f32>,
+    /// One per input channel, never 0.
+    pub std: Vec<f32>,
 }
 
 impl Model {
@@ -59,45 +81,79 @@ impl Model {
     }
 
     /// Every parameter tensor, in order: `conv1.weight`, `conv1.bias`, ...
+    /// (a residual block's body, then its shortcut).
     pub fn params(&self) -> Vec<Param> {
-        self.layers.iter().flat_map(Layer::params).collect()
+        walk(&self.layers).iter().flat_map(|l| l.params()).collect()
     }
 
-    /// How the weights of layer `index` (a conv or dense) are initialized: He normal
-    /// when a relu/leaky_relu follows, Xavier uniform otherwise (biases are 0).
-    pub fn init_scheme(&self, index: usize) -> InitScheme {
-        let layer = &self.layers[index];
-        let (fan_in, fan_out) = match (&layer.op, layer.input) {
-            (Op::Conv(c), Shape::Image { c: channels, .. }) => {
-                let k = c.window.size[0] * c.window.size[1];
-                (channels * k, c.filters * k)
-            }
-            (Op::Dense(d), input) => (input.len(), d.units),
-            _ => (0, 0),
-        };
-        match self.layers.get(index + 1).map(|l| &l.op) {
-            Some(Op::Activation(Activation::Relu)) => InitScheme::HeNormal {
-                fan_in,
-                negative_slope: 0.0,
-            },
-            Some(Op::Activation(Activation::LeakyRelu(a))) => InitScheme::HeNormal {
-                fan_in,
-                negative_slope: *a,
-            },
-            _ => InitScheme::XavierUniform { fan_in, fan_out },
-        }
+    /// Every buffer (batchnorm running statistics), in order:
+    /// `batchnorm1.running_mean`, `batchnorm1.running_var`, ...
+    pub fn buffers(&self) -> Vec<Param> {
+        walk(&self.layers).iter().flat_map(|l| l.buffers()).collect()
     }
 
-    /// The total number of parameters (as PyTorch counts them).
+    /// Every layer, depth first: a residual block, then its body, then its shortcut.
+    pub fn all_layers(&self) -> Vec<&Layer> {
+        walk(&self.layers)
+    }
+
+    /// The total number of trainable parameters (as PyTorch's `parameters()`).
     pub fn param_count(&self) -> usize {
         self.params().iter().map(|p| p.len()).sum()
+    }
+
+    /// Whether any layer keeps batch statistics (training then needs the whole
+    /// minibatch at each batchnorm).
+    pub fn has_batchnorm(&self) -> bool {
+        walk(&self.layers).iter().any(|l| matches!(l.op, Op::BatchNorm(_)))
+    }
+}
+
+/// Every layer of `seq`, depth first (a block before its body and shortcut).
+fn walk(seq: &[Layer]) -> Vec<&Layer> {
+    let mut out = Vec::new();
+    for layer in seq {
+        out.push(layer);
+        if let Op::Residual(r) = &layer.op {
+            out.extend(walk(&r.body));
+            out.extend(walk(&r.shortcut));
+        }
+    }
+    out
+}
+
+/// How the weights of the conv or dense layer `seq[index]` are initialized: He
+/// normal when its output reaches a relu/leaky_relu through nothing but batchnorm
+/// layers in the same sequence, Xavier uniform otherwise (the last layer of a
+/// residual body gets Xavier: the add comes first). Biases are 0.
+pub fn init_scheme(seq: &[Layer], index: usize) -> InitScheme {
+    let layer = &seq[index];
+    let (fan_in, fan_out) = match (&layer.op, layer.input) {
+        (Op::Conv(c), Shape::Image { c: channels, .. }) => {
+            let k = c.window.size[0] * c.window.size[1];
+            (channels / c.groups.max(1) * k, c.filters / c.groups.max(1) * k)
+        }
+        (Op::Dense(d), input) => (input.len(), d.units),
+        _ => (0, 0),
+    };
+    let next = seq[index + 1..].iter().find(|l| !matches!(l.op, Op::BatchNorm(_)));
+    match next.map(|l| &l.op) {
+        Some(Op::Activation(Activation::Relu)) => InitScheme::HeNormal {
+            fan_in,
+            negative_slope: 0.0,
+        },
+        Some(Op::Activation(Activation::LeakyRelu(a))) => InitScheme::HeNormal {
+            fan_in,
+            negative_slope: *a,
+        },
+        _ => InitScheme::XavierUniform { fan_in, fan_out },
     }
 }
 
 /// One layer with its concrete input and output shapes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer {
-    /// `conv1`, `dense2`, `relu1`, or the user's name.
+    /// The full, dotted name: `conv1`, `residual1.conv2`, `relu1`, or the user's name.
     pub name: String,
     pub op: Op,
     pub input: Shape,
@@ -105,28 +161,57 @@ pub struct Layer {
 }
 
 impl Layer {
-    /// The layer's parameters: weight then bias, in PyTorch layout.
+    /// The layer's own trainable parameters (not those inside a residual block):
+    /// weight then bias, in PyTorch layout.
     pub fn params(&self) -> Vec<Param> {
-        let (weight, bias) = match (&self.op, self.input) {
-            (Op::Conv(c), Shape::Image { c: channels, .. }) => {
-                (vec![c.filters, channels, c.window.size[0], c.window.size[1]], c.filters)
-            }
-            (Op::Dense(d), input) => (vec![d.units, input.len()], d.units),
-            _ => return Vec::new(),
+        let param = |suffix: &str, shape: Vec<usize>| Param {
+            name: format!("{}.{suffix}", self.name),
+            shape,
         };
-        vec![
-            Param {
-                name: format!("{}.weight", self.name),
-                shape: weight,
-            },
-            Param {
-                name: format!("{}.bias", self.name),
-                shape: vec![bias],
-            },
-        ]
+        match (&self.op, self.input) {
+            (Op::Conv(c), Shape::Image { c: channels, .. }) => {
+                let weight = vec![
+                    c.filters,
+                    channels / c.groups.max(1),
+                    c.window.size[0],
+                    c.window.size[1],
+                ];
+                let mut out = vec![param("weight", weight)];
+                if c.bias {
+                    out.push(param("bias", vec![c.filters]));
+                }
+                out
+            }
+            (Op::Dense(d), input) => {
+                let mut out = vec![param("weight", vec![d.units, input.len()])];
+                if d.bias {
+                    out.push(param("bias", vec![d.units]));
+                }
+                out
+            }
+            (Op::BatchNorm(_), input) => {
+                let c = input.channels();
+                vec![param("weight", vec![c]), param("bias", vec![c])]
+            }
+            _ => Vec::new(),
+        }
     }
 
-    /// Multiply-adds count as two FLOPs; forward pass, one sample.
+    /// The layer's own buffers: batchnorm's `running_mean` and `running_var`.
+    pub fn buffers(&self) -> Vec<Param> {
+        match self.op {
+            Op::BatchNorm(_) => ["running_mean", "running_var"]
+                .map(|b| Param {
+                    name: format!("{}.{b}", self.name),
+                    shape: vec![self.input.channels()],
+                })
+                .to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Multiply-adds count as two FLOPs; forward pass, one sample (a residual
+    /// block counts its add only: its layers are counted on their own).
     pub fn flops(&self) -> u128 {
         let out = self.output.len() as u128;
         match &self.op {
@@ -134,13 +219,15 @@ impl Layer {
                 let Shape::Image { c: ic, .. } = self.input else {
                     return 0;
                 };
-                out * (2 * ic as u128 * c.window.size[0] as u128 * c.window.size[1] as u128)
+                let per_group = (ic / c.groups.max(1)) as u128;
+                out * (2 * per_group * c.window.size[0] as u128 * c.window.size[1] as u128)
             }
             Op::Dense(_) => out * 2 * self.input.len() as u128,
             Op::MaxPool(w) | Op::AvgPool(w) => out * (w.size[0] * w.size[1]) as u128,
             Op::GlobalAvgPool => self.input.len() as u128,
-            Op::Activation(Activation::Softmax) => 3 * out,
-            Op::Activation(_) | Op::Dropout(_) => out,
+            Op::Softmax => 3 * out,
+            Op::BatchNorm(_) => 2 * out,
+            Op::Activation(_) | Op::Dropout(_) | Op::Residual(_) => out,
             Op::Flatten => 0,
         }
     }
@@ -155,7 +242,7 @@ pub enum InitScheme {
     XavierUniform { fan_in: usize, fan_out: usize },
 }
 
-/// A parameter tensor's name and PyTorch shape.
+/// A parameter or buffer tensor's name and PyTorch shape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Param {
     pub name: String,
@@ -172,7 +259,8 @@ impl Param {
     }
 }
 
-/// What a layer computes.
+/// What a layer computes. Every stage matches on this exhaustively, so a new
+/// kind is a compile error everywhere it needs code.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     Conv(Conv),
@@ -181,9 +269,16 @@ pub enum Op {
     GlobalAvgPool,
     Flatten,
     Dense(Dense),
+    /// `BatchNorm2d` on an image, `BatchNorm1d` on a vector.
+    BatchNorm(BatchNorm),
     /// The drop probability, 0 <= p < 1.
     Dropout(f32),
+    /// An elementwise activation.
     Activation(Activation),
+    /// Softmax over each sample's feature vector.
+    Softmax,
+    /// `body(x) + shortcut(x)`.
+    Residual(Residual),
 }
 
 /// A convolution: `filters` output channels over a window.
@@ -191,11 +286,20 @@ pub enum Op {
 pub struct Conv {
     pub filters: usize,
     pub window: Window,
+    /// The spacing of the window's taps per axis `[height, width]`; 1 is a plain
+    /// convolution. The window spans `dilation * (size - 1) + 1` cells.
+    pub dilation: [usize; 2],
+    /// Input and output channels split into this many independent groups
+    /// (`groups == channels` is a depthwise convolution).
+    pub groups: usize,
+    /// Whether the layer has a bias (`bias off` clears it).
+    pub bias: bool,
 }
 
 /// The sliding window of a conv or pooling layer, per spatial axis `[height, width]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
+    /// The window's size in taps (the `kernel` option).
     pub size: [usize; 2],
     pub stride: [usize; 2],
     /// Padding before each axis (top, left).
@@ -210,13 +314,31 @@ pub struct Window {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dense {
     pub units: usize,
+    /// Whether the layer has a bias (`bias off` clears it).
+    pub bias: bool,
 }
 
-/// An elementwise activation, as fused into the layer before it: what the code
-/// generator plans and the kernels (`cnnc::compute::Act`) apply. Softmax is not
-/// elementwise and is not one.
+/// Batch normalization's options.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Act {
+pub struct BatchNorm {
+    /// Added to the variance, > 0 (default 1e-5).
+    pub eps: f64,
+    /// The running statistics' update weight, in [0, 1] (default 0.1).
+    pub momentum: f64,
+}
+
+/// A residual block: the output is `body(x) + shortcut(x)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Residual {
+    pub body: Vec<Layer>,
+    /// Empty for the identity shortcut.
+    pub shortcut: Vec<Layer>,
+}
+
+/// An elementwise activation: a layer of its own, or fused into the layer before
+/// it by the code generator. `Identity` is what a layer without one applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
     Identity,
     Relu,
     /// The negative slope, which the checker requires to be >= 0 so that the
@@ -224,29 +346,50 @@ pub enum Act {
     LeakyRelu(f32),
     Sigmoid,
     Tanh,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Activation {
-    Relu,
-    Sigmoid,
-    Tanh,
-    Softmax,
-    /// The negative slope.
-    LeakyRelu(f32),
+    /// `x * sigmoid(x)` (`SiLU`).
+    Silu,
+    /// `x * Phi(x)`, the exact form through erf (`GELU()`).
+    Gelu,
 }
 
 impl Activation {
     /// The keyword, which is also the prefix of default layer names.
     pub fn keyword(&self) -> &'static str {
         match self {
+            Activation::Identity => "identity",
             Activation::Relu => "relu",
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
-            Activation::Softmax => "softmax",
             Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Silu => "silu",
+            Activation::Gelu => "gelu",
         }
     }
+
+    /// Whether the derivative is a function of the output alone, so the layer can
+    /// be fused into the one before it without keeping its input.
+    pub fn derivative_from_output(&self) -> bool {
+        match self {
+            Activation::Identity
+            | Activation::Relu
+            | Activation::LeakyRelu(_)
+            | Activation::Sigmoid
+            | Activation::Tanh => true,
+            Activation::Silu | Activation::Gelu => false,
+        }
+    }
+}
+
+/// A per-sample augmentation of the training inputs (`augment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Augment {
+    /// Mirror left-right with probability 1/2.
+    FlipHorizontal,
+    /// Mirror top-bottom with probability 1/2.
+    FlipVertical,
+    /// Pad with this many zeros on every side and take a random window of the
+    /// input's size (`RandomCrop(size, padding)`).
+    Crop(usize),
 }
 
 /// The training block, defaults filled in.
@@ -262,6 +405,8 @@ pub struct TrainConfig {
     /// The held-out fraction of the training set.
     pub validation: Option<f64>,
     pub seed: u64,
+    /// Applied in order to each training sample in `fit` (v2 `augment`).
+    pub augment: Vec<Augment>,
 }
 
 impl TrainConfig {

@@ -108,6 +108,9 @@ fn kind(op: &Op) -> String {
         Op::Dense(_) => "dense".into(),
         Op::Dropout(p) => format!("dropout {p}"),
         Op::Activation(a) => a.keyword().into(),
+        Op::Softmax => "softmax".into(),
+        Op::BatchNorm(_) => "batchnorm".into(),
+        Op::Residual(_) => "residual".into(),
     }
 }
 

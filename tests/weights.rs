@@ -233,14 +233,14 @@ fn the_interpreter_loads_and_refuses_the_same_files() {
     let path = temp("interp");
     let params = fixture_params();
     write(&path, &params);
-    cnnc::support::load_safetensors(&mut interp, &path).unwrap();
+    cnnc::rt::weights::load_safetensors(&mut interp, &path).unwrap();
     for (name, _, _, bytes) in &params {
         assert_eq!(&f32_bytes(&interp.param(name).unwrap()), bytes, "{name}");
     }
     let mut t = params.clone();
     t.retain(|p| p.0 != "conv1.bias");
     write(&path, &t);
-    let err = cnnc::support::load_safetensors(&mut interp, &path)
+    let err = cnnc::rt::weights::load_safetensors(&mut interp, &path)
         .unwrap_err()
         .to_string();
     assert!(err.contains("`conv1.bias` is missing"), "{err}");

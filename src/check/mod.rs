@@ -61,7 +61,7 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
             check_activation(a, diags);
             (
                 namer.activation_name(a, diags),
-                Pending::Ready(ir::Op::Activation(lower_activation(a.kind))),
+                Pending::Ready(lower_activation(a.kind)),
                 Place {
                     keyword: a.span,
                     whole: a.span,
@@ -116,6 +116,7 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
         return None;
     }
     Some(ir::Model {
+        normalize: None,
         name: model.name.value.clone(),
         input: input?,
         layers,
@@ -230,7 +231,7 @@ impl Namer {
 
     /// The default name of an activation shorthand (`dense 10 relu` makes `relu1`).
     fn activation_name(&mut self, a: &ast::Activation, diags: &mut Diagnostics) -> String {
-        let name = self.next(lower_activation(a.kind).keyword());
+        let name = self.next(activation_keyword(a.kind));
         if let Some(&(_, true)) = self.used.get(&name) {
             diags.push(
                 Diagnostic::error(
@@ -253,17 +254,28 @@ fn kind_word(kind: &LayerKind) -> &'static str {
         LayerKind::Flatten => "flatten",
         LayerKind::Dense { .. } => "dense",
         LayerKind::Dropout { .. } => "dropout",
-        LayerKind::Activation(a) => lower_activation(a.kind).keyword(),
+        LayerKind::Activation(a) => activation_keyword(a.kind),
     }
 }
 
-fn lower_activation(kind: ActivationKind) -> ir::Activation {
-    match kind {
+fn lower_activation(kind: ActivationKind) -> ir::Op {
+    ir::Op::Activation(match kind {
         ActivationKind::Relu => ir::Activation::Relu,
         ActivationKind::Sigmoid => ir::Activation::Sigmoid,
         ActivationKind::Tanh => ir::Activation::Tanh,
-        ActivationKind::Softmax => ir::Activation::Softmax,
+        ActivationKind::Softmax => return ir::Op::Softmax,
         ActivationKind::LeakyRelu(slope) => ir::Activation::LeakyRelu(slope.unwrap_or(0.01) as f32),
+    })
+}
+
+/// The keyword of an activation word (also the prefix of its default name).
+fn activation_keyword(kind: ActivationKind) -> &'static str {
+    match kind {
+        ActivationKind::Relu => "relu",
+        ActivationKind::Sigmoid => "sigmoid",
+        ActivationKind::Tanh => "tanh",
+        ActivationKind::Softmax => "softmax",
+        ActivationKind::LeakyRelu(_) => "leaky_relu",
     }
 }
 
@@ -328,6 +340,7 @@ fn lower_layer<'a>(layer: &'a ast::Layer, diags: &mut Diagnostics) -> (Option<Pe
             }
             let dense = ir::Dense {
                 units: units.value as usize,
+                bias: true,
             };
             (Some(Pending::Ready(ir::Op::Dense(dense))), activation.as_ref())
         }
@@ -349,7 +362,7 @@ fn lower_layer<'a>(layer: &'a ast::Layer, diags: &mut Diagnostics) -> (Option<Pe
             }
             (Some(Pending::Ready(ir::Op::Dropout(p.value as f32))), None)
         }
-        LayerKind::Activation(a) => (Some(Pending::Ready(ir::Op::Activation(lower_activation(a.kind)))), None),
+        LayerKind::Activation(a) => (Some(Pending::Ready(lower_activation(a.kind))), None),
     }
 }
 
@@ -424,6 +437,9 @@ fn layer_output(
             let conv = ir::Conv {
                 filters: *filters,
                 window,
+                dilation: [1, 1],
+                groups: 1,
+                bias: true,
             };
             (
                 ir::Op::Conv(conv),
@@ -463,7 +479,7 @@ fn layer_output(
             let out = match (op, s) {
                 (ir::Op::Flatten, s) => Shape::Vector(s.len()),
                 (ir::Op::Dense(d), Shape::Vector(_)) => Shape::Vector(d.units),
-                (ir::Op::Dense(_) | ir::Op::Activation(ir::Activation::Softmax), Shape::Image { .. }) => {
+                (ir::Op::Dense(_) | ir::Op::Softmax, Shape::Image { .. }) => {
                     let what = if matches!(op, ir::Op::Dense(_)) {
                         "dense"
                     } else {

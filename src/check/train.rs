@@ -88,6 +88,7 @@ pub fn check_train(
         epochs,
         validation,
         seed,
+        augment: Vec::new(),
     })
 }
 
@@ -117,7 +118,7 @@ fn check_loss(
     match loss {
         LossKind::Mse => Some(ir::Loss::Mse),
         LossKind::CrossEntropy => {
-            if output.is_some() && !matches!(last, Some(ir::Op::Activation(ir::Activation::Softmax))) {
+            if output.is_some() && !matches!(last, Some(ir::Op::Softmax)) {
                 diags.push(
                     Diagnostic::error(span, "cross_entropy needs the model to end with `softmax`")
                         .with_hint("end the model with `dense N softmax`, N the number of classes; the compiler fuses softmax with the loss"),

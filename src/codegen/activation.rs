@@ -1,23 +1,25 @@
-//! Activations: tokens for the kernels' `Act`, and the standalone elementwise,
+//! Activations: tokens for the kernels' `Activation`, and the standalone elementwise,
 //! softmax and dropout steps.
 
-use super::plan::Act;
+use super::plan::Activation;
 use proc_macro2::TokenStream;
 use quote::quote;
 
-/// `::cnnc::compute::Act::Relu`, ...
-pub fn act_tokens(act: Act) -> TokenStream {
+/// `::cnnc::compute::Activation::Relu`, ...
+pub fn act_tokens(act: Activation) -> TokenStream {
     match act {
-        Act::Identity => quote!(::cnnc::compute::Act::Identity),
-        Act::Relu => quote!(::cnnc::compute::Act::Relu),
-        Act::LeakyRelu(a) => quote!(::cnnc::compute::Act::LeakyRelu(#a)),
-        Act::Sigmoid => quote!(::cnnc::compute::Act::Sigmoid),
-        Act::Tanh => quote!(::cnnc::compute::Act::Tanh),
+        Activation::Identity => quote!(::cnnc::compute::Activation::Identity),
+        Activation::Relu => quote!(::cnnc::compute::Activation::Relu),
+        Activation::LeakyRelu(a) => quote!(::cnnc::compute::Activation::LeakyRelu(#a)),
+        Activation::Sigmoid => quote!(::cnnc::compute::Activation::Sigmoid),
+        Activation::Tanh => quote!(::cnnc::compute::Activation::Tanh),
+        Activation::Silu => quote!(::cnnc::compute::Activation::Silu),
+        Activation::Gelu => quote!(::cnnc::compute::Activation::Gelu),
     }
 }
 
 /// `y = f(x)` for a standalone activation.
-pub fn forward(act: Act, x: &TokenStream, y: &TokenStream) -> TokenStream {
+pub fn forward(act: Activation, x: &TokenStream, y: &TokenStream) -> TokenStream {
     let act = act_tokens(act);
     quote! {
         (#y).copy_from_slice(#x);
@@ -26,7 +28,7 @@ pub fn forward(act: Act, x: &TokenStream, y: &TokenStream) -> TokenStream {
 }
 
 /// `dx = dy * f'(y)`.
-pub fn backward(act: Act, y: &TokenStream, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
+pub fn backward(act: Activation, y: &TokenStream, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
     let act = act_tokens(act);
     quote! {
         (#dx).copy_from_slice(#dy);

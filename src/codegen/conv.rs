@@ -2,7 +2,7 @@
 //! passing a constant `ConvShape` to the kernel so every bound is known.
 
 use super::activation::act_tokens;
-use super::plan::{Act, WindowShape};
+use super::plan::{Activation, WindowShape};
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
@@ -14,7 +14,7 @@ pub fn shape_const(name: &Ident, s: &WindowShape, filters: usize) -> TokenStream
     }
 }
 
-pub fn forward_fn(name: &Ident, shape: &Ident, act: Act) -> TokenStream {
+pub fn forward_fn(name: &Ident, shape: &Ident, act: Activation) -> TokenStream {
     let act = act_tokens(act);
     let params = quote!(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]);
     let args = quote!(x, w, b, y, n, scratch);

@@ -1,11 +1,11 @@
 //! Dense layers: one forward and one backward function per distinct shape.
 
 use super::activation::act_tokens;
-use super::plan::Act;
+use super::plan::Activation;
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
-pub fn forward_fn(name: &Ident, inputs: usize, outputs: usize, act: Act) -> TokenStream {
+pub fn forward_fn(name: &Ident, inputs: usize, outputs: usize, act: Activation) -> TokenStream {
     let act = act_tokens(act);
     let params = quote!(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]);
     let args = quote!(x, w, b, y, n, scratch);

@@ -264,7 +264,7 @@ fn backward_step(plan: &Plan, step: &plan::Step, kernels: &mut Kernels) -> Token
     };
     match (&step.kind, kernels.names(step)) {
         (Kind::Conv { act, .. } | Kind::Dense { act, .. }, Some((_, b))) => {
-            let act_backward = if *act == plan::Act::Identity {
+            let act_backward = if *act == plan::Activation::Identity {
                 quote!()
             } else {
                 let act = activation::act_tokens(*act);
@@ -298,7 +298,7 @@ fn init_tokens(model: &ir::Model, plan: &Plan) -> TokenStream {
     let draws = plan.params.iter().filter(|p| p.name.ends_with(".weight")).map(|p| {
         let range = (p.offset, p.offset + p.len());
         let (start, end) = range;
-        let scheme = match model.init_scheme(p.layer) {
+        let scheme = match ir::init_scheme(&model.layers, p.layer) {
             InitScheme::HeNormal { fan_in, negative_slope } => {
                 quote!(::cnnc::ir::InitScheme::HeNormal { fan_in: #fan_in, negative_slope: #negative_slope })
             }
@@ -455,12 +455,12 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
 
             /// Saves the parameters with PyTorch names and layouts.
             pub fn save_safetensors(&self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> {
-                ::cnnc::support::save_safetensors(self, path.as_ref())
+                ::cnnc::rt::weights::save_safetensors(self, path.as_ref())
             }
 
             /// Loads parameters saved by `save_safetensors` or by PyTorch.
             pub fn load_safetensors(&mut self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> {
-                ::cnnc::support::load_safetensors(self, path.as_ref())
+                ::cnnc::rt::weights::load_safetensors(self, path.as_ref())
             }
 
             /// Inference into a caller's buffer of `N * OUTPUT_SHAPE` values; allocates nothing.

@@ -2,18 +2,12 @@
 //! layers fuse, and where each parameter sits in the flat parameter buffer.
 //! Everything the emitters need, computed once from the IR.
 
-pub use crate::ir::Act;
-use crate::ir::{self, Activation, Loss, Op, Shape};
+pub use crate::ir::Activation;
+use crate::ir::{self, Loss, Op, Shape};
 
-/// The elementwise activation of `a`; none for softmax.
-fn act_of(a: &Activation) -> Option<Act> {
-    Some(match *a {
-        Activation::Relu => Act::Relu,
-        Activation::LeakyRelu(s) => Act::LeakyRelu(s),
-        Activation::Sigmoid => Act::Sigmoid,
-        Activation::Tanh => Act::Tanh,
-        Activation::Softmax => return None,
-    })
+/// The activation a layer can absorb: one whose derivative reads only the output.
+fn act_of(a: &Activation) -> Option<Activation> {
+    a.derivative_from_output().then_some(*a)
 }
 
 /// A window's sizes, as the kernels' `ConvShape`/`PoolShape` want them.
@@ -76,12 +70,12 @@ pub enum Kind {
     Conv {
         shape: WindowShape,
         filters: usize,
-        act: Act,
+        act: Activation,
     },
     Dense {
         inputs: usize,
         outputs: usize,
-        act: Act,
+        act: Activation,
     },
     MaxPool(WindowShape),
     AvgPool(WindowShape),
@@ -89,7 +83,7 @@ pub enum Kind {
         channels: usize,
         area: usize,
     },
-    Activation(Act),
+    Activation(Activation),
     Softmax {
         features: usize,
     },
@@ -186,12 +180,12 @@ impl Plan {
                 Op::Conv(c) => Kind::Conv {
                     shape: WindowShape::new(layer.input, layer.output, &c.window),
                     filters: c.filters,
-                    act: fused.unwrap_or(Act::Identity),
+                    act: fused.unwrap_or(Activation::Identity),
                 },
                 Op::Dense(d) => Kind::Dense {
                     inputs: layer.input.len(),
                     outputs: d.units,
-                    act: fused.unwrap_or(Act::Identity),
+                    act: fused.unwrap_or(Activation::Identity),
                 },
                 Op::MaxPool(w) => Kind::MaxPool(WindowShape::new(layer.input, layer.output, w)),
                 Op::AvgPool(w) => Kind::AvgPool(WindowShape::new(layer.input, layer.output, w)),
@@ -209,10 +203,11 @@ impl Plan {
                     continue;
                 }
                 Op::Dropout(p) => Kind::Dropout { p: *p },
-                Op::Activation(Activation::Softmax) => Kind::Softmax {
+                Op::Softmax => Kind::Softmax {
                     features: layer.input.len(),
                 },
-                Op::Activation(a) => Kind::Activation(act_of(a).unwrap_or(Act::Identity)),
+                Op::Activation(a) => Kind::Activation(*a),
+                Op::BatchNorm(_) | Op::Residual(_) => todo!("v2 code generation"),
             };
             let has_params = matches!(kind, Kind::Conv { .. } | Kind::Dense { .. });
             let fuses = has_params && fused.is_some();

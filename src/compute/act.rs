@@ -1,68 +1,91 @@
 //! Elementwise activations, fused into the layer that precedes them. Backward
 //! passes use the stored output: relu' = (y > 0), sigmoid' = y(1 - y), tanh' = 1 - y^2.
 
-/// An elementwise activation (softmax is not elementwise; see [`softmax_forward`]).
-pub use crate::ir::Act;
+pub use crate::ir::Activation;
 
-impl Act {
+impl Activation {
     #[inline(always)]
     pub fn apply(self, x: f32) -> f32 {
         match self {
-            Act::Identity => x,
-            Act::Relu => x.max(0.0),
-            Act::LeakyRelu(a) => {
+            Activation::Identity => x,
+            Activation::Relu => x.max(0.0),
+            Activation::LeakyRelu(a) => {
                 if x > 0.0 {
                     x
                 } else {
                     a * x
                 }
             }
-            Act::Sigmoid => sigmoid(x),
-            Act::Tanh => x.tanh(),
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => x.tanh(),
+            Activation::Silu => x * sigmoid(x),
+            Activation::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
         }
     }
 
-    /// dy/dx, from the output y.
+    /// dy/dx at input `x` with output `y`. Activations whose derivative is a
+    /// function of the output ([`Activation::derivative_from_output`]) read only
+    /// `y`, so a fused layer may pass its output for both.
     #[inline(always)]
-    pub fn derivative(self, y: f32) -> f32 {
+    pub fn derivative(self, x: f32, y: f32) -> f32 {
         match self {
-            Act::Identity => 1.0,
-            Act::Relu => {
+            Activation::Identity => 1.0,
+            Activation::Relu => {
                 if y > 0.0 {
                     1.0
                 } else {
                     0.0
                 }
             }
-            Act::LeakyRelu(a) => {
+            Activation::LeakyRelu(a) => {
                 if y > 0.0 {
                     1.0
                 } else {
                     a
                 }
             }
-            Act::Sigmoid => y * (1.0 - y),
-            Act::Tanh => 1.0 - y * y,
+            Activation::Sigmoid => y * (1.0 - y),
+            Activation::Tanh => 1.0 - y * y,
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+            Activation::Gelu => {
+                let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
+                let pdf =
+                    (-0.5 * x * x).exp() * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
+                cdf + x * pdf
+            }
         }
     }
 
     /// In place over a buffer.
     #[inline(always)]
     pub fn forward(self, y: &mut [f32]) {
-        if self != Act::Identity {
+        if self != Activation::Identity {
             for v in y {
                 *v = self.apply(*v);
             }
         }
     }
 
-    /// `dy *= f'(y)`: turns the gradient of the output into that of the input.
+    /// `dy *= f'(y)`: turns the gradient of a fused layer's output into that of
+    /// its input. Only for activations with [`Activation::derivative_from_output`].
     #[inline(always)]
     pub fn backward(self, y: &[f32], dy: &mut [f32]) {
-        if self != Act::Identity {
+        debug_assert!(self.derivative_from_output());
+        if self != Activation::Identity {
             for (d, &y) in dy.iter_mut().zip(y) {
-                *d *= self.derivative(y);
+                *d *= self.derivative(y, y);
             }
+        }
+    }
+
+    /// `dx = dy * f'(x)` for a standalone activation layer, from its input and output.
+    #[inline(always)]
+    pub fn backward_from(self, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        for (((d, &g), &x), &y) in dx.iter_mut().zip(dy).zip(x).zip(y) {
+            *d = g * self.derivative(x, y);
         }
     }
 }

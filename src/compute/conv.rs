@@ -6,7 +6,7 @@
 
 use super::gemm::workspace_len;
 use super::{matmul, Operand};
-use super::{sum, Act};
+use super::{sum, Activation};
 
 /// Every size a convolution needs; the generated code passes it as a constant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn pad<'a>(s: &ConvShape, x: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
 /// Direct forward of one sample: each output row of each filter is summed over the
 /// kernel taps in a row-long accumulator, from contiguous runs of padded input.
 #[inline(always)]
-fn direct_forward(s: &ConvShape, act: Act, xp: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
     let (hp, wp) = (s.hp(), s.wp());
     for f in 0..s.f {
         let wf = &w[f * s.depth()..][..s.depth()];
@@ -228,7 +228,16 @@ pub fn col2im(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
 
 /// Forward for `n` samples with bias and activation fused.
 #[inline(always)]
-pub fn forward(s: &ConvShape, act: Act, x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]) {
+pub fn forward(
+    s: &ConvShape,
+    act: Activation,
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    y: &mut [f32],
+    n: usize,
+    scratch: &mut [f32],
+) {
     let (k, p) = (s.depth(), s.positions());
     let (col, rest) = scratch.split_at_mut(2 * k * p);
     let col = &mut col[..k * p];

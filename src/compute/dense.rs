@@ -2,7 +2,7 @@
 //! matrix products over the samples: `Y = X · Wᵀ`, `dW += dYᵀ · X`, `dX = dY · W`.
 
 use super::gemm::workspace_len;
-use super::Act;
+use super::Activation;
 use super::{matmul, Operand};
 
 /// Below this many samples a forward pass uses dot products instead of a matrix product.
@@ -57,7 +57,7 @@ fn gemv(inputs: usize, w: &[f32], x: &[f32], y: &mut [f32]) {
 pub fn forward(
     inputs: usize,
     outputs: usize,
-    act: Act,
+    act: Activation,
     x: &[f32],
     w: &[f32],
     b: &[f32],

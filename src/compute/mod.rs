@@ -21,7 +21,7 @@ pub mod optim;
 pub mod peak;
 pub mod pool;
 
-pub use act::Act;
+pub use act::Activation;
 pub use conv::ConvShape;
 pub use pool::PoolShape;
 

@@ -25,8 +25,9 @@ fn apply<T: Real>(act: Activation, x: T) -> T {
         }
         Activation::Sigmoid => sigmoid(x),
         Activation::Tanh => x.tanh(),
-        // Not elementwise: handled by `softmax_forward`.
-        Activation::Softmax => x,
+        Activation::Identity => x,
+        Activation::Silu => x * sigmoid(x),
+        Activation::Gelu => x * normal_cdf(x),
     }
 }
 
@@ -49,8 +50,22 @@ fn derivative<T: Real>(act: Activation, x: T, y: T) -> T {
         }
         Activation::Sigmoid => y * (T::ONE - y),
         Activation::Tanh => T::ONE - y * y,
-        Activation::Softmax => T::ONE,
+        Activation::Identity => T::ONE,
+        Activation::Silu => {
+            let s = sigmoid(x);
+            s * (T::ONE + x * (T::ONE - s))
+        }
+        // d/dx x·Φ(x) = Φ(x) + x·φ(x).
+        Activation::Gelu => {
+            let pdf = (-(x * x) / T::from_f64(2.0)).exp() / T::from_f64((2.0 * std::f64::consts::PI).sqrt());
+            normal_cdf(x) + x * pdf
+        }
     }
+}
+
+/// Φ(x), the standard normal CDF, through erf.
+fn normal_cdf<T: Real>(x: T) -> T {
+    T::from_f64(0.5) * (T::ONE + (x / T::from_f64(std::f64::consts::SQRT_2)).erf())
 }
 
 /// `1 / (1 + e^-x)`, computed without overflow for large |x|.

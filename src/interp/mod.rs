@@ -78,7 +78,7 @@ impl Interpreter {
             for (k, spec) in layer.params().into_iter().enumerate() {
                 let mut value = ArrayD::zeros(IxDyn(&spec.shape));
                 if k == 0 {
-                    let weights = init.weights(model.init_scheme(i), spec.len());
+                    let weights = init.weights(ir::init_scheme(&model.layers, i), spec.len());
                     for (dst, src) in value.iter_mut().zip(weights) {
                         *dst = src;
                     }

@@ -157,7 +157,7 @@ impl<T: Real> Network<T> {
         })?;
         let last = self.model.layers.last().map(|l| &l.op);
         let fused_ok = match train.loss {
-            Loss::CrossEntropy => matches!(last, Some(Op::Activation(Activation::Softmax))),
+            Loss::CrossEntropy => matches!(last, Some(Op::Softmax)),
             Loss::BinaryCrossEntropy => matches!(last, Some(Op::Activation(Activation::Sigmoid))),
             Loss::Mse => true,
         };
@@ -207,8 +207,11 @@ impl<T: Real> Network<T> {
                 Some(mask) => activation::dropout_apply(x, mask.view()),
                 None => x.to_owned(),
             },
-            Op::Activation(Activation::Softmax) => activation::softmax_forward(vector(x, layer)?).into_dyn(),
+            Op::Softmax => activation::softmax_forward(vector(x, layer)?).into_dyn(),
             Op::Activation(act) => activation::elementwise_forward(*act, x),
+            Op::BatchNorm(_) | Op::Residual(_) => {
+                return Err(internal(layer, "is not supported by the interpreter yet"))
+            }
         })
     }
 
@@ -245,10 +248,11 @@ impl<T: Real> Network<T> {
                 Some(mask) => activation::dropout_apply(dy, mask.view()),
                 None => dy.to_owned(),
             },
-            Op::Activation(Activation::Softmax) => {
-                activation::softmax_backward(vector(y, layer)?, vector(dy, layer)?).into_dyn()
-            }
+            Op::Softmax => activation::softmax_backward(vector(y, layer)?, vector(dy, layer)?).into_dyn(),
             Op::Activation(act) => activation::elementwise_backward(*act, x, y, dy),
+            Op::BatchNorm(_) | Op::Residual(_) => {
+                return Err(internal(layer, "is not supported by the interpreter yet"))
+            }
         })
     }
 

@@ -38,6 +38,8 @@ pub trait Real:
     fn sqrt(self) -> Self;
     fn abs(self) -> Self;
     fn is_finite(self) -> bool;
+    /// The error function (std's is unstable; libm's is the C library's algorithm).
+    fn erf(self) -> Self;
     fn max(self, other: Self) -> Self {
         if other > self {
             other
@@ -48,7 +50,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty) => {
+    ($t:ty, $erf:path) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -80,9 +82,12 @@ macro_rules! impl_real {
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
+            fn erf(self) -> Self {
+                $erf(self)
+            }
         }
     };
 }
 
-impl_real!(f32);
-impl_real!(f64);
+impl_real!(f32, libm::erff);
+impl_real!(f64, libm::erf);

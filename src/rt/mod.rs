@@ -6,6 +6,7 @@ pub mod data;
 mod error;
 pub mod fit;
 pub mod init;
+pub mod weights;
 
 pub use error::Error;
 
@@ -45,6 +46,25 @@ pub trait Model {
     fn set_param(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error>;
     /// Inference (no dropout) on `[N, ...input shape]`.
     fn predict(&mut self, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>, Error>;
+
+    /// Non-trained state (batchnorm running statistics), in layer order:
+    /// `batchnorm1.running_mean`, `batchnorm1.running_var`, ...
+    fn buffer_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// A buffer, `[C]`.
+    fn buffer(&self, name: &str) -> Option<ArrayD<f32>> {
+        let _ = name;
+        None
+    }
+    /// Replaces a buffer; the value must have the buffer's shape.
+    fn set_buffer(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+        let _ = value;
+        Err(Error::UnknownParam {
+            name: name.to_string(),
+            known: self.buffer_names(),
+        })
+    }
 }
 
 /// Models with a train block.
