@@ -65,6 +65,14 @@ pub trait Model {
             known: self.buffer_names(),
         })
     }
+    /// Training steps taken: saved as every batchnorm's `num_batches_tracked`.
+    fn batches_tracked(&self) -> u64 {
+        0
+    }
+    /// Restores the step count read from a weight file or checkpoint.
+    fn set_batches_tracked(&mut self, steps: u64) {
+        let _ = steps;
+    }
 }
 
 /// Models with a train block.
