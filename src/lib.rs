@@ -13,6 +13,10 @@
 //! assert_eq!(models[0].param_count(), 10);
 //! ```
 
+#[cfg(feature = "runtime")]
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 pub mod check;
 pub mod codegen;
 #[cfg(feature = "runtime")]
@@ -24,8 +28,6 @@ pub mod ir;
 #[cfg(feature = "runtime")]
 pub mod rt;
 pub mod summary;
-#[cfg(feature = "runtime")]
-pub mod support;
 pub mod syntax;
 
 pub use diag::{Diagnostic, Diagnostics};

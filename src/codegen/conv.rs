@@ -1,30 +1,60 @@
-//! Convolution: one forward and one backward function per distinct shape, each
-//! passing a constant `ConvShape` to the kernel so every bound is known.
+//! Convolution: a marker type per distinct shape carrying it as a constant, and
+//! calls of the generic kernels with it (`compute::layers`).
 
-use super::activation::act_tokens;
-use super::plan::{Activation, WindowShape};
+use super::plan::{Activation, ConvGeometry, Kind};
+use super::{act_tokens, fused_act_backward, Emit};
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
-/// `const NAME: ConvShape = ...;`, shared by the layer's forward and backward functions.
-pub fn shape_const(name: &Ident, s: &WindowShape, filters: usize) -> TokenStream {
-    let fields = s.fields(Some(filters));
-    quote! {
-        const #name: ::cnnc::compute::ConvShape = ::cnnc::compute::ConvShape { #fields };
+fn geometry(e: &Emit, s: usize) -> (ConvGeometry, Activation) {
+    match e.step(s).kind {
+        Kind::Conv { shape, act, .. } => (shape, act),
+        _ => unreachable!("conv emitter on a conv step"),
     }
 }
 
-pub fn forward_fn(name: &Ident, shape: &Ident, act: Activation) -> TokenStream {
-    let act = act_tokens(act);
-    let params = quote!(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]);
-    let args = quote!(x, w, b, y, n, scratch);
-    let body = quote!(::cnnc::compute::conv::forward(&Self::#shape, #act, x, w, b, y, n, scratch));
-    super::multiversion(name, params, args, body)
+/// The layer's marker type: `struct Conv1; impl rt::ConvLayer for Conv1 { ... }`.
+fn layer_type(e: &mut Emit, s: usize) -> Ident {
+    let (g, act) = geometry(e, s);
+    e.layer_type(format!("conv {g:?} {act:?}"), s, |e, name| {
+        let w = &g.window;
+        let (c, h, width, f) = (w.c, w.h, w.w, g.filters);
+        let ([kh, kw], [sh, sw], [pt, pl], [pb, pr]) = (w.window, w.stride, w.pad_before, w.pad_after);
+        let ([dh, dw], groups, oh, ow) = (g.dilation, g.groups, w.oh, w.ow);
+        let act = act_tokens(act);
+        e.scratch.push(quote!(rt::conv_scratch::<#name>()));
+        quote! {
+            struct #name;
+            impl rt::ConvLayer for #name {
+                const SHAPE: rt::ConvShape = rt::ConvShape {
+                    c: #c, h: #h, w: #width, f: #f, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+                    pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow, dh: #dh, dw: #dw, g: #groups,
+                };
+                const ACT: rt::Activation = #act;
+            }
+        }
+    })
 }
 
-pub fn backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    let params = quote!(x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32]);
-    let args = quote!(x, w, dy, dw, db, dx, n, scratch);
-    let body = quote!(::cnnc::compute::conv::backward(&Self::#shape, x, w, dy, dw, db, dx, n, scratch));
-    super::multiversion(name, params, args, body)
+pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
+    let layer = layer_type(e, s);
+    let step = e.step(s);
+    let (x, w, b, y) = (e.x(s, 0), e.param(step.weight), e.bias(step.bias), e.y_mut(s));
+    quote!(rt::conv_forward(#layer, #x, #w, #b, #y, n, &mut self.scratch);)
+}
+
+pub fn backward(e: &mut Emit, s: usize) -> TokenStream {
+    let layer = layer_type(e, s);
+    let act_backward = fused_act_backward(e, s, geometry(e, s).1);
+    let grads = e.weight_grads(s);
+    let (x, w, dy) = (e.x(s, 0), e.param(e.step(s).weight), e.dy(s));
+    let call = e.dx_option(
+        s,
+        |dx| quote!(rt::conv_backward(#layer, #x, #w, #dy, dw, db, #dx, n, &mut self.scratch);),
+    );
+    quote! {
+        #act_backward
+        #grads
+        #call
+    }
 }

@@ -1,21 +1,56 @@
-//! Dense layers: one forward and one backward function per distinct shape.
+//! Dense layers: a marker type per distinct shape, and calls of the generic
+//! kernels with it (`compute::layers`).
 
-use super::activation::act_tokens;
-use super::plan::Activation;
+use super::plan::{Activation, Kind};
+use super::{act_tokens, fused_act_backward, Emit};
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
-pub fn forward_fn(name: &Ident, inputs: usize, outputs: usize, act: Activation) -> TokenStream {
-    let act = act_tokens(act);
-    let params = quote!(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, scratch: &mut [f32]);
-    let args = quote!(x, w, b, y, n, scratch);
-    let body = quote!(::cnnc::compute::dense::forward(#inputs, #outputs, #act, x, w, b, y, n, scratch));
-    super::multiversion(name, params, args, body)
+fn sizes(e: &Emit, s: usize) -> (usize, usize, Activation) {
+    match e.step(s).kind {
+        Kind::Dense {
+            inputs, outputs, act, ..
+        } => (inputs, outputs, act),
+        _ => unreachable!("dense emitter on a dense step"),
+    }
 }
 
-pub fn backward_fn(name: &Ident, inputs: usize, outputs: usize) -> TokenStream {
-    let params = quote!(x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: &mut [f32], dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32]);
-    let args = quote!(x, w, dy, dw, db, dx, n, scratch);
-    let body = quote!(::cnnc::compute::dense::backward(#inputs, #outputs, x, w, dy, dw, db, dx, n, scratch));
-    super::multiversion(name, params, args, body)
+/// The layer's marker type: `struct Dense1; impl rt::DenseLayer for Dense1 { ... }`.
+fn layer_type(e: &mut Emit, s: usize) -> Ident {
+    let (inputs, outputs, act) = sizes(e, s);
+    e.layer_type(format!("dense {inputs} {outputs} {act:?}"), s, |e, name| {
+        let act = act_tokens(act);
+        e.scratch.push(quote!(rt::dense_scratch::<#name>(samples)));
+        quote! {
+            struct #name;
+            impl rt::DenseLayer for #name {
+                const INPUTS: usize = #inputs;
+                const OUTPUTS: usize = #outputs;
+                const ACT: rt::Activation = #act;
+            }
+        }
+    })
+}
+
+pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
+    let layer = layer_type(e, s);
+    let step = e.step(s);
+    let (x, w, b, y) = (e.x(s, 0), e.param(step.weight), e.bias(step.bias), e.y_mut(s));
+    quote!(rt::dense_forward(#layer, #x, #w, #b, #y, n, &mut self.scratch);)
+}
+
+pub fn backward(e: &mut Emit, s: usize) -> TokenStream {
+    let layer = layer_type(e, s);
+    let act_backward = fused_act_backward(e, s, sizes(e, s).2);
+    let grads = e.weight_grads(s);
+    let (x, w, dy) = (e.x(s, 0), e.param(e.step(s).weight), e.dy(s));
+    let call = e.dx_option(
+        s,
+        |dx| quote!(rt::dense_backward(#layer, #x, #w, #dy, dw, db, #dx, n, &mut self.scratch);),
+    );
+    quote! {
+        #act_backward
+        #grads
+        #call
+    }
 }

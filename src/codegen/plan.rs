@@ -1,14 +1,11 @@
-//! The execution plan of a model: which buffers hold which activations, which
-//! layers fuse, and where each parameter sits in the flat parameter buffer.
-//! Everything the emitters need, computed once from the IR.
+//! The execution plan of a model: the IR's tree of layers flattened into steps
+//! that name their input and output buffers, which activations fuse into the
+//! step before them, where each parameter and buffer sits in its flat buffer,
+//! and where the passes are cut for batch statistics. Computed once from the IR;
+//! the emitters only read it.
 
 pub use crate::ir::Activation;
-use crate::ir::{self, Loss, Op, Shape};
-
-/// The activation a layer can absorb: one whose derivative reads only the output.
-fn act_of(a: &Activation) -> Option<Activation> {
-    a.derivative_from_output().then_some(*a)
-}
+use crate::ir::{self, InitScheme, Layer, Loss, Op, Shape};
 
 /// A window's sizes, as the kernels' `ConvShape`/`PoolShape` want them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,27 +22,6 @@ pub struct WindowShape {
 }
 
 impl WindowShape {
-    /// The fields of a `ConvShape` (with `filters`) or a `PoolShape` (without), as
-    /// struct-literal tokens.
-    pub fn fields(&self, filters: Option<usize>) -> proc_macro2::TokenStream {
-        let WindowShape {
-            c,
-            h,
-            w,
-            window: [kh, kw],
-            stride: [sh, sw],
-            pad_before: [pt, pl],
-            pad_after: [pb, pr],
-            oh,
-            ow,
-        } = *self;
-        let f = filters.map(|f| quote::quote!(f: #f,));
-        quote::quote! {
-            c: #c, h: #h, w: #w, #f kh: #kh, kw: #kw, sh: #sh, sw: #sw,
-            pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow,
-        }
-    }
-
     fn new(input: Shape, output: Shape, w: &ir::Window) -> Self {
         let (Shape::Image { c, h, w: width }, Shape::Image { h: oh, w: ow, .. }) = (input, output) else {
             unreachable!("the checker gives windows image shapes")
@@ -64,18 +40,35 @@ impl WindowShape {
     }
 }
 
-/// What one step computes.
+/// A convolution's shape: its window plus filters, dilation and groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvGeometry {
+    pub window: WindowShape,
+    pub filters: usize,
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+/// What one step computes. Each kind's code lives in the codegen file of its name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
+    /// `(x - mean) / std` per channel, before the first layer.
+    Normalize {
+        channels: usize,
+        area: usize,
+        mean: Vec<f32>,
+        std: Vec<f32>,
+    },
     Conv {
-        shape: WindowShape,
-        filters: usize,
+        shape: ConvGeometry,
         act: Activation,
+        bias: bool,
     },
     Dense {
         inputs: usize,
         outputs: usize,
         act: Activation,
+        bias: bool,
     },
     MaxPool(WindowShape),
     AvgPool(WindowShape),
@@ -83,12 +76,27 @@ pub enum Kind {
         channels: usize,
         area: usize,
     },
+    /// Batch normalization number `index` (in execution order), with the
+    /// activation after it fused.
+    BatchNorm {
+        index: usize,
+        channels: usize,
+        area: usize,
+        act: Activation,
+    },
+    /// An activation that could not fuse into the step before it.
     Activation(Activation),
     Softmax {
         features: usize,
     },
+    /// `layer` numbers the dropout layers, for their masks' streams.
     Dropout {
         p: f32,
+        layer: u64,
+    },
+    /// A residual block's join: `inputs[0] + inputs[1]`, then the activation.
+    Add {
+        act: Activation,
     },
 }
 
@@ -96,47 +104,73 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Step {
     pub kind: Kind,
-    /// The IR layer names this step covers, for comments and function names.
+    /// The IR layer names this step covers (`conv1+relu1`), for comments.
     pub name: String,
-    pub input: usize,
+    /// Buffers read (two for `Add`).
+    pub inputs: Vec<usize>,
     pub output: usize,
-    /// Indices into `Plan::params` of the weight and bias.
-    pub params: Option<(usize, usize)>,
+    /// Indices into `Plan::params`: the weight and, if any, the bias (for
+    /// batchnorm: gamma and beta).
+    pub weight: Option<usize>,
+    pub bias: Option<usize>,
+    /// The pass phase: the number of batchnorms before this step (a batchnorm
+    /// step opens the phase after its statistics are combined).
+    pub phase: usize,
 }
 
-/// A parameter tensor in the flat buffer.
-#[derive(Debug, Clone)]
-pub struct ParamSlot {
+/// A tensor in a flat buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
     pub name: String,
     pub offset: usize,
     pub shape: Vec<usize>,
-    /// The IR layer it belongs to, for initialization.
-    pub layer: usize,
+    pub init: Init,
 }
 
-impl ParamSlot {
+impl Slot {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
     }
+}
+
+/// How a tensor starts (the driver's `Init`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    Zeros,
+    Ones,
+    Draw(InitScheme),
+}
+
+/// A batch normalization's place in the flat buffers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormSlot {
+    pub name: String,
+    pub channels: usize,
+    pub area: usize,
+    pub eps: f64,
+    pub momentum: f64,
+    /// Offset of `running_mean` in the buffers (`running_var` follows).
+    pub buffer: usize,
+    /// Offset of its `[mean][1/std][Σdy][Σdy·x̂]` region in the shared statistics.
+    pub shared: usize,
 }
 
 /// How the loss meets the last layers.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum LossPlan {
-    /// Softmax + cross-entropy: the gradient `p - onehot` goes into the logits' buffer.
-    CrossEntropy {
-        logits: usize,
-        probs: usize,
-        classes: usize,
-    },
-    /// Sigmoid + binary cross-entropy: `p - t` into the logits' buffer.
-    BinaryCrossEntropy { logits: usize, probs: usize },
-    /// Mean squared error on the output buffer.
-    Mse { output: usize },
+pub struct LossPlan {
+    /// Before the fused final softmax or sigmoid; the output itself for mse.
+    pub logits: usize,
+    pub output: usize,
+    /// The step whose backward pass the loss replaces (the fused softmax or sigmoid).
+    pub fused_step: Option<usize>,
 }
 
 /// The whole plan of one model.
@@ -145,8 +179,13 @@ pub struct Plan {
     /// Per-sample length of each activation buffer; buffer 0 is the input.
     pub buffers: Vec<usize>,
     pub steps: Vec<Step>,
-    pub params: Vec<ParamSlot>,
+    pub params: Vec<Slot>,
     pub param_count: usize,
+    /// Batchnorm running statistics.
+    pub stats: Vec<Slot>,
+    pub stats_len: usize,
+    pub batchnorms: Vec<BatchNormSlot>,
+    pub shared_len: usize,
     pub loss: Option<LossPlan>,
     /// Samples per chunk: the declared batch size.
     pub batch: usize,
@@ -154,126 +193,353 @@ pub struct Plan {
     pub output: usize,
 }
 
-/// Samples per chunk for models without a train block.
+/// Samples per chunk for models without a train block: what `predict` runs at
+/// once, split over the threads (larger inputs run in chunks of this many).
 pub const INFERENCE_BATCH: usize = 32;
 
-impl Plan {
-    pub fn new(model: &ir::Model) -> Plan {
-        let mut buffers = vec![model.input.len()];
-        let mut steps: Vec<Step> = Vec::new();
-        let mut params = Vec::new();
-        let mut offset = 0;
-        let mut current = 0;
-        let last = model.layers.len().saturating_sub(1);
-        let loss = model.train.as_ref().map(|t| t.loss);
+/// Flattens the tree, keeping count of what it has placed.
+struct Planner {
+    buffers: Vec<usize>,
+    steps: Vec<Step>,
+    params: Vec<Slot>,
+    param_count: usize,
+    stats: Vec<Slot>,
+    stats_len: usize,
+    batchnorms: Vec<BatchNormSlot>,
+    shared_len: usize,
+    dropouts: u64,
+    /// Binary cross-entropy needs the final sigmoid as a step of its own.
+    keep_final_sigmoid: bool,
+}
+
+impl Planner {
+    fn buffer(&mut self, shape: Shape) -> usize {
+        self.buffers.push(shape.len());
+        self.buffers.len() - 1
+    }
+
+    fn param(&mut self, p: ir::Param, init: Init) -> usize {
+        let len = p.len();
+        self.params.push(Slot {
+            name: p.name,
+            offset: self.param_count,
+            shape: p.shape,
+            init,
+        });
+        self.param_count += len;
+        self.params.len() - 1
+    }
+
+    fn push(
+        &mut self,
+        kind: Kind,
+        name: String,
+        inputs: Vec<usize>,
+        output: usize,
+        params: (Option<usize>, Option<usize>),
+    ) {
+        let phase = self.batchnorms.len();
+        self.steps.push(Step {
+            kind,
+            name,
+            inputs,
+            output,
+            weight: params.0,
+            bias: params.1,
+            phase,
+        });
+    }
+
+    /// The weight (drawn by `scheme`) and bias of a conv or dense layer.
+    fn weight_and_bias(&mut self, layer: &Layer, scheme: InitScheme) -> (Option<usize>, Option<usize>) {
+        let mut tensors = layer.params().into_iter();
+        let weight = tensors.next().map(|w| self.param(w, Init::Draw(scheme)));
+        let bias = tensors.next().map(|b| self.param(b, Init::Zeros));
+        (weight, bias)
+    }
+
+    /// Plans a sequence reading buffer `current`; returns the buffer it ends in.
+    /// `last_of_model` is true for the top-level sequence.
+    fn sequence(&mut self, seq: &[Layer], mut current: usize, last_of_model: bool) -> usize {
         let mut i = 0;
-        while i < model.layers.len() {
-            let layer = &model.layers[i];
-            // Fuse a following elementwise activation, unless it is the final sigmoid that
-            // binary cross-entropy needs to see separately.
-            let fused = model.layers.get(i + 1).and_then(|next| match &next.op {
-                Op::Activation(a) if !(i + 1 == last && loss == Some(Loss::BinaryCrossEntropy)) => act_of(a),
+        while i < seq.len() {
+            let layer = &seq[i];
+            let is_last = last_of_model && i + 1 == seq.len();
+            // The activation after this layer, if it can fuse (not the final sigmoid
+            // that binary cross-entropy reads, not one whose derivative needs its input).
+            let next = seq.get(i + 1);
+            let fusable = next.and_then(|next| match &next.op {
+                Op::Activation(a) if a.derivative_from_output() => {
+                    let final_sigmoid = last_of_model && i + 2 == seq.len() && self.keep_final_sigmoid;
+                    (!final_sigmoid).then_some((*a, next.name.as_str()))
+                }
                 _ => None,
             });
-            let mut name = layer.name.clone();
-            let kind = match &layer.op {
-                Op::Conv(c) => Kind::Conv {
-                    shape: WindowShape::new(layer.input, layer.output, &c.window),
-                    filters: c.filters,
-                    act: fused.unwrap_or(Activation::Identity),
-                },
-                Op::Dense(d) => Kind::Dense {
-                    inputs: layer.input.len(),
-                    outputs: d.units,
-                    act: fused.unwrap_or(Activation::Identity),
-                },
-                Op::MaxPool(w) => Kind::MaxPool(WindowShape::new(layer.input, layer.output, w)),
-                Op::AvgPool(w) => Kind::AvgPool(WindowShape::new(layer.input, layer.output, w)),
-                Op::GlobalAvgPool => {
-                    let Shape::Image { c, h, w } = layer.input else {
-                        unreachable!("checked")
+            let fuses_into = |kind_fuses: bool| if kind_fuses { fusable } else { None };
+            let (kind, params, fused) = match &layer.op {
+                Op::Conv(c) => {
+                    let fused = fuses_into(true);
+                    let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
+                    let shape = ConvGeometry {
+                        window: WindowShape::new(layer.input, layer.output, &c.window),
+                        filters: c.filters,
+                        dilation: c.dilation,
+                        groups: c.groups,
                     };
-                    Kind::GlobalAvgPool {
-                        channels: c,
-                        area: h * w,
+                    let act = fused.map_or(Activation::Identity, |f| f.0);
+                    (
+                        Kind::Conv {
+                            shape,
+                            act,
+                            bias: c.bias,
+                        },
+                        params,
+                        fused,
+                    )
+                }
+                Op::Dense(d) => {
+                    let fused = fuses_into(true);
+                    let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
+                    let act = fused.map_or(Activation::Identity, |f| f.0);
+                    let kind = Kind::Dense {
+                        inputs: layer.input.len(),
+                        outputs: d.units,
+                        act,
+                        bias: d.bias,
+                    };
+                    (kind, params, fused)
+                }
+                Op::BatchNorm(bn) => {
+                    let fused = fuses_into(true);
+                    let mut tensors = layer.params().into_iter();
+                    let gamma = tensors.next().map(|g| self.param(g, Init::Ones));
+                    let beta = tensors.next().map(|b| self.param(b, Init::Zeros));
+                    let channels = layer.input.channels();
+                    let buffer = self.stats_len;
+                    for (b, init) in layer.buffers().into_iter().zip([Init::Zeros, Init::Ones]) {
+                        self.stats_len += b.len();
+                        self.stats.push(Slot {
+                            name: b.name,
+                            offset: buffer + if init == Init::Ones { channels } else { 0 },
+                            shape: b.shape,
+                            init,
+                        });
                     }
+                    let index = self.batchnorms.len();
+                    self.batchnorms.push(BatchNormSlot {
+                        name: layer.name.clone(),
+                        channels,
+                        area: layer.input.len() / channels.max(1),
+                        eps: bn.eps,
+                        momentum: bn.momentum,
+                        buffer,
+                        shared: self.shared_len,
+                    });
+                    self.shared_len += 4 * channels;
+                    let act = fused.map_or(Activation::Identity, |f| f.0);
+                    let kind = Kind::BatchNorm {
+                        index,
+                        channels,
+                        area: layer.input.len() / channels.max(1),
+                        act,
+                    };
+                    (kind, (gamma, beta), fused)
+                }
+                Op::MaxPool(w) => (
+                    Kind::MaxPool(WindowShape::new(layer.input, layer.output, w)),
+                    (None, None),
+                    None,
+                ),
+                Op::AvgPool(w) => (
+                    Kind::AvgPool(WindowShape::new(layer.input, layer.output, w)),
+                    (None, None),
+                    None,
+                ),
+                Op::GlobalAvgPool => {
+                    let channels = layer.input.channels();
+                    let area = layer.input.len() / channels.max(1);
+                    (Kind::GlobalAvgPool { channels, area }, (None, None), None)
                 }
                 Op::Flatten => {
+                    // The same values in the same order: the next step reads the same buffer.
                     i += 1;
                     continue;
                 }
-                Op::Dropout(p) => Kind::Dropout { p: *p },
-                Op::Softmax => Kind::Softmax {
-                    features: layer.input.len(),
-                },
-                Op::Activation(a) => Kind::Activation(*a),
-                Op::BatchNorm(_) | Op::Residual(_) => todo!("v2 code generation"),
+                Op::Dropout(p) => {
+                    self.dropouts += 1;
+                    let kind = Kind::Dropout {
+                        p: *p,
+                        layer: self.dropouts,
+                    };
+                    (kind, (None, None), None)
+                }
+                Op::Activation(a) => (Kind::Activation(*a), (None, None), None),
+                Op::Softmax => {
+                    let kind = Kind::Softmax {
+                        features: layer.input.len(),
+                    };
+                    (kind, (None, None), None)
+                }
+                Op::Residual(r) => {
+                    let body = self.sequence(&r.body, current, false);
+                    let shortcut = if r.shortcut.is_empty() {
+                        current
+                    } else {
+                        self.sequence(&r.shortcut, current, false)
+                    };
+                    let fused = fuses_into(true);
+                    let act = fused.map_or(Activation::Identity, |f| f.0);
+                    let output = self.buffer(layer.output);
+                    let name = match fused {
+                        Some((_, act_name)) => format!("{}+{act_name}", layer.name),
+                        None => layer.name.clone(),
+                    };
+                    self.push(Kind::Add { act }, name, vec![body, shortcut], output, (None, None));
+                    current = output;
+                    i += if fused.is_some() { 2 } else { 1 };
+                    let _ = is_last;
+                    continue;
+                }
             };
-            let has_params = matches!(kind, Kind::Conv { .. } | Kind::Dense { .. });
-            let fuses = has_params && fused.is_some();
-            if fuses {
-                name = format!("{name}+{}", model.layers[i + 1].name);
-            }
-            let param_ids = has_params.then(|| {
-                let first = params.len();
-                for p in layer.params() {
-                    let len: usize = p.shape.iter().product();
-                    params.push(ParamSlot {
-                        name: p.name,
-                        offset,
-                        shape: p.shape,
-                        layer: i,
-                    });
-                    offset += len;
-                }
-                (first, first + 1)
-            });
-            buffers.push(layer.output.len());
-            let output = buffers.len() - 1;
-            steps.push(Step {
-                kind,
-                name,
-                input: current,
-                output,
-                params: param_ids,
-            });
+            let output = self.buffer(layer.output);
+            let name = match fused {
+                Some((_, act_name)) => format!("{}+{act_name}", layer.name),
+                None => layer.name.clone(),
+            };
+            self.push(kind, name, vec![current], output, params);
             current = output;
-            i += if fuses { 2 } else { 1 };
+            i += if fused.is_some() { 2 } else { 1 };
         }
-        let loss = model.train.as_ref().map(|t| match t.loss {
-            Loss::CrossEntropy => {
-                let softmax = &steps[steps.len() - 1];
-                LossPlan::CrossEntropy {
-                    logits: softmax.input,
-                    probs: softmax.output,
-                    classes: buffers[softmax.output],
+        current
+    }
+}
+
+impl Plan {
+    pub fn new(model: &ir::Model) -> Plan {
+        let loss = model.train.as_ref().map(|t| t.loss);
+        let mut planner = Planner {
+            buffers: vec![model.input.len()],
+            steps: Vec::new(),
+            params: Vec::new(),
+            param_count: 0,
+            stats: Vec::new(),
+            stats_len: 0,
+            batchnorms: Vec::new(),
+            shared_len: 0,
+            dropouts: 0,
+            keep_final_sigmoid: loss == Some(Loss::BinaryCrossEntropy),
+        };
+        let mut current = 0;
+        if let (Some(n), Shape::Image { c, h, w }) = (&model.normalize, model.input) {
+            let output = planner.buffer(model.input);
+            let kind = Kind::Normalize {
+                channels: c,
+                area: h * w,
+                mean: n.mean.clone(),
+                std: n.std.clone(),
+            };
+            planner.push(kind, "normalize".into(), vec![0], output, (None, None));
+            current = output;
+        }
+        let output = planner.sequence(&model.layers, current, true);
+        let loss = loss.map(|l| match l {
+            Loss::CrossEntropy | Loss::BinaryCrossEntropy => {
+                let last = planner.steps.len() - 1;
+                LossPlan {
+                    logits: planner.steps[last].inputs[0],
+                    output,
+                    fused_step: Some(last),
                 }
             }
-            Loss::BinaryCrossEntropy => {
-                let sigmoid = &steps[steps.len() - 1];
-                LossPlan::BinaryCrossEntropy {
-                    logits: sigmoid.input,
-                    probs: sigmoid.output,
-                }
-            }
-            Loss::Mse => LossPlan::Mse { output: current },
+            Loss::Mse => LossPlan {
+                logits: output,
+                output,
+                fused_step: None,
+            },
         });
         Plan {
-            buffers,
-            steps,
-            params,
-            param_count: offset,
+            buffers: planner.buffers,
+            steps: planner.steps,
+            params: planner.params,
+            param_count: planner.param_count,
+            stats: planner.stats,
+            stats_len: planner.stats_len,
+            batchnorms: planner.batchnorms,
+            shared_len: planner.shared_len,
             loss,
             batch: model.train.as_ref().map_or(INFERENCE_BATCH, |t| t.batch),
-            output: current,
+            output,
         }
     }
 
-    /// The step whose backward pass the loss replaces (the fused softmax or sigmoid).
-    pub fn loss_step(&self) -> Option<usize> {
-        match self.loss? {
-            LossPlan::CrossEntropy { .. } | LossPlan::BinaryCrossEntropy { .. } => Some(self.steps.len() - 1),
-            LossPlan::Mse { .. } => None,
-        }
+    /// Forward and backward passes are cut at every batchnorm.
+    pub fn phases(&self) -> usize {
+        self.batchnorms.len() + 1
+    }
+
+    /// How many steps read buffer `b`.
+    pub fn readers(&self, b: usize) -> usize {
+        self.steps.iter().flat_map(|s| &s.inputs).filter(|&&i| i == b).count()
+    }
+
+    /// Whether the backward pass of step `s` must add its gradient for input `k`
+    /// to what is there rather than overwrite it: a later step (in forward order)
+    /// that reads the same buffer has written it first.
+    pub fn accumulates(&self, s: usize, k: usize) -> bool {
+        let b = self.steps[s].inputs[k];
+        let earlier_input = self.steps[s].inputs[..k].contains(&b);
+        earlier_input || self.steps[s + 1..].iter().any(|t| t.inputs.contains(&b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(src: &str) -> Plan {
+        Plan::new(&crate::compile(src).expect("valid model")[0])
+    }
+
+    #[test]
+    fn sequential_models_fuse_activations_and_skip_flatten() {
+        let p = plan("model M { input 1x8x8 conv 4 kernel 3 relu maxpool 2 flatten dense 3 softmax }");
+        let names: Vec<&str> = p.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["conv1+relu1", "maxpool1", "dense1", "softmax1"]);
+        assert_eq!(p.buffers, [64, 144, 36, 3, 3]);
+        assert_eq!(p.phases(), 1);
+        assert_eq!(
+            p.params.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["conv1.weight", "conv1.bias", "dense1.weight", "dense1.bias"]
+        );
+    }
+
+    #[test]
+    fn a_block_input_read_twice_accumulates_its_gradient() {
+        let model = ir::Model {
+            name: "R".into(),
+            input: Shape::Vector(4),
+            normalize: None,
+            layers: vec![Layer {
+                name: "residual1".into(),
+                op: Op::Residual(ir::Residual {
+                    body: vec![Layer {
+                        name: "residual1.dense1".into(),
+                        op: Op::Dense(ir::Dense { units: 4, bias: true }),
+                        input: Shape::Vector(4),
+                        output: Shape::Vector(4),
+                    }],
+                    shortcut: vec![],
+                }),
+                input: Shape::Vector(4),
+                output: Shape::Vector(4),
+            }],
+            train: None,
+        };
+        let p = Plan::new(&model);
+        assert_eq!(p.steps.len(), 2);
+        assert_eq!(p.steps[1].inputs, [1, 0]);
+        // The add writes the input's gradient first (backward order); the dense adds to it.
+        assert!(!p.accumulates(1, 1));
+        assert!(p.accumulates(0, 0));
     }
 }

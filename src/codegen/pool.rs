@@ -1,50 +1,62 @@
-//! Max, average and global average pooling: one forward and one backward
-//! function per distinct shape.
+//! Max, average and global average pooling: a marker type per distinct window
+//! for the windowed kinds, and calls of the generic kernels with it; global
+//! pooling calls its kernel directly.
 
-use super::plan::WindowShape;
+use super::plan::{Kind, WindowShape};
+use super::Emit;
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
-/// `const NAME: PoolShape = ...;`, shared by the layer's forward and backward functions.
-pub fn shape_const(name: &Ident, s: &WindowShape) -> TokenStream {
-    let fields = s.fields(None);
-    quote! {
-        const #name: ::cnnc::compute::PoolShape = ::cnnc::compute::PoolShape { #fields };
+/// The layer's marker type: `struct Maxpool1; impl rt::PoolLayer for Maxpool1 { ... }`.
+fn layer_type(e: &mut Emit, s: usize, w: &WindowShape) -> Ident {
+    e.layer_type(format!("pool {w:?}"), s, |_, name| {
+        let (c, h, width) = (w.c, w.h, w.w);
+        let ([kh, kw], [sh, sw], [pt, pl], [pb, pr], oh, ow) =
+            (w.window, w.stride, w.pad_before, w.pad_after, w.oh, w.ow);
+        quote! {
+            struct #name;
+            impl rt::PoolLayer for #name {
+                const SHAPE: rt::PoolShape = rt::PoolShape {
+                    c: #c, h: #h, w: #width, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+                    pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow,
+                };
+            }
+        }
+    })
+}
+
+pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
+    let (x, y) = (e.x(s, 0), e.y_mut(s));
+    match e.step(s).kind.clone() {
+        Kind::MaxPool(w) => {
+            let layer = layer_type(e, s, &w);
+            quote!(rt::max_pool_forward(#layer, #x, #y, n);)
+        }
+        Kind::AvgPool(w) => {
+            let layer = layer_type(e, s, &w);
+            quote!(rt::avg_pool_forward(#layer, #x, #y, n);)
+        }
+        Kind::GlobalAvgPool { channels, area } => quote!(rt::pool::global_avg_forward(#channels, #area, #x, #y, n);),
+        _ => unreachable!("pool emitter on a pool step"),
     }
 }
 
-pub fn max_forward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    let params = quote!(x: &[f32], y: &mut [f32], n: usize);
-    let args = quote!(x, y, n);
-    let body = quote!(::cnnc::compute::pool::max_forward(&Self::#shape, x, y, n));
-    super::multiversion(name, params, args, body)
-}
-
-pub fn max_backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    let params = quote!(x: &[f32], dy: &[f32], dx: &mut [f32], n: usize);
-    let args = quote!(x, dy, dx, n);
-    let body = quote!(::cnnc::compute::pool::max_backward(&Self::#shape, x, dy, dx, n));
-    super::multiversion(name, params, args, body)
-}
-
-pub fn avg_forward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    let params = quote!(x: &[f32], y: &mut [f32], n: usize);
-    let args = quote!(x, y, n);
-    let body = quote!(::cnnc::compute::pool::avg_forward(&Self::#shape, x, y, n));
-    super::multiversion(name, params, args, body)
-}
-
-pub fn avg_backward_fn(name: &Ident, shape: &Ident) -> TokenStream {
-    let params = quote!(dy: &[f32], dx: &mut [f32], n: usize);
-    let args = quote!(dy, dx, n);
-    let body = quote!(::cnnc::compute::pool::avg_backward(&Self::#shape, dy, dx, n));
-    super::multiversion(name, params, args, body)
-}
-
-pub fn global_forward(channels: usize, area: usize, x: &TokenStream, y: &TokenStream) -> TokenStream {
-    quote!(::cnnc::compute::pool::global_avg_forward(#channels, #area, #x, #y, n);)
-}
-
-pub fn global_backward(channels: usize, area: usize, dy: &TokenStream, dx: &TokenStream) -> TokenStream {
-    quote!(::cnnc::compute::pool::global_avg_backward(#channels, #area, #dy, #dx, n);)
+pub fn backward(e: &mut Emit, s: usize) -> TokenStream {
+    let (x, dy) = (e.x(s, 0), e.dy(s));
+    match e.step(s).kind.clone() {
+        Kind::MaxPool(w) => {
+            let layer = layer_type(e, s, &w);
+            e.dx(s, 0, |dx| quote!(rt::max_pool_backward(#layer, #x, #dy, #dx, n);))
+        }
+        Kind::AvgPool(w) => {
+            let layer = layer_type(e, s, &w);
+            e.dx(s, 0, |dx| quote!(rt::avg_pool_backward(#layer, #dy, #dx, n);))
+        }
+        Kind::GlobalAvgPool { channels, area } => e.dx(
+            s,
+            0,
+            |dx| quote!(rt::pool::global_avg_backward(#channels, #area, #dy, #dx, n);),
+        ),
+        _ => unreachable!("pool emitter on a pool step"),
+    }
 }

@@ -28,6 +28,11 @@ pub struct ConvShape {
     pub pr: usize,
     pub oh: usize,
     pub ow: usize,
+    /// Dilation (taps spaced this far apart); only 1 is supported so far.
+    pub dh: usize,
+    pub dw: usize,
+    /// Groups; only 1 is supported so far.
+    pub g: usize,
 }
 
 impl ConvShape {
@@ -119,7 +124,7 @@ fn pad<'a>(s: &ConvShape, x: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
 /// Direct forward of one sample: each output row of each filter is summed over the
 /// kernel taps in a row-long accumulator, from contiguous runs of padded input.
 #[inline(always)]
-fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: &[f32], y: &mut [f32]) {
+fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     let (hp, wp) = (s.hp(), s.wp());
     for f in 0..s.f {
         let wf = &w[f * s.depth()..][..s.depth()];
@@ -137,7 +142,7 @@ fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: &[f3
                     }
                 }
             }
-            let bias = b[f];
+            let bias = b.map_or(0.0, |b| b[f]);
             for (y, a) in y[(f * s.oh + oh) * s.ow..][..s.ow].iter_mut().zip(acc.iter()) {
                 *y = act.apply(a + bias);
             }
@@ -233,7 +238,7 @@ pub fn forward(
     act: Activation,
     x: &[f32],
     w: &[f32],
-    b: &[f32],
+    b: Option<&[f32]>,
     y: &mut [f32],
     n: usize,
     scratch: &mut [f32],
@@ -269,7 +274,7 @@ pub fn forward(
             rest,
         );
         for (f, row) in ys.chunks_exact_mut(p).enumerate() {
-            let bias = b[f];
+            let bias = b.map_or(0.0, |b| b[f]);
             for v in row {
                 *v = act.apply(*v + bias);
             }
@@ -286,7 +291,7 @@ pub fn backward(
     w: &[f32],
     dy: &[f32],
     dw: &mut [f32],
-    db: &mut [f32],
+    mut db: Option<&mut [f32]>,
     mut dx: Option<&mut [f32]>,
     n: usize,
     scratch: &mut [f32],
@@ -297,8 +302,10 @@ pub fn backward(
     for i in 0..n {
         let xs = &x[i * s.input_len()..][..s.input_len()];
         let dys = &dy[i * s.output_len()..][..s.output_len()];
-        for (f, row) in dys.chunks_exact(p).enumerate() {
-            db[f] += sum(row);
+        if let Some(db) = db.as_deref_mut() {
+            for (f, row) in dys.chunks_exact(p).enumerate() {
+                db[f] += sum(row);
+            }
         }
         let cols: &[f32] = if s.pointwise() {
             xs

@@ -60,7 +60,7 @@ pub fn forward(
     act: Activation,
     x: &[f32],
     w: &[f32],
-    b: &[f32],
+    b: Option<&[f32]>,
     y: &mut [f32],
     n: usize,
     scratch: &mut [f32],
@@ -69,9 +69,7 @@ pub fn forward(
         // Packing W would cost more than the arithmetic: one dot product per output.
         for (xs, ys) in x.chunks_exact(inputs).zip(y.chunks_exact_mut(outputs)).take(n) {
             gemv(inputs, w, xs, ys);
-            for (y, bias) in ys.iter_mut().zip(b) {
-                *y = act.apply(*y + bias);
-            }
+            bias_act(ys, b, act);
         }
         return;
     }
@@ -87,9 +85,20 @@ pub fn forward(
         scratch,
     );
     for row in y[..n * outputs].chunks_exact_mut(outputs) {
-        for (v, bias) in row.iter_mut().zip(b) {
-            *v = act.apply(*v + bias);
+        bias_act(row, b, act);
+    }
+}
+
+/// `y = act(y + b)` over one sample's outputs (no bias with `bias off`).
+#[inline(always)]
+fn bias_act(y: &mut [f32], b: Option<&[f32]>, act: Activation) {
+    match b {
+        Some(b) => {
+            for (v, bias) in y.iter_mut().zip(b) {
+                *v = act.apply(*v + bias);
+            }
         }
+        None => act.forward(y),
     }
 }
 
@@ -103,14 +112,16 @@ pub fn backward(
     w: &[f32],
     dy: &[f32],
     dw: &mut [f32],
-    db: &mut [f32],
+    db: Option<&mut [f32]>,
     dx: Option<&mut [f32]>,
     n: usize,
     scratch: &mut [f32],
 ) {
-    for row in dy[..n * outputs].chunks_exact(outputs) {
-        for (d, g) in db.iter_mut().zip(row) {
-            *d += g;
+    if let Some(db) = db {
+        for row in dy[..n * outputs].chunks_exact(outputs) {
+            for (d, g) in db.iter_mut().zip(row) {
+                *d += g;
+            }
         }
     }
     matmul(

@@ -15,8 +15,11 @@
 pub mod act;
 pub mod conv;
 pub mod dense;
+pub mod dropout;
 pub mod gemm;
+pub mod layers;
 pub mod loss;
+pub mod norm;
 pub mod optim;
 pub mod peak;
 pub mod pool;

@@ -2,9 +2,9 @@
 //! learning-rate schedule, per-epoch reports and a progress bar.
 
 use super::data::{shuffled, Dataset, Targets};
+use super::inputs::{batch_size, check_finite};
 use super::{Error, Model, Target, Train};
 use crate::ir::Loss;
-use crate::support::{batch_size, check_finite};
 use ndarray::{ArrayD, Dimension};
 use std::io::IsTerminal;
 use std::time::Instant;
@@ -20,6 +20,28 @@ pub struct FitConfig {
     pub seed: u64,
     /// Print a line per epoch (and a progress bar on a terminal).
     pub verbose: bool,
+}
+
+impl FitConfig {
+    /// A generated model's train block (`Net::FIT`).
+    pub const fn of(spec: &super::driver::Spec) -> FitConfig {
+        match spec.train {
+            Some(t) => FitConfig {
+                loss: t.loss,
+                epochs: t.epochs,
+                batch: spec.batch,
+                validation: t.validation,
+                seed: t.seed,
+                verbose: true,
+            },
+            None => panic!("FitConfig::of needs a model with a train block"),
+        }
+    }
+
+    /// The same configuration without the per-epoch lines and progress bar.
+    pub const fn quiet(self) -> FitConfig {
+        FitConfig { verbose: false, ..self }
+    }
 }
 
 /// The numbers of one epoch.

@@ -1,11 +1,13 @@
 //! What generated models and users call at run time: the `Model`/`Train` traits,
-//! `Target`, `Gradients` and `Error` (../shared/spec/API.md), plus data loading,
+//! `Target`, `Gradients` and `Error`, plus data loading,
 //! the fit loop, weight files and the seeded initialization.
 
 pub mod data;
+pub mod driver;
 mod error;
 pub mod fit;
 pub mod init;
+pub mod inputs;
 pub mod weights;
 
 pub use error::Error;

@@ -1,0 +1,161 @@
+//! The model's description for the run-time driver (`Net::SPEC`) and the
+//! constants of its public struct.
+
+use super::plan::{Init, Plan, Slot};
+use crate::ir::{self, Augment, InitScheme, Loss, Optimizer, Schedule};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+fn init(i: Init) -> TokenStream {
+    let path = quote!(rt::Init);
+    match i {
+        Init::Zeros => quote!(#path::Zeros),
+        Init::Ones => quote!(#path::Ones),
+        Init::Draw(InitScheme::HeNormal { fan_in, negative_slope }) => {
+            quote!(#path::Draw(rt::InitScheme::HeNormal { fan_in: #fan_in, negative_slope: #negative_slope }))
+        }
+        Init::Draw(InitScheme::XavierUniform { fan_in, fan_out }) => {
+            quote!(#path::Draw(rt::InitScheme::XavierUniform { fan_in: #fan_in, fan_out: #fan_out }))
+        }
+    }
+}
+
+fn tensors(slots: &[Slot]) -> TokenStream {
+    let rows = slots.iter().map(|t| {
+        let (name, offset, shape, init) = (&t.name, t.offset, &t.shape, init(t.init));
+        quote!(rt::Tensor { name: #name, offset: #offset, shape: &[#(#shape),*], init: #init })
+    });
+    quote!(&[#(#rows),*])
+}
+
+fn loss(l: Loss) -> TokenStream {
+    match l {
+        Loss::CrossEntropy => quote!(rt::Loss::CrossEntropy),
+        Loss::Mse => quote!(rt::Loss::Mse),
+        Loss::BinaryCrossEntropy => quote!(rt::Loss::BinaryCrossEntropy),
+    }
+}
+
+fn optimizer(o: Optimizer) -> TokenStream {
+    let path = quote!(rt::Optimizer);
+    match o {
+        Optimizer::Sgd { lr, momentum, nesterov } => {
+            quote!(#path::Sgd { lr: #lr, momentum: #momentum, nesterov: #nesterov })
+        }
+        Optimizer::Adam { lr, beta1, beta2, eps } => {
+            quote!(#path::Adam { lr: #lr, beta1: #beta1, beta2: #beta2, eps: #eps })
+        }
+        Optimizer::AdamW { lr, beta1, beta2, eps } => {
+            quote!(#path::AdamW { lr: #lr, beta1: #beta1, beta2: #beta2, eps: #eps })
+        }
+    }
+}
+
+fn schedule(s: Schedule) -> TokenStream {
+    let path = quote!(rt::Schedule);
+    match s {
+        Schedule::Constant => quote!(#path::Constant),
+        Schedule::Step { every, gamma } => quote!(#path::Step { every: #every, gamma: #gamma }),
+        Schedule::Exponential { gamma } => quote!(#path::Exponential { gamma: #gamma }),
+        Schedule::Cosine { min } => quote!(#path::Cosine { min: #min }),
+    }
+}
+
+fn augment(a: &Augment) -> TokenStream {
+    let path = quote!(rt::Augment);
+    match *a {
+        Augment::FlipHorizontal => quote!(#path::FlipHorizontal),
+        Augment::FlipVertical => quote!(#path::FlipVertical),
+        Augment::Crop(p) => quote!(#path::Crop(#p)),
+    }
+}
+
+fn train(t: &ir::TrainConfig) -> TokenStream {
+    let (loss, optimizer, schedule) = (loss(t.loss), optimizer(t.optimizer), schedule(t.schedule));
+    let (weight_decay, epochs, seed) = (t.weight_decay, t.epochs, t.seed);
+    let validation = match t.validation {
+        Some(v) => quote!(Some(#v)),
+        None => quote!(None),
+    };
+    let augment = t.augment.iter().map(augment);
+    quote! {
+        Some(rt::TrainSpec {
+            loss: #loss,
+            optimizer: #optimizer,
+            weight_decay: #weight_decay,
+            schedule: #schedule,
+            epochs: #epochs,
+            validation: #validation,
+            seed: #seed,
+            augment: &[#(#augment),*],
+        })
+    }
+}
+
+/// The `Spec` literal.
+pub fn spec(model: &ir::Model, plan: &Plan) -> TokenStream {
+    let name = &model.name;
+    let (input, output) = (model.input.dims(), model.output().dims());
+    let params = tensors(&plan.params);
+    let buffers = tensors(&plan.stats);
+    let (param_count, buffer_len, shared_len, batch) = (plan.param_count, plan.stats_len, plan.shared_len, plan.batch);
+    let batchnorms = plan.batchnorms.iter().map(|b| {
+        let (name, channels, area, buffer, shared) = (&b.name, b.channels, b.area, b.buffer, b.shared);
+        let (eps, momentum) = (b.eps as f32, b.momentum as f32);
+        quote! {
+            rt::BatchNormSlot {
+                name: #name, channels: #channels, area: #area, eps: #eps, momentum: #momentum,
+                buffer: #buffer, shared: #shared,
+            }
+        }
+    });
+    let train = match &model.train {
+        Some(t) => train(t),
+        None => quote!(None),
+    };
+    quote! {
+        rt::Spec {
+            name: #name,
+            input: &[#(#input),*],
+            output: &[#(#output),*],
+            params: #params,
+            param_count: #param_count,
+            buffers: #buffers,
+            buffer_len: #buffer_len,
+            batchnorms: &[#(#batchnorms),*],
+            shared_len: #shared_len,
+            batch: #batch,
+            train: #train,
+        }
+    }
+}
+
+/// The public struct's constants.
+pub fn constants(model: &ir::Model, plan: &Plan) -> TokenStream {
+    let (input, output) = (model.input.dims(), model.output().dims());
+    let (in_rank, out_rank) = (input.len(), output.len());
+    let (param_count, batch) = (plan.param_count, plan.batch);
+    let batch_doc = if model.train.is_some() {
+        " Samples per training step (the train block's `batch`); `predict` runs this many at once, split over the threads."
+    } else {
+        " Samples `predict` runs at once, split over the threads; larger inputs run in chunks of this many."
+    };
+    let fit = model.train.as_ref().map(|_| {
+        quote! {
+            /// The model's train block, as `fit` reads it; `FIT.quiet()` prints nothing.
+            pub const FIT: ::cnnc::rt::fit::FitConfig =
+                ::cnnc::rt::fit::FitConfig::of(&<Net as rt::Network>::SPEC);
+        }
+    });
+    quote! {
+        /// The shape of one input sample.
+        pub const INPUT_SHAPE: [usize; #in_rank] = [#(#input),*];
+        /// The shape of one output sample.
+        pub const OUTPUT_SHAPE: [usize; #out_rank] = [#(#output),*];
+        /// The number of trainable parameters (batchnorm's running statistics are buffers, not counted).
+        pub const PARAM_COUNT: usize = #param_count;
+        #[doc = #batch_doc]
+        pub const BATCH: usize = #batch;
+        #fit
+    }
+}

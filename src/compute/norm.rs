@@ -1,0 +1,284 @@
+//! Batch normalization, input normalization and the residual add.
+//!
+//! Batch normalization in training needs the statistics of the whole minibatch,
+//! which several workers hold in pieces. So each pass is split in two around a
+//! combine that the driver does (`rt::driver`), in a fixed worker order:
+//! - forward: [`bn_partial_stats`] (each worker's per-channel mean and sum of
+//!   squared deviations), combine, then [`bn_forward`] with the batch mean and
+//!   1/sqrt(var + eps);
+//! - backward: [`bn_backward_partial`] (per channel Σdy and Σdy·x̂ over the
+//!   worker's samples, also added to dβ and dγ), combine, then
+//!   [`bn_backward_input`] with the batch sums.
+//!
+//! Layout: `[n, c, area]` (area = H·W for `BatchNorm2d`, 1 for `BatchNorm1d`).
+
+use super::Activation;
+
+/// Per channel, the mean and the sum of squared deviations from it over the `n`
+/// samples of `x` (two passes, in f64: no cancellation), written as
+/// `out[ch] = mean`, `out[c + ch] = m2`.
+#[inline(always)]
+pub fn bn_partial_stats(x: &[f32], n: usize, c: usize, area: usize, out: &mut [f64]) {
+    let count = (n * area) as f64;
+    for ch in 0..c {
+        let mut sum = 0.0f64;
+        for s in 0..n {
+            let row = &x[(s * c + ch) * area..][..area];
+            sum += row.iter().map(|&v| v as f64).sum::<f64>();
+        }
+        let mean = if count > 0.0 { sum / count } else { 0.0 };
+        let mut m2 = 0.0f64;
+        for s in 0..n {
+            let row = &x[(s * c + ch) * area..][..area];
+            m2 += row
+                .iter()
+                .map(|&v| {
+                    let d = v as f64 - mean;
+                    d * d
+                })
+                .sum::<f64>();
+        }
+        out[ch] = mean;
+        out[c + ch] = m2;
+    }
+}
+
+/// `y = act(γ·(x - mean)·invstd + β)` per channel, with `stats = [mean; c][invstd; c]`
+/// (training: the batch's; inference: from the running statistics, see
+/// [`bn_inference_stats`]).
+#[inline(always)]
+pub fn bn_forward(
+    x: &[f32],
+    y: &mut [f32],
+    n: usize,
+    c: usize,
+    area: usize,
+    stats: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    act: Activation,
+) {
+    let (mean, invstd) = stats.split_at(c);
+    for s in 0..n {
+        for ch in 0..c {
+            let scale = gamma[ch] * invstd[ch];
+            let shift = beta[ch] - mean[ch] * scale;
+            let base = (s * c + ch) * area;
+            for (y, &x) in y[base..base + area].iter_mut().zip(&x[base..base + area]) {
+                *y = act.apply(x * scale + shift);
+            }
+        }
+    }
+}
+
+/// The inference statistics `[running_mean; c][1/sqrt(running_var + eps); c]`.
+#[inline(always)]
+pub fn bn_inference_stats(running: &[f32], c: usize, eps: f32, out: &mut [f32]) {
+    let (mean, var) = running.split_at(c);
+    out[..c].copy_from_slice(&mean[..c]);
+    for (o, &v) in out[c..2 * c].iter_mut().zip(var) {
+        *o = 1.0 / (v + eps).sqrt();
+    }
+}
+
+/// First half of the backward pass over `n` samples: turns `dy` (the gradient of
+/// the fused activation's output) into the gradient before the activation, in
+/// place; adds this worker's Σdy to `dbeta` and Σdy·x̂ to `dgamma`, and writes
+/// both per channel as f64 to `out = [Σdy; c][Σdy·x̂; c]` for the combine.
+#[inline(always)]
+pub fn bn_backward_partial(
+    x: &[f32],
+    y: &[f32],
+    dy: &mut [f32],
+    n: usize,
+    c: usize,
+    area: usize,
+    stats: &[f32],
+    act: Activation,
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+    out: &mut [f64],
+) {
+    let (mean, invstd) = stats.split_at(c);
+    if act != Activation::Identity {
+        act.backward(&y[..n * c * area], &mut dy[..n * c * area]);
+    }
+    for ch in 0..c {
+        let (mut sum, mut dot) = (0.0f64, 0.0f64);
+        for s in 0..n {
+            let base = (s * c + ch) * area;
+            for (&g, &x) in dy[base..base + area].iter().zip(&x[base..base + area]) {
+                sum += g as f64;
+                dot += g as f64 * ((x - mean[ch]) * invstd[ch]) as f64;
+            }
+        }
+        dbeta[ch] += sum as f32;
+        dgamma[ch] += dot as f32;
+        out[ch] = sum;
+        out[c + ch] = dot;
+    }
+}
+
+/// Second half: `dx = γ·invstd·(dy - Σdy/m - x̂·Σdy·x̂/m)`, with the sums `sums =
+/// [Σdy; c][Σdy·x̂; c]` over the whole batch of `count` values per channel.
+#[inline(always)]
+pub fn bn_backward_input(
+    x: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    n: usize,
+    c: usize,
+    area: usize,
+    stats: &[f32],
+    sums: &[f32],
+    gamma: &[f32],
+    count: usize,
+) {
+    let (mean, invstd) = stats.split_at(c);
+    let (sum, dot) = sums.split_at(c);
+    let inv_m = 1.0 / count as f32;
+    for s in 0..n {
+        for ch in 0..c {
+            let k = gamma[ch] * invstd[ch];
+            let (a, b) = (sum[ch] * inv_m, dot[ch] * inv_m);
+            let base = (s * c + ch) * area;
+            let rows = dx[base..base + area].iter_mut().zip(&dy[base..base + area]);
+            for ((dx, &g), &x) in rows.zip(&x[base..base + area]) {
+                let xhat = (x - mean[ch]) * invstd[ch];
+                *dx = k * (g - a - xhat * b);
+            }
+        }
+    }
+}
+
+/// `y = (x - mean) / std` per channel (`input ... normalize`).
+#[inline(always)]
+pub fn normalize_forward(x: &[f32], y: &mut [f32], n: usize, mean: &[f32], std: &[f32], area: usize) {
+    let c = mean.len();
+    for s in 0..n {
+        for ch in 0..c {
+            let (m, inv) = (mean[ch], 1.0 / std[ch]);
+            let base = (s * c + ch) * area;
+            for (y, &x) in y[base..base + area].iter_mut().zip(&x[base..base + area]) {
+                *y = (x - m) * inv;
+            }
+        }
+    }
+}
+
+/// `dx = dy / std` per channel.
+#[inline(always)]
+pub fn normalize_backward(dy: &[f32], dx: &mut [f32], n: usize, std: &[f32], area: usize) {
+    let c = std.len();
+    for s in 0..n {
+        for ch in 0..c {
+            let inv = 1.0 / std[ch];
+            let base = (s * c + ch) * area;
+            for (d, &g) in dx[base..base + area].iter_mut().zip(&dy[base..base + area]) {
+                *d = g * inv;
+            }
+        }
+    }
+}
+
+/// The residual join: `y = act(a + b)`.
+#[inline(always)]
+pub fn add_forward(a: &[f32], b: &[f32], y: &mut [f32], act: Activation) {
+    for ((y, &a), &b) in y.iter_mut().zip(a).zip(b) {
+        *y = act.apply(a + b);
+    }
+}
+
+/// `d += s`: a gradient arriving at a tensor that more than one layer reads.
+#[inline(always)]
+pub fn accumulate(d: &mut [f32], s: &[f32]) {
+    for (d, &s) in d.iter_mut().zip(s) {
+        *d += s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batch statistics of two halves combined (as the driver does) equal
+    /// those of the whole.
+    #[test]
+    fn partial_statistics_of_halves_combine_to_the_whole() {
+        let (c, area) = (3, 4);
+        let x: Vec<f32> = (0..5 * c * area).map(|i| ((i * 37 % 11) as f32) * 0.3 - 1.0).collect();
+        let mut whole = vec![0.0; 2 * c];
+        bn_partial_stats(&x, 5, c, area, &mut whole);
+        let mut a = vec![0.0; 2 * c];
+        let mut b = vec![0.0; 2 * c];
+        bn_partial_stats(&x[..2 * c * area], 2, c, area, &mut a);
+        bn_partial_stats(&x[2 * c * area..], 3, c, area, &mut b);
+        for ch in 0..c {
+            let (na, nb) = ((2 * area) as f64, (3 * area) as f64);
+            let delta = b[ch] - a[ch];
+            let mean = a[ch] + delta * nb / (na + nb);
+            let m2 = a[c + ch] + b[c + ch] + delta * delta * na * nb / (na + nb);
+            assert!((mean - whole[ch]).abs() < 1e-12);
+            assert!((m2 - whole[c + ch]).abs() < 1e-9);
+        }
+    }
+
+    /// The input gradient against central differences of the training-mode
+    /// forward pass (f32, so a loose tolerance).
+    #[test]
+    fn batchnorm_input_gradient_matches_finite_differences() {
+        let (n, c, area) = (3, 2, 3);
+        let x: Vec<f32> = (0..n * c * area).map(|i| ((i * 13 % 7) as f32) * 0.5 - 1.2).collect();
+        let gamma = [1.3f32, 0.7];
+        let beta = [0.1f32, -0.2];
+        let w: Vec<f32> = (0..n * c * area).map(|i| ((i * 5 % 9) as f32) * 0.2 - 0.8).collect();
+        let loss = |x: &[f32]| -> f64 {
+            let mut part = vec![0.0; 2 * c];
+            bn_partial_stats(x, n, c, area, &mut part);
+            let mut stats = vec![0.0f32; 2 * c];
+            for ch in 0..c {
+                stats[ch] = part[ch] as f32;
+                stats[c + ch] = 1.0 / ((part[c + ch] / (n * area) as f64) as f32 + 1e-5).sqrt();
+            }
+            let mut y = vec![0.0; x.len()];
+            bn_forward(x, &mut y, n, c, area, &stats, &gamma, &beta, Activation::Identity);
+            y.iter().zip(&w).map(|(&y, &w)| (y * w) as f64).sum()
+        };
+        let mut part = vec![0.0; 2 * c];
+        bn_partial_stats(&x, n, c, area, &mut part);
+        let mut stats = vec![0.0f32; 2 * c];
+        for ch in 0..c {
+            stats[ch] = part[ch] as f32;
+            stats[c + ch] = 1.0 / ((part[c + ch] / (n * area) as f64) as f32 + 1e-5).sqrt();
+        }
+        let mut y = vec![0.0; x.len()];
+        bn_forward(&x, &mut y, n, c, area, &stats, &gamma, &beta, Activation::Identity);
+        let mut dy = w.clone();
+        let (mut dg, mut db) = (vec![0.0; c], vec![0.0; c]);
+        let mut sums64 = vec![0.0; 2 * c];
+        bn_backward_partial(
+            &x,
+            &y,
+            &mut dy,
+            n,
+            c,
+            area,
+            &stats,
+            Activation::Identity,
+            &mut dg,
+            &mut db,
+            &mut sums64,
+        );
+        let sums: Vec<f32> = sums64.iter().map(|&v| v as f32).collect();
+        let mut dx = vec![0.0; x.len()];
+        bn_backward_input(&x, &dy, &mut dx, n, c, area, &stats, &sums, &gamma, n * area);
+        for i in 0..x.len() {
+            let h = 1e-2f32;
+            let (mut up, mut down) = (x.clone(), x.clone());
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (loss(&up) - loss(&down)) / (2.0 * h as f64);
+            assert!((numeric - dx[i] as f64).abs() < 2e-2, "{i}: {numeric} vs {}", dx[i]);
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! What generated code reaches, and nothing else: the driver, the kernels it
+//! calls (through `compute::layers`, which dispatches on the CPU once), and two
+//! macros. Not public API: it changes with the code generator.
+//!
+//! Generated code names every path absolutely (`::cnnc::__private::...`,
+//! `::core::...`) and lives in a private module per model, so nothing a user
+//! defines next to a `cnn!` call can change what it means.
+
+pub use crate::compute::layers::{
+    avg_pool_backward, avg_pool_forward, conv_backward, conv_forward, conv_scratch, dense_backward, dense_forward,
+    dense_scratch, max_pool_backward, max_pool_forward, ConvLayer, DenseLayer, PoolLayer,
+};
+pub use crate::compute::{act, dropout, norm, pool, Activation, ConvShape, PoolShape};
+pub use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule};
+pub use crate::rt::driver::{
+    Backward, BatchNormSlot, Driver, Init, LossIo, Network, Pass, Spec, Tensor, TrainSpec, Worker,
+};
+pub use crate::{__model as model, __train as train};
+
+/// The user-facing methods and the `Model` implementation of generated model
+/// `$name`, a tuple struct around `Driver<$net>`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __model {
+    ($name:ident) => {
+        impl $name {
+            /// A model with the spec's initialization (He normal before relu, Xavier
+            /// uniform otherwise, biases 0, batchnorm weight 1), drawn from `seed`.
+            pub fn new(seed: ::core::primitive::u64) -> Self {
+                $name($crate::__private::Driver::new(seed))
+            }
+
+            /// Saves parameters and buffers with PyTorch names and layouts.
+            pub fn save_safetensors(
+                &self,
+                path: impl ::core::convert::AsRef<::std::path::Path>,
+            ) -> ::core::result::Result<(), $crate::Error> {
+                self.0.save_safetensors(path.as_ref())
+            }
+
+            /// Loads parameters and buffers saved by `save_safetensors` or by PyTorch.
+            pub fn load_safetensors(
+                &mut self,
+                path: impl ::core::convert::AsRef<::std::path::Path>,
+            ) -> ::core::result::Result<(), $crate::Error> {
+                self.0.load_safetensors(path.as_ref())
+            }
+
+            /// Inference into a caller's buffer of `N * OUTPUT_SHAPE` values; allocates nothing.
+            pub fn predict_into(
+                &mut self,
+                x: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
+                out: &mut [::core::primitive::f32],
+            ) -> ::core::result::Result<(), $crate::Error> {
+                self.0.predict_into(x, out)
+            }
+        }
+
+        impl $crate::Model for $name {
+            fn input_shape(&self) -> &[::core::primitive::usize] {
+                $crate::Model::input_shape(&self.0)
+            }
+            fn output_shape(&self) -> &[::core::primitive::usize] {
+                $crate::Model::output_shape(&self.0)
+            }
+            fn param_names(&self) -> ::std::vec::Vec<::std::string::String> {
+                $crate::Model::param_names(&self.0)
+            }
+            fn param(
+                &self,
+                name: &::core::primitive::str,
+            ) -> ::core::option::Option<$crate::ndarray::ArrayD<::core::primitive::f32>> {
+                $crate::Model::param(&self.0, name)
+            }
+            fn set_param(
+                &mut self,
+                name: &::core::primitive::str,
+                value: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
+            ) -> ::core::result::Result<(), $crate::Error> {
+                $crate::Model::set_param(&mut self.0, name, value)
+            }
+            fn predict(
+                &mut self,
+                x: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
+            ) -> ::core::result::Result<$crate::ndarray::ArrayD<::core::primitive::f32>, $crate::Error> {
+                $crate::Model::predict(&mut self.0, x)
+            }
+            fn buffer_names(&self) -> ::std::vec::Vec<::std::string::String> {
+                $crate::Model::buffer_names(&self.0)
+            }
+            fn buffer(
+                &self,
+                name: &::core::primitive::str,
+            ) -> ::core::option::Option<$crate::ndarray::ArrayD<::core::primitive::f32>> {
+                $crate::Model::buffer(&self.0, name)
+            }
+            fn set_buffer(
+                &mut self,
+                name: &::core::primitive::str,
+                value: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
+            ) -> ::core::result::Result<(), $crate::Error> {
+                $crate::Model::set_buffer(&mut self.0, name, value)
+            }
+            fn batches_tracked(&self) -> ::core::primitive::u64 {
+                $crate::Model::batches_tracked(&self.0)
+            }
+            fn set_batches_tracked(&mut self, steps: ::core::primitive::u64) {
+                $crate::Model::set_batches_tracked(&mut self.0, steps)
+            }
+        }
+    };
+}
+
+/// The training methods and the `Train` implementation of generated model `$name`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __train {
+    ($name:ident) => {
+        impl $name {
+            /// Trains on `data` as the train block says (epochs, batches, validation
+            /// split, schedule), printing a line per epoch.
+            pub fn fit(
+                &mut self,
+                data: &$crate::rt::data::Dataset,
+            ) -> ::core::result::Result<$crate::rt::fit::FitReport, $crate::Error> {
+                $crate::rt::fit::fit(self, data, &Self::FIT)
+            }
+
+            /// Trains with another configuration, e.g. `model.fit_with(&data, &Net::FIT.quiet())`.
+            pub fn fit_with(
+                &mut self,
+                data: &$crate::rt::data::Dataset,
+                config: &$crate::rt::fit::FitConfig,
+            ) -> ::core::result::Result<$crate::rt::fit::FitReport, $crate::Error> {
+                $crate::rt::fit::fit(self, data, config)
+            }
+
+            /// Loss and accuracy on `data`, in inference mode.
+            pub fn evaluate(
+                &mut self,
+                data: &$crate::rt::data::Dataset,
+            ) -> ::core::result::Result<$crate::rt::fit::Evaluation, $crate::Error> {
+                $crate::rt::fit::evaluate(self, data, Self::FIT.loss, Self::BATCH)
+            }
+
+            /// The summed gradient of the last `train_step` or `gradients` call, one
+            /// flat buffer in parameter order (for an all-reduce across machines).
+            pub fn flat_gradients(&mut self) -> &mut [::core::primitive::f32] {
+                self.0.grads()
+            }
+
+            /// One optimizer step from the gradient in `flat_gradients`.
+            pub fn apply_update(&mut self) -> ::core::result::Result<(), $crate::Error> {
+                self.0.apply_update()
+            }
+        }
+
+        impl $crate::Train for $name {
+            fn gradients(
+                &mut self,
+                x: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
+                target: $crate::Target<'_>,
+            ) -> ::core::result::Result<$crate::Gradients, $crate::Error> {
+                $crate::Train::gradients(&mut self.0, x, target)
+            }
+            fn train_step(
+                &mut self,
+                x: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
+                target: $crate::Target<'_>,
+            ) -> ::core::result::Result<::core::primitive::f32, $crate::Error> {
+                $crate::Train::train_step(&mut self.0, x, target)
+            }
+            fn learning_rate(&self, epoch: ::core::primitive::usize) -> ::core::primitive::f32 {
+                $crate::Train::learning_rate(&self.0, epoch)
+            }
+            fn set_epoch(&mut self, epoch: ::core::primitive::usize) {
+                $crate::Train::set_epoch(&mut self.0, epoch)
+            }
+            fn last_correct(&self) -> ::core::option::Option<::core::primitive::usize> {
+                $crate::Train::last_correct(&self.0)
+            }
+        }
+    };
+}

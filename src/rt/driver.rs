@@ -1,0 +1,802 @@
+//! The model-independent half of every generated model.
+//!
+//! A generated model is two things: a description of itself ([`Spec`]: shapes,
+//! the parameter and buffer tables, its batch normalizations, its train block)
+//! and a [`Worker`]: the activation buffers one thread works in and the
+//! per-layer calls of its forward and backward passes, with every shape a
+//! constant. Everything else is here, once, as ordinary Rust: the split of a
+//! batch over threads, the chunk loop, the combine of batch statistics, the loss,
+//! the ordered gradient sum, the optimizer update, the parameter tables and the
+//! `Model`/`Train` implementations.
+//!
+//! ## Phases
+//! Batch normalization needs the statistics of the whole minibatch in the middle
+//! of the forward pass (and two sums in the backward pass), but each worker holds
+//! only its share of the samples. So a worker's passes are cut at every
+//! batchnorm: forward phase `k` ends with batchnorm `k`'s partial statistics; the
+//! driver combines them over the workers in worker order (Chan's formula, in f64)
+//! and forward phase `k + 1` starts by normalizing with them. Backward phase `k`
+//! (run from the last down) ends with batchnorm `k - 1`'s partial sums, which are
+//! combined the same way before backward phase `k - 1` starts. Results therefore
+//! depend on the thread count only through float summation order. A model
+//! without batchnorm has one phase: one parallel region per chunk.
+
+use super::init::Initializer;
+use super::inputs::{batch_size, check_finite, copy_rows, labels, shape_text, values};
+use super::{Error, Gradients, Model, Target, Train};
+use crate::compute;
+use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule};
+use ndarray::{ArrayD, ArrayViewD, IxDyn};
+
+/// How a tensor starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Init {
+    Zeros,
+    Ones,
+    /// Drawn from the model's seed, in table order.
+    Draw(InitScheme),
+}
+
+/// A tensor inside a flat buffer: its PyTorch name, offset and shape.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tensor {
+    pub name: &'static str,
+    pub offset: usize,
+    pub shape: &'static [usize],
+    pub init: Init,
+}
+
+impl Tensor {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// One batch normalization layer, as the driver combines its statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BatchNormSlot {
+    pub name: &'static str,
+    pub channels: usize,
+    /// Values per channel per sample: H·W for an image, 1 for a vector.
+    pub area: usize,
+    pub eps: f32,
+    pub momentum: f32,
+    /// Offset of `running_mean` in the buffers (`running_var` follows).
+    pub buffer: usize,
+    /// Offset of its region in the shared statistics: `[mean][1/std][Σdy][Σdy·x̂]`,
+    /// `channels` values each.
+    pub shared: usize,
+}
+
+/// The train block, as the driver runs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainSpec {
+    pub loss: Loss,
+    pub optimizer: Optimizer,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    pub epochs: usize,
+    pub validation: Option<f64>,
+    pub seed: u64,
+    pub augment: &'static [Augment],
+}
+
+/// Everything the driver knows of a model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spec {
+    pub name: &'static str,
+    pub input: &'static [usize],
+    pub output: &'static [usize],
+    pub params: &'static [Tensor],
+    pub param_count: usize,
+    pub buffers: &'static [Tensor],
+    pub buffer_len: usize,
+    pub batchnorms: &'static [BatchNormSlot],
+    pub shared_len: usize,
+    /// Samples per chunk: the train block's `batch` (32 without one).
+    pub batch: usize,
+    pub train: Option<TrainSpec>,
+}
+
+impl Spec {
+    /// Passes are cut at every batchnorm.
+    pub const fn phases(&self) -> usize {
+        self.batchnorms.len() + 1
+    }
+
+    fn input_len(&self) -> usize {
+        self.input.iter().product()
+    }
+
+    fn output_len(&self) -> usize {
+        self.output.iter().product()
+    }
+}
+
+/// A generated model's description and worker type.
+pub trait Network: 'static {
+    type Worker: Worker;
+    const SPEC: Spec;
+}
+
+/// What one worker's pass reads besides its own buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass<'a> {
+    pub params: &'a [f32],
+    /// `[mean][1/std][Σdy][Σdy·x̂]` per batchnorm (see [`BatchNormSlot::shared`]).
+    pub shared: &'a [f32],
+    /// The worker's samples.
+    pub n: usize,
+    /// The index of the worker's first sample in the caller's batch.
+    pub first: usize,
+    /// The samples of the whole chunk, over every worker (batchnorm divides by it).
+    pub batch: usize,
+    /// Training mode: dropout, batch statistics.
+    pub train: bool,
+    /// Whether the model input's gradient is wanted.
+    pub input_grad: bool,
+    /// Dropout masks come from (seed, step, layer, sample).
+    pub seed: u64,
+    pub step: u64,
+}
+
+/// The per-thread half of a generated model.
+pub trait Worker: Send + Sized {
+    /// Buffers for `samples` samples at a time.
+    fn new(samples: usize) -> Self;
+    /// The model input's buffer.
+    fn input(&mut self) -> &mut [f32];
+    /// The model output's buffer.
+    fn output(&self) -> &[f32];
+    /// Forward phase `phase` over `pass.n` samples.
+    fn forward(&mut self, phase: usize, pass: &Pass<'_>);
+    /// The partial statistics or sums the last phase left for the combine.
+    fn partials(&self) -> &[f64];
+}
+
+/// The buffers the loss reads and writes: the logits (before a fused final
+/// softmax or sigmoid; the output itself for mse), the output, and the gradient
+/// of the logits, which the loss writes.
+pub struct LossIo<'a> {
+    pub logits: &'a [f32],
+    pub output: &'a [f32],
+    pub grad: &'a mut [f32],
+}
+
+/// The backward half of a worker, for models with a train block.
+pub trait Backward: Worker {
+    fn loss_io(&mut self) -> LossIo<'_>;
+    /// Backward phase `phase`: adds this worker's parameter gradients to `grads`.
+    fn backward(&mut self, phase: usize, pass: &Pass<'_>, grads: &mut [f32]);
+    /// The model input's gradient.
+    fn input_grad(&self) -> &[f32];
+}
+
+/// A worker with its share of the batch's targets and gradients.
+struct Slot<W> {
+    worker: W,
+    grads: Vec<f32>,
+    labels: Vec<usize>,
+    targets: Vec<f32>,
+    correct: usize,
+}
+
+/// A generated model's state and the logic that runs it.
+pub struct Driver<N: Network> {
+    params: Vec<f32>,
+    buffers: Vec<f32>,
+    shared: Vec<f32>,
+    slots: Vec<Slot<N::Worker>>,
+    grads: Vec<f32>,
+    state1: Vec<f32>,
+    state2: Vec<f32>,
+    /// The last step's batch statistics per batchnorm, `[mean][unbiased var]`,
+    /// applied to the running statistics once the step's loss is known finite.
+    pending: Vec<f32>,
+    /// Optimizer steps taken.
+    step: u64,
+    /// Training steps counted for batchnorm's `num_batches_tracked` (a weight
+    /// file sets it; the optimizer's count is `step`).
+    tracked: u64,
+    epoch: usize,
+    correct: usize,
+    seed: u64,
+}
+
+/// How many workers a model uses: one per rayon thread, at most `batch`.
+pub fn worker_count(batch: usize) -> usize {
+    rayon::current_num_threads().clamp(1, batch.max(1))
+}
+
+/// The samples of chunk `lo..hi` that worker `w` of `workers` takes.
+#[inline]
+pub fn worker_range(lo: usize, hi: usize, w: usize, workers: usize) -> (usize, usize) {
+    let per = (hi - lo).div_ceil(workers.max(1));
+    let start = (lo + w * per).min(hi);
+    (start, (start + per).min(hi))
+}
+
+/// Runs `f(index, slot)` for every slot in parallel (recursive `rayon::join`,
+/// which allocates nothing) and returns the sum of the results in slot order, so
+/// the total does not depend on thread timing.
+fn each<W: Send>(slots: &mut [W], f: &(impl Fn(usize, &mut W) -> f64 + Sync)) -> f64 {
+    fn go<W: Send>(base: usize, slots: &mut [W], f: &(impl Fn(usize, &mut W) -> f64 + Sync)) -> f64 {
+        match slots {
+            [] => 0.0,
+            [w] => f(base, w),
+            _ => {
+                let mid = slots.len() / 2;
+                let (left, right) = slots.split_at_mut(mid);
+                let (a, b) = rayon::join(|| go(base, left, f), || go(base + mid, right, f));
+                a + b
+            }
+        }
+    }
+    go(0, slots, f)
+}
+
+fn find<'a>(table: &'a [Tensor], name: &str) -> Option<&'a Tensor> {
+    table.iter().find(|t| t.name == name)
+}
+
+fn get(table: &[Tensor], values: &[f32], name: &str) -> Option<ArrayD<f32>> {
+    let t = find(table, name)?;
+    ArrayD::from_shape_vec(IxDyn(t.shape), values.get(t.range())?.to_vec()).ok()
+}
+
+fn set(table: &[Tensor], values: &mut [f32], what: &str, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+    let t = find(table, name).ok_or_else(|| Error::UnknownParam {
+        name: name.to_string(),
+        known: table.iter().map(|t| t.name.to_string()).collect(),
+    })?;
+    if value.shape() != t.shape {
+        return Err(Error::Shape {
+            what: format!("{what} `{name}`"),
+            expected: shape_text(None, t.shape),
+            given: value.shape().to_vec(),
+        });
+    }
+    // A NaN weight would only show up later, as NaN outputs.
+    check_finite(&format!("{what} `{name}`"), &value)?;
+    for (d, s) in values[t.range()].iter_mut().zip(value.iter()) {
+        *d = *s;
+    }
+    Ok(())
+}
+
+impl<N: Network> Driver<N> {
+    const SPEC: Spec = N::SPEC;
+
+    /// A model with the spec's initialization drawn from `seed` (which also seeds
+    /// dropout).
+    pub fn new(seed: u64) -> Self {
+        let spec = Self::SPEC;
+        let mut init = Initializer::new(seed);
+        let mut params = vec![0.0f32; spec.param_count];
+        let mut buffers = vec![0.0f32; spec.buffer_len];
+        for (table, values) in [(spec.params, &mut params), (spec.buffers, &mut buffers)] {
+            for t in table {
+                match t.init {
+                    Init::Zeros => {}
+                    Init::Ones => values[t.range()].fill(1.0),
+                    Init::Draw(scheme) => values[t.range()].copy_from_slice(&init.weights(scheme, t.len())),
+                }
+            }
+        }
+        let workers = worker_count(spec.batch);
+        let samples = spec.batch.div_ceil(workers);
+        let training = spec.train.is_some();
+        let states = match spec.train.map(|t| t.optimizer) {
+            Some(Optimizer::Sgd { momentum, .. }) if momentum != 0.0 => 1,
+            Some(Optimizer::Adam { .. } | Optimizer::AdamW { .. }) => 2,
+            _ => 0,
+        };
+        let grads_len = if training { spec.param_count } else { 0 };
+        let classifier = matches!(spec.train.map(|t| t.loss), Some(Loss::CrossEntropy));
+        let slots = (0..workers)
+            .map(|_| Slot {
+                worker: N::Worker::new(samples),
+                grads: vec![0.0; grads_len],
+                labels: vec![0; if training && classifier { samples } else { 0 }],
+                targets: vec![
+                    0.0;
+                    if training && !classifier {
+                        samples * spec.output_len()
+                    } else {
+                        0
+                    }
+                ],
+                correct: 0,
+            })
+            .collect();
+        let bn_values: usize = spec.batchnorms.iter().map(|b| 2 * b.channels).sum();
+        Driver {
+            params,
+            buffers,
+            shared: vec![0.0; spec.shared_len],
+            slots,
+            grads: vec![0.0; grads_len],
+            state1: vec![0.0; if states >= 1 { spec.param_count } else { 0 }],
+            state2: vec![0.0; if states >= 2 { spec.param_count } else { 0 }],
+            pending: vec![0.0; bn_values],
+            step: 0,
+            tracked: 0,
+            epoch: 0,
+            correct: 0,
+            seed,
+        }
+    }
+
+    /// The flat parameter buffer, in the order of `Spec::params`.
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// The flat gradient buffer of the last `train_step` or `gradients` call (the
+    /// sum over the workers), in the order of `Spec::params`.
+    pub fn grads(&mut self) -> &mut [f32] {
+        &mut self.grads
+    }
+
+    /// The inference statistics of every batchnorm, from the running statistics.
+    fn inference_stats(&mut self) {
+        for bn in Self::SPEC.batchnorms {
+            let c = bn.channels;
+            compute::norm::bn_inference_stats(
+                &self.buffers[bn.buffer..bn.buffer + 2 * c],
+                c,
+                bn.eps,
+                &mut self.shared[bn.shared..bn.shared + 2 * c],
+            );
+        }
+    }
+
+    /// Inference into a caller's buffer of `N * output` values; allocates nothing.
+    pub fn predict_into(&mut self, x: ArrayViewD<'_, f32>, out: &mut [f32]) -> Result<(), Error> {
+        let spec = Self::SPEC;
+        let n = batch_size("input", x.shape(), spec.input)?;
+        check_finite("input", &x)?;
+        let out_len = spec.output_len();
+        if out.len() != n * out_len {
+            return Err(Error::Shape {
+                what: "output buffer".into(),
+                expected: format!("{} values", n * out_len),
+                given: vec![out.len()],
+            });
+        }
+        self.inference_stats();
+        let count = self.slots.len();
+        let (params, shared, seed, step) = (&self.params[..], &self.shared[..], self.seed, self.step);
+        let mut lo = 0;
+        while lo < n {
+            let hi = (lo + spec.batch).min(n);
+            let active = count.min(hi - lo);
+            each(&mut self.slots[..active], &|w, slot| {
+                let (a, b) = worker_range(lo, hi, w, count);
+                if a < b {
+                    copy_rows(&x, a, b, slot.worker.input());
+                    let pass = Pass {
+                        params,
+                        shared,
+                        n: b - a,
+                        first: a,
+                        batch: hi - lo,
+                        train: false,
+                        input_grad: false,
+                        seed,
+                        step,
+                    };
+                    for phase in 0..spec.phases() {
+                        slot.worker.forward(phase, &pass);
+                    }
+                }
+                0.0
+            });
+            for (w, slot) in self.slots[..active].iter().enumerate() {
+                let (a, b) = worker_range(lo, hi, w, count);
+                out[a * out_len..b * out_len].copy_from_slice(&slot.worker.output()[..(b - a) * out_len]);
+            }
+            lo = hi;
+        }
+        Ok(())
+    }
+
+    /// Saves parameters and buffers with PyTorch names and layouts.
+    pub fn save_safetensors(&self, path: &std::path::Path) -> Result<(), Error>
+    where
+        Self: Model,
+    {
+        super::weights::save_safetensors(self, path)
+    }
+
+    /// Loads parameters (and buffers) saved by `save_safetensors` or by PyTorch.
+    pub fn load_safetensors(&mut self, path: &std::path::Path) -> Result<(), Error>
+    where
+        Self: Model,
+    {
+        super::weights::load_safetensors(self, path)
+    }
+}
+
+impl<N: Network> Driver<N>
+where
+    N::Worker: Backward,
+{
+    fn train_spec() -> Result<TrainSpec, Error> {
+        Self::SPEC.train.ok_or_else(|| {
+            Error::Config(format!(
+                "model {} has no train block, so it cannot compute gradients or train",
+                Self::SPEC.name
+            ))
+        })
+    }
+
+    /// Combines batchnorm `k`'s partial statistics of the `active` workers of
+    /// chunk `lo..hi` into its batch mean and 1/std (and the pending running update).
+    fn combine_forward(&mut self, k: usize, lo: usize, hi: usize, active: usize) {
+        let bn = Self::SPEC.batchnorms[k];
+        let c = bn.channels;
+        let count = self.slots.len();
+        let pending_at: usize = Self::SPEC.batchnorms[..k].iter().map(|b| 2 * b.channels).sum();
+        for ch in 0..c {
+            let (mut total, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+            for (w, slot) in self.slots[..active].iter().enumerate() {
+                let (a, b) = worker_range(lo, hi, w, count);
+                if a == b {
+                    continue;
+                }
+                let m = ((b - a) * bn.area) as f64;
+                let part = slot.worker.partials();
+                let delta = part[ch] - mean;
+                let sum = total + m;
+                mean += delta * m / sum;
+                m2 += part[c + ch] + delta * delta * total * m / sum;
+                total = sum;
+            }
+            let var = m2 / total;
+            self.shared[bn.shared + ch] = mean as f32;
+            self.shared[bn.shared + c + ch] = (1.0 / (var + bn.eps as f64).sqrt()) as f32;
+            self.pending[pending_at + ch] = mean as f32;
+            self.pending[pending_at + c + ch] = (var * total / (total - 1.0).max(1.0)) as f32;
+        }
+    }
+
+    /// Sums batchnorm `k`'s backward partial sums over the `active` workers.
+    fn combine_backward(&mut self, k: usize, active: usize) {
+        let bn = Self::SPEC.batchnorms[k];
+        let c = bn.channels;
+        for i in 0..2 * c {
+            let sum: f64 = self.slots[..active].iter().map(|s| s.worker.partials()[i]).sum();
+            self.shared[bn.shared + 2 * c + i] = sum as f32;
+        }
+    }
+
+    /// Forward, loss and backward over a whole batch, in chunks of `batch` split
+    /// across the workers; leaves the summed gradient in `grads`. Returns the mean
+    /// loss; fills `input_grad` when given.
+    fn accumulate(
+        &mut self,
+        x: ArrayViewD<'_, f32>,
+        target: Target<'_>,
+        mut input_grad: Option<&mut [f32]>,
+    ) -> Result<f32, Error> {
+        let spec = Self::SPEC;
+        let train = Self::train_spec()?;
+        let n = batch_size("input", x.shape(), spec.input)?;
+        check_finite("input", &x)?;
+        if !spec.batchnorms.is_empty() {
+            if n > spec.batch {
+                return Err(Error::Config(format!(
+                    "model {} has batchnorm, so a training step takes the whole batch at once: at most {} \
+                     samples (its `batch`), not {n}; split the data into batches of at most {}",
+                    spec.name, spec.batch, spec.batch
+                )));
+            }
+            for bn in spec.batchnorms {
+                if n * bn.area < 2 {
+                    return Err(Error::Config(format!(
+                        "batchnorm `{}` needs at least 2 values per channel in training, and a batch of {n} \
+                         sample(s) gives it {}; train on at least 2 samples",
+                        bn.name,
+                        n * bn.area
+                    )));
+                }
+            }
+        }
+        let out_len = spec.output_len();
+        let in_len = spec.input_len();
+        let (labels, values) = match train.loss {
+            Loss::CrossEntropy => (Some(labels(&target, n, out_len)?), None),
+            Loss::Mse => (None, Some(values(&target, n, spec.output, false)?)),
+            Loss::BinaryCrossEntropy => (None, Some(values(&target, n, spec.output, true)?)),
+        };
+        let total = if train.loss == Loss::CrossEntropy {
+            n
+        } else {
+            n * out_len
+        };
+        let want_input = input_grad.is_some();
+        for slot in &mut self.slots {
+            slot.grads.fill(0.0);
+            slot.correct = 0;
+        }
+        let count = self.slots.len();
+        let phases = spec.phases();
+        let (seed, step) = (self.seed, self.step);
+        let mut loss = 0.0f64;
+        let mut lo = 0;
+        while lo < n {
+            let hi = (lo + spec.batch).min(n);
+            let active = count.min(hi - lo);
+            // Forward phases before the last, each followed by a combine.
+            for phase in 0..phases {
+                let last = phase + 1 == phases;
+                let (params, shared) = (&self.params[..], &self.shared[..]);
+                let (labels, values) = (&labels, &values);
+                loss += each(&mut self.slots[..active], &|w, slot| {
+                    let (a, b) = worker_range(lo, hi, w, count);
+                    if a == b {
+                        return 0.0;
+                    }
+                    let m = b - a;
+                    if phase == 0 {
+                        copy_rows(&x, a, b, slot.worker.input());
+                        if let Some(l) = labels {
+                            for (d, s) in slot.labels.iter_mut().zip(l.iter().skip(a).take(m)) {
+                                *d = *s;
+                            }
+                        }
+                        if let Some(v) = values {
+                            copy_rows(v, a, b, &mut slot.targets);
+                        }
+                    }
+                    let pass = Pass {
+                        params,
+                        shared,
+                        n: m,
+                        first: a,
+                        batch: hi - lo,
+                        train: true,
+                        input_grad: want_input,
+                        seed,
+                        step,
+                    };
+                    slot.worker.forward(phase, &pass);
+                    if !last {
+                        return 0.0;
+                    }
+                    let io = slot.worker.loss_io();
+                    let (z, p, g) = (
+                        &io.logits[..m * out_len],
+                        &io.output[..m * out_len],
+                        &mut io.grad[..m * out_len],
+                    );
+                    let loss = match train.loss {
+                        Loss::CrossEntropy => {
+                            let l = compute::loss::cross_entropy(z, p, &slot.labels[..m], g, out_len, total);
+                            slot.correct += compute::loss::count_correct(p, &slot.labels[..m], out_len);
+                            l
+                        }
+                        Loss::BinaryCrossEntropy => {
+                            let t = &slot.targets[..m * out_len];
+                            slot.correct += p.iter().zip(t).filter(|(&p, &t)| (p > 0.5) == (t > 0.5)).count();
+                            compute::loss::binary_cross_entropy(z, p, t, g, total)
+                        }
+                        Loss::Mse => compute::loss::mse(p, &slot.targets[..m * out_len], g, total),
+                    };
+                    slot.worker.backward(phases - 1, &pass, &mut slot.grads);
+                    loss
+                });
+                if !last {
+                    self.combine_forward(phase, lo, hi, active);
+                }
+            }
+            // Backward phases from the second-to-last down, each after a combine.
+            for phase in (0..phases - 1).rev() {
+                self.combine_backward(phase, active);
+                let (params, shared) = (&self.params[..], &self.shared[..]);
+                each(&mut self.slots[..active], &|w, slot| {
+                    let (a, b) = worker_range(lo, hi, w, count);
+                    if a < b {
+                        let pass = Pass {
+                            params,
+                            shared,
+                            n: b - a,
+                            first: a,
+                            batch: hi - lo,
+                            train: true,
+                            input_grad: want_input,
+                            seed,
+                            step,
+                        };
+                        slot.worker.backward(phase, &pass, &mut slot.grads);
+                    }
+                    0.0
+                });
+            }
+            if let Some(dst) = input_grad.as_deref_mut() {
+                for (w, slot) in self.slots[..active].iter().enumerate() {
+                    let (a, b) = worker_range(lo, hi, w, count);
+                    dst[a * in_len..b * in_len].copy_from_slice(&slot.worker.input_grad()[..(b - a) * in_len]);
+                }
+            }
+            lo = hi;
+        }
+        // Sum the workers' gradients in a fixed order: deterministic.
+        let (first, rest) = self.slots.split_at(1);
+        self.grads.copy_from_slice(&first[0].grads);
+        self.correct = first[0].correct;
+        for slot in rest {
+            compute::norm::accumulate(&mut self.grads, &slot.grads);
+            self.correct += slot.correct;
+        }
+        Ok((loss / total as f64) as f32)
+    }
+
+    /// Folds the last step's batch statistics into the running statistics.
+    fn update_running_stats(&mut self) {
+        let mut at = 0;
+        for bn in Self::SPEC.batchnorms {
+            let c = bn.channels;
+            let m = bn.momentum;
+            let running = &mut self.buffers[bn.buffer..bn.buffer + 2 * c];
+            for (r, &b) in running.iter_mut().zip(&self.pending[at..at + 2 * c]) {
+                *r = (1.0 - m) * *r + m * b;
+            }
+            at += 2 * c;
+        }
+    }
+
+    /// One optimizer step over the flat parameter buffer, from `grads`.
+    pub fn apply_update(&mut self) -> Result<(), Error> {
+        let train = Self::train_spec()?;
+        self.step += 1;
+        let lr = self.learning_rate_at(self.epoch);
+        let wd = train.weight_decay as f32;
+        match train.optimizer {
+            Optimizer::Sgd { momentum, nesterov, .. } => compute::optim::sgd(
+                &mut self.params,
+                &self.grads,
+                &mut self.state1,
+                lr,
+                momentum as f32,
+                nesterov,
+                wd,
+                self.step,
+            ),
+            Optimizer::Adam { beta1, beta2, eps, .. } | Optimizer::AdamW { beta1, beta2, eps, .. } => {
+                compute::optim::adam(
+                    &mut self.params,
+                    &self.grads,
+                    &mut self.state1,
+                    &mut self.state2,
+                    lr,
+                    beta1 as f32,
+                    beta2 as f32,
+                    eps as f32,
+                    wd,
+                    matches!(train.optimizer, Optimizer::AdamW { .. }),
+                    self.step,
+                )
+            }
+        }
+        Ok(())
+    }
+
+    fn learning_rate_at(&self, epoch: usize) -> f32 {
+        match Self::SPEC.train {
+            Some(t) => t.schedule.learning_rate(t.optimizer.lr(), t.epochs, epoch) as f32,
+            None => 0.0,
+        }
+    }
+}
+
+impl<N: Network> Model for Driver<N> {
+    fn input_shape(&self) -> &[usize] {
+        Self::SPEC.input
+    }
+
+    fn output_shape(&self) -> &[usize] {
+        Self::SPEC.output
+    }
+
+    fn param_names(&self) -> Vec<String> {
+        Self::SPEC.params.iter().map(|t| t.name.to_string()).collect()
+    }
+
+    fn param(&self, name: &str) -> Option<ArrayD<f32>> {
+        get(Self::SPEC.params, &self.params, name)
+    }
+
+    fn set_param(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+        set(Self::SPEC.params, &mut self.params, "parameter", name, value)
+    }
+
+    fn predict(&mut self, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>, Error> {
+        let n = batch_size("input", x.shape(), Self::SPEC.input)?;
+        let mut out = vec![0.0f32; n * Self::SPEC.output_len()];
+        self.predict_into(x, &mut out)?;
+        let mut dims = vec![n];
+        dims.extend_from_slice(Self::SPEC.output);
+        ArrayD::from_shape_vec(dims, out).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    fn buffer_names(&self) -> Vec<String> {
+        Self::SPEC.buffers.iter().map(|t| t.name.to_string()).collect()
+    }
+
+    fn buffer(&self, name: &str) -> Option<ArrayD<f32>> {
+        get(Self::SPEC.buffers, &self.buffers, name)
+    }
+
+    fn set_buffer(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+        set(Self::SPEC.buffers, &mut self.buffers, "buffer", name, value)
+    }
+
+    fn batches_tracked(&self) -> u64 {
+        self.tracked
+    }
+
+    fn set_batches_tracked(&mut self, steps: u64) {
+        self.tracked = steps;
+    }
+}
+
+impl<N: Network> Train for Driver<N>
+where
+    N::Worker: Backward,
+{
+    fn gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<Gradients, Error> {
+        let spec = Self::SPEC;
+        let n = batch_size("input", x.shape(), spec.input)?;
+        let mut input = vec![0.0f32; n * spec.input_len()];
+        let loss = self.accumulate(x, target, Some(&mut input))?;
+        let mut dims = vec![n];
+        dims.extend_from_slice(spec.input);
+        let input = ArrayD::from_shape_vec(dims, input).map_err(|e| Error::Config(e.to_string()))?;
+        let params = spec
+            .params
+            .iter()
+            .filter_map(|t| get(spec.params, &self.grads, t.name).map(|g| (t.name.to_string(), g)))
+            .collect();
+        Ok(Gradients { loss, input, params })
+    }
+
+    fn train_step(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error> {
+        let loss = self.accumulate(x, target, None)?;
+        if !loss.is_finite() {
+            return Err(Error::Diverged {
+                epoch: self.epoch,
+                batch: self.step as usize,
+                loss,
+            });
+        }
+        self.update_running_stats();
+        self.tracked += 1;
+        self.apply_update()?;
+        Ok(loss)
+    }
+
+    fn learning_rate(&self, epoch: usize) -> f32 {
+        self.learning_rate_at(epoch)
+    }
+
+    fn set_epoch(&mut self, epoch: usize) {
+        self.epoch = epoch;
+    }
+
+    fn last_correct(&self) -> Option<usize> {
+        match Self::SPEC.train.map(|t| t.loss) {
+            Some(Loss::CrossEntropy | Loss::BinaryCrossEntropy) => Some(self.correct),
+            _ => None,
+        }
+    }
+}
