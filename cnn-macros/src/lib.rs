@@ -6,7 +6,7 @@
 //! it is about; after an error a stub of each model keeps rustc from cascading.
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{quote, quote_spanned};
 use std::ops::Range;
 
 /// Compiles `.cnn` models into Rust structs implementing `cnnc::Model` (and
@@ -69,7 +69,7 @@ fn expand_file(path: &str, span: Span) -> TokenStream {
         Err(diags) => {
             let message = format!("{path} has errors:\n{}", diags.render(path, &text));
             let error = spanned_error(span, span, message.trim_end());
-            let names: Vec<String> = text_model_names(&text);
+            let names = text_model_names(&text);
             let stubs = stubs(&names);
             quote!(#track #error #stubs)
         }
@@ -143,67 +143,58 @@ fn spanned_error(first: Span, last: Span, message: &str) -> TokenStream {
     syn::Error::new_spanned(tokens, message).to_compile_error()
 }
 
-/// The names after `model` at the top level of the macro input.
-fn model_names(input: &TokenStream) -> Vec<String> {
+/// Each model's name and input size (`1x28x28`, `784`) at the top level of the
+/// macro input, as far as they can be read.
+fn model_names(input: &TokenStream) -> Vec<(String, String)> {
     let tokens: Vec<TokenTree> = input.clone().into_iter().collect();
     tokens
-        .windows(2)
-        .filter_map(|w| match (&w[0], &w[1]) {
-            (TokenTree::Ident(k), TokenTree::Ident(n)) if k == "model" => Some(n.to_string()),
+        .windows(3)
+        .filter_map(|w| match (&w[0], &w[1], &w[2]) {
+            (TokenTree::Ident(k), TokenTree::Ident(n), TokenTree::Group(body)) if k == "model" => {
+                let words: Vec<String> = body.stream().into_iter().map(|t| t.to_string()).collect();
+                let input = words
+                    .windows(2)
+                    .find(|w| w[0] == "input")
+                    .map(|w| w[1].clone())
+                    .unwrap_or_default();
+                Some((n.to_string(), input))
+            }
             _ => None,
         })
         .collect()
 }
 
 /// The same, from a file's text.
-fn text_model_names(text: &str) -> Vec<String> {
+fn text_model_names(text: &str) -> Vec<(String, String)> {
     let words: Vec<&str> = text
         .split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty())
         .collect();
     words
-        .windows(2)
-        .filter(|w| w[0] == "model")
-        .map(|w| w[1].to_string())
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w == "model")
+        .filter_map(|(i, _)| {
+            let name = words.get(i + 1)?.to_string();
+            let input = words[i + 2..]
+                .windows(2)
+                .take_while(|w| w[0] != "model")
+                .find(|w| w[0] == "input")
+                .map(|w| w[1].to_string())
+                .unwrap_or_default();
+            Some((name, input))
+        })
         .collect()
 }
 
-/// Stand-ins for models that failed to compile: they type-check the user's code
-/// that uses them, so the only errors shown are the model's own.
-fn stubs(names: &[String]) -> TokenStream {
-    names
+/// Stand-ins for models that failed to compile: real generated models of the
+/// same name and input, so the user's code that uses them (`Net::new`,
+/// `Net::INPUT_SHAPE`, `fit`, the traits) type-checks and the only errors shown
+/// are the model's own.
+fn stubs(models: &[(String, String)]) -> TokenStream {
+    models
         .iter()
-        .filter(|n| syn::parse_str::<syn::Ident>(n).is_ok())
-        .map(|n| {
-            let name = format_ident!("{}", n);
-            quote! {
-                pub struct #name;
-                #[allow(unused_variables, clippy::all)]
-                impl #name {
-                    pub const BATCH: usize = 1;
-                    pub const PARAM_COUNT: usize = 0;
-                    pub fn new(seed: u64) -> Self { #name }
-                    pub fn fit(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::FitReport, ::cnnc::Error> { unreachable!() }
-                    pub fn evaluate(&mut self, data: &::cnnc::rt::data::Dataset) -> Result<::cnnc::rt::fit::Evaluation, ::cnnc::Error> { unreachable!() }
-                    pub fn save_safetensors(&self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> { unreachable!() }
-                    pub fn load_safetensors(&mut self, path: impl AsRef<::std::path::Path>) -> Result<(), ::cnnc::Error> { unreachable!() }
-                }
-                #[allow(unused_variables)]
-                impl ::cnnc::Model for #name {
-                    fn input_shape(&self) -> &[usize] { unreachable!() }
-                    fn output_shape(&self) -> &[usize] { unreachable!() }
-                    fn param_names(&self) -> Vec<String> { unreachable!() }
-                    fn param(&self, name: &str) -> Option<::cnnc::ndarray::ArrayD<f32>> { unreachable!() }
-                    fn set_param(&mut self, name: &str, value: ::cnnc::ndarray::ArrayViewD<'_, f32>) -> Result<(), ::cnnc::Error> { unreachable!() }
-                    fn predict(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>) -> Result<::cnnc::ndarray::ArrayD<f32>, ::cnnc::Error> { unreachable!() }
-                }
-                #[allow(unused_variables)]
-                impl ::cnnc::Train for #name {
-                    fn gradients(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>, target: ::cnnc::Target<'_>) -> Result<::cnnc::Gradients, ::cnnc::Error> { unreachable!() }
-                    fn train_step(&mut self, x: ::cnnc::ndarray::ArrayViewD<'_, f32>, target: ::cnnc::Target<'_>) -> Result<f32, ::cnnc::Error> { unreachable!() }
-                    fn learning_rate(&self, epoch: usize) -> f32 { unreachable!() }
-                }
-            }
-        })
+        .filter(|(name, _)| syn::parse_str::<syn::Ident>(name).is_ok())
+        .map(|(name, input)| cnnc::codegen::stub(name, input))
         .collect()
 }

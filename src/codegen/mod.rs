@@ -77,6 +77,23 @@ fn unsuffixed(tokens: TokenStream) -> TokenStream {
         .collect()
 }
 
+/// A stand-in for model `name` that failed to compile, for the macro to emit
+/// after its errors: a real model with every item a model has, of the same name
+/// and (when it can be read) input size, trained by a minimal train block. So
+/// code that uses the model type-checks and shows no follow-on errors.
+pub fn stub(name: &str, input: &str) -> TokenStream {
+    let input = if !input.is_empty() && input.split('x').all(|d| d.parse::<u32>().is_ok_and(|v| v > 0)) {
+        input
+    } else {
+        "1"
+    };
+    let text = format!("model {name} {{ input {input} train {{ loss mse optimizer sgd lr 0.1 }} }}");
+    match crate::compile(&text) {
+        Ok(models) => generate(&models),
+        Err(_) => TokenStream::new(),
+    }
+}
+
 /// The private module that holds everything generated for model `name`.
 pub fn module_name(name: &str) -> Ident {
     format_ident!("__cnnc_{}", name)
