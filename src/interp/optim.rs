@@ -113,12 +113,10 @@ fn adam<T: Real>(
     let correction2_sqrt = T::from_f64((1.0 - beta2.powi(t as i32)).sqrt());
     let decay = T::from_f64(1.0 - lr * wd);
     let use_wd = wd != 0.0;
-    let (b1, b2, eps, wd) = (
-        T::from_f64(beta1),
-        T::from_f64(beta2),
-        T::from_f64(eps),
-        T::from_f64(wd),
-    );
+    // `1 - beta` in f64 first, as PyTorch passes it from Python: in f32, 1 - 0.999f32
+    // is 1.3e-5 off 0.001, which moved a first step by up to 6.6e-6 of lr.
+    let (b2, one_minus_b1, one_minus_b2) = (T::from_f64(beta2), T::from_f64(1.0 - beta1), T::from_f64(1.0 - beta2));
+    let (eps, wd) = (T::from_f64(eps), T::from_f64(wd));
     Zip::from(p).and(g).and(m).and(v).for_each(|p, &g, m, v| {
         let mut d = g;
         if decoupled {
@@ -126,8 +124,8 @@ fn adam<T: Real>(
         } else if use_wd {
             d += wd * *p;
         }
-        *m += (T::ONE - b1) * (d - *m);
-        *v = b2 * *v + (T::ONE - b2) * d * d;
+        *m += one_minus_b1 * (d - *m);
+        *v = b2 * *v + one_minus_b2 * d * d;
         let denom = v.sqrt() / correction2_sqrt + eps;
         *p -= step_size * *m / denom;
     });
