@@ -22,7 +22,6 @@ use ir_builder::Seq;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use std::collections::HashMap;
 use std::path::Path;
 
 const H: f64 = 1e-6;
@@ -609,6 +608,30 @@ fn own_fixture_models_pass_the_gradient_check() {
     }
 }
 
+/// A safetensors file with `metadata` (in this order) in its header's `__metadata__`.
+/// safetensors' own writer takes a `HashMap`, whose order changes from run to run; this
+/// inserts the entries after the header's `{` instead, so regenerated files are
+/// byte-identical. The data offsets count from the end of the header, so they stay.
+fn with_metadata(file: &[u8], metadata: &[(&str, String)]) -> Vec<u8> {
+    let quote = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let header_len = u64::from_le_bytes(file[..8].try_into().expect("8 bytes")) as usize;
+    let header = std::str::from_utf8(&file[8..8 + header_len]).expect("a UTF-8 header");
+    let entries: Vec<String> = metadata
+        .iter()
+        .map(|(k, v)| format!("{}:{}", quote(k), quote(v)))
+        .collect();
+    let body = header.trim_end().strip_prefix('{').expect("a JSON object");
+    let mut header = format!("{{\"__metadata__\":{{{}}},{body}", entries.join(","));
+    // The data starts 8-byte aligned, as safetensors writes it.
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&file[8 + header_len..]);
+    out
+}
+
 /// Writes tests/fixtures_own/<name>/{model.cnn, case.safetensors} for every own case,
 /// each after its finite-difference check passes.
 #[test]
@@ -626,16 +649,24 @@ fn write_own_fixtures() {
                 (n.clone(), view)
             })
             .collect();
-        let metadata = HashMap::from([
-            ("case".to_string(), name.to_string()),
-            ("generator".to_string(), "cnnc tests/interp_gradcheck.rs write_own_fixtures (f64 interpreter)".to_string()),
-            ("seed".to_string(), OWN_SEED.to_string()),
+        let metadata = [
+            ("case", name.to_string()),
             (
-                "tolerances".to_string(),
+                "generator",
+                "cnnc tests/interp_gradcheck.rs write_own_fixtures (f64 interpreter)".to_string(),
+            ),
+            ("seed", OWN_SEED.to_string()),
+            (
+                "tolerances",
                 r#"{"expected/output": [0.0001, 1e-06], "expected/loss": [0.0001, 1e-06], "step_losses": [0.0001, 1e-06], "grad/": [0.001, 1e-05], "step1/": [0.0001, 1e-06], "step3/": [0.0001, 1e-06]}"#.to_string(),
             ),
-        ]);
-        let bytes = safetensors::serialize(views, Some(metadata)).expect("serialize");
+        ];
+        let bytes = with_metadata(&safetensors::serialize(views, None).expect("serialize"), &metadata);
+        let check = safetensors::SafeTensors::read_metadata(&bytes).expect("a valid header");
+        assert_eq!(
+            check.1.metadata().as_ref().and_then(|m| m.get("seed")),
+            Some(&OWN_SEED.to_string())
+        );
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).expect("create the case directory");
         std::fs::write(dir.join("model.cnn"), source).expect("write model.cnn");
