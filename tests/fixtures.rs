@@ -113,3 +113,26 @@ fn seed_example_gives_the_worked_example() {
     assert!(report.failures.is_empty(), "{:?}", report.failures);
     assert_eq!(report.ratio("fwd"), Some(0.0));
 }
+
+#[test]
+fn the_harness_catches_a_wrong_running_update() {
+    // A batchnorm momentum of 0.2 instead of 0.1: the parameters after a step still
+    // agree (the batch statistics drive training), the running statistics do not.
+    let dir = harness::fixtures_dir().join("bn2d_basic");
+    let report = harness::check_case(&dir, &|text| {
+        build(&text.replace("batchnorm relu", "batchnorm momentum 0.2 relu"))
+    });
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|f| f.starts_with("step1/batchnorm1.running_mean")),
+        "{:?}",
+        report.failures
+    );
+    assert!(
+        report.failures.iter().all(|f| f.contains("running_")),
+        "{:?}",
+        report.failures
+    );
+}

@@ -673,3 +673,34 @@ fn write_own_fixtures() {
         std::fs::write(dir.join("case.safetensors"), bytes).expect("write case.safetensors");
     }
 }
+
+#[test]
+fn small_resnet_from_text() {
+    // Every v2 construct at once, through the parser: normalize, a named layer,
+    // batchnorm with shorthands, a dilated depthwise conv, grouped convs, bias off,
+    // a residual block nested in another, a projection shortcut, silu and gelu.
+    gradcheck(
+        "model R {
+            input 2x7x7 normalize mean 0.5 -0.25 std 0.5 2.0
+            stem: conv 4 kernel 3 pad 1 bias off
+            batchnorm silu
+            residual {
+                conv 4 kernel 3 pad 2 dilation 2 groups 4 bias off
+                batchnorm relu
+                conv 4 kernel 1 bias off
+                batchnorm
+            } gelu
+            residual {
+                conv 6 kernel 3 stride 2 pad 1 groups 2 bias off
+                batchnorm tanh
+                residual { conv 6 kernel 3 pad 1 groups 3 silu }
+                shortcut { conv 6 kernel 1 stride 2 bias off batchnorm }
+            } relu
+            avgpool global
+            flatten
+            dense 3 softmax
+            train { loss cross_entropy optimizer sgd lr 0.1 batch 4 }
+        }",
+        3,
+    );
+}

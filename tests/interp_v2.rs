@@ -381,3 +381,84 @@ fn silu_and_gelu_values() {
         }
     }
 }
+
+/// The ResNet-8 of the spec (LANGUAGE.md), through the parser.
+const RESNET8: &str = "model ResNet8 {
+    input 3x32x32
+    conv 16 kernel 3 pad 1 bias off
+    batchnorm relu
+    residual {
+        conv 16 kernel 3 pad 1 bias off
+        batchnorm relu
+        conv 16 kernel 3 pad 1 bias off
+        batchnorm
+    } relu
+    residual {
+        conv 32 kernel 3 stride 2 pad 1 round floor bias off
+        batchnorm relu
+        conv 32 kernel 3 pad 1 bias off
+        batchnorm
+        shortcut {
+            conv 32 kernel 1 stride 2 round floor bias off
+            batchnorm
+        }
+    } relu
+    residual {
+        dw: conv 32 kernel 3 pad 2 dilation 2 groups 32 bias off
+        batchnorm relu
+        conv 32 kernel 1 bias off
+        batchnorm
+    } relu
+    avgpool global
+    flatten
+    dense 10 softmax
+
+    train {
+        loss cross_entropy
+        optimizer sgd lr 0.1 momentum 0.9 nesterov
+        weight_decay 5e-4
+        schedule cosine
+        batch 128
+        epochs 30
+    }
+}";
+
+#[test]
+fn the_spec_resnet8_runs_and_trains() {
+    let mut m = Interpreter::from_source(RESNET8, "ResNet8", 0).unwrap_or_else(|e| panic!("{e}"));
+    let names = m.param_names();
+    for name in [
+        "conv1.weight",
+        "batchnorm1.weight",
+        "residual1.conv1.weight",
+        "residual2.shortcut.conv1.weight",
+        "residual2.shortcut.batchnorm1.bias",
+        "residual3.dw.weight",
+        "dense1.bias",
+    ] {
+        assert!(names.iter().any(|n| n == name), "{name} in {names:?}");
+    }
+    assert!(!names.iter().any(|n| n == "conv1.bias"), "bias off");
+    assert_eq!(m.param("residual3.dw.weight").unwrap().shape(), [32, 1, 3, 3]);
+    assert!(m
+        .buffer_names()
+        .iter()
+        .any(|n| n == "residual2.shortcut.batchnorm1.running_var"));
+    let x = ArrayD::from_shape_fn(IxDyn(&[2, 3, 32, 32]), |ix| {
+        ((ix[1] * 7 + ix[2] * 3 + ix[3]) % 11) as f32 / 5.0 - 1.0
+    });
+    let labels = arr1(&[3usize, 7]);
+    let y = m.predict(x.view()).unwrap();
+    assert_eq!(y.shape(), [2, 10]);
+    let first = m.train_step(x.view(), Target::Labels(labels.view())).unwrap();
+    let mut last = first;
+    for _ in 0..4 {
+        last = m.train_step(x.view(), Target::Labels(labels.view())).unwrap();
+    }
+    assert!(last < first, "loss {first} -> {last}");
+    assert_eq!(m.batches_tracked(), 5);
+    assert_ne!(
+        m.buffer("residual1.batchnorm1.running_mean").unwrap(),
+        ArrayD::<f32>::zeros(IxDyn(&[16]))
+    );
+}

@@ -36,10 +36,10 @@ fn to_array<T: Real>(shape: (usize, usize, usize, usize), values: &[T]) -> Array
     Array4::from_shape_fn(shape, |(a, b, c, d)| values[index.at(a, b, c, d)])
 }
 
-/// The input channels per group (the weight's second axis), the filters per group,
-/// and the dilation.
-fn geometry<T>(w: &ArrayView4<T>, conv: &Conv) -> (usize, usize, [usize; 2]) {
-    (w.dim().1, w.dim().0 / conv.groups.max(1), conv.dilation)
+/// The filters per group, `FG = F / G` (filter `o` reads input channels
+/// `(o / FG) * CG ..` where `CG`, the weight's second axis, is the channels per group).
+fn filters_per_group<T>(w: &ArrayView4<T>, conv: &Conv) -> usize {
+    w.dim().0 / conv.groups.max(1)
 }
 
 /// Forward: `x` is `[N, C, H, W]`, `w` is `[F, C/G, KH, KW]`, the output `[N, F, OH, OW]`.
@@ -53,7 +53,8 @@ pub fn forward<T: Real>(
     let win = &conv.window;
     let (n, _, h, wd) = x.dim();
     let (f, cg, kh, kw) = w.dim();
-    let (_, fg, [dh, dw]) = geometry(&w, conv);
+    let fg = filters_per_group(&w, conv);
+    let [dh, dw] = conv.dilation;
     let (xi, wi, yi) = (Nchw::of(&x), Nchw::of(&w), Nchw(f, oh, ow));
     let (xs, ws) = (row_major(&x), row_major(&w));
     let mut ys = vec![T::ZERO; n * f * oh * ow];
@@ -103,7 +104,8 @@ pub fn backward<T: Real>(x: ArrayView4<T>, w: ArrayView4<T>, conv: &Conv, dy: Ar
     let win = &conv.window;
     let (n, _, h, wd) = x.dim();
     let (f, cg, kh, kw) = w.dim();
-    let (_, fg, [dh, dwl]) = geometry(&w, conv);
+    let fg = filters_per_group(&w, conv);
+    let [dh, dwl] = conv.dilation;
     let (_, _, oh, ow) = dy.dim();
     let (xi, wi, yi) = (Nchw::of(&x), Nchw::of(&w), Nchw::of(&dy));
     let (xs, ws, dys) = (row_major(&x), row_major(&w), row_major(&dy));

@@ -8,7 +8,7 @@ use super::real::Real;
 use super::{activation, batchnorm, conv, dense, loss, pool, validate};
 use crate::ir::{self, Activation, Loss, Op, Shape};
 use crate::rt::{Error, Target};
-use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayView4, ArrayViewD, ArrayViewMut1, Ix1, Ix2, Ix3, Ix4, IxDyn};
+use ndarray::{Array3, ArrayD, ArrayView1, ArrayView2, ArrayView4, ArrayViewD, ArrayViewMut1, Ix1, Ix2, Ix4, IxDyn};
 use rand::{Rng, RngCore};
 
 /// A checked model with parameters and buffers of type `T`, in the order of
@@ -356,18 +356,14 @@ impl<T: Real> Network<T> {
                 let gamma = self.vector_param(slot.param, layer)?;
                 let beta = self.vector_param(slot.param + 1, layer)?;
                 let x3 = per_channel(x.view(), layer)?;
-                let x3 = x3
-                    .view()
-                    .into_dimensionality::<Ix3>()
-                    .map_err(|_| internal(layer, "is not 3-D"))?;
                 if pass.training {
-                    let (y, stats) = batchnorm::forward_train(x3, gamma, beta, bn.eps);
+                    let (y, stats) = batchnorm::forward_train(x3.view(), gamma, beta, bn.eps);
                     let y = reshape(y.into_dyn().view(), x.shape(), layer)?;
                     return Ok((y, Saved::BatchNorm(stats)));
                 }
                 let mean = self.vector_buffer(slot.buffer, layer)?;
                 let var = self.vector_buffer(slot.buffer + 1, layer)?;
-                let y = batchnorm::forward_infer(x3, gamma, beta, mean, var, bn.eps);
+                let y = batchnorm::forward_infer(x3.view(), gamma, beta, mean, var, bn.eps);
                 reshape(y.into_dyn().view(), x.shape(), layer)?
             }
             Op::Residual(r) => {
@@ -456,12 +452,7 @@ impl<T: Real> Network<T> {
                     return Err(internal(layer, "has no batch statistics to differentiate"));
                 };
                 let gamma = self.vector_param(slot.param, layer)?;
-                let dy3 = per_channel(dy, layer)?;
-                let dy3 = dy3
-                    .view()
-                    .into_dimensionality::<Ix3>()
-                    .map_err(|_| internal(layer, "is not 3-D"))?;
-                let g = batchnorm::backward(stats, gamma, dy3);
+                let g = batchnorm::backward(stats, gamma, per_channel(dy, layer)?.view());
                 store(grads, slot.param, g.dgamma.into_dyn(), layer)?;
                 store(grads, slot.param + 1, g.dbeta.into_dyn(), layer)?;
                 reshape(g.dx.into_dyn().view(), x.shape(), layer)?
@@ -605,7 +596,7 @@ fn vector<'a, T>(a: ArrayViewD<'a, T>, layer: &ir::Layer) -> Result<ArrayView2<'
 }
 
 /// `[N, C, ...]` as `[N, C, S]` (S the positions per channel; 1 for `[N, C]`).
-fn per_channel<T: Real>(a: ArrayViewD<T>, layer: &ir::Layer) -> Result<ArrayD<T>, Error> {
+fn per_channel<T: Real>(a: ArrayViewD<T>, layer: &ir::Layer) -> Result<Array3<T>, Error> {
     let shape = a.shape();
     if shape.len() < 2 {
         return Err(internal(
@@ -614,7 +605,9 @@ fn per_channel<T: Real>(a: ArrayViewD<T>, layer: &ir::Layer) -> Result<ArrayD<T>
         ));
     }
     let positions = shape[2..].iter().product();
-    reshape(a.view(), &[shape[0], shape[1], positions], layer)
+    let values: Vec<T> = a.iter().copied().collect();
+    Array3::from_shape_vec((shape[0], shape[1], positions), values)
+        .map_err(|_| internal(layer, "cannot be viewed per channel"))
 }
 
 fn vector_mut<'a, T>(a: &'a mut ArrayD<T>, layer: &ir::Layer) -> Result<ArrayViewMut1<'a, T>, Error> {
