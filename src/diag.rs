@@ -44,6 +44,16 @@ pub struct Diagnostic {
     pub label: Option<String>,
     /// The fix, where one exists.
     pub hint: Option<String>,
+    /// Other places the error is about: the first definition of a duplicate name,
+    /// the shortcut whose shape disagrees with the body, ...
+    pub secondary: Vec<Label>,
+}
+
+/// A secondary place in the source, with a short text under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub span: Span,
+    pub text: String,
 }
 
 impl Diagnostic {
@@ -53,7 +63,17 @@ impl Diagnostic {
             message: message.into(),
             label: None,
             hint: None,
+            secondary: Vec::new(),
         }
+    }
+
+    /// Adds a secondary place, such as "first defined here".
+    pub fn with_secondary(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.secondary.push(Label {
+            span,
+            text: text.into(),
+        });
+        self
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {

@@ -13,6 +13,7 @@ pub const DEFAULT_EPOCHS: usize = 1;
 pub fn check_train(
     train: &ast::Train,
     layers: &[ir::Layer],
+    input: Option<Shape>,
     output: Option<Shape>,
     diags: &mut Diagnostics,
 ) -> Option<ir::TrainConfig> {
@@ -26,6 +27,7 @@ pub fn check_train(
     let mut epochs = DEFAULT_EPOCHS;
     let mut validation = None;
     let mut seed = 0;
+    let mut augment = Vec::new();
     for item in &train.items {
         let word = item_word(&item.kind);
         if seen.contains(&word) {
@@ -60,6 +62,7 @@ pub fn check_train(
                 validation = Some(v.value);
             }
             TrainItemKind::Seed(s) => seed = s.value,
+            TrainItemKind::Augment(a) => augment = check_augment(a, item.span, input, diags),
         }
     }
     for (word, example) in [("loss", "loss cross_entropy"), ("optimizer", "optimizer sgd lr 0.01")] {
@@ -88,7 +91,7 @@ pub fn check_train(
         epochs,
         validation,
         seed,
-        augment: Vec::new(),
+        augment,
     })
 }
 
@@ -102,7 +105,56 @@ fn item_word(kind: &TrainItemKind) -> &'static str {
         TrainItemKind::Epochs(_) => "epochs",
         TrainItemKind::Validation(_) => "validation",
         TrainItemKind::Seed(_) => "seed",
+        TrainItemKind::Augment(_) => "augment",
     }
+}
+
+/// `augment flip horizontal crop 4`: image inputs only, each augmentation once.
+fn check_augment(
+    augmentations: &[ast::Augmentation],
+    span: Span,
+    input: Option<Shape>,
+    diags: &mut Diagnostics,
+) -> Vec<ir::Augment> {
+    if let Some(Shape::Vector(n)) = input {
+        diags.push(
+            Diagnostic::error(
+                span,
+                format!("augment needs an image input, but the input is a vector of {n}"),
+            )
+            .with_hint("flips and crops move the pixels of a CxHxW input; remove `augment` for vector inputs"),
+        );
+    }
+    let mut out = Vec::new();
+    let mut seen: Vec<(&'static str, Span)> = Vec::new();
+    for a in augmentations {
+        let (word, augment) = match &a.kind {
+            ast::AugmentationKind::FlipHorizontal => ("flip horizontal", ir::Augment::FlipHorizontal),
+            ast::AugmentationKind::FlipVertical => ("flip vertical", ir::Augment::FlipVertical),
+            ast::AugmentationKind::Crop(p) => {
+                const LIMIT: u64 = 1 << 16;
+                if p.value > LIMIT {
+                    diags.push(
+                        Diagnostic::error(p.span, format!("crop {} is too large", p.value)).with_hint(format!(
+                            "crop pads each side with P zeros, P at most {LIMIT}; 4 is usual for 32x32 images"
+                        )),
+                    );
+                }
+                ("crop", ir::Augment::Crop(p.value.min(LIMIT) as usize))
+            }
+        };
+        if let Some(&(_, first)) = seen.iter().find(|(w, _)| *w == word) {
+            diags.push(
+                Diagnostic::error(a.span, format!("`{word}` is given twice in `augment`"))
+                    .with_secondary(first, "first given here")
+                    .with_hint("each augmentation may appear at most once"),
+            );
+            continue;
+        }
+        seen.push((word, a.span));
+        out.push(augment);
+    }
+    out
 }
 
 /// Cross-entropy needs a final softmax over a vector, binary cross-entropy a final

@@ -1,15 +1,16 @@
-//! Fully connected: `y[n,o] = b[o] + sum_i w[o,i] * x[n,i]`, weight `[OUT, IN]`.
+//! Fully connected: `y[n,o] = b[o] + sum_i w[o,i] * x[n,i]`, weight `[OUT, IN]`;
+//! without a bias, `b` is 0.
 
 use super::real::Real;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-pub fn forward<T: Real>(x: ArrayView2<T>, w: ArrayView2<T>, b: ArrayView1<T>) -> Array2<T> {
+pub fn forward<T: Real>(x: ArrayView2<T>, w: ArrayView2<T>, b: Option<ArrayView1<T>>) -> Array2<T> {
     let (n, inputs) = x.dim();
     let outputs = w.nrows();
     let mut y = Array2::from_elem((n, outputs), T::ZERO);
     for s in 0..n {
         for o in 0..outputs {
-            let mut acc = b[o];
+            let mut acc = b.as_ref().map_or(T::ZERO, |b| b[o]);
             for i in 0..inputs {
                 acc += w[[o, i]] * x[[s, i]];
             }
@@ -19,7 +20,7 @@ pub fn forward<T: Real>(x: ArrayView2<T>, w: ArrayView2<T>, b: ArrayView1<T>) ->
     y
 }
 
-/// The gradients of a dense layer.
+/// The gradients of a dense layer (`db` is the bias's, whether the layer has one or not).
 pub struct Grads<T> {
     pub dx: Array2<T>,
     pub dw: Array2<T>,

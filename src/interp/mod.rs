@@ -7,11 +7,13 @@
 //! - [`Network`] holds the layers over any [`Real`] type; its `f64` instance drives
 //!   the finite-difference gradient checks.
 //!
-//! Files: `conv.rs`, `pool.rs` (max, avg, global avg), `dense.rs`, `activation.rs`
-//! (relu, leaky_relu, sigmoid, tanh, softmax, dropout), `loss.rs`, `optim.rs`;
-//! `network.rs` chains them, `validate.rs` checks what callers pass in.
+//! Files: `conv.rs` (groups, dilation), `pool.rs` (max, avg, global avg), `dense.rs`,
+//! `batchnorm.rs`, `activation.rs` (relu, leaky_relu, sigmoid, tanh, silu, gelu,
+//! softmax, dropout), `loss.rs`, `optim.rs`; `network.rs` chains them through the
+//! model's tree of residual blocks, `validate.rs` checks what callers pass in.
 
 pub mod activation;
+pub mod batchnorm;
 pub mod conv;
 pub mod dense;
 pub mod loss;
@@ -24,10 +26,10 @@ mod validate;
 pub use network::{NetGradients, Network};
 pub use real::Real;
 
-use crate::ir::{self, Window};
+use crate::ir::{self, Op, Window};
 use crate::rt::init::Initializer;
 use crate::rt::{Error, Gradients, Model, Target, Train};
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -48,7 +50,8 @@ pub struct Interpreter {
     optimizer: Option<optim::Optimizer>,
     /// The epoch whose learning rate `train_step` uses.
     epoch: usize,
-    /// Successful `train_step`s so far (a divergence error names the next one).
+    /// Successful `train_step`s so far (a divergence error names the next one); saved
+    /// as every batchnorm's `num_batches_tracked`.
     steps: usize,
     /// Draws the dropout masks of `gradients` and `train_step`.
     dropout: ChaCha8Rng,
@@ -68,24 +71,15 @@ impl Interpreter {
         }
     }
 
-    /// The model with the spec's initialization: for each conv/dense layer in order,
-    /// its weights drawn by `model.init_scheme(i)`, its bias 0. `model` is a checked
-    /// model, as [`crate::compile`] returns it.
+    /// The model with the spec's initialization: every conv/dense weight drawn by
+    /// `ir::init_scheme` within its own sequence (a residual block's body and shortcut
+    /// are sequences of their own), in the order of `ir::Model::params`; biases 0;
+    /// batchnorm weight 1 and bias 0, running mean 0 and variance 1. `model` is a
+    /// checked model, as [`crate::compile`] returns it.
     pub fn new(model: ir::Model, seed: u64) -> Interpreter {
         let mut init = Initializer::new(seed);
         let mut params = Vec::new();
-        for (i, layer) in model.layers.iter().enumerate() {
-            for (k, spec) in layer.params().into_iter().enumerate() {
-                let mut value = ArrayD::zeros(IxDyn(&spec.shape));
-                if k == 0 {
-                    let weights = init.weights(ir::init_scheme(&model.layers, i), spec.len());
-                    for (dst, src) in value.iter_mut().zip(weights) {
-                        *dst = src;
-                    }
-                }
-                params.push(value);
-            }
-        }
+        initial_params(&model.layers, &mut init, &mut params);
         let optimizer = model
             .train
             .as_ref()
@@ -129,6 +123,53 @@ impl Interpreter {
             known: names,
         })
     }
+
+    fn buffer_index(&self, name: &str) -> Result<usize, Error> {
+        let names = self.buffer_names();
+        names.iter().position(|n| n == name).ok_or_else(|| Error::UnknownParam {
+            name: name.to_string(),
+            known: names,
+        })
+    }
+}
+
+/// Appends the initial parameters of `seq`'s layers to `out`, drawing weights from
+/// `init` in order.
+fn initial_params(seq: &[ir::Layer], init: &mut Initializer, out: &mut Vec<ArrayD<f32>>) {
+    for (i, layer) in seq.iter().enumerate() {
+        match &layer.op {
+            Op::Conv(_) | Op::Dense(_) => {
+                for (k, spec) in layer.params().into_iter().enumerate() {
+                    let mut value = ArrayD::zeros(IxDyn(&spec.shape));
+                    if k == 0 {
+                        let weights = init.weights(ir::init_scheme(seq, i), spec.len());
+                        for (dst, src) in value.iter_mut().zip(weights) {
+                            *dst = src;
+                        }
+                    }
+                    out.push(value);
+                }
+            }
+            // Weight (gamma) 1, bias (beta) 0.
+            Op::BatchNorm(_) => {
+                for (k, spec) in layer.params().into_iter().enumerate() {
+                    let start = if k == 0 { 1.0 } else { 0.0 };
+                    out.push(ArrayD::from_elem(IxDyn(&spec.shape), start));
+                }
+            }
+            Op::Residual(r) => {
+                initial_params(&r.body, init, out);
+                initial_params(&r.shortcut, init, out);
+            }
+            Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::GlobalAvgPool
+            | Op::Flatten
+            | Op::Dropout(_)
+            | Op::Activation(_)
+            | Op::Softmax => {}
+        }
+    }
 }
 
 impl Model for Interpreter {
@@ -167,6 +208,47 @@ impl Model for Interpreter {
     fn predict(&mut self, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>, Error> {
         self.net.predict(x)
     }
+
+    fn buffer_names(&self) -> Vec<String> {
+        self.net.model().buffers().into_iter().map(|b| b.name).collect()
+    }
+
+    fn buffer(&self, name: &str) -> Option<ArrayD<f32>> {
+        let index = self.buffer_index(name).ok()?;
+        self.net.buffers().get(index).cloned()
+    }
+
+    fn set_buffer(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+        let index = self.buffer_index(name)?;
+        let what = format!("buffer {name}");
+        let slot = &mut self.net.buffers_mut()[index];
+        if slot.shape() != value.shape() {
+            return Err(Error::Shape {
+                what,
+                expected: format!("{:?}", slot.shape()),
+                given: value.shape().to_vec(),
+            });
+        }
+        validate::finite(&what, value.view())?;
+        if name.ends_with(".running_var") {
+            if let Some((index, v)) = value.indexed_iter().find(|(_, v)| **v < 0.0) {
+                return Err(Error::Config(format!(
+                    "{what} is a variance, but element {:?} is negative ({v})",
+                    index.slice()
+                )));
+            }
+        }
+        slot.assign(&value);
+        Ok(())
+    }
+
+    fn batches_tracked(&self) -> u64 {
+        self.steps as u64
+    }
+
+    fn set_batches_tracked(&mut self, steps: u64) {
+        self.steps = usize::try_from(steps).unwrap_or(usize::MAX);
+    }
 }
 
 impl Train for Interpreter {
@@ -196,6 +278,12 @@ impl Train for Interpreter {
             });
         }
         self.steps += 1;
+        // The running statistics move toward this batch's (before the parameter
+        // update, from the same forward pass), as in PyTorch.
+        let buffers = self.net.buffers_mut();
+        for (dst, src) in buffers.iter_mut().zip(g.buffers) {
+            *dst = src;
+        }
         let lr = self
             .net
             .model()

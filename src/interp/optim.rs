@@ -1,24 +1,25 @@
-//! The optimizers, as `torch.optim` computes them (float32 tensors, scalars from
+//! The optimizers, as `torch.optim` computes them (tensors in `T`, scalars from
 //! float64 hyperparameters). Weight decay is applied here, never in the gradients.
 
+use super::real::Real;
 use crate::ir;
 use ndarray::{ArrayD, Zip};
 
 /// The state of one optimizer over every parameter tensor. No state exists before
 /// step 1, as in PyTorch.
 #[derive(Debug, Clone)]
-pub struct Optimizer {
+pub struct Optimizer<T = f32> {
     config: ir::Optimizer,
     weight_decay: f64,
     /// Steps taken so far.
     step: u32,
     /// SGD: the momentum buffers. Adam/AdamW: the first moments.
-    first: Vec<ArrayD<f32>>,
+    first: Vec<ArrayD<T>>,
     /// Adam/AdamW: the second moments.
-    second: Vec<ArrayD<f32>>,
+    second: Vec<ArrayD<T>>,
 }
 
-impl Optimizer {
+impl<T: Real> Optimizer<T> {
     pub fn new(config: ir::Optimizer, weight_decay: f64) -> Self {
         Optimizer {
             config,
@@ -35,12 +36,12 @@ impl Optimizer {
     }
 
     /// One step over every parameter with its gradient, at learning rate `lr`.
-    pub fn step(&mut self, params: &mut [ArrayD<f32>], grads: &[ArrayD<f32>], lr: f64) {
+    pub fn step(&mut self, params: &mut [ArrayD<T>], grads: &[ArrayD<T>], lr: f64) {
         let first_step = self.step == 0;
         self.step += 1;
         if first_step {
-            self.first = grads.iter().map(|g| ArrayD::zeros(g.raw_dim())).collect();
-            self.second = grads.iter().map(|g| ArrayD::zeros(g.raw_dim())).collect();
+            self.first = grads.iter().map(|g| ArrayD::from_elem(g.raw_dim(), T::ZERO)).collect();
+            self.second = grads.iter().map(|g| ArrayD::from_elem(g.raw_dim(), T::ZERO)).collect();
         }
         let wd = self.weight_decay;
         for (k, (p, g)) in params.iter_mut().zip(grads).enumerate() {
@@ -65,23 +66,24 @@ impl Optimizer {
 /// `g += wd p; buf = g (step 1) or momentum buf + g; g = g + momentum buf (nesterov)
 /// or buf; p -= lr g`.
 #[allow(clippy::too_many_arguments)]
-fn sgd(
-    p: &mut ArrayD<f32>,
-    g: &ArrayD<f32>,
-    buf: &mut ArrayD<f32>,
+fn sgd<T: Real>(
+    p: &mut ArrayD<T>,
+    g: &ArrayD<T>,
+    buf: &mut ArrayD<T>,
     first_step: bool,
     lr: f64,
     momentum: f64,
     nesterov: bool,
     wd: f64,
 ) {
-    let (lr, momentum, wd) = (lr as f32, momentum as f32, wd as f32);
+    let (use_wd, use_momentum) = (wd != 0.0, momentum != 0.0);
+    let (lr, momentum, wd) = (T::from_f64(lr), T::from_f64(momentum), T::from_f64(wd));
     Zip::from(p).and(g).and(buf).for_each(|p, &g, buf| {
         let mut d = g;
-        if wd != 0.0 {
+        if use_wd {
             d += wd * *p;
         }
-        if momentum != 0.0 {
+        if use_momentum {
             *buf = if first_step { d } else { momentum * *buf + d };
             d = if nesterov { d + momentum * *buf } else { *buf };
         }
@@ -94,11 +96,11 @@ fn sgd(
 /// `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 /// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 #[allow(clippy::too_many_arguments)]
-fn adam(
-    p: &mut ArrayD<f32>,
-    g: &ArrayD<f32>,
-    m: &mut ArrayD<f32>,
-    v: &mut ArrayD<f32>,
+fn adam<T: Real>(
+    p: &mut ArrayD<T>,
+    g: &ArrayD<T>,
+    m: &mut ArrayD<T>,
+    v: &mut ArrayD<T>,
     t: u32,
     lr: f64,
     beta1: f64,
@@ -107,19 +109,23 @@ fn adam(
     wd: f64,
     decoupled: bool,
 ) {
-    let step_size = (lr / (1.0 - beta1.powi(t as i32))) as f32;
-    let correction2_sqrt = (1.0 - beta2.powi(t as i32)).sqrt() as f32;
-    let decay = (1.0 - lr * wd) as f32;
-    let (b1, b2, eps, wd) = (beta1 as f32, beta2 as f32, eps as f32, wd as f32);
+    let step_size = T::from_f64(lr / (1.0 - beta1.powi(t as i32)));
+    let correction2_sqrt = T::from_f64((1.0 - beta2.powi(t as i32)).sqrt());
+    let decay = T::from_f64(1.0 - lr * wd);
+    let use_wd = wd != 0.0;
+    // `1 - beta` in f64 first, as PyTorch passes it from Python: in f32, 1 - 0.999f32
+    // is 1.3e-5 off 0.001, which moved a first step by up to 6.6e-6 of lr.
+    let (b2, one_minus_b1, one_minus_b2) = (T::from_f64(beta2), T::from_f64(1.0 - beta1), T::from_f64(1.0 - beta2));
+    let (eps, wd) = (T::from_f64(eps), T::from_f64(wd));
     Zip::from(p).and(g).and(m).and(v).for_each(|p, &g, m, v| {
         let mut d = g;
         if decoupled {
             *p *= decay;
-        } else if wd != 0.0 {
+        } else if use_wd {
             d += wd * *p;
         }
-        *m += (1.0 - b1) * (d - *m);
-        *v = b2 * *v + (1.0 - b2) * d * d;
+        *m += one_minus_b1 * (d - *m);
+        *v = b2 * *v + one_minus_b2 * d * d;
         let denom = v.sqrt() / correction2_sqrt + eps;
         *p -= step_size * *m / denom;
     });

@@ -1,7 +1,7 @@
 //! The checks on what a caller passes in, each an `Err` that names the problem.
 
 use super::real::Real;
-use crate::ir::{self, Loss};
+use crate::ir::{self, Loss, Op};
 use crate::rt::{Error, Target};
 use ndarray::{ArrayViewD, Dimension};
 
@@ -105,4 +105,46 @@ pub fn target(model: &ir::Model, loss: Loss, n: usize, target: &Target<'_>) -> R
         }
         _ => Err(wrong_target_kind(loss)),
     }
+}
+
+/// A training-mode call on `x` (shape `[N, ...]`) suits a model with batchnorm: at
+/// most the model's `batch` samples (the statistics are over one whole minibatch),
+/// and at least 2 values per channel at every batchnorm (a variance needs them).
+pub fn batchnorm_training(model: &ir::Model, shape: &[usize]) -> Result<(), Error> {
+    if !model.has_batchnorm() {
+        return Ok(());
+    }
+    let n = shape.first().copied().unwrap_or(0);
+    let sample = model.input.dims();
+    if let Some(batch) = model.train.as_ref().map(|t| t.batch) {
+        if n > batch {
+            return Err(Error::Shape {
+                what: "input".to_string(),
+                expected: format!(
+                    "{} with N <= {batch}: model {} has batchnorm, which normalizes over one whole minibatch, so a training call takes at most its `batch {batch}` samples",
+                    batch_shape(&sample),
+                    model.name
+                ),
+                given: shape.to_vec(),
+            });
+        }
+    }
+    for layer in model.all_layers() {
+        if let Op::BatchNorm(_) = layer.op {
+            let positions = layer.input.len() / layer.input.channels().max(1);
+            let per_channel = n * positions;
+            if per_channel < 2 {
+                return Err(Error::Shape {
+                    what: "input".to_string(),
+                    expected: format!(
+                        "{} with N >= 2: {} needs at least 2 values per channel to compute a batch variance in training, and {n} sample(s) give it {per_channel}",
+                        batch_shape(&sample),
+                        layer.name
+                    ),
+                    given: shape.to_vec(),
+                });
+            }
+        }
+    }
+    Ok(())
 }

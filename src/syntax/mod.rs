@@ -17,6 +17,7 @@ type Node<'i> = Pair<'i, Rule>;
 /// Parses a whole `.cnn` text. A syntax error stops the parse; it is reported at the
 /// first word the grammar could not accept, with the words it expected there.
 pub fn parse(source: &str) -> Result<File, Diagnostic> {
+    scan_blocks(source)?;
     let mut pairs = CnnParser::parse(Rule::file, source).map_err(|e| syntax_error(source, e))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let mut models = Vec::new();
@@ -28,13 +29,65 @@ pub fn parse(source: &str) -> Result<File, Diagnostic> {
     Ok(File { models })
 }
 
+/// Blocks nest at most this deep (a model's braces and a train block count): the
+/// parser and the checker recurse once per level.
+pub const MAX_NESTING: usize = 64;
+
+/// Before parsing: a file with nothing but comments and whitespace has no model,
+/// and blocks nested deeper than [`MAX_NESTING`] are refused (the parser would
+/// otherwise recurse without bound on `residual { residual { ...`).
+fn scan_blocks(source: &str) -> Result<(), Diagnostic> {
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    let mut depth = 0usize;
+    let mut content = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => match source[i + 2..].find("*/") {
+                Some(n) => {
+                    i += n + 4;
+                    continue;
+                }
+                // An unclosed comment is the parser's to report.
+                None => return Ok(()),
+            },
+            b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Diagnostic::error(
+                        Span::new(i, i + 1),
+                        format!("blocks are nested more than {MAX_NESTING} deep"),
+                    )
+                    .with_hint(
+                        "residual blocks rarely need more than a few levels; write the layers one after another",
+                    ));
+                }
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        content |= !bytes[i].is_ascii_whitespace();
+        i += 1;
+    }
+    if !content {
+        let end = source.trim_end().len();
+        return Err(Diagnostic::error(Span::new(end, end), "this file has no model")
+            .with_hint("a .cnn file holds one or more models: `model NAME { input ... layers ... }`"));
+    }
+    Ok(())
+}
+
 fn consume_model(pair: Node) -> Result<Model, Diagnostic> {
     let span = Span::from(pair.as_span());
     let mut inner = pair.into_inner();
     inner.next(); // kw_model
     let name = spanned_str(inner.next().expect("model name"));
     inner.next(); // open
-    let input = consume_input(inner.next().expect("input"))?;
+    let (input, normalize) = consume_input(inner.next().expect("input"))?;
     let mut layers = Vec::new();
     let mut train = None;
     for p in inner {
@@ -47,16 +100,47 @@ fn consume_model(pair: Node) -> Result<Model, Diagnostic> {
     Ok(Model {
         name,
         input,
+        normalize,
         layers,
         train,
         span,
     })
 }
 
-fn consume_input(pair: Node) -> Result<Spanned<Vec<u64>>, Diagnostic> {
+fn consume_input(pair: Node) -> Result<(Spanned<Vec<u64>>, Option<Normalize>), Diagnostic> {
     let mut inner = pair.into_inner();
     inner.next(); // kw_input
-    consume_size(inner.next().expect("input size"))
+    let size = consume_size(inner.next().expect("input size"))?;
+    let normalize = inner.next().map(consume_normalize).transpose()?;
+    Ok((size, normalize))
+}
+
+fn consume_normalize(pair: Node) -> Result<Normalize, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let mut mean = Vec::new();
+    let mut std = Vec::new();
+    let mut mean_keyword = span;
+    let mut std_keyword = span;
+    let mut in_std = false;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::kw_mean => mean_keyword = Span::from(p.as_span()),
+            Rule::kw_std => {
+                std_keyword = Span::from(p.as_span());
+                in_std = true;
+            }
+            Rule::number if in_std => std.push(consume_number(p)?),
+            Rule::number => mean.push(consume_number(p)?),
+            _ => {} // kw_normalize
+        }
+    }
+    Ok(Normalize {
+        mean,
+        std,
+        mean_keyword,
+        std_keyword,
+        span,
+    })
 }
 
 fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
@@ -104,9 +188,64 @@ fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
         Rule::flatten => LayerKind::Flatten,
         Rule::dense => {
             let units = consume_int(inner.next().expect("units"))?;
-            let activation = inner.next().map(consume_activation).transpose()?;
-            LayerKind::Dense { units, activation }
+            let mut bias_off = Vec::new();
+            let mut activation = None;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::bias_option => bias_off.push(Span::from(p.as_span())),
+                    _ => activation = Some(consume_activation(p)?),
+                }
+            }
+            LayerKind::Dense {
+                units,
+                bias_off,
+                activation,
+            }
         }
+        Rule::batchnorm => {
+            let mut options = Vec::new();
+            let mut activation = None;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::batchnorm_option => {
+                        let span = Span::from(p.as_span());
+                        let mut parts = p.into_inner();
+                        let kind = match parts.next().expect("option keyword").as_rule() {
+                            Rule::kw_eps => BatchNormOptionKind::Eps,
+                            _ => BatchNormOptionKind::Momentum,
+                        };
+                        let value = consume_number(parts.next().expect("option value"))?;
+                        options.push(BatchNormOption { kind, value, span });
+                    }
+                    _ => activation = Some(consume_activation(p)?),
+                }
+            }
+            LayerKind::BatchNorm { options, activation }
+        }
+        Rule::residual => {
+            let mut items = Vec::new();
+            let mut close = body_span;
+            let mut activation = None;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::layer => items.push(consume_layer(p)?),
+                    Rule::close => close = Span::from(p.as_span()),
+                    Rule::activation => activation = Some(consume_activation(p)?),
+                    _ => {} // open
+                }
+            }
+            LayerKind::Residual {
+                items,
+                close,
+                activation,
+            }
+        }
+        Rule::shortcut => LayerKind::Shortcut {
+            items: inner
+                .filter(|p| p.as_rule() == Rule::layer)
+                .map(consume_layer)
+                .collect::<Result<_, _>>()?,
+        },
         Rule::dropout => LayerKind::Dropout {
             p: consume_number(inner.next().expect("dropout rate"))?,
         },
@@ -145,6 +284,9 @@ fn consume_window_option(pair: Node) -> Result<WindowOption, Diagnostic> {
     let kind = match rule {
         Rule::kernel_option => WindowOptionKind::Size(consume_size(inner.next().expect("size"))?),
         Rule::stride_option => WindowOptionKind::Stride(consume_size(inner.next().expect("size"))?),
+        Rule::dilation_option => WindowOptionKind::Dilation(consume_size(inner.next().expect("size"))?),
+        Rule::groups_option => WindowOptionKind::Groups(consume_int(inner.next().expect("groups"))?),
+        Rule::bias_option => WindowOptionKind::BiasOff,
         Rule::round_option => match inner.next().expect("floor|ceil").as_rule() {
             Rule::kw_floor => WindowOptionKind::Round(Rounding::Floor),
             _ => WindowOptionKind::Round(Rounding::Ceil),
@@ -189,6 +331,8 @@ fn consume_activation_parts(span: Span, parts: Vec<Node>) -> Result<Activation, 
         Rule::kw_sigmoid => ActivationKind::Sigmoid,
         Rule::kw_tanh => ActivationKind::Tanh,
         Rule::kw_softmax => ActivationKind::Softmax,
+        Rule::kw_silu => ActivationKind::Silu,
+        Rule::kw_gelu => ActivationKind::Gelu,
         _ => {
             let slope = parts.next().map(consume_number).transpose()?;
             ActivationKind::LeakyRelu(slope.map(|s| s.value))
@@ -262,9 +406,32 @@ fn consume_train_item(pair: Node) -> Result<TrainItem, Diagnostic> {
         Rule::epochs => TrainItemKind::Epochs(consume_int(value())?),
         Rule::validation => TrainItemKind::Validation(consume_number(value())?),
         Rule::seed => TrainItemKind::Seed(consume_int(value())?),
+        Rule::augment => {
+            let mut augmentations = vec![value()];
+            augmentations.extend(inner);
+            TrainItemKind::Augment(
+                augmentations
+                    .into_iter()
+                    .map(consume_augmentation)
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         r => unreachable!("train item {r:?}"),
     };
     Ok(TrainItem { kind, span })
+}
+
+fn consume_augmentation(pair: Node) -> Result<Augmentation, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let mut parts = pair.into_inner();
+    let kind = match parts.next().expect("augmentation keyword").as_rule() {
+        Rule::kw_crop => AugmentationKind::Crop(consume_int(parts.next().expect("crop padding"))?),
+        _ => match parts.next().expect("flip direction").as_rule() {
+            Rule::kw_horizontal => AugmentationKind::FlipHorizontal,
+            _ => AugmentationKind::FlipVertical,
+        },
+    };
+    Ok(Augmentation { kind, span })
 }
 
 fn spanned_str(pair: Node) -> Spanned<String> {
@@ -325,14 +492,19 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         "avgpool",
         "flatten",
         "dense",
+        "batchnorm",
         "dropout",
+        "residual",
+        "shortcut",
         "relu",
         "sigmoid",
         "tanh",
         "softmax",
         "leaky_relu",
+        "silu",
+        "gelu",
     ];
-    const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "softmax", "leaky_relu"];
+    const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "softmax", "leaky_relu", "silu", "gelu"];
     match rule {
         Rule::ident | Rule::layer_name => (Some("a name"), &[]),
         Rule::int => (Some("a whole number"), &[]),
@@ -343,9 +515,13 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         Rule::layer => (Some("a layer"), LAYERS),
         Rule::activation => (Some("an activation"), ACTIVATIONS),
         Rule::window_option => (
-            Some("`kernel`, `stride`, `pad`, `round`"),
-            &["kernel", "stride", "pad", "round"],
+            Some("`kernel`, `stride`, `pad`, `dilation`, `groups`, `bias`, `round`"),
+            &["kernel", "stride", "pad", "dilation", "groups", "bias", "round"],
         ),
+        Rule::bias_option => (Some("`bias`"), &["bias"]),
+        Rule::batchnorm_option => (Some("`eps`, `momentum`"), &["eps", "momentum"]),
+        Rule::normalize => (Some("`normalize`"), &["normalize"]),
+        Rule::augmentation => (Some("`flip`, `crop`"), &["flip", "crop"]),
         Rule::pad_side => (
             Some("`top`, `bottom`, `left`, `right`"),
             &["top", "bottom", "left", "right"],
@@ -362,6 +538,7 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
                 "epochs",
                 "validation",
                 "seed",
+                "augment",
             ],
         ),
         Rule::optimizer_option => (
@@ -438,6 +615,23 @@ pub const KEYWORDS: &[&str] = &[
     "epochs",
     "validation",
     "seed",
+    "residual",
+    "shortcut",
+    "batchnorm",
+    "dilation",
+    "groups",
+    "bias",
+    "off",
+    "silu",
+    "gelu",
+    "normalize",
+    "mean",
+    "std",
+    "augment",
+    "flip",
+    "horizontal",
+    "vertical",
+    "crop",
 ];
 
 /// Turns pest's error into a diagnostic on the word at the error position: what was
