@@ -38,6 +38,8 @@ fn every_bad_model_renders_its_diagnostics() {
             diags.len(),
             "{rendered}"
         );
+        // Every diagnostic carries its error code.
+        assert!(diags.iter().all(|d| d.code.is_some()), "{rendered}");
         insta::with_settings!({
             snapshot_path => "ui/snapshots",
             prepend_module_to_snapshot => false,

@@ -5,7 +5,7 @@ pub mod shape;
 mod train;
 mod window;
 
-use crate::diag::{shorten, Diagnostic, Diagnostics, Span};
+use crate::diag::{shorten, Code, Diagnostic, Diagnostics, Span};
 use crate::ir::{self, Shape};
 use crate::syntax::ast::{self, ActivationKind, LayerKind};
 use std::collections::HashMap;
@@ -23,7 +23,8 @@ pub fn check(file: &ast::File) -> Result<Vec<ir::Model>, Diagnostics> {
     for model in &file.models {
         if seen.insert(&model.name.value, model.name.span).is_some() {
             diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
+                    Code::DuplicateModel,
                     model.name.span,
                     format!(
                         "a model named `{}` is already defined in this file",
@@ -56,7 +57,8 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
     let params: u128 = layers.iter().map(|l| op_params(&l.op, l.input)).sum();
     if params > MAX_ELEMENTS {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
+                Code::TooLarge,
                 model.name.span,
                 format!(
                     "`{}` has {params} parameters, more than the limit of {MAX_ELEMENTS}",
@@ -133,7 +135,7 @@ fn check_model_name(name: &ast::Spanned<String>, diags: &mut Diagnostics) {
         None
     };
     if let Some((message, hint)) = error {
-        diags.push(Diagnostic::error(name.span, message).with_hint(hint));
+        diags.push(Diagnostic::new(Code::ModelName, name.span, message).with_hint(hint));
     }
 }
 
@@ -181,7 +183,7 @@ fn check_block(
                         "write it last inside `residual { ... }`, after the block's layers",
                     ),
                 };
-                diags.push(Diagnostic::error(item.keyword, message).with_hint(hint));
+                diags.push(Diagnostic::new(Code::Shortcut, item.keyword, message).with_hint(hint));
                 // Its own mistakes are still worth reporting.
                 check_block(inner, &format!("{name}."), Block::Shortcut, None, diags);
                 continue;
@@ -245,10 +247,14 @@ fn check_residual(
         Some((last, rest)) if matches!(last.kind, LayerKind::Shortcut { .. }) => (rest, Some(last)),
         _ => (items, None),
     };
+    if let Some(s) = shortcut {
+        check_shortcut_unnamed(s, diags);
+    }
     let shown = shorten(name);
     if body_items.is_empty() {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
+                Code::Shortcut,
                 item.keyword,
                 format!("{shown}: this residual block has no layers before its shortcut"),
             )
@@ -273,13 +279,15 @@ fn check_residual(
         let uses_batchnorm = body.iter().any(|l| matches!(l.op, ir::Op::BatchNorm(_)));
         let last_body = body_items.last().map_or(item.keyword, |l| l.keyword);
         let mut d = match shortcut {
-            Some(s) => Diagnostic::error(
+            Some(s) => Diagnostic::new(
+                Code::ResidualShape,
                 item.keyword,
                 format!("{shown}: the body gives {body_out} but the shortcut gives {short_out}"),
             )
             .with_label(format!("the sum needs both to be the same shape"))
             .with_secondary(s.keyword, format!("the shortcut maps {input} to {short_out}")),
-            None => Diagnostic::error(
+            None => Diagnostic::new(
+                Code::ResidualShape,
                 item.keyword,
                 format!("{shown}: the body gives {body_out} but the identity shortcut gives the input, {input}"),
             )
@@ -342,7 +350,8 @@ fn check_normalize(n: &ast::Normalize, input: Option<Shape>, diags: &mut Diagnos
         Shape::Image { c, .. } => c,
         Shape::Vector(len) => {
             diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
+                    Code::Normalize,
                     n.span,
                     format!("normalize needs an image input, but the input is a vector of {len}"),
                 )
@@ -362,7 +371,8 @@ fn check_normalize(n: &ast::Normalize, input: Option<Shape>, diags: &mut Diagnos
             let span = values.iter().fold(keyword, |s, v| s.to(v.span));
             let plural = |k: usize| if k == 1 { "" } else { "s" };
             diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
+                    Code::Normalize,
                     span,
                     format!(
                         "normalize has {} {word} value{} for {channels} channel{}",
@@ -381,8 +391,12 @@ fn check_normalize(n: &ast::Normalize, input: Option<Shape>, diags: &mut Diagnos
     for s in &n.std {
         if s.value as f32 == 0.0 {
             diags.push(
-                Diagnostic::error(s.span, format!("a std of {} would divide by zero", number(s.value)))
-                    .with_hint("std is each channel's standard deviation over the data set, e.g. 0.25"),
+                Diagnostic::new(
+                    Code::Normalize,
+                    s.span,
+                    format!("a std of {} would divide by zero", number(s.value)),
+                )
+                .with_hint("std is each channel's standard deviation over the data set, e.g. 0.25"),
             );
         }
     }
@@ -396,7 +410,7 @@ fn check_input(input: &ast::Spanned<Vec<u64>>, diags: &mut Diagnostics) -> Optio
     let dims = &input.value;
     if dims.contains(&0) {
         diags.push(
-            Diagnostic::error(input.span, "the input has a zero dimension")
+            Diagnostic::new(Code::Input, input.span, "the input has a zero dimension")
                 .with_hint("every dimension of the input must be at least 1"),
         );
         return None;
@@ -410,14 +424,19 @@ fn check_input(input: &ast::Spanned<Vec<u64>>, diags: &mut Diagnostics) -> Optio
         },
         [h, w] => {
             diags.push(
-                Diagnostic::error(input.span, "an image input needs channels, height and width")
-                    .with_hint(format!("write `input 1x{h}x{w}` for a grayscale image")),
+                Diagnostic::new(
+                    Code::Input,
+                    input.span,
+                    "an image input needs channels, height and width",
+                )
+                .with_hint(format!("write `input 1x{h}x{w}` for a grayscale image")),
             );
             return None;
         }
         _ => {
             diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
+                    Code::Input,
                     input.span,
                     format!("an input has 1 or 3 dimensions, not {}", dims.len()),
                 )
@@ -429,7 +448,8 @@ fn check_input(input: &ast::Spanned<Vec<u64>>, diags: &mut Diagnostics) -> Optio
     let total: u128 = dims.iter().map(|&d| d as u128).product();
     if total > MAX_ELEMENTS {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
+                Code::TooLarge,
                 input.span,
                 format!("the input has {total} values per sample, more than the limit of {MAX_ELEMENTS}"),
             )
@@ -483,12 +503,7 @@ fn name_items(items: &[ast::Layer], block: Block, diags: &mut Diagnostics) -> Ve
         let shorthand = shorthand_of(item);
         let Some(kind) = kind_word(&item.kind) else {
             // A shortcut is named by its place, `BLOCK.shortcut`.
-            if let Some(n) = &item.name {
-                diags.push(
-                    Diagnostic::error(n.span, format!("a shortcut cannot be named (`{}:`)", shorten(&n.value)))
-                        .with_hint("remove the name; the shortcut's items are named `BLOCK.shortcut.conv1`, ..."),
-                );
-            }
+            check_shortcut_unnamed(item, diags);
             out.push(ItemNames {
                 item: "shortcut".to_string(),
                 shorthand: None,
@@ -500,8 +515,12 @@ fn name_items(items: &[ast::Layer], block: Block, diags: &mut Diagnostics) -> Ve
             Some(n) => {
                 if n.value == "shortcut" && block == Block::Body {
                     diags.push(
-                        Diagnostic::error(n.span, "`shortcut` cannot name an item of a residual block")
-                            .with_hint("the block's shortcut is named `shortcut`; choose another name"),
+                        Diagnostic::new(
+                            Code::Shortcut,
+                            n.span,
+                            "`shortcut` cannot name an item of a residual block",
+                        )
+                        .with_hint("the block's shortcut is named `shortcut`; choose another name"),
                     );
                 }
                 given.push(Given {
@@ -543,13 +562,17 @@ fn name_items(items: &[ast::Layer], block: Block, diags: &mut Diagnostics) -> Ve
         };
         let name = shorten(&g.name);
         let d = match (earlier.explicit, g.explicit) {
-            (true, true) => Diagnostic::error(g.span, format!("the layer name `{name}` is used twice"))
-                .with_secondary(earlier.span, "first defined here")
-                .with_hint("names must be unique within their block; rename one of them"),
+            (true, true) => Diagnostic::new(
+                Code::DuplicateName,
+                g.span,
+                format!("the layer name `{name}` is used twice"),
+            )
+            .with_secondary(earlier.span, "first defined here")
+            .with_hint("names must be unique within their block; rename one of them"),
             (false, true) | (true, false) => {
                 let (explicit, default) = if g.explicit { (g, earlier) } else { (earlier, g) };
                 let kind = g.name.trim_end_matches(|c: char| c.is_ascii_digit());
-                Diagnostic::error(
+                Diagnostic::new(Code::DefaultName,
                     explicit.span,
                     format!("the layer name `{name}` is also the default name of another item in this block"),
                 )
@@ -563,6 +586,20 @@ fn name_items(items: &[ast::Layer], block: Block, diags: &mut Diagnostics) -> Ve
         diags.push(d);
     }
     out
+}
+
+/// A shortcut is named by its place, `BLOCK.shortcut`: a `NAME:` on it is an error.
+fn check_shortcut_unnamed(item: &ast::Layer, diags: &mut Diagnostics) {
+    if let Some(n) = &item.name {
+        diags.push(
+            Diagnostic::new(
+                Code::Shortcut,
+                n.span,
+                format!("a shortcut cannot be named (`{}:`)", shorten(&n.value)),
+            )
+            .with_hint("remove the name; the shortcut's items are named `BLOCK.shortcut.conv1`, ..."),
+        );
+    }
 }
 
 /// The activation shorthand written after an item, if any.
@@ -647,12 +684,13 @@ fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option<Pending> {
             let mut ok = true;
             if filters.value == 0 {
                 diags.push(
-                    Diagnostic::error(filters.span, "a conv layer needs at least 1 filter")
+                    Diagnostic::new(Code::Size, filters.span, "a conv layer needs at least 1 filter")
                         .with_hint("the number after `conv` is the number of output channels"),
                 );
                 ok = false;
             } else if filters.value as u128 > MAX_ELEMENTS {
-                diags.push(Diagnostic::error(
+                diags.push(Diagnostic::new(
+                    Code::Size,
                     filters.span,
                     format!("{} filters are too many", filters.value),
                 ));
@@ -676,7 +714,8 @@ fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option<Pending> {
             let mut ok = true;
             if units.value == 0 || units.value as u128 > MAX_ELEMENTS {
                 diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
+                        Code::Size,
                         units.span,
                         format!("a dense layer of {} units is not allowed", units.value),
                     )
@@ -686,7 +725,7 @@ fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option<Pending> {
             }
             for repeat in bias_off.iter().skip(1) {
                 diags.push(
-                    Diagnostic::error(*repeat, "`bias` is given twice")
+                    Diagnostic::new(Code::Repeated, *repeat, "`bias` is given twice")
                         .with_secondary(bias_off[0], "first given here")
                         .with_hint("each option of a dense layer may appear at most once"),
                 );
@@ -701,16 +740,24 @@ fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option<Pending> {
         LayerKind::Dropout { p } => {
             if !(0.0..1.0).contains(&p.value) {
                 diags.push(
-                    Diagnostic::error(p.span, format!("dropout {} is out of range", number(p.value)))
-                        .with_hint("the drop probability P must satisfy 0 <= P < 1"),
+                    Diagnostic::new(
+                        Code::Range,
+                        p.span,
+                        format!("dropout {} is out of range", number(p.value)),
+                    )
+                    .with_hint("the drop probability P must satisfy 0 <= P < 1"),
                 );
                 return None;
             }
             if p.value as f32 >= 1.0 {
                 diags.push(
-                    Diagnostic::error(p.span, format!("dropout {} is 1 in 32-bit floats", number(p.value)))
-                        .with_label("would drop every value")
-                        .with_hint("the drop probability P must satisfy 0 <= P < 1; 0.5 is usual"),
+                    Diagnostic::new(
+                        Code::Range,
+                        p.span,
+                        format!("dropout {} is 1 in 32-bit floats", number(p.value)),
+                    )
+                    .with_label("would drop every value")
+                    .with_hint("the drop probability P must satisfy 0 <= P < 1; 0.5 is usual"),
                 );
                 return None;
             }
@@ -738,7 +785,7 @@ fn lower_batchnorm(options: &[ast::BatchNormOption], diags: &mut Diagnostics) ->
         };
         if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == o.kind) {
             diags.push(
-                Diagnostic::error(o.span, format!("`{word}` is given twice"))
+                Diagnostic::new(Code::Repeated, o.span, format!("`{word}` is given twice"))
                     .with_secondary(first, "first given here")
                     .with_hint("each option of a batchnorm layer may appear at most once"),
             );
@@ -755,7 +802,7 @@ fn lower_batchnorm(options: &[ast::BatchNormOption], diags: &mut Diagnostics) ->
                         "must be positive"
                     };
                     diags.push(
-                        Diagnostic::error(o.value.span, format!("batchnorm eps {} {what}", number(v)))
+                        Diagnostic::new(Code::Range, o.value.span, format!("batchnorm eps {} {what}", number(v)))
                             .with_hint("eps keeps the division away from zero; the default is 1e-5"),
                     );
                 }
@@ -764,7 +811,8 @@ fn lower_batchnorm(options: &[ast::BatchNormOption], diags: &mut Diagnostics) ->
             ast::BatchNormOptionKind::Momentum => {
                 if !(0.0..=1.0).contains(&v) {
                     diags.push(
-                        Diagnostic::error(
+                        Diagnostic::new(
+                            Code::Range,
                             o.value.span,
                             format!("batchnorm momentum {} is out of range", number(v)),
                         )
@@ -830,8 +878,12 @@ fn check_activation(a: &ast::Activation, diags: &mut Diagnostics) {
     if let ActivationKind::LeakyRelu(Some(slope)) = a.kind {
         if slope < 0.0 {
             diags.push(
-                Diagnostic::error(a.span, format!("leaky_relu slope {} must be at least 0", number(slope)))
-                    .with_hint("the slope multiplies negative inputs; 0.01 (the default) to 0.3 is usual"),
+                Diagnostic::new(
+                    Code::Range,
+                    a.span,
+                    format!("leaky_relu slope {} must be at least 0", number(slope)),
+                )
+                .with_hint("the slope multiplies negative inputs; 0.01 (the default) to 0.3 is usual"),
             );
         }
     }
@@ -896,7 +948,8 @@ fn layer_output(
 ) -> Option<(ir::Op, Shape)> {
     let needs_image = |diags: &mut Diagnostics, n: usize| {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
+                Code::InputKind,
                 place.keyword,
                 format!("{name} needs a CxHxW image input, but its input is a vector of {n}"),
             )
@@ -906,7 +959,8 @@ fn layer_output(
     };
     let needs_vector = |diags: &mut Diagnostics, what: &str, s: Shape| {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
+                Code::InputKind,
                 place.keyword,
                 format!("{name}: {what} needs a 1-D input, but its input is the image {s}"),
             )
@@ -927,12 +981,16 @@ fn layer_output(
                     _ => format!("the {filters} filters"),
                 };
                 diags.push(
-                    Diagnostic::error(window.groups_span, format!("{name}: groups {g} does not divide {what}"))
-                        .with_label(format!("input is {input}"))
-                        .with_hint(format!(
-                            "groups must divide both the input channels ({c}) and the filters ({filters}): {} would work",
-                            common_divisors(c, *filters)
-                        )),
+                    Diagnostic::new(
+                        Code::Groups,
+                        window.groups_span,
+                        format!("{name}: groups {g} does not divide {what}"),
+                    )
+                    .with_label(format!("input is {input}"))
+                    .with_hint(format!(
+                        "groups must divide both the input channels ({c}) and the filters ({filters}): {} would work",
+                        common_divisors(c, *filters)
+                    )),
                 );
                 return None;
             }
@@ -986,7 +1044,8 @@ fn layer_output(
     };
     if shape_len(out) > MAX_ELEMENTS {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
+                Code::TooLarge,
                 place.whole,
                 format!("{name} outputs {out}, more than {MAX_ELEMENTS} values per sample"),
             )
@@ -997,7 +1056,8 @@ fn layer_output(
     let params = op_params(&op, input);
     if params > MAX_ELEMENTS {
         diags.push(
-            Diagnostic::error(
+            Diagnostic::new(
+                Code::TooLarge,
                 place.whole,
                 format!("{name} has {params} parameters, more than the limit of {MAX_ELEMENTS}"),
             )

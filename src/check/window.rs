@@ -3,7 +3,7 @@
 //! size with its explanation.
 
 use super::shape::{same_padding, Axis, AxisError};
-use crate::diag::{Diagnostic, Diagnostics, Span};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::ir;
 use crate::syntax::ast::{self, Padding, Rounding, Side, WindowOptionKind};
 
@@ -78,23 +78,26 @@ pub fn lower(
     let mut dilation = None;
     let mut groups = None;
     let mut bias = true;
-    let mut seen: Vec<&'static str> = Vec::new();
+    let mut seen: Vec<(&'static str, Span)> = Vec::new();
     for option in options {
         let word = option_word(&option.kind);
-        if seen.contains(&word) {
+        if let Some(&(_, first)) = seen.iter().find(|(w, _)| *w == word) {
             diags.push(
-                Diagnostic::error(option.span, format!("`{word}` is given twice")).with_hint(format!(
-                    "each option of a {} layer may appear at most once",
-                    kind.word()
-                )),
+                Diagnostic::new(Code::Repeated, option.span, format!("`{word}` is given twice"))
+                    .with_secondary(first, "first given here")
+                    .with_hint(format!(
+                        "each option of a {} layer may appear at most once",
+                        kind.word()
+                    )),
             );
             continue;
         }
-        seen.push(word);
+        seen.push((word, option.span));
         match &option.kind {
             WindowOptionKind::Size(k) if kind == Kind::Conv => kernel = pair(k, "kernel", diags),
             WindowOptionKind::Size(k) => diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
+                    Code::NotAllowed,
                     option.span,
                     format!("{} takes its window size right after the keyword", kind.word()),
                 )
@@ -108,7 +111,7 @@ pub fn lower(
             WindowOptionKind::Stride(s) => stride = pair(s, "stride", diags),
             WindowOptionKind::Pad(p) => pad = lower_pad(p, option.span, diags),
             WindowOptionKind::Round(Rounding::Ceil) if kind == Kind::Conv => diags.push(
-                Diagnostic::error(option.span, "`round ceil` is only for pooling layers")
+                Diagnostic::new(Code::NotAllowed, option.span, "`round ceil` is only for pooling layers")
                     .with_hint("a conv layer may use `round floor`, or padding that makes the division exact"),
             ),
             WindowOptionKind::Round(r) => round = Some(*r),
@@ -121,7 +124,12 @@ pub fn lower(
                     _ => "bias off".to_string(),
                 };
                 diags.push(
-                    Diagnostic::error(option.span, format!("`{word}` is only for conv layers")).with_hint(format!(
+                    Diagnostic::new(
+                        Code::NotAllowed,
+                        option.span,
+                        format!("`{word}` is only for conv layers"),
+                    )
+                    .with_hint(format!(
                         "{} layers have no {}; remove `{text}`",
                         kind.word(),
                         match word {
@@ -136,18 +144,21 @@ pub fn lower(
                 dilation = pair(d, "dilation", diags);
                 if dilation.is_some_and(|d| d.contains(&0)) {
                     diags.push(
-                        Diagnostic::error(option.span, "a dilation of 0 is not allowed")
+                        Diagnostic::new(Code::Size, option.span, "a dilation of 0 is not allowed")
                             .with_hint("dilation is at least 1; 1 (the default) is a plain convolution"),
                     );
                 }
             }
             WindowOptionKind::Groups(g) => {
                 if g.value == 0 {
-                    diags.push(Diagnostic::error(option.span, "groups 0 is not allowed").with_hint(
-                        "groups is at least 1; 1 (the default) connects every input channel to every filter",
-                    ));
+                    diags.push(
+                        Diagnostic::new(Code::Size, option.span, "groups 0 is not allowed").with_hint(
+                            "groups is at least 1; 1 (the default) connects every input channel to every filter",
+                        ),
+                    );
                 } else if g.value as u128 > super::MAX_ELEMENTS {
-                    diags.push(Diagnostic::error(
+                    diags.push(Diagnostic::new(
+                        Code::Size,
                         option.span,
                         format!("groups {} is too large", g.value),
                     ));
@@ -158,9 +169,9 @@ pub fn lower(
             WindowOptionKind::BiasOff => bias = false,
         }
     }
-    if kind == Kind::Conv && !seen.contains(&"kernel") {
+    if kind == Kind::Conv && !seen.iter().any(|(w, _)| *w == "kernel") {
         diags.push(
-            Diagnostic::error(keyword, "a conv layer needs a kernel size")
+            Diagnostic::new(Code::Missing, keyword, "a conv layer needs a kernel size")
                 .with_hint("add `kernel K`, for example `kernel 3`"),
         );
     }
@@ -169,7 +180,10 @@ pub fn lower(
         let span = option_span(options, "kernel")
             .or(pool_kernel.map(|k| k.span))
             .unwrap_or(keyword);
-        diags.push(Diagnostic::error(span, "a kernel size of 0 is not allowed").with_hint("kernels are at least 1x1"));
+        diags.push(
+            Diagnostic::new(Code::Size, span, "a kernel size of 0 is not allowed")
+                .with_hint("kernels are at least 1x1"),
+        );
     }
     let stride = stride.unwrap_or(match kind {
         Kind::Conv => [1, 1],
@@ -177,7 +191,9 @@ pub fn lower(
     });
     if stride.contains(&0) {
         let span = option_span(options, "stride").unwrap_or(keyword);
-        diags.push(Diagnostic::error(span, "a stride of 0 is not allowed").with_hint("strides are at least 1"));
+        diags.push(
+            Diagnostic::new(Code::Size, span, "a stride of 0 is not allowed").with_hint("strides are at least 1"),
+        );
     }
     let spec = Spec {
         kind,
@@ -219,7 +235,8 @@ fn check_padding_limits(spec: &Spec, before: [usize; 2], after: [usize; 2], diag
         let span = spec.span()[axis];
         for p in [before[axis], after[axis]] {
             let error = match spec.kind {
-                Kind::Conv if p >= span && span != k => Diagnostic::error(
+                Kind::Conv if p >= span && span != k => Diagnostic::new(
+                    Code::Padding,
                     spec.pad_span,
                     format!(
                         "padding {p} is not smaller than the window's span {span} (kernel {k} with dilation {})",
@@ -227,12 +244,14 @@ fn check_padding_limits(spec: &Spec, before: [usize; 2], after: [usize; 2], diag
                     ),
                 )
                 .with_hint("padding must be less than the dilated window on every side; more would only add zeros"),
-                Kind::Conv if p >= k => Diagnostic::error(
+                Kind::Conv if p >= k => Diagnostic::new(
+                    Code::Padding,
                     spec.pad_span,
                     format!("padding {p} is not smaller than the kernel size {k}"),
                 )
                 .with_hint("padding must be less than the kernel on every side; more would only add zeros"),
-                Kind::MaxPool | Kind::AvgPool if p > k / 2 => Diagnostic::error(
+                Kind::MaxPool | Kind::AvgPool if p > k / 2 => Diagnostic::new(
+                    Code::Padding,
                     spec.pad_span,
                     format!("pooling padding {p} is more than half the window {k}"),
                 )
@@ -358,7 +377,7 @@ fn explain_failure(
         "{name}: {}",
         shown.iter().map(|&i| describe(i)).collect::<Vec<_>>().join("; ")
     );
-    let mut diag = Diagnostic::error(span, message);
+    let mut diag = Diagnostic::new(Code::WindowArithmetic, span, message);
     let all_not_whole = failing
         .iter()
         .all(|&i| matches!(results[i], Err(AxisError::NotWhole { .. })));
@@ -464,8 +483,12 @@ fn pair(size: &ast::Spanned<Vec<u64>>, what: &str, diags: &mut Diagnostics) -> O
         [a, b] => (*a, *b),
         _ => {
             diags.push(
-                Diagnostic::error(size.span, format!("a {what} has 1 or 2 dimensions, not {}", v.len()))
-                    .with_hint(format!("write `{what} K` or `{what} KHxKW`")),
+                Diagnostic::new(
+                    Code::Size,
+                    size.span,
+                    format!("a {what} has 1 or 2 dimensions, not {}", v.len()),
+                )
+                .with_hint(format!("write `{what} K` or `{what} KHxKW`")),
             );
             return None;
         }
@@ -473,8 +496,12 @@ fn pair(size: &ast::Spanned<Vec<u64>>, what: &str, diags: &mut Diagnostics) -> O
     let limit = 1u64 << 20;
     if a > limit || b > limit {
         diags.push(
-            Diagnostic::error(size.span, format!("a {what} of {} is too large", size_text(v)))
-                .with_hint(format!("a {what} is at most {limit} on each axis")),
+            Diagnostic::new(
+                Code::Size,
+                size.span,
+                format!("a {what} of {} is too large", size_text(v)),
+            )
+            .with_hint(format!("a {what} is at most {limit} on each axis")),
         );
         return None;
     }
@@ -506,7 +533,8 @@ fn lower_pad(p: &Padding, span: Span, diags: &mut Diagnostics) -> Option<Pad> {
             for (side, amount) in sides {
                 if seen.contains(side) {
                     diags.push(
-                        Diagnostic::error(
+                        Diagnostic::new(
+                            Code::Repeated,
                             amount.span.to(span),
                             format!("`{}` is given twice in this padding", side_word(*side)),
                         )
@@ -517,8 +545,12 @@ fn lower_pad(p: &Padding, span: Span, diags: &mut Diagnostics) -> Option<Pad> {
                 seen.push(*side);
                 if amount.value > 1 << 20 {
                     diags.push(
-                        Diagnostic::error(amount.span, format!("a padding of {} is too large", amount.value))
-                            .with_hint("padding must be smaller than the kernel size"),
+                        Diagnostic::new(
+                            Code::Size,
+                            amount.span,
+                            format!("a padding of {} is too large", amount.value),
+                        )
+                        .with_hint("padding must be smaller than the kernel size"),
                     );
                     return None;
                 }

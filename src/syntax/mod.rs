@@ -3,7 +3,7 @@
 
 pub mod ast;
 
-use crate::diag::{did_you_mean, shorten, Diagnostic, Span};
+use crate::diag::{did_you_mean, shorten, Code, Diagnostic, Span};
 use ast::*;
 use pest::iterators::Pair;
 use pest::Parser as _;
@@ -58,7 +58,8 @@ fn scan_blocks(source: &str) -> Result<(), Diagnostic> {
             b'{' => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Err(Diagnostic::error(
+                    return Err(Diagnostic::new(
+                        Code::TooDeep,
                         Span::new(i, i + 1),
                         format!("blocks are nested more than {MAX_NESTING} deep"),
                     )
@@ -75,8 +76,10 @@ fn scan_blocks(source: &str) -> Result<(), Diagnostic> {
     }
     if !content {
         let end = source.trim_end().len();
-        return Err(Diagnostic::error(Span::new(end, end), "this file has no model")
-            .with_hint("a .cnn file holds one or more models: `model NAME { input ... layers ... }`"));
+        return Err(
+            Diagnostic::new(Code::NoModel, Span::new(end, end), "this file has no model")
+                .with_hint("a .cnn file holds one or more models: `model NAME { input ... layers ... }`"),
+        );
     }
     Ok(())
 }
@@ -449,8 +452,12 @@ fn consume_int(pair: Node) -> Result<Spanned<u64>, Diagnostic> {
 
 fn parse_u64(text: &str, span: Span) -> Result<u64, Diagnostic> {
     text.parse::<u64>().map_err(|_| {
-        Diagnostic::error(span, format!("the number `{}` is too large", shorten(text)))
-            .with_label("does not fit in 64 bits")
+        Diagnostic::new(
+            Code::BadNumber,
+            span,
+            format!("the number `{}` is too large", shorten(text)),
+        )
+        .with_label("does not fit in 64 bits")
     })
 }
 
@@ -467,18 +474,23 @@ fn consume_size(pair: Node) -> Result<Spanned<Vec<u64>>, Diagnostic> {
 
 fn consume_number(pair: Node) -> Result<Spanned<f64>, Diagnostic> {
     let span = Span::from(pair.as_span());
-    let value: f64 = pair
-        .as_str()
-        .parse()
-        .map_err(|_| Diagnostic::error(span, format!("`{}` is not a number", shorten(pair.as_str()))))?;
+    let value: f64 = pair.as_str().parse().map_err(|_| {
+        Diagnostic::new(
+            Code::BadNumber,
+            span,
+            format!("`{}` is not a number", shorten(pair.as_str())),
+        )
+    })?;
     // Models compute in 32-bit floats: a value past their range would become
     // infinite there (a leaky_relu slope, a learning rate, ...).
     if !value.is_finite() || value.abs() > f32::MAX as f64 {
-        return Err(
-            Diagnostic::error(span, format!("`{}` is too large", shorten(pair.as_str())))
-                .with_label("more than the largest 32-bit float")
-                .with_hint(format!("numbers in .cnn files are at most {:e}", f32::MAX)),
-        );
+        return Err(Diagnostic::new(
+            Code::BadNumber,
+            span,
+            format!("`{}` is too large", shorten(pair.as_str())),
+        )
+        .with_label("more than the largest 32-bit float")
+        .with_hint(format!("numbers in .cnn files are at most {:e}", f32::MAX)));
     }
     Ok(Spanned { value, span })
 }
@@ -709,7 +721,7 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
             labels[n - 1]
         ),
     };
-    let mut diag = Diagnostic::error(span, message);
+    let mut diag = Diagnostic::new(Code::Syntax, span, message);
     let wants = |label: &str| labels.iter().any(|l| l == label);
     let wants_number = wants("a whole number") || wants("a size such as `3` or `3x5`") || wants("a number");
     let is_word = word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
