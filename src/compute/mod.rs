@@ -16,13 +16,16 @@ pub mod act;
 pub mod conv;
 pub mod dense;
 pub mod gemm;
+pub mod isa;
 pub mod loss;
 pub mod optim;
 pub mod peak;
 pub mod pool;
+mod simd;
 
 pub use act::Activation;
 pub use conv::ConvShape;
+pub use isa::Isa;
 pub use pool::PoolShape;
 
 /// A row-major matrix (or the transpose of one) as [`gemm::sgemm`] reads it.
