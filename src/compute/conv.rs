@@ -1,11 +1,21 @@
-//! 2-D convolution (cross-correlation, as PyTorch): weight `[F, C, KH, KW]`.
-//! Each sample is unfolded (im2col) into a `[C*KH*KW, OH*OW]` matrix, so the
-//! forward pass is one matrix product `W · col` and the backward pass two:
-//! `dW += dY · colᵀ` and `dcol = Wᵀ · dY`, folded back onto the input (col2im).
-//! A 1x1, stride-1, unpadded conv skips the unfolding.
+//! 2-D convolution (cross-correlation, as PyTorch): weight `[F, C/G, KH, KW]`,
+//! with strides, asymmetric zero padding, dilation, groups and an optional bias.
+//!
+//! Each layer shape picks one of these paths ([`ConvShape::plan`]):
+//! - **depthwise** (`G == C`, `F` a multiple of `C`): every output channel reads
+//!   one input channel, so a matrix product would have a depth of only `KH·KW`;
+//!   direct loops over each output row, vectorized along the row, forward and
+//!   backward.
+//! - **direct** (few taps, few filters): the forward pass sums row-long
+//!   accumulators over the taps; the backward pass uses the products below.
+//! - **unfolded** (everything else): each sample and group is unfolded (im2col)
+//!   into a `[C/G·KH·KW, OH·OW]` matrix, so the forward pass is one matrix product
+//!   per group `W_g · col` and the backward pass two: `dW_g += dY_g · colᵀ` and
+//!   `dcol = W_gᵀ · dY_g`, folded back onto the input (col2im). A pointwise conv
+//!   (1x1, stride 1, unpadded) skips the unfolding: its input is its own matrix.
 
 use super::gemm::workspace_len;
-use super::{matmul, Operand};
+use super::{dot, matmul, Operand};
 use super::{sum, Activation};
 
 /// Every size a convolution needs; the generated code passes it as a constant.
@@ -17,8 +27,10 @@ pub struct ConvShape {
     pub w: usize,
     /// Filters (output channels).
     pub f: usize,
+    /// Kernel taps per axis.
     pub kh: usize,
     pub kw: usize,
+    /// Strides.
     pub sh: usize,
     pub sw: usize,
     /// Padding: top, bottom, left, right.
@@ -26,13 +38,23 @@ pub struct ConvShape {
     pub pb: usize,
     pub pl: usize,
     pub pr: usize,
+    /// Output height and width.
     pub oh: usize,
     pub ow: usize,
-    /// Dilation (taps spaced this far apart); only 1 is supported so far.
+    /// Dilation (the spacing of the taps) per axis; 1 is a plain convolution.
     pub dh: usize,
     pub dw: usize,
-    /// Groups; only 1 is supported so far.
+    /// Groups: input and output channels split into `g` independent convolutions
+    /// (`c` and `f` are multiples of `g`).
     pub g: usize,
+}
+
+/// How a layer shape is computed; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    Depthwise,
+    Direct,
+    Unfolded,
 }
 
 impl ConvShape {
@@ -48,19 +70,23 @@ impl ConvShape {
     pub const fn output_len(&self) -> usize {
         self.f * self.oh * self.ow
     }
-    /// One padded sample: the scratch size this layer needs.
-    pub const fn padded_len(&self) -> usize {
-        self.c * self.hp() * self.wp()
+    /// Input channels per group.
+    pub const fn cg(&self) -> usize {
+        self.c / self.g
+    }
+    /// Filters per group.
+    pub const fn fg(&self) -> usize {
+        self.f / self.g
     }
     pub const fn weight_len(&self) -> usize {
-        self.f * self.c * self.kh * self.kw
+        self.f * self.depth()
     }
     pub const fn padded(&self) -> bool {
         self.pt + self.pb + self.pl + self.pr > 0
     }
-    /// Rows of the unfolded input: C·KH·KW.
+    /// One filter's weights, the rows of a group's unfolded input: C/G·KH·KW.
     pub const fn depth(&self) -> usize {
-        self.c * self.kh * self.kw
+        self.cg() * self.kh * self.kw
     }
     /// Output positions per channel: OH·OW.
     pub const fn positions(&self) -> usize {
@@ -70,6 +96,12 @@ impl ConvShape {
     pub const fn pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && !self.padded()
     }
+    /// One channel per group and a whole number of filters per channel. A single
+    /// input channel (`c == 1`, LeNet's first layer) stays with the other paths: its
+    /// weight gradient as a product measured faster than direct loops.
+    pub const fn depthwise(&self) -> bool {
+        self.g == self.c && self.c > 1 && self.f % self.c == 0
+    }
     /// Few input taps, few filters, unit column stride and a short output row: the
     /// matrix product would spend more on packing and tile edges than on arithmetic
     /// (LeNet's first layer, 6 filters of 1x5x5), so the forward pass runs as a
@@ -78,47 +110,86 @@ impl ConvShape {
     pub const fn direct(&self) -> bool {
         self.depth() <= 32 && self.f <= 16 && self.sw == 1 && self.ow <= DIRECT_ROW
     }
+    /// The path this shape takes.
+    pub const fn plan(&self) -> Plan {
+        if self.depthwise() {
+            Plan::Depthwise
+        } else if self.direct() {
+            Plan::Direct
+        } else {
+            Plan::Unfolded
+        }
+    }
     /// One padded sample.
     pub const fn padded_sample_len(&self) -> usize {
         self.c * self.hp() * self.wp()
     }
-    /// The scratch a worker needs for this layer: two unfolded samples and the
-    /// matrix products' packing space.
+    /// One padded channel.
+    pub const fn padded_channel_len(&self) -> usize {
+        self.hp() * self.wp()
+    }
+    /// The scratch a worker needs for this layer, forward and backward.
     pub const fn scratch_len(&self) -> usize {
-        let (f, k, p) = (self.f, self.depth(), self.positions());
-        let a = workspace_len(f, p, k);
-        let b = workspace_len(f, k, p);
-        let c = workspace_len(k, p, f);
-        let most = if a > b { a } else { b };
-        // The direct forward's padded sample fits in the same space.
-        let unfolded = if 2 * k * p > self.padded_sample_len() {
-            2 * k * p
-        } else {
-            self.padded_sample_len()
-        };
-        unfolded + if most > c { most } else { c }
+        match self.plan() {
+            // A padded input channel and a padded gradient channel.
+            Plan::Depthwise => 2 * self.padded_channel_len(),
+            Plan::Direct | Plan::Unfolded => {
+                let (f, k, p) = (self.fg(), self.depth(), self.positions());
+                // Two unfolded group samples (input and gradient) and the matrix
+                // products' packing space. The direct forward's padded sample fits
+                // in the same space.
+                let products = max(
+                    max(workspace_len(f, p, k), workspace_len(f, k, p)),
+                    workspace_len(k, p, f),
+                );
+                max(2 * k * p, self.padded_sample_len()) + products
+            }
+        }
+    }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
     }
 }
 
 /// The longest output row the direct convolution keeps in its accumulator.
 const DIRECT_ROW: usize = 64;
 
-/// Copies one sample into `xp`, `C x HP x WP` with zero borders, and returns the
-/// padded sample (the input itself when there is no padding).
+/// Copies `channels` channels of one sample into `xp`, each `HP x WP` with zero
+/// borders, and returns them (the input itself when there is no padding).
 #[inline(always)]
-fn pad<'a>(s: &ConvShape, x: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
+fn pad<'a>(s: &ConvShape, channels: usize, x: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
     if !s.padded() {
-        return x;
+        return &x[..channels * s.h * s.w];
     }
     let (hp, wp) = (s.hp(), s.wp());
-    let xp = &mut xp[..s.padded_sample_len()];
+    let xp = &mut xp[..channels * hp * wp];
     xp.fill(0.0);
-    for c in 0..s.c {
+    for c in 0..channels {
         for h in 0..s.h {
             xp[(c * hp + h + s.pt) * wp + s.pl..][..s.w].copy_from_slice(&x[(c * s.h + h) * s.w..][..s.w]);
         }
     }
     xp
+}
+
+/// `out[o] += wv * row[o * stride]` for every `o`: one tap over an output row.
+#[inline(always)]
+fn tap_row(wv: f32, row: &[f32], stride: usize, out: &mut [f32]) {
+    if stride == 1 {
+        let row = &row[..out.len()];
+        for (a, v) in out.iter_mut().zip(row) {
+            *a += wv * v;
+        }
+    } else {
+        for (o, a) in out.iter_mut().enumerate() {
+            *a += wv * row[o * stride];
+        }
+    }
 }
 
 /// Direct forward of one sample: each output row of each filter is summed over the
@@ -127,18 +198,16 @@ fn pad<'a>(s: &ConvShape, x: &'a [f32], xp: &'a mut [f32]) -> &'a [f32] {
 fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     let (hp, wp) = (s.hp(), s.wp());
     for f in 0..s.f {
+        let c0 = f / s.fg() * s.cg();
         let wf = &w[f * s.depth()..][..s.depth()];
         for oh in 0..s.oh {
             let mut acc = [0.0f32; DIRECT_ROW];
             let acc = &mut acc[..s.ow];
-            for c in 0..s.c {
+            for c in 0..s.cg() {
                 for kh in 0..s.kh {
-                    let row = &xp[(c * hp + oh * s.sh + kh) * wp..][..wp];
+                    let row = &xp[((c0 + c) * hp + oh * s.sh + kh * s.dh) * wp..][..wp];
                     for kw in 0..s.kw {
-                        let wv = wf[(c * s.kh + kh) * s.kw + kw];
-                        for (a, v) in acc.iter_mut().zip(&row[kw..kw + s.ow]) {
-                            *a += wv * v;
-                        }
+                        tap_row(wf[(c * s.kh + kh) * s.kw + kw], &row[kw * s.dw..], s.sw, acc);
                     }
                 }
             }
@@ -150,23 +219,127 @@ fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: Opti
     }
 }
 
-/// The output columns `ow` whose input column `ow * sw + kw - pl` lies inside
+/// Depthwise forward of one sample: output channel `o` reads input channel
+/// `o / (F / C)`; each output row starts at the bias and gathers every tap
+/// along the row, then takes the activation.
+#[inline(always)]
+fn depthwise_forward(
+    s: &ConvShape,
+    act: Activation,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (wp, taps, mult, plane) = (s.wp(), s.kh * s.kw, s.f / s.c, s.h * s.w);
+    for c in 0..s.c {
+        let xp = pad(s, 1, &x[c * plane..][..plane], scratch);
+        for m in 0..mult {
+            let o = c * mult + m;
+            let wo = &w[o * taps..][..taps];
+            let bias = b.map_or(0.0, |b| b[o]);
+            for oh in 0..s.oh {
+                let out = &mut y[(o * s.oh + oh) * s.ow..][..s.ow];
+                out.fill(bias);
+                for kh in 0..s.kh {
+                    let row = &xp[(oh * s.sh + kh * s.dh) * wp..][..wp];
+                    for kw in 0..s.kw {
+                        tap_row(wo[kh * s.kw + kw], &row[kw * s.dw..], s.sw, out);
+                    }
+                }
+                act.forward(out);
+            }
+        }
+    }
+}
+
+/// Depthwise backward of one sample: `dw[o, tap] += dy_o · (input under tap)`
+/// one output row at a time; `dx` gathered in a padded channel and its interior
+/// copied out.
+#[inline(always)]
+fn depthwise_backward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    mut db: Option<&mut [f32]>,
+    mut dx: Option<&mut [f32]>,
+    scratch: &mut [f32],
+) {
+    let (hp, wp, taps, mult, plane) = (s.hp(), s.wp(), s.kh * s.kw, s.f / s.c, s.h * s.w);
+    let (xs, dxs) = scratch.split_at_mut(s.padded_channel_len());
+    let dxp = &mut dxs[..hp * wp];
+    for c in 0..s.c {
+        let xp = pad(s, 1, &x[c * plane..][..plane], xs);
+        if dx.is_some() {
+            dxp.fill(0.0);
+        }
+        for m in 0..mult {
+            let o = c * mult + m;
+            let dyo = &dy[o * s.positions()..][..s.positions()];
+            if let Some(db) = db.as_deref_mut() {
+                db[o] += sum(dyo);
+            }
+            let wo = &w[o * taps..][..taps];
+            let dwo = &mut dw[o * taps..][..taps];
+            for oh in 0..s.oh {
+                let g = &dyo[oh * s.ow..][..s.ow];
+                for kh in 0..s.kh {
+                    let base = (oh * s.sh + kh * s.dh) * wp;
+                    let row = &xp[base..][..wp];
+                    for kw in 0..s.kw {
+                        let off = kw * s.dw;
+                        dwo[kh * s.kw + kw] += if s.sw == 1 {
+                            dot(g, &row[off..off + s.ow])
+                        } else {
+                            g.iter().enumerate().map(|(i, v)| v * row[off + i * s.sw]).sum()
+                        };
+                        if dx.is_some() {
+                            let wv = wo[kh * s.kw + kw];
+                            let drow = &mut dxp[base + off..];
+                            if s.sw == 1 {
+                                for (d, v) in drow[..s.ow].iter_mut().zip(g) {
+                                    *d += wv * v;
+                                }
+                            } else {
+                                for (i, v) in g.iter().enumerate() {
+                                    drow[i * s.sw] += wv * v;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(dx) = dx.as_deref_mut() {
+            let dxc = &mut dx[c * plane..][..plane];
+            for h in 0..s.h {
+                dxc[h * s.w..][..s.w].copy_from_slice(&dxp[(h + s.pt) * wp + s.pl..][..s.w]);
+            }
+        }
+    }
+}
+
+/// The output columns `ow` whose input column `ow * sw + kw * dw - pl` lies inside
 /// `0..w`: a range, so the unfolding copies runs instead of testing every cell.
 #[inline(always)]
 fn valid_columns(s: &ConvShape, kw: usize) -> (usize, usize) {
-    // ow * sw + kw >= pl  and  ow * sw + kw < w + pl
-    let lo = s.pl.saturating_sub(kw).div_ceil(s.sw);
-    let hi = (s.w + s.pl).saturating_sub(kw).div_ceil(s.sw).min(s.ow);
+    // ow * sw + kw * dw >= pl  and  ow * sw + kw * dw < w + pl
+    let off = kw * s.dw;
+    let lo = s.pl.saturating_sub(off).div_ceil(s.sw);
+    let hi = (s.w + s.pl).saturating_sub(off).div_ceil(s.sw).min(s.ow);
     (lo.min(hi), hi)
 }
 
-/// Unfolds one sample into `col`, a `[C*KH*KW, OH*OW]` matrix: row `(c, kh, kw)`
-/// holds the input cell under that kernel tap for every output position, 0 where
-/// the window hangs over the padding.
+/// Unfolds one group of one sample (`C/G` channels) into `col`, a
+/// `[C/G*KH*KW, OH*OW]` matrix: row `(c, kh, kw)` holds the input cell under that
+/// kernel tap for every output position, 0 where the window hangs over the padding.
 #[inline(always)]
 pub fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
     let p = s.oh * s.ow;
-    for c in 0..s.c {
+    for c in 0..s.cg() {
         let xc = &x[c * s.h * s.w..][..s.h * s.w];
         for kh in 0..s.kh {
             for kw in 0..s.kw {
@@ -174,7 +347,7 @@ pub fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
                 let (lo, hi) = valid_columns(s, kw);
                 for oh in 0..s.oh {
                     let out = &mut row[oh * s.ow..][..s.ow];
-                    let ih = (oh * s.sh + kh).wrapping_sub(s.pt);
+                    let ih = (oh * s.sh + kh * s.dh).wrapping_sub(s.pt);
                     if ih >= s.h {
                         out.fill(0.0);
                         continue;
@@ -182,7 +355,7 @@ pub fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
                     out[..lo].fill(0.0);
                     out[hi..].fill(0.0);
                     let xrow = &xc[ih * s.w..][..s.w];
-                    let first = lo * s.sw + kw - s.pl;
+                    let first = lo * s.sw + kw * s.dw - s.pl;
                     if s.sw == 1 {
                         out[lo..hi].copy_from_slice(&xrow[first..first + hi - lo]);
                     } else {
@@ -197,25 +370,24 @@ pub fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
 }
 
 /// The adjoint of [`im2col`]: adds each entry of `col` back onto the input cell
-/// it came from.
+/// (of one group's `C/G` channels) it came from.
 #[inline(always)]
 pub fn col2im(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
     let p = s.oh * s.ow;
-    dx[..s.input_len()].fill(0.0);
-    for c in 0..s.c {
+    for c in 0..s.cg() {
         let dxc = &mut dx[c * s.h * s.w..][..s.h * s.w];
         for kh in 0..s.kh {
             for kw in 0..s.kw {
                 let row = &col[((c * s.kh + kh) * s.kw + kw) * p..][..p];
                 let (lo, hi) = valid_columns(s, kw);
                 for oh in 0..s.oh {
-                    let ih = (oh * s.sh + kh).wrapping_sub(s.pt);
+                    let ih = (oh * s.sh + kh * s.dh).wrapping_sub(s.pt);
                     if ih >= s.h {
                         continue;
                     }
                     let src = &row[oh * s.ow + lo..oh * s.ow + hi];
                     let dxrow = &mut dxc[ih * s.w..][..s.w];
-                    let first = lo * s.sw + kw - s.pl;
+                    let first = lo * s.sw + kw * s.dw - s.pl;
                     if s.sw == 1 {
                         for (d, v) in dxrow[first..first + hi - lo].iter_mut().zip(src) {
                             *d += v;
@@ -231,7 +403,8 @@ pub fn col2im(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// Forward for `n` samples with bias and activation fused.
+/// Forward for `n` samples with bias (when given) and activation fused.
+/// `scratch` holds [`ConvShape::scratch_len`] floats.
 #[inline(always)]
 pub fn forward(
     s: &ConvShape,
@@ -243,36 +416,63 @@ pub fn forward(
     n: usize,
     scratch: &mut [f32],
 ) {
-    let (k, p) = (s.depth(), s.positions());
-    let (col, rest) = scratch.split_at_mut(2 * k * p);
-    let col = &mut col[..k * p];
-    if s.direct() {
-        for i in 0..n {
-            let xp = pad(s, &x[i * s.input_len()..][..s.input_len()], scratch);
-            direct_forward(s, act, xp, w, b, &mut y[i * s.output_len()..][..s.output_len()]);
+    let (il, ol) = (s.input_len(), s.output_len());
+    match s.plan() {
+        Plan::Depthwise => {
+            for i in 0..n {
+                depthwise_forward(s, act, &x[i * il..][..il], w, b, &mut y[i * ol..][..ol], scratch);
+            }
         }
-        return;
+        Plan::Direct => {
+            for i in 0..n {
+                let xp = pad(s, s.c, &x[i * il..][..il], scratch);
+                direct_forward(s, act, xp, w, b, &mut y[i * ol..][..ol]);
+            }
+        }
+        Plan::Unfolded => unfolded_forward(s, act, x, w, b, y, n, scratch),
     }
+}
+
+/// Forward through one matrix product per sample and group.
+#[inline(always)]
+fn unfolded_forward(
+    s: &ConvShape,
+    act: Activation,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    n: usize,
+    scratch: &mut [f32],
+) {
+    let (k, p, fg) = (s.depth(), s.positions(), s.fg());
+    let (gx, gy) = (s.cg() * s.h * s.w, fg * p);
+    let (col, rest) = scratch.split_at_mut(max(2 * k * p, s.padded_sample_len()));
+    let col = &mut col[..k * p];
     for i in 0..n {
-        let xs = &x[i * s.input_len()..][..s.input_len()];
         let ys = &mut y[i * s.output_len()..][..s.output_len()];
-        let cols: &[f32] = if s.pointwise() {
-            xs
-        } else {
-            im2col(s, xs, col);
-            col
-        };
-        matmul(
-            s.f,
-            p,
-            k,
-            Operand::rows(w, k),
-            Operand::rows(cols, p),
-            ys,
-            p,
-            false,
-            rest,
-        );
+        for g in 0..s.g {
+            let xg = &x[i * s.input_len() + g * gx..][..gx];
+            let yg = &mut ys[g * gy..][..gy];
+            let cols: &[f32] = if s.pointwise() {
+                xg
+            } else {
+                im2col(s, xg, col);
+                col
+            };
+            let wg = &w[g * fg * k..][..fg * k];
+            matmul(
+                fg,
+                p,
+                k,
+                Operand::rows(wg, k),
+                Operand::rows(cols, p),
+                yg,
+                p,
+                false,
+                rest,
+            );
+        }
         for (f, row) in ys.chunks_exact_mut(p).enumerate() {
             let bias = b.map_or(0.0, |b| b[f]);
             for v in row {
@@ -283,7 +483,8 @@ pub fn forward(
 }
 
 /// Backward for `n` samples. `dy` is the gradient at the conv's output before its
-/// activation (already multiplied by f'). Adds to `dw` and `db`; writes `dx` when given.
+/// activation (already multiplied by f'). Adds to `dw` and `db` (when given);
+/// overwrites `dx` when given. `scratch` holds [`ConvShape::scratch_len`] floats.
 #[inline(always)]
 pub fn backward(
     s: &ConvShape,
@@ -296,63 +497,68 @@ pub fn backward(
     n: usize,
     scratch: &mut [f32],
 ) {
-    let (k, p) = (s.depth(), s.positions());
+    let (il, ol) = (s.input_len(), s.output_len());
+    if s.plan() == Plan::Depthwise {
+        for i in 0..n {
+            let dxs = dx.as_deref_mut().map(|d| &mut d[i * il..][..il]);
+            depthwise_backward(
+                s,
+                &x[i * il..][..il],
+                w,
+                &dy[i * ol..][..ol],
+                dw,
+                db.as_deref_mut(),
+                dxs,
+                scratch,
+            );
+        }
+        return;
+    }
+    let (k, p, fg) = (s.depth(), s.positions(), s.fg());
+    let (gx, gy) = (s.cg() * s.h * s.w, fg * p);
     let (col, rest) = scratch.split_at_mut(k * p);
-    let (dcol, work) = rest.split_at_mut(k * p);
+    let (dcol, work) = rest.split_at_mut(max(k * p, s.padded_sample_len().saturating_sub(k * p)));
+    let dcol = &mut dcol[..k * p];
     for i in 0..n {
-        let xs = &x[i * s.input_len()..][..s.input_len()];
-        let dys = &dy[i * s.output_len()..][..s.output_len()];
+        let dys = &dy[i * ol..][..ol];
         if let Some(db) = db.as_deref_mut() {
             for (f, row) in dys.chunks_exact(p).enumerate() {
                 db[f] += sum(row);
             }
         }
-        let cols: &[f32] = if s.pointwise() {
-            xs
-        } else {
-            im2col(s, xs, col);
-            col
-        };
-        // dW += dY · colᵀ
-        matmul(
-            s.f,
-            k,
-            p,
-            Operand::rows(dys, p),
-            Operand::transposed(cols, p),
-            dw,
-            k,
-            true,
-            work,
-        );
-        if let Some(dx) = dx.as_deref_mut() {
-            let dxs = &mut dx[i * s.input_len()..][..s.input_len()];
-            // dcol = Wᵀ · dY, then fold back onto the input.
-            if s.pointwise() {
-                matmul(
-                    k,
-                    p,
-                    s.f,
-                    Operand::transposed(w, k),
-                    Operand::rows(dys, p),
-                    dxs,
-                    p,
-                    false,
-                    work,
-                );
+        for g in 0..s.g {
+            let xg = &x[i * il + g * gx..][..gx];
+            let dyg = &dys[g * gy..][..gy];
+            let cols: &[f32] = if s.pointwise() {
+                xg
             } else {
-                matmul(
-                    k,
-                    p,
-                    s.f,
-                    Operand::transposed(w, k),
-                    Operand::rows(dys, p),
-                    dcol,
-                    p,
-                    false,
-                    work,
-                );
-                col2im(s, dcol, dxs);
+                im2col(s, xg, col);
+                col
+            };
+            // dW_g += dY_g · colᵀ
+            let dwg = &mut dw[g * fg * k..][..fg * k];
+            matmul(
+                fg,
+                k,
+                p,
+                Operand::rows(dyg, p),
+                Operand::transposed(cols, p),
+                dwg,
+                k,
+                true,
+                work,
+            );
+            if let Some(dx) = dx.as_deref_mut() {
+                let dxg = &mut dx[i * il + g * gx..][..gx];
+                let wg = Operand::transposed(&w[g * fg * k..][..fg * k], k);
+                // dcol = W_gᵀ · dY_g, then fold back onto the input.
+                if s.pointwise() {
+                    matmul(k, p, fg, wg, Operand::rows(dyg, p), dxg, p, false, work);
+                } else {
+                    matmul(k, p, fg, wg, Operand::rows(dyg, p), dcol, p, false, work);
+                    dxg.fill(0.0);
+                    col2im(s, dcol, dxg);
+                }
             }
         }
     }

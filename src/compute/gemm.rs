@@ -23,63 +23,14 @@
 #![allow(clippy::too_many_arguments)]
 #![warn(unsafe_op_in_unsafe_fn)]
 
-use std::fmt;
-use std::sync::atomic::{AtomicU8, Ordering};
-
-/// A micro-kernel: which instruction set the inner loops use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Isa {
-    /// Plain Rust, vectorized by the compiler for the target's baseline.
-    Portable,
-    /// AVX2 + FMA, 256-bit vectors.
-    Avx2,
-    /// AVX-512F, 512-bit vectors.
-    Avx512,
-}
+pub use super::isa::{selected, selected_isa, set_isa, Isa};
+use super::simd::{F32x8, Lanes};
 
 impl Isa {
-    /// Every kernel, slowest first.
-    pub const ALL: [Isa; 3] = [Isa::Portable, Isa::Avx2, Isa::Avx512];
-
-    pub const fn name(self) -> &'static str {
-        match self {
-            Isa::Portable => "portable",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-        }
-    }
-
-    /// Whether this CPU can run the kernel.
-    pub fn is_available(self) -> bool {
-        match self {
-            Isa::Portable => true,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
-            #[cfg(target_arch = "x86_64")]
-            // AVX2 and FMA too: code built for AVX2 runs beside the AVX-512 products.
-            Isa::Avx512 => {
-                is_x86_feature_detected!("avx512f")
-                    && is_x86_feature_detected!("avx2")
-                    && is_x86_feature_detected!("fma")
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => false,
-        }
-    }
-
-    /// The fastest kernel this CPU can run (detected anew on each call; see [`selected`]).
-    pub fn best() -> Isa {
-        *Isa::ALL
-            .iter()
-            .rev()
-            .find(|k| k.is_available())
-            .unwrap_or(&Isa::Portable)
-    }
-
     /// Tile height and width: C is computed in `mr x nr` tiles.
     pub const fn tile(self) -> (usize, usize) {
         match self {
-            Isa::Portable => (Portable::MR, Portable::NR),
+            Isa::Portable => (PORTABLE_MR, PORTABLE_NR),
             Isa::Avx2 => (AVX2_MR, AVX2_NR),
             Isa::Avx512 => (AVX512_MR, AVX512_NR),
         }
@@ -88,58 +39,11 @@ impl Isa {
     /// Cache blocking `(KC, MC, NC)`.
     pub const fn blocking(self) -> (usize, usize, usize) {
         match self {
-            Isa::Portable => (Portable::KC, Portable::MC, Portable::NC),
+            Isa::Portable => (PORTABLE_KC, PORTABLE_MC, PORTABLE_NC),
             Isa::Avx2 => (AVX2_KC, AVX2_MC, AVX2_NC),
             Isa::Avx512 => (AVX512_KC, AVX512_MC, AVX512_NC),
         }
     }
-}
-
-impl fmt::Display for Isa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// 0: not chosen yet; otherwise 1 + the index in [`Isa::ALL`].
-static SELECTED: AtomicU8 = AtomicU8::new(0);
-
-/// The kernel [`sgemm`] uses: chosen on first use, the fastest available unless
-/// the environment variable `CNNC_KERNEL` names another (`portable`, `avx2`,
-/// `avx512`; one this CPU lacks is ignored).
-pub fn selected() -> Isa {
-    match SELECTED.load(Ordering::Relaxed) {
-        0 => {
-            let wanted = std::env::var("CNNC_KERNEL").ok();
-            let kernel = Isa::ALL
-                .into_iter()
-                .find(|k| wanted.as_deref() == Some(k.name()) && k.is_available())
-                .unwrap_or_else(Isa::best);
-            store(kernel);
-            kernel
-        }
-        i => Isa::ALL[usize::from(i - 1)],
-    }
-}
-
-/// Makes every later product in this process use `kernel` (for tests and
-/// benchmarks that compare the paths).
-pub fn set_isa(kernel: Isa) -> Result<(), GemmError> {
-    if !kernel.is_available() {
-        return Err(GemmError::Unsupported { kernel });
-    }
-    store(kernel);
-    Ok(())
-}
-
-fn store(kernel: Isa) {
-    let index = Isa::ALL.iter().position(|&k| k == kernel).unwrap_or(0);
-    SELECTED.store(index as u8 + 1, Ordering::Relaxed);
-}
-
-/// The name of the kernel [`sgemm`] uses, for benchmark reports.
-pub fn selected_isa() -> &'static str {
-    selected().name()
 }
 
 /// Why [`sgemm`] refused its arguments. Nothing has been written when it does.
@@ -626,16 +530,130 @@ unsafe fn pack_panel<K: Micro>(
     }
 }
 
-/// The portable micro-kernel: plain Rust over fixed-size arrays, which the
-/// compiler keeps in vector registers of the target's baseline width.
+/// Picks the tile-loop instance that computes exactly `mr` rows and
+/// `ceil(nr / LANES)` vectors per row, so edge tiles do no wasted work.
+macro_rules! dispatch {
+    ($kernel:ident, $lanes:expr, $mr:expr, $nr:expr, $args:tt, $($m:literal)*) => {
+        match ($mr, $nr.div_ceil($lanes)) {
+            $(
+                ($m, 1) => $kernel::<$m, 1> $args,
+                ($m, _) => $kernel::<$m, 2> $args,
+            )*
+            _ => unreachable!("tile rows out of range"),
+        }
+    };
+}
+
+/// The one register-blocked tile loop, for every instruction set: an
+/// `M x (LANES V)` tile of C in `M * V` accumulators; per step of `k`, `V` loads
+/// of the B panel (`NR` wide) and `M` broadcasts from the A panel (`MR` tall).
+///
+/// # Safety
+/// `Micro::tile`'s contract with panels `MR` tall and `NR` wide, `mr = M <= MR`,
+/// `LANES (V - 1) < nr <= LANES V <= NR`; `L`'s target features are enabled.
+#[inline(always)]
+unsafe fn mxv<L: Lanes, const MR: usize, const NR: usize, const M: usize, const V: usize>(
+    kc: usize,
+    nr: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: every pointer below stays inside the panels and the tile of C, as
+    // each comment says; the target features are the caller's.
+    unsafe {
+        let mut acc = [[L::zero(); V]; M];
+        let (mut a, mut b) = (a, b);
+        for _ in 0..kc {
+            let mut bv = [L::zero(); V];
+            for (v, x) in bv.iter_mut().enumerate() {
+                // V * LANES <= NR floats of this step's row of the B panel.
+                *x = L::load(b.add(L::LANES * v));
+            }
+            for (i, row) in acc.iter_mut().enumerate() {
+                // i < M <= MR floats of this step's column of the A panel.
+                let ai = L::splat(*a.add(i));
+                for (x, &bv) in row.iter_mut().zip(&bv) {
+                    *x = L::mul_add(ai, bv, *x);
+                }
+            }
+            // At most one past the panels' ends after the last step.
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+        let (va, vb) = (L::splat(alpha), L::splat(beta));
+        for (i, row) in acc.iter().enumerate() {
+            for (v, &x) in row.iter().enumerate() {
+                let j0 = L::LANES * v;
+                let lanes = (nr - j0).min(L::LANES);
+                let r = L::mul(x, va);
+                if csc == 1 {
+                    // Row i < mr and columns j0 .. j0 + lanes <= nr of the tile, all
+                    // inside C with unit column stride; lanes past `lanes` untouched.
+                    let p = c.add(i * rsc + j0);
+                    if lanes == L::LANES {
+                        let out = if beta == 0.0 { r } else { L::mul_add(vb, L::load(p), r) };
+                        L::store(p, out);
+                    } else {
+                        let out = if beta == 0.0 {
+                            r
+                        } else {
+                            L::mul_add(vb, L::load_first(p, lanes), r)
+                        };
+                        L::store_first(p, lanes, out);
+                    }
+                } else {
+                    let mut lane = [0.0f32; 16];
+                    // `lane` holds 16 >= LANES floats.
+                    L::store(lane.as_mut_ptr(), r);
+                    for (j, &x) in lane.iter().enumerate().take(lanes) {
+                        // i < mr, j0 + j < nr: an element of the tile.
+                        let p = &mut *c.add(i * rsc + (j0 + j) * csc);
+                        *p = if beta == 0.0 { x } else { x + beta * *p };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The portable micro-kernel: [`mxv`] over [`F32x8`].
 struct Portable;
 
+const PORTABLE_MR: usize = 4;
+const PORTABLE_NR: usize = 8;
+const PORTABLE_KC: usize = 256;
+const PORTABLE_MC: usize = 128;
+const PORTABLE_NC: usize = 1024;
+
+/// # Safety
+/// `mxv`'s contract for the portable panels.
+#[inline(always)]
+unsafe fn mxv_portable<const M: usize, const V: usize>(
+    kc: usize,
+    nr: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+    alpha: f32,
+    beta: f32,
+) {
+    // SAFETY: the contract is passed on.
+    unsafe { mxv::<F32x8, PORTABLE_MR, PORTABLE_NR, M, V>(kc, nr, a, b, c, rsc, csc, alpha, beta) }
+}
+
 impl Micro for Portable {
-    const MR: usize = 4;
-    const NR: usize = 8;
-    const KC: usize = 256;
-    const MC: usize = 128;
-    const NC: usize = 1024;
+    const MR: usize = PORTABLE_MR;
+    const NR: usize = PORTABLE_NR;
+    const KC: usize = PORTABLE_KC;
+    const MC: usize = PORTABLE_MC;
+    const NC: usize = PORTABLE_NC;
 
     #[inline(always)]
     unsafe fn tile(
@@ -650,29 +668,9 @@ impl Micro for Portable {
         alpha: f32,
         beta: f32,
     ) {
-        const MR: usize = Portable::MR;
-        const NR: usize = Portable::NR;
-        let mut acc = [[0.0f32; NR]; MR];
-        for p in 0..kc {
-            // SAFETY: p < kc, and the panels hold kc * MR and kc * NR floats.
-            let (ap, bp) = unsafe { (&*a.add(p * MR).cast::<[f32; MR]>(), &*b.add(p * NR).cast::<[f32; NR]>()) };
-            for i in 0..MR {
-                for j in 0..NR {
-                    acc[i][j] += ap[i] * bp[j];
-                }
-            }
-        }
-        for (i, row) in acc.iter().enumerate().take(mr) {
-            for (j, &x) in row.iter().enumerate().take(nr) {
-                // SAFETY: i < mr, j < nr: a valid element of C (the caller's contract).
-                let cij = unsafe { &mut *c.add(i * rsc + j * csc) };
-                *cij = if beta == 0.0 {
-                    alpha * x
-                } else {
-                    alpha * x + beta * *cij
-                };
-            }
-        }
+        // SAFETY: mr <= MR = 4 and nr <= NR = 8 = LANES select an instance with
+        // M = mr and V = 1 (the V = 2 arms are never taken).
+        unsafe { dispatch!(mxv_portable, 8, mr, nr, (kc, nr, a, b, c, rsc, csc, alpha, beta), 1 2 3 4) }
     }
 }
 
@@ -690,6 +688,7 @@ const AVX512_NC: usize = 1024;
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::*;
+    use crate::compute::simd::{F32x16, F32x8Avx};
     use core::arch::x86_64::*;
 
     /// # Safety
@@ -707,8 +706,6 @@ mod x86 {
         // SAFETY: the caller's contract is drive's; the features are enabled here.
         unsafe { drive::<Avx2>(g) }
     }
-
-    pub(super) struct Avx512;
 
     /// The 8 x 8 transpose of [`Micro::transpose8`] in eight AVX registers:
     /// unpack pairs of rows, shuffle pairs of pairs, swap 128-bit halves.
@@ -753,276 +750,88 @@ mod x86 {
         }
     }
 
-    impl Micro for Avx512 {
-        const MR: usize = AVX512_MR;
-        const NR: usize = AVX512_NR;
-        const KC: usize = AVX512_KC;
-        const MC: usize = AVX512_MC;
-        const NC: usize = AVX512_NC;
+    /// Defines a micro-kernel over a [`Lanes`] type: its `Micro` impl and the
+    /// `#[target_feature]` functions that instantiate [`mxv`] with the features on.
+    macro_rules! micro {
+        ($micro:ident, $lanes:ty, $features:literal, $tile:ident, $mxv:ident,
+         $mr:ident, $nr:ident, $kc:ident, $mc:ident, $nc:ident, $($m:literal)*) => {
+            pub(super) struct $micro;
 
-        #[inline(always)]
-        unsafe fn tile(
-            kc: usize,
-            mr: usize,
-            nr: usize,
-            a: *const f32,
-            b: *const f32,
-            c: *mut f32,
-            rsc: usize,
-            csc: usize,
-            alpha: f32,
-            beta: f32,
-        ) {
-            // SAFETY: Micro::tile's contract is tile_avx512's.
-            unsafe { tile_avx512(kc, mr, nr, a, b, c, rsc, csc, alpha, beta) }
-        }
+            impl Micro for $micro {
+                const MR: usize = $mr;
+                const NR: usize = $nr;
+                const KC: usize = $kc;
+                const MC: usize = $mc;
+                const NC: usize = $nc;
 
-        #[inline(always)]
-        unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
-            // SAFETY: Micro::transpose8's contract is transpose8_avx's; AVX is implied.
-            unsafe { transpose8_avx(src, ss, dst, ds) }
-        }
-    }
+                #[inline(always)]
+                unsafe fn tile(
+                    kc: usize,
+                    mr: usize,
+                    nr: usize,
+                    a: *const f32,
+                    b: *const f32,
+                    c: *mut f32,
+                    rsc: usize,
+                    csc: usize,
+                    alpha: f32,
+                    beta: f32,
+                ) {
+                    // SAFETY: Micro::tile's contract is $tile's.
+                    unsafe { $tile(kc, mr, nr, a, b, c, rsc, csc, alpha, beta) }
+                }
 
-    pub(super) struct Avx2;
+                #[inline(always)]
+                unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+                    // SAFETY: Micro::transpose8's contract is transpose8_avx's; AVX is implied.
+                    unsafe { transpose8_avx(src, ss, dst, ds) }
+                }
+            }
 
-    impl Micro for Avx2 {
-        const MR: usize = AVX2_MR;
-        const NR: usize = AVX2_NR;
-        const KC: usize = AVX2_KC;
-        const MC: usize = AVX2_MC;
-        const NC: usize = AVX2_NC;
+            /// # Safety
+            /// `Micro::tile`'s contract; the CPU has the features.
+            #[target_feature(enable = $features)]
+            unsafe fn $tile(
+                kc: usize,
+                mr: usize,
+                nr: usize,
+                a: *const f32,
+                b: *const f32,
+                c: *mut f32,
+                rsc: usize,
+                csc: usize,
+                alpha: f32,
+                beta: f32,
+            ) {
+                // SAFETY: the contract is passed on; mr <= MR and nr <= NR = 2 LANES
+                // select an instance with M = mr and LANES V >= nr > LANES (V - 1).
+                unsafe {
+                    dispatch!($mxv, <$lanes as Lanes>::LANES, mr, nr, (kc, nr, a, b, c, rsc, csc, alpha, beta), $($m)*)
+                }
+            }
 
-        #[inline(always)]
-        unsafe fn tile(
-            kc: usize,
-            mr: usize,
-            nr: usize,
-            a: *const f32,
-            b: *const f32,
-            c: *mut f32,
-            rsc: usize,
-            csc: usize,
-            alpha: f32,
-            beta: f32,
-        ) {
-            // SAFETY: Micro::tile's contract is tile_avx2's.
-            unsafe { tile_avx2(kc, mr, nr, a, b, c, rsc, csc, alpha, beta) }
-        }
-
-        #[inline(always)]
-        unsafe fn transpose8(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
-            // SAFETY: Micro::transpose8's contract is transpose8_avx's; AVX is implied.
-            unsafe { transpose8_avx(src, ss, dst, ds) }
-        }
-    }
-
-    /// Picks the micro-kernel instance that computes exactly `mr` rows and
-    /// `ceil(nr / LANES)` vectors per row, so edge tiles do no wasted work.
-    macro_rules! dispatch {
-        ($kernel:ident, $lanes:expr, $mr:expr, $nr:expr, $args:tt, $($m:literal)*) => {
-            match ($mr, $nr.div_ceil($lanes)) {
-                $(
-                    ($m, 1) => $kernel::<$m, 1> $args,
-                    ($m, _) => $kernel::<$m, 2> $args,
-                )*
-                _ => unreachable!("tile rows out of range"),
+            /// # Safety
+            /// `mxv`'s contract for these panels; the CPU has the features.
+            #[target_feature(enable = $features)]
+            unsafe fn $mxv<const M: usize, const V: usize>(
+                kc: usize,
+                nr: usize,
+                a: *const f32,
+                b: *const f32,
+                c: *mut f32,
+                rsc: usize,
+                csc: usize,
+                alpha: f32,
+                beta: f32,
+            ) {
+                // SAFETY: the contract is passed on, and the features are enabled here.
+                unsafe { mxv::<$lanes, $mr, $nr, M, V>(kc, nr, a, b, c, rsc, csc, alpha, beta) }
             }
         };
     }
 
-    /// # Safety
-    /// `Micro::tile`'s contract for `Avx512`; the CPU has AVX-512F.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn tile_avx512(
-        kc: usize,
-        mr: usize,
-        nr: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        csc: usize,
-        alpha: f32,
-        beta: f32,
-    ) {
-        // SAFETY: the contract is passed on; mr <= MR = 8 and nr <= NR = 32 select
-        // an instance with M = mr and V * 16 >= nr > (V - 1) * 16.
-        unsafe { dispatch!(avx512_mxv, 16, mr, nr, (kc, nr, a, b, c, rsc, csc, alpha, beta), 1 2 3 4 5 6 7 8) }
-    }
-
-    /// An `M x (16 V)` tile with AVX-512F: `M * V` accumulators, `V` loads of B
-    /// and `M` broadcasts of A per step of `k`.
-    ///
-    /// # Safety
-    /// `Micro::tile`'s contract with `mr = M` and `16 (V - 1) < nr <= 16 V`.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn avx512_mxv<const M: usize, const V: usize>(
-        kc: usize,
-        nr: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        csc: usize,
-        alpha: f32,
-        beta: f32,
-    ) {
-        const MR: usize = AVX512_MR;
-        const NR: usize = AVX512_NR;
-        let mut acc = [[_mm512_setzero_ps(); V]; M];
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
-            let mut bv = [_mm512_setzero_ps(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: V * 16 <= NR floats of this step's row of the B panel.
-                *x = unsafe { _mm512_loadu_ps(b.add(16 * v)) };
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                // SAFETY: i < M <= MR floats of this step's column of the A panel.
-                let ai = _mm512_set1_ps(unsafe { *a.add(i) });
-                for (x, &bv) in row.iter_mut().zip(&bv) {
-                    *x = _mm512_fmadd_ps(ai, bv, *x);
-                }
-            }
-            // SAFETY: at most one past the panels' ends after the last step.
-            unsafe {
-                a = a.add(MR);
-                b = b.add(NR);
-            }
-        }
-        let (va, vb) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
-        for (i, row) in acc.iter().enumerate() {
-            for (v, &x) in row.iter().enumerate() {
-                let j0 = 16 * v;
-                let lanes = (nr - j0).min(16);
-                let r = _mm512_mul_ps(x, va);
-                if csc == 1 {
-                    let mask: __mmask16 = if lanes == 16 { 0xffff } else { (1u16 << lanes) - 1 };
-                    // SAFETY: row i < mr and columns j0 .. j0 + lanes <= nr of the tile, all
-                    // inside C with unit column stride; masked-off lanes are not touched.
-                    unsafe {
-                        let p = c.add(i * rsc + j0);
-                        let out = if beta == 0.0 {
-                            r
-                        } else {
-                            _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mask, p), r)
-                        };
-                        _mm512_mask_storeu_ps(p, mask, out);
-                    }
-                } else {
-                    let mut lane = [0.0f32; 16];
-                    // SAFETY: `lane` holds 16 floats.
-                    unsafe { _mm512_storeu_ps(lane.as_mut_ptr(), r) };
-                    for (j, &x) in lane.iter().enumerate().take(lanes) {
-                        // SAFETY: i < mr, j0 + j < nr: an element of the tile.
-                        let p = unsafe { &mut *c.add(i * rsc + (j0 + j) * csc) };
-                        *p = if beta == 0.0 { x } else { x + beta * *p };
-                    }
-                }
-            }
-        }
-    }
-
-    /// # Safety
-    /// `Micro::tile`'s contract for `Avx2`; the CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile_avx2(
-        kc: usize,
-        mr: usize,
-        nr: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        csc: usize,
-        alpha: f32,
-        beta: f32,
-    ) {
-        // SAFETY: the contract is passed on; mr <= MR = 6 and nr <= NR = 16 select
-        // an instance with M = mr and V * 8 >= nr > (V - 1) * 8.
-        unsafe { dispatch!(avx2_mxv, 8, mr, nr, (kc, nr, a, b, c, rsc, csc, alpha, beta), 1 2 3 4 5 6) }
-    }
-
-    /// An `M x (8 V)` tile with AVX2 + FMA.
-    ///
-    /// # Safety
-    /// `Micro::tile`'s contract with `mr = M` and `8 (V - 1) < nr <= 8 V`.
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2_mxv<const M: usize, const V: usize>(
-        kc: usize,
-        nr: usize,
-        a: *const f32,
-        b: *const f32,
-        c: *mut f32,
-        rsc: usize,
-        csc: usize,
-        alpha: f32,
-        beta: f32,
-    ) {
-        const MR: usize = AVX2_MR;
-        const NR: usize = AVX2_NR;
-        let mut acc = [[_mm256_setzero_ps(); V]; M];
-        let (mut a, mut b) = (a, b);
-        for _ in 0..kc {
-            let mut bv = [_mm256_setzero_ps(); V];
-            for (v, x) in bv.iter_mut().enumerate() {
-                // SAFETY: V * 8 <= NR floats of this step's row of the B panel.
-                *x = unsafe { _mm256_loadu_ps(b.add(8 * v)) };
-            }
-            for (i, row) in acc.iter_mut().enumerate() {
-                // SAFETY: i < M <= MR floats of this step's column of the A panel.
-                let ai = _mm256_set1_ps(unsafe { *a.add(i) });
-                for (x, &bv) in row.iter_mut().zip(&bv) {
-                    *x = _mm256_fmadd_ps(ai, bv, *x);
-                }
-            }
-            // SAFETY: at most one past the panels' ends after the last step.
-            unsafe {
-                a = a.add(MR);
-                b = b.add(NR);
-            }
-        }
-        let (va, vb) = (_mm256_set1_ps(alpha), _mm256_set1_ps(beta));
-        let lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        for (i, row) in acc.iter().enumerate() {
-            for (v, &x) in row.iter().enumerate() {
-                let j0 = 8 * v;
-                let lanes = (nr - j0).min(8);
-                let r = _mm256_mul_ps(x, va);
-                if csc == 1 {
-                    // SAFETY: row i < mr and columns j0 .. j0 + lanes <= nr of the tile, all
-                    // inside C with unit column stride; masked-off lanes are not touched.
-                    unsafe {
-                        let p = c.add(i * rsc + j0);
-                        if lanes == 8 {
-                            let out = if beta == 0.0 {
-                                r
-                            } else {
-                                _mm256_fmadd_ps(vb, _mm256_loadu_ps(p), r)
-                            };
-                            _mm256_storeu_ps(p, out);
-                        } else {
-                            let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), lane_index);
-                            let out = if beta == 0.0 {
-                                r
-                            } else {
-                                _mm256_fmadd_ps(vb, _mm256_maskload_ps(p, mask), r)
-                            };
-                            _mm256_maskstore_ps(p, mask, out);
-                        }
-                    }
-                } else {
-                    let mut lane = [0.0f32; 8];
-                    // SAFETY: `lane` holds 8 floats.
-                    unsafe { _mm256_storeu_ps(lane.as_mut_ptr(), r) };
-                    for (j, &x) in lane.iter().enumerate().take(lanes) {
-                        // SAFETY: i < mr, j0 + j < nr: an element of the tile.
-                        let p = unsafe { &mut *c.add(i * rsc + (j0 + j) * csc) };
-                        *p = if beta == 0.0 { x } else { x + beta * *p };
-                    }
-                }
-            }
-        }
-    }
+    micro!(Avx512, F32x16, "avx512f", tile_avx512, mxv_avx512,
+        AVX512_MR, AVX512_NR, AVX512_KC, AVX512_MC, AVX512_NC, 1 2 3 4 5 6 7 8);
+    micro!(Avx2, F32x8Avx, "avx2,fma", tile_avx2, mxv_avx2,
+        AVX2_MR, AVX2_NR, AVX2_KC, AVX2_MC, AVX2_NC, 1 2 3 4 5 6);
 }

@@ -17,15 +17,18 @@ pub mod conv;
 pub mod dense;
 pub mod dropout;
 pub mod gemm;
+pub mod isa;
 pub mod layers;
 pub mod loss;
 pub mod norm;
 pub mod optim;
 pub mod peak;
 pub mod pool;
+mod simd;
 
 pub use act::Activation;
 pub use conv::ConvShape;
+pub use isa::Isa;
 pub use pool::PoolShape;
 
 /// A row-major matrix (or the transpose of one) as [`gemm::sgemm`] reads it.

@@ -1,6 +1,6 @@
 //! The machine's single-thread FP32 FMA peak, measured with a register-only loop.
 
-use super::gemm::Isa;
+use super::isa::Isa;
 use std::time::Instant;
 
 /// Independent FMA chains per loop round: enough to cover FMA latency times
