@@ -2,6 +2,8 @@
 //! `Target`, `Gradients` and `Error` (../shared/spec/API.md), plus data loading,
 //! the fit loop, weight files and the seeded initialization.
 
+pub mod atomic;
+pub mod checkpoint;
 pub mod data;
 mod error;
 pub mod fit;
