@@ -422,7 +422,8 @@ fn every_json_field_missing_mistyped_or_unknown_is_named() {
 #[test]
 fn inconsistent_values_are_named() {
     use serde_json::json;
-    let cases: Vec<(Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|m| m["version"] = json!(2)),
             "checkpoint format version 2; this cnnc reads version 1",
@@ -602,7 +603,8 @@ fn bad_tensors_are_named() {
 fn a_checkpoint_that_would_not_load_is_not_saved() {
     let dir = scratch("unsaved");
     let path = dir.join("run.ckpt");
-    let cases: Vec<(Box<dyn Fn(&mut Checkpoint)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut Checkpoint)>;
+    let cases: Vec<(Change, &str)> = vec![
         (Box::new(|c| c.history[0].train_loss = f64::NAN), "train loss NaN"),
         (
             Box::new(|c| {
