@@ -536,6 +536,14 @@ fn inconsistent_values_are_named() {
         &with_json(&tensors, &json),
         "checkpoint metadata is not JSON: number out of range",
     );
+    // A field given twice.
+    let (tensors, meta) = split(&sample_bytes());
+    let json = meta
+        .to_string()
+        .replacen("\"version\":1", "\"version\":1,\"version\":1", 1);
+    refused(&with_json(&tensors, &json), "duplicate field `version`");
+    let json = meta.to_string().replacen("\"epoch\":2", "\"epoch\":2,\"epoch\":2", 1);
+    refused(&with_json(&tensors, &json), "duplicate field `epoch`");
     // A name listed twice, with its tensor once.
     refused(
         &change_json(|m| {

@@ -556,8 +556,11 @@ fn read_meta(bytes: &[u8]) -> Result<Meta, String> {
         Some(None) => return Err("checkpoint metadata: `version` is not a whole number".into()),
         None => return Err("checkpoint metadata: missing field `version`".into()),
     }
-    // The error names the field: `progress.epoch: invalid type: string "x", expected u64`.
-    serde_path_to_error::deserialize(value).map_err(|e| format!("checkpoint metadata: {e}"))
+    // From the text again, not from `value`, so that a field given twice is an error
+    // (a map keeps the last); the error names the field:
+    // `progress.epoch: invalid type: string "x", expected u64 at line 1 column 9`.
+    let mut text = serde_json::Deserializer::from_str(json);
+    serde_path_to_error::deserialize(&mut text).map_err(|e| format!("checkpoint metadata: {e}"))
 }
 
 /// An `optimizer/` tensor: f32, one axis, finite.
