@@ -205,3 +205,50 @@ fn image_and_label_files_that_disagree_are_named() {
     assert_eq!(data.inputs.shape(), &[3, 1, 2, 2]);
     assert_eq!(data.targets, Targets::Labels(vec![0, 1, 9]));
 }
+
+#[test]
+fn bytes_parse_as_files_read_plain_gzipped_or_in_several_gzip_members() {
+    use cnnc::rt::data::parse_idx;
+    let dir = scratch("bytes");
+    let bytes = idx(&[2, 3], &[1, 2, 3, 4, 5, 6]);
+    // `cat a.gz b.gz` is one gzip file: `gunzip` gives both members' bytes.
+    let (a, b) = bytes.split_at(7);
+    let members = [gzip(a), gzip(b)].concat();
+    for (what, content) in [
+        ("plain", bytes.clone()),
+        ("gzip", gzip(&bytes)),
+        ("two members", members),
+    ] {
+        let parsed = parse_idx(&content).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            (parsed.dims.as_slice(), parsed.data.as_slice()),
+            (&[2, 3][..], &[1, 2, 3, 4, 5, 6][..])
+        );
+        let path = dir.join(what);
+        std::fs::write(&path, &content).unwrap();
+        assert_eq!(read_idx(&path).unwrap(), parsed, "{what}");
+    }
+    // The same errors, word for word, as the file reader's after its path.
+    let good = gzip(&idx(&[64], &[7; 64]));
+    let bad: Vec<Vec<u8>> = vec![
+        vec![],
+        idx(&[3, 2, 2], &[0; 7]),
+        gzip(&idx(&[3, 2, 2], &[0; 7])),
+        gzip(&idx(&[2], &[0; 3])),
+        good[..good.len() / 2].to_vec(),
+        [&good[..], b"trailing garbage"].concat(),
+    ];
+    for content in bad {
+        let message = parse_idx(&content).expect_err("refused");
+        let path = dir.join("bad");
+        std::fs::write(&path, &content).unwrap();
+        let text = read_idx(&path).expect_err("refused").to_string();
+        assert_eq!(text, format!("{}: {message}", path.display()));
+    }
+    // A gzip bomb in memory is not inflated either.
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::best());
+    e.write_all(&idx(&[4], &[1, 2, 3, 4])).unwrap();
+    e.write_all(&vec![0u8; 64 << 20]).unwrap();
+    let message = parse_idx(&e.finish().unwrap()).expect_err("too long");
+    assert!(message.contains("the file has more than that"), "{message}");
+}

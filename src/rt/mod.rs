@@ -2,6 +2,8 @@
 //! `Target`, `Gradients` and `Error`, plus data loading,
 //! the fit loop, weight files and the seeded initialization.
 
+pub mod atomic;
+pub mod checkpoint;
 pub mod data;
 pub mod driver;
 mod error;

@@ -1,106 +1,260 @@
-//! Weight files: every parameter in a safetensors file with PyTorch's names and
-//! layouts, so weights move to and from a PyTorch module unchanged.
+//! Weight files: every parameter and buffer in a safetensors file with PyTorch's
+//! names and layouts, so weights move to and from a PyTorch module unchanged
+//! (`safetensors.torch.save_file(module.state_dict())` / `load_state_dict`).
+//!
+//! A file holds, in f32, every parameter (`conv1.weight`, ...) and every buffer
+//! (`batchnorm1.running_mean`, `batchnorm1.running_var`, ...), and for each
+//! batchnorm layer `PREFIX.num_batches_tracked`, an i64 scalar (shape `[]`): the
+//! model's training steps, as PyTorch's `BatchNorm` counts them.
 
-use crate::rt::{Error, Model};
+use crate::rt::{atomic, Error, Model};
 use ndarray::{ArrayD, Dimension, IxDyn};
+use safetensors::{tensor::TensorView, Dtype, SafeTensors};
+use std::collections::HashMap;
+use std::path::Path;
 
-/// Saves every parameter to a safetensors file, PyTorch names and layouts (f32).
-pub fn save_safetensors(model: &dyn Model, path: &std::path::Path) -> Result<(), Error> {
-    let io = |e: std::io::Error| Error::Io {
+/// The suffix of a batchnorm layer's first buffer: what is before it names the layer.
+const RUNNING_MEAN: &str = ".running_mean";
+/// The suffix of a batchnorm layer's variance buffer, which must not be negative.
+const RUNNING_VAR: &str = ".running_var";
+/// The suffix of a batchnorm layer's step count.
+const TRACKED: &str = ".num_batches_tracked";
+
+/// Saves every parameter and buffer (f32) and each batchnorm layer's
+/// `num_batches_tracked` (i64 scalar) to a safetensors file, PyTorch names and
+/// layouts. The file is written whole or not at all ([`atomic::write`]).
+pub fn save_safetensors(model: &dyn Model, path: &Path) -> Result<(), Error> {
+    let bytes = to_bytes(model).map_err(|message| Error::Format {
         path: path.display().to_string(),
-        source: e,
-    };
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for name in model.param_names() {
-        let a = model.param(&name).ok_or_else(|| Error::UnknownParam {
-            name: name.clone(),
-            known: model.param_names(),
-        })?;
-        let bytes: Vec<u8> = a.iter().flat_map(|v| v.to_le_bytes()).collect();
-        tensors.push((name, a.shape().to_vec(), bytes));
-    }
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-        .iter()
-        .map(|(name, shape, bytes)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map(|v| (name.clone(), v))
-                .map_err(|e| Error::Format {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })
-        })
-        .collect::<Result<_, _>>()?;
-    let bytes = safetensors::serialize(views, None).map_err(|e| Error::Format {
-        path: path.display().to_string(),
-        message: e.to_string(),
+        message,
     })?;
-    std::fs::write(path, bytes).map_err(io)
+    atomic::write(path, &bytes)
 }
 
-/// Loads every parameter from a safetensors file. Every tensor must be present,
-/// f32 and of the parameter's shape; extra tensors are an error too.
-pub fn load_safetensors(model: &mut dyn Model, path: &std::path::Path) -> Result<(), Error> {
+/// The bytes of the weight file [`save_safetensors`] writes. The error says which
+/// tensor the model could not give.
+pub fn to_bytes(model: &dyn Model) -> Result<Vec<u8>, String> {
+    let mut tensors: Vec<Tensor> = Vec::new();
+    for (kind, names) in [("parameter", model.param_names()), ("buffer", model.buffer_names())] {
+        for name in names {
+            let value = if kind == "parameter" {
+                model.param(&name)
+            } else {
+                model.buffer(&name)
+            };
+            let a = value.ok_or_else(|| format!("the model lists {kind} `{name}` but does not give it"))?;
+            tensors.push(Tensor::f32(name, &a));
+        }
+    }
+    let tracked = i64::try_from(model.batches_tracked())
+        .map_err(|_| format!("{} training steps do not fit in an i64", model.batches_tracked()))?;
+    for name in tracked_names(model) {
+        tensors.push(Tensor {
+            name,
+            dtype: Dtype::I64,
+            shape: Vec::new(),
+            bytes: tracked.to_le_bytes().to_vec(),
+        });
+    }
+    serialize(&tensors, None)
+}
+
+/// Loads every parameter and buffer, and the step count, from a safetensors file
+/// written by [`save_safetensors`] or by PyTorch.
+///
+/// Every parameter and buffer must be present, f32, of the model's shape and
+/// finite (a `running_var` also not negative); a `num_batches_tracked` must be an
+/// i64 scalar, not negative, and may be absent (the count is then 0, as PyTorch
+/// takes it; with several batchnorm layers the largest count is kept: the model
+/// keeps one count). A tensor the model does not have is an error too. Everything
+/// is checked before anything changes: after an error the model is as it was.
+pub fn load_safetensors(model: &mut dyn Model, path: &Path) -> Result<(), Error> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| Error::Io {
         path: shown.clone(),
         source: e,
     })?;
+    load_bytes(model, &bytes, &shown)
+}
+
+/// [`load_safetensors`] of bytes already read; `source` names them in errors (a
+/// path, or any name).
+pub fn load_bytes(model: &mut dyn Model, bytes: &[u8], source: &str) -> Result<(), Error> {
     let format = |message: String| Error::Format {
-        path: shown.clone(),
+        path: source.to_string(),
         message,
     };
-    let file = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| format(format!("not a valid safetensors file: {e}")))?;
-    let names = model.param_names();
-    let mut extra: Vec<String> = file
-        .names()
-        .into_iter()
-        .filter(|n| !names.iter().any(|m| m == *n))
-        .map(str::to_string)
-        .collect();
+    let file = deserialize(bytes).map_err(format)?;
+    let params = model.param_names();
+    let buffers = model.buffer_names();
+    let tracked = tracked_names(model);
+    let known = || params.iter().chain(&buffers).chain(&tracked);
+    let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !known().any(|m| m == n)).collect();
     if !extra.is_empty() {
-        extra.sort();
+        extra.sort_unstable();
+        let known: Vec<&str> = known().map(String::as_str).collect();
         return Err(format(format!(
             "holds tensors the model does not have: {}; the model's are {}",
             extra.join(", "),
-            names.join(", ")
+            known.join(", ")
         )));
     }
-    let mut loaded: Vec<(&str, ArrayD<f32>)> = Vec::with_capacity(names.len());
-    for name in &names {
-        let t = file
-            .tensor(name)
-            .map_err(|_| format(format!("tensor `{name}` is missing")))?;
-        if t.dtype() != safetensors::Dtype::F32 {
-            return Err(format(format!("tensor `{name}` is {:?}, expected F32", t.dtype())));
-        }
-        let values: Vec<f32> = t
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let a =
-            ArrayD::from_shape_vec(IxDyn(t.shape()), values).map_err(|e| format(format!("tensor `{name}`: {e}")))?;
-        loaded.push((name, a));
+    let mut new_params = Vec::with_capacity(params.len());
+    for name in &params {
+        let want = model.param(name).map(|a| a.shape().to_vec()).unwrap_or_default();
+        new_params.push((
+            name.as_str(),
+            read_f32(&file, name, &want, "the model's").map_err(format)?,
+        ));
     }
-    // Check every tensor before changing anything, so a bad file leaves the model as it was.
-    for (name, a) in &loaded {
-        let want = model.param(name).map(|p| p.shape().to_vec()).unwrap_or_default();
-        let got = a.shape();
-        if got != want.as_slice() {
-            return Err(format(format!(
-                "tensor `{name}` has shape {got:?}, the model's is {want:?}"
-            )));
-        }
-        if let Some((index, v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(format(format!(
-                "tensor `{name}` holds a non-finite value ({v}) at index {:?}",
-                index.slice()
-            )));
+    let mut new_buffers = Vec::with_capacity(buffers.len());
+    for name in &buffers {
+        let want = model.buffer(name).map(|a| a.shape().to_vec()).unwrap_or_default();
+        new_buffers.push((
+            name.as_str(),
+            read_f32(&file, name, &want, "the model's").map_err(format)?,
+        ));
+    }
+    let mut steps = None;
+    for name in &tracked {
+        if let Some(n) = read_tracked(&file, name).map_err(format)? {
+            steps = Some(steps.map_or(n, |m: u64| m.max(n)));
         }
     }
-    for (name, a) in &loaded {
-        model.set_param(name, a.view())?;
+    // Everything is checked; a model that still refuses a value gets its old ones back.
+    let old_params: Vec<_> = params.iter().map(|n| model.param(n)).collect();
+    let old_buffers: Vec<_> = buffers.iter().map(|n| model.buffer(n)).collect();
+    let set = |model: &mut dyn Model| -> Result<(), Error> {
+        for (name, a) in &new_params {
+            model.set_param(name, a.view())?;
+        }
+        for (name, a) in &new_buffers {
+            model.set_buffer(name, a.view())?;
+        }
+        Ok(())
+    };
+    if let Err(e) = set(model) {
+        for (name, old) in params.iter().zip(old_params) {
+            if let Some(a) = old {
+                let _ = model.set_param(name, a.view());
+            }
+        }
+        for (name, old) in buffers.iter().zip(old_buffers) {
+            if let Some(a) = old {
+                let _ = model.set_buffer(name, a.view());
+            }
+        }
+        return Err(e);
+    }
+    if !tracked.is_empty() {
+        model.set_batches_tracked(steps.unwrap_or(0));
     }
     Ok(())
+}
+
+/// `PREFIX.num_batches_tracked` for each buffer `PREFIX.running_mean`: one per
+/// batchnorm layer, in layer order.
+pub fn tracked_names(model: &dyn Model) -> Vec<String> {
+    model
+        .buffer_names()
+        .iter()
+        .filter_map(|b| b.strip_suffix(RUNNING_MEAN))
+        .map(|prefix| format!("{prefix}{TRACKED}"))
+        .collect()
+}
+
+/// A tensor to write: its name, dtype, shape and little-endian bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Tensor {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    pub bytes: Vec<u8>,
+}
+
+impl Tensor {
+    pub fn f32(name: String, a: &ArrayD<f32>) -> Tensor {
+        Tensor {
+            name,
+            dtype: Dtype::F32,
+            shape: a.shape().to_vec(),
+            bytes: a.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// A safetensors file of `tensors`, with `metadata` as its `__metadata__`.
+pub(crate) fn serialize(tensors: &[Tensor], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>, String> {
+    let views = tensors
+        .iter()
+        .map(|t| {
+            TensorView::new(t.dtype, t.shape.clone(), &t.bytes)
+                .map(|v| (t.name.as_str(), v))
+                .map_err(|e| format!("tensor `{}`: {e}", t.name))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize(views, metadata).map_err(|e| e.to_string())
+}
+
+/// Parses a safetensors file: its header, and that its tensors tile its data.
+pub(crate) fn deserialize(bytes: &[u8]) -> Result<SafeTensors<'_>, String> {
+    SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid safetensors file: {e}"))
+}
+
+/// Tensor `key`: present, f32, of shape `want`, finite (and, for a
+/// `running_var`, not negative). The shape is checked before the data is read.
+/// `owner` says whose shape `want` is in the error ("the model's").
+pub(crate) fn read_f32(file: &SafeTensors<'_>, key: &str, want: &[usize], owner: &str) -> Result<ArrayD<f32>, String> {
+    let t = file.tensor(key).map_err(|_| format!("tensor `{key}` is missing"))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(format!("tensor `{key}` is {:?}, expected F32", t.dtype()));
+    }
+    if t.shape() != want {
+        return Err(format!("tensor `{key}` has shape {:?}, {owner} is {want:?}", t.shape()));
+    }
+    let values: Vec<f32> = t
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let a = ArrayD::from_shape_vec(IxDyn(want), values).map_err(|e| format!("tensor `{key}`: {e}"))?;
+    if let Some((index, v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(format!(
+            "tensor `{key}` holds a non-finite value ({v}) at index {:?}",
+            index.slice()
+        ));
+    }
+    if key.ends_with(RUNNING_VAR) {
+        if let Some((index, v)) = a.indexed_iter().find(|(_, v)| **v < 0.0) {
+            return Err(format!(
+                "tensor `{key}` holds a negative variance ({v}) at index {:?}",
+                index.slice()
+            ));
+        }
+    }
+    Ok(a)
+}
+
+/// A `num_batches_tracked`: an i64 scalar, not negative; `None` when absent.
+fn read_tracked(file: &SafeTensors<'_>, key: &str) -> Result<Option<u64>, String> {
+    let Ok(t) = file.tensor(key) else {
+        return Ok(None);
+    };
+    if t.dtype() != Dtype::I64 {
+        return Err(format!("tensor `{key}` is {:?}, expected I64", t.dtype()));
+    }
+    if !t.shape().is_empty() {
+        return Err(format!(
+            "tensor `{key}` has shape {:?}, expected a scalar (shape [])",
+            t.shape()
+        ));
+    }
+    let b: [u8; 8] = t
+        .data()
+        .try_into()
+        .map_err(|_| format!("tensor `{key}` holds {} bytes, an i64 needs 8", t.data().len()))?;
+    let n = i64::from_le_bytes(b);
+    u64::try_from(n)
+        .map(Some)
+        .map_err(|_| format!("tensor `{key}` is {n}: a count of training steps cannot be negative"))
 }

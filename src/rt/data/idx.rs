@@ -1,5 +1,6 @@
-//! IDX files (the MNIST format), gzipped or not: read header first, data only up
-//! to the declared size, scaled to [0, 1].
+//! IDX files (the MNIST format), gzipped or not, from a file ([`read_idx`]) or
+//! from bytes ([`parse_idx`]) by one decoder: header first, data only up to the
+//! declared size, scaled to [0, 1].
 
 use super::{Dataset, Targets};
 use crate::rt::Error;
@@ -22,36 +23,39 @@ pub struct Idx {
 /// stream, that holds more than its header says is refused without reading it all.
 pub fn read_idx(path: &Path) -> Result<Idx, Error> {
     let shown = path.display().to_string();
-    let format = |message: String| Error::Format {
-        path: shown.clone(),
-        message,
-    };
-    let mut file = BufReader::new(File::open(path).map_err(|e| Error::Io {
+    let file = File::open(path).map_err(|e| Error::Io {
         path: shown.clone(),
         source: e,
-    })?);
-    let gzipped = file
-        .fill_buf()
-        .map_err(|e| Error::Io {
-            path: shown.clone(),
-            source: e,
-        })?
-        .starts_with(&[0x1f, 0x8b]);
-    let mut reader: Box<dyn Read> = if gzipped {
-        Box::new(flate2::bufread::GzDecoder::new(file))
+    })?;
+    decode(BufReader::new(file)).map_err(|fault| match fault {
+        Fault::Io(source) => Error::Io { path: shown, source },
+        Fault::Format(message) => Error::Format { path: shown, message },
+    })
+}
+
+/// What stopped [`decode`]: the input could not be read, or it is not an IDX file.
+enum Fault {
+    Io(std::io::Error),
+    Format(String),
+}
+
+/// An IDX file from a reader: gzipped when it starts with the gzip magic
+/// (`1f 8b`; every member of a multi-member stream, as `gunzip` reads it), plain
+/// otherwise. Reads the header, then at most the declared data and one byte more.
+fn decode(mut input: impl BufRead) -> Result<Idx, Fault> {
+    let gzipped = input.fill_buf().map_err(Fault::Io)?.starts_with(&[0x1f, 0x8b]);
+    let mut reader: Box<dyn Read + '_> = if gzipped {
+        Box::new(flate2::bufread::MultiGzDecoder::new(input))
     } else {
-        Box::new(file)
+        Box::new(input)
     };
     // Errors while reading are the gzip stream's when there is one.
-    let mut read = |n: u64, into: &mut Vec<u8>| -> Result<(), Error> {
+    let mut read = |n: u64, into: &mut Vec<u8>| -> Result<(), Fault> {
         reader.by_ref().take(n).read_to_end(into).map(|_| ()).map_err(|e| {
             if gzipped {
-                format(format!("not a valid gzip file: {e}"))
+                Fault::Format(format!("not a valid gzip file: {e}"))
             } else {
-                Error::Io {
-                    path: shown.clone(),
-                    source: e,
-                }
+                Fault::Io(e)
             }
         })
     };
@@ -60,11 +64,11 @@ pub fn read_idx(path: &Path) -> Result<Idx, Error> {
     if let Some(&rank) = bytes.get(3) {
         read(4 * rank as u64, &mut bytes)?;
     }
-    let header = parse_header(&bytes).map_err(&format)?;
+    let header = parse_header(&bytes).map_err(Fault::Format)?;
     let mut data = Vec::new();
     // `expected` fits in memory only if the file really holds it; `take` stops at the end.
     read((header.expected as u64).saturating_add(1), &mut data)?;
-    check_data_len(&header, data.len()).map_err(&format)?;
+    check_data_len(&header, data.len()).map_err(Fault::Format)?;
     Ok(Idx {
         dims: header.dims,
         data,
@@ -74,8 +78,6 @@ pub fn read_idx(path: &Path) -> Result<Idx, Error> {
 /// A parsed IDX header.
 struct IdxHeader {
     dims: Vec<usize>,
-    /// Bytes of header: 4 + 4 per dimension.
-    len: usize,
     /// Data bytes the dimensions need.
     expected: usize,
 }
@@ -118,7 +120,7 @@ fn parse_header(bytes: &[u8]) -> Result<IdxHeader, String> {
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("dimensions {dims:?} are too large"))?;
-    Ok(IdxHeader { dims, len, expected })
+    Ok(IdxHeader { dims, expected })
 }
 
 fn check_data_len(header: &IdxHeader, found: usize) -> Result<(), String> {
@@ -141,14 +143,13 @@ fn check_data_len(header: &IdxHeader, found: usize) -> Result<(), String> {
     ))
 }
 
-/// Parses IDX bytes: magic `00 00 08 D`, D big-endian u32 dimensions, then data.
+/// Parses the bytes of an IDX file, gzipped or not, as [`read_idx`] reads a file:
+/// magic `00 00 08 D`, D big-endian u32 dimensions, then the data.
 pub fn parse_idx(bytes: &[u8]) -> Result<Idx, String> {
-    let header = parse_header(bytes)?;
-    let data = bytes.get(header.len..).unwrap_or_default();
-    check_data_len(&header, data.len())?;
-    Ok(Idx {
-        dims: header.dims,
-        data: data.to_vec(),
+    decode(bytes).map_err(|fault| match fault {
+        Fault::Format(message) => message,
+        // Reading a slice never fails; a gzip stream's errors are `Format`.
+        Fault::Io(e) => e.to_string(),
     })
 }
 
