@@ -2,10 +2,13 @@
 //! `Target`, `Gradients` and `Error` (../shared/spec/API.md), plus data loading,
 //! the fit loop, weight files and the seeded initialization.
 
+pub mod augment;
+pub mod confusion;
 pub mod data;
 mod error;
 pub mod fit;
 pub mod init;
+pub mod plot;
 pub mod weights;
 
 pub use error::Error;
