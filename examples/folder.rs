@@ -109,7 +109,10 @@ pub fn run(data: &Path, model_file: Option<&Path>, out: &Path) -> Result<f64, Er
         let test = image_folder_with_classes(&test_dir, &classes, &options)?;
         (train_set.data, test.data)
     } else {
-        println!("no {}: holding out a fifth of the training images as the test set", test_dir.display());
+        println!(
+            "no {}: holding out a fifth of the training images as the test set",
+            test_dir.display()
+        );
         train_set.data.split(0.2, train_config.seed)
     };
     println!(

@@ -251,7 +251,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -372,7 +372,14 @@ impl Svg {
                     r#"<rect x="{:.1}" y="{y:.1}" width="{w:.1}" height="{BOX_H}" rx="6" fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>"#,
                     x - e.left
                 );
-                self.text(x, y + 17.0, title, "middle", FONT, r##"font-weight="bold" fill="#222""##);
+                self.text(
+                    x,
+                    y + 17.0,
+                    title,
+                    "middle",
+                    FONT,
+                    r##"font-weight="bold" fill="#222""##,
+                );
                 self.text(x, y + 33.0, detail, "middle", FONT - 1.0, r##"fill="#555""##);
             }
             Item::Block {
@@ -391,14 +398,24 @@ impl Svg {
                     e.left + e.right,
                     e.height
                 );
-                self.text(x - e.left + 10.0, y + 15.0, label, "start", FONT - 1.0, r##"fill="#666" font-style="italic""##);
+                self.text(
+                    x - e.left + 10.0,
+                    y + 15.0,
+                    label,
+                    "start",
+                    FONT - 1.0,
+                    r##"fill="#666" font-style="italic""##,
+                );
                 let fork = y + l.fork_y;
                 let inner = y + l.inner_y;
                 let add_y = y + l.add_y;
                 let sx = x + l.shortcut_x;
                 // Into the block, to the fork.
                 self.line(&[(x, y), (x, fork)], false);
-                let _ = writeln!(self.out, r##"<circle cx="{x:.1}" cy="{fork:.1}" r="3.5" fill="#444"/>"##);
+                let _ = writeln!(
+                    self.out,
+                    r##"<circle cx="{x:.1}" cy="{fork:.1}" r="3.5" fill="#444"/>"##
+                );
                 // Body: down the axis into the add node.
                 self.line(&[(x, fork), (x, inner - 1.5)], true);
                 let body_end = self.column(body, x, inner);
@@ -467,7 +484,14 @@ pub fn model_svg(model: &Model) -> String {
          <path d=\"M0,0 L10,5 L0,10 z\" fill=\"#444\"/></marker></defs>\n",
     );
     let _ = writeln!(svg.out, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
-    svg.text(width / 2.0, MARGIN + 18.0, &title, "middle", 16.0, r##"font-weight="bold" fill="#111""##);
+    svg.text(
+        width / 2.0,
+        MARGIN + 18.0,
+        &title,
+        "middle",
+        16.0,
+        r##"font-weight="bold" fill="#111""##,
+    );
     svg.column(&all, axis, MARGIN + TITLE_H);
     svg.out.push_str("</svg>\n");
     svg.out

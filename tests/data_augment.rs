@@ -75,9 +75,18 @@ fn draws_depend_only_on_seed_epoch_and_index() {
         assert_eq!(run(&augs, 7, 3, index, &x), run(&augs, 7, 3, index, &x));
     }
     let differ = |f: &dyn Fn(u64) -> (Vec<f32>, Vec<f32>)| (0..50).filter(|&i| f(i).0 != f(i).1).count();
-    assert!(differ(&|i| (run(&augs, 7, 3, i, &x), run(&augs, 8, 3, i, &x))) > 25, "the seed matters");
-    assert!(differ(&|i| (run(&augs, 7, 3, i, &x), run(&augs, 7, 4, i, &x))) > 25, "the epoch matters");
-    assert!(differ(&|i| (run(&augs, 7, 3, i, &x), run(&augs, 7, 3, i + 1, &x))) > 25, "the index matters");
+    assert!(
+        differ(&|i| (run(&augs, 7, 3, i, &x), run(&augs, 8, 3, i, &x))) > 25,
+        "the seed matters"
+    );
+    assert!(
+        differ(&|i| (run(&augs, 7, 3, i, &x), run(&augs, 7, 4, i, &x))) > 25,
+        "the epoch matters"
+    );
+    assert!(
+        differ(&|i| (run(&augs, 7, 3, i, &x), run(&augs, 7, 3, i + 1, &x))) > 25,
+        "the index matters"
+    );
 
     // A batch gives each sample the draws of its index, in whatever order it comes.
     let indices = [9usize, 2, 40, 2, 17];
@@ -85,7 +94,10 @@ fn draws_depend_only_on_seed_epoch_and_index() {
     let mut out = vec![0.0; batch.len()];
     augment_batch(&augs, SHAPE, 7, 3, &indices, &batch, &mut out);
     for (k, &index) in indices.iter().enumerate() {
-        assert_eq!(out[k * x.len()..(k + 1) * x.len()], run(&augs, 7, 3, index as u64, &x)[..]);
+        assert_eq!(
+            out[k * x.len()..(k + 1) * x.len()],
+            run(&augs, 7, 3, index as u64, &x)[..]
+        );
     }
 }
 
@@ -117,7 +129,12 @@ fn transforms_match_pad_and_window_references() {
         &[Augment::FlipVertical],
         &[Augment::FlipHorizontal, Augment::Crop(2)],
         &[Augment::Crop(2), Augment::FlipHorizontal, Augment::FlipVertical],
-        &[Augment::Crop(1), Augment::Crop(2), Augment::FlipVertical, Augment::Crop(1)],
+        &[
+            Augment::Crop(1),
+            Augment::Crop(2),
+            Augment::FlipVertical,
+            Augment::Crop(1),
+        ],
     ];
     for augs in chains {
         for index in 0..60 {

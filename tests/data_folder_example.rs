@@ -67,7 +67,9 @@ fn write_split(dir: &Path, per_class: usize, rng: &mut Xorshift) {
     for class in ["red", "green", "blue"] {
         std::fs::create_dir_all(dir.join(class)).unwrap();
         for i in 0..per_class {
-            picture(class, rng).save(dir.join(class).join(format!("{i:03}.png"))).unwrap();
+            picture(class, rng)
+                .save(dir.join(class).join(format!("{i:03}.png")))
+                .unwrap();
         }
     }
 }
@@ -111,7 +113,10 @@ fn folder_example_refuses_a_model_of_another_class_count() {
     let model = tmp.path().join("four.cnn");
     std::fs::write(&model, TINY.replace("dense 3", "dense 4")).unwrap();
     let e = folder_example::run(&data, Some(&model), tmp.path()).unwrap_err();
-    assert!(e.to_string().contains("4 outputs") && e.to_string().contains("3 classes"), "{e}");
+    assert!(
+        e.to_string().contains("4 outputs") && e.to_string().contains("3 classes"),
+        "{e}"
+    );
     let e = folder_example::run(tmp.path(), Some(&model), tmp.path()).unwrap_err();
     assert!(e.to_string().contains("`train`"), "{e}");
 }

@@ -36,10 +36,22 @@ fn training_curves_are_written_atomically_with_axes_and_legend() {
     training_svg(&report(12, true, true), &path).unwrap();
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-    for word in ["Loss", "Accuracy", "epoch", "accuracy (%)", "training", "validation", "<polyline"] {
+    for word in [
+        "Loss",
+        "Accuracy",
+        "epoch",
+        "accuracy (%)",
+        "training",
+        "validation",
+        "<polyline",
+    ] {
         assert!(svg.contains(word), "no {word:?} in the picture");
     }
-    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "no temporary file left");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
     // A regression run has no accuracy panel; one epoch still draws.
     let svg = training_svg_string(&report(1, false, false)).unwrap();
     assert!(svg.contains("Loss") && !svg.contains("Accuracy") && !svg.contains("validation"));
@@ -134,9 +146,17 @@ fn confusion_matrix_counts_true_against_predicted() {
     let bad = Dataset::new(ArrayD::zeros(IxDyn(&[2, 3])), Targets::Labels(vec![0, 3])).unwrap();
     assert!(matches!(
         confusion_matrix(&mut Echo { shape: vec![3] }, &bad, &[]),
-        Err(Error::Label { sample: 1, label: 3, .. })
+        Err(Error::Label {
+            sample: 1,
+            label: 3,
+            ..
+        })
     ));
-    let values = Dataset::new(ArrayD::zeros(IxDyn(&[2, 3])), Targets::Values(ArrayD::zeros(IxDyn(&[2, 3])))).unwrap();
+    let values = Dataset::new(
+        ArrayD::zeros(IxDyn(&[2, 3])),
+        Targets::Values(ArrayD::zeros(IxDyn(&[2, 3]))),
+    )
+    .unwrap();
     assert!(matches!(
         confusion_matrix(&mut Echo { shape: vec![3] }, &values, &[]),
         Err(Error::Target(_))
@@ -157,8 +177,11 @@ fn window(k: usize, stride: usize, pad: usize) -> Window {
     }
 }
 
-fn conv(name: &str, input: Shape, filters: usize, k: usize, stride: usize, pad: usize, dilation: usize, groups: usize) -> Layer {
-    let Shape::Image { h, w, .. } = input else { panic!("conv on a vector") };
+/// `[kernel, stride, pad, dilation, groups]`, no bias.
+fn conv(name: &str, input: Shape, filters: usize, [k, stride, pad, dilation, groups]: [usize; 5]) -> Layer {
+    let Shape::Image { h, w, .. } = input else {
+        panic!("conv on a vector")
+    };
     let out = |n: usize| (n + 2 * pad - dilation * (k - 1) - 1) / stride + 1;
     Layer {
         name: name.into(),
@@ -215,11 +238,11 @@ fn residual(name: &str, input: Shape, body: Vec<Layer>, shortcut: Vec<Layer>) ->
 /// ResNet8 of LANGUAGE.md, built as the checker would (the v2 parser is not merged yet).
 fn resnet8() -> ir::Model {
     let x = Shape::Image { c: 3, h: 32, w: 32 };
-    let c1 = conv("conv1", x, 16, 3, 1, 1, 1, 1);
+    let c1 = conv("conv1", x, 16, [3, 1, 1, 1, 1]);
     let s16 = c1.output;
     let b1 = {
-        let a = conv("residual1.conv1", s16, 16, 3, 1, 1, 1, 1);
-        let b = conv("residual1.conv2", s16, 16, 3, 1, 1, 1, 1);
+        let a = conv("residual1.conv1", s16, 16, [3, 1, 1, 1, 1]);
+        let b = conv("residual1.conv2", s16, 16, [3, 1, 1, 1, 1]);
         residual(
             "residual1",
             s16,
@@ -234,10 +257,10 @@ fn resnet8() -> ir::Model {
         )
     };
     let b2 = {
-        let a = conv("residual2.conv1", s16, 32, 3, 2, 1, 1, 1);
+        let a = conv("residual2.conv1", s16, 32, [3, 2, 1, 1, 1]);
         let s32 = a.output;
-        let b = conv("residual2.conv2", s32, 32, 3, 1, 1, 1, 1);
-        let sc = conv("residual2.conv3", s16, 32, 1, 2, 0, 1, 1);
+        let b = conv("residual2.conv2", s32, 32, [3, 1, 1, 1, 1]);
+        let sc = conv("residual2.conv3", s16, 32, [1, 2, 0, 1, 1]);
         residual(
             "residual2",
             s16,
@@ -253,8 +276,8 @@ fn resnet8() -> ir::Model {
     };
     let s32 = b2.output;
     let b3 = {
-        let a = conv("residual3.dw", s32, 32, 3, 1, 2, 2, 32);
-        let b = conv("residual3.conv1", s32, 32, 1, 1, 0, 1, 1);
+        let a = conv("residual3.dw", s32, 32, [3, 1, 2, 2, 32]);
+        let b = conv("residual3.conv1", s32, 32, [1, 1, 0, 1, 1]);
         residual(
             "residual3",
             s32,
@@ -316,7 +339,10 @@ fn check_doc(name: &str, svg: &str) {
         std::fs::write(&path, svg).unwrap();
     } else {
         let kept = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(kept == svg, "docs/{name} is not the current drawing: rerun with CNNC_WRITE_DOCS=1");
+        assert!(
+            kept == svg,
+            "docs/{name} is not the current drawing: rerun with CNNC_WRITE_DOCS=1"
+        );
     }
 }
 
@@ -356,7 +382,11 @@ fn resnet8_is_drawn_with_branches_joined_at_add_nodes() {
     assert_eq!(count(&svg, "stroke-dasharray"), 3);
     assert_eq!(count(&svg, "identity</text>"), 2);
     assert_eq!(count(&svg, "add, out"), 3);
-    let boxes = model.all_layers().iter().filter(|l| !matches!(l.op, Op::Residual(_))).count();
+    let boxes = model
+        .all_layers()
+        .iter()
+        .filter(|l| !matches!(l.op, Op::Residual(_)))
+        .count();
     assert_eq!(count(&svg, "<rect x=") - 3, 1 + boxes);
     let n = model.param_count().to_string();
     let title = format!("ResNet8: {},{} parameters", &n[..n.len() - 3], &n[n.len() - 3..]);

@@ -59,7 +59,11 @@ fn folder_reads_classes_labels_and_pixels() {
     // Red PNG: exact.
     assert_eq!((x[[0, 0, 3, 3]], x[[0, 1, 3, 3]], x[[0, 2, 3, 3]]), (1.0, 0.0, 0.0));
     // Blue JPEG: lossy but close.
-    assert!(x[[2, 0, 0, 0]] < 0.05 && x[[2, 2, 7, 7]] > 0.95, "{:?}", x.slice(ndarray::s![2, .., 0, 0]));
+    assert!(
+        x[[2, 0, 0, 0]] < 0.05 && x[[2, 2, 7, 7]] > 0.95,
+        "{:?}",
+        x.slice(ndarray::s![2, .., 0, 0])
+    );
     // Gray replicated into three channels.
     for c in 0..3 {
         assert_eq!(x[[3, c, 5, 1]], 128.0 / 255.0);
@@ -72,7 +76,10 @@ fn folder_converts_channels_and_sizes() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     // RGBA drops alpha, even a fully transparent pixel keeps its colour.
-    save(RgbaImage::from_pixel(4, 4, Rgba([10, 20, 30, 0])), &d.join("a/rgba.png"));
+    save(
+        RgbaImage::from_pixel(4, 4, Rgba([10, 20, 30, 0])),
+        &d.join("a/rgba.png"),
+    );
     // Gray stored as RGB is accepted for one channel.
     save(rgb(4, 4, [77, 77, 77]), &d.join("b/grayish.png"));
     let f = image_folder(d, &FolderOptions::new(3, 4, 4)).unwrap();
@@ -91,7 +98,10 @@ fn folder_converts_channels_and_sizes() {
     save(rgb(16, 12, [0, 255, 0]), &d.join("b/big.png"));
     let f = image_folder(d, &FolderOptions::new(3, 4, 4)).unwrap();
     assert_eq!(f.data.inputs.shape(), &[2, 3, 4, 4]);
-    assert!((f.data.inputs[[0, 1, 2, 2]] - 1.0).abs() < 1e-6, "a uniform image stays uniform");
+    assert!(
+        (f.data.inputs[[0, 1, 2, 2]] - 1.0).abs() < 1e-6,
+        "a uniform image stays uniform"
+    );
     let strict = FolderOptions {
         resize: false,
         ..FolderOptions::new(3, 4, 4)
@@ -99,10 +109,16 @@ fn folder_converts_channels_and_sizes() {
     let text = names(image_folder(d, &strict).unwrap_err(), &d.join("b/big.png"));
     assert!(text.contains("12x16") && text.contains("4x4"), "{text}");
     // Options that no image can meet.
-    assert!(matches!(image_folder(d, &FolderOptions::new(2, 4, 4)), Err(Error::Config(_))));
+    assert!(matches!(
+        image_folder(d, &FolderOptions::new(2, 4, 4)),
+        Err(Error::Config(_))
+    ));
     assert!(FolderOptions::for_input(&[4, 8, 8]).is_err());
     assert!(FolderOptions::for_input(&[10]).is_err());
-    assert_eq!(FolderOptions::for_input(&[1, 28, 28]).unwrap(), FolderOptions::new(1, 28, 28));
+    assert_eq!(
+        FolderOptions::for_input(&[1, 28, 28]).unwrap(),
+        FolderOptions::new(1, 28, 28)
+    );
 }
 
 #[test]
@@ -120,9 +136,17 @@ fn folder_bad_files_are_named_or_skipped_and_counted() {
         .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
         .unwrap();
     let cases: Vec<(PathBuf, Vec<u8>, &str)> = vec![
-        (d.join("cat/noise.png"), b"certainly not an image".to_vec(), "PNG or JPEG"),
+        (
+            d.join("cat/noise.png"),
+            b"certainly not an image".to_vec(),
+            "PNG or JPEG",
+        ),
         (d.join("cat/truncated.png"), png[..png.len() / 2].to_vec(), "decode"),
-        (d.join("dog/fake.jpg"), b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(), "Gif"),
+        (
+            d.join("dog/fake.jpg"),
+            b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(),
+            "Gif",
+        ),
         (d.join("dog/notes.txt"), b"hello".to_vec(), "not a PNG or JPEG"),
         (d.join("stray.png"), png.clone(), "one subfolder per class"),
     ];
@@ -176,10 +200,7 @@ fn folder_without_classes_or_images_is_an_error() {
     // Every file bad, skipping: nothing left is an error, not an empty data set.
     std::fs::create_dir(d.join("a")).unwrap();
     std::fs::write(d.join("a/x.png"), b"nope").unwrap();
-    let skip = FolderOptions {
-        skip_bad: true,
-        ..opts
-    };
+    let skip = FolderOptions { skip_bad: true, ..opts };
     let text = names(image_folder(d, &skip).unwrap_err(), d);
     assert!(text.contains("no image could be read"), "{text}");
 }
@@ -320,18 +341,34 @@ fn csv_errors_name_the_file_line_and_column() {
     let d = tmp.path();
     let class = CsvOptions::classification();
     let cases: &[(&str, CsvOptions, &str)] = &[
-        ("x,y,l\n1,2,0\n1,oops,1\n", class, "line 3, column 2: `oops` is not a number"),
+        (
+            "x,y,l\n1,2,0\n1,oops,1\n",
+            class,
+            "line 3, column 2: `oops` is not a number",
+        ),
         ("1,2,0\n1,2\n", class, "line 2: 2 columns, but line 1 has 3"),
         ("1,2,0\n1,2,1.5\n", class, "line 2, column 3: label `1.5`"),
         ("1,2,-1\n", class, "line 1, column 3: label `-1`"),
-        ("1,2,0\n1,inf,1\n", class, "line 2, column 2: inf is not a finite number"),
+        (
+            "1,2,0\n1,inf,1\n",
+            class,
+            "line 2, column 2: inf is not a finite number",
+        ),
         ("1,NaN,0\n", class, "line 1, column 2: NaN is not a finite number"),
         ("1,,0\n", class, "line 1, column 2: empty field"),
-        ("1,two,0\n", class, "line 1, column 2: `two` is not a number, but other fields"),
+        (
+            "1,two,0\n",
+            class,
+            "line 1, column 2: `two` is not a number, but other fields",
+        ),
         ("", class, "no data lines"),
         ("x,y,label\n", class, "no data lines"),
         ("5\n6\n", class, "line 1: 1 column"),
-        ("1,2,x\n", CsvOptions::regression(), "line 1, column 3: `x` is not a number"),
+        (
+            "1,2,x\n",
+            CsvOptions::regression(),
+            "line 1, column 3: `x` is not a number",
+        ),
     ];
     for (text, options, expected) in cases {
         let path = csv_file(d, text);

@@ -76,7 +76,11 @@ pub fn training_svg_string(report: &FitReport) -> Result<String, String> {
     let last = history.iter().map(|e| e.epoch as i64 + 1).max().unwrap_or(1);
     let first = history.iter().map(|e| e.epoch as i64 + 1).min().unwrap_or(1);
     // One epoch still gets an axis of some width.
-    let epochs = if first == last { first - 1..last + 1 } else { first..last };
+    let epochs = if first == last {
+        first - 1..last + 1
+    } else {
+        first..last
+    };
     let size = if has_accuracy { (1000, 420) } else { (560, 420) };
     let mut svg = String::new();
     {
@@ -91,7 +95,11 @@ pub fn training_svg_string(report: &FitReport) -> Result<String, String> {
         let top = if top > 0.0 { top * 1.08 } else { 1.0 };
         panel(&panels[0], "Loss", "loss", epochs.clone(), 0.0..top, &loss)?;
         if has_accuracy {
-            let low = accuracy.iter().flat_map(|c| &c.points).map(|p| p.1).fold(100.0f64, f64::min);
+            let low = accuracy
+                .iter()
+                .flat_map(|c| &c.points)
+                .map(|p| p.1)
+                .fold(100.0f64, f64::min);
             // From a round ten below the lowest point to 100%.
             let low = ((low - 2.0) / 10.0).floor().clamp(0.0, 9.0) * 10.0;
             panel(&panels[1], "Accuracy", "accuracy (%)", epochs, low..100.5, &accuracy)?;

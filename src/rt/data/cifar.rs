@@ -87,7 +87,9 @@ pub fn read_cifar10(paths: &[PathBuf]) -> Result<Dataset, Error> {
     let total: usize = records.iter().sum();
     let bar = if total > 10_000 && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("reading CIFAR-10 [{bar:30}] {pos}/{len} images {elapsed}") {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("reading CIFAR-10 [{bar:30}] {pos}/{len} images {elapsed}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar
@@ -103,7 +105,10 @@ pub fn read_cifar10(paths: &[PathBuf]) -> Result<Dataset, Error> {
         for r in 0..n {
             file.read_exact(&mut record).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    format(path, format!("truncated while reading record {r} of {n} (the file shrank?)"))
+                    format(
+                        path,
+                        format!("truncated while reading record {r} of {n} (the file shrank?)"),
+                    )
                 } else {
                     io(path, e)
                 }

@@ -81,7 +81,9 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset,
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = if size > PROGRESS_BYTES && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(size);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("reading {msg} [{bar:30}] {bytes}/{total_bytes} {elapsed}") {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("reading {msg} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(shown.clone());
@@ -146,7 +148,14 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset,
             };
             if header {
                 if record.len() < 2 {
-                    return Err(at(line, None, format!("the header has {} column; at least 2 are needed (features, then the target)", record.len())));
+                    return Err(at(
+                        line,
+                        None,
+                        format!(
+                            "the header has {} column; at least 2 are needed (features, then the target)",
+                            record.len()
+                        ),
+                    ));
                 }
                 width = Some((record.len(), line));
                 continue;
@@ -168,7 +177,10 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset,
                 return Err(at(
                     line,
                     None,
-                    format!("{} columns, but line {from} has {w}: every line needs the same number", record.len()),
+                    format!(
+                        "{} columns, but line {from} has {w}: every line needs the same number",
+                        record.len()
+                    ),
                 ))
             }
             Some(_) => {}

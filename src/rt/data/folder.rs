@@ -208,7 +208,11 @@ fn read_classes_from(
         let mut found = Vec::new();
         for entry in std::fs::read_dir(&folder).map_err(|e| io(&folder, e))? {
             let path = entry.map_err(|e| io(&folder, e))?.path();
-            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+            {
                 continue;
             }
             // An image name that is not a readable file (a dangling link) fails
@@ -216,8 +220,15 @@ fn read_classes_from(
             if !path.is_dir() && has_image_extension(&path) {
                 found.push(path);
             } else {
-                let what = if path.is_dir() { "a folder" } else { "not a PNG or JPEG file" };
-                let e = format_error(&path, format!("{what} inside class folder `{class}`: expected .png, .jpg or .jpeg images"));
+                let what = if path.is_dir() {
+                    "a folder"
+                } else {
+                    "not a PNG or JPEG file"
+                };
+                let e = format_error(
+                    &path,
+                    format!("{what} inside class folder `{class}`: expected .png, .jpg or .jpeg images"),
+                );
                 if options.skip_bad {
                     skipped.push(e);
                 } else {
@@ -400,7 +411,10 @@ pub fn read_classes(path: impl AsRef<Path>) -> Result<Vec<String>, Error> {
     let end = classes.iter().rposition(|c| !c.is_empty()).map_or(0, |i| i + 1);
     let classes = classes[..end].to_vec();
     if let Some(line) = classes.iter().position(|c| c.is_empty()) {
-        return Err(format_error(path, format!("line {} is empty: expected one class name per line", line + 1)));
+        return Err(format_error(
+            path,
+            format!("line {} is empty: expected one class name per line", line + 1),
+        ));
     }
     if classes.is_empty() {
         return Err(format_error(path, "no class names"));

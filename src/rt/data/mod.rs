@@ -9,8 +9,8 @@ mod idx;
 pub use cifar::{cifar10, cifar10_files, read_cifar10, CIFAR10_CLASSES, CIFAR10_RECORD};
 pub use csv::{read_csv, CsvOptions, CsvTarget, Header};
 pub use folder::{
-    class_names, image_folder, image_folder_with_classes, image_to_chw, load_image, read_classes, save_classes, FolderOptions,
-    ImageFolder, CLASSES_FILE, PROGRESS_THRESHOLD,
+    class_names, image_folder, image_folder_with_classes, image_to_chw, load_image, read_classes, save_classes,
+    FolderOptions, ImageFolder, CLASSES_FILE, PROGRESS_THRESHOLD,
 };
 pub use idx::{idx_dataset, mnist, parse_idx, read_idx, Idx, Split};
 
