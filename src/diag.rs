@@ -1,10 +1,21 @@
-//! Diagnostics are data: a span, a one-line message, an optional label under the
-//! caret and an optional hint that names the fix. [`Diagnostic::render`] draws one
-//! with its source line, the same way for `cnnc check`, `cnn!(file = ...)` and the
-//! snapshot tests.
+//! Diagnostics are data: an error code, a span, a one-line message, an optional
+//! label under the caret, secondary places with their own labels, and an optional
+//! hint that names the fix. [`Diagnostic::render`] draws one with its source lines,
+//! rustc's way (error line, `-->` location, snippet, `= hint:`), the same for
+//! `cnnc check`, `cnn!(file = ...)` and the snapshot tests.
+//!
+//! The renderer is written here rather than taken from `annotate-snippets` (which
+//! rustc uses) for a measured reason: that crate lays out the whole source line of
+//! every diagnostic, so 20,000 errors on one 200 KB line (the fuzzing case in
+//! `tests/fuzz_regressions.rs`) took more than 60 s with annotate-snippets 0.12.18
+//! (1,000 of them: 0.4 s, growing with errors x line length), against 0.2 s here.
+//! Handing it only a window of the line instead would make its `-->` column count
+//! from the window, not the line. This renderer shows a long line as a window around
+//! the caret, so each diagnostic costs what it shows.
 
 use std::fmt::Write as _;
 use std::ops::Range;
+use unicode_width::UnicodeWidthChar as _;
 
 /// A byte range in the source text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -34,9 +45,125 @@ impl From<pest::Span<'_>> for Span {
     }
 }
 
+/// The kind of mistake a diagnostic reports: `E050` and its one-line description
+/// (docs/language.md lists them all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    Syntax,
+    BadNumber,
+    NoModel,
+    TooDeep,
+    DuplicateModel,
+    ModelName,
+    TooLarge,
+    Input,
+    Normalize,
+    DuplicateName,
+    DefaultName,
+    Shortcut,
+    ResidualShape,
+    Repeated,
+    NotAllowed,
+    Missing,
+    WindowArithmetic,
+    Padding,
+    Size,
+    Groups,
+    InputKind,
+    Range,
+    LossLayer,
+    Nesterov,
+    Augment,
+}
+
+impl Code {
+    /// Every code, in the order of their numbers.
+    pub const ALL: [Code; 25] = [
+        Code::Syntax,
+        Code::BadNumber,
+        Code::NoModel,
+        Code::TooDeep,
+        Code::DuplicateModel,
+        Code::ModelName,
+        Code::TooLarge,
+        Code::Input,
+        Code::Normalize,
+        Code::DuplicateName,
+        Code::DefaultName,
+        Code::Shortcut,
+        Code::ResidualShape,
+        Code::Repeated,
+        Code::NotAllowed,
+        Code::Missing,
+        Code::WindowArithmetic,
+        Code::Padding,
+        Code::Size,
+        Code::Groups,
+        Code::InputKind,
+        Code::Range,
+        Code::LossLayer,
+        Code::Nesterov,
+        Code::Augment,
+    ];
+
+    /// `E001`, ...
+    pub fn id(self) -> &'static str {
+        self.info().0
+    }
+
+    /// What kind of mistake it is, in a few words.
+    pub fn title(self) -> &'static str {
+        self.info().1
+    }
+
+    fn info(self) -> (&'static str, &'static str) {
+        match self {
+            Code::Syntax => ("E001", "a word the grammar does not accept there"),
+            Code::BadNumber => ("E002", "a number too large to represent"),
+            Code::NoModel => ("E003", "a file without a model"),
+            Code::TooDeep => ("E004", "blocks nested too deep"),
+            Code::DuplicateModel => ("E010", "two models with one name"),
+            Code::ModelName => ("E011", "a model name that cannot be a Rust type name"),
+            Code::TooLarge => ("E012", "an input, layer output or parameter count past the size limits"),
+            Code::Input => ("E020", "an input that is neither CxHxW nor N, or has a zero dimension"),
+            Code::Normalize => ("E021", "`normalize` that does not fit the input"),
+            Code::DuplicateName => ("E030", "a name used twice in one block"),
+            Code::DefaultName => ("E031", "a name equal to the default name of another item in the block"),
+            Code::Shortcut => (
+                "E032",
+                "a misplaced or named `shortcut`, or a residual block with no body",
+            ),
+            Code::ResidualShape => ("E033", "a residual body and shortcut of different shapes"),
+            Code::Repeated => ("E040", "an option or item given twice"),
+            Code::NotAllowed => ("E041", "an option on a layer or optimizer that does not take it"),
+            Code::Missing => ("E042", "a required option or item left out"),
+            Code::WindowArithmetic => (
+                "E050",
+                "an output size that is not whole, or a window larger than its input",
+            ),
+            Code::Padding => ("E051", "padding too large for the window"),
+            Code::Size => ("E052", "a count or size that is zero, too large or of the wrong form"),
+            Code::Groups => ("E053", "`groups` that does not divide the channels and the filters"),
+            Code::InputKind => ("E054", "an image where a layer needs a vector, or the other way round"),
+            Code::Range => ("E060", "a value out of its range"),
+            Code::LossLayer => ("E061", "a loss whose model does not end with the layer it needs"),
+            Code::Nesterov => ("E062", "nesterov without momentum"),
+            Code::Augment => ("E063", "`augment` on a vector input"),
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
 /// One error, located in the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// The kind of mistake; `None` only for diagnostics made outside the checker.
+    pub code: Option<Code>,
     pub span: Span,
     /// What is wrong, worded as a fact.
     pub message: String,
@@ -44,16 +171,46 @@ pub struct Diagnostic {
     pub label: Option<String>,
     /// The fix, where one exists.
     pub hint: Option<String>,
+    /// Other places the error is about: the first definition of a duplicate name,
+    /// the shortcut whose shape disagrees with the body, ...
+    pub secondary: Vec<Label>,
+}
+
+/// A secondary place in the source, with a short text under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub span: Span,
+    pub text: String,
 }
 
 impl Diagnostic {
+    /// An error of a known kind.
+    pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            code: Some(code),
+            ..Diagnostic::error(span, message)
+        }
+    }
+
+    /// An error without a code.
     pub fn error(span: Span, message: impl Into<String>) -> Self {
         Diagnostic {
+            code: None,
             span,
             message: message.into(),
             label: None,
             hint: None,
+            secondary: Vec::new(),
         }
+    }
+
+    /// Adds a secondary place, such as "first defined here".
+    pub fn with_secondary(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.secondary.push(Label {
+            span,
+            text: text.into(),
+        });
+        self
     }
 
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
@@ -66,46 +223,165 @@ impl Diagnostic {
         self
     }
 
-    /// Renders the diagnostic rustc-style: message, `file:line:col`, the source line,
-    /// a caret under the span, and the hint.
+    /// Renders the diagnostic rustc-style: `error[CODE]: message`, `--> file:line:col`,
+    /// the source lines with a caret under the span (and a `-` line under each
+    /// secondary place), then the hint.
     pub fn render(&self, file_name: &str, source: &str) -> String {
         self.render_with(file_name, source, &LineIndex::new(source))
     }
 
     fn render_with(&self, file_name: &str, source: &str, lines: &LineIndex) -> String {
-        let mut start = self.span.start.min(source.len());
-        while !source.is_char_boundary(start) {
-            start -= 1;
-        }
-        let (line, line_start, line_text, ascii) = lines.line_of(source, start);
-        // A span may start at the `\n` of a `\r\n`, past the line's text (which has no
-        // `\r`), and end anywhere: the carets stay on the line.
-        let end = self.span.end.clamp(start, (line_start + line_text.len()).max(start)) - line_start;
-        let column = if ascii {
-            start - line_start
-        } else {
-            source[line_start..start].chars().count()
-        };
-        let (line_text, caret_col, carets) = shown_part(line_text, start - line_start, end);
-        let gutter = line.to_string().len();
+        // Each place, its line, and the part of the line it covers.
+        let places = std::iter::once((self.span, self.label.as_deref(), true))
+            .chain(self.secondary.iter().map(|l| (l.span, Some(l.text.as_str()), false)))
+            .map(|(span, label, primary)| {
+                let start = floor_boundary(source, span.start);
+                let (line, line_start, text) = lines.line_of(source, start);
+                // A span may start at the `\n` of a `\r\n`, past the line's text (which
+                // has no `\r`), and end anywhere: the carets stay on the line.
+                let end = span.end.clamp(start, (line_start + text.len()).max(start)) - line_start;
+                Place {
+                    line,
+                    text,
+                    start: start - line_start,
+                    end,
+                    label,
+                    primary,
+                }
+            })
+            .collect::<Vec<_>>();
+        let primary = &places[0];
+        let column = chars_between(primary.text, 0, primary.start) + 1;
+        let mut shown: Vec<usize> = places.iter().map(|p| p.line).collect();
+        shown.sort_unstable();
+        shown.dedup();
+        let gutter = shown.last().map_or(1, |l| l.to_string().len());
         let pad = " ".repeat(gutter);
         let mut out = String::new();
-        let _ = writeln!(out, "error: {}", self.message);
-        let _ = writeln!(out, "{pad}--> {file_name}:{line}:{}", column + 1);
-        let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{line} | {line_text}");
-        let _ = write!(out, "{pad} | {}{}", " ".repeat(caret_col), "^".repeat(carets));
-        match &self.label {
-            Some(label) => {
-                let _ = writeln!(out, " {label}");
+        match self.code {
+            Some(code) => {
+                let _ = writeln!(out, "error[{code}]: {}", self.message);
             }
-            None => out.push('\n'),
+            None => {
+                let _ = writeln!(out, "error: {}", self.message);
+            }
+        }
+        let _ = writeln!(out, "{pad}--> {file_name}:{}:{column}", primary.line);
+        let _ = writeln!(out, "{pad} |");
+        for (i, &line) in shown.iter().enumerate() {
+            if i > 0 && shown[i - 1] + 1 != line {
+                let _ = writeln!(out, "...");
+            }
+            let mut on_line: Vec<&Place> = places.iter().filter(|p| p.line == line).collect();
+            // The window of a long line is placed around the primary span, or the
+            // first place on the line.
+            on_line.sort_by_key(|p| (!p.primary, p.start));
+            let anchor = on_line[0];
+            let window = Window::around(anchor.text, anchor.start);
+            on_line.sort_by_key(|p| p.start);
+            let _ = writeln!(out, "{line:>gutter$} | {}", window.text(anchor.text));
+            for p in on_line {
+                let (col, width) = window.columns(p.text, p.start, p.end);
+                let mark = if p.primary { "^" } else { "-" };
+                let _ = write!(out, "{pad} | {}{}", " ".repeat(col), mark.repeat(width));
+                match p.label {
+                    Some(label) => {
+                        let _ = writeln!(out, " {label}");
+                    }
+                    None => out.push('\n'),
+                }
+            }
         }
         if let Some(hint) = &self.hint {
             let _ = writeln!(out, "{pad} = hint: {hint}");
         }
         out
     }
+}
+
+/// One place a diagnostic marks, on its line.
+struct Place<'s> {
+    /// 1-based.
+    line: usize,
+    /// The line's text, without its line break.
+    text: &'s str,
+    /// Byte offsets in `text`; `end` may pass its end by a `\r`.
+    start: usize,
+    end: usize,
+    label: Option<&'s str>,
+    primary: bool,
+}
+
+/// The longest source line shown whole, in bytes; a longer one is shown as a
+/// window around the caret, so that each diagnostic stays a few lines long.
+const MAX_SHOWN: usize = 120;
+
+/// The part of a line that is shown: all of it, or about MAX_SHOWN bytes around a
+/// place, with `...` where it is cut. Work per call is bounded by the text shown
+/// (and the span), not by the line, so that many errors on one long line stay cheap.
+struct Window {
+    from: usize,
+    to: usize,
+}
+
+impl Window {
+    fn around(line: &str, start: usize) -> Window {
+        if line.len() <= MAX_SHOWN {
+            return Window {
+                from: 0,
+                to: line.len(),
+            };
+        }
+        let inside = start.min(line.len());
+        let from = floor_boundary(
+            line,
+            inside
+                .saturating_sub(MAX_SHOWN / 3)
+                .min(line.len().saturating_sub(MAX_SHOWN)),
+        );
+        let to = floor_boundary(line, from + MAX_SHOWN);
+        Window { from, to }
+    }
+
+    /// The text shown, tabs expanded to four spaces (as rustc does) so that the
+    /// carets below line up whatever the terminal's tab stops.
+    fn text(&self, line: &str) -> String {
+        let mut text = String::with_capacity(self.to - self.from + 6);
+        if self.from > 0 {
+            text.push_str("...");
+        }
+        text.push_str(&line[self.from..self.to].replace('\t', "    "));
+        if self.to < line.len() {
+            text.push_str("...");
+        }
+        text
+    }
+
+    /// The display column of byte `start` in the shown text and the display width
+    /// of `start..end` (at least 1), in terminal cells: wide characters take two,
+    /// tabs four. A place outside the window is drawn at its edge.
+    fn columns(&self, line: &str, start: usize, end: usize) -> (usize, usize) {
+        let prefix = if self.from > 0 { 3 } else { 0 };
+        let start_in = start.clamp(self.from, self.to.max(self.from));
+        let col = prefix + width(line, self.from, start_in);
+        // A span may pass the end of the text by a `\r`: it counts as one cell.
+        let past = end.saturating_sub(line.len()).min(1);
+        let carets = width(line, start_in, end.min(self.to)) + if end > self.to { past } else { 0 };
+        (col, carets.max(1))
+    }
+}
+
+/// The display width of `text[from..to]` (offsets taken back to char boundaries).
+fn width(text: &str, from: usize, to: usize) -> usize {
+    let to = floor_boundary(text, to);
+    let from = floor_boundary(text, from).min(to);
+    text[from..to]
+        .chars()
+        .map(|c| match c {
+            '\t' => 4,
+            c => c.width().unwrap_or(0),
+        })
+        .sum()
 }
 
 impl std::fmt::Display for Diagnostic {
@@ -117,10 +393,6 @@ impl std::fmt::Display for Diagnostic {
         Ok(())
     }
 }
-
-/// The longest source line shown whole, in characters; a longer one is shown as a
-/// window around the caret, so that each diagnostic stays a few lines long.
-const MAX_SHOWN: usize = 120;
 
 /// The characters in `text[from..to]`, where `to` may be past the end of `text` by
 /// the `\r` of a `\r\n` (which counts as one); offsets inside a character are taken
@@ -140,44 +412,10 @@ fn floor_boundary(text: &str, i: usize) -> usize {
     i
 }
 
-/// What to show of `line` for a span from byte `start` to byte `end` of it: the
-/// text, the caret's column in it, the number of carets (at least one). A line of
-/// at most MAX_SHOWN bytes is shown whole; a longer one as `...`, about MAX_SHOWN
-/// bytes around the caret, `...`. Work per call is bounded by the text shown (and
-/// the span), not by the line, so that many errors on one long line stay cheap.
-fn shown_part(line: &str, start: usize, end: usize) -> (String, usize, usize) {
-    let carets = |to: usize| chars_between(line, start, end.min(to)).max(1);
-    if line.len() <= MAX_SHOWN {
-        return (line.to_string(), chars_between(line, 0, start), carets(usize::MAX));
-    }
-    let inside = start.min(line.len());
-    let from = floor_boundary(
-        line,
-        inside
-            .saturating_sub(MAX_SHOWN / 3)
-            .min(line.len().saturating_sub(MAX_SHOWN)),
-    );
-    let to = floor_boundary(line, from + MAX_SHOWN);
-    let mut text = String::with_capacity(MAX_SHOWN + 6);
-    let mut col = chars_between(line, from, start);
-    if from > 0 {
-        text.push_str("...");
-        col += 3;
-    }
-    text.push_str(&line[from..to]);
-    if to < line.len() {
-        text.push_str("...");
-    }
-    // None past the text shown, but one may sit just after it.
-    (text, col, carets(to))
-}
-
 /// Where each line starts, to locate many diagnostics in one text without
 /// rescanning it for each.
 struct LineIndex {
     starts: Vec<usize>,
-    /// Whether each line is ASCII: then its columns are byte offsets.
-    ascii: Vec<bool>,
 }
 
 impl LineIndex {
@@ -185,17 +423,12 @@ impl LineIndex {
         let starts: Vec<usize> = std::iter::once(0)
             .chain(source.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        let ascii = starts
-            .iter()
-            .enumerate()
-            .map(|(i, &s)| source[s..starts.get(i + 1).copied().unwrap_or(source.len())].is_ascii())
-            .collect();
-        LineIndex { starts, ascii }
+        LineIndex { starts }
     }
 
     /// For a byte offset (a char boundary): its 1-based line, the offset the line
-    /// starts at, the line's text (without `\r\n` or `\n`), and whether it is ASCII.
-    fn line_of<'s>(&self, source: &'s str, offset: usize) -> (usize, usize, &'s str, bool) {
+    /// starts at, and the line's text (without `\r\n` or `\n`).
+    fn line_of<'s>(&self, source: &'s str, offset: usize) -> (usize, usize, &'s str) {
         let line = self.starts.partition_point(|&s| s <= offset);
         let start = self.starts[line - 1];
         let end = self.starts.get(line).map_or(source.len(), |next| next - 1);
@@ -205,7 +438,7 @@ impl LineIndex {
             Some(_) => text.strip_suffix('\r').unwrap_or(text),
             None => text,
         };
-        (line, start, text, self.ascii[line - 1])
+        (line, start, text)
     }
 }
 
@@ -426,6 +659,54 @@ mod tests {
             "{}",
             d.render("m.cnn", src)
         );
+    }
+
+    #[test]
+    fn carets_align_under_tabs_and_wide_characters() {
+        use unicode_width::UnicodeWidthStr as _;
+        for line in [
+            "\tconv 4 kernal 3",
+            "    /* \u{7573}\u{307f}\u{8fbc}\u{307f}\u{5c64} */ conv 4 kernal 3",
+            "\t\u{4e2d}\t\u{1F600} kernal",
+        ] {
+            let src = format!("model M {{\n{line}\n}}");
+            let start = src.find("kernal").unwrap();
+            let text = Diagnostic::error(Span::new(start, start + 6), "typo")
+                .with_secondary(Span::new(10, 11), "here")
+                .render("m.cnn", &src);
+            let lines: Vec<&str> = text.lines().collect();
+            let code = lines.iter().find(|l| l.contains("kernal")).unwrap();
+            let carets = lines.iter().find(|l| l.contains('^')).unwrap();
+            assert!(!code.contains('\t'), "{text}");
+            let prefix = &code[..code.find("kernal").unwrap()];
+            assert_eq!(prefix.width(), carets.find('^').unwrap(), "{text}");
+            assert_eq!(carets.matches('^').count(), 6, "{text}");
+            let secondary = lines.iter().find(|l| l.contains('-') && l.ends_with("here")).unwrap();
+            assert_eq!(&secondary[..4], "  | ", "{text}");
+        }
+    }
+
+    #[test]
+    fn renders_code_and_secondary_places_in_line_order() {
+        let src = "model M {\n    a: conv 1 kernel 1\n    relu\n    a: conv 1 kernel 1\n}\n";
+        let first = src.find("a:").unwrap();
+        let second = src.rfind("a:").unwrap();
+        let d = Diagnostic::new(Code::DuplicateName, Span::new(second, second + 1), "twice")
+            .with_secondary(Span::new(first, first + 1), "first defined here")
+            .with_hint("rename one");
+        assert_eq!(
+            d.render("m.cnn", src),
+            "error[E030]: twice\n --> m.cnn:4:5\n  |\n2 |     a: conv 1 kernel 1\n  |     - first defined here\n...\n4 |     a: conv 1 kernel 1\n  |     ^\n  = hint: rename one\n"
+        );
+    }
+
+    #[test]
+    fn codes_are_unique_and_ordered() {
+        let ids: Vec<&str> = Code::ALL.iter().map(|c| c.id()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(ids, sorted);
     }
 
     #[test]

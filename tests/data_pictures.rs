@@ -3,7 +3,7 @@
 //! drawings are kept in docs/ (`CNNC_WRITE_DOCS=1` rewrites them).
 
 use cnnc::draw::{escape, model_svg};
-use cnnc::ir::{self, Activation, Layer, Op, Shape, Window};
+use cnnc::ir::{self, Op};
 use cnnc::ndarray::{ArrayD, ArrayViewD, IxDyn};
 use cnnc::rt::confusion::confusion_matrix;
 use cnnc::rt::data::{Dataset, Targets};
@@ -167,169 +167,49 @@ fn confusion_matrix_counts_true_against_predicted() {
     ));
 }
 
-fn window(k: usize, stride: usize, pad: usize) -> Window {
-    Window {
-        size: [k, k],
-        stride: [stride, stride],
-        pad_before: [pad, pad],
-        pad_after: [pad, pad],
-        ceil: false,
+/// The ResNet-8 example of LANGUAGE.md.
+const RESNET8: &str = "model ResNet8 {
+    input 3x32x32
+    conv 16 kernel 3 pad 1 bias off
+    batchnorm relu
+    residual {
+        conv 16 kernel 3 pad 1 bias off
+        batchnorm relu
+        conv 16 kernel 3 pad 1 bias off
+        batchnorm
+    } relu
+    residual {
+        conv 32 kernel 3 stride 2 pad 1 round floor bias off   // (32+2-3)/2+1 = 16.5: floor
+        batchnorm relu
+        conv 32 kernel 3 pad 1 bias off
+        batchnorm
+        shortcut {
+            conv 32 kernel 1 stride 2 round floor bias off
+            batchnorm
+        }
+    } relu
+    residual {
+        dw: conv 32 kernel 3 pad 2 dilation 2 groups 32 bias off   // depthwise, dilated
+        batchnorm relu
+        conv 32 kernel 1 bias off
+        batchnorm
+    } relu
+    avgpool global
+    flatten
+    dense 10 softmax
+
+    train {
+        loss cross_entropy
+        optimizer sgd lr 0.1 momentum 0.9 nesterov
+        weight_decay 5e-4
+        schedule cosine
+        batch 128
+        epochs 30
     }
-}
+}";
 
-/// `[kernel, stride, pad, dilation, groups]`, no bias.
-fn conv(name: &str, input: Shape, filters: usize, [k, stride, pad, dilation, groups]: [usize; 5]) -> Layer {
-    let Shape::Image { h, w, .. } = input else {
-        panic!("conv on a vector")
-    };
-    let out = |n: usize| (n + 2 * pad - dilation * (k - 1) - 1) / stride + 1;
-    Layer {
-        name: name.into(),
-        op: Op::Conv(ir::Conv {
-            filters,
-            window: window(k, stride, pad),
-            dilation: [dilation, dilation],
-            groups,
-            bias: false,
-        }),
-        input,
-        output: Shape::Image {
-            c: filters,
-            h: out(h),
-            w: out(w),
-        },
-    }
-}
-
-fn same(name: &str, op: Op, shape: Shape) -> Layer {
-    Layer {
-        name: name.into(),
-        op,
-        input: shape,
-        output: shape,
-    }
-}
-
-fn bn(name: &str, shape: Shape) -> Layer {
-    same(
-        name,
-        Op::BatchNorm(ir::BatchNorm {
-            eps: 1e-5,
-            momentum: 0.1,
-        }),
-        shape,
-    )
-}
-
-fn relu(name: &str, shape: Shape) -> Layer {
-    same(name, Op::Activation(Activation::Relu), shape)
-}
-
-fn residual(name: &str, input: Shape, body: Vec<Layer>, shortcut: Vec<Layer>) -> Layer {
-    let output = body.last().unwrap().output;
-    Layer {
-        name: name.into(),
-        op: Op::Residual(ir::Residual { body, shortcut }),
-        input,
-        output,
-    }
-}
-
-/// ResNet8 of LANGUAGE.md, built as the checker would (the v2 parser is not merged yet).
 fn resnet8() -> ir::Model {
-    let x = Shape::Image { c: 3, h: 32, w: 32 };
-    let c1 = conv("conv1", x, 16, [3, 1, 1, 1, 1]);
-    let s16 = c1.output;
-    let b1 = {
-        let a = conv("residual1.conv1", s16, 16, [3, 1, 1, 1, 1]);
-        let b = conv("residual1.conv2", s16, 16, [3, 1, 1, 1, 1]);
-        residual(
-            "residual1",
-            s16,
-            vec![
-                a,
-                bn("residual1.batchnorm1", s16),
-                relu("residual1.relu1", s16),
-                b,
-                bn("residual1.batchnorm2", s16),
-            ],
-            vec![],
-        )
-    };
-    let b2 = {
-        let a = conv("residual2.conv1", s16, 32, [3, 2, 1, 1, 1]);
-        let s32 = a.output;
-        let b = conv("residual2.conv2", s32, 32, [3, 1, 1, 1, 1]);
-        let sc = conv("residual2.conv3", s16, 32, [1, 2, 0, 1, 1]);
-        residual(
-            "residual2",
-            s16,
-            vec![
-                a,
-                bn("residual2.batchnorm1", s32),
-                relu("residual2.relu1", s32),
-                b,
-                bn("residual2.batchnorm2", s32),
-            ],
-            vec![sc, bn("residual2.batchnorm3", s32)],
-        )
-    };
-    let s32 = b2.output;
-    let b3 = {
-        let a = conv("residual3.dw", s32, 32, [3, 1, 2, 2, 32]);
-        let b = conv("residual3.conv1", s32, 32, [1, 1, 0, 1, 1]);
-        residual(
-            "residual3",
-            s32,
-            vec![
-                a,
-                bn("residual3.batchnorm1", s32),
-                relu("residual3.relu1", s32),
-                b,
-                bn("residual3.batchnorm2", s32),
-            ],
-            vec![],
-        )
-    };
-    let v32 = Shape::Vector(32);
-    let pooled = Shape::Image { c: 32, h: 1, w: 1 };
-    let layers = vec![
-        c1,
-        bn("batchnorm1", s16),
-        relu("relu1", s16),
-        b1,
-        relu("relu2", s16),
-        b2,
-        relu("relu3", s32),
-        b3,
-        relu("relu4", s32),
-        Layer {
-            name: "avgpool1".into(),
-            op: Op::GlobalAvgPool,
-            input: s32,
-            output: pooled,
-        },
-        Layer {
-            name: "flatten1".into(),
-            op: Op::Flatten,
-            input: pooled,
-            output: v32,
-        },
-        Layer {
-            name: "dense1".into(),
-            op: Op::Dense(ir::Dense { units: 10, bias: true }),
-            input: v32,
-            output: Shape::Vector(10),
-        },
-        same("softmax1", Op::Softmax, Shape::Vector(10)),
-    ];
-    ir::Model {
-        name: "ResNet8".into(),
-        input: x,
-        normalize: None,
-        layers,
-        train: None,
-    }
+    cnnc::compile(RESNET8).unwrap().remove(0)
 }
 
 /// Compares a drawing with its copy in docs/, or rewrites the copy.

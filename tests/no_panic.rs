@@ -51,17 +51,71 @@ const EXTRA_TOKENS: &[&str] = &[
     "\n",
 ];
 
+/// Version 2 texts for the mutations: residual blocks (nested, with and without a
+/// shortcut), batchnorm, dilation, groups, `bias off`, silu, gelu, normalize, augment.
+const V2_EXAMPLES: &[&str] = &[
+    "model ResNet {
+        input 3x16x16 normalize mean 0.5 0.5 0.5 std 0.25 0.25 0.25
+        conv 8 kernel 3 pad 1 bias off
+        batchnorm relu
+        residual {
+            conv 16 kernel 3 stride 2 pad 1 round floor bias off
+            batchnorm eps 1e-3 momentum 0.2 silu
+            dw: conv 16 kernel 3 pad 2 dilation 2 groups 16 bias off
+            residual { batchnorm gelu conv 16 kernel 1 } relu
+            shortcut { conv 16 kernel 1 stride 2 round floor bias off batchnorm }
+        } relu
+        avgpool global
+        flatten
+        dense 10 bias off
+        batchnorm
+        softmax
+        train { loss cross_entropy optimizer sgd lr 0.1 momentum 0.9 augment flip horizontal crop 2 flip vertical }
+    }",
+    "model Mlp { input 12 dense 8 bias off batchnorm relu residual { dense 8 gelu dense 8 } silu dense 1 sigmoid
+        train { loss binary_cross_entropy optimizer adam lr 0.01 } }",
+];
+
+/// The layers of `seq` chain from `input`: each layer's input is the previous
+/// layer's output, and a residual block's body and shortcut both map its input to
+/// its output. Returns the output.
+fn assert_chain(model: &str, seq: &[cnnc::ir::Layer], input: Shape) -> Shape {
+    let mut previous = input;
+    for layer in seq {
+        assert_eq!(layer.input, previous, "{model}: input of {}", layer.name);
+        assert!(!layer.output.is_empty(), "{}: empty output", layer.name);
+        if let Op::Residual(r) = &layer.op {
+            assert_eq!(
+                assert_chain(model, &r.body, layer.input),
+                layer.output,
+                "{}",
+                layer.name
+            );
+            assert_eq!(
+                assert_chain(model, &r.shortcut, layer.input),
+                layer.output,
+                "{}",
+                layer.name
+            );
+            assert!(!r.body.is_empty(), "{}: empty body", layer.name);
+        }
+        previous = layer.output;
+    }
+    previous
+}
+
 /// Every model the checker accepts is internally consistent.
 fn assert_consistent(source: &str) {
     let Ok(models) = cnnc::compile(source) else { return };
     for m in models {
-        let mut previous = m.input;
-        for layer in &m.layers {
-            assert_eq!(layer.input, previous, "{}: input of {}", m.name, layer.name);
-            assert!(!layer.output.is_empty(), "{}: empty output", layer.name);
-            previous = layer.output;
-        }
+        let previous = assert_chain(&m.name, &m.layers, m.input);
         assert_eq!(m.output(), previous);
+        // Tensor names are unique.
+        let mut names: Vec<String> = m.params().into_iter().chain(m.buffers()).map(|p| p.name).collect();
+        let count = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), count, "{}: a tensor name repeats", m.name);
         // Parameters and FLOPs can be computed without overflow.
         let _ = m.param_count();
         let _ = cnnc::summary::summary(&m);
@@ -153,6 +207,16 @@ fn layer_line() -> impl Strategy<Value = String> {
         Just("dropout 0.3".to_string()),
         Just("relu".to_string()),
         Just("softmax".to_string()),
+        Just("batchnorm".to_string()),
+        Just("batchnorm momentum 0.5 gelu".to_string()),
+        Just("silu".to_string()),
+        (1usize..6, 1usize..4, 1usize..3).prop_map(|(f, k, d)| format!("conv {f} kernel {k} dilation {d} pad same bias off")),
+        (1usize..4, 1usize..3).prop_map(|(g, m)| format!("conv {} kernel 1 groups {g}", g * m)),
+        Just("residual { batchnorm relu dropout 0.1 } silu".to_string()),
+        (1usize..4).prop_map(|f| format!("residual {{ conv {f} kernel 3 pad 1 relu conv {f} kernel 3 pad 1 }} relu")),
+        (1usize..4).prop_map(|f| format!(
+            "residual {{ conv {f} kernel 3 stride 2 pad 1 round floor shortcut {{ conv {f} kernel 1 stride 2 round floor }} }}"
+        )),
     ]
 }
 
@@ -171,7 +235,7 @@ proptest! {
 
     #[test]
     fn mutated_examples_never_panic(
-        example in prop::sample::select(EXAMPLES),
+        example in prop::sample::select([EXAMPLES, V2_EXAMPLES].concat()),
         edits in prop::collection::vec(edit(), 1..6),
     ) {
         compile_and_render(&mutate(example, &edits));
@@ -212,4 +276,14 @@ fn mutation_changes_the_text() {
     let src = "model M { input 4 dense 2 }";
     assert_eq!(mutate(src, &[Edit::DeleteToken(0)]), "M { input 4 dense 2 }");
     assert_eq!(mutate(src, &[Edit::ReplaceChar(6, 'N')]), "model N { input 4 dense 2 }");
+}
+
+#[test]
+fn v2_examples_are_valid() {
+    for source in V2_EXAMPLES {
+        if let Err(d) = cnnc::compile(source) {
+            panic!("{}", d.render("v2.cnn", source));
+        }
+        assert_consistent(source);
+    }
 }

@@ -2,7 +2,7 @@
 //! loss's demands on the last layer.
 
 use super::number;
-use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
+use crate::diag::{did_you_mean, Code, Diagnostic, Diagnostics, Span};
 use crate::ir::{self, Shape};
 use crate::syntax::ast::{self, LossKind, OptimizerKind, TrainItemKind};
 
@@ -13,6 +13,7 @@ pub const DEFAULT_EPOCHS: usize = 1;
 pub fn check_train(
     train: &ast::Train,
     layers: &[ir::Layer],
+    input: Option<Shape>,
     output: Option<Shape>,
     diags: &mut Diagnostics,
 ) -> Option<ir::TrainConfig> {
@@ -26,16 +27,24 @@ pub fn check_train(
     let mut epochs = DEFAULT_EPOCHS;
     let mut validation = None;
     let mut seed = 0;
+    let mut augment = Vec::new();
+    let mut first: Vec<(&'static str, Span)> = Vec::new();
     for item in &train.items {
         let word = item_word(&item.kind);
-        if seen.contains(&word) {
+        if let Some(&(_, earlier)) = first.iter().find(|(w, _)| *w == word) {
             diags.push(
-                Diagnostic::error(item.span, format!("`{word}` is given twice in the train block"))
-                    .with_hint("each item of `train` may appear at most once"),
+                Diagnostic::new(
+                    Code::Repeated,
+                    item.span,
+                    format!("`{word}` is given twice in the train block"),
+                )
+                .with_secondary(earlier, "first given here")
+                .with_hint("each item of `train` may appear at most once"),
             );
             continue;
         }
         seen.push(word);
+        first.push((word, item.span));
         match &item.kind {
             TrainItemKind::Loss(l) => loss = Some((*l, item.span)),
             TrainItemKind::Optimizer { kind, options } => optimizer = check_optimizer(*kind, options, item.span, diags),
@@ -53,19 +62,24 @@ pub fn check_train(
             TrainItemKind::Validation(v) => {
                 if !(v.value > 0.0 && v.value < 1.0) {
                     diags.push(
-                        Diagnostic::error(v.span, format!("validation {} is out of range", number(v.value)))
-                            .with_hint("validation is the held-out fraction F of the training set, 0 < F < 1"),
+                        Diagnostic::new(
+                            Code::Range,
+                            v.span,
+                            format!("validation {} is out of range", number(v.value)),
+                        )
+                        .with_hint("validation is the held-out fraction F of the training set, 0 < F < 1"),
                     );
                 }
                 validation = Some(v.value);
             }
             TrainItemKind::Seed(s) => seed = s.value,
+            TrainItemKind::Augment(a) => augment = check_augment(a, item.span, input, diags),
         }
     }
     for (word, example) in [("loss", "loss cross_entropy"), ("optimizer", "optimizer sgd lr 0.01")] {
         if !seen.contains(&word) {
             diags.push(
-                Diagnostic::error(train.keyword, format!("the train block has no `{word}`"))
+                Diagnostic::new(Code::Missing, train.keyword, format!("the train block has no `{word}`"))
                     .with_hint(format!("add `{example}`; `loss` and `optimizer` are required")),
             );
         }
@@ -88,7 +102,7 @@ pub fn check_train(
         epochs,
         validation,
         seed,
-        augment: Vec::new(),
+        augment,
     })
 }
 
@@ -102,7 +116,57 @@ fn item_word(kind: &TrainItemKind) -> &'static str {
         TrainItemKind::Epochs(_) => "epochs",
         TrainItemKind::Validation(_) => "validation",
         TrainItemKind::Seed(_) => "seed",
+        TrainItemKind::Augment(_) => "augment",
     }
+}
+
+/// `augment flip horizontal crop 4`: image inputs only, each augmentation once.
+fn check_augment(
+    augmentations: &[ast::Augmentation],
+    span: Span,
+    input: Option<Shape>,
+    diags: &mut Diagnostics,
+) -> Vec<ir::Augment> {
+    if let Some(Shape::Vector(n)) = input {
+        diags.push(
+            Diagnostic::new(
+                Code::Augment,
+                span,
+                format!("augment needs an image input, but the input is a vector of {n}"),
+            )
+            .with_hint("flips and crops move the pixels of a CxHxW input; remove `augment` for vector inputs"),
+        );
+    }
+    let mut out = Vec::new();
+    let mut seen: Vec<(&'static str, Span)> = Vec::new();
+    for a in augmentations {
+        let (word, augment) = match &a.kind {
+            ast::AugmentationKind::FlipHorizontal => ("flip horizontal", ir::Augment::FlipHorizontal),
+            ast::AugmentationKind::FlipVertical => ("flip vertical", ir::Augment::FlipVertical),
+            ast::AugmentationKind::Crop(p) => {
+                const LIMIT: u64 = 1 << 16;
+                if p.value > LIMIT {
+                    diags.push(
+                        Diagnostic::new(Code::Range, p.span, format!("crop {} is too large", p.value)).with_hint(
+                            format!("crop pads each side with P zeros, P at most {LIMIT}; 4 is usual for 32x32 images"),
+                        ),
+                    );
+                }
+                ("crop", ir::Augment::Crop(p.value.min(LIMIT) as usize))
+            }
+        };
+        if let Some(&(_, first)) = seen.iter().find(|(w, _)| *w == word) {
+            diags.push(
+                Diagnostic::new(Code::Repeated, a.span, format!("`{word}` is given twice in `augment`"))
+                    .with_secondary(first, "first given here")
+                    .with_hint("each augmentation may appear at most once"),
+            );
+            continue;
+        }
+        seen.push((word, a.span));
+        out.push(augment);
+    }
+    out
 }
 
 /// Cross-entropy needs a final softmax over a vector, binary cross-entropy a final
@@ -120,7 +184,7 @@ fn check_loss(
         LossKind::CrossEntropy => {
             if output.is_some() && !matches!(last, Some(ir::Op::Softmax)) {
                 diags.push(
-                    Diagnostic::error(span, "cross_entropy needs the model to end with `softmax`")
+                    Diagnostic::new(Code::LossLayer, span, "cross_entropy needs the model to end with `softmax`")
                         .with_hint("end the model with `dense N softmax`, N the number of classes; the compiler fuses softmax with the loss"),
                 );
                 return None;
@@ -130,7 +194,7 @@ fn check_loss(
         LossKind::BinaryCrossEntropy => {
             if output.is_some() && !matches!(last, Some(ir::Op::Activation(ir::Activation::Sigmoid))) {
                 diags.push(
-                    Diagnostic::error(span, "binary_cross_entropy needs the model to end with `sigmoid`")
+                    Diagnostic::new(Code::LossLayer, span, "binary_cross_entropy needs the model to end with `sigmoid`")
                         .with_hint("end the model with `dense 1 sigmoid` for a yes/no output; the compiler fuses sigmoid with the loss"),
                 );
                 return None;
@@ -157,15 +221,17 @@ fn check_optimizer(
     for o in options {
         let name = o.name.value.as_str();
         if !allowed.contains(&name) {
-            let mut d = Diagnostic::error(o.name.span, format!("{word} has no option `{name}`"))
+            let mut d = Diagnostic::new(Code::NotAllowed, o.name.span, format!("{word} has no option `{name}`"))
                 .with_hint(format!("{word} takes {}", allowed.join(", ")));
             if let Some(s) = did_you_mean(name, allowed.iter().copied()) {
                 d = d.with_hint(format!("did you mean `{s}`? {word} takes {}", allowed.join(", ")));
             }
             diags.push(d);
         } else if seen.contains(&name) {
+            let earlier = get(name).map_or(o.name.span, |e| e.name.span);
             diags.push(
-                Diagnostic::error(o.name.span, format!("`{name}` is given twice"))
+                Diagnostic::new(Code::Repeated, o.name.span, format!("`{name}` is given twice"))
+                    .with_secondary(earlier, "first given here")
                     .with_hint(format!("each option of {word} may appear at most once")),
             );
         }
@@ -183,7 +249,8 @@ fn check_optimizer(
                     "must be positive"
                 };
                 diags.push(
-                    Diagnostic::error(
+                    Diagnostic::new(
+                        Code::Range,
                         o.name.span.to(o.value.as_ref().map_or(o.name.span, |v| v.span)),
                         format!("lr {} {what}", number(lr)),
                     )
@@ -194,8 +261,12 @@ fn check_optimizer(
         }
         None => {
             diags.push(
-                Diagnostic::error(span, format!("the {word} optimizer needs a learning rate"))
-                    .with_hint(format!("add `lr 0.01` after `{word}`")),
+                Diagnostic::new(
+                    Code::Missing,
+                    span,
+                    format!("the {word} optimizer needs a learning rate"),
+                )
+                .with_hint(format!("add `lr 0.01` after `{word}`")),
             );
             0.0
         }
@@ -206,7 +277,8 @@ fn check_optimizer(
                 let v = value(o);
                 // 0.99999999999 is 1 in 32-bit floats, where models compute.
                 if !(0.0..1.0).contains(&v) || v as f32 >= 1.0 {
-                    let mut d = Diagnostic::error(
+                    let mut d = Diagnostic::new(
+                        Code::Range,
                         o.value.as_ref().map_or(o.name.span, |v| v.span),
                         format!("{name} {} is out of range", number(v)),
                     )
@@ -227,7 +299,7 @@ fn check_optimizer(
             let nesterov = get("nesterov");
             if let (Some(n), true) = (nesterov, momentum as f32 == 0.0) {
                 diags.push(
-                    Diagnostic::error(n.name.span, "nesterov needs a momentum above 0")
+                    Diagnostic::new(Code::Nesterov, n.name.span, "nesterov needs a momentum above 0")
                         .with_hint("add `momentum 0.9` (PyTorch rejects nesterov without momentum too)"),
                 );
             }
@@ -250,7 +322,8 @@ fn check_optimizer(
                             "must be positive"
                         };
                         diags.push(
-                            Diagnostic::error(
+                            Diagnostic::new(
+                                Code::Range,
                                 o.value.as_ref().map_or(o.name.span, |v| v.span),
                                 format!("eps {} {what}", number(eps)),
                             )
@@ -296,8 +369,12 @@ fn check_schedule(s: &ast::Schedule, diags: &mut Diagnostics) -> ir::Schedule {
 fn gamma_value(gamma: &ast::Spanned<f64>, diags: &mut Diagnostics) -> f64 {
     if gamma.value <= 0.0 {
         diags.push(
-            Diagnostic::error(gamma.span, format!("gamma {} must be positive", number(gamma.value)))
-                .with_hint("gamma multiplies the learning rate; 0.1 to 0.99 is usual"),
+            Diagnostic::new(
+                Code::Range,
+                gamma.span,
+                format!("gamma {} must be positive", number(gamma.value)),
+            )
+            .with_hint("gamma multiplies the learning rate; 0.1 to 0.99 is usual"),
         );
     }
     gamma.value
@@ -306,7 +383,14 @@ fn gamma_value(gamma: &ast::Spanned<f64>, diags: &mut Diagnostics) -> f64 {
 /// A value that must not be negative.
 fn at_least(v: &ast::Spanned<f64>, what: &str, hint: &str, diags: &mut Diagnostics) -> f64 {
     if v.value < 0.0 {
-        diags.push(Diagnostic::error(v.span, format!("{what} {} must be at least 0", number(v.value))).with_hint(hint));
+        diags.push(
+            Diagnostic::new(
+                Code::Range,
+                v.span,
+                format!("{what} {} must be at least 0", number(v.value)),
+            )
+            .with_hint(hint),
+        );
     }
     v.value
 }
@@ -316,14 +400,14 @@ fn positive(v: &ast::Spanned<u64>, what: &str, diags: &mut Diagnostics) -> usize
     const LIMIT: u64 = 1 << 24;
     if v.value == 0 {
         diags.push(
-            Diagnostic::error(v.span, format!("{what} 0 is not allowed"))
+            Diagnostic::new(Code::Range, v.span, format!("{what} 0 is not allowed"))
                 .with_hint(format!("{what} must be at least 1")),
         );
         return 1;
     }
     if v.value > LIMIT {
         diags.push(
-            Diagnostic::error(v.span, format!("{what} {} is too large", v.value))
+            Diagnostic::new(Code::Range, v.span, format!("{what} {} is too large", v.value))
                 .with_hint(format!("{what} must be at most {LIMIT}")),
         );
         return 1;

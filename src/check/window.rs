@@ -1,8 +1,9 @@
-//! The options of conv and pooling windows (`kernel`, `stride`, `pad`, `round`):
-//! defaults, repeats, ranges, and the output size with its explanation.
+//! The options of conv and pooling windows (`kernel`, `stride`, `pad`, `round`, and
+//! conv's `dilation`, `groups`, `bias`): defaults, repeats, ranges, and the output
+//! size with its explanation.
 
 use super::shape::{same_padding, Axis, AxisError};
-use crate::diag::{Diagnostic, Diagnostics, Span};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
 use crate::ir;
 use crate::syntax::ast::{self, Padding, Rounding, Side, WindowOptionKind};
 
@@ -39,6 +40,25 @@ pub struct Spec {
     pad: Pad,
     pad_span: Span,
     round: Option<Rounding>,
+    /// The spacing of the taps (conv only; 1 for pooling).
+    pub dilation: [usize; 2],
+    /// The channel groups (conv only), and where they were written.
+    pub groups: usize,
+    pub groups_span: Span,
+    /// Whether a conv layer has a bias (`bias off` clears it).
+    pub bias: bool,
+}
+
+impl Spec {
+    /// The cells the window covers on each axis, `D·(K-1) + 1`: what the output
+    /// arithmetic, `pad same` and the padding limit use.
+    fn span(&self) -> [usize; 2] {
+        std::array::from_fn(|i| {
+            self.dilation[i]
+                .saturating_mul(self.size[i].saturating_sub(1))
+                .saturating_add(1)
+        })
+    }
 }
 
 /// Lowers a window's options: repeats, defaults, zero sizes, padding limits.
@@ -55,23 +75,29 @@ pub fn lower(
     let mut stride = None;
     let mut pad = None;
     let mut round = None;
-    let mut seen: Vec<&'static str> = Vec::new();
+    let mut dilation = None;
+    let mut groups = None;
+    let mut bias = true;
+    let mut seen: Vec<(&'static str, Span)> = Vec::new();
     for option in options {
         let word = option_word(&option.kind);
-        if seen.contains(&word) {
+        if let Some(&(_, first)) = seen.iter().find(|(w, _)| *w == word) {
             diags.push(
-                Diagnostic::error(option.span, format!("`{word}` is given twice")).with_hint(format!(
-                    "each option of a {} layer may appear at most once",
-                    kind.word()
-                )),
+                Diagnostic::new(Code::Repeated, option.span, format!("`{word}` is given twice"))
+                    .with_secondary(first, "first given here")
+                    .with_hint(format!(
+                        "each option of a {} layer may appear at most once",
+                        kind.word()
+                    )),
             );
             continue;
         }
-        seen.push(word);
+        seen.push((word, option.span));
         match &option.kind {
             WindowOptionKind::Size(k) if kind == Kind::Conv => kernel = pair(k, "kernel", diags),
             WindowOptionKind::Size(k) => diags.push(
-                Diagnostic::error(
+                Diagnostic::new(
+                    Code::NotAllowed,
                     option.span,
                     format!("{} takes its window size right after the keyword", kind.word()),
                 )
@@ -85,15 +111,67 @@ pub fn lower(
             WindowOptionKind::Stride(s) => stride = pair(s, "stride", diags),
             WindowOptionKind::Pad(p) => pad = lower_pad(p, option.span, diags),
             WindowOptionKind::Round(Rounding::Ceil) if kind == Kind::Conv => diags.push(
-                Diagnostic::error(option.span, "`round ceil` is only for pooling layers")
+                Diagnostic::new(Code::NotAllowed, option.span, "`round ceil` is only for pooling layers")
                     .with_hint("a conv layer may use `round floor`, or padding that makes the division exact"),
             ),
             WindowOptionKind::Round(r) => round = Some(*r),
+            WindowOptionKind::Dilation(_) | WindowOptionKind::Groups(_) | WindowOptionKind::BiasOff
+                if kind != Kind::Conv =>
+            {
+                let text = match &option.kind {
+                    WindowOptionKind::Dilation(d) => format!("dilation {}", size_text(&d.value)),
+                    WindowOptionKind::Groups(g) => format!("groups {}", g.value),
+                    _ => "bias off".to_string(),
+                };
+                diags.push(
+                    Diagnostic::new(
+                        Code::NotAllowed,
+                        option.span,
+                        format!("`{word}` is only for conv layers"),
+                    )
+                    .with_hint(format!(
+                        "{} layers have no {}; remove `{text}`",
+                        kind.word(),
+                        match word {
+                            "dilation" => "dilation",
+                            "groups" => "channel groups",
+                            _ => "parameters",
+                        }
+                    )),
+                );
+            }
+            WindowOptionKind::Dilation(d) => {
+                dilation = pair(d, "dilation", diags);
+                if dilation.is_some_and(|d| d.contains(&0)) {
+                    diags.push(
+                        Diagnostic::new(Code::Size, option.span, "a dilation of 0 is not allowed")
+                            .with_hint("dilation is at least 1; 1 (the default) is a plain convolution"),
+                    );
+                }
+            }
+            WindowOptionKind::Groups(g) => {
+                if g.value == 0 {
+                    diags.push(
+                        Diagnostic::new(Code::Size, option.span, "groups 0 is not allowed").with_hint(
+                            "groups is at least 1; 1 (the default) connects every input channel to every filter",
+                        ),
+                    );
+                } else if g.value as u128 > super::MAX_ELEMENTS {
+                    diags.push(Diagnostic::new(
+                        Code::Size,
+                        option.span,
+                        format!("groups {} is too large", g.value),
+                    ));
+                } else {
+                    groups = Some((g.value as usize, option.span));
+                }
+            }
+            WindowOptionKind::BiasOff => bias = false,
         }
     }
-    if kind == Kind::Conv && !seen.contains(&"kernel") {
+    if kind == Kind::Conv && !seen.iter().any(|(w, _)| *w == "kernel") {
         diags.push(
-            Diagnostic::error(keyword, "a conv layer needs a kernel size")
+            Diagnostic::new(Code::Missing, keyword, "a conv layer needs a kernel size")
                 .with_hint("add `kernel K`, for example `kernel 3`"),
         );
     }
@@ -102,7 +180,10 @@ pub fn lower(
         let span = option_span(options, "kernel")
             .or(pool_kernel.map(|k| k.span))
             .unwrap_or(keyword);
-        diags.push(Diagnostic::error(span, "a kernel size of 0 is not allowed").with_hint("kernels are at least 1x1"));
+        diags.push(
+            Diagnostic::new(Code::Size, span, "a kernel size of 0 is not allowed")
+                .with_hint("kernels are at least 1x1"),
+        );
     }
     let stride = stride.unwrap_or(match kind {
         Kind::Conv => [1, 1],
@@ -110,7 +191,9 @@ pub fn lower(
     });
     if stride.contains(&0) {
         let span = option_span(options, "stride").unwrap_or(keyword);
-        diags.push(Diagnostic::error(span, "a stride of 0 is not allowed").with_hint("strides are at least 1"));
+        diags.push(
+            Diagnostic::new(Code::Size, span, "a stride of 0 is not allowed").with_hint("strides are at least 1"),
+        );
     }
     let spec = Spec {
         kind,
@@ -122,6 +205,10 @@ pub fn lower(
         }),
         pad_span: option_span(options, "pad").unwrap_or(keyword),
         round,
+        dilation: dilation.unwrap_or([1, 1]),
+        groups: groups.map_or(1, |g| g.0),
+        groups_span: groups.map_or(keyword, |g| g.1),
+        bias,
     };
     // Padding limits are relative to the kernel: meaningless once it is 0.
     if let (Pad::Explicit { before, after }, false) = (spec.pad, kernel.contains(&0)) {
@@ -136,20 +223,35 @@ fn option_word(kind: &WindowOptionKind) -> &'static str {
         WindowOptionKind::Stride(_) => "stride",
         WindowOptionKind::Pad(_) => "pad",
         WindowOptionKind::Round(_) => "round",
+        WindowOptionKind::Dilation(_) => "dilation",
+        WindowOptionKind::Groups(_) => "groups",
+        WindowOptionKind::BiasOff => "bias",
     }
 }
 
 fn check_padding_limits(spec: &Spec, before: [usize; 2], after: [usize; 2], diags: &mut Diagnostics) {
     for axis in 0..2 {
         let k = spec.size[axis];
+        let span = spec.span()[axis];
         for p in [before[axis], after[axis]] {
             let error = match spec.kind {
-                Kind::Conv if p >= k => Diagnostic::error(
+                Kind::Conv if p >= span && span != k => Diagnostic::new(
+                    Code::Padding,
+                    spec.pad_span,
+                    format!(
+                        "padding {p} is not smaller than the window's span {span} (kernel {k} with dilation {})",
+                        spec.dilation[axis]
+                    ),
+                )
+                .with_hint("padding must be less than the dilated window on every side; more would only add zeros"),
+                Kind::Conv if p >= k => Diagnostic::new(
+                    Code::Padding,
                     spec.pad_span,
                     format!("padding {p} is not smaller than the kernel size {k}"),
                 )
                 .with_hint("padding must be less than the kernel on every side; more would only add zeros"),
-                Kind::MaxPool | Kind::AvgPool if p > k / 2 => Diagnostic::error(
+                Kind::MaxPool | Kind::AvgPool if p > k / 2 => Diagnostic::new(
+                    Code::Padding,
                     spec.pad_span,
                     format!("pooling padding {p} is more than half the window {k}"),
                 )
@@ -180,8 +282,9 @@ pub fn resolve(
     let (before, after) = match spec.pad {
         Pad::Explicit { before, after } => (before, after),
         Pad::Same => {
-            let (t, b) = same_padding(h, spec.size[0], spec.stride[0]);
-            let (l, r) = same_padding(w, spec.size[1], spec.stride[1]);
+            let span = spec.span();
+            let (t, b) = same_padding(h, span[0], spec.stride[0]);
+            let (l, r) = same_padding(w, span[1], spec.stride[1]);
             let (before, after) = ([t, l], [b, r]);
             let errors = diags.len();
             check_padding_limits(spec, before, after, diags);
@@ -191,9 +294,10 @@ pub fn resolve(
             (before, after)
         }
     };
+    let cells = spec.span();
     let axes: [Axis; 2] = std::array::from_fn(|i| Axis {
         input: input[i],
-        kernel: spec.size[i],
+        kernel: cells[i],
         stride: spec.stride[i],
         pad_before: before[i],
         pad_after: after[i],
@@ -240,8 +344,16 @@ fn explain_failure(
         };
         match &results[i] {
             Err(AxisError::KernelTooLarge { padded }) => format!(
-                "{prefix}kernel {} is larger than the padded input {padded} ({} + {} + {})",
-                axes[i].kernel, axes[i].input, axes[i].pad_before, axes[i].pad_after
+                "{prefix}{} {} is larger than the padded input {padded} ({} + {} + {})",
+                if spec.dilation[i] > 1 {
+                    "the dilated window"
+                } else {
+                    "kernel"
+                },
+                axes[i].kernel,
+                axes[i].input,
+                axes[i].pad_before,
+                axes[i].pad_after
             ),
             Err(AxisError::NotWhole { .. }) => format!("{prefix}{} is not a whole number", axes[i].explain()),
             Err(AxisError::CeilPastEnd) => {
@@ -265,7 +377,7 @@ fn explain_failure(
         "{name}: {}",
         shown.iter().map(|&i| describe(i)).collect::<Vec<_>>().join("; ")
     );
-    let mut diag = Diagnostic::error(span, message);
+    let mut diag = Diagnostic::new(Code::WindowArithmetic, span, message);
     let all_not_whole = failing
         .iter()
         .all(|&i| matches!(results[i], Err(AxisError::NotWhole { .. })));
@@ -303,8 +415,9 @@ fn fix_hint(spec: &Spec, axes: &[Axis; 2], failing: &[usize]) -> String {
         ..axes[i]
     });
     let mut parts = Vec::new();
+    let span = spec.span();
     let limit_ok = (0..2).all(|i| match spec.kind {
-        Kind::Conv => before[i] < spec.size[i] && after[i] < spec.size[i],
+        Kind::Conv => before[i] < span[i] && after[i] < span[i],
         _ => before[i] <= spec.size[i] / 2 && after[i] <= spec.size[i] / 2,
     });
     if limit_ok {
@@ -354,6 +467,9 @@ fn option_span(options: &[ast::WindowOption], word: &str) -> Option<Span> {
                 | (WindowOptionKind::Stride(_), "stride")
                 | (WindowOptionKind::Pad(_), "pad")
                 | (WindowOptionKind::Round(_), "round")
+                | (WindowOptionKind::Dilation(_), "dilation")
+                | (WindowOptionKind::Groups(_), "groups")
+                | (WindowOptionKind::BiasOff, "bias")
         );
         matches.then_some(o.span)
     })
@@ -367,8 +483,12 @@ fn pair(size: &ast::Spanned<Vec<u64>>, what: &str, diags: &mut Diagnostics) -> O
         [a, b] => (*a, *b),
         _ => {
             diags.push(
-                Diagnostic::error(size.span, format!("a {what} has 1 or 2 dimensions, not {}", v.len()))
-                    .with_hint(format!("write `{what} K` or `{what} KHxKW`")),
+                Diagnostic::new(
+                    Code::Size,
+                    size.span,
+                    format!("a {what} has 1 or 2 dimensions, not {}", v.len()),
+                )
+                .with_hint(format!("write `{what} K` or `{what} KHxKW`")),
             );
             return None;
         }
@@ -376,8 +496,12 @@ fn pair(size: &ast::Spanned<Vec<u64>>, what: &str, diags: &mut Diagnostics) -> O
     let limit = 1u64 << 20;
     if a > limit || b > limit {
         diags.push(
-            Diagnostic::error(size.span, format!("a {what} of {} is too large", size_text(v)))
-                .with_hint(format!("a {what} is at most {limit} on each axis")),
+            Diagnostic::new(
+                Code::Size,
+                size.span,
+                format!("a {what} of {} is too large", size_text(v)),
+            )
+            .with_hint(format!("a {what} is at most {limit} on each axis")),
         );
         return None;
     }
@@ -409,7 +533,8 @@ fn lower_pad(p: &Padding, span: Span, diags: &mut Diagnostics) -> Option<Pad> {
             for (side, amount) in sides {
                 if seen.contains(side) {
                     diags.push(
-                        Diagnostic::error(
+                        Diagnostic::new(
+                            Code::Repeated,
                             amount.span.to(span),
                             format!("`{}` is given twice in this padding", side_word(*side)),
                         )
@@ -420,8 +545,12 @@ fn lower_pad(p: &Padding, span: Span, diags: &mut Diagnostics) -> Option<Pad> {
                 seen.push(*side);
                 if amount.value > 1 << 20 {
                     diags.push(
-                        Diagnostic::error(amount.span, format!("a padding of {} is too large", amount.value))
-                            .with_hint("padding must be smaller than the kernel size"),
+                        Diagnostic::new(
+                            Code::Size,
+                            amount.span,
+                            format!("a padding of {} is too large", amount.value),
+                        )
+                        .with_hint("padding must be smaller than the kernel size"),
                     );
                     return None;
                 }

@@ -21,12 +21,26 @@ pub struct File {
 pub struct Model {
     pub name: Spanned<String>,
     pub input: Spanned<Vec<u64>>,
+    /// `normalize mean ... std ...` after the input size.
+    pub normalize: Option<Normalize>,
     pub layers: Vec<Layer>,
     pub train: Option<Train>,
     pub span: Span,
 }
 
-/// One layer line, with its optional user-given name.
+/// `normalize mean m1 .. mC std s1 .. sC`: the values as written (counted by the checker).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalize {
+    pub mean: Vec<Spanned<f64>>,
+    pub std: Vec<Spanned<f64>>,
+    /// The `mean` keyword and the `std` keyword.
+    pub mean_keyword: Span,
+    pub std_keyword: Span,
+    pub span: Span,
+}
+
+/// One item of a model or block (a layer, a residual block or a shortcut), with its
+/// optional user-given name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer {
     pub name: Option<Spanned<String>>,
@@ -56,12 +70,43 @@ pub enum LayerKind {
     Flatten,
     Dense {
         units: Spanned<u64>,
+        /// `bias off`, each with its span (a repeat is an error).
+        bias_off: Vec<Span>,
+        activation: Option<Activation>,
+    },
+    BatchNorm {
+        options: Vec<BatchNormOption>,
         activation: Option<Activation>,
     },
     Dropout {
         p: Spanned<f64>,
     },
     Activation(Activation),
+    /// `residual { items }`, the shortcut (if any) still among the items.
+    Residual {
+        items: Vec<Layer>,
+        /// The closing `}`.
+        close: Span,
+        activation: Option<Activation>,
+    },
+    /// `shortcut { items }`: valid only as the last item of a residual block.
+    Shortcut {
+        items: Vec<Layer>,
+    },
+}
+
+/// `eps E` or `momentum M` of a batchnorm layer; the span covers keyword and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormOption {
+    pub kind: BatchNormOptionKind,
+    pub value: Spanned<f64>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchNormOptionKind {
+    Eps,
+    Momentum,
 }
 
 /// `relu`, `leaky_relu 0.2`, ...; also the shorthand after `conv` and `dense`.
@@ -79,6 +124,8 @@ pub enum ActivationKind {
     Softmax,
     /// The negative slope, when given.
     LeakyRelu(Option<f64>),
+    Silu,
+    Gelu,
 }
 
 /// An option of a conv or pooling window; the span covers keyword and value.
@@ -94,6 +141,9 @@ pub enum WindowOptionKind {
     Stride(Spanned<Vec<u64>>),
     Pad(Padding),
     Round(Rounding),
+    Dilation(Spanned<Vec<u64>>),
+    Groups(Spanned<u64>),
+    BiasOff,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +197,21 @@ pub enum TrainItemKind {
     Epochs(Spanned<u64>),
     Validation(Spanned<f64>),
     Seed(Spanned<u64>),
+    Augment(Vec<Augmentation>),
+}
+
+/// One augmentation of `augment`; the span covers its words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Augmentation {
+    pub kind: AugmentationKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AugmentationKind {
+    FlipHorizontal,
+    FlipVertical,
+    Crop(Spanned<u64>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

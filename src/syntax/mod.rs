@@ -3,7 +3,7 @@
 
 pub mod ast;
 
-use crate::diag::{did_you_mean, shorten, Diagnostic, Span};
+use crate::diag::{did_you_mean, shorten, Code, Diagnostic, Span};
 use ast::*;
 use pest::iterators::Pair;
 use pest::Parser as _;
@@ -17,6 +17,7 @@ type Node<'i> = Pair<'i, Rule>;
 /// Parses a whole `.cnn` text. A syntax error stops the parse; it is reported at the
 /// first word the grammar could not accept, with the words it expected there.
 pub fn parse(source: &str) -> Result<File, Diagnostic> {
+    scan_blocks(source)?;
     let mut pairs = CnnParser::parse(Rule::file, source).map_err(|e| syntax_error(source, e))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let mut models = Vec::new();
@@ -28,13 +29,68 @@ pub fn parse(source: &str) -> Result<File, Diagnostic> {
     Ok(File { models })
 }
 
+/// Blocks nest at most this deep (a model's braces and a train block count): the
+/// parser and the checker recurse once per level.
+pub const MAX_NESTING: usize = 64;
+
+/// Before parsing: a file with nothing but comments and whitespace has no model,
+/// and blocks nested deeper than [`MAX_NESTING`] are refused (the parser would
+/// otherwise recurse without bound on `residual { residual { ...`).
+fn scan_blocks(source: &str) -> Result<(), Diagnostic> {
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    let mut depth = 0usize;
+    let mut content = false;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => match source[i + 2..].find("*/") {
+                Some(n) => {
+                    i += n + 4;
+                    continue;
+                }
+                // An unclosed comment is the parser's to report.
+                None => return Ok(()),
+            },
+            b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Diagnostic::new(
+                        Code::TooDeep,
+                        Span::new(i, i + 1),
+                        format!("blocks are nested more than {MAX_NESTING} deep"),
+                    )
+                    .with_hint(
+                        "residual blocks rarely need more than a few levels; write the layers one after another",
+                    ));
+                }
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        content |= !bytes[i].is_ascii_whitespace();
+        i += 1;
+    }
+    if !content {
+        let end = source.trim_end().len();
+        return Err(
+            Diagnostic::new(Code::NoModel, Span::new(end, end), "this file has no model")
+                .with_hint("a .cnn file holds one or more models: `model NAME { input ... layers ... }`"),
+        );
+    }
+    Ok(())
+}
+
 fn consume_model(pair: Node) -> Result<Model, Diagnostic> {
     let span = Span::from(pair.as_span());
     let mut inner = pair.into_inner();
     inner.next(); // kw_model
     let name = spanned_str(inner.next().expect("model name"));
     inner.next(); // open
-    let input = consume_input(inner.next().expect("input"))?;
+    let (input, normalize) = consume_input(inner.next().expect("input"))?;
     let mut layers = Vec::new();
     let mut train = None;
     for p in inner {
@@ -47,16 +103,47 @@ fn consume_model(pair: Node) -> Result<Model, Diagnostic> {
     Ok(Model {
         name,
         input,
+        normalize,
         layers,
         train,
         span,
     })
 }
 
-fn consume_input(pair: Node) -> Result<Spanned<Vec<u64>>, Diagnostic> {
+fn consume_input(pair: Node) -> Result<(Spanned<Vec<u64>>, Option<Normalize>), Diagnostic> {
     let mut inner = pair.into_inner();
     inner.next(); // kw_input
-    consume_size(inner.next().expect("input size"))
+    let size = consume_size(inner.next().expect("input size"))?;
+    let normalize = inner.next().map(consume_normalize).transpose()?;
+    Ok((size, normalize))
+}
+
+fn consume_normalize(pair: Node) -> Result<Normalize, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let mut mean = Vec::new();
+    let mut std = Vec::new();
+    let mut mean_keyword = span;
+    let mut std_keyword = span;
+    let mut in_std = false;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::kw_mean => mean_keyword = Span::from(p.as_span()),
+            Rule::kw_std => {
+                std_keyword = Span::from(p.as_span());
+                in_std = true;
+            }
+            Rule::number if in_std => std.push(consume_number(p)?),
+            Rule::number => mean.push(consume_number(p)?),
+            _ => {} // kw_normalize
+        }
+    }
+    Ok(Normalize {
+        mean,
+        std,
+        mean_keyword,
+        std_keyword,
+        span,
+    })
 }
 
 fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
@@ -104,9 +191,64 @@ fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
         Rule::flatten => LayerKind::Flatten,
         Rule::dense => {
             let units = consume_int(inner.next().expect("units"))?;
-            let activation = inner.next().map(consume_activation).transpose()?;
-            LayerKind::Dense { units, activation }
+            let mut bias_off = Vec::new();
+            let mut activation = None;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::bias_option => bias_off.push(Span::from(p.as_span())),
+                    _ => activation = Some(consume_activation(p)?),
+                }
+            }
+            LayerKind::Dense {
+                units,
+                bias_off,
+                activation,
+            }
         }
+        Rule::batchnorm => {
+            let mut options = Vec::new();
+            let mut activation = None;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::batchnorm_option => {
+                        let span = Span::from(p.as_span());
+                        let mut parts = p.into_inner();
+                        let kind = match parts.next().expect("option keyword").as_rule() {
+                            Rule::kw_eps => BatchNormOptionKind::Eps,
+                            _ => BatchNormOptionKind::Momentum,
+                        };
+                        let value = consume_number(parts.next().expect("option value"))?;
+                        options.push(BatchNormOption { kind, value, span });
+                    }
+                    _ => activation = Some(consume_activation(p)?),
+                }
+            }
+            LayerKind::BatchNorm { options, activation }
+        }
+        Rule::residual => {
+            let mut items = Vec::new();
+            let mut close = body_span;
+            let mut activation = None;
+            for p in inner {
+                match p.as_rule() {
+                    Rule::layer => items.push(consume_layer(p)?),
+                    Rule::close => close = Span::from(p.as_span()),
+                    Rule::activation => activation = Some(consume_activation(p)?),
+                    _ => {} // open
+                }
+            }
+            LayerKind::Residual {
+                items,
+                close,
+                activation,
+            }
+        }
+        Rule::shortcut => LayerKind::Shortcut {
+            items: inner
+                .filter(|p| p.as_rule() == Rule::layer)
+                .map(consume_layer)
+                .collect::<Result<_, _>>()?,
+        },
         Rule::dropout => LayerKind::Dropout {
             p: consume_number(inner.next().expect("dropout rate"))?,
         },
@@ -145,6 +287,9 @@ fn consume_window_option(pair: Node) -> Result<WindowOption, Diagnostic> {
     let kind = match rule {
         Rule::kernel_option => WindowOptionKind::Size(consume_size(inner.next().expect("size"))?),
         Rule::stride_option => WindowOptionKind::Stride(consume_size(inner.next().expect("size"))?),
+        Rule::dilation_option => WindowOptionKind::Dilation(consume_size(inner.next().expect("size"))?),
+        Rule::groups_option => WindowOptionKind::Groups(consume_int(inner.next().expect("groups"))?),
+        Rule::bias_option => WindowOptionKind::BiasOff,
         Rule::round_option => match inner.next().expect("floor|ceil").as_rule() {
             Rule::kw_floor => WindowOptionKind::Round(Rounding::Floor),
             _ => WindowOptionKind::Round(Rounding::Ceil),
@@ -189,6 +334,8 @@ fn consume_activation_parts(span: Span, parts: Vec<Node>) -> Result<Activation, 
         Rule::kw_sigmoid => ActivationKind::Sigmoid,
         Rule::kw_tanh => ActivationKind::Tanh,
         Rule::kw_softmax => ActivationKind::Softmax,
+        Rule::kw_silu => ActivationKind::Silu,
+        Rule::kw_gelu => ActivationKind::Gelu,
         _ => {
             let slope = parts.next().map(consume_number).transpose()?;
             ActivationKind::LeakyRelu(slope.map(|s| s.value))
@@ -262,9 +409,32 @@ fn consume_train_item(pair: Node) -> Result<TrainItem, Diagnostic> {
         Rule::epochs => TrainItemKind::Epochs(consume_int(value())?),
         Rule::validation => TrainItemKind::Validation(consume_number(value())?),
         Rule::seed => TrainItemKind::Seed(consume_int(value())?),
+        Rule::augment => {
+            let mut augmentations = vec![value()];
+            augmentations.extend(inner);
+            TrainItemKind::Augment(
+                augmentations
+                    .into_iter()
+                    .map(consume_augmentation)
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         r => unreachable!("train item {r:?}"),
     };
     Ok(TrainItem { kind, span })
+}
+
+fn consume_augmentation(pair: Node) -> Result<Augmentation, Diagnostic> {
+    let span = Span::from(pair.as_span());
+    let mut parts = pair.into_inner();
+    let kind = match parts.next().expect("augmentation keyword").as_rule() {
+        Rule::kw_crop => AugmentationKind::Crop(consume_int(parts.next().expect("crop padding"))?),
+        _ => match parts.next().expect("flip direction").as_rule() {
+            Rule::kw_horizontal => AugmentationKind::FlipHorizontal,
+            _ => AugmentationKind::FlipVertical,
+        },
+    };
+    Ok(Augmentation { kind, span })
 }
 
 fn spanned_str(pair: Node) -> Spanned<String> {
@@ -282,8 +452,12 @@ fn consume_int(pair: Node) -> Result<Spanned<u64>, Diagnostic> {
 
 fn parse_u64(text: &str, span: Span) -> Result<u64, Diagnostic> {
     text.parse::<u64>().map_err(|_| {
-        Diagnostic::error(span, format!("the number `{}` is too large", shorten(text)))
-            .with_label("does not fit in 64 bits")
+        Diagnostic::new(
+            Code::BadNumber,
+            span,
+            format!("the number `{}` is too large", shorten(text)),
+        )
+        .with_label("does not fit in 64 bits")
     })
 }
 
@@ -300,18 +474,23 @@ fn consume_size(pair: Node) -> Result<Spanned<Vec<u64>>, Diagnostic> {
 
 fn consume_number(pair: Node) -> Result<Spanned<f64>, Diagnostic> {
     let span = Span::from(pair.as_span());
-    let value: f64 = pair
-        .as_str()
-        .parse()
-        .map_err(|_| Diagnostic::error(span, format!("`{}` is not a number", shorten(pair.as_str()))))?;
+    let value: f64 = pair.as_str().parse().map_err(|_| {
+        Diagnostic::new(
+            Code::BadNumber,
+            span,
+            format!("`{}` is not a number", shorten(pair.as_str())),
+        )
+    })?;
     // Models compute in 32-bit floats: a value past their range would become
     // infinite there (a leaky_relu slope, a learning rate, ...).
     if !value.is_finite() || value.abs() > f32::MAX as f64 {
-        return Err(
-            Diagnostic::error(span, format!("`{}` is too large", shorten(pair.as_str())))
-                .with_label("more than the largest 32-bit float")
-                .with_hint(format!("numbers in .cnn files are at most {:e}", f32::MAX)),
-        );
+        return Err(Diagnostic::new(
+            Code::BadNumber,
+            span,
+            format!("`{}` is too large", shorten(pair.as_str())),
+        )
+        .with_label("more than the largest 32-bit float")
+        .with_hint(format!("numbers in .cnn files are at most {:e}", f32::MAX)));
     }
     Ok(Spanned { value, span })
 }
@@ -325,14 +504,19 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         "avgpool",
         "flatten",
         "dense",
+        "batchnorm",
         "dropout",
+        "residual",
+        "shortcut",
         "relu",
         "sigmoid",
         "tanh",
         "softmax",
         "leaky_relu",
+        "silu",
+        "gelu",
     ];
-    const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "softmax", "leaky_relu"];
+    const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "softmax", "leaky_relu", "silu", "gelu"];
     match rule {
         Rule::ident | Rule::layer_name => (Some("a name"), &[]),
         Rule::int => (Some("a whole number"), &[]),
@@ -343,9 +527,13 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         Rule::layer => (Some("a layer"), LAYERS),
         Rule::activation => (Some("an activation"), ACTIVATIONS),
         Rule::window_option => (
-            Some("`kernel`, `stride`, `pad`, `round`"),
-            &["kernel", "stride", "pad", "round"],
+            Some("`kernel`, `stride`, `pad`, `dilation`, `groups`, `bias`, `round`"),
+            &["kernel", "stride", "pad", "dilation", "groups", "bias", "round"],
         ),
+        Rule::bias_option => (Some("`bias`"), &["bias"]),
+        Rule::batchnorm_option => (Some("`eps`, `momentum`"), &["eps", "momentum"]),
+        Rule::normalize => (Some("`normalize`"), &["normalize"]),
+        Rule::augmentation => (Some("`flip`, `crop`"), &["flip", "crop"]),
         Rule::pad_side => (
             Some("`top`, `bottom`, `left`, `right`"),
             &["top", "bottom", "left", "right"],
@@ -362,6 +550,7 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
                 "epochs",
                 "validation",
                 "seed",
+                "augment",
             ],
         ),
         Rule::optimizer_option => (
@@ -438,6 +627,23 @@ pub const KEYWORDS: &[&str] = &[
     "epochs",
     "validation",
     "seed",
+    "residual",
+    "shortcut",
+    "batchnorm",
+    "dilation",
+    "groups",
+    "bias",
+    "off",
+    "silu",
+    "gelu",
+    "normalize",
+    "mean",
+    "std",
+    "augment",
+    "flip",
+    "horizontal",
+    "vertical",
+    "crop",
 ];
 
 /// Turns pest's error into a diagnostic on the word at the error position: what was
@@ -515,7 +721,7 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
             labels[n - 1]
         ),
     };
-    let mut diag = Diagnostic::error(span, message);
+    let mut diag = Diagnostic::new(Code::Syntax, span, message);
     let wants = |label: &str| labels.iter().any(|l| l == label);
     let wants_number = wants("a whole number") || wants("a size such as `3` or `3x5`") || wants("a number");
     let is_word = word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');

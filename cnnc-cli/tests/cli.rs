@@ -7,7 +7,8 @@ use std::process::{Command, Output};
 fn cnnc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnnc"))
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // The workspace root, where examples/ and tests/ui/ are.
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
         .output()
         .expect("cnnc runs")
 }
@@ -312,4 +313,91 @@ fn summary_of_a_model_at_the_limits_counts_without_overflow() {
     assert!(out.contains("activation memory:  128.1 PiB at batch 16777216"), "{out}");
     let o = cnnc(&["emit", path_str(&path)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+const RESNET: &str = "model Res {
+    input 3x8x8
+    conv 4 kernel 3 pad 1 bias off
+    batchnorm relu
+    residual {
+        conv 8 kernel 3 stride 2 pad 1 round floor bias off
+        batchnorm relu
+        shortcut { conv 8 kernel 1 stride 2 round floor bias off batchnorm }
+    } relu
+    residual { conv 8 kernel 3 pad 1 } relu
+    avgpool global
+    flatten
+    dense 2 softmax
+}";
+
+#[test]
+fn summary_indents_residual_blocks_and_counts_buffers_apart() {
+    let path = scratch("res.cnn", RESNET.as_bytes());
+    let o = cnnc(&["summary", path_str(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let row = |start: &str| {
+        out.lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no row starting {start:?} in\n{out}"))
+            .to_string()
+    };
+    assert!(row("residual1 ").contains("residual"), "{out}");
+    assert!(row("  residual1.conv1 ").contains("8x4x4"), "{out}");
+    assert!(row("  residual1.shortcut.conv1 ").contains("32"), "{out}");
+    // The add is a row of its own, with the block's output; an identity shortcut too.
+    assert_eq!(
+        out.lines().filter(|l| l.trim_start().starts_with("(add)")).count(),
+        2,
+        "{out}"
+    );
+    assert!(row("  (add)").contains("8x4x4"), "{out}");
+    assert!(row("  (shortcut)").contains("identity"), "{out}");
+    // batchnorm1: weight and bias (8 parameters), running mean and variance (8 buffers).
+    let bn = row("batchnorm1 ");
+    assert_eq!(
+        bn.split_whitespace().collect::<Vec<_>>(),
+        ["batchnorm1", "batchnorm", "4x8x8", "8", "8", "512"],
+        "{out}"
+    );
+    // conv1 4·3·3·3 = 108; bn1 8; residual1: conv 8·4·9 = 288, bn 16, shortcut conv 32, bn 16;
+    // residual2: conv 8·8·9 + 8 = 584; dense 2·8 + 2 = 18.
+    assert!(out.contains("parameters:         1,070"), "{out}");
+    // bn1 8, residual1.batchnorm1 16, residual1.shortcut.batchnorm1 16.
+    assert!(
+        out.contains("buffers:            40 (batchnorm running statistics"),
+        "{out}"
+    );
+}
+
+#[test]
+fn summary_takes_several_files() {
+    let path = scratch("res2.cnn", RESNET.as_bytes());
+    let o = cnnc(&["summary", "examples/models/lenet.cnn", path_str(&path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("model LeNet") && out.contains("model Res"), "{out}");
+    assert!(out.contains("examples/models/lenet.cnn:"), "{out}");
+    // A bad file among good ones: its errors, the others' tables, exit 1.
+    let o = cnnc(&["summary", "tests/ui/not_whole.cnn", "examples/models/lenet.cnn"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("model LeNet"));
+    assert!(stderr(&o).contains("--> tests/ui/not_whole.cnn:"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_empty_file_has_no_model() {
+    for (name, text) in [
+        ("empty.cnn", ""),
+        ("comments.cnn", "// nothing yet\n/* model M { } */\n"),
+    ] {
+        let path = scratch(name, text.as_bytes());
+        let o = cnnc(&["check", path_str(&path)]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(
+            stderr(&o).contains("error[E003]: this file has no model"),
+            "{}",
+            stderr(&o)
+        );
+    }
 }

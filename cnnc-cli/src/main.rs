@@ -19,8 +19,11 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print each model's layers, shapes, parameters, FLOPs and memory.
-    Summary { file: PathBuf },
+    /// Print each model's layers, shapes, parameters, buffers, FLOPs and memory.
+    Summary {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Print the Rust module that `cnn!` generates for a file, formatted.
     Emit { file: PathBuf },
 }
@@ -42,7 +45,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { files } => check(&files),
-        Command::Summary { file } => summary(&file),
+        Command::Summary { files } => summary(&files),
         Command::Emit { file } => emit(&file),
     }
 }
@@ -81,8 +84,18 @@ fn read_source(path: &Path) -> Result<String, String> {
 fn print_diagnostics(path: &Path, source: &str, diags: &cnnc::Diagnostics) {
     let text = diags.render(&path.display().to_string(), source);
     if std::io::stderr().is_terminal() {
-        // Bold red "error", everything else plain.
-        eprint!("{}", text.replace("error:", "\x1b[1;31merror\x1b[0m:"));
+        // Bold red "error" (and its code), everything else plain.
+        let mut colored = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            match line.strip_prefix("error") {
+                Some(rest) if rest.starts_with(':') || rest.starts_with('[') => {
+                    let head = rest.find(':').unwrap_or(0);
+                    colored.push_str(&format!("\x1b[1;31merror{}\x1b[0m{}", &rest[..head], &rest[head..]));
+                }
+                _ => colored.push_str(line),
+            }
+        }
+        eprint!("{colored}");
     } else {
         eprint!("{text}");
     }
@@ -122,28 +135,46 @@ fn check(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn summary(path: &Path) -> ExitCode {
-    let source = match read_source(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match cnnc::compile(&source) {
-        Ok(models) => {
-            for (i, m) in models.iter().enumerate() {
-                if i > 0 {
-                    println!();
-                }
-                print!("{}", cnnc::summary::summary(m));
+/// Prints the table of every model of every file; a file with errors gets its
+/// diagnostics instead. Exit codes as for `check`.
+fn summary(files: &[PathBuf]) -> ExitCode {
+    let mut io_error = false;
+    let mut invalid = false;
+    let mut first = true;
+    for path in files {
+        let source = match read_source(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                io_error = true;
+                continue;
             }
-            ExitCode::SUCCESS
+        };
+        match cnnc::compile(&source) {
+            Ok(models) => {
+                for m in &models {
+                    if !first {
+                        println!();
+                    }
+                    first = false;
+                    if files.len() > 1 {
+                        println!("{}:", path.display());
+                    }
+                    print!("{}", cnnc::summary::summary(m));
+                }
+            }
+            Err(diags) => {
+                print_diagnostics(path, &source, &diags);
+                invalid = true;
+            }
         }
-        Err(diags) => {
-            print_diagnostics(path, &source, &diags);
-            ExitCode::from(1)
-        }
+    }
+    if io_error {
+        ExitCode::from(2)
+    } else if invalid {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
