@@ -22,6 +22,7 @@ pub mod codegen;
 #[cfg(feature = "runtime")]
 pub mod compute;
 pub mod diag;
+pub mod draw;
 #[cfg(feature = "runtime")]
 pub mod interp;
 pub mod ir;

@@ -3,13 +3,16 @@
 //! the fit loop, weight files and the seeded initialization.
 
 pub mod atomic;
+pub mod augment;
 pub mod checkpoint;
+pub mod confusion;
 pub mod data;
 pub mod driver;
 mod error;
 pub mod fit;
 pub mod init;
 pub mod inputs;
+pub mod plot;
 pub mod weights;
 
 pub use error::Error;

@@ -1,8 +1,17 @@
 //! Data sets in memory, with seeded shuffling and minibatches, and the readers
 //! that fill them: IDX files (`idx`, the MNIST format).
 
+mod cifar;
+mod csv;
+mod folder;
 mod idx;
 
+pub use cifar::{cifar10, cifar10_files, read_cifar10, CIFAR10_CLASSES, CIFAR10_RECORD};
+pub use csv::{read_csv, CsvOptions, CsvTarget, Header};
+pub use folder::{
+    class_names, image_folder, image_folder_with_classes, image_to_chw, load_image, read_classes, save_classes,
+    FolderOptions, ImageFolder, CLASSES_FILE, PROGRESS_THRESHOLD,
+};
 pub use idx::{idx_dataset, mnist, parse_idx, read_idx, Idx, Split};
 
 use super::Error;
