@@ -284,7 +284,7 @@ fn check_residual(
                 item.keyword,
                 format!("{shown}: the body gives {body_out} but the shortcut gives {short_out}"),
             )
-            .with_label(format!("the sum needs both to be the same shape"))
+            .with_label("the sum needs both to be the same shape")
             .with_secondary(s.keyword, format!("the shortcut maps {input} to {short_out}")),
             None => Diagnostic::new(
                 Code::ResidualShape,
