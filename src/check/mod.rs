@@ -318,8 +318,12 @@ fn check_residual(
 fn projection(input: Shape, output: Shape, uses_batchnorm: bool) -> Option<String> {
     let layer = match (input, output) {
         (Shape::Image { h, w, .. }, Shape::Image { c, h: oh, w: ow }) => {
-            // The smallest stride that makes (in - 1) / s + 1 outputs.
-            let stride = |i: usize, o: usize| (1..=i).find(|s| (i - 1) / s + 1 == o);
+            // The smallest stride s with (in - 1) / s + 1 = out: (in - 1) / s = out - 1
+            // holds from s = (in - 1) / out + 1 on, if at all.
+            let stride = |i: usize, o: usize| {
+                let s = (i - 1) / o + 1;
+                ((i - 1) / s + 1 == o).then_some(s)
+            };
             let (sh, sw) = (stride(h, oh)?, stride(w, ow)?);
             let stride = match (sh, sw) {
                 (1, 1) => String::new(),
@@ -1117,6 +1121,37 @@ mod tests {
             d.hint.as_deref(),
             Some("`pad bottom 1 right 1` makes it 13x13; `round floor` drops the last row and column")
         );
+    }
+
+    #[test]
+    fn projection_strides() {
+        let image = |c, h, w| Shape::Image { c, h, w };
+        let p = |i, o| projection(i, o, false);
+        assert_eq!(
+            p(image(16, 32, 32), image(32, 16, 16)).as_deref(),
+            Some("shortcut { conv 32 kernel 1 stride 2 round floor bias off }")
+        );
+        assert_eq!(
+            p(image(4, 7, 7), image(8, 4, 4)).as_deref(),
+            Some("shortcut { conv 8 kernel 1 stride 2 bias off }")
+        );
+        assert_eq!(
+            p(image(4, 9, 8), image(4, 3, 8)).as_deref(),
+            Some("shortcut { conv 4 kernel 1 stride 3x1 round floor bias off }")
+        );
+        assert_eq!(
+            p(image(4, 8, 8), image(4, 1, 1)).as_deref(),
+            Some("shortcut { conv 4 kernel 1 stride 8 round floor bias off }")
+        );
+        // 7 -> 5 or 6 cannot come from a 1x1 conv; nor can a larger output.
+        assert_eq!(p(image(4, 7, 7), image(4, 5, 5)), None);
+        assert_eq!(p(image(4, 7, 7), image(4, 9, 9)), None);
+        assert!(p(image(4, 1 << 30, 1), image(4, 3, 1)).is_some());
+        assert_eq!(
+            projection(Shape::Vector(8), Shape::Vector(3), true).as_deref(),
+            Some("shortcut { dense 3 bias off batchnorm }")
+        );
+        assert_eq!(p(image(1, 2, 2), Shape::Vector(4)), None);
     }
 
     #[test]
