@@ -98,6 +98,10 @@ const RUST_PRIMITIVES: &[&str] = &[
     "usize",
 ];
 
+/// Types of Rust's prelude that generated code names unqualified (`Vec<f32>`, ...):
+/// a model named so would hide them.
+const RUST_PRELUDE_TYPES: &[&str] = &["Vec", "Box", "Option", "Result", "String"];
+
 /// A model's name becomes a Rust type name (`cnn!` generates `struct NAME`): it must
 /// be an identifier that Rust accepts there.
 fn check_model_name(name: &ast::Spanned<String>, diags: &mut Diagnostics) {
@@ -120,6 +124,11 @@ fn check_model_name(name: &ast::Spanned<String>, diags: &mut Diagnostics) {
         Some((
             format!("`{n}` is a Rust keyword, so it cannot name a model"),
             format!("the model's name becomes a Rust type name; choose another, such as `{suggestion}`"),
+        ))
+    } else if RUST_PRELUDE_TYPES.contains(&n) {
+        Some((
+            format!("`{n}` is a type of Rust's prelude, so it cannot name a model"),
+            format!("the generated code uses `{n}`, which a model of that name would hide; choose another, such as `{suggestion}`"),
         ))
     } else if RUST_PRIMITIVES.contains(&n) {
         Some((
