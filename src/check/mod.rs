@@ -179,8 +179,11 @@ fn check_block(
         if let Some(a) = shorthand {
             check_activation(a, diags);
         }
-        match &item.kind {
-            LayerKind::Activation(a) => check_activation(a, diags),
+        let place = Place {
+            keyword: item.keyword,
+            whole: without_shorthand(item),
+        };
+        let layer = match &item.kind {
             LayerKind::Shortcut { items: inner } => {
                 let (message, hint) = match block {
                     Block::Body => (
@@ -197,28 +200,34 @@ fn check_block(
                 check_block(inner, &format!("{name}."), Block::Shortcut, None, diags);
                 continue;
             }
-            _ => {}
-        }
-        let place = Place {
-            keyword: item.keyword,
-            whole: without_shorthand(item),
-        };
-        let layer = match &item.kind {
             LayerKind::Residual { items: inner, .. } => check_residual(item, inner, &name, current, diags),
-            _ => match lower_layer(item, diags) {
-                Some(pending) => current.and_then(|input| {
-                    layer_output(&shorten(&name), &pending, input, place, diags).map(|(op, output)| ir::Layer {
-                        name,
-                        op,
-                        input,
-                        output,
-                    })
-                }),
-                None => {
-                    current = None;
-                    continue;
+            LayerKind::Conv { .. }
+            | LayerKind::MaxPool { .. }
+            | LayerKind::AvgPool { .. }
+            | LayerKind::GlobalAvgPool
+            | LayerKind::Flatten
+            | LayerKind::Dense { .. }
+            | LayerKind::BatchNorm { .. }
+            | LayerKind::Dropout { .. }
+            | LayerKind::Activation(_) => {
+                if let LayerKind::Activation(a) = &item.kind {
+                    check_activation(a, diags);
                 }
-            },
+                match lower_layer(item, diags) {
+                    Some(pending) => current.and_then(|input| {
+                        layer_output(&shorten(&name), &pending, input, place, diags).map(|(op, output)| ir::Layer {
+                            name,
+                            op,
+                            input,
+                            output,
+                        })
+                    }),
+                    None => {
+                        current = None;
+                        continue;
+                    }
+                }
+            }
         };
         current = layer.as_ref().map(|l| l.output);
         layers.extend(layer);
@@ -253,10 +262,13 @@ fn check_residual(
     diags: &mut Diagnostics,
 ) -> Option<ir::Layer> {
     let (body_items, shortcut) = match items.split_last() {
-        Some((last, rest)) if matches!(last.kind, LayerKind::Shortcut { .. }) => (rest, Some(last)),
-        _ => (items, None),
+        Some((last, rest)) => match shortcut_items(last) {
+            Some(inner) => (rest, Some((last, inner))),
+            None => (items, None),
+        },
+        None => (items, None),
     };
-    if let Some(s) = shortcut {
+    if let Some((s, _)) = shortcut {
         check_shortcut_unnamed(s, diags);
     }
     let shown = shorten(name);
@@ -272,12 +284,7 @@ fn check_residual(
     }
     let (body, body_out) = check_block(body_items, &format!("{name}."), Block::Body, input, diags);
     let (short, short_out) = match shortcut {
-        Some(s) => match &s.kind {
-            LayerKind::Shortcut { items } => {
-                check_block(items, &format!("{name}.shortcut."), Block::Shortcut, input, diags)
-            }
-            _ => (Vec::new(), input),
-        },
+        Some((_, inner)) => check_block(inner, &format!("{name}.shortcut."), Block::Shortcut, input, diags),
         None => (Vec::new(), input),
     };
     if body_items.is_empty() {
@@ -288,7 +295,7 @@ fn check_residual(
         let uses_batchnorm = body.iter().any(|l| matches!(l.op, ir::Op::BatchNorm(_)));
         let last_body = body_items.last().map_or(item.keyword, |l| l.keyword);
         let mut d = match shortcut {
-            Some(s) => Diagnostic::new(
+            Some((s, _)) => Diagnostic::new(
                 Code::ResidualShape,
                 item.keyword,
                 format!("{shown}: the body gives {body_out} but the shortcut gives {short_out}"),
@@ -599,6 +606,15 @@ fn name_items(items: &[ast::Layer], block: Block, diags: &mut Diagnostics) -> Ve
         diags.push(d);
     }
     out
+}
+
+/// The items of a `shortcut { ... }` item; `None` for any other item.
+fn shortcut_items(item: &ast::Layer) -> Option<&[ast::Layer]> {
+    if let LayerKind::Shortcut { items } = &item.kind {
+        Some(items)
+    } else {
+        None
+    }
 }
 
 /// A shortcut is named by its place, `BLOCK.shortcut`: a `NAME:` on it is an error.
