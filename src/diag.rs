@@ -8,7 +8,8 @@
 //! rustc uses) for a measured reason: that crate lays out the whole source line of
 //! every diagnostic, so 20,000 errors on one 200 KB line (the fuzzing case in
 //! `tests/fuzz_regressions.rs`) took more than 60 s with annotate-snippets 0.12.18
-//! (1,000 of them: 0.4 s, growing with errors x line length), against 0.2 s here.
+//! (1,000 of them: 0.4 s, growing with errors x line length), against 0.3 s here
+//! (6 MB of text; release build, measured on this project's 2-core machine).
 //! Handing it only a window of the line instead would make its `-->` column count
 //! from the window, not the line. This renderer shows a long line as a window around
 //! the caret, so each diagnostic costs what it shows.

@@ -18,7 +18,7 @@ fn ui_files() -> Vec<std::path::PathBuf> {
 #[test]
 fn every_bad_model_renders_its_diagnostics() {
     let files = ui_files();
-    assert!(files.len() >= 20, "only {} ui cases", files.len());
+    assert!(files.len() >= 100, "only {} ui cases", files.len());
     for path in files {
         let name = path
             .file_stem()
@@ -50,30 +50,33 @@ fn every_bad_model_renders_its_diagnostics() {
     }
 }
 
-/// Every v2 reference fixture (when the shared fixtures are present) and the
-/// ResNet-8 of the language reference compile, with the tensor names the weight
-/// files use.
+/// Every fixture model (tests/fixtures/*/model.cnn), the valid v2 models of
+/// tests/ui/valid/ (the v2 reference fixtures' models) and the ResNet-8 of the
+/// language reference compile, with the tensor names the weight files use.
 #[test]
 fn v2_models_compile_with_their_tensor_names() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
-    let mut compiled = 0;
-    if let Ok(entries) = std::fs::read_dir(&fixtures) {
-        for entry in entries {
-            let path = entry.expect("readable entry").path().join("model.cnn");
-            let Ok(source) = std::fs::read_to_string(&path) else {
-                continue;
-            };
-            if let Err(d) = cnnc::compile(&source) {
-                panic!(
-                    "{}:\n{}",
-                    path.display(),
-                    d.render(&path.display().to_string(), &source)
-                );
-            }
-            compiled += 1;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(root.join("tests/fixtures"))
+        .expect("tests/fixtures exists")
+        .map(|e| e.expect("readable entry").path().join("model.cnn"))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.extend(
+        std::fs::read_dir(root.join("tests/ui/valid"))
+            .expect("tests/ui/valid exists")
+            .map(|e| e.expect("readable entry").path()),
+    );
+    assert!(paths.len() >= 30, "only {} models", paths.len());
+    for path in paths {
+        let source = std::fs::read_to_string(&path).expect("readable model");
+        if let Err(d) = cnnc::compile(&source) {
+            panic!(
+                "{}:\n{}",
+                path.display(),
+                d.render(&path.display().to_string(), &source)
+            );
         }
     }
-    eprintln!("{compiled} shared fixtures compiled");
 
     let tensors = |source: &str| {
         let model = &cnnc::compile(source).unwrap_or_else(|d| panic!("{}", d.render("model.cnn", source)))[0];
@@ -248,3 +251,14 @@ const RESNET8: &str = "model ResNet8 {
         epochs 30
     }
 }";
+
+/// docs/language.md lists every error code with its description.
+#[test]
+fn the_language_reference_lists_every_error_code() {
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md"))
+        .expect("docs/language.md is readable");
+    for code in cnnc::diag::Code::ALL {
+        let row = format!("| {} | {} |", code.id(), code.title());
+        assert!(docs.contains(&row), "docs/language.md lacks the row `{row}`");
+    }
+}

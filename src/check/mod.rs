@@ -98,6 +98,10 @@ const RUST_PRIMITIVES: &[&str] = &[
     "usize",
 ];
 
+/// Types of Rust's prelude that generated code names unqualified (`Vec<f32>`, ...):
+/// a model named so would hide them.
+const RUST_PRELUDE_TYPES: &[&str] = &["Vec", "Box", "Option", "Result", "String"];
+
 /// A model's name becomes a Rust type name (`cnn!` generates `struct NAME`): it must
 /// be an identifier that Rust accepts there.
 fn check_model_name(name: &ast::Spanned<String>, diags: &mut Diagnostics) {
@@ -120,6 +124,11 @@ fn check_model_name(name: &ast::Spanned<String>, diags: &mut Diagnostics) {
         Some((
             format!("`{n}` is a Rust keyword, so it cannot name a model"),
             format!("the model's name becomes a Rust type name; choose another, such as `{suggestion}`"),
+        ))
+    } else if RUST_PRELUDE_TYPES.contains(&n) {
+        Some((
+            format!("`{n}` is a type of Rust's prelude, so it cannot name a model"),
+            format!("the generated code uses `{n}`, which a model of that name would hide; choose another, such as `{suggestion}`"),
         ))
     } else if RUST_PRIMITIVES.contains(&n) {
         Some((
@@ -170,8 +179,11 @@ fn check_block(
         if let Some(a) = shorthand {
             check_activation(a, diags);
         }
-        match &item.kind {
-            LayerKind::Activation(a) => check_activation(a, diags),
+        let place = Place {
+            keyword: item.keyword,
+            whole: without_shorthand(item),
+        };
+        let layer = match &item.kind {
             LayerKind::Shortcut { items: inner } => {
                 let (message, hint) = match block {
                     Block::Body => (
@@ -188,28 +200,34 @@ fn check_block(
                 check_block(inner, &format!("{name}."), Block::Shortcut, None, diags);
                 continue;
             }
-            _ => {}
-        }
-        let place = Place {
-            keyword: item.keyword,
-            whole: without_shorthand(item),
-        };
-        let layer = match &item.kind {
             LayerKind::Residual { items: inner, .. } => check_residual(item, inner, &name, current, diags),
-            _ => match lower_layer(item, diags) {
-                Some(pending) => current.and_then(|input| {
-                    layer_output(&shorten(&name), &pending, input, place, diags).map(|(op, output)| ir::Layer {
-                        name,
-                        op,
-                        input,
-                        output,
-                    })
-                }),
-                None => {
-                    current = None;
-                    continue;
+            LayerKind::Conv { .. }
+            | LayerKind::MaxPool { .. }
+            | LayerKind::AvgPool { .. }
+            | LayerKind::GlobalAvgPool
+            | LayerKind::Flatten
+            | LayerKind::Dense { .. }
+            | LayerKind::BatchNorm { .. }
+            | LayerKind::Dropout { .. }
+            | LayerKind::Activation(_) => {
+                if let LayerKind::Activation(a) = &item.kind {
+                    check_activation(a, diags);
                 }
-            },
+                match lower_layer(item, diags) {
+                    Some(pending) => current.and_then(|input| {
+                        layer_output(&shorten(&name), &pending, input, place, diags).map(|(op, output)| ir::Layer {
+                            name,
+                            op,
+                            input,
+                            output,
+                        })
+                    }),
+                    None => {
+                        current = None;
+                        continue;
+                    }
+                }
+            }
         };
         current = layer.as_ref().map(|l| l.output);
         layers.extend(layer);
@@ -244,10 +262,13 @@ fn check_residual(
     diags: &mut Diagnostics,
 ) -> Option<ir::Layer> {
     let (body_items, shortcut) = match items.split_last() {
-        Some((last, rest)) if matches!(last.kind, LayerKind::Shortcut { .. }) => (rest, Some(last)),
-        _ => (items, None),
+        Some((last, rest)) => match shortcut_items(last) {
+            Some(inner) => (rest, Some((last, inner))),
+            None => (items, None),
+        },
+        None => (items, None),
     };
-    if let Some(s) = shortcut {
+    if let Some((s, _)) = shortcut {
         check_shortcut_unnamed(s, diags);
     }
     let shown = shorten(name);
@@ -263,12 +284,7 @@ fn check_residual(
     }
     let (body, body_out) = check_block(body_items, &format!("{name}."), Block::Body, input, diags);
     let (short, short_out) = match shortcut {
-        Some(s) => match &s.kind {
-            LayerKind::Shortcut { items } => {
-                check_block(items, &format!("{name}.shortcut."), Block::Shortcut, input, diags)
-            }
-            _ => (Vec::new(), input),
-        },
+        Some((_, inner)) => check_block(inner, &format!("{name}.shortcut."), Block::Shortcut, input, diags),
         None => (Vec::new(), input),
     };
     if body_items.is_empty() {
@@ -279,12 +295,12 @@ fn check_residual(
         let uses_batchnorm = body.iter().any(|l| matches!(l.op, ir::Op::BatchNorm(_)));
         let last_body = body_items.last().map_or(item.keyword, |l| l.keyword);
         let mut d = match shortcut {
-            Some(s) => Diagnostic::new(
+            Some((s, _)) => Diagnostic::new(
                 Code::ResidualShape,
                 item.keyword,
                 format!("{shown}: the body gives {body_out} but the shortcut gives {short_out}"),
             )
-            .with_label(format!("the sum needs both to be the same shape"))
+            .with_label("the sum needs both to be the same shape")
             .with_secondary(s.keyword, format!("the shortcut maps {input} to {short_out}")),
             None => Diagnostic::new(
                 Code::ResidualShape,
@@ -318,8 +334,12 @@ fn check_residual(
 fn projection(input: Shape, output: Shape, uses_batchnorm: bool) -> Option<String> {
     let layer = match (input, output) {
         (Shape::Image { h, w, .. }, Shape::Image { c, h: oh, w: ow }) => {
-            // The smallest stride that makes (in - 1) / s + 1 outputs.
-            let stride = |i: usize, o: usize| (1..=i).find(|s| (i - 1) / s + 1 == o);
+            // The smallest stride s with (in - 1) / s + 1 = out: (in - 1) / s = out - 1
+            // holds from s = (in - 1) / out + 1 on, if at all.
+            let stride = |i: usize, o: usize| {
+                let s = (i - 1) / o + 1;
+                ((i - 1) / s + 1 == o).then_some(s)
+            };
             let (sh, sw) = (stride(h, oh)?, stride(w, ow)?);
             let stride = match (sh, sw) {
                 (1, 1) => String::new(),
@@ -586,6 +606,15 @@ fn name_items(items: &[ast::Layer], block: Block, diags: &mut Diagnostics) -> Ve
         diags.push(d);
     }
     out
+}
+
+/// The items of a `shortcut { ... }` item; `None` for any other item.
+fn shortcut_items(item: &ast::Layer) -> Option<&[ast::Layer]> {
+    if let LayerKind::Shortcut { items } = &item.kind {
+        Some(items)
+    } else {
+        None
+    }
 }
 
 /// A shortcut is named by its place, `BLOCK.shortcut`: a `NAME:` on it is an error.
@@ -1117,6 +1146,37 @@ mod tests {
             d.hint.as_deref(),
             Some("`pad bottom 1 right 1` makes it 13x13; `round floor` drops the last row and column")
         );
+    }
+
+    #[test]
+    fn projection_strides() {
+        let image = |c, h, w| Shape::Image { c, h, w };
+        let p = |i, o| projection(i, o, false);
+        assert_eq!(
+            p(image(16, 32, 32), image(32, 16, 16)).as_deref(),
+            Some("shortcut { conv 32 kernel 1 stride 2 round floor bias off }")
+        );
+        assert_eq!(
+            p(image(4, 7, 7), image(8, 4, 4)).as_deref(),
+            Some("shortcut { conv 8 kernel 1 stride 2 bias off }")
+        );
+        assert_eq!(
+            p(image(4, 9, 8), image(4, 3, 8)).as_deref(),
+            Some("shortcut { conv 4 kernel 1 stride 3x1 round floor bias off }")
+        );
+        assert_eq!(
+            p(image(4, 8, 8), image(4, 1, 1)).as_deref(),
+            Some("shortcut { conv 4 kernel 1 stride 8 round floor bias off }")
+        );
+        // 7 -> 5 or 6 cannot come from a 1x1 conv; nor can a larger output.
+        assert_eq!(p(image(4, 7, 7), image(4, 5, 5)), None);
+        assert_eq!(p(image(4, 7, 7), image(4, 9, 9)), None);
+        assert!(p(image(4, 1 << 30, 1), image(4, 3, 1)).is_some());
+        assert_eq!(
+            projection(Shape::Vector(8), Shape::Vector(3), true).as_deref(),
+            Some("shortcut { dense 3 bias off batchnorm }")
+        );
+        assert_eq!(p(image(1, 2, 2), Shape::Vector(4)), None);
     }
 
     #[test]

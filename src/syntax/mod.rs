@@ -707,6 +707,15 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
             }
         }
     }
+    // What may continue the current item first, what ends a block last.
+    let rank = |label: &String| match label.as_str() {
+        "a layer" => 0,
+        "an activation" => 1,
+        "`train`" => 3,
+        "`}`" | "the end of the file" => 4,
+        _ => 2,
+    };
+    labels.sort_by_key(rank);
     let found = if word.is_empty() {
         "the end of the file".to_string()
     } else {
