@@ -142,17 +142,6 @@ macro_rules! __train {
             ) -> ::core::result::Result<$crate::rt::fit::Evaluation, $crate::Error> {
                 $crate::rt::fit::evaluate(self, data, Self::FIT.loss, Self::BATCH)
             }
-
-            /// The summed gradient of the last `train_step` or `gradients` call, one
-            /// flat buffer in parameter order (for an all-reduce across machines).
-            pub fn flat_gradients(&mut self) -> &mut [::core::primitive::f32] {
-                self.0.grads()
-            }
-
-            /// One optimizer step from the gradient in `flat_gradients`.
-            pub fn apply_update(&mut self) -> ::core::result::Result<(), $crate::Error> {
-                self.0.apply_update()
-            }
         }
 
         impl $crate::Train for $name {
@@ -178,6 +167,28 @@ macro_rules! __train {
             }
             fn last_correct(&self) -> ::core::option::Option<::core::primitive::usize> {
                 $crate::Train::last_correct(&self.0)
+            }
+        }
+
+        impl $crate::rt::FlatTrain for $name {
+            fn local_gradients(
+                &mut self,
+                x: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
+                target: $crate::Target<'_>,
+            ) -> ::core::result::Result<::core::primitive::f32, $crate::Error> {
+                $crate::rt::FlatTrain::local_gradients(&mut self.0, x, target)
+            }
+            fn flat_gradients(&mut self) -> &mut [::core::primitive::f32] {
+                $crate::rt::FlatTrain::flat_gradients(&mut self.0)
+            }
+            fn flat_buffers(&mut self) -> &mut [::core::primitive::f32] {
+                $crate::rt::FlatTrain::flat_buffers(&mut self.0)
+            }
+            fn apply_update(&mut self) -> ::core::result::Result<(), $crate::Error> {
+                $crate::rt::FlatTrain::apply_update(&mut self.0)
+            }
+            fn optimizer_state(&mut self) -> $crate::rt::OptimizerState<'_> {
+                $crate::rt::FlatTrain::optimizer_state(&mut self.0)
             }
         }
     };

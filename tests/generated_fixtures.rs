@@ -34,7 +34,9 @@ mod activations {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "activations", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "activations", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(Activations::new(0))
         });
     }
@@ -45,7 +47,9 @@ mod adamw_small {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "adamw_small", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "adamw_small", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(AdamwSmall::new(0))
         });
     }
@@ -56,7 +60,9 @@ mod avgpool_2 {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "avgpool_2", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "avgpool_2", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(Avgpool2::new(0))
         });
     }
@@ -67,9 +73,11 @@ mod avgpool_3_s2_pad1 {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "avgpool_3_s2_pad1", &|_| -> Box<dyn super::Train> {
-            Box::new(Avgpool3S2Pad1::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "avgpool_3_s2_pad1",
+            &|_| -> Box<dyn super::Train> { Box::new(Avgpool3S2Pad1::new(0)) },
+        );
     }
 }
 
@@ -78,7 +86,9 @@ mod avgpool_global {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "avgpool_global", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "avgpool_global", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(AvgpoolGlobal::new(0))
         });
     }
@@ -89,7 +99,9 @@ mod bce_binary {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "bce_binary", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "bce_binary", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(BceBinary::new(0))
         });
     }
@@ -100,7 +112,9 @@ mod bias_off {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "bias_off", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "bias_off", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(BiasOff::new(0))
         });
     }
@@ -111,7 +125,9 @@ mod bn1d_dense {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "bn1d_dense", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "bn1d_dense", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(Bn1dDense::new(0))
         });
     }
@@ -122,7 +138,9 @@ mod bn2d_basic {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "bn2d_basic", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "bn2d_basic", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(Bn2dBasic::new(0))
         });
     }
@@ -133,9 +151,11 @@ mod cifar_block_adam {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "cifar_block_adam", &|_| -> Box<dyn super::Train> {
-            Box::new(CifarBlockAdam::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "cifar_block_adam",
+            &|_| -> Box<dyn super::Train> { Box::new(CifarBlockAdam::new(0)) },
+        );
     }
 }
 
@@ -144,7 +164,9 @@ mod conv_asym_pad {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "conv_asym_pad", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "conv_asym_pad", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(ConvAsymPad::new(0))
         });
     }
@@ -155,7 +177,9 @@ mod conv_basic {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "conv_basic", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "conv_basic", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(ConvBasic::new(0))
         });
     }
@@ -166,7 +190,9 @@ mod conv_dilation {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "conv_dilation", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "conv_dilation", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(ConvDilation::new(0))
         });
     }
@@ -177,9 +203,11 @@ mod conv_groups_depthwise {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "conv_groups_depthwise", &|_| -> Box<dyn super::Train> {
-            Box::new(ConvGroupsDepthwise::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "conv_groups_depthwise",
+            &|_| -> Box<dyn super::Train> { Box::new(ConvGroupsDepthwise::new(0)) },
+        );
     }
 }
 
@@ -188,9 +216,11 @@ mod conv_pad_same_s2 {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "conv_pad_same_s2", &|_| -> Box<dyn super::Train> {
-            Box::new(ConvPadSameS2::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "conv_pad_same_s2",
+            &|_| -> Box<dyn super::Train> { Box::new(ConvPadSameS2::new(0)) },
+        );
     }
 }
 
@@ -199,9 +229,11 @@ mod conv_round_floor {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "conv_round_floor", &|_| -> Box<dyn super::Train> {
-            Box::new(ConvRoundFloor::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "conv_round_floor",
+            &|_| -> Box<dyn super::Train> { Box::new(ConvRoundFloor::new(0)) },
+        );
     }
 }
 
@@ -210,9 +242,11 @@ mod conv_stride2_pad1 {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "conv_stride2_pad1", &|_| -> Box<dyn super::Train> {
-            Box::new(ConvStride2Pad1::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "conv_stride2_pad1",
+            &|_| -> Box<dyn super::Train> { Box::new(ConvStride2Pad1::new(0)) },
+        );
     }
 }
 
@@ -221,7 +255,9 @@ mod dense_stack {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "dense_stack", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "dense_stack", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(DenseStack::new(0))
         });
     }
@@ -232,9 +268,11 @@ mod lenet_sgd_momentum {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "lenet_sgd_momentum", &|_| -> Box<dyn super::Train> {
-            Box::new(LenetSgdMomentum::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "lenet_sgd_momentum",
+            &|_| -> Box<dyn super::Train> { Box::new(LenetSgdMomentum::new(0)) },
+        );
     }
 }
 
@@ -243,7 +281,9 @@ mod maxpool_2 {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "maxpool_2", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "maxpool_2", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(Maxpool2::new(0))
         });
     }
@@ -254,9 +294,11 @@ mod maxpool_3_s2_pad1 {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "maxpool_3_s2_pad1", &|_| -> Box<dyn super::Train> {
-            Box::new(Maxpool3S2Pad1::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "maxpool_3_s2_pad1",
+            &|_| -> Box<dyn super::Train> { Box::new(Maxpool3S2Pad1::new(0)) },
+        );
     }
 }
 
@@ -265,7 +307,9 @@ mod mse_regression {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "mse_regression", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "mse_regression", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(MseRegression::new(0))
         });
     }
@@ -276,9 +320,11 @@ mod residual_identity {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "residual_identity", &|_| -> Box<dyn super::Train> {
-            Box::new(ResidualIdentity::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "residual_identity",
+            &|_| -> Box<dyn super::Train> { Box::new(ResidualIdentity::new(0)) },
+        );
     }
 }
 
@@ -287,9 +333,11 @@ mod residual_projection {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "residual_projection", &|_| -> Box<dyn super::Train> {
-            Box::new(ResidualProjection::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "residual_projection",
+            &|_| -> Box<dyn super::Train> { Box::new(ResidualProjection::new(0)) },
+        );
     }
 }
 
@@ -298,7 +346,9 @@ mod schedule_cosine {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "schedule_cosine", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "schedule_cosine", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(ScheduleCosine::new(0))
         });
     }
@@ -309,9 +359,11 @@ mod schedule_exponential {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "schedule_exponential", &|_| -> Box<dyn super::Train> {
-            Box::new(ScheduleExponential::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "schedule_exponential",
+            &|_| -> Box<dyn super::Train> { Box::new(ScheduleExponential::new(0)) },
+        );
     }
 }
 
@@ -320,7 +372,9 @@ mod schedule_step {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "schedule_step", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "schedule_step", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(ScheduleStep::new(0))
         });
     }
@@ -331,7 +385,9 @@ mod seed_example {
 
     #[test]
     fn matches_reference() {
-        super::run_forward(&super::fixture_harness::fixtures_dir(), "seed_example", &|_| -> Box<dyn super::Model> {
+        super::run_forward(&super::fixture_harness::fixtures_dir(), "seed_example", &|_| -> Box<
+            dyn super::Model,
+        > {
             Box::new(SeedExample::new(0))
         });
     }
@@ -342,9 +398,11 @@ mod sgd_nesterov_small {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "sgd_nesterov_small", &|_| -> Box<dyn super::Train> {
-            Box::new(SgdNesterovSmall::new(0))
-        });
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "sgd_nesterov_small",
+            &|_| -> Box<dyn super::Train> { Box::new(SgdNesterovSmall::new(0)) },
+        );
     }
 }
 
@@ -353,7 +411,9 @@ mod softmax_ce {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::fixtures_dir(), "softmax_ce", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::fixtures_dir(), "softmax_ce", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(SoftmaxCe::new(0))
         });
     }
@@ -364,7 +424,9 @@ mod gelu {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::own_fixtures_dir(), "gelu", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::own_fixtures_dir(), "gelu", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(GeluCase::new(0))
         });
     }
@@ -375,7 +437,9 @@ mod silu {
 
     #[test]
     fn matches_reference() {
-        super::run(&super::fixture_harness::own_fixtures_dir(), "silu", &|_| -> Box<dyn super::Train> {
+        super::run(&super::fixture_harness::own_fixtures_dir(), "silu", &|_| -> Box<
+            dyn super::Train,
+        > {
             Box::new(SiluCase::new(0))
         });
     }

@@ -2,8 +2,8 @@
 //! takes for which.
 
 use super::data::{Dataset, Targets};
-use super::{Error, Model};
 use super::inputs::batch_size;
+use super::{Error, Model};
 use std::fmt;
 
 /// Counts of (true class, predicted class) pairs.

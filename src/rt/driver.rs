@@ -23,7 +23,7 @@
 
 use super::init::Initializer;
 use super::inputs::{batch_size, check_finite, copy_rows, labels, shape_text, values};
-use super::{Error, Gradients, Model, Target, Train};
+use super::{Error, FlatTrain, Gradients, Model, OptimizerState, Target, Train};
 use crate::compute;
 use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
@@ -340,12 +340,6 @@ impl<N: Network> Driver<N> {
         &self.params
     }
 
-    /// The flat gradient buffer of the last `train_step` or `gradients` call (the
-    /// sum over the workers), in the order of `Spec::params`.
-    pub fn grads(&mut self) -> &mut [f32] {
-        &mut self.grads
-    }
-
     /// The inference statistics of every batchnorm, from the running statistics.
     fn inference_stats(&mut self) {
         for bn in Self::SPEC.batchnorms {
@@ -656,7 +650,7 @@ where
     }
 
     /// One optimizer step over the flat parameter buffer, from `grads`.
-    pub fn apply_update(&mut self) -> Result<(), Error> {
+    fn optimizer_step(&mut self) -> Result<(), Error> {
         let train = Self::train_spec()?;
         self.step += 1;
         let lr = self.learning_rate_at(self.epoch);
@@ -779,9 +773,7 @@ where
                 loss,
             });
         }
-        self.update_running_stats();
-        self.tracked += 1;
-        self.apply_update()?;
+        FlatTrain::apply_update(self)?;
         Ok(loss)
     }
 
@@ -797,6 +789,36 @@ where
         match Self::SPEC.train.map(|t| t.loss) {
             Some(Loss::CrossEntropy | Loss::BinaryCrossEntropy) => Some(self.correct),
             _ => None,
+        }
+    }
+}
+
+impl<N: Network> FlatTrain for Driver<N>
+where
+    N::Worker: Backward,
+{
+    fn local_gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error> {
+        self.accumulate(x, target, None)
+    }
+
+    fn flat_gradients(&mut self) -> &mut [f32] {
+        &mut self.grads
+    }
+
+    fn flat_buffers(&mut self) -> &mut [f32] {
+        &mut self.buffers
+    }
+
+    fn apply_update(&mut self) -> Result<(), Error> {
+        self.update_running_stats();
+        self.tracked += 1;
+        self.optimizer_step()
+    }
+
+    fn optimizer_state(&mut self) -> OptimizerState<'_> {
+        OptimizerState {
+            moments: [&mut self.state1, &mut self.state2],
+            step: &mut self.step,
         }
     }
 }

@@ -102,3 +102,31 @@ pub trait Train: Model {
         None
     }
 }
+
+/// A training step in its parts, for data-parallel training (`rt::distributed`):
+/// the gradient of a local batch into one flat buffer, which ranks can average
+/// with one all-reduce in place, then the update every replica applies alike.
+/// Generated models implement it.
+pub trait FlatTrain: Train {
+    /// Forward and backward over `x` in training mode, without updating anything:
+    /// leaves the summed gradient of the mean loss in [`FlatTrain::flat_gradients`]
+    /// and returns the loss. Allocates nothing.
+    fn local_gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error>;
+    /// The gradient buffer, in the order of `param_names` (PyTorch layouts, concatenated).
+    fn flat_gradients(&mut self) -> &mut [f32];
+    /// The buffers (batchnorm running statistics), concatenated in the order of `buffer_names`.
+    fn flat_buffers(&mut self) -> &mut [f32];
+    /// The update after `local_gradients`: the batch statistics into the running
+    /// statistics, then one optimizer step from `flat_gradients`.
+    fn apply_update(&mut self) -> Result<(), Error>;
+    /// The optimizer's state, for checkpoints: momentum (sgd) or Adam's first and
+    /// second moments, flat like the parameters (empty when unused), and the
+    /// number of optimizer steps taken.
+    fn optimizer_state(&mut self) -> OptimizerState<'_>;
+}
+
+/// See [`FlatTrain::optimizer_state`].
+pub struct OptimizerState<'a> {
+    pub moments: [&'a mut [f32]; 2],
+    pub step: &'a mut u64,
+}
