@@ -8,6 +8,47 @@
 //!                                                                    \--interp---> ndarray
 //! ```
 //!
+//! ## Quick start
+//!
+//! Depend on `cnnc` and `cnn-macros`, write the model in `cnn! { ... }` (or keep it in
+//! a file: `cnn!(file = "models/lenet.cnn")`), and train it:
+//!
+//! ```no_run
+//! use cnnc::rt::data::{mnist, Split};
+//!
+//! cnn_macros::cnn! {
+//!     model LeNet {
+//!         input 1x28x28
+//!         conv 6 kernel 5 pad 2 relu
+//!         maxpool 2
+//!         conv 16 kernel 5 relu
+//!         maxpool 2
+//!         flatten
+//!         dense 120 relu
+//!         dense 84 relu
+//!         dense 10 softmax
+//!         train { loss cross_entropy optimizer sgd lr 0.01 momentum 0.9 batch 64 epochs 10 }
+//!     }
+//! }
+//!
+//! fn main() -> Result<(), cnnc::Error> {
+//!     let train = mnist("data/mnist-10k", Split::Train)?;
+//!     let test = mnist("data/mnist-10k", Split::Test)?;
+//!     let mut model = LeNet::new(0);
+//!     model.fit(&train)?; // or model.fit_with(&train, &LeNet::FIT.quiet())
+//!     let result = model.evaluate(&test)?;
+//!     println!("test accuracy: {:.2}%", result.accuracy.unwrap_or(0.0) * 100.0);
+//!     model.save_safetensors("lenet.safetensors") // loads into PyTorch unchanged
+//! }
+//! ```
+//!
+//! Every generated model, and the reference interpreter ([`interp::Interpreter`]),
+//! implements [`Model`] and [`Train`]. The language is described in the
+//! repository's `docs/language.md`; a wrong model is a compile error at the
+//! offending tokens, with the arithmetic and the fix.
+//!
+//! The front end alone, without code generation:
+//!
 //! ```
 //! let models = cnnc::compile("model Tiny { input 4 dense 2 softmax }").unwrap();
 //! assert_eq!(models[0].param_count(), 10);
