@@ -210,3 +210,16 @@ fn the_seeds_written_from_code_are_accepted() {
     };
     assert!(e.contains("not a valid gzip file"), "{e}");
 }
+
+#[test]
+#[ignore = "replays the local fuzz/corpus/ (not in git) after a fuzz run"]
+fn replay_corpus() {
+    for target in TARGETS {
+        let found = files(&root().join("fuzz").join("corpus").join(target));
+        let accepted = found
+            .iter()
+            .filter(|p| check(target, &std::fs::read(p).unwrap()).is_ok())
+            .count();
+        println!("{target}: {} inputs, {accepted} accepted", found.len());
+    }
+}
