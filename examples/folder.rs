@@ -40,6 +40,7 @@ fn default_model(classes: usize) -> String {
         loss cross_entropy
         optimizer adam lr 0.001
         batch 32
+        validation 0.1
         epochs 10
     }}
 }}"

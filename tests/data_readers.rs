@@ -234,6 +234,16 @@ fn classes_are_saved_beside_the_weights_atomically() {
     let path = save_classes(&weights, &classes).unwrap();
     assert_eq!(path, tmp.path().join("classes.txt"));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "cat\ndog\nsea lion\n");
+    // The permissions of any file the user creates (not the temporary file's 0600).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let plain = tmp.path().join("plain");
+        std::fs::File::create(&plain).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&path), mode(&plain), "classes.txt {:o}", mode(&path));
+        std::fs::remove_file(&plain).unwrap();
+    }
     assert_eq!(read_classes(&path).unwrap(), classes);
     // Overwrites, and leaves no temporary file behind.
     save_classes(&weights, &classes[..2]).unwrap();
@@ -381,4 +391,21 @@ fn csv_errors_name_the_file_line_and_column() {
     std::fs::write(&path, b"1,2,0\n1,\xff,0\n").unwrap();
     let message = names(read_csv(&path, &class).unwrap_err(), &path);
     assert!(message.contains("line 2, column 2"), "{message}");
+}
+
+#[test]
+fn folder_reads_sixteen_bit_pngs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let deep: image::ImageBuffer<Luma<u16>, Vec<u16>> = image::ImageBuffer::from_pixel(4, 4, Luma([13107]));
+    save(deep, &d.join("a/deep.png"));
+    for channels in [1, 3] {
+        let f = image_folder(d, &FolderOptions::new(channels, 4, 4)).unwrap();
+        assert_eq!(f.data.inputs.shape(), &[1, channels, 4, 4]);
+        assert!(
+            f.data.inputs.iter().all(|&v| (v - 0.2).abs() < 1e-6),
+            "{:?}",
+            f.data.inputs
+        );
+    }
 }
