@@ -26,6 +26,18 @@ enum Command {
     },
     /// Print the Rust module that `cnn!` generates for a file, formatted.
     Emit { file: PathBuf },
+    /// Draw each model of a file as an SVG picture: one box per layer with its
+    /// output shape and parameters, residual blocks as branches joining at the add.
+    Draw {
+        file: PathBuf,
+        /// Where to write the picture (default: MODEL.svg in the current folder).
+        /// Only for a file with one model, or with --model.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Draw only this model of the file.
+        #[arg(short, long)]
+        model: Option<String>,
+    },
 }
 
 /// Files larger than this are refused rather than read: no model is this long.
@@ -47,6 +59,7 @@ fn main() -> ExitCode {
         Command::Check { files } => check(&files),
         Command::Summary { files } => summary(&files),
         Command::Emit { file } => emit(&file),
+        Command::Draw { file, output, model } => draw(&file, output.as_deref(), model.as_deref()),
     }
 }
 
@@ -196,4 +209,54 @@ fn emit(path: &Path) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn draw(path: &Path, output: Option<&Path>, only: Option<&str>) -> ExitCode {
+    let source = match read_source(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let models = match cnnc::compile(&source) {
+        Ok(models) => models,
+        Err(diags) => {
+            print_diagnostics(path, &source, &diags);
+            return ExitCode::from(1);
+        }
+    };
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let chosen: Vec<&cnnc::ir::Model> = match only {
+        Some(name) => match models.iter().find(|m| m.name == name) {
+            Some(m) => vec![m],
+            None => {
+                eprintln!(
+                    "error: {} has no model `{name}`; it has {}",
+                    path.display(),
+                    names.join(", ")
+                );
+                return ExitCode::from(2);
+            }
+        },
+        None => models.iter().collect(),
+    };
+    if output.is_some() && chosen.len() > 1 {
+        eprintln!(
+            "error: {} has {} models ({}); choose one with --model NAME to write it to one file",
+            path.display(),
+            chosen.len(),
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    for model in chosen {
+        let target = output.map_or_else(|| PathBuf::from(format!("{}.svg", model.name)), Path::to_path_buf);
+        if let Err(e) = cnnc::rt::atomic::write(&target, cnnc::draw::model_svg(model).as_bytes()) {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        eprintln!("{}: drew {} to {}", path.display(), model.name, target.display());
+    }
+    ExitCode::SUCCESS
 }

@@ -401,3 +401,30 @@ fn an_empty_file_has_no_model() {
         );
     }
 }
+
+#[test]
+fn draw_writes_one_svg_per_model_and_refuses_ambiguous_output() {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("lenet-drawing.svg");
+    let o = cnnc(&["draw", "examples/models/lenet.cnn", "-o", path_str(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg.starts_with("<svg") || svg.starts_with("<?xml"), "{svg:.80}");
+    assert!(
+        svg.contains("conv") && svg.contains("6x28x28"),
+        "the drawing names layers and shapes"
+    );
+    // Three models, one output file: say which to choose.
+    let o = cnnc(&["draw", "examples/models/tour.cnn", "-o", path_str(&out)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
+    let o = cnnc(&[
+        "draw",
+        "examples/models/tour.cnn",
+        "--model",
+        "Nope",
+        "-o",
+        path_str(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Tour, Head, conv"), "{}", stderr(&o));
+}

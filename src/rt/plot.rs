@@ -5,31 +5,7 @@
 use super::fit::FitReport;
 use super::Error;
 use plotters::prelude::*;
-use std::io::Write;
 use std::path::Path;
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder,
-/// flushed, then renamed over `path`, so a reader never sees half a file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let io = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    // A temporary file is private (0600); the file it becomes gets the usual
-    // permissions, 0666 less the umask, as `File::create` would give it.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let mut file = builder.tempfile_in(folder).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    file.persist(path).map_err(|e| io(e.error))?;
-    Ok(())
-}
 
 /// Draws the loss and (for classifiers) the accuracy per epoch, training and
 /// validation, each with axes and a legend, and writes the SVG to `path`
@@ -40,7 +16,7 @@ pub fn training_svg(report: &FitReport, path: impl AsRef<Path>) -> Result<(), Er
         path: path.display().to_string(),
         message,
     })?;
-    write_atomic(path, svg.as_bytes())
+    super::atomic::write(path, svg.as_bytes())
 }
 
 const TRAIN: RGBColor = RGBColor(31, 119, 180);

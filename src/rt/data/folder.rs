@@ -398,7 +398,7 @@ pub fn save_classes(weights: impl AsRef<Path>, classes: &[String]) -> Result<Pat
     }
     let mut text = classes.join("\n");
     text.push('\n');
-    crate::rt::plot::write_atomic(&path, text.as_bytes())?;
+    crate::rt::atomic::write(&path, text.as_bytes())?;
     Ok(path)
 }
 
