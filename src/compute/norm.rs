@@ -171,8 +171,8 @@ pub fn normalize_forward(x: &[f32], y: &mut [f32], n: usize, mean: &[f32], std: 
 pub fn normalize_backward(dy: &[f32], dx: &mut [f32], n: usize, std: &[f32], area: usize) {
     let c = std.len();
     for s in 0..n {
-        for ch in 0..c {
-            let inv = 1.0 / std[ch];
+        for (ch, sd) in std.iter().enumerate() {
+            let inv = 1.0 / sd;
             let base = (s * c + ch) * area;
             for (d, &g) in dx[base..base + area].iter_mut().zip(&dy[base..base + area]) {
                 *d = g * inv;
