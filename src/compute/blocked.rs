@@ -57,6 +57,10 @@ struct Tile {
     cols: usize,
     bias: Option<*const f32>,
     act: Activation,
+    /// The first chunk of channels starts from zero, later ones from the output;
+    /// the last adds the bias and applies the activation.
+    first: bool,
+    last: bool,
 }
 
 /// The most taps per filter and channel the blocked path takes (an 8x8 window);
@@ -94,11 +98,11 @@ const fn filters_padded(s: &ConvShape) -> usize {
 }
 
 /// Output rows per weight-gradient block: the block's transposed output gradient
-/// (rows x OW x filters) stays within 16 KiB of L1 while every input channel and
-/// tap passes over it.
+/// (rows x OW x filters) stays within 32 KiB of L1 while every input channel and
+/// tap passes over it (fewer, longer tiles: each loads and stores its sums once).
 const fn block_rows(s: &ConvShape) -> usize {
     let per_row = s.ow * filters_padded(s);
-    let rows = 4096 / if per_row == 0 { 1 } else { per_row };
+    let rows = 8192 / if per_row == 0 { 1 } else { per_row };
     if rows == 0 {
         1
     } else {
@@ -247,44 +251,59 @@ pub fn forward(
     for (t, o) in off.iter_mut().enumerate().take(taps) {
         *o = t / s.kw * s.dh * wp + t % s.kw * s.dw;
     }
+    let chunk = channel_chunk(s, rf, width);
     for i in 0..n {
         pad(s, &x[i * il..][..il], xp);
         let ys = &mut y[i * ol..][..ol];
         for g in 0..s.g {
-            for oh in 0..s.oh {
+            for c0 in (0..cg).step_by(chunk) {
                 for block in 0..blocks {
                     let (f0, f) = (block * rf, g * fg + block * rf);
-                    for ow0 in (0..s.ow).step_by(width) {
-                        let cols = (s.ow - ow0).min(width);
-                        let t = Tile {
-                            x: xp[(g * cg * hp + oh * s.sh) * wp + ow0..].as_ptr(),
-                            cs: hp * wp,
-                            off,
-                            taps,
-                            cg,
-                            w: wk[(g * blocks + block) * cg * taps * rf..].as_ptr(),
-                            ws: rf,
-                            y: ys[(f * s.oh + oh) * s.ow + ow0..].as_mut_ptr(),
-                            ys: s.positions(),
-                            cols,
-                            bias: b.map(|b| b[f..].as_ptr()),
-                            act,
-                        };
-                        // SAFETY: the tile reads channels g*cg .. (g+1)*cg of the padded
-                        // sample from row oh*sh, rows up to (kh-1)*dh further and columns
-                        // ow0 + (kw-1)*dw + cv*lanes - 1 at most: inside the padded sample
-                        // for every valid column, and at most lanes - 1 past the last row,
-                        // inside the SLACK. It reads cg * taps * rf repacked weights of this
-                        // block (inside `wk`, see `repack`) and min(rf, fg - f0) biases
-                        // from f, and writes those filters' rows at columns ow0 .. ow0 +
-                        // cols. The lengths were checked above; `k` is the selected
-                        // (available) instruction set's.
-                        unsafe { (k.forward)(rf.min(fg - f0), cols.div_ceil(k.lanes), &t) };
+                    for oh in 0..s.oh {
+                        for ow0 in (0..s.ow).step_by(width) {
+                            let cols = (s.ow - ow0).min(width);
+                            let t = Tile {
+                                x: xp[((g * cg + c0) * hp + oh * s.sh) * wp + ow0..].as_ptr(),
+                                cs: hp * wp,
+                                off,
+                                taps,
+                                cg: chunk.min(cg - c0),
+                                w: wk[((g * blocks + block) * cg + c0) * taps * rf..].as_ptr(),
+                                ws: rf,
+                                y: ys[(f * s.oh + oh) * s.ow + ow0..].as_mut_ptr(),
+                                ys: s.positions(),
+                                cols,
+                                bias: b.map(|b| b[f..].as_ptr()),
+                                act,
+                                first: c0 == 0,
+                                last: c0 + chunk >= cg,
+                            };
+                            // SAFETY: the tile reads channels g*cg + c0 .. of the chunk in
+                            // the padded sample from row oh*sh, rows up to (kh-1)*dh further
+                            // and columns ow0 + (kw-1)*dw + cv*lanes - 1 at most: inside the
+                            // padded sample for every valid column, and at most lanes - 1 past
+                            // the last row, inside the SLACK. It reads those channels' taps *
+                            // rf repacked weights of this block (inside `wk`, see `repack`)
+                            // and min(rf, fg - f0) biases from f, and reads and writes those
+                            // filters' rows at columns ow0 .. ow0 + cols. The lengths were
+                            // checked above; `k` is the selected (available) instruction set's.
+                            unsafe { (k.forward)(rf.min(fg - f0), cols.div_ceil(k.lanes), &t) };
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// Input channels per pass of the forward tiles: a block's weights and the
+/// input rows of one output row stay within 24 KiB of L1 (half of it on current
+/// x86 cores) while the block walks down the output rows; each later pass
+/// starts from the partial sums in the output.
+fn channel_chunk(s: &ConvShape, rf: usize, width: usize) -> usize {
+    let rows = (s.kh - 1) * s.dh + 1;
+    let per_channel = s.kh * s.kw * rf + rows * (width + (s.kw - 1) * s.dw);
+    balanced(s.cg(), (8192 / per_channel).max(1))
 }
 
 /// Copies the weights into `wk` as `[group][block][channel][tap][rf]` for blocks
@@ -413,9 +432,12 @@ pub fn backward(
         }
         pad(s, &x[i * il..][..il], xp);
         for g in 0..s.g {
-            for fi in 0..fg {
-                for (q, v) in dys[(g * fg + fi) * p..][..p].iter().enumerate() {
-                    dyt[q * fgp + fi] = *v;
+            // Position-major: the writes are contiguous, and the fg strided read
+            // streams each reuse a cache line for 16 positions.
+            let dyg = &dys[g * fg * p..][..fg * p];
+            for (q, row) in dyt.chunks_exact_mut(fgp).enumerate() {
+                for (fi, d) in row[..fg].iter_mut().enumerate() {
+                    *d = dyg[fi * p + q];
                 }
             }
             for r0 in (0..s.oh).step_by(rows) {
@@ -493,13 +515,15 @@ fn rotate(s: &ConvShape, w: &[f32], wr: &mut [f32]) {
     }
 }
 
-/// The sums of one forward tile: `RF` filters x `CV` vectors of output columns.
+/// `acc` plus the products of one forward tile's chunk of channels: `RF`
+/// filters x `CV` vectors of output columns.
 ///
 /// # Safety
 /// As [`forward_tile`]: `x` is the tile's input at channel 0, `w` its repacked
 /// weights, `off` its `taps` offsets.
 #[inline(always)]
 unsafe fn accumulate<L: Lanes, const RF: usize, const CV: usize>(
+    mut acc: [[L; CV]; RF],
     x: *const f32,
     cs: usize,
     cg: usize,
@@ -510,7 +534,6 @@ unsafe fn accumulate<L: Lanes, const RF: usize, const CV: usize>(
 ) -> [[L; CV]; RF] {
     // SAFETY: every address is one the contract covers (see `forward`).
     unsafe {
-        let mut acc = [[L::zero(); CV]; RF];
         let mut w = w;
         let mut xc = x;
         for _ in 0..cg {
@@ -543,9 +566,26 @@ unsafe fn accumulate<L: Lanes, const RF: usize, const CV: usize>(
 unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
     // SAFETY: every address is one the contract covers (see `forward`).
     unsafe {
-        let acc = accumulate::<L, RF, CV>(t.x, t.cs, t.cg, t.off.as_ptr(), t.taps, t.w, t.ws);
+        let mut acc = [[L::zero(); CV]; RF];
+        if !t.first {
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let yr = t.y.add(r * t.ys);
+                for (v, a) in acc.iter_mut().enumerate() {
+                    let done = v * L::LANES;
+                    *a = if t.cols - done >= L::LANES {
+                        L::load(yr.add(done))
+                    } else {
+                        L::load_first(yr.add(done), t.cols - done)
+                    };
+                }
+            }
+        }
+        let acc = accumulate::<L, RF, CV>(acc, t.x, t.cs, t.cg, t.off.as_ptr(), t.taps, t.w, t.ws);
         for (r, acc) in acc.iter().enumerate() {
-            let bias = L::splat(t.bias.map_or(0.0, |b| *b.add(r)));
+            let bias = L::splat(match t.bias {
+                Some(b) if t.last => *b.add(r),
+                _ => 0.0,
+            });
             let yr = t.y.add(r * t.ys);
             for (v, &a) in acc.iter().enumerate() {
                 let (done, out) = (v * L::LANES, L::add(a, bias));
@@ -555,7 +595,7 @@ unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
                     L::store_first(yr.add(done), t.cols - done, out);
                 }
             }
-            if t.act != Activation::Identity {
+            if t.last && t.act != Activation::Identity {
                 t.act.forward(std::slice::from_raw_parts_mut(yr, t.cols));
             }
         }
