@@ -216,13 +216,88 @@ fn cases() -> Vec<Case> {
             Identity,
         ),
         case(
-            "conv64",
+            "conv64 16x16",
             shape(64, 16, 16, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
             true,
             Identity,
         ),
+        case(
+            "conv64",
+            shape(64, 32, 32, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "blocked",
+            shape(8, 20, 20, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Relu,
+        ),
+        case(
+            "blocked unpadded odd",
+            shape(5, 19, 23, 13, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+            true,
+            Tanh,
+        ),
+        case(
+            "blocked asym",
+            shape(6, 17, 21, 25, (3, 3), (1, 1), (2, 0, 1, 2), (1, 1), 1),
+            true,
+            LeakyRelu(0.2),
+        ),
+        case(
+            "blocked dilated",
+            shape(7, 20, 22, 9, (3, 3), (1, 1), (2, 1, 2, 0), (2, 2), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "blocked grouped",
+            shape(12, 18, 18, 30, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 3),
+            true,
+            Sigmoid,
+        ),
+        case(
+            "blocked bias off 5x5",
+            shape(4, 20, 36, 7, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),
+            false,
+            Identity,
+        ),
+        case(
+            "blocked 1x3",
+            shape(6, 5, 40, 20, (1, 3), (1, 1), (0, 0, 1, 1), (1, 1), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "blocked chunked relu",
+            shape(48, 20, 20, 24, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Relu,
+        ),
+        case(
+            "blocked 3 channels",
+            shape(3, 32, 32, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Relu,
+        ),
     ]
 }
+
+/// The blocked path's cases: every one must take it.
+const BLOCKED: [&str; 11] = [
+    "conv64 16x16",
+    "conv64",
+    "blocked",
+    "blocked unpadded odd",
+    "blocked asym",
+    "blocked dilated",
+    "blocked grouped",
+    "blocked bias off 5x5",
+    "blocked 1x3",
+    "blocked chunked relu",
+    "blocked 3 channels",
+];
 
 /// Deterministic values in [-1, 1).
 fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -396,4 +471,7 @@ fn cases_cover_every_plan() {
         assert!(plans.contains(&plan), "no case takes {plan:?}");
     }
     assert!(cases().iter().any(|c| c.s.pointwise()));
+    for case in cases().iter().filter(|c| BLOCKED.contains(&c.name)) {
+        assert_eq!(case.s.plan(), Plan::Blocked, "{}", case.name);
+    }
 }

@@ -388,7 +388,7 @@ pub fn backward(
     dy: &[f32],
     dw: &mut [f32],
     mut db: Option<&mut [f32]>,
-    mut dx: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
     n: usize,
     scratch: &mut [f32],
 ) {
@@ -474,7 +474,7 @@ pub fn backward(
             }
         }
     }
-    if let Some(dx) = dx.as_deref_mut() {
+    if let Some(dx) = dx {
         forward(
             &t,
             Activation::Identity,

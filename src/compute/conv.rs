@@ -109,7 +109,7 @@ impl ConvShape {
     /// input channel (`c == 1`, LeNet's first layer) stays with the other paths: its
     /// weight gradient as a product measured faster than direct loops.
     pub const fn depthwise(&self) -> bool {
-        self.g == self.c && self.c > 1 && self.f % self.c == 0
+        self.g == self.c && self.c > 1 && self.f.is_multiple_of(self.c)
     }
     /// Few input taps, few filters, unit column stride and a short output row: the
     /// matrix product would spend more on packing and tile edges than on arithmetic
