@@ -216,13 +216,88 @@ fn cases() -> Vec<Case> {
             Identity,
         ),
         case(
-            "conv64",
+            "conv64 16x16",
             shape(64, 16, 16, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
             true,
             Identity,
         ),
+        case(
+            "conv64",
+            shape(64, 32, 32, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "blocked",
+            shape(8, 20, 20, 16, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Relu,
+        ),
+        case(
+            "blocked unpadded odd",
+            shape(5, 19, 23, 13, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+            true,
+            Tanh,
+        ),
+        case(
+            "blocked asym",
+            shape(6, 17, 21, 25, (3, 3), (1, 1), (2, 0, 1, 2), (1, 1), 1),
+            true,
+            LeakyRelu(0.2),
+        ),
+        case(
+            "blocked dilated",
+            shape(7, 20, 22, 9, (3, 3), (1, 1), (2, 1, 2, 0), (2, 2), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "blocked grouped",
+            shape(12, 18, 18, 30, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 3),
+            true,
+            Sigmoid,
+        ),
+        case(
+            "blocked bias off 5x5",
+            shape(4, 20, 36, 7, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),
+            false,
+            Identity,
+        ),
+        case(
+            "blocked 1x3",
+            shape(6, 5, 40, 20, (1, 3), (1, 1), (0, 0, 1, 1), (1, 1), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "blocked chunked relu",
+            shape(48, 20, 20, 24, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Relu,
+        ),
+        case(
+            "blocked 3 channels",
+            shape(3, 32, 32, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Relu,
+        ),
     ]
 }
+
+/// The blocked path's cases: every one must take it.
+const BLOCKED: [&str; 11] = [
+    "conv64 16x16",
+    "conv64",
+    "blocked",
+    "blocked unpadded odd",
+    "blocked asym",
+    "blocked dilated",
+    "blocked grouped",
+    "blocked bias off 5x5",
+    "blocked 1x3",
+    "blocked chunked relu",
+    "blocked 3 channels",
+];
 
 /// Deterministic values in [-1, 1).
 fn data(len: usize, seed: u32) -> Vec<f32> {
@@ -324,7 +399,7 @@ fn check(case: &str, isa: Isa, what: &str, got: &[f32], want: &[f64]) {
     );
 }
 
-fn run(case: &Case, isa: Isa) {
+fn run(case: &Case, isas: &[Isa]) {
     let (s, n) = (&case.s, 2);
     let x = data(n * s.input_len(), 1);
     let w = data(s.weight_len(), 2);
@@ -332,11 +407,28 @@ fn run(case: &Case, isa: Isa) {
     let dy = data(n * s.output_len(), 4);
     let b = case.bias.then_some(&b[..]);
     let want = reference(s, case.act, &x, &w, b, &dy, n);
-    let mut scratch = vec![f32::NAN; s.scratch_len()];
+    for &isa in isas {
+        set_isa(isa).expect("available");
+        for plan in Plan::ALL.into_iter().filter(|&p| s.allows(p)) {
+            run_on(case, isa, plan, &x, &w, b, &dy, &want);
+        }
+    }
+}
+
+/// Forward and backward through `plan` against the reference.
+#[allow(clippy::too_many_arguments)]
+fn run_on(case: &Case, isa: Isa, plan: Plan, x: &[f32], w: &[f32], b: Option<&[f32]>, dy: &[f32], want: &Reference) {
+    let (s, n) = (&case.s, 2);
+    let name = format!("{} ({plan:?})", case.name);
+    let name = name.as_str();
+    let mut scratch = vec![f32::NAN; s.scratch_len_for(plan)];
+    if plan == s.plan() {
+        assert_eq!(s.scratch_len(), scratch.len());
+    }
 
     let mut y = vec![f32::NAN; n * s.output_len()];
-    conv::forward(s, case.act, &x, &w, b, &mut y, n, &mut scratch);
-    check(case.name, isa, "y", &y, &want.y);
+    conv::forward_as(plan, s, case.act, x, w, b, &mut y, n, &mut scratch);
+    check(name, isa, "y", &y, &want.y);
 
     // Backward adds into dw and db and overwrites dx.
     let (dw0, db0) = (data(s.weight_len(), 5), data(s.f, 6));
@@ -344,20 +436,20 @@ fn run(case: &Case, isa: Isa) {
     let mut dx = vec![f32::NAN; n * s.input_len()];
     scratch.fill(f32::NAN);
     let dbo = case.bias.then_some(&mut db[..]);
-    conv::backward(s, &x, &w, &dy, &mut dw, dbo, Some(&mut dx), n, &mut scratch);
+    conv::backward_as(plan, s, x, w, dy, &mut dw, dbo, Some(&mut dx), n, &mut scratch);
     let plus = |base: &[f32], d: &[f64]| base.iter().zip(d).map(|(&a, &b)| f64::from(a) + b).collect::<Vec<_>>();
-    check(case.name, isa, "dw", &dw, &plus(&dw0, &want.dw));
-    check(case.name, isa, "dx", &dx, &want.dx);
+    check(name, isa, "dw", &dw, &plus(&dw0, &want.dw));
+    check(name, isa, "dx", &dx, &want.dx);
     if case.bias {
-        check(case.name, isa, "db", &db, &plus(&db0, &want.db));
+        check(name, isa, "db", &db, &plus(&db0, &want.db));
     } else {
-        assert_eq!(db, db0, "{}: db was written with the bias off", case.name);
+        assert_eq!(db, db0, "{name}: db was written with the bias off");
     }
 
     // Without dx, the parameter gradients are the same.
     let mut dw2 = dw0.clone();
-    conv::backward(s, &x, &w, &dy, &mut dw2, None, None, n, &mut scratch);
-    check(case.name, isa, "dw without dx", &dw2, &plus(&dw0, &want.dw));
+    conv::backward_as(plan, s, x, w, dy, &mut dw2, None, None, n, &mut scratch);
+    check(name, isa, "dw without dx", &dw2, &plus(&dw0, &want.dw));
 }
 
 /// One test walks every instruction set: `set_isa` is process-wide, and tests
@@ -365,11 +457,8 @@ fn run(case: &Case, isa: Isa) {
 #[test]
 fn conv_matches_the_definition_on_every_path_and_isa() {
     let isas: Vec<Isa> = Isa::ALL.into_iter().filter(|i| i.is_available()).collect();
-    for isa in isas {
-        set_isa(isa).expect("available");
-        for case in cases() {
-            run(&case, isa);
-        }
+    for case in cases() {
+        run(&case, &isas);
     }
     set_isa(Isa::best()).expect("available");
 }
@@ -378,8 +467,11 @@ fn conv_matches_the_definition_on_every_path_and_isa() {
 #[test]
 fn cases_cover_every_plan() {
     let plans: Vec<Plan> = cases().iter().map(|c| c.s.plan()).collect();
-    for plan in [Plan::Depthwise, Plan::Direct, Plan::Unfolded] {
+    for plan in [Plan::Depthwise, Plan::Direct, Plan::Blocked, Plan::Unfolded] {
         assert!(plans.contains(&plan), "no case takes {plan:?}");
     }
     assert!(cases().iter().any(|c| c.s.pointwise()));
+    for case in cases().iter().filter(|c| BLOCKED.contains(&c.name)) {
+        assert_eq!(case.s.plan(), Plan::Blocked, "{}", case.name);
+    }
 }

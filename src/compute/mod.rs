@@ -13,6 +13,7 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod act;
+pub mod blocked;
 pub mod conv;
 pub mod dense;
 pub mod dropout;

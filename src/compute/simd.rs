@@ -29,8 +29,6 @@ pub(crate) trait Lanes: Copy {
     unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
     unsafe fn mul(a: Self, b: Self) -> Self;
     unsafe fn add(a: Self, b: Self) -> Self;
-    /// The sum of the lanes.
-    unsafe fn sum(v: Self) -> f32;
 }
 
 /// Eight floats in plain Rust: the compiler keeps them in vector registers of the
@@ -85,11 +83,6 @@ impl Lanes for F32x8 {
     #[inline(always)]
     unsafe fn add(a: Self, b: Self) -> Self {
         F32x8(std::array::from_fn(|i| a.0[i] + b.0[i]))
-    }
-    #[inline(always)]
-    unsafe fn sum(v: Self) -> f32 {
-        let a = v.0;
-        ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
     }
 }
 
@@ -155,10 +148,6 @@ mod x86 {
         unsafe fn add(a: Self, b: Self) -> Self {
             F32x16(unsafe { _mm512_add_ps(a.0, b.0) })
         }
-        #[inline(always)]
-        unsafe fn sum(v: Self) -> f32 {
-            unsafe { _mm512_reduce_add_ps(v.0) }
-        }
     }
 
     /// Eight floats in an AVX register, with FMA.
@@ -212,14 +201,6 @@ mod x86 {
         #[inline(always)]
         unsafe fn add(a: Self, b: Self) -> Self {
             F32x8Avx(unsafe { _mm256_add_ps(a.0, b.0) })
-        }
-        #[inline(always)]
-        unsafe fn sum(v: Self) -> f32 {
-            unsafe {
-                let q = _mm_add_ps(_mm256_castps256_ps128(v.0), _mm256_extractf128_ps::<1>(v.0));
-                let d = _mm_add_ps(q, _mm_movehl_ps(q, q));
-                _mm_cvtss_f32(_mm_add_ss(d, _mm_shuffle_ps::<1>(d, d)))
-            }
         }
     }
 }
