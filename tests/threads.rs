@@ -3,7 +3,7 @@
 //! combined over the whole minibatch, whatever the split over workers.
 
 use cnnc::ndarray::{Array1, ArrayD, IxDyn};
-use cnnc::{Model, Target, Train};
+use cnnc::{Target, Train};
 
 cnn_macros::cnn! {
     model Dropped {
