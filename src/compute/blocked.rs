@@ -24,9 +24,9 @@
 //! added to `dw` once per call. Output rows are taken in blocks whose transposed
 //! gradient fits in L1 while every channel and tap passes over it.
 //!
-//! The same loops serve every instruction set through [`Lanes`]; the register
+//! The same loops serve every instruction set through `simd::Lanes`; the register
 //! block sizes depend on the vector width and the register count (see
-//! [`Kernels`]).
+//! `Kernels`).
 
 #![warn(unsafe_op_in_unsafe_fn)]
 
