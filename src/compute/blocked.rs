@@ -4,11 +4,14 @@
 //! Forward: a tile is `RF` filters x `CV` vectors of consecutive output columns of
 //! one output row, `RF * CV` accumulators. For every input channel and tap, the
 //! tile loads `CV` vectors of the (zero-padded) input row and broadcasts `RF`
-//! weights straight from the PyTorch-layout weight tensor (each filter's weights
-//! are read in order, so the `RF` streams stay in L1), then stores the tile once
-//! with the bias added and the activation applied. Nothing is unfolded: the
-//! arithmetic is the whole cost, and every FMA reads operands already in
-//! registers or L1.
+//! weights, repacked per call so that one tap's weights of a filter block are
+//! consecutive, then stores the tile once with the bias added and the activation
+//! applied. Input channels are taken in chunks sized so that a block's weights and
+//! the input rows under one output row stay in L1 while the block walks down the
+//! output rows (partial sums go through the output). Nothing is unfolded: every
+//! FMA reads operands already in registers or L1. Measured on conv64 (benches/conv.rs,
+//! one thread, 32 samples): 71% of the AVX-512 FMA peak and 74% of the AVX2 one,
+//! against 47% and 57% for unfold + matrix product.
 //!
 //! Backward: the data gradient is the same forward kernel on the transposed
 //! problem (the output gradient, padded by `dilation * (size - 1) - pad`, under the
@@ -21,9 +24,9 @@
 //! added to `dw` once per call. Output rows are taken in blocks whose transposed
 //! gradient fits in L1 while every channel and tap passes over it.
 //!
-//! The same loops serve every instruction set through [`Lanes`]; the register
+//! The same loops serve every instruction set through `simd::Lanes`; the register
 //! block sizes depend on the vector width and the register count (see
-//! [`Kernels`]).
+//! `Kernels`).
 
 #![warn(unsafe_op_in_unsafe_fn)]
 

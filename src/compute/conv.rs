@@ -56,9 +56,13 @@ pub struct ConvShape {
 /// How a layer shape is computed; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
+    /// Direct loops per channel along output rows (`g == c`, `f` a multiple of `c`).
     Depthwise,
+    /// Row accumulators for few taps and filters (forward); backward as `Unfolded`.
     Direct,
+    /// The register-blocked direct convolution of [`super::blocked`].
     Blocked,
+    /// im2col and one matrix product per sample and group.
     Unfolded,
 }
 
