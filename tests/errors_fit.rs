@@ -101,7 +101,7 @@ fn the_wrong_kind_or_shape_of_targets_is_refused() {
 #[test]
 fn inputs_of_the_wrong_shape_are_refused() {
     let data = Dataset::new(inputs(4, 3), labels(4)).expect("counts agree");
-    both_refuse(&data, Loss::CrossEntropy, &["training set's input array has shape", "[N, 2]", "[4, 3]"]);
+    both_refuse(&data, Loss::CrossEntropy, &["set's input array has shape", "[N, 2]", "[4, 3]"]);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use cnnc::rt::checkpoint::Checkpoint;
 use cnnc::rt::data::{Dataset, Targets};
 use cnnc::rt::fit::{fit, fit_resumable, FitConfig, FitOptions, FitReport};
 use cnnc::rt::FlatTrain;
-use cnnc::{Error, Model};
+use cnnc::Error;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
