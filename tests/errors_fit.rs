@@ -95,13 +95,21 @@ fn the_wrong_kind_or_shape_of_targets_is_refused() {
         &["binary_cross_entropy", "Targets::Values"],
     );
     let data = Dataset::new(inputs(4, 2), Targets::Values(ArrayD::zeros(IxDyn(&[4, 2])))).expect("counts agree");
-    both_refuse(&data, Loss::BinaryCrossEntropy, &["target array has shape", "[4, 1]", "[4, 2]"]);
+    both_refuse(
+        &data,
+        Loss::BinaryCrossEntropy,
+        &["target array has shape", "[4, 1]", "[4, 2]"],
+    );
 }
 
 #[test]
 fn inputs_of_the_wrong_shape_are_refused() {
     let data = Dataset::new(inputs(4, 3), labels(4)).expect("counts agree");
-    both_refuse(&data, Loss::CrossEntropy, &["set's input array has shape", "[N, 2]", "[4, 3]"]);
+    both_refuse(
+        &data,
+        Loss::CrossEntropy,
+        &["set's input array has shape", "[N, 2]", "[4, 3]"],
+    );
 }
 
 #[test]

@@ -73,7 +73,11 @@ fn fit_augments_each_sample_as_rt_augment_draws_it() {
     // 23 samples in batches of 5: the last batch holds 3.
     let data = images(23);
     let config = Augmented::FIT.quiet();
-    assert_eq!(config.augment.len(), 3, "FitConfig::of copies the train block's augment");
+    assert_eq!(
+        config.augment.len(),
+        3,
+        "FitConfig::of copies the train block's augment"
+    );
     let mut fitted = Augmented::new(config.seed);
     fit(&mut fitted, &data, &config).unwrap_or_else(|e| panic!("{e}"));
 
@@ -90,7 +94,15 @@ fn fit_augments_each_sample_as_rt_augment_draws_it() {
         for chunk in order.chunks(config.batch) {
             let raw: Vec<f32> = chunk.iter().flat_map(|&i| x[i * len..(i + 1) * len].to_vec()).collect();
             let mut out = vec![0.0; raw.len()];
-            augment_batch(config.augment, (2, 6, 6), config.seed, epoch as u64, chunk, &raw, &mut out);
+            augment_batch(
+                config.augment,
+                (2, 6, 6),
+                config.seed,
+                epoch as u64,
+                chunk,
+                &raw,
+                &mut out,
+            );
             let xb = ArrayD::from_shape_vec(IxDyn(&[chunk.len(), 2, 6, 6]), out).expect("shape");
             let lb: Vec<usize> = chunk.iter().map(|&i| labels[i]).collect();
             by_hand
@@ -98,14 +110,14 @@ fn fit_augments_each_sample_as_rt_augment_draws_it() {
                 .unwrap_or_else(|e| panic!("{e}"));
         }
     }
-    assert!(bits(&fitted) == bits(&by_hand), "fit's augmentation differs from rt::augment's");
+    assert!(
+        bits(&fitted) == bits(&by_hand),
+        "fit's augmentation differs from rt::augment's"
+    );
 
     // And augmentation changes the run: without it the weights differ.
     let mut plain = Augmented::new(config.seed);
-    let no_augment = FitConfig {
-        augment: &[],
-        ..config
-    };
+    let no_augment = FitConfig { augment: &[], ..config };
     fit(&mut plain, &data, &no_augment).unwrap_or_else(|e| panic!("{e}"));
     assert!(bits(&plain) != bits(&fitted));
 }
@@ -118,8 +130,13 @@ fn augment_on_a_vector_input_is_refused() {
         augment: &[cnnc::ir::Augment::FlipHorizontal],
         ..Normed::FIT.quiet()
     };
-    let text = fit(&mut Normed::new(0), &data, &config).expect_err("refused").to_string();
-    assert!(text.contains("needs image inputs [C, H, W]") && text.contains("[4]"), "{text}");
+    let text = fit(&mut Normed::new(0), &data, &config)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        text.contains("needs image inputs [C, H, W]") && text.contains("[4]"),
+        "{text}"
+    );
 }
 
 #[test]

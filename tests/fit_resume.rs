@@ -212,7 +212,10 @@ fn a_run_stopped_anywhere_and_resumed_ends_bit_identical() {
         let mut m = Small::new(Small::FIT.seed);
         let report = fit_resumable(&mut m, &data, &quiet(), &FitOptions::default().resume(&path))
             .unwrap_or_else(|e| panic!("resumed after {steps} steps: {e}"));
-        assert!(state(&mut m) == expected, "resumed after {steps} steps: the state differs");
+        assert!(
+            state(&mut m) == expected,
+            "resumed after {steps} steps: the state differs"
+        );
         assert_eq!(numbers(&report), numbers(&expected_report), "after {steps} steps");
     }
 }
@@ -253,8 +256,8 @@ fn the_stop_flag_stops_between_steps_and_a_finished_run_resumes_to_its_end() {
     let c = Checkpoint::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((c.progress.epoch, c.progress.step_in_epoch), (3, 0));
     let mut m = Small::new(Small::FIT.seed);
-    let report = fit_resumable(&mut m, &data, &quiet(), &FitOptions::default().resume(&path))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let report =
+        fit_resumable(&mut m, &data, &quiet(), &FitOptions::default().resume(&path)).unwrap_or_else(|e| panic!("{e}"));
     assert!(state(&mut m) == expected, "resuming a finished run trains no more");
     assert_eq!(numbers(&report), numbers(&expected_report));
     // Without a checkpoint path the stop is reported all the same.
@@ -274,8 +277,13 @@ fn checkpoints_every_n_steps_land_mid_epoch() {
     // Written after steps 3, 6, 9, the epoch's end (10), 12 and at the stop (14).
     let c = Checkpoint::load(&path).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((c.progress.epoch, c.progress.step_in_epoch), (1, 4));
-    let e = fit_resumable(&mut m, &data, &quiet(), &FitOptions::default().checkpoint(&path).every(0))
-        .expect_err("every 0");
+    let e = fit_resumable(
+        &mut m,
+        &data,
+        &quiet(),
+        &FitOptions::default().checkpoint(&path).every(0),
+    )
+    .expect_err("every 0");
     assert!(e.to_string().contains("every 0 steps"), "{e}");
 }
 
@@ -316,7 +324,12 @@ fn a_checkpoint_of_another_model_train_block_or_data_set_is_refused() {
     .expect_err("stopped");
     assert!(matches!(e, Error::Interrupted { .. }), "{e}");
     let shown = path.display().to_string();
-    refused(&data, &quiet(), &path, &[&shown, "does not belong", "`Plain`, not `Small`"]);
+    refused(
+        &data,
+        &quiet(),
+        &path,
+        &[&shown, "does not belong", "`Plain`, not `Small`"],
+    );
     // The same layers, another train block (its seed).
     let path = dir.join("reseeded.ckpt");
     let mut r = Reseeded::new(0);
@@ -332,7 +345,12 @@ fn a_checkpoint_of_another_model_train_block_or_data_set_is_refused() {
     let c = mid_run(&data, &dir);
     let path = dir.join("mid.ckpt");
     let other_batch = FitConfig { batch: 4, ..quiet() };
-    refused(&data, &other_batch, &path, &["does not belong", "`batch 8`", "`batch 4`"]);
+    refused(
+        &data,
+        &other_batch,
+        &path,
+        &["does not belong", "`batch 8`", "`batch 4`"],
+    );
     let no_augment = FitConfig {
         augment: &[],
         ..quiet()
@@ -344,12 +362,14 @@ fn a_checkpoint_of_another_model_train_block_or_data_set_is_refused() {
         &["`augment [FlipHorizontal, Crop(1)]`", "this run's `augment []`"],
     );
     refused(&images(100, 7), &quiet(), &path, &["`data hash "]);
-    refused(&images(90, 6), &quiet(), &path, &["`data 100 samples`", "`data 90 samples`"]);
+    refused(
+        &images(90, 6),
+        &quiet(),
+        &path,
+        &["`data 100 samples`", "`data 90 samples`"],
+    );
     // A hand-built configuration is not the model's train block.
-    let by_hand = FitConfig {
-        model: None,
-        ..quiet()
-    };
+    let by_hand = FitConfig { model: None, ..quiet() };
     refused(&data, &by_hand, &path, &["`model`"]);
     assert_eq!(c.progress.step_in_epoch, 3);
 }
@@ -361,7 +381,10 @@ fn every_progress_stream_and_optimizer_field_that_disagrees_with_the_run_is_name
     let good = mid_run(&data, &dir);
     type Change = Box<dyn Fn(&mut Checkpoint)>;
     let cases: Vec<(Change, &[&str])> = vec![
-        (Box::new(|c| c.progress.step_in_epoch = 10), &["progress.step_in_epoch 10", "10 batches"]),
+        (
+            Box::new(|c| c.progress.step_in_epoch = 10),
+            &["progress.step_in_epoch 10", "10 batches"],
+        ),
         (
             Box::new(|c| {
                 c.progress.epoch = 4;
@@ -421,7 +444,8 @@ fn every_progress_stream_and_optimizer_field_that_disagrees_with_the_run_is_name
         let mut c = good.clone();
         change(&mut c);
         let path = dir.join(format!("case-{i}.ckpt"));
-        c.save(&path).unwrap_or_else(|e| panic!("case {i} ({expected:?}) does not save: {e}"));
+        c.save(&path)
+            .unwrap_or_else(|e| panic!("case {i} ({expected:?}) does not save: {e}"));
         let shown = path.display().to_string();
         let mut parts = expected.to_vec();
         parts.push(&shown);
@@ -462,10 +486,7 @@ fn a_truncated_or_damaged_checkpoint_is_a_named_error_never_a_panic() {
 /// The child process's run: a larger data set and more epochs, so that the parent
 /// can kill it mid-run; checkpoints every 5 steps.
 fn child_config() -> FitConfig {
-    FitConfig {
-        epochs: 30,
-        ..quiet()
-    }
+    FitConfig { epochs: 30, ..quiet() }
 }
 
 const CHILD_DIR: &str = "CNNC_FIT_CHILD_DIR";
@@ -485,7 +506,10 @@ fn child_training_process() {
     ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst)).expect("a Ctrl-C handler");
     let data = images(400, 10);
     let mut m = Small::new(Small::FIT.seed);
-    let mut options = FitOptions::default().checkpoint(dir.join("run.ckpt")).every(5).stop(&STOP);
+    let mut options = FitOptions::default()
+        .checkpoint(dir.join("run.ckpt"))
+        .every(5)
+        .stop(&STOP);
     if std::env::var_os(CHILD_RESUME).is_some() {
         options = options.resume(dir.join("run.ckpt"));
     }

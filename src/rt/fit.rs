@@ -489,7 +489,11 @@ fn resume<M: FlatTrain>(
             Some(_) => {}
         }
     }
-    if let Some(r) = checkpoint.rng.iter().find(|r| !expected.iter().any(|e| e.name == r.name)) {
+    if let Some(r) = checkpoint
+        .rng
+        .iter()
+        .find(|r| !expected.iter().any(|e| e.name == r.name))
+    {
         return Err(refuse(format!("rng: unknown random stream `{}`", r.name)));
     }
     // The optimizer's moments: those the model keeps, of its lengths, and no others.
@@ -505,11 +509,7 @@ fn resume<M: FlatTrain>(
                         "optimizer tensor `{name}` is not kept by this model's optimizer"
                     )))
                 }
-                (len, None) => {
-                    return Err(refuse(format!(
-                        "optimizer tensor `{name}` ({len} values) is missing"
-                    )))
-                }
+                (len, None) => return Err(refuse(format!("optimizer tensor `{name}` ({len} values) is missing"))),
                 (len, Some((_, v))) if v.len() != len => {
                     return Err(refuse(format!(
                         "optimizer tensor `{name}` holds {} values; this model's optimizer keeps {len}",
@@ -748,7 +748,10 @@ fn run<M: Train + ?Sized>(
             let (lo, hi) = (b * batch, ((b + 1) * batch).min(n));
             let m = hi - lo;
             for (k, &i) in order[lo..hi].iter().enumerate() {
-                let (src, dst) = (&inputs[i * in_len..(i + 1) * in_len], &mut xs[k * in_len..(k + 1) * in_len]);
+                let (src, dst) = (
+                    &inputs[i * in_len..(i + 1) * in_len],
+                    &mut xs[k * in_len..(k + 1) * in_len],
+                );
                 if config.augment.is_empty() {
                     dst.copy_from_slice(src);
                 } else {
@@ -766,7 +769,9 @@ fn run<M: Train + ?Sized>(
             let x = ArrayViewD::from_shape(IxDyn(&x_dims), &xs[..m * in_len]).map_err(shape_error)?;
             let t = match labels {
                 Some(_) => Target::Labels(ArrayView1::from(&ls[..m])),
-                None => Target::Values(ArrayViewD::from_shape(IxDyn(&t_dims), &ts[..m * out_len]).map_err(shape_error)?),
+                None => {
+                    Target::Values(ArrayViewD::from_shape(IxDyn(&t_dims), &ts[..m * out_len]).map_err(shape_error)?)
+                }
             };
             let loss = match model.train_step(x, t) {
                 Ok(loss) if loss.is_finite() => loss,
