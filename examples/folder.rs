@@ -134,7 +134,7 @@ pub fn run(data: &Path, model_file: Option<&Path>, out: &Path) -> Result<f64, Er
         batch: train_config.batch,
         validation: train_config.validation,
         seed: train_config.seed,
-        verbose: true,
+        ..FitConfig::new(train_config.loss, train_config.epochs, train_config.batch)
     };
     let report = fit(&mut model, &train, &config)?;
 

@@ -484,12 +484,8 @@ fn a_diverging_fit_stops_naming_the_epoch_and_batch_without_nan_weights() {
     ] {
         let data = small_data(labels);
         let config = FitConfig {
-            loss,
-            epochs: 20,
-            batch: 2,
-            validation: None,
             seed: 1,
-            verbose: false,
+            ..FitConfig::new(loss, 20, 2).quiet()
         };
         for (imp, mut m) in both(model) {
             let e = fit(m.as_mut(), &data, &config).expect_err(&format!("{model} ({imp}) with lr 1e6 should diverge"));

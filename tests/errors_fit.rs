@@ -10,14 +10,7 @@ use cnnc::rt::fit::{evaluate, fit, FitConfig};
 use cnnc::{Error, Gradients, Model, Target, Train};
 
 fn config(loss: Loss) -> FitConfig {
-    FitConfig {
-        loss,
-        epochs: 2,
-        batch: 2,
-        validation: None,
-        seed: 0,
-        verbose: false,
-    }
+    FitConfig::new(loss, 2, 2).quiet()
 }
 
 fn classifier() -> Interpreter {
@@ -76,11 +69,11 @@ fn nan_in_the_data_set_is_named_by_its_index() {
     let mut x = inputs(10, 2);
     x[[6, 1]] = f32::NAN;
     let data = Dataset::new(x, labels(10)).expect("counts agree");
-    both_refuse(&data, Loss::CrossEntropy, &["inputs", "NaN", "[6, 1]"]);
+    both_refuse(&data, Loss::CrossEntropy, &["input array", "NaN", "[6, 1]"]);
     let mut t = ArrayD::from_elem(IxDyn(&[10, 1]), 0.5f32);
     t[[4, 0]] = f32::INFINITY;
     let data = Dataset::new(inputs(10, 2), Targets::Values(t)).expect("counts agree");
-    both_refuse(&data, Loss::BinaryCrossEntropy, &["targets", "inf", "[4, 0]"]);
+    both_refuse(&data, Loss::BinaryCrossEntropy, &["target array", "inf", "[4, 0]"]);
 }
 
 #[test]
@@ -102,13 +95,21 @@ fn the_wrong_kind_or_shape_of_targets_is_refused() {
         &["binary_cross_entropy", "Targets::Values"],
     );
     let data = Dataset::new(inputs(4, 2), Targets::Values(ArrayD::zeros(IxDyn(&[4, 2])))).expect("counts agree");
-    both_refuse(&data, Loss::BinaryCrossEntropy, &["targets", "[4, 1]", "[4, 2]"]);
+    both_refuse(
+        &data,
+        Loss::BinaryCrossEntropy,
+        &["target array has shape", "[4, 1]", "[4, 2]"],
+    );
 }
 
 #[test]
 fn inputs_of_the_wrong_shape_are_refused() {
     let data = Dataset::new(inputs(4, 3), labels(4)).expect("counts agree");
-    both_refuse(&data, Loss::CrossEntropy, &["inputs", "[N, 2]", "[4, 3]"]);
+    both_refuse(
+        &data,
+        Loss::CrossEntropy,
+        &["set's input array has shape", "[N, 2]", "[4, 3]"],
+    );
 }
 
 #[test]

@@ -48,6 +48,26 @@ pub struct Checkpoint {
     /// One record per finished epoch: `history[i].epoch == i`, and
     /// `history.len() == progress.epoch`.
     pub history: Vec<EpochRecord>,
+    /// The running sums of the epoch in progress, when the checkpoint was written
+    /// in the middle of one (`progress.step_in_epoch > 0`), so that the resumed
+    /// epoch reports the same loss and accuracy as an uninterrupted one.
+    pub epoch_sums: Option<EpochSums>,
+}
+
+/// The running sums of an epoch cut short by a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpochSums {
+    /// The sum of each batch's mean loss times its samples, in batch order.
+    pub loss_sum: f64,
+    /// Samples (cross-entropy) or output elements (binary cross-entropy) classified
+    /// right so far; `null` when the model does not count them.
+    #[serde(deserialize_with = "required")]
+    pub correct: Option<u64>,
+    /// Samples trained on so far in the epoch.
+    pub samples: u64,
+    /// Seconds spent in the epoch so far.
+    pub seconds: f64,
 }
 
 /// What a checkpoint is of: a model by name, its tensors' names and shapes, and a
@@ -158,6 +178,9 @@ struct Meta {
     progress: Progress,
     rng: Vec<RngState>,
     history: Vec<EpochRecord>,
+    /// Absent at an epoch boundary (so a checkpoint written there reads as in version 1's first form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch_sums: Option<EpochSums>,
 }
 
 impl Signature {
@@ -291,6 +314,7 @@ impl Checkpoint {
             optimizer: Vec::new(),
             rng: Vec::new(),
             history: Vec::new(),
+            epoch_sums: None,
         };
         checkpoint.validate().map_err(Error::Config)?;
         Ok(checkpoint)
@@ -385,6 +409,7 @@ impl Checkpoint {
             progress: self.progress,
             rng: self.rng.clone(),
             history: self.history.clone(),
+            epoch_sums: self.epoch_sums,
         };
         let json = serde_json::to_string(&meta).map_err(|e| format!("checkpoint metadata: {e}"))?;
         weights::serialize(&tensors, Some(HashMap::from([(METADATA_KEY.to_string(), json)])))
@@ -441,6 +466,7 @@ impl Checkpoint {
             progress: meta.progress,
             rng: meta.rng,
             history: meta.history,
+            epoch_sums: meta.epoch_sums,
         };
         checkpoint.validate()?;
         Ok(checkpoint)
@@ -525,6 +551,21 @@ impl Checkpoint {
             }
             if r.validation_accuracy.is_some() && r.validation_loss.is_none() {
                 return Err(bad("a validation accuracy without a validation loss"));
+            }
+        }
+        if let Some(sums) = &self.epoch_sums {
+            let bad = |what: String| Err(format!("epoch_sums: {what}"));
+            if self.progress.step_in_epoch == 0 {
+                return bad("present, but progress.step_in_epoch is 0 (an epoch boundary has no running sums)".into());
+            }
+            if !sums.loss_sum.is_finite() {
+                return bad(format!("loss_sum {}", sums.loss_sum));
+            }
+            if !(sums.seconds.is_finite() && sums.seconds >= 0.0) {
+                return bad(format!("{} seconds", sums.seconds));
+            }
+            if sums.samples == 0 {
+                return bad("0 samples, but batches were taken".into());
             }
         }
         Ok(())

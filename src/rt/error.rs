@@ -65,4 +65,21 @@ pub enum Error {
     /// The model was built without a training configuration.
     #[error("{0}")]
     Config(String),
+    /// `fit_resumable` stopped between two steps because its stop flag was set
+    /// (Ctrl-C) or its step limit was reached. `epoch` and `batch` count from 0 and
+    /// say where training resumes; `checkpoint` is the file written there, if any.
+    #[error(
+        "training stopped before epoch {}, batch {}; {}",
+        epoch.saturating_add(1),
+        batch.saturating_add(1),
+        match checkpoint {
+            Some(path) => format!("checkpoint written to {path}: resume from it to continue"),
+            None => "no checkpoint path was given, so nothing was saved".to_string(),
+        }
+    )]
+    Interrupted {
+        epoch: usize,
+        batch: usize,
+        checkpoint: Option<String>,
+    },
 }

@@ -1,12 +1,37 @@
-//! The training loop: epochs, shuffled minibatches, the validation split, the
-//! learning-rate schedule, per-epoch reports and a progress bar.
+//! The training loop: epochs, shuffled minibatches gathered (and augmented) into
+//! reusable buffers, the validation split, the learning-rate schedule, per-epoch
+//! reports and a progress bar; and, for models that expose their whole training
+//! state ([`FlatTrain`]: every generated model), checkpoints, resuming and stopping
+//! between two steps ([`fit_resumable`]).
+//!
+//! ## What a resumed run depends on
+//! Every random stream of a run is a pure function of counters, so a checkpoint
+//! stores counters, not generator states:
+//! - the shuffle: epoch `e` visits the training set in the order of a ChaCha8
+//!   permutation seeded with `seed + e + 1` (the validation split: seeded with `seed`);
+//! - the augmentation: each draw is a hash of (`seed`, epoch, the sample's index in
+//!   the training set, the transform's position);
+//! - dropout: each mask is drawn from (the model's construction seed, the optimizer
+//!   step, the layer, the sample), so the step count restores it. The construction
+//!   seed is not part of the model's state that [`FlatTrain`] exposes: resume with a
+//!   model built with the same seed (as `Net::new(Net::FIT.seed)` does).
+//!
+//! The checkpoint's `rng` list records them as `shuffle: [seed]`, `augment: [seed]`
+//! and `dropout: [optimizer step]`; a resumed run checks them against its own.
+//! With the same thread count, a run stopped (or killed) and resumed from its last
+//! checkpoint ends with the same parameters, bit for bit, as a run never stopped.
 
+use super::augment::augment_sample;
+use super::checkpoint::{Checkpoint, EpochRecord, EpochSums, Progress, RngState, Signature};
 use super::data::{shuffled, Dataset, Targets};
+use super::driver::TrainSpec;
 use super::inputs::{batch_size, check_finite};
-use super::{Error, Model, Target, Train};
-use crate::ir::Loss;
-use ndarray::{ArrayD, Dimension};
+use super::{Error, FlatTrain, Model, Target, Train};
+use crate::ir::{Augment, Loss};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD, Dimension, IxDyn};
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// How to train: the model's train block.
@@ -20,6 +45,22 @@ pub struct FitConfig {
     pub seed: u64,
     /// Print a line per epoch (and a progress bar on a terminal).
     pub verbose: bool,
+    /// The train block's `augment`: applied to every training sample (inputs of
+    /// shape `[C, H, W]`) as its batch is gathered, drawn from (`seed`, epoch,
+    /// the sample's index in the training set).
+    pub augment: &'static [Augment],
+    /// The generated model this configuration was made for ([`FitConfig::of`]): a
+    /// checkpoint records its name and train block, so that the checkpoint of
+    /// another model or train block is refused. `None` for a configuration built
+    /// by hand (then its fields and the learning rates stand for the train block).
+    pub model: Option<Origin>,
+}
+
+/// A generated model's name and train block, as [`FitConfig::of`] copies them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Origin {
+    pub name: &'static str,
+    pub train: TrainSpec,
 }
 
 impl FitConfig {
@@ -33,14 +74,90 @@ impl FitConfig {
                 validation: t.validation,
                 seed: t.seed,
                 verbose: true,
+                augment: t.augment,
+                model: Some(Origin {
+                    name: spec.name,
+                    train: t,
+                }),
             },
             None => panic!("FitConfig::of needs a model with a train block"),
+        }
+    }
+
+    /// A configuration built by hand: no validation split, seed 0, verbose, no
+    /// augmentation; change the public fields for more.
+    pub const fn new(loss: Loss, epochs: usize, batch: usize) -> FitConfig {
+        FitConfig {
+            loss,
+            epochs,
+            batch,
+            validation: None,
+            seed: 0,
+            verbose: true,
+            augment: &[],
+            model: None,
         }
     }
 
     /// The same configuration without the per-epoch lines and progress bar.
     pub const fn quiet(self) -> FitConfig {
         FitConfig { verbose: false, ..self }
+    }
+}
+
+/// Checkpoints, resuming and stopping, for [`fit_resumable`].
+///
+/// ```no_run
+/// # use cnnc::rt::fit::FitOptions;
+/// # use std::sync::atomic::AtomicBool;
+/// static STOP: AtomicBool = AtomicBool::new(false);
+/// let options = FitOptions::default()
+///     .checkpoint("run.ckpt")      // written at the end of every epoch...
+///     .every(200)                  // ...and every 200 steps
+///     .stop(&STOP);                // set it (from a Ctrl-C handler) to stop between steps
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct FitOptions<'a> {
+    /// Where checkpoints are written, each replacing the last (atomically: a run
+    /// killed while writing leaves the previous one whole). `None`: none written.
+    pub checkpoint: Option<PathBuf>,
+    /// Also write a checkpoint every this many steps (batches, counted from the
+    /// run's first step). `None`: at the end of every epoch only.
+    pub every: Option<usize>,
+    /// A checkpoint to continue from.
+    pub resume: Option<PathBuf>,
+    /// Checked between two steps: once set, `fit_resumable` writes a checkpoint
+    /// (when it has a path) and returns [`Error::Interrupted`].
+    pub stop: Option<&'a AtomicBool>,
+    /// Stops as the flag would once this many steps of the run have been taken
+    /// (counted from the run's first step, so the same after a resume).
+    pub stop_after: Option<u64>,
+}
+
+impl<'a> FitOptions<'a> {
+    pub fn checkpoint(mut self, path: impl Into<PathBuf>) -> Self {
+        self.checkpoint = Some(path.into());
+        self
+    }
+
+    pub fn every(mut self, steps: usize) -> Self {
+        self.every = Some(steps);
+        self
+    }
+
+    pub fn resume(mut self, path: impl Into<PathBuf>) -> Self {
+        self.resume = Some(path.into());
+        self
+    }
+
+    pub fn stop(mut self, flag: &'a AtomicBool) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
+    pub fn stop_after(mut self, steps: u64) -> Self {
+        self.stop_after = Some(steps);
+        self
     }
 }
 
@@ -52,7 +169,9 @@ pub struct EpochReport {
     pub learning_rate: f32,
     /// The mean of the batch losses (before each update).
     pub train_loss: f64,
-    /// The fraction of training samples classified right during the epoch.
+    /// The fraction of training samples classified right during the epoch
+    /// (cross-entropy: argmax equal to the label; binary cross-entropy: the fraction
+    /// of output elements on the target's side of 0.5).
     pub train_accuracy: Option<f64>,
     pub validation: Option<Evaluation>,
     pub seconds: f64,
@@ -78,12 +197,375 @@ pub struct Evaluation {
 /// loss's kind, labels below the number of classes, values finite (and in [0, 1]
 /// for binary cross-entropy).
 ///
+/// Each epoch visits the training set in a new seeded order; its batches are
+/// gathered into buffers allocated once per run, and augmented there when
+/// `config.augment` says so. A model with batchnorm (one with buffers) cannot train
+/// on a batch of one sample (PyTorch refuses it too), so when the last batch of an
+/// epoch would hold a single sample, that sample is left out of the epoch (it
+/// lands in another batch in the next epoch's order).
+///
 /// A run that diverges stops with [`Error::Diverged`] (the epoch and batch whose
 /// loss was not finite) or [`Error::DivergedParams`] (a parameter that stopped being
 /// finite), and the parameters are put back as they were at the start of that
 /// epoch: a diverging run never leaves NaN weights behind.
+///
+/// `fit` takes any [`Train`] model (the interpreter too) and keeps no checkpoints;
+/// [`fit_resumable`] does, for models that expose their optimizer state.
 pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig) -> Result<FitReport, Error> {
+    let prepared = prepare(model, data, config)?;
+    run(model, &prepared, config, Position::start(), Control::default())
+}
+
+/// [`fit`] with checkpoints, resuming and a stop flag, for models whose whole
+/// training state can be read and written: every generated model ([`FlatTrain`]).
+/// The interpreter implements only [`Train`]: it trains with [`fit`], without
+/// checkpoints.
+///
+/// A checkpoint ([`Checkpoint`]) holds the parameters, buffers, the optimizer's
+/// moments and step count, `batches_tracked`, the epoch and the batches taken in
+/// it, the schedule's position (the epoch), the running sums of the epoch in
+/// progress, the random streams (see the module documentation) and the history so
+/// far. Its signature names the model, its tensors, and a fingerprint of the train
+/// configuration and of the training data: resuming with another model, train
+/// block, seed, batch, validation split, augmentation or data set is refused,
+/// naming the first difference; so is a file that is truncated or corrupted.
+/// After a refused resume the model is as it was.
+///
+/// When the stop flag is set or `stop_after` steps are reached, the run stops
+/// between two steps, writes a checkpoint there (when `options.checkpoint` is set)
+/// and returns [`Error::Interrupted`].
+pub fn fit_resumable<M: FlatTrain>(
+    model: &mut M,
+    data: &Dataset,
+    config: &FitConfig,
+    options: &FitOptions<'_>,
+) -> Result<FitReport, Error> {
+    let prepared = prepare(model, data, config)?;
+    if options.every == Some(0) {
+        return Err(Error::Config(
+            "a checkpoint every 0 steps: give at least 1 (or none, for the end of every epoch)".into(),
+        ));
+    }
+    let keeps = options.checkpoint.is_some() || options.resume.is_some();
+    let signature = if keeps {
+        Signature::of(
+            config.model.map_or("model", |o| o.name),
+            model,
+            &fingerprint(model, config, data),
+        )
+    } else {
+        Signature {
+            model: String::new(),
+            params: Vec::new(),
+            buffers: Vec::new(),
+            train: String::new(),
+        }
+    };
+    let start = match &options.resume {
+        Some(path) => {
+            let checkpoint = Checkpoint::load(path)?;
+            let at = resume(model, &checkpoint, &signature, config, &prepared, path)?;
+            if config.verbose {
+                println!(
+                    "resuming from {}: epoch {}, batch {} of {}",
+                    path.display(),
+                    at.epoch + 1,
+                    at.step + 1,
+                    prepared.batches
+                );
+            }
+            at
+        }
+        None => Position::start(),
+    };
+    let seed = config.seed;
+    let write = |model: &mut M, at: &Position, path: &Path| -> Result<String, Error> {
+        let mut c = Checkpoint::new(signature.clone(), model)?;
+        let state = model.optimizer_state();
+        let steps = *state.step;
+        c.optimizer = state
+            .moments
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(i, m)| (moment_name(i), m.to_vec()))
+            .collect();
+        c.progress = Progress {
+            optimizer_steps: steps,
+            epoch: at.epoch as u64,
+            step_in_epoch: at.step as u64,
+            schedule_position: at.epoch as u64,
+            batches_tracked: model.batches_tracked(),
+        };
+        c.rng = streams(seed, steps);
+        c.history = at.history.iter().map(EpochRecord::from).collect();
+        c.epoch_sums = (at.step > 0).then(|| EpochSums {
+            loss_sum: at.sums.loss,
+            correct: at.sums.counted.then_some(at.sums.correct as u64),
+            samples: at.sums.samples as u64,
+            seconds: at.sums.seconds,
+        });
+        c.save(path)?;
+        Ok(path.display().to_string())
+    };
+    let mut save = options
+        .checkpoint
+        .as_deref()
+        .map(|path| move |model: &mut M, at: &Position| write(model, at, path));
+    let control = Control {
+        save: save
+            .as_mut()
+            .map(|f| f as &mut dyn FnMut(&mut M, &Position) -> Result<String, Error>),
+        every: options.every,
+        stop: options.stop,
+        stop_after: options.stop_after,
+    };
+    run(model, &prepared, config, start, control)
+}
+
+/// The name of optimizer moment `i` in a checkpoint.
+fn moment_name(i: usize) -> String {
+    format!("optim.state{}", i + 1)
+}
+
+/// The random streams as a checkpoint records them (see the module documentation).
+fn streams(seed: u64, optimizer_steps: u64) -> Vec<RngState> {
+    [("shuffle", seed), ("augment", seed), ("dropout", optimizer_steps)]
+        .into_iter()
+        .map(|(name, v)| RngState {
+            name: name.into(),
+            state: vec![v],
+        })
+        .collect()
+}
+
+/// What a checkpoint's signature records of the train configuration and data,
+/// as fields joined by `; `: the generated model's optimizer, weight decay and
+/// schedule (or, for a configuration built by hand, the learning rate of every
+/// epoch), the fit's own fields, and the data set's size and FNV-1a hash.
+fn fingerprint<M: Train + ?Sized>(model: &M, config: &FitConfig, data: &Dataset) -> String {
+    let mut fields = match config.model {
+        Some(o) => vec![
+            format!("optimizer {:?}", o.train.optimizer),
+            format!("weight_decay {:?}", o.train.weight_decay),
+            format!("schedule {:?}", o.train.schedule),
+        ],
+        None => {
+            let rates: Vec<String> = (0..config.epochs)
+                .map(|e| format!("{:?}", model.learning_rate(e)))
+                .collect();
+            vec![format!("learning rates [{}]", rates.join(", "))]
+        }
+    };
+    fields.extend([
+        format!("loss {:?}", config.loss),
+        format!("epochs {}", config.epochs),
+        format!("batch {}", config.batch),
+        format!("validation {:?}", config.validation),
+        format!("seed {}", config.seed),
+        format!("augment {:?}", config.augment),
+        format!("data {} samples", data.len()),
+        format!("data hash {:016x}", data_hash(data)),
+    ]);
+    fields.join("; ")
+}
+
+/// FNV-1a (64 bits) over the shape, the inputs' bits and the targets' bits.
+///
+/// Written here (a few lines) because the value is stored in files: it must stay
+/// the same across runs, platforms and Rust versions, which std's `DefaultHasher`
+/// does not promise, and no hashing crate is a dependency.
+fn data_hash(data: &Dataset) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |word: u64| {
+        for byte in word.to_le_bytes() {
+            h = (h ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for &d in data.inputs.shape() {
+        eat(d as u64);
+    }
+    for v in data.inputs.iter() {
+        eat(v.to_bits() as u64);
+    }
+    match &data.targets {
+        Targets::Labels(l) => l.iter().for_each(|&v| eat(v as u64)),
+        Targets::Values(t) => t.iter().for_each(|v| eat(v.to_bits() as u64)),
+    }
+    h
+}
+
+/// Checks `checkpoint` against this run and puts its state into `model`; the
+/// model is untouched unless every check passes.
+fn resume<M: FlatTrain>(
+    model: &mut M,
+    checkpoint: &Checkpoint,
+    signature: &Signature,
+    config: &FitConfig,
+    prepared: &Prepared,
+    path: &Path,
+) -> Result<Position, Error> {
+    let refuse = |message: String| Error::Format {
+        path: path.display().to_string(),
+        message,
+    };
+    // The model first (name, tensors), then the train configuration field by field.
+    let tensors = Signature {
+        train: signature.train.clone(),
+        ..checkpoint.signature.clone()
+    };
+    if let Some(d) = tensors.difference(signature) {
+        return Err(refuse(format!("the checkpoint does not belong to this run: {d}")));
+    }
+    if checkpoint.signature.train != signature.train {
+        let (ours, theirs): (Vec<&str>, Vec<&str>) = (
+            checkpoint.signature.train.split("; ").collect(),
+            signature.train.split("; ").collect(),
+        );
+        let at = (0..ours.len().max(theirs.len()))
+            .find(|&i| ours.get(i) != theirs.get(i))
+            .unwrap_or(0);
+        return Err(refuse(format!(
+            "the checkpoint does not belong to this run: the checkpoint's `{}` differs from this run's `{}`",
+            ours.get(at).unwrap_or(&""),
+            theirs.get(at).unwrap_or(&"")
+        )));
+    }
+    let p = checkpoint.progress;
+    let (epoch, step) = (p.epoch, p.step_in_epoch);
+    if epoch > config.epochs as u64 || (epoch == config.epochs as u64 && step > 0) {
+        return Err(refuse(format!(
+            "progress.epoch {epoch} (batch {step}) lies beyond the run's {} epochs",
+            config.epochs
+        )));
+    }
+    if step >= prepared.batches as u64 {
+        return Err(refuse(format!(
+            "progress.step_in_epoch {step}: an epoch of this training set has {} batches",
+            prepared.batches
+        )));
+    }
+    if p.schedule_position != epoch {
+        return Err(refuse(format!(
+            "progress.schedule_position {} differs from progress.epoch {epoch}: fit's schedule follows the epoch",
+            p.schedule_position
+        )));
+    }
+    let sums = match (step, checkpoint.epoch_sums) {
+        (0, _) => Sums::fresh(),
+        (_, None) => {
+            return Err(refuse(format!(
+                "progress.step_in_epoch {step} is in the middle of an epoch, but the checkpoint has no \
+                 epoch_sums to go on from"
+            )))
+        }
+        (_, Some(s)) => {
+            let expected = step * prepared.batch as u64;
+            if s.samples != expected {
+                return Err(refuse(format!(
+                    "epoch_sums.samples {}: {step} batches of {} hold {expected}",
+                    s.samples, prepared.batch
+                )));
+            }
+            Sums {
+                loss: s.loss_sum,
+                correct: s.correct.map_or(0, |c| c as usize),
+                counted: s.correct.is_some(),
+                samples: s.samples as usize,
+                seconds: s.seconds,
+            }
+        }
+    };
+    let expected = streams(config.seed, p.optimizer_steps);
+    for want in &expected {
+        match checkpoint.rng.iter().find(|r| r.name == want.name) {
+            None => return Err(refuse(format!("rng: the random stream `{}` is missing", want.name))),
+            Some(r) if r.state != want.state => {
+                return Err(refuse(format!(
+                    "rng: the random stream `{}` is at {:?}; this run's is at {:?}",
+                    want.name, r.state, want.state
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(r) = checkpoint
+        .rng
+        .iter()
+        .find(|r| !expected.iter().any(|e| e.name == r.name))
+    {
+        return Err(refuse(format!("rng: unknown random stream `{}`", r.name)));
+    }
+    // The optimizer's moments: those the model keeps, of its lengths, and no others.
+    {
+        let state = model.optimizer_state();
+        for (i, m) in state.moments.iter().enumerate() {
+            let name = moment_name(i);
+            let stored = checkpoint.optimizer.iter().find(|(n, _)| *n == name);
+            match (m.len(), stored) {
+                (0, None) => {}
+                (0, Some(_)) => {
+                    return Err(refuse(format!(
+                        "optimizer tensor `{name}` is not kept by this model's optimizer"
+                    )))
+                }
+                (len, None) => return Err(refuse(format!("optimizer tensor `{name}` ({len} values) is missing"))),
+                (len, Some((_, v))) if v.len() != len => {
+                    return Err(refuse(format!(
+                        "optimizer tensor `{name}` holds {} values; this model's optimizer keeps {len}",
+                        v.len()
+                    )))
+                }
+                _ => {}
+            }
+        }
+        if let Some((n, _)) = checkpoint
+            .optimizer
+            .iter()
+            .find(|(n, _)| !(0..2).any(|i| moment_name(i) == *n))
+        {
+            return Err(refuse(format!("unknown optimizer tensor `{n}`")));
+        }
+    }
+    checkpoint.restore_model(model).map_err(|e| match e {
+        Error::Config(message) => refuse(message),
+        other => other,
+    })?;
+    let state = model.optimizer_state();
+    for (i, m) in state.moments.into_iter().enumerate() {
+        if let Some((_, v)) = checkpoint.optimizer.iter().find(|(n, _)| *n == moment_name(i)) {
+            m.copy_from_slice(v);
+        }
+    }
+    *state.step = p.optimizer_steps;
+    Ok(Position {
+        epoch: epoch as usize,
+        step: step as usize,
+        sums,
+        history: checkpoint.history.iter().map(EpochReport::from).collect(),
+    })
+}
+
+/// The training and validation sets and the batches of an epoch.
+struct Prepared {
+    train: Dataset,
+    validation: Option<Dataset>,
+    batch: usize,
+    /// Batches per epoch (a last batch of one sample is left out for batchnorm).
+    batches: usize,
+    /// Samples trained on per epoch.
+    used: usize,
+}
+
+fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> Result<Prepared, Error> {
     check_data(model, data, config.loss, "training set")?;
+    if !config.augment.is_empty() && model.input_shape().len() != 3 {
+        return Err(Error::Config(format!(
+            "augment {:?} needs image inputs [C, H, W]; the model's input has shape {:?}",
+            config.augment,
+            model.input_shape()
+        )));
+    }
     let (train, validation) = match config.validation {
         Some(f) => {
             if !(f > 0.0 && f < 1.0) {
@@ -104,25 +586,193 @@ pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig)
         None => (data.clone(), None),
     };
     let batch = config.batch.max(1);
-    let batches = train.len().div_ceil(batch);
-    let mut report = FitReport::default();
+    let n = train.len();
+    let mut batches = n.div_ceil(batch);
+    let mut used = n;
+    let batchnorm = !model.buffer_names().is_empty();
+    if batchnorm && batch > 1 && n % batch == 1 {
+        if n == 1 {
+            return Err(Error::Config(
+                "a model with batchnorm trains on batches of at least 2 samples, and the training set \
+                 (after the validation split) holds 1"
+                    .into(),
+            ));
+        }
+        batches -= 1;
+        used -= 1;
+    }
+    Ok(Prepared {
+        train,
+        validation,
+        batch,
+        batches,
+        used,
+    })
+}
+
+/// The running sums of an epoch.
+#[derive(Debug, Clone, Copy)]
+struct Sums {
+    loss: f64,
+    correct: usize,
+    /// Whether the model counted every step's correct samples.
+    counted: bool,
+    samples: usize,
+    seconds: f64,
+}
+
+impl Sums {
+    fn fresh() -> Sums {
+        Sums {
+            loss: 0.0,
+            correct: 0,
+            counted: true,
+            samples: 0,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// Where a run stands: the epoch, the batches taken in it, its sums, the history.
+struct Position {
+    epoch: usize,
+    step: usize,
+    sums: Sums,
+    history: Vec<EpochReport>,
+}
+
+impl Position {
+    fn start() -> Position {
+        Position {
+            epoch: 0,
+            step: 0,
+            sums: Sums::fresh(),
+            history: Vec::new(),
+        }
+    }
+}
+
+/// Checkpoints and stopping: the writer (its result names the file written).
+type Save<'s, M> = &'s mut dyn FnMut(&mut M, &Position) -> Result<String, Error>;
+
+struct Control<'s, M: ?Sized> {
+    save: Option<Save<'s, M>>,
+    every: Option<usize>,
+    stop: Option<&'s AtomicBool>,
+    stop_after: Option<u64>,
+}
+
+impl<M: ?Sized> Default for Control<'_, M> {
+    fn default() -> Self {
+        Control {
+            save: None,
+            every: None,
+            stop: None,
+            stop_after: None,
+        }
+    }
+}
+
+/// The training loop from `at` on.
+fn run<M: Train + ?Sized>(
+    model: &mut M,
+    prepared: &Prepared,
+    config: &FitConfig,
+    mut at: Position,
+    mut control: Control<'_, M>,
+) -> Result<FitReport, Error> {
+    let train = &prepared.train;
+    let (batch, batches, n) = (prepared.batch, prepared.batches, train.len());
+    let input_shape = model.input_shape().to_vec();
+    let output_shape = model.output_shape().to_vec();
+    let in_len: usize = input_shape.iter().product();
+    let out_len: usize = output_shape.iter().product();
+    let chw = match input_shape[..] {
+        [c, h, w] => (c, h, w),
+        _ => (1, 1, in_len),
+    };
+    // The samples in memory order, then buffers for one batch, allocated once.
+    let inputs = train.inputs.as_standard_layout();
+    let inputs = inputs.as_slice().unwrap_or(&[]);
+    let values = match &train.targets {
+        Targets::Values(v) => Some(v.as_standard_layout()),
+        Targets::Labels(_) => None,
+    };
+    let values = values.as_ref().map(|v| v.as_slice().unwrap_or(&[]));
+    let labels = match &train.targets {
+        Targets::Labels(l) => Some(&l[..]),
+        Targets::Values(_) => None,
+    };
+    let mut xs = vec![0.0f32; batch * in_len];
+    let mut ls = vec![0usize; if labels.is_some() { batch } else { 0 }];
+    let mut ts = vec![0.0f32; if values.is_some() { batch * out_len } else { 0 }];
+    let mut x_dims = vec![0usize; 1 + input_shape.len()];
+    x_dims[1..].copy_from_slice(&input_shape);
+    let mut t_dims = vec![0usize; 1 + output_shape.len()];
+    t_dims[1..].copy_from_slice(&output_shape);
+    let shape_error = |e: ndarray::ShapeError| Error::Config(format!("gathering a batch: {e}"));
+
     // The parameters at the start of the epoch, restored if the epoch diverges.
     let mut saved = snapshot(model).map_err(|param| {
         Error::Config(format!(
             "parameter `{param}` is not finite before training; load or initialize finite weights"
         ))
     })?;
-    for epoch in 0..config.epochs {
+    while at.epoch < config.epochs {
+        let epoch = at.epoch;
         let start = Instant::now();
+        let carried = at.sums.seconds;
         model.set_epoch(epoch);
         let lr = model.learning_rate(epoch);
-        let order = shuffled(train.len(), config.seed.wrapping_add(epoch as u64 + 1));
-        let epoch_data = train.select(&order);
+        let order = shuffled(n, config.seed.wrapping_add(epoch as u64 + 1));
         let bar = progress_bar(config.verbose, batches as u64, epoch, config.epochs);
-        let (mut loss_sum, mut correct, mut counted) = (0.0f64, 0usize, true);
-        for b in 0..batches {
-            let (lo, hi) = (b * batch, ((b + 1) * batch).min(train.len()));
-            let (x, t) = epoch_data.batch(lo, hi);
+        bar.set_position(at.step as u64);
+        for b in at.step..batches {
+            let taken = (epoch * batches + b) as u64;
+            let stop = control.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+                || control.stop_after.is_some_and(|s| taken >= s);
+            if stop {
+                bar.finish_and_clear();
+                at.step = b;
+                at.sums.seconds = carried + start.elapsed().as_secs_f64();
+                let checkpoint = match control.save.as_mut() {
+                    Some(save) => Some(save(model, &at)?),
+                    None => None,
+                };
+                return Err(Error::Interrupted {
+                    epoch,
+                    batch: b,
+                    checkpoint,
+                });
+            }
+            let (lo, hi) = (b * batch, ((b + 1) * batch).min(n));
+            let m = hi - lo;
+            for (k, &i) in order[lo..hi].iter().enumerate() {
+                let (src, dst) = (
+                    &inputs[i * in_len..(i + 1) * in_len],
+                    &mut xs[k * in_len..(k + 1) * in_len],
+                );
+                if config.augment.is_empty() {
+                    dst.copy_from_slice(src);
+                } else {
+                    augment_sample(config.augment, chw, config.seed, epoch as u64, i as u64, src, dst);
+                }
+                if let Some(l) = labels {
+                    ls[k] = l[i];
+                }
+                if let Some(v) = values {
+                    ts[k * out_len..(k + 1) * out_len].copy_from_slice(&v[i * out_len..(i + 1) * out_len]);
+                }
+            }
+            x_dims[0] = m;
+            t_dims[0] = m;
+            let x = ArrayViewD::from_shape(IxDyn(&x_dims), &xs[..m * in_len]).map_err(shape_error)?;
+            let t = match labels {
+                Some(_) => Target::Labels(ArrayView1::from(&ls[..m])),
+                None => {
+                    Target::Values(ArrayViewD::from_shape(IxDyn(&t_dims), &ts[..m * out_len]).map_err(shape_error)?)
+                }
+            };
             let loss = match model.train_step(x, t) {
                 Ok(loss) if loss.is_finite() => loss,
                 Ok(loss) | Err(Error::Diverged { loss, .. }) => {
@@ -135,12 +785,20 @@ pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig)
                     return Err(e);
                 }
             };
-            loss_sum += loss as f64 * (hi - lo) as f64;
+            at.sums.loss += loss as f64 * m as f64;
+            at.sums.samples += m;
             match model.last_correct() {
-                Some(c) => correct += c,
-                None => counted = false,
+                Some(c) => at.sums.correct += c,
+                None => at.sums.counted = false,
             }
             bar.inc(1);
+            at.step = b + 1;
+            if let (Some(every), Some(save)) = (control.every, control.save.as_mut()) {
+                if (taken + 1) % every as u64 == 0 && b + 1 < batches {
+                    at.sums.seconds = carried + start.elapsed().as_secs_f64();
+                    save(model, &at)?;
+                }
+            }
         }
         bar.finish_and_clear();
         // Every loss was finite; the last update may still have overflowed.
@@ -151,25 +809,38 @@ pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig)
                 return Err(Error::DivergedParams { epoch, param });
             }
         };
-        let classifier = config.loss == Loss::CrossEntropy && matches!(train.targets, Targets::Labels(_));
-        let validation = match &validation {
+        let validation = match &prepared.validation {
             Some(v) => Some(evaluate_checked(model, v, config.loss, batch)?),
             None => None,
         };
+        let used = prepared.used as f64;
+        let train_accuracy = match (config.loss, &train.targets) {
+            (Loss::CrossEntropy, Targets::Labels(_)) => Some(used),
+            (Loss::BinaryCrossEntropy, Targets::Values(_)) => Some(used * out_len as f64),
+            _ => None,
+        }
+        .filter(|_| at.sums.counted)
+        .map(|total| at.sums.correct as f64 / total);
         let epoch_report = EpochReport {
             epoch,
             learning_rate: lr,
-            train_loss: loss_sum / train.len() as f64,
-            train_accuracy: (classifier && counted).then(|| correct as f64 / train.len() as f64),
+            train_loss: at.sums.loss / used,
+            train_accuracy,
             validation,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: carried + start.elapsed().as_secs_f64(),
         };
         if config.verbose {
             println!("{}", epoch_line(&epoch_report, config.epochs));
         }
-        report.history.push(epoch_report);
+        at.history.push(epoch_report);
+        at.epoch += 1;
+        at.step = 0;
+        at.sums = Sums::fresh();
+        if let Some(save) = control.save.as_mut() {
+            save(model, &at)?;
+        }
     }
-    Ok(report)
+    Ok(FitReport { history: at.history })
 }
 
 /// Every parameter, or the name of the first one holding NaN or infinity.
@@ -210,11 +881,11 @@ fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Loss, what: &s
         return Err(Error::Target(format!("the {what} is empty")));
     }
     batch_size(
-        &format!("the {what}'s inputs"),
+        &format!("the {what}'s input array"),
         data.inputs.shape(),
         model.input_shape(),
     )?;
-    check_finite(&format!("the {what}'s inputs"), &data.inputs.view())?;
+    check_finite(&format!("the {what}'s input array"), &data.inputs.view())?;
     let word = loss_word(loss);
     match (&data.targets, loss) {
         (Targets::Labels(labels), Loss::CrossEntropy) => {
@@ -241,12 +912,12 @@ fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Loss, what: &s
                 let mut expected: Vec<String> = vec![n.to_string()];
                 expected.extend(model.output_shape().iter().map(usize::to_string));
                 return Err(Error::Shape {
-                    what: format!("the {what}'s targets"),
+                    what: format!("the {what}'s target array"),
                     expected: format!("[{}]", expected.join(", ")),
                     given: given.to_vec(),
                 });
             }
-            check_finite(&format!("the {what}'s targets"), &values.view())?;
+            check_finite(&format!("the {what}'s target array"), &values.view())?;
             if loss == Loss::BinaryCrossEntropy {
                 if let Some((index, v)) = values.indexed_iter().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
                     return Err(Error::Target(format!(

@@ -1,0 +1,186 @@
+//! What `fit` does with a batch: the train block's `augment` applied to each
+//! sample as the batch is gathered (the same draws as `rt::augment` gives that
+//! sample), binary cross-entropy's training accuracy over output elements, and a
+//! last batch of one sample left out for models with batchnorm.
+
+use cnnc::ndarray::{ArrayD, ArrayView1, IxDyn};
+use cnnc::rt::augment::augment_batch;
+use cnnc::rt::data::{shuffled, Dataset, Targets};
+use cnnc::rt::fit::{evaluate, fit, FitConfig};
+use cnnc::{Model, Target, Train};
+
+cnn_macros::cnn! {
+    model Augmented {
+        input 2x6x6
+        conv 3 kernel 3 pad 1 relu
+        flatten
+        dense 3 softmax
+        train {
+            loss cross_entropy
+            optimizer sgd lr 0.05 momentum 0.5
+            batch 5
+            epochs 3
+            seed 11
+            augment flip horizontal crop 2 flip vertical
+        }
+    }
+}
+
+cnn_macros::cnn! {
+    model Binary {
+        input 3
+        dense 2 sigmoid
+        train {
+            loss binary_cross_entropy
+            optimizer sgd lr 1e-30
+            batch 4
+            epochs 1
+        }
+    }
+}
+
+cnn_macros::cnn! {
+    model Normed {
+        input 4
+        dense 6
+        batchnorm relu
+        dense 2 softmax
+        train {
+            loss cross_entropy
+            optimizer sgd lr 0.1
+            batch 4
+            epochs 2
+        }
+    }
+}
+
+fn bits<M: Model>(m: &M) -> Vec<Vec<u32>> {
+    m.param_names()
+        .iter()
+        .map(|n| m.param(n).expect("listed").iter().map(|v| v.to_bits()).collect())
+        .collect()
+}
+
+fn images(n: usize) -> Dataset {
+    let x = ArrayD::from_shape_fn(IxDyn(&[n, 2, 6, 6]), |d| {
+        ((d[0] * 7 + d[1] * 5 + d[2] * 3 + d[3] * 11) % 13) as f32 / 13.0
+    });
+    Dataset::new(x, Targets::Labels((0..n).map(|i| i % 3).collect())).expect("consistent")
+}
+
+#[test]
+fn fit_augments_each_sample_as_rt_augment_draws_it() {
+    // 23 samples in batches of 5: the last batch holds 3.
+    let data = images(23);
+    let config = Augmented::FIT.quiet();
+    assert_eq!(
+        config.augment.len(),
+        3,
+        "FitConfig::of copies the train block's augment"
+    );
+    let mut fitted = Augmented::new(config.seed);
+    fit(&mut fitted, &data, &config).unwrap_or_else(|e| panic!("{e}"));
+
+    // The same steps by hand: each epoch's order, each batch augmented by rt::augment.
+    let mut by_hand = Augmented::new(config.seed);
+    let len = 2 * 6 * 6;
+    let x = data.inputs.as_slice().expect("standard layout");
+    let Targets::Labels(labels) = &data.targets else {
+        unreachable!()
+    };
+    for epoch in 0..config.epochs {
+        by_hand.set_epoch(epoch);
+        let order = shuffled(data.len(), config.seed + epoch as u64 + 1);
+        for chunk in order.chunks(config.batch) {
+            let raw: Vec<f32> = chunk.iter().flat_map(|&i| x[i * len..(i + 1) * len].to_vec()).collect();
+            let mut out = vec![0.0; raw.len()];
+            augment_batch(
+                config.augment,
+                (2, 6, 6),
+                config.seed,
+                epoch as u64,
+                chunk,
+                &raw,
+                &mut out,
+            );
+            let xb = ArrayD::from_shape_vec(IxDyn(&[chunk.len(), 2, 6, 6]), out).expect("shape");
+            let lb: Vec<usize> = chunk.iter().map(|&i| labels[i]).collect();
+            by_hand
+                .train_step(xb.view(), Target::Labels(ArrayView1::from(&lb[..])))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    assert!(
+        bits(&fitted) == bits(&by_hand),
+        "fit's augmentation differs from rt::augment's"
+    );
+
+    // And augmentation changes the run: without it the weights differ.
+    let mut plain = Augmented::new(config.seed);
+    let no_augment = FitConfig { augment: &[], ..config };
+    fit(&mut plain, &data, &no_augment).unwrap_or_else(|e| panic!("{e}"));
+    assert!(bits(&plain) != bits(&fitted));
+}
+
+#[test]
+fn augment_on_a_vector_input_is_refused() {
+    let x = ArrayD::from_shape_fn(IxDyn(&[8, 4]), |d| d[1] as f32);
+    let data = Dataset::new(x, Targets::Labels((0..8).map(|i| i % 2).collect())).expect("consistent");
+    let config = FitConfig {
+        augment: &[cnnc::ir::Augment::FlipHorizontal],
+        ..Normed::FIT.quiet()
+    };
+    let text = fit(&mut Normed::new(0), &data, &config)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        text.contains("needs image inputs [C, H, W]") && text.contains("[4]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn binary_cross_entropy_reports_the_fraction_of_elements_right() {
+    // lr 1e-30 leaves the weights as they are, so the training accuracy of the one
+    // epoch is the accuracy `evaluate` measures before it.
+    let n = 10;
+    let x = ArrayD::from_shape_fn(IxDyn(&[n, 3]), |d| ((d[0] * 3 + d[1] * 7) % 5) as f32 - 2.0);
+    let t = ArrayD::from_shape_fn(IxDyn(&[n, 2]), |d| ((d[0] + d[1] * 3) % 2) as f32);
+    let data = Dataset::new(x, Targets::Values(t)).expect("consistent");
+    let mut m = Binary::new(3);
+    let before = evaluate(&mut m, &data, Binary::FIT.loss, 4).unwrap_or_else(|e| panic!("{e}"));
+    let report = fit(&mut m, &data, &Binary::FIT.quiet()).unwrap_or_else(|e| panic!("{e}"));
+    let accuracy = report.history[0].train_accuracy.expect("binary cross-entropy counts");
+    assert_eq!(Some(accuracy), before.accuracy);
+    assert!((0.0..=1.0).contains(&accuracy));
+    // Counted over the 20 output elements, not the 10 samples.
+    assert!((0..=20).any(|k| k as f64 / 20.0 == accuracy), "{accuracy}");
+}
+
+fn vectors(n: usize) -> Dataset {
+    let x = ArrayD::from_shape_fn(IxDyn(&[n, 4]), |d| ((d[0] * 5 + d[1] * 3) % 7) as f32 / 7.0);
+    Dataset::new(x, Targets::Labels((0..n).map(|i| i % 2).collect())).expect("consistent")
+}
+
+#[test]
+fn a_last_batch_of_one_sample_is_left_out_for_batchnorm() {
+    // 9 samples in batches of 4: 4, 4 and 1; the 1 is left out, 2 steps an epoch.
+    let mut m = Normed::new(0);
+    let report = fit(&mut m, &vectors(9), &Normed::FIT.quiet()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.batches_tracked(), 4);
+    assert!(report.history.iter().all(|r| r.train_loss.is_finite()));
+    let accuracy = report.history[0].train_accuracy.expect("counted");
+    assert!(
+        (0..=8).any(|k| k as f64 / 8.0 == accuracy),
+        "{accuracy}: over the 8 samples trained on"
+    );
+    // A last batch of 2 is kept: 3 steps an epoch.
+    let mut m = Normed::new(0);
+    fit(&mut m, &vectors(10), &Normed::FIT.quiet()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.batches_tracked(), 6);
+    // One sample in all cannot train.
+    let text = fit(&mut Normed::new(0), &vectors(1), &Normed::FIT.quiet())
+        .expect_err("refused")
+        .to_string();
+    assert!(text.contains("batchnorm") && text.contains("at least 2"), "{text}");
+}
