@@ -118,8 +118,10 @@ while len(kept) < count:
 out = [f"// Written by tests/random_models/generate.py {count} {seed}: {count} valid models of {tried} drawn.\n",
        "// Do not edit; rerun the script.\n\n", "cnn_macros::cnn! {\n"]
 out += ["    " + t + "\n" for t in kept]
-out.append("}\n\n/// Every model: its name, its text and a constructor.\n")
-out.append("pub fn all() -> Vec<(&'static str, &'static str, fn() -> Box<dyn cnnc::Train>)> {\n    vec![\n")
+out.append("}\n\n/// A model's name, its text and a constructor.\n")
+out.append("pub type Case = (&'static str, &'static str, fn() -> Box<dyn cnnc::Train>);\n\n")
+out.append("/// Every model.\n")
+out.append("pub fn all() -> Vec<Case> {\n    vec![\n")
 for i, t in enumerate(kept):
     src = t.replace("\\", "\\\\").replace('"', '\\"')
     out.append(f'        ("R{i}", "{src}", || Box::new(R{i}::new({i}))),\n')
