@@ -794,7 +794,7 @@ fn run<M: Train + ?Sized>(
             bar.inc(1);
             at.step = b + 1;
             if let (Some(every), Some(save)) = (control.every, control.save.as_mut()) {
-                if (taken + 1) % every as u64 == 0 && b + 1 < batches {
+                if (taken + 1).is_multiple_of(every as u64) && b + 1 < batches {
                     at.sums.seconds = carried + start.elapsed().as_secs_f64();
                     save(model, &at)?;
                 }
