@@ -15,7 +15,8 @@
 //!
 //! * Faults: each step the ranks also all-reduce a few numbers (loss, correct
 //!   count, one failure flag per rank). A rank whose step failed (bad data, a
-//!   non-finite loss) raises its flag; then the lowest failing rank broadcasts its
+//!   non-finite loss or gradient, checked before the gradients are summed, so a
+//!   NaN never reaches the other replicas) raises its flag; then the lowest failing rank broadcasts its
 //!   message and every rank returns the same [`Error::Config`], naming that rank.
 //!   No rank waits in a collective the others never reach, so a fault never hangs.
 //!   A rank that crashes outright is ended by `mpirun`, which ends the others.
@@ -27,17 +28,19 @@
 //!   batch), so they differ from a single process's.
 //! * Only rank 0 prints (when `config.verbose`); nothing here writes files.
 //!
-//! ```no_run
-//! # cnn_macros::cnn!(file = "examples/models/lenet.cnn");
-//! use cnnc::rt::distributed::{fit_distributed, evaluate_distributed, mpi};
-//! let universe = mpi::initialize().expect("MPI initialized twice");
+//! ```text
+//! cnn_macros::cnn!(file = "examples/models/lenet.cnn");
+//! use cnnc::rt::distributed::{evaluate_distributed, fit_distributed, mpi};
+//!
+//! let universe = mpi::initialize().expect("MPI initialized once");
 //! let world = universe.world();
-//! # let (train, test): (cnnc::rt::data::Dataset, cnnc::rt::data::Dataset) = todo!();
 //! let mut model = LeNet::new(LeNet::FIT.seed);
 //! let run = fit_distributed(&mut model, &train, &LeNet::FIT, &world)?;
 //! let test = evaluate_distributed(&mut model, &test, LeNet::FIT.loss, LeNet::BATCH, &world)?;
-//! # Ok::<(), cnnc::Error>(())
 //! ```
+//!
+//! examples/mnist_mpi.rs is the whole program; docs/distributed.md the set-up,
+//! measurements and scaling model.
 
 /// The `mpi` crate (rsmpi), so that users need no dependency line of their own.
 pub use mpi;
@@ -241,7 +244,15 @@ where
             let step = if a < z {
                 let (x, t) = epoch_data.batch(a, z);
                 match model.local_gradients(x, t) {
-                    Ok(loss) if loss.is_finite() => Ok(loss),
+                    // A non-finite gradient would poison every replica through the
+                    // sum: caught here, on the rank it comes from (one pass, no allocation).
+                    Ok(loss) if loss.is_finite() && model.flat_gradients().iter().all(|g| g.is_finite()) => Ok(loss),
+                    Ok(loss) if loss.is_finite() => Err(format!(
+                        "the gradient became non-finite in epoch {}, batch {} (the loss was {loss}); \
+                         lower the learning rate (lr)",
+                        epoch + 1,
+                        b + 1
+                    )),
                     Ok(loss) => Err(Error::Diverged { epoch, batch: b, loss }.to_string()),
                     Err(e) => Err(format!(
                         "epoch {}, batch {}, samples {a}..{z} of the epoch's order: {e}",
