@@ -11,7 +11,8 @@ use cnnc::rt::data::{Dataset, Targets};
 use cnnc::rt::distributed::{fit_distributed, mpi};
 use cnnc::rt::fit::{fit, FitConfig};
 use cnnc::rt::FlatTrain;
-use mpi::traits::Communicator;
+use mpi::collective::SystemOperation;
+use mpi::traits::{Communicator, CommunicatorCollectives};
 use ndarray::ArrayD;
 use std::time::Instant;
 
@@ -25,8 +26,16 @@ fn main() {
     };
     let world = universe.world();
     // LeNet: 40 steps of 64; CifarBlock: 12 steps of 32 (global batches).
-    let result = bench(&world, "LeNet", LeNet::new, LeNet::FIT, &LeNet::INPUT_SHAPE, 40)
-        .and_then(|_| bench(&world, "CifarBlock", CifarBlock::new, CifarBlock::FIT, &CifarBlock::INPUT_SHAPE, 12));
+    let result = bench(&world, "LeNet", LeNet::new, LeNet::FIT, &LeNet::INPUT_SHAPE, 40).and_then(|_| {
+        bench(
+            &world,
+            "CifarBlock",
+            CifarBlock::new,
+            CifarBlock::FIT,
+            &CifarBlock::INPUT_SHAPE,
+            12,
+        )
+    });
     if let Err(e) = result {
         eprintln!("rank {}: error: {e}", world.rank());
     }
@@ -37,7 +46,9 @@ fn main() {
 fn synthetic(n: usize, shape: &[usize]) -> Dataset {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (state >> 40) as f32 / (1u64 << 24) as f32
     };
     let mut dims = vec![n];
@@ -67,7 +78,12 @@ fn bench<M: FlatTrain>(
     let threads = rayon::current_num_threads();
     // A warm-up epoch (page faults, first-touch), then the timed one.
     let mut model = make(config.seed);
-    fit_distributed(&mut model, &data.select(&(0..2 * config.batch).collect::<Vec<_>>()), &config, world)?;
+    fit_distributed(
+        &mut model,
+        &data.select(&(0..2 * config.batch).collect::<Vec<_>>()),
+        &config,
+        world,
+    )?;
     let start = Instant::now();
     let run = fit_distributed(&mut model, &data, &config, world)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -85,6 +101,24 @@ fn bench<M: FlatTrain>(
             100.0 * allreduce / per_step,
             agreement * 1e3,
             model.flat_gradients().len()
+        );
+    }
+    // The all-reduce alone: after a barrier, so no rank waits for a slower one.
+    let grads = model.flat_gradients().to_vec();
+    let mut sum = vec![0.0f32; grads.len()];
+    let mut alone = 0.0f64;
+    let repeats = 50;
+    for _ in 0..repeats {
+        world.barrier();
+        let t = Instant::now();
+        world.all_reduce_into(&grads[..], &mut sum[..], SystemOperation::sum());
+        alone += t.elapsed().as_secs_f64();
+    }
+    if rank == 0 {
+        println!(
+            "{name}: all-reduce of {} floats after a barrier: {:.3} ms",
+            grads.len(),
+            alone * 1e3 / repeats as f64
         );
     }
     if size == 1 {

@@ -76,7 +76,14 @@ fn run(world: &impl Communicator, mode: &str) -> Result<bool, cnnc::Error> {
     match mode {
         "equivalence" => {
             let sgd = compare(world, &data, SmallSgd::new, SmallSgd::FIT.quiet(), TOLERANCE_SGD, "sgd")?;
-            let adam = compare(world, &data, SmallAdam::new, SmallAdam::FIT.quiet(), TOLERANCE_ADAM, "adam")?;
+            let adam = compare(
+                world,
+                &data,
+                SmallAdam::new,
+                SmallAdam::FIT.quiet(),
+                TOLERANCE_ADAM,
+                "adam",
+            )?;
             Ok(sgd && adam)
         }
         "bad-data" | "nan-loss" | "bad-batch" => {

@@ -15,13 +15,19 @@ use std::process::Command;
 const TIMEOUT: &str = "240";
 
 fn have_mpirun() -> bool {
-    Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new("mpirun")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// target/<profile>/examples/mpi_worker, next to this test's deps/ folder.
 fn worker() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let profile = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>/deps");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
     let path = profile.join("examples").join("mpi_worker");
     assert!(
         path.exists(),
@@ -52,7 +58,10 @@ fn mpirun(mode: &str) -> Option<(i32, String)> {
         String::from_utf8_lossy(&output.stderr)
     );
     let status = output.status.code().unwrap_or(-1);
-    assert_ne!(status, 124, "mpirun {mode} did not finish within {TIMEOUT}s (a hang):\n{text}");
+    assert_ne!(
+        status, 124,
+        "mpirun {mode} did not finish within {TIMEOUT}s (a hang):\n{text}"
+    );
     Some((status, text))
 }
 
@@ -82,13 +91,19 @@ fn same_error_on_both_ranks(mode: &str, words: &[&str]) {
     );
     assert_eq!(found[0].1, found[1].1, "{mode}: the ranks disagree:\n{text}");
     for word in words {
-        assert!(found[0].1.contains(word), "{mode}: `{word}` missing from `{}`", found[0].1);
+        assert!(
+            found[0].1.contains(word),
+            "{mode}: `{word}` missing from `{}`",
+            found[0].1
+        );
     }
 }
 
 #[test]
 fn two_ranks_of_batch_32_equal_one_process_of_batch_64() {
-    let Some((status, text)) = mpirun("equivalence") else { return };
+    let Some((status, text)) = mpirun("equivalence") else {
+        return;
+    };
     for optimizer in ["sgd", "adam"] {
         let line = text
             .lines()
@@ -107,7 +122,10 @@ fn a_nan_pixel_on_one_rank_stops_every_rank_before_training() {
 
 #[test]
 fn a_non_finite_loss_on_one_rank_stops_every_rank() {
-    same_error_on_both_ranks("nan-loss", &["rank 1 of 2", "became", "epoch 1, batch 1", "lower the learning rate"]);
+    same_error_on_both_ranks(
+        "nan-loss",
+        &["rank 1 of 2", "became", "epoch 1, batch 1", "lower the learning rate"],
+    );
 }
 
 #[test]

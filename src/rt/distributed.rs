@@ -85,7 +85,7 @@ pub fn shard(lo: usize, hi: usize, rank: usize, size: usize) -> (usize, usize) {
 
 /// Each rank's share of a global batch of `batch`: the rank count must divide it.
 pub fn local_batch(batch: usize, size: usize) -> Result<usize, Error> {
-    if size == 0 || batch == 0 || batch % size != 0 {
+    if size == 0 || batch == 0 || !batch.is_multiple_of(size) {
         return Err(Error::Config(format!(
             "a global batch of {batch} cannot be split evenly over {size} ranks: the rank count must divide \
              the batch (each rank trains on batch / ranks samples per step); run with a rank count that \
@@ -161,7 +161,12 @@ impl Agreement {
 /// fails on any rank (an error from `local_gradients`, a non-finite loss) stops
 /// every rank with the same error, and puts the parameters back as they were at
 /// the start of that epoch.
-pub fn fit_distributed<M, C>(model: &mut M, data: &Dataset, config: &FitConfig, comm: &C) -> Result<DistributedReport, Error>
+pub fn fit_distributed<M, C>(
+    model: &mut M,
+    data: &Dataset,
+    config: &FitConfig,
+    comm: &C,
+) -> Result<DistributedReport, Error>
 where
     M: FlatTrain + ?Sized,
     C: Communicator,
@@ -269,7 +274,14 @@ where
                 Ok(loss) => {
                     let right = if a < z { model.last_correct() } else { Some(0) };
                     let n = (z - a) as f64;
-                    ([loss as f64 * n, right.unwrap_or(0) as f64, f64::from(u8::from(right.is_none()))], None)
+                    (
+                        [
+                            loss as f64 * n,
+                            right.unwrap_or(0) as f64,
+                            f64::from(u8::from(right.is_none())),
+                        ],
+                        None,
+                    )
                 }
                 Err(message) => ([0.0; SUMS], Some(message)),
             };
@@ -398,7 +410,10 @@ where
                 let n = (z - a) as f64;
                 ([e.loss * n, e.accuracy.unwrap_or(0.0) * n, n], None)
             }
-            Err(e) => ([0.0; SUMS], Some(format!("samples {a}..{z} of the evaluation set: {e}"))),
+            Err(e) => (
+                [0.0; SUMS],
+                Some(format!("samples {a}..{z} of the evaluation set: {e}")),
+            ),
         }
     } else {
         ([0.0; SUMS], None)
@@ -470,8 +485,7 @@ fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Loss) -> Resul
         }
         (Targets::Values(_), Loss::CrossEntropy) => {
             return Err(Error::Target(
-                "the model's loss is cross_entropy: the training set needs Targets::Labels, not Targets::Values"
-                    .into(),
+                "the model's loss is cross_entropy: the training set needs Targets::Labels, not Targets::Values".into(),
             ))
         }
         (Targets::Values(values), _) => {
