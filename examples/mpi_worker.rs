@@ -9,6 +9,7 @@
 //! * `nan-loss`: rank 1's copy holds finite but enormous pixels, so its loss or
 //!   gradient overflows.
 //! * `bad-batch`: a global batch of 63, which 2 ranks cannot split.
+//! * `other-seed`: rank 1 builds its model from another seed.
 //!
 //! The fault modes print `error: ...` on every rank and exit with status 1.
 
@@ -86,7 +87,7 @@ fn run(world: &impl Communicator, mode: &str) -> Result<bool, cnnc::Error> {
             )?;
             Ok(sgd && adam)
         }
-        "bad-data" | "nan-loss" | "bad-batch" => {
+        "bad-data" | "nan-loss" | "bad-batch" | "other-seed" => {
             if rank == 1 && mode == "bad-data" {
                 data.inputs[[100, 0, 14, 14]] = f32::NAN;
             }
@@ -98,13 +99,18 @@ fn run(world: &impl Communicator, mode: &str) -> Result<bool, cnnc::Error> {
             if mode == "bad-batch" {
                 config.batch = 63;
             }
-            let mut model = SmallSgd::new(config.seed);
+            let seed = if rank == 1 && mode == "other-seed" {
+                config.seed + 1
+            } else {
+                config.seed
+            };
+            let mut model = SmallSgd::new(seed);
             let report = fit_distributed(&mut model, &data, &config, world)?;
             println!("rank {rank}: trained {} steps without error", report.steps);
             Ok(false)
         }
         other => Err(cnnc::Error::Config(format!(
-            "unknown mode `{other}`: give equivalence, bad-data, nan-loss or bad-batch"
+            "unknown mode `{other}`: give equivalence, bad-data, nan-loss, bad-batch or other-seed"
         ))),
     }
 }

@@ -132,3 +132,8 @@ fn a_non_finite_loss_on_one_rank_stops_every_rank() {
 fn a_rank_count_that_does_not_divide_the_batch_is_an_error_before_training() {
     same_error_on_both_ranks("bad-batch", &["global batch of 63", "2 ranks"]);
 }
+
+#[test]
+fn replicas_built_from_different_seeds_are_an_error_before_training() {
+    same_error_on_both_ranks("other-seed", &["parameters differ before training", "same seed"]);
+}

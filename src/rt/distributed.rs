@@ -191,14 +191,41 @@ where
     };
     agreement.agree(comm, [0.0; SUMS], failure)?;
     let mut saved = saved;
-    let mut lens = vec![0u64; size];
-    comm.all_gather_into(&(data.len() as u64), &mut lens[..]);
-    if lens.iter().any(|&n| n != lens[0]) {
-        return Err(Error::Config(format!(
-            "the ranks hold different data sets: sample counts by rank {lens:?}; every rank must load the same \
-             training set"
-        )));
+    // A rank with another data set, configuration or model would wait in a
+    // collective the others never reach: compare them first.
+    let mine = [
+        data.len() as u64,
+        config.batch as u64,
+        config.epochs as u64,
+        config.seed,
+        model.flat_gradients().len() as u64,
+        model.flat_buffers().len() as u64,
+    ];
+    let mut all = vec![0u64; size * mine.len()];
+    comm.all_gather_into(&mine[..], &mut all[..]);
+    for (r, theirs) in all.chunks_exact(mine.len()).enumerate() {
+        let what = [
+            "sample count",
+            "batch",
+            "epochs",
+            "seed",
+            "parameter count",
+            "buffer count",
+        ];
+        if let Some(i) = (0..mine.len()).find(|&i| theirs[i] != all[i]) {
+            return Err(Error::Config(format!(
+                "rank {r} of {size} has {} {} where rank 0 has {}: every rank must run the same model, \
+                 configuration and training set",
+                what[i], theirs[i], all[i]
+            )));
+        }
     }
+    check_replicas(
+        model,
+        comm,
+        "the ranks' parameters differ before training: build the model from the same seed (or load the same \
+         weights) on every rank",
+    )?;
 
     let (train, validation) = match config.validation {
         Some(f) => {
@@ -326,7 +353,12 @@ where
                 return Err(Error::DivergedParams { epoch, param });
             }
         };
-        check_replicas(model, comm)?;
+        check_replicas(
+            model,
+            comm,
+            "the ranks' parameters differ after an epoch although every rank applied the same averaged \
+             gradient; the MPI library's all-reduce gave the ranks different sums",
+        )?;
         let validation = match &validation {
             Some(v) => Some(evaluate_distributed(model, v, config.loss, batch, comm)?),
             None => None,
@@ -361,9 +393,10 @@ fn average_buffers<M: FlatTrain + ?Sized, C: Communicator>(model: &mut M, comm: 
     }
 }
 
-/// A fingerprint of the parameters' bits: equal on every rank, or the replicas
-/// have drifted apart (an MPI library whose all-reduce gave ranks different sums).
-fn check_replicas<M: Model + ?Sized, C: Communicator>(model: &M, comm: &C) -> Result<(), Error> {
+/// A fingerprint (FNV-1a) of the parameters' bits: equal on every rank, or the
+/// replicas differ and `message` is the error on every rank. (FNV-1a in four
+/// lines rather than a hashing crate: equality is all that is asked of it.)
+fn check_replicas<M: Model + ?Sized, C: Communicator>(model: &M, comm: &C, message: &str) -> Result<(), Error> {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for name in model.param_names() {
         if let Some(value) = model.param(&name) {
@@ -376,11 +409,7 @@ fn check_replicas<M: Model + ?Sized, C: Communicator>(model: &M, comm: &C) -> Re
     comm.all_reduce_into(&hash, &mut low, SystemOperation::min());
     comm.all_reduce_into(&hash, &mut high, SystemOperation::max());
     if low != high {
-        return Err(Error::Config(
-            "the ranks' parameters differ after an epoch although every rank applied the same averaged \
-             gradient; the MPI library's all-reduce gave the ranks different sums"
-                .into(),
-        ));
+        return Err(Error::Config(message.to_string()));
     }
     Ok(())
 }
