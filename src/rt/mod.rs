@@ -7,6 +7,8 @@ pub mod augment;
 pub mod checkpoint;
 pub mod confusion;
 pub mod data;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod driver;
 mod error;
 pub mod fit;
