@@ -3,6 +3,11 @@
 //!
 //!     cargo run --release --example bench
 //!
+//! Benchmarks: LeNet (examples/models/lenet.cnn) training at batch 64 and inference
+//! at batch 64 and 1; the cifar_block training step (benches/models.cnn); the spec's
+//! ResNet8 (examples/models/resnet8.cnn) training at batch 64 and inference at batch
+//! 64 and 1; one 64->64 convolution forward and backward.
+//!
 //! Medians of repeated runs. `peak` is this machine's FP32 FMA rate on all threads,
 //! measured by a register-only FMA loop in the same binary.
 
@@ -11,6 +16,8 @@ use cnnc::{Target, Train};
 use std::time::Instant;
 
 cnn_macros::cnn!(file = "examples/models/lenet.cnn");
+
+cnn_macros::cnn!(file = "examples/models/resnet8.cnn");
 
 cnn_macros::cnn!(file = "benches/models.cnn");
 
@@ -78,6 +85,16 @@ fn main() {
 
     let mut cifar = CifarBlock::new(0);
     train_bench("cifar_train_b32", &mut cifar, &[3, 32, 32], 32, 20);
+
+    // The spec's ResNet8 (SGD, nesterov, weight decay): batchnorm on the batch's
+    // statistics in a training step, on the running statistics in `predict_into`.
+    let mut resnet = ResNet8::new(0);
+    train_bench("resnet8_train_b64", &mut resnet, &[3, 32, 32], 64, 20);
+    let (x64, x1) = (random(&[64, 3, 32, 32], 6), random(&[1, 3, 32, 32], 7));
+    let t = median_seconds(|| resnet.predict_into(x64.view(), &mut out64).expect("predict"), 30, 5);
+    emit("resnet8_infer_b64", "images_per_s", 64.0 / t);
+    let t = median_seconds(|| resnet.predict_into(x1.view(), &mut out1).expect("predict"), 200, 20);
+    emit("resnet8_infer_b1", "latency_us", t * 1e6);
 
     let mut conv = Conv64::new(0);
     let x = random(&[16, 64, 32, 32], 4);
