@@ -81,7 +81,9 @@ fn resnet8_has_the_tensors_the_spec_names() {
 #[test]
 fn mnist_resnet_names_are_the_pytorch_modules() {
     let bn = |p: &str| {
-        ["weight", "bias", "running_mean", "running_var"].map(|t| format!("{p}.{t}")).to_vec()
+        ["weight", "bias", "running_mean", "running_var"]
+            .map(|t| format!("{p}.{t}"))
+            .to_vec()
     };
     let mut want = vec!["conv1.weight".to_string()];
     want.extend(bn("batchnorm1"));
