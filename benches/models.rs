@@ -1,5 +1,6 @@
 //! The models of `examples/bench.rs` under criterion: LeNet training and inference,
-//! the cifar_block fixture's training step, and the 64->64 conv forward on every
+//! the cifar_block fixture's training step, the spec's ResNet8 training and inference,
+//! and the 64->64 conv forward on every
 //! matrix-product kernel this CPU has. `cargo bench --bench models`.
 //! (`cargo run --release --example bench` prints the same figures as JSON lines,
 //! for comparison with `../shared/bench/torch_baseline.sh`.)
@@ -10,6 +11,8 @@ use cnnc::{Target, Train};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 cnn_macros::cnn!(file = "examples/models/lenet.cnn");
+
+cnn_macros::cnn!(file = "examples/models/resnet8.cnn");
 
 cnn_macros::cnn!(file = "benches/models.cnn");
 
@@ -56,6 +59,31 @@ fn cifar(c: &mut Criterion) {
     g.finish();
 }
 
+/// `resnet8_train_b64`, `resnet8_infer_b64`, `resnet8_infer_b1`: batchnorm on the
+/// batch's statistics in the training step, on the running statistics in inference.
+fn resnet8(c: &mut Criterion) {
+    let mut g = c.benchmark_group("resnet8");
+    g.sample_size(20);
+    let mut model = ResNet8::new(0);
+    let x = input(&[64, 3, 32, 32]);
+    let y = Array1::from_shape_fn(64, |i| i % 10);
+    g.throughput(Throughput::Elements(64));
+    g.bench_function("train_b64", |b| {
+        b.iter(|| model.train_step(x.view(), Target::Labels(y.view())).expect("step"))
+    });
+    let mut out = vec![0.0; 640];
+    g.bench_function("infer_b64", |b| {
+        b.iter(|| model.predict_into(x.view(), &mut out).expect("predict"))
+    });
+    let x1 = input(&[1, 3, 32, 32]);
+    let mut out1 = vec![0.0; 10];
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("infer_b1", |b| {
+        b.iter(|| model.predict_into(x1.view(), &mut out1).expect("predict"))
+    });
+    g.finish();
+}
+
 fn conv64(c: &mut Criterion) {
     let mut g = c.benchmark_group("conv64_fwd");
     g.sample_size(20);
@@ -74,5 +102,5 @@ fn conv64(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lenet, cifar, conv64);
+criterion_group!(benches, lenet, cifar, resnet8, conv64);
 criterion_main!(benches);

@@ -2,6 +2,12 @@
 //! `../shared/bench/torch_baseline.py` (run it with `../shared/bench/torch_baseline.sh`):
 //!
 //!     cargo run --release --example bench
+//!     cargo run --release --example bench -- resnet8    # one group only
+//!
+//! Benchmarks: LeNet (examples/models/lenet.cnn) training at batch 64 and inference
+//! at batch 64 and 1; the cifar_block training step (benches/models.cnn); the spec's
+//! ResNet8 (examples/models/resnet8.cnn) training at batch 64 and inference at batch
+//! 64 and 1; one 64->64 convolution forward and backward.
 //!
 //! Medians of repeated runs. `peak` is this machine's FP32 FMA rate on all threads,
 //! measured by a register-only FMA loop in the same binary.
@@ -11,6 +17,8 @@ use cnnc::{Target, Train};
 use std::time::Instant;
 
 cnn_macros::cnn!(file = "examples/models/lenet.cnn");
+
+cnn_macros::cnn!(file = "examples/models/resnet8.cnn");
 
 cnn_macros::cnn!(file = "benches/models.cnn");
 
@@ -67,37 +75,58 @@ fn train_bench(name: &str, model: &mut dyn Train, shape: &[usize], batch: usize,
 }
 
 fn main() {
-    let mut lenet = LeNet::new(0);
-    train_bench("lenet_train_b64", &mut lenet, &[1, 28, 28], 64, 30);
-    let (x64, x1) = (random(&[64, 1, 28, 28], 2), random(&[1, 1, 28, 28], 3));
+    // `cargo run --release --example bench -- resnet8` runs only the groups whose
+    // name holds the argument (lenet, cifar, resnet8, conv64, peak), e.g. for perf.
+    let only = std::env::args().nth(1).unwrap_or_default();
+    let run = |group: &str| group.contains(only.as_str());
     let (mut out64, mut out1) = (vec![0.0; 640], vec![0.0; 10]);
-    let t = median_seconds(|| lenet.predict_into(x64.view(), &mut out64).expect("predict"), 50, 5);
-    emit("lenet_infer_b64", "images_per_s", 64.0 / t);
-    let t = median_seconds(|| lenet.predict_into(x1.view(), &mut out1).expect("predict"), 300, 20);
-    emit("lenet_infer_b1", "latency_us", t * 1e6);
-
-    let mut cifar = CifarBlock::new(0);
-    train_bench("cifar_train_b32", &mut cifar, &[3, 32, 32], 32, 20);
-
-    let mut conv = Conv64::new(0);
-    let x = random(&[16, 64, 32, 32], 4);
-    let target = random(&[16, 64, 32, 32], 5);
-    let flops = 2.0 * 16.0 * 64.0 * 32.0 * 32.0 * 64.0 * 9.0;
-    let mut out = vec![0.0; 16 * 64 * 32 * 32];
-    let forward = median_seconds(|| conv.predict_into(x.view(), &mut out).expect("forward"), 20, 3);
-    emit("conv64_fwd", "gflops", flops / forward / 1e9);
-    // `gradients` runs forward, loss and backward (input and weight gradients): the
-    // backward time is what it takes beyond the forward pass.
-    let both = median_seconds(
-        || {
-            conv.gradients(x.view(), Target::Values(target.view()))
-                .expect("backward");
-        },
-        20,
-        3,
-    );
-    emit("conv64_bwd", "gflops", 2.0 * flops / (both - forward).max(1e-9) / 1e9);
-    emit("peak", "gflops", peak_gflops());
+    if run("lenet") {
+        let mut lenet = LeNet::new(0);
+        train_bench("lenet_train_b64", &mut lenet, &[1, 28, 28], 64, 30);
+        let (x64, x1) = (random(&[64, 1, 28, 28], 2), random(&[1, 1, 28, 28], 3));
+        let t = median_seconds(|| lenet.predict_into(x64.view(), &mut out64).expect("predict"), 50, 5);
+        emit("lenet_infer_b64", "images_per_s", 64.0 / t);
+        let t = median_seconds(|| lenet.predict_into(x1.view(), &mut out1).expect("predict"), 300, 20);
+        emit("lenet_infer_b1", "latency_us", t * 1e6);
+    }
+    if run("cifar") {
+        let mut cifar = CifarBlock::new(0);
+        train_bench("cifar_train_b32", &mut cifar, &[3, 32, 32], 32, 20);
+    }
+    if run("resnet8") {
+        // The spec's ResNet8 (SGD, nesterov, weight decay): batchnorm on the batch's
+        // statistics in a training step, on the running statistics in `predict_into`.
+        let mut resnet = ResNet8::new(0);
+        train_bench("resnet8_train_b64", &mut resnet, &[3, 32, 32], 64, 20);
+        let (x64, x1) = (random(&[64, 3, 32, 32], 6), random(&[1, 3, 32, 32], 7));
+        let t = median_seconds(|| resnet.predict_into(x64.view(), &mut out64).expect("predict"), 30, 5);
+        emit("resnet8_infer_b64", "images_per_s", 64.0 / t);
+        let t = median_seconds(|| resnet.predict_into(x1.view(), &mut out1).expect("predict"), 200, 20);
+        emit("resnet8_infer_b1", "latency_us", t * 1e6);
+    }
+    if run("conv64") {
+        let mut conv = Conv64::new(0);
+        let x = random(&[16, 64, 32, 32], 4);
+        let target = random(&[16, 64, 32, 32], 5);
+        let flops = 2.0 * 16.0 * 64.0 * 32.0 * 32.0 * 64.0 * 9.0;
+        let mut out = vec![0.0; 16 * 64 * 32 * 32];
+        let forward = median_seconds(|| conv.predict_into(x.view(), &mut out).expect("forward"), 20, 3);
+        emit("conv64_fwd", "gflops", flops / forward / 1e9);
+        // `gradients` runs forward, loss and backward (input and weight gradients): the
+        // backward time is what it takes beyond the forward pass.
+        let both = median_seconds(
+            || {
+                conv.gradients(x.view(), Target::Values(target.view()))
+                    .expect("backward");
+            },
+            20,
+            3,
+        );
+        emit("conv64_bwd", "gflops", 2.0 * flops / (both - forward).max(1e-9) / 1e9);
+    }
+    if run("peak") {
+        emit("peak", "gflops", peak_gflops());
+    }
 }
 
 /// The FP32 FMA peak of all threads: each runs [`cnnc::compute::peak`]'s
