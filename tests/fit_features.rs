@@ -184,3 +184,38 @@ fn a_last_batch_of_one_sample_is_left_out_for_batchnorm() {
         .to_string();
     assert!(text.contains("batchnorm") && text.contains("at least 2"), "{text}");
 }
+
+cnn_macros::cnn! {
+    model Normalized {
+        input 3x2x2 normalize mean 0.49 0.48 0.45 std 0.25 0.24 0.26
+        flatten
+    }
+}
+
+/// `normalize` against torchvision's `Normalize(mean, std)`: these numbers are
+/// PyTorch's, `(x - mean[:, None, None]) / std[:, None, None]` in float64, for
+/// `x = arange(24).reshape(2, 3, 2, 2) / 7 - 0.6`; the generated model and the
+/// interpreter both give them.
+#[test]
+fn normalize_matches_pytorchs_normalize() {
+    let torch = [
+        -4.36, -3.7885714, -3.2171429, -2.6457143, -2.1190476, -1.5238095, -0.9285714, -0.3333333, 0.3571429,
+        0.9065934, 1.456044, 2.0054945, 2.4971429, 3.0685714, 3.64, 4.2114286, 5.0238095, 5.6190476, 6.2142857,
+        6.8095238, 6.9505495, 7.5, 8.0494505, 8.5989011,
+    ];
+    let x = cnnc::ndarray::ArrayD::from_shape_fn(cnnc::ndarray::IxDyn(&[2, 3, 2, 2]), |ix| {
+        let i = ((ix[0] * 3 + ix[1]) * 2 + ix[2]) * 2 + ix[3];
+        i as f32 / 7.0 - 0.6
+    });
+    let text = "model Normalized { input 3x2x2 normalize mean 0.49 0.48 0.45 std 0.25 0.24 0.26 flatten }";
+    let mut interp = cnnc::interp::Interpreter::from_source(text, "Normalized", 0).unwrap();
+    let outputs = [
+        cnnc::Model::predict(&mut Normalized::new(0), x.view()).unwrap(),
+        cnnc::Model::predict(&mut interp, x.view()).unwrap(),
+    ];
+    for y in outputs {
+        for (got, want) in y.iter().zip(torch) {
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1.0), "{got} vs {want}");
+        }
+    }
+}

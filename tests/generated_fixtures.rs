@@ -2,31 +2,44 @@
 //! `cnn!(file = ...)` and checked with the same harness as the interpreter
 //! (`tests/common/fixture_harness.rs`): the PyTorch cases of tests/fixtures/ and
 //! the interpreter's own cases of tests/fixtures_own/. Prints each case's row of
-//! largest error ratios (`--nocapture`). This file is written by a script from the
+//! largest error ratios (`--nocapture`), on every instruction set the CPU has. This file is written by a script from the
 //! case folders (see the end of docs/interpreter-fixtures.md); one module per case.
 
 #[path = "common/fixture_harness.rs"]
 mod fixture_harness;
 
+use cnnc::compute::gemm::{set_isa, Isa};
 use cnnc::{Model, Train};
 use std::path::Path;
+use std::sync::Mutex;
+
+/// The instruction set is process-wide: a case holds this while it walks them.
+static ISA: Mutex<()> = Mutex::new(());
+
+/// Runs `check` on every instruction set this CPU has (CNNC_KERNEL's choice last).
+fn on_every_isa(name: &str, check: impl Fn() -> fixture_harness::Report) {
+    let _guard = ISA.lock().unwrap_or_else(|e| e.into_inner());
+    for isa in Isa::ALL.into_iter().filter(|i| i.is_available()) {
+        set_isa(isa).expect("available");
+        let report = check();
+        println!("{} [{}]", report.table_row(), isa.name());
+        assert!(
+            report.failures.is_empty(),
+            "fixture {name} fails on {}:\n{}",
+            isa.name(),
+            report.failures.join("\n")
+        );
+        assert!(!report.groups.is_empty(), "fixture {name}: nothing was compared");
+    }
+    set_isa(Isa::best()).expect("available");
+}
 
 fn run(dir: &Path, name: &str, build: &dyn Fn(&str) -> Box<dyn Train>) {
-    let report = fixture_harness::check_case(&dir.join(name), build);
-    println!("{}", report.table_row());
-    assert!(
-        report.failures.is_empty(),
-        "fixture {name} fails:\n{}",
-        report.failures.join("\n")
-    );
-    assert!(!report.groups.is_empty(), "fixture {name}: nothing was compared");
+    on_every_isa(name, || fixture_harness::check_case(&dir.join(name), build));
 }
 
 fn run_forward(dir: &Path, name: &str, build: &dyn Fn(&str) -> Box<dyn Model>) {
-    let report = fixture_harness::check_forward_case(&dir.join(name), build);
-    println!("{}", report.table_row());
-    assert!(report.failures.is_empty(), "{}", report.failures.join("\n"));
-    assert!(!report.groups.is_empty(), "fixture {name}: nothing was compared");
+    on_every_isa(name, || fixture_harness::check_forward_case(&dir.join(name), build));
 }
 
 mod activations {

@@ -47,7 +47,6 @@ pub use mpi;
 
 use super::data::{shuffled, Dataset, Targets};
 use super::fit::{evaluate, EpochReport, Evaluation, FitConfig, FitReport};
-use super::inputs::{batch_size, check_finite};
 use super::{Error, FlatTrain, Model};
 use crate::ir::Loss;
 use mpi::collective::SystemOperation;
@@ -177,7 +176,7 @@ where
 
     // Everything that can be known before training, agreed on by every rank.
     let local = local_batch(config.batch, size)
-        .and_then(|_| check_data(model, data, config.loss))
+        .and_then(|_| super::fit::check_data(model, data, config.loss, "training set"))
         .and_then(|_| {
             snapshot(model).map_err(|param| {
                 Error::Config(format!(
@@ -481,55 +480,6 @@ fn restore<M: Model + ?Sized>(model: &mut M, saved: &[(String, ArrayD<f32>)]) ->
     Ok(())
 }
 
-/// The checks `fit` makes before its first step, on this rank's copy of the data.
-// `fit`'s own check is private to rt::fit; this is its subset that a training
-// step would otherwise report without the sample's index in the data set.
-fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Loss) -> Result<(), Error> {
-    let n = data.inputs.shape().first().copied().unwrap_or(0);
-    let targets = match &data.targets {
-        Targets::Labels(l) => l.len(),
-        Targets::Values(v) => v.shape().first().copied().unwrap_or(0),
-    };
-    if n != targets {
-        return Err(Error::Target(format!(
-            "the training set has {n} inputs but {targets} targets: each sample needs one target"
-        )));
-    }
-    if n == 0 {
-        return Err(Error::Target("the training set is empty".into()));
-    }
-    batch_size("the training set's inputs", data.inputs.shape(), model.input_shape())?;
-    check_finite("the training set's inputs", &data.inputs.view())?;
-    match (&data.targets, loss) {
-        (Targets::Labels(labels), Loss::CrossEntropy) => {
-            let classes: usize = model.output_shape().iter().product();
-            if let Some((sample, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
-                return Err(Error::Label { sample, label, classes });
-            }
-        }
-        (Targets::Labels(_), _) => {
-            return Err(Error::Target(
-                "the model's loss needs Targets::Values with the output's shape, not Targets::Labels".into(),
-            ))
-        }
-        (Targets::Values(_), Loss::CrossEntropy) => {
-            return Err(Error::Target(
-                "the model's loss is cross_entropy: the training set needs Targets::Labels, not Targets::Values".into(),
-            ))
-        }
-        (Targets::Values(values), _) => {
-            if values.shape()[1..] != *model.output_shape() {
-                return Err(Error::Shape {
-                    what: "the training set's targets".into(),
-                    expected: format!("[{n}, {:?}]", model.output_shape()),
-                    given: values.shape().to_vec(),
-                });
-            }
-            check_finite("the training set's targets", &values.view())?;
-        }
-    }
-    Ok(())
-}
 
 /// `epoch  1/10  loss 0.4213  acc 87.12%  val_loss 0.2011  val_acc 93.50%  lr 0.01  1.23s  (2 ranks)`
 fn epoch_line(r: &EpochReport, epochs: usize, ranks: usize) -> String {

@@ -865,7 +865,7 @@ fn restore<M: Model + ?Sized>(model: &mut M, saved: &[(String, ArrayD<f32>)]) ->
 
 /// Checks a whole data set against the model and its loss, naming a bad sample by
 /// its index in `data`.
-fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Loss, what: &str) -> Result<(), Error> {
+pub(crate) fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Loss, what: &str) -> Result<(), Error> {
     // The fields are public, so the counts may disagree even though `Dataset::new` checks them.
     let n = data.inputs.shape().first().copied().unwrap_or(0);
     let targets = match &data.targets {
