@@ -3,7 +3,7 @@
 //! and the 64->64 conv forward on every
 //! matrix-product kernel this CPU has. `cargo bench --bench models`.
 //! (`cargo run --release --example bench` prints the same figures as JSON lines,
-//! for comparison with `../shared/bench/torch_baseline.sh`.)
+//! for comparison with `benches/torch_baseline.sh`.)
 
 use cnnc::compute::gemm::{set_isa, Isa};
 use cnnc::ndarray::{Array1, ArrayD, IxDyn};

@@ -1,5 +1,5 @@
 //! The project's benchmarks, one JSON line each, in the same form as
-//! `../shared/bench/torch_baseline.py` (run it with `../shared/bench/torch_baseline.sh`):
+//! `benches/torch_baseline.py` (run it with `benches/torch_baseline.sh`):
 //!
 //!     cargo run --release --example bench
 //!     cargo run --release --example bench -- resnet8    # one group only

@@ -524,7 +524,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
 
     quote! {
         #[doc(hidden)]
-        #[allow(non_snake_case, clippy::all)]
+        #[allow(non_snake_case, non_camel_case_types, clippy::all)]
         mod #module {
             use ::cnnc::__private as rt;
 

@@ -480,7 +480,6 @@ fn restore<M: Model + ?Sized>(model: &mut M, saved: &[(String, ArrayD<f32>)]) ->
     Ok(())
 }
 
-
 /// `epoch  1/10  loss 0.4213  acc 87.12%  val_loss 0.2011  val_acc 93.50%  lr 0.01  1.23s  (2 ranks)`
 fn epoch_line(r: &EpochReport, epochs: usize, ranks: usize) -> String {
     let width = epochs.to_string().len();

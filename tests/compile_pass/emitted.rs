@@ -6,10 +6,9 @@ include!("emitted/models.rs");
 
 fn main() {
     use cnnc::{Model, Train};
-    let mut lenet = LeNet::new(0);
+    let lenet = LeNet::new(0);
     let _ = (lenet.learning_rate(0), Tour::new(0).param_names(), Head::new(0), conv::new(0));
     let mut blocks = Blocks::new(1);
     let x = cnnc::ndarray::ArrayD::<f32>::zeros(vec![2, 3, 8, 8]);
     let _ = blocks.predict(x.view());
-    let _ = lenet.param_names();
 }
