@@ -226,25 +226,7 @@ where
          weights) on every rank",
     )?;
 
-    let (train, validation) = match config.validation {
-        Some(f) => {
-            if !(f > 0.0 && f < 1.0) {
-                return Err(Error::Config(format!(
-                    "validation {f}: the fraction held out must lie strictly between 0 and 1"
-                )));
-            }
-            let (t, v) = data.split(f, config.seed);
-            if v.is_empty() {
-                return Err(Error::Config(format!(
-                    "validation {f} holds out no sample of the {} in the training set; \
-                     give more samples or a larger fraction",
-                    data.len()
-                )));
-            }
-            (t, Some(v))
-        }
-        None => (data.clone(), None),
-    };
+    let (train, validation) = super::fit::validation_split(data, config)?;
     let batch = config.batch;
     let batches = train.len().div_ceil(batch);
     let classifier = config.loss == Loss::CrossEntropy && matches!(train.targets, Targets::Labels(_));

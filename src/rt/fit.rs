@@ -557,16 +557,9 @@ struct Prepared {
     used: usize,
 }
 
-fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> Result<Prepared, Error> {
-    check_data(model, data, config.loss, "training set")?;
-    if !config.augment.is_empty() && model.input_shape().len() != 3 {
-        return Err(Error::Config(format!(
-            "augment {:?} needs image inputs [C, H, W]; the model's input has shape {:?}",
-            config.augment,
-            model.input_shape()
-        )));
-    }
-    let (train, validation) = match config.validation {
+/// The training set and the held-out validation set of `config.validation`.
+pub(crate) fn validation_split(data: &Dataset, config: &FitConfig) -> Result<(Dataset, Option<Dataset>), Error> {
+    Ok(match config.validation {
         Some(f) => {
             if !(f > 0.0 && f < 1.0) {
                 return Err(Error::Config(format!(
@@ -584,7 +577,19 @@ fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> 
             (t, Some(v))
         }
         None => (data.clone(), None),
-    };
+    })
+}
+
+fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> Result<Prepared, Error> {
+    check_data(model, data, config.loss, "training set")?;
+    if !config.augment.is_empty() && model.input_shape().len() != 3 {
+        return Err(Error::Config(format!(
+            "augment {:?} needs image inputs [C, H, W]; the model's input has shape {:?}",
+            config.augment,
+            model.input_shape()
+        )));
+    }
+    let (train, validation) = validation_split(data, config)?;
     let batch = config.batch.max(1);
     let n = train.len();
     let mut batches = n.div_ceil(batch);
