@@ -221,3 +221,28 @@ fn normalize_matches_pytorchs_normalize() {
         }
     }
 }
+
+/// `augment` in the reference interpreter: `fit` gathers and augments the batches
+/// the same way for both, so the interpreter, started from the generated model's
+/// weights, ends the same run with the same weights (up to float summation order).
+#[test]
+fn augmented_training_agrees_with_the_interpreter() {
+    let data = images(23);
+    let config = Augmented::FIT.quiet();
+    let mut generated = Augmented::new(config.seed);
+    let text = "model Augmented { input 2x6x6 conv 3 kernel 3 pad 1 relu flatten dense 3 softmax
+        train { loss cross_entropy optimizer sgd lr 0.05 momentum 0.5 batch 5 epochs 3 seed 11
+                augment flip horizontal crop 2 flip vertical } }";
+    let mut interp = cnnc::interp::Interpreter::from_source(text, "Augmented", 0).unwrap();
+    for name in generated.param_names() {
+        interp.set_param(&name, generated.param(&name).unwrap().view()).unwrap();
+    }
+    fit(&mut generated, &data, &config).unwrap_or_else(|e| panic!("{e}"));
+    fit(&mut interp, &data, &config).unwrap_or_else(|e| panic!("{e}"));
+    for name in generated.param_names() {
+        let (g, i) = (generated.param(&name).unwrap(), interp.param(&name).unwrap());
+        for (a, b) in g.iter().zip(i.iter()) {
+            assert!((a - b).abs() <= 1e-4 + 1e-3 * b.abs(), "{name}: {a} vs {b}");
+        }
+    }
+}
