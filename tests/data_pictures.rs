@@ -168,45 +168,7 @@ fn confusion_matrix_counts_true_against_predicted() {
 }
 
 /// The ResNet-8 example of LANGUAGE.md.
-const RESNET8: &str = "model ResNet8 {
-    input 3x32x32
-    conv 16 kernel 3 pad 1 bias off
-    batchnorm relu
-    residual {
-        conv 16 kernel 3 pad 1 bias off
-        batchnorm relu
-        conv 16 kernel 3 pad 1 bias off
-        batchnorm
-    } relu
-    residual {
-        conv 32 kernel 3 stride 2 pad 1 round floor bias off   // (32+2-3)/2+1 = 16.5: floor
-        batchnorm relu
-        conv 32 kernel 3 pad 1 bias off
-        batchnorm
-        shortcut {
-            conv 32 kernel 1 stride 2 round floor bias off
-            batchnorm
-        }
-    } relu
-    residual {
-        dw: conv 32 kernel 3 pad 2 dilation 2 groups 32 bias off   // depthwise, dilated
-        batchnorm relu
-        conv 32 kernel 1 bias off
-        batchnorm
-    } relu
-    avgpool global
-    flatten
-    dense 10 softmax
-
-    train {
-        loss cross_entropy
-        optimizer sgd lr 0.1 momentum 0.9 nesterov
-        weight_decay 5e-4
-        schedule cosine
-        batch 128
-        epochs 30
-    }
-}";
+const RESNET8: &str = include_str!("../examples/models/resnet8.cnn");
 
 fn resnet8() -> ir::Model {
     cnnc::compile(RESNET8).unwrap().remove(0)

@@ -383,45 +383,7 @@ fn silu_and_gelu_values() {
 }
 
 /// The ResNet-8 of the spec (LANGUAGE.md), through the parser.
-const RESNET8: &str = "model ResNet8 {
-    input 3x32x32
-    conv 16 kernel 3 pad 1 bias off
-    batchnorm relu
-    residual {
-        conv 16 kernel 3 pad 1 bias off
-        batchnorm relu
-        conv 16 kernel 3 pad 1 bias off
-        batchnorm
-    } relu
-    residual {
-        conv 32 kernel 3 stride 2 pad 1 round floor bias off
-        batchnorm relu
-        conv 32 kernel 3 pad 1 bias off
-        batchnorm
-        shortcut {
-            conv 32 kernel 1 stride 2 round floor bias off
-            batchnorm
-        }
-    } relu
-    residual {
-        dw: conv 32 kernel 3 pad 2 dilation 2 groups 32 bias off
-        batchnorm relu
-        conv 32 kernel 1 bias off
-        batchnorm
-    } relu
-    avgpool global
-    flatten
-    dense 10 softmax
-
-    train {
-        loss cross_entropy
-        optimizer sgd lr 0.1 momentum 0.9 nesterov
-        weight_decay 5e-4
-        schedule cosine
-        batch 128
-        epochs 30
-    }
-}";
+const RESNET8: &str = include_str!("../examples/models/resnet8.cnn");
 
 #[test]
 fn the_spec_resnet8_runs_and_trains() {
