@@ -200,6 +200,23 @@ impl<'a> Emit<'a> {
         }
     }
 
+    /// Hands the gradient `src` on to input `k` of step `s` as it is: a copy, or an
+    /// add in place where another reader wrote that gradient first.
+    fn pass_gradient(&self, s: usize, k: usize, src: &TokenStream) -> TokenStream {
+        let b = self.step(s).inputs[k];
+        let (field, len) = (d(b), self.plan.buffers[b]);
+        let code = if self.plan.accumulates(s, k) {
+            quote!(rt::norm::accumulate(&mut self.#field[..n * #len], #src);)
+        } else {
+            quote!(self.#field[..n * #len].copy_from_slice(#src);)
+        };
+        if b == 0 {
+            quote!(if pass.input_grad { #code })
+        } else {
+            code
+        }
+    }
+
     /// `Some(dst)` for a kernel's optional `dx`, with the statement to run after:
     /// `None` when the model input's gradient is not wanted.
     fn dx_option(&self, s: usize, call: impl FnOnce(TokenStream) -> TokenStream) -> TokenStream {

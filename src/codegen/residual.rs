@@ -24,8 +24,8 @@ pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
 pub fn backward(e: &mut Emit, s: usize) -> TokenStream {
     let act_backward = fused_act_backward(e, s, act(e, s));
     let dy = e.dy(s);
-    let to_body = e.dx(s, 0, |dx| quote!((#dx).copy_from_slice(#dy);));
-    let to_shortcut = e.dx(s, 1, |dx| quote!((#dx).copy_from_slice(#dy);));
+    let to_body = e.pass_gradient(s, 0, &dy);
+    let to_shortcut = e.pass_gradient(s, 1, &dy);
     quote! {
         #act_backward
         #to_body

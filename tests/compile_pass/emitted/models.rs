@@ -1727,8 +1727,8 @@ mod __cnnc_Blocks {
                         &mut self.d12[..n * 128],
                         n,
                     );
-                    (&mut self.d10[..n * 128]).copy_from_slice(&self.d12[..n * 128]);
-                    (&mut self.d11[..n * 128]).copy_from_slice(&self.d12[..n * 128]);
+                    self.d10[..n * 128].copy_from_slice(&self.d12[..n * 128]);
+                    self.d11[..n * 128].copy_from_slice(&self.d12[..n * 128]);
                     let (dw, db) = grads[480..520].split_at_mut(32);
                     let db = Some(db);
                     rt::conv_backward(
@@ -1765,8 +1765,8 @@ mod __cnnc_Blocks {
                     rt::norm::accumulate(&mut self.d8[..n * 256], &self.dtmp[..n * 256]);
                     rt::Activation::Relu
                         .backward(&self.a8[..n * 256], &mut self.d8[..n * 256]);
-                    (&mut self.d7[..n * 256]).copy_from_slice(&self.d8[..n * 256]);
-                    (&mut self.d3[..n * 256]).copy_from_slice(&self.d8[..n * 256]);
+                    self.d7[..n * 256].copy_from_slice(&self.d8[..n * 256]);
+                    self.d3[..n * 256].copy_from_slice(&self.d8[..n * 256]);
                     let (dw, db) = grads[164..184].split_at_mut(16);
                     let db = Some(db);
                     rt::conv_backward(
