@@ -1,5 +1,5 @@
 //! What the file-reader fuzz targets check on each input, shared with
-//! tests/io_fuzz_regressions.rs (which replays every input that once failed, and
+//! tests/integration/io_fuzz_regressions.rs (which replays every input that once failed, and
 //! the seeds). Each reader must return, never panic; what it accepts must be
 //! consistent, and what it refuses must be a named error that changed nothing.
 #![allow(dead_code)]

@@ -7,7 +7,7 @@
 //! The renderer is written here rather than taken from `annotate-snippets` (which
 //! rustc uses) for a measured reason: that crate lays out the whole source line of
 //! every diagnostic, so 20,000 errors on one 200 KB line (the fuzzing case in
-//! `tests/fuzz_regressions.rs`) took more than 60 s with annotate-snippets 0.12.18
+//! `tests/integration/fuzz_regressions.rs`) took more than 60 s with annotate-snippets 0.12.18
 //! (1,000 of them: 0.4 s, growing with errors x line length), against 0.3 s here
 //! (6 MB of text; release build, measured on this project's 2-core machine).
 //! Handing it only a window of the line instead would make its `-->` column count

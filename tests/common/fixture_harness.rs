@@ -2,12 +2,9 @@
 //! case directory (`model.cnn` + `case.safetensors`, format in tests/fixtures/README.md):
 //! the PyTorch cases in tests/fixtures/ and the interpreter's own cases in
 //! tests/fixtures_own/ (docs/interpreter-fixtures.md). The interpreter's test
-//! (tests/fixtures.rs) runs it with the interpreter; the generated-code test calls the
-//! same [`check_case`] with generated models.
-//!
-//! Self-contained (it needs nothing else from tests/common), so a test includes it with
-//! `#[path = "common/fixture_harness.rs"] mod fixture_harness;` or as a submodule of
-//! `common`.
+//! (tests/integration/fixtures.rs) runs it with the interpreter; the generated-code
+//! test (tests/isa/generated_fixtures.rs) calls the same [`check_case`] with
+//! generated models. Self-contained: it needs nothing else from tests/common.
 #![allow(dead_code)]
 
 use cnnc::ndarray::{Array1, ArrayD, IxDyn};

@@ -1,5 +1,5 @@
 //! `cnnc emit` output pasted into a crate compiles without a warning
-//! (tests/codegen.rs keeps emitted/models.rs current).
+//! (tests/integration/codegen.rs keeps emitted/models.rs current).
 #![deny(warnings)]
 
 include!("emitted/models.rs");

@@ -1,7 +1,6 @@
 //! A hand-built `Model` for the file tests (weights, checkpoints, fuzz seeds): named
 //! tensors in a table, with buffers and a step count, independent of the code
-//! generator. Included with `mod io_model;` by tests/io_*.rs and tests/weights.rs,
-//! and with `#[path]` by the fuzz targets.
+//! generator. Included with `#[path]` by tests/integration/main.rs and by the fuzz targets.
 #![allow(dead_code)]
 
 use cnnc::ndarray::{ArrayD, ArrayViewD, Dimension, IxDyn};

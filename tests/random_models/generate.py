@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes tests/random_models/generated.rs: random valid models drawn from the whole
-language (v2 included), for tests/random_models.rs to compile with `cnn!` and compare
+language (v2 included), for tests/integration/random_models.rs to compile with `cnn!` and compare
 with the interpreter (forward, gradients, three training steps).
 
     python3 tests/random_models/generate.py [COUNT] [SEED]      # default 40 models, seed 1

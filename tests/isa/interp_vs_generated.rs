@@ -1,0 +1,91 @@
+//! The same models through generated code and through the interpreter: one
+//! generic body (`common::agree`) compares outputs, gradients and three training steps,
+//! on every matrix-product kernel the CPU has.
+
+use crate::common;
+
+use common::{agree, input};
+
+use cnnc::interp::Interpreter;
+use cnnc::ndarray::{Array1, ArrayD, IxDyn};
+use cnnc::{Model, Target};
+
+/// The models both implementations run (and the interpreter reads by name).
+const MODELS: &str = include_str!("../interp_vs_generated.cnn");
+cnn_macros::cnn!(file = "tests/interp_vs_generated.cnn");
+
+cnn_macros::cnn!(file = "examples/models/lenet.cnn");
+
+fn interpreter(source: &str, name: &str) -> Interpreter {
+    Interpreter::from_source(source, name, 0).unwrap()
+}
+
+/// Every model through every matrix-product kernel this CPU has (portable,
+/// AVX2, AVX-512): the vector paths and the fallback must all agree with the
+/// interpreter. One test, because the kernel choice is process-wide.
+#[test]
+fn every_kernel_agrees_with_the_interpreter() {
+    crate::on_every_isa(|isa| {
+        eprintln!("instruction set {isa}");
+        everything_with_chunked_batches();
+        binary_cross_entropy_and_global_pool();
+        mse_with_standalone_activation_and_inner_softmax();
+        lenet();
+    });
+}
+
+fn everything_with_chunked_batches() {
+    // 7 samples with BATCH 3: chunks of 3, 3 and 1.
+    let x = input(&[7, 3, 12, 10]);
+    let labels = Array1::from_shape_fn(7, |i| (i * 3) % 5);
+    agree(
+        &mut Everything::new(1),
+        &mut interpreter(MODELS, "Everything"),
+        &x,
+        Target::Labels(labels.view()),
+    );
+}
+
+fn binary_cross_entropy_and_global_pool() {
+    let x = input(&[5, 2, 6, 6]);
+    let t = ArrayD::from_shape_fn(IxDyn(&[5, 1]), |ix| (ix[0] % 2) as f32);
+    agree(
+        &mut Binary::new(2),
+        &mut interpreter(MODELS, "Binary"),
+        &x,
+        Target::Values(t.view()),
+    );
+}
+
+fn mse_with_standalone_activation_and_inner_softmax() {
+    let x = input(&[3, 2, 8, 8]);
+    let t = ArrayD::from_shape_fn(IxDyn(&[3, 3]), |ix| ix[0] as f32 - ix[1] as f32 * 0.5);
+    agree(
+        &mut Regression::new(3),
+        &mut interpreter(MODELS, "Regression"),
+        &x,
+        Target::Values(t.view()),
+    );
+}
+
+fn lenet() {
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/models/lenet.cnn")).unwrap();
+    let x = input(&[10, 1, 28, 28]);
+    let labels = Array1::from_shape_fn(10, |i| i);
+    agree(
+        &mut LeNet::new(4),
+        &mut interpreter(&source, "LeNet"),
+        &x,
+        Target::Labels(labels.view()),
+    );
+}
+
+#[test]
+fn same_seed_same_initial_weights() {
+    // Generated code and the interpreter draw the spec's initialization identically.
+    let g = Everything::new(9);
+    let i9 = Interpreter::from_source(MODELS, "Everything", 9).unwrap();
+    for name in g.param_names() {
+        assert_eq!(g.param(&name), i9.param(&name), "{name}");
+    }
+}
