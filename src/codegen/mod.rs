@@ -469,6 +469,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     let buffer_fields: Vec<Ident> = (0..plan.buffers.len()).map(a).collect();
     let grad_fields: Vec<Ident> = (0..plan.buffers.len()).map(d).collect();
     let lens = &plan.buffers;
+    let sample_floats: usize = lens.iter().sum();
     let masks: Vec<(Ident, usize)> = plan
         .steps
         .iter()
@@ -572,6 +573,8 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
             }
 
             impl rt::Worker for Worker {
+                const SAMPLE_FLOATS: usize = #sample_floats;
+
                 fn new(samples: usize) -> Self {
                     Worker {
                         #(#buffer_fields: vec![0.0; samples * #lens],)*

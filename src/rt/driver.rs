@@ -150,6 +150,9 @@ pub struct Pass<'a> {
 
 /// The per-thread half of a generated model.
 pub trait Worker: Send + Sized {
+    /// Floats per sample in the activation buffers (inference sizes its
+    /// sub-chunks from it: [`inference_chunk`]).
+    const SAMPLE_FLOATS: usize;
     /// Buffers for `samples` samples at a time.
     fn new(samples: usize) -> Self;
     /// The model input's buffer.
@@ -211,6 +214,25 @@ pub struct Driver<N: Network> {
     seed: u64,
 }
 
+/// Floats of activations an inference sub-chunk may touch (1 MiB): a chunk of a
+/// worker's samples runs layer after layer while its activations stay in the
+/// core's L2. ResNet-8 inference at batch 64 on one thread ran ~1.35x faster in
+/// sub-chunks of 1-16 samples than over all 64 at once (its 64 samples' buffers
+/// are 54 MB); LeNet, 14K floats a sample, did not change.
+pub const INFERENCE_BUDGET: usize = 1 << 18;
+
+/// Samples per inference sub-chunk for a worker whose buffers hold
+/// `sample_floats` floats per sample: as many as [`INFERENCE_BUDGET`] allows, at
+/// least one.
+pub const fn inference_chunk(sample_floats: usize) -> usize {
+    let n = INFERENCE_BUDGET / if sample_floats == 0 { 1 } else { sample_floats };
+    if n == 0 {
+        1
+    } else {
+        n
+    }
+}
+
 /// How many workers a model uses: one per rayon thread, at most `batch`.
 pub fn worker_count(batch: usize) -> usize {
     rayon::current_num_threads().clamp(1, batch.max(1))
@@ -241,6 +263,41 @@ fn each<W: Send>(slots: &mut [W], f: &(impl Fn(usize, &mut W) -> f64 + Sync)) ->
         }
     }
     go(0, slots, f)
+}
+
+/// As [`each`], handing every slot its own rows of `out` as well: slot `w`'s rows
+/// start at `first_row(w)` (increasing with `w`), `row` floats each. Safe
+/// disjoint borrows, split along with the slots; allocates nothing.
+fn each_rows<W: Send>(
+    slots: &mut [W],
+    out: &mut [f32],
+    row: usize,
+    first_row: &(impl Fn(usize) -> usize + Sync),
+    f: &(impl Fn(usize, &mut W, &mut [f32]) + Sync),
+) {
+    fn go<W: Send>(
+        base: usize,
+        slots: &mut [W],
+        out: &mut [f32],
+        row: usize,
+        first_row: &(impl Fn(usize) -> usize + Sync),
+        f: &(impl Fn(usize, &mut W, &mut [f32]) + Sync),
+    ) {
+        match slots {
+            [] => {}
+            [w] => f(base, w, out),
+            _ => {
+                let mid = slots.len() / 2;
+                let (left, right) = slots.split_at_mut(mid);
+                let (top, bottom) = out.split_at_mut((first_row(base + mid) - first_row(base)) * row);
+                rayon::join(
+                    || go(base, left, top, row, first_row, f),
+                    || go(base + mid, right, bottom, row, first_row, f),
+                );
+            }
+        }
+    }
+    go(0, slots, out, row, first_row, f)
 }
 
 fn find<'a>(table: &'a [Tensor], name: &str) -> Option<&'a Tensor> {
@@ -373,31 +430,41 @@ impl<N: Network> Driver<N> {
         while lo < n {
             let hi = (lo + spec.batch).min(n);
             let active = count.min(hi - lo);
-            each(&mut self.slots[..active], &|w, slot| {
-                let (a, b) = worker_range(lo, hi, w, count);
-                if a < b {
-                    copy_rows(&x, a, b, slot.worker.input());
-                    let pass = Pass {
-                        params,
-                        shared,
-                        n: b - a,
-                        first: a,
-                        batch: hi - lo,
-                        train: false,
-                        input_grad: false,
-                        seed,
-                        step,
-                    };
-                    for phase in 0..spec.phases() {
-                        slot.worker.forward(phase, &pass);
+            let sub = inference_chunk(N::Worker::SAMPLE_FLOATS);
+            let rows = &|w: usize| worker_range(lo, hi, w, count).0 - lo;
+            each_rows(
+                &mut self.slots[..active],
+                &mut out[lo * out_len..hi * out_len],
+                out_len,
+                rows,
+                &|w, slot, out| {
+                    let (a, b) = worker_range(lo, hi, w, count);
+                    // Sub-chunks small enough that one sample's activations stay in
+                    // cache from layer to layer (see INFERENCE_BUDGET).
+                    let mut a0 = a;
+                    while a0 < b {
+                        let b0 = (a0 + sub).min(b);
+                        copy_rows(&x, a0, b0, slot.worker.input());
+                        let pass = Pass {
+                            params,
+                            shared,
+                            n: b0 - a0,
+                            first: a0,
+                            batch: hi - lo,
+                            train: false,
+                            input_grad: false,
+                            seed,
+                            step,
+                        };
+                        for phase in 0..spec.phases() {
+                            slot.worker.forward(phase, &pass);
+                        }
+                        out[(a0 - a) * out_len..(b0 - a) * out_len]
+                            .copy_from_slice(&slot.worker.output()[..(b0 - a0) * out_len]);
+                        a0 = b0;
                     }
-                }
-                0.0
-            });
-            for (w, slot) in self.slots[..active].iter().enumerate() {
-                let (a, b) = worker_range(lo, hi, w, count);
-                out[a * out_len..b * out_len].copy_from_slice(&slot.worker.output()[..(b - a) * out_len]);
-            }
+                },
+            );
             lo = hi;
         }
         Ok(())

@@ -68,7 +68,7 @@ fn generated_code_of_lenet() {
         code.lines().count() <= 500,
         "LeNet's generated code grew past 500 lines"
     );
-    assert_code("lenet", text, &code);
+    assert_code("lenet", "examples/models/lenet.cnn", &code);
 }
 
 #[test]

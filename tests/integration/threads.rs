@@ -3,7 +3,7 @@
 //! combined over the whole minibatch, whatever the split over workers.
 
 use cnnc::ndarray::{Array1, ArrayD, IxDyn};
-use cnnc::{Target, Train};
+use cnnc::{Model, Target, Train};
 
 cnn_macros::cnn! {
     model Dropped {
@@ -27,6 +27,17 @@ cnn_macros::cnn! {
         dense 3 softmax
         // No bias before a batchnorm: its gradient is rounding noise, which Adam amplifies.
         train { loss cross_entropy optimizer adam lr 0.01 batch 10 }
+    }
+    // Over 87K floats of activations a sample: inference runs 2 samples at a time.
+    model Wide {
+        input 4x64x64
+        conv 8 kernel 3 pad 1 relu
+        conv 8 kernel 3 pad 1 relu
+        batchnorm
+        avgpool global
+        flatten
+        dense 3 softmax
+        train { loss cross_entropy optimizer sgd lr 0.1 batch 16 }
     }
 }
 
@@ -86,4 +97,33 @@ fn batchnorm_training_is_the_same_on_one_and_two_threads() {
     // The same step on 3 threads too (workers of 4, 4 and 2 samples).
     let three = train(3, 4, &[2, 6, 6], 10, || Normed::new(3));
     assert_close("3 threads", &three.0, &one.0);
+}
+
+/// Inference runs a worker's samples in sub-chunks sized to stay in cache
+/// (`rt::driver::inference_chunk`): 7 samples of `Wide` on 1, 2 and 3 threads
+/// (sub-chunks of 2: 2+2+2+1; 2+2 and 2+1; 2+1, 2+1 and 1) give each sample what
+/// it gives alone.
+#[test]
+fn inference_in_sub_chunks_gives_each_sample_its_own_output() {
+    // `__cnnc_Wide` is the generated module behind `Wide` (private, but in this file).
+    use cnnc::rt::driver::{inference_chunk, Network, Worker};
+    let chunk = inference_chunk(<<__cnnc_Wide::Net as Network>::Worker as Worker>::SAMPLE_FLOATS);
+    assert_eq!(chunk, 2, "the test is written for sub-chunks of 2");
+    let (x, _) = data(7, &[4, 64, 64]);
+    let mut model = Wide::new(5);
+    model
+        .train_step(x.view(), Target::Labels(Array1::from_elem(7, 1).view()))
+        .unwrap();
+    let alone: Vec<f32> = (0..7)
+        .flat_map(|i| {
+            model
+                .predict(x.slice_axis(cnnc::ndarray::Axis(0), (i..i + 1).into()))
+                .unwrap()
+        })
+        .collect();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let all = pool.install(|| model.predict(x.view()).unwrap());
+        assert_close(&format!("{threads} threads"), all.as_slice().unwrap(), &alone);
+    }
 }

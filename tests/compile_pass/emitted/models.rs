@@ -152,6 +152,7 @@ mod __cnnc_LeNet {
         dtmp: Vec<f32>,
     }
     impl rt::Worker for Worker {
+        const SAMPLE_FLOATS: usize = 8888;
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 784],
@@ -589,6 +590,7 @@ mod __cnnc_Tour {
         partials: Vec<f64>,
     }
     impl rt::Worker for Worker {
+        const SAMPLE_FLOATS: usize = 10799;
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 2523],
@@ -957,6 +959,7 @@ mod __cnnc_Head {
         partials: Vec<f64>,
     }
     impl rt::Worker for Worker {
+        const SAMPLE_FLOATS: usize = 284;
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 200],
@@ -1105,6 +1108,7 @@ mod __cnnc_conv {
         partials: Vec<f64>,
     }
     impl rt::Worker for Worker {
+        const SAMPLE_FLOATS: usize = 6;
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 4],
@@ -1391,6 +1395,7 @@ mod __cnnc_Blocks {
         dtmp: Vec<f32>,
     }
     impl rt::Worker for Worker {
+        const SAMPLE_FLOATS: usize = 2708;
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 192],
