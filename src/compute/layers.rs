@@ -35,7 +35,7 @@ pub trait PoolLayer {
 /// Whether the AVX2 + FMA builds may run: the chosen instruction set is an x86
 /// one, and both imply AVX2 and FMA.
 #[inline(always)]
-fn avx2_selected() -> bool {
+pub(crate) fn avx2_selected() -> bool {
     !matches!(selected(), Isa::Portable)
 }
 
@@ -43,6 +43,29 @@ fn avx2_selected() -> bool {
 /// AVX2 + FMA or the baseline, chosen at run time. (The layer is passed as a
 /// value, a unit struct, so calls read `conv_forward(Conv1, ...)`.)
 macro_rules! dispatched {
+    // A plain function (no layer type): the elementwise passes of batchnorm, the
+    // residual add and gradient sums, built once in this crate.
+    ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$doc])*
+        #[inline(never)]
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) $body
+                if $crate::compute::layers::avx2_selected() {
+                    // SAFETY: `avx2_selected()` holds only when the CPU has AVX2 and FMA.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn portable($($arg: $ty),*) $body
+            portable($($arg),*)
+        }
+    };
     ($(#[$doc:meta])* $name:ident<L: $bound:ident>($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$doc])*
         #[inline(never)]
@@ -62,6 +85,8 @@ macro_rules! dispatched {
         }
     };
 }
+
+pub(crate) use dispatched;
 
 dispatched! {
     /// `y = act(conv(x, w) + b)` for `n` samples.
