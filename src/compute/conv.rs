@@ -19,6 +19,7 @@
 
 use super::blocked;
 use super::gemm::workspace_len;
+use super::winograd;
 use super::{dot, matmul, Operand};
 use super::{sum, Activation};
 
@@ -60,6 +61,8 @@ pub enum Plan {
     Depthwise,
     /// Row accumulators for few taps and filters (forward); backward as `Unfolded`.
     Direct,
+    /// Winograd F(4x4, 3x3) of [`super::winograd`]: 3x3, unit strides, one group.
+    Winograd,
     /// The register-blocked direct convolution of [`super::blocked`].
     Blocked,
     /// im2col and one matrix product per sample and group.
@@ -67,7 +70,13 @@ pub enum Plan {
 }
 
 impl Plan {
-    pub const ALL: [Plan; 4] = [Plan::Depthwise, Plan::Direct, Plan::Blocked, Plan::Unfolded];
+    pub const ALL: [Plan; 5] = [
+        Plan::Depthwise,
+        Plan::Direct,
+        Plan::Winograd,
+        Plan::Blocked,
+        Plan::Unfolded,
+    ];
 }
 
 impl ConvShape {
@@ -142,12 +151,36 @@ impl ConvShape {
             && self.pl <= ew
             && self.pr <= ew
     }
+    /// 3x3, unit strides and dilation, one group, padding at most 1 per side: the
+    /// shapes the Winograd path computes (whether or not it pays).
+    pub const fn winograd_shape(&self) -> bool {
+        self.kh == 3
+            && self.kw == 3
+            && self.sh == 1
+            && self.sw == 1
+            && self.dh == 1
+            && self.dw == 1
+            && self.g == 1
+            && self.pt <= 1
+            && self.pb <= 1
+            && self.pl <= 1
+            && self.pr <= 1
+            && self.oh > 0
+            && self.ow > 0
+    }
+    /// A Winograd shape with enough input channels and filters that its matrix
+    /// products dominate the transforms.
+    pub const fn winograd(&self) -> bool {
+        self.winograd_shape() && self.c >= WINOGRAD_MIN_C && self.f >= WINOGRAD_MIN_F
+    }
     /// The path this shape takes (the order is the order of preference).
     pub const fn plan(&self) -> Plan {
         if self.depthwise() {
             Plan::Depthwise
         } else if self.direct() {
             Plan::Direct
+        } else if self.winograd() {
+            Plan::Winograd
         } else if self.blocked() {
             Plan::Blocked
         } else {
@@ -167,6 +200,7 @@ impl ConvShape {
         match plan {
             Plan::Depthwise => self.depthwise(),
             Plan::Direct => self.sw == 1 && self.ow <= DIRECT_ROW,
+            Plan::Winograd => self.winograd_shape(),
             Plan::Blocked => self.blocked(),
             Plan::Unfolded => true,
         }
@@ -180,6 +214,7 @@ impl ConvShape {
         match plan {
             // A padded input channel and a padded gradient channel.
             Plan::Depthwise => 2 * self.padded_channel_len(),
+            Plan::Winograd => max(winograd::forward_scratch(self), winograd::backward_scratch(self)),
             Plan::Blocked => blocked::backward_scratch(self),
             Plan::Direct | Plan::Unfolded => {
                 let (f, k, p) = (self.fg(), self.depth(), self.positions());
@@ -203,6 +238,10 @@ const fn max(a: usize, b: usize) -> usize {
         b
     }
 }
+
+/// The fewest input channels and filters for which [`Plan::Winograd`] is chosen.
+const WINOGRAD_MIN_C: usize = 32;
+const WINOGRAD_MIN_F: usize = 32;
 
 /// The longest output row the direct convolution keeps in its accumulator.
 const DIRECT_ROW: usize = 64;
@@ -498,6 +537,7 @@ pub fn forward_as(
                 direct_forward(s, act, xp, w, b, &mut y[i * ol..][..ol]);
             }
         }
+        Plan::Winograd => winograd::forward(s, act, x, w, b, y, n, scratch),
         Plan::Blocked => blocked::forward(s, act, x, w, b, y, n, scratch),
         Plan::Unfolded => unfolded_forward(s, act, x, w, b, y, n, scratch),
     }
@@ -592,6 +632,9 @@ pub fn backward_as(
     let (il, ol) = (s.input_len(), s.output_len());
     if plan == Plan::Blocked {
         return blocked::backward(s, x, w, dy, dw, db, dx, n, scratch);
+    }
+    if plan == Plan::Winograd {
+        return winograd::backward(s, x, w, dy, dw, db, dx, n, scratch);
     }
     if plan == Plan::Depthwise {
         for i in 0..n {
