@@ -390,36 +390,47 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
                 for r1 in 0..m.min(s.oh - th * m) {
                     let row = &mut yf[(th * m + r1) * s.ow..][..s.ow];
                     let src = &osplit[r1 * m * tws..][..m * tws];
-                    store_row(src, tws, row);
-                    act.forward(row);
+                    // The activation's match outside the loop: identity and relu
+                    // fused into the interleaving, the others after it.
+                    match act {
+                        Activation::Identity => store_row(src, tws, row, |v| v),
+                        Activation::Relu => store_row(src, tws, row, |v| v.max(0.0)),
+                        _ => {
+                            store_row(src, tws, row, |v| v);
+                            act.forward(row);
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// `row[t * m + r2] = src[r2 * tws + t]`: interleaves one output row's phases.
+/// `row[t * 4 + r2] = f(src[r2 * tws + t])`: interleaves one output row's
+/// phases.
 #[inline(always)]
-fn store_row(src: &[f32], tws: usize, row: &mut [f32]) {
-    let m = M;
-    let full = row.len() / m;
-    let (body, tail) = row.split_at_mut(full * m);
-    let phases: [&[f32]; 4] = std::array::from_fn(|r2| if r2 < m { &src[r2 * tws..][..full] } else { &[] });
-    for (t, cell) in body.chunks_exact_mut(m).enumerate() {
-        for (r2, y) in cell.iter_mut().enumerate() {
-            *y = phases[r2][t];
-        }
+fn store_row(src: &[f32], tws: usize, row: &mut [f32], f: impl Fn(f32) -> f32) {
+    let full = row.len() / M;
+    let (body, tail) = row.split_at_mut(full * M);
+    let (p0, p1, p2, p3) = (
+        &src[..full],
+        &src[tws..][..full],
+        &src[2 * tws..][..full],
+        &src[3 * tws..][..full],
+    );
+    for (cell, (((&a, &b), &c), &d)) in body.chunks_exact_mut(M).zip(p0.iter().zip(p1).zip(p2).zip(p3)) {
+        cell.copy_from_slice(&[f(a), f(b), f(c), f(d)]);
     }
     for (r2, y) in tail.iter_mut().enumerate() {
-        *y = src[r2 * tws + full];
+        *y = f(src[r2 * tws + full]);
     }
 }
 
 /// One input channel, padded and split by column phase into `plane`: padded
-/// row `pr`, column `m·t + p` at `pr * rs + p * q + t` (zeros outside the input).
+/// row `pr`, column `4t + p` at `pr * rs + p * q + t` (zeros outside the input).
 #[inline(always)]
 fn split_plane(s: &ConvShape, z: &Sizes, xc: &[f32], plane: &mut [f32]) {
-    let (m, rs) = (M, z.rs);
+    let (q, rs) = (z.q, z.rs);
     for (pr, row) in plane.chunks_exact_mut(rs).enumerate() {
         row.fill(0.0);
         let ih = pr.wrapping_sub(s.pt);
@@ -427,10 +438,16 @@ fn split_plane(s: &ConvShape, z: &Sizes, xc: &[f32], plane: &mut [f32]) {
             continue;
         }
         let xr = &xc[ih * s.w..][..s.w];
-        for (iw, &val) in xr.iter().enumerate() {
-            let pc = iw + s.pl;
-            if pc < m * z.q {
-                row[pc % m * z.q + pc / m] = val;
+        for p in 0..M {
+            // Padded column 4t + p is input column 4t + p - pl (pl <= 2 < 4).
+            let t0 = usize::from(p < s.pl);
+            let first = t0 * M + p - s.pl;
+            if first >= s.w {
+                continue;
+            }
+            let dst = &mut row[p * q + t0..][..q - t0];
+            for (d, &v) in dst.iter_mut().zip(xr[first..].iter().step_by(M)) {
+                *d = v;
             }
         }
     }
