@@ -150,19 +150,10 @@ const fn work_len(z: &Sizes) -> usize {
     (z.th * M + 2 + A) * z.rs + M * M * round_up(z.tw, CHUNK)
 }
 
-/// The scratch of the weight gradient: the transformed gradient `dU[ξ][c][kp]`,
-/// one block's transformed input and output gradient `[ξ][tile][kp]`, one
-/// sample's output gradient as `[position][kp]` and a split input plane.
-const fn weights_scratch(s: &ConvShape) -> usize {
-    let z = sizes(s);
-    let kp = round_up(s.f, 16);
-    A * A * (s.c * kp + v_stride(s, &z) + z.tp * kp + CHUNK) + CHUNK + s.positions() * kp + (z.th * M + 2) * z.rs
-}
-
-/// The scratch [`backward`] needs: the weight gradient's, or the rotated
+/// The scratch [`backward`] needs: the blocked weight gradient's, or the rotated
 /// weights and the transposed problem's forward.
 pub const fn backward_scratch(s: &ConvShape) -> usize {
-    let a = weights_scratch(s);
+    let a = blocked::backward_scratch(s);
     let b = s.weight_len() + forward_scratch(&blocked::transposed(s));
     if a > b {
         a
@@ -238,37 +229,7 @@ pub fn backward(
         allows(s) && scratch.len() >= backward_scratch(s) && w.len() >= s.weight_len(),
         "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
     );
-    assert!(
-        x.len() >= n * s.input_len()
-            && dy.len() >= n * s.output_len()
-            && dw.len() >= s.weight_len()
-            && db.as_ref().is_none_or(|b| b.len() >= s.f),
-        "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
-    );
-    if let Some(db) = db {
-        for dys in dy.chunks_exact(s.output_len()).take(n) {
-            for (f, row) in dys.chunks_exact(s.positions()).enumerate() {
-                db[f] += super::sum(row);
-            }
-        }
-    }
-    let a = WeightArgs {
-        s,
-        x,
-        dy,
-        dw,
-        n,
-        scratch: &mut *scratch,
-    };
-    match selected() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the selected instruction set is available on this CPU.
-        Isa::Avx512 => unsafe { x86::weights_avx512(a) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { x86::weights_avx2(a) },
-        _ => weights_with::<F32x8>(a, 6, 1),
-    }
+    blocked::backward(s, x, w, dy, dw, db, None, n, scratch);
     if let Some(dx) = dx {
         let t = blocked::transposed(s);
         let (wr, rest) = scratch.split_at_mut(s.weight_len());
@@ -354,7 +315,35 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
     for r0 in (0..rows).step_by(z.rb) {
         let rb = z.rb.min(rows - r0);
         let tiles = rb * z.tw;
-        input_block::<L>(s, &z, x, r0, rb, plane, v);
+        // Input transform of the block's tile rows, one sample and channel at a time.
+        for i in r0 / z.th..=(r0 + rb - 1) / z.th {
+            let (lo, hi) = ((i * z.th).max(r0), ((i + 1) * z.th).min(r0 + rb));
+            let xs = &x[i * s.input_len()..][..s.input_len()];
+            for ci in 0..c {
+                split_plane(s, &z, &xs[ci * s.h * s.w..][..s.h * s.w], plane);
+                for r in lo..hi {
+                    let (lr, th) = (r - r0, r - i * z.th);
+                    let rows = &plane[th * m * z.rs..][..A * z.rs];
+                    let dst = &mut v[ci * z.tp + lr * z.tw..][..(aa - 1) * vs + z.tw];
+                    for t0 in (0..z.tw).step_by(L::LANES) {
+                        // SAFETY: reads rows j < 6 of `rows` at columns up to
+                        // 3q + 1 + t0 + LANES <= 4q + 16 <= rs; writes the first
+                        // tw - t0 lanes at (ξ * vs + t0) for ξ < 36, inside `dst`.
+                        // `L`'s features are enabled (the caller's contract).
+                        unsafe {
+                            input_tile::<L>(
+                                rows.as_ptr().add(t0),
+                                z.rs,
+                                z.q,
+                                dst.as_mut_ptr().add(t0),
+                                vs,
+                                z.tw - t0,
+                            )
+                        };
+                    }
+                }
+            }
+        }
         // M_ξ = U_ξ · V_ξ
         let width = cv * L::LANES;
         for xi in 0..aa {
@@ -411,44 +400,6 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
                             act.forward(row);
                         }
                     }
-                }
-            }
-        }
-    }
-}
-
-/// The input transform of the tile rows `r0 .. r0 + rb` (over all samples) into
-/// `v` (`V[ξ][channel][tile]`, ξ stride [`v_stride`]), one sample and channel
-/// at a time through `plane`.
-#[inline(always)]
-fn input_block<L: Lanes>(s: &ConvShape, z: &Sizes, x: &[f32], r0: usize, rb: usize, plane: &mut [f32], v: &mut [f32]) {
-    let (m, aa, c, vs) = (M, A * A, s.c, v_stride(s, z));
-    let z = *z;
-    // Input transform of the block's tile rows, one sample and channel at a time.
-    for i in r0 / z.th..=(r0 + rb - 1) / z.th {
-        let (lo, hi) = ((i * z.th).max(r0), ((i + 1) * z.th).min(r0 + rb));
-        let xs = &x[i * s.input_len()..][..s.input_len()];
-        for ci in 0..c {
-            split_plane(s, &z, &xs[ci * s.h * s.w..][..s.h * s.w], plane);
-            for r in lo..hi {
-                let (lr, th) = (r - r0, r - i * z.th);
-                let rows = &plane[th * m * z.rs..][..A * z.rs];
-                let dst = &mut v[ci * z.tp + lr * z.tw..][..(aa - 1) * vs + z.tw];
-                for t0 in (0..z.tw).step_by(L::LANES) {
-                    // SAFETY: reads rows j < 6 of `rows` at columns up to
-                    // 3q + 1 + t0 + LANES <= 4q + 16 <= rs; writes the first
-                    // tw - t0 lanes at (ξ * vs + t0) for ξ < 36, inside `dst`.
-                    // `L`'s features are enabled (the caller's contract).
-                    unsafe {
-                        input_tile::<L>(
-                            rows.as_ptr().add(t0),
-                            z.rs,
-                            z.q,
-                            dst.as_mut_ptr().add(t0),
-                            vs,
-                            z.tw - t0,
-                        )
-                    };
                 }
             }
         }
@@ -583,8 +534,6 @@ unsafe fn at<L: Lanes>(m: [L; 6]) -> [L; 4] {
 /// `rows[j * rs + p * q + e + LANES - 1]` is readable for `j < 6`, `p < 4`,
 /// `e <= 1`; the first `valid` floats at `dst + ξ * vs` are writable for `ξ < 36`;
 /// `L`'s features are enabled.
-// The loops index two axes of a tile at once (a transpose): ranges read plainer.
-#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn input_tile<L: Lanes>(rows: *const f32, rs: usize, q: usize, dst: *mut f32, vs: usize, valid: usize) {
     // SAFETY: every address is one the contract covers.
@@ -619,8 +568,6 @@ unsafe fn input_tile<L: Lanes>(rows: *const f32, rs: usize, q: usize, dst: *mut 
 /// # Safety
 /// `LANES` floats are readable at `src + ξ * ms` for `ξ < 36` and writable at
 /// `dst + k * ds` for `k < 16`; `L`'s features are enabled.
-// The loops index two axes of a tile at once (a transpose): ranges read plainer.
-#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 unsafe fn output_tile<L: Lanes>(src: *const f32, ms: usize, bias: f32, dst: *mut f32, ds: usize) {
     // SAFETY: every address is one the contract covers.
@@ -638,269 +585,6 @@ unsafe fn output_tile<L: Lanes>(src: *const f32, ms: usize, bias: f32, dst: *mut
                 L::store(dst.add((r1 * 4 + r2) * ds), L::add(v, bias));
             }
         }
-    }
-}
-
-/// One weight-gradient call's arguments.
-struct WeightArgs<'a> {
-    s: &'a ConvShape,
-    x: &'a [f32],
-    dy: &'a [f32],
-    dw: &'a mut [f32],
-    n: usize,
-    scratch: &'a mut [f32],
-}
-
-/// The weight gradient by the transposition of the forward pass: per tile,
-/// `dU = (A dY Aᵀ) ⊙ (Bᵀ d B)`, summed over tiles as one product per ξ,
-/// `dU_ξ[c][k] += Σ_t V_ξ[c][t] · D_ξ[t][k]`, then `dw += Gᵀ dU G`. The output
-/// gradient is transposed per sample to `[position][filter]` so its transform
-/// and the products run along filters; `acc` accumulators per product tile, at
-/// most `kv_max` vectors of filters.
-#[inline(always)]
-fn weights_with<L: Lanes>(a: WeightArgs, acc: usize, kv_max: usize) {
-    let WeightArgs {
-        s,
-        x,
-        dy,
-        dw,
-        n,
-        scratch,
-    } = a;
-    let (aa, c, k, p) = (A * A, s.c, s.f, s.positions());
-    let z = sizes(s);
-    let kp = round_up(k, 16);
-    let ds = z.tp * kp + CHUNK;
-    let (du, rest) = scratch.split_at_mut(aa * c * kp);
-    let (v, rest) = rest.split_at_mut(aa * v_stride(s, &z) + CHUNK);
-    let (dt, rest) = rest.split_at_mut(aa * ds);
-    let (dyt, rest) = rest.split_at_mut(p * kp);
-    let plane = &mut rest[..(z.th * M + 2) * z.rs];
-    du.fill(0.0);
-    // Filters past k stay zero.
-    dyt.fill(0.0);
-    let vectors = kp / L::LANES;
-    let kv = vectors.clamp(1, kv_max);
-    let rc = balanced(c, (acc / kv).clamp(1, 8));
-    let vs = v_stride(s, &z);
-    let rows = n * z.th;
-    let mut cur = usize::MAX;
-    for r0 in (0..rows).step_by(z.rb) {
-        let rb = z.rb.min(rows - r0);
-        let tiles = rb * z.tw;
-        input_block::<L>(s, &z, x, r0, rb, plane, v);
-        for (lr, r) in (r0..r0 + rb).enumerate() {
-            let (i, th) = (r / z.th, r % z.th);
-            if cur != i {
-                let dys = &dy[i * s.output_len()..][..s.output_len()];
-                for (q, row) in dyt.chunks_exact_mut(kp).enumerate() {
-                    for (f, d) in row[..k].iter_mut().enumerate() {
-                        *d = dys[f * p + q];
-                    }
-                }
-                cur = i;
-            }
-            for tw in 0..z.tw {
-                let t = lr * z.tw + tw;
-                let dst = &mut dt[t * kp..][..(aa - 1) * ds + kp];
-                for k0 in (0..kp).step_by(L::LANES) {
-                    // SAFETY: reads LANES filters from k0 at the tile's positions
-                    // inside the output (checked in `gradient_tile`), inside `dyt`;
-                    // writes LANES floats at ξ * ds + k0 < (ξ * ds + kp), inside `dst`.
-                    // `L`'s features are enabled (the caller's contract).
-                    unsafe { gradient_tile::<L>(s, &dyt[k0..], kp, th, tw, dst.as_mut_ptr().add(k0), ds) };
-                }
-            }
-        }
-        for xi in 0..aa {
-            let vx = &v[xi * vs..][..c * z.tp];
-            let dx = &dt[xi * ds..][..tiles * kp];
-            let dux = &mut du[xi * c * kp..][..c * kp];
-            for c0 in (0..c).step_by(rc) {
-                for v0 in (0..vectors).step_by(kv) {
-                    let tile = WeightTile {
-                        v: vx[c0 * z.tp..].as_ptr(),
-                        vs: z.tp,
-                        d: dx[v0 * L::LANES..].as_ptr(),
-                        ds: kp,
-                        tiles,
-                        du: dux[c0 * kp + v0 * L::LANES..].as_mut_ptr(),
-                        dus: kp,
-                    };
-                    // SAFETY: the tile reads rows c0 .. c0 + rows of V_ξ at tiles
-                    // < tiles <= tp (inside `vx`), the transformed gradient of
-                    // those tiles at filters v0 * LANES + (kvs * LANES) <= kp (inside
-                    // `dx`), and reads and writes the same channels and filters of
-                    // dU_ξ (inside `dux`). `L`'s features are enabled.
-                    unsafe { weight_product::<L>(rc.min(c - c0), kv.min(vectors - v0), &tile) };
-                }
-            }
-        }
-    }
-    // dw += Gᵀ dU G
-    for f in 0..k {
-        for ci in 0..c {
-            let mut u = [[0.0f32; 6]; 6];
-            for (xi, d) in u.iter_mut().flatten().enumerate() {
-                *d = du[(xi * c + ci) * kp + f];
-            }
-            // (Gᵀ dU): 3 x 6, then (Gᵀ dU) G: 3 x 3.
-            let mut gu = [[0.0f32; 6]; 3];
-            for (a, row) in gu.iter_mut().enumerate() {
-                for (j, d) in row.iter_mut().enumerate() {
-                    *d = (0..A).map(|i| G[i][a] * u[i][j]).sum();
-                }
-            }
-            let dwf = &mut dw[(f * c + ci) * 9..][..9];
-            for (a, row) in gu.iter().enumerate() {
-                for b in 0..3 {
-                    dwf[a * 3 + b] += (0..A).map(|j| row[j] * G[j][b]).sum::<f32>();
-                }
-            }
-        }
-    }
-}
-
-/// `A y` for one column of four vectors: the transpose of [`at`].
-#[inline(always)]
-unsafe fn a6<L: Lanes>(y: [L; 4]) -> [L; 6] {
-    // SAFETY: `L`'s features are enabled (the caller's contract).
-    unsafe {
-        let n1 = L::splat(-1.0);
-        let (e, o) = (L::add(y[0], y[2]), L::add(y[1], y[3]));
-        let (e4, o8) = (
-            L::mul_add(L::splat(4.0), y[2], y[0]),
-            L::mul_add(L::splat(8.0), y[3], L::mul(L::splat(2.0), y[1])),
-        );
-        [
-            y[0],
-            L::add(e, o),
-            L::mul_add(n1, o, e),
-            L::add(e4, o8),
-            L::mul_add(n1, o8, e4),
-            y[3],
-        ]
-    }
-}
-
-/// The transformed output gradient `A dY Aᵀ` of one tile for `LANES` filters:
-/// `dyt` is the sample's gradient `[position][kp]` from the first filter; the 36
-/// values go to `dst + ξ * ds`. Positions outside the output are zero.
-///
-/// # Safety
-/// `LANES` floats are writable at `dst + ξ * ds` for `ξ < 36`, and readable at
-/// every position inside the output of `dyt`; `L`'s features are enabled.
-// The loops index two axes of a tile at once (a transpose): ranges read plainer.
-#[allow(clippy::needless_range_loop)]
-#[inline(always)]
-unsafe fn gradient_tile<L: Lanes>(
-    s: &ConvShape,
-    dyt: &[f32],
-    kp: usize,
-    th: usize,
-    tw: usize,
-    dst: *mut f32,
-    ds: usize,
-) {
-    // SAFETY: every address is one the contract covers.
-    unsafe {
-        let mut r = [[L::zero(); 4]; 6];
-        for j in 0..4 {
-            let ow = tw * M + j;
-            let col: [L; 4] = std::array::from_fn(|i| {
-                let oh = th * M + i;
-                if oh < s.oh && ow < s.ow {
-                    L::load(dyt[(oh * s.ow + ow) * kp..][..L::LANES].as_ptr())
-                } else {
-                    L::zero()
-                }
-            });
-            for (ii, v) in a6(col).into_iter().enumerate() {
-                r[ii][j] = v;
-            }
-        }
-        for (ii, row) in r.into_iter().enumerate() {
-            for (jj, v) in a6(row).into_iter().enumerate() {
-                L::store(dst.add((ii * 6 + jj) * ds), v);
-            }
-        }
-    }
-}
-
-/// One weight-gradient product tile: channels x vectors of filters of dU_ξ.
-struct WeightTile {
-    /// V_ξ at the first channel, tile 0; its channel stride.
-    v: *const f32,
-    vs: usize,
-    /// The transformed gradient at tile 0, the first filter; its tile stride.
-    d: *const f32,
-    ds: usize,
-    tiles: usize,
-    /// dU_ξ at the first channel and filter; its channel stride.
-    du: *mut f32,
-    dus: usize,
-}
-
-/// `dU[r][..] += Σ_t V[r][t] · D[t][..]` for `RC` channels and `KV` vectors of
-/// filters.
-///
-/// # Safety
-/// The tile's pointers cover `RC` rows of `tiles` floats of V, `tiles` rows of
-/// `KV * LANES` floats of D and `RC` rows of as many of dU; `L`'s features are
-/// enabled.
-#[inline(always)]
-unsafe fn weight_tile<L: Lanes, const RC: usize, const KV: usize>(t: &WeightTile) {
-    // SAFETY: every address is one the contract covers.
-    unsafe {
-        let mut acc = [[L::zero(); KV]; RC];
-        for (r, acc) in acc.iter_mut().enumerate() {
-            for (j, a) in acc.iter_mut().enumerate() {
-                *a = L::load(t.du.add(r * t.dus + j * L::LANES));
-            }
-        }
-        let mut d = t.d;
-        for ti in 0..t.tiles {
-            let mut g = [L::zero(); KV];
-            for (j, g) in g.iter_mut().enumerate() {
-                *g = L::load(d.add(j * L::LANES));
-            }
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let xv = L::splat(*t.v.add(r * t.vs + ti));
-                for (a, &g) in acc.iter_mut().zip(&g) {
-                    *a = L::mul_add(xv, g, *a);
-                }
-            }
-            d = d.add(t.ds);
-        }
-        for (r, acc) in acc.iter().enumerate() {
-            for (j, &a) in acc.iter().enumerate() {
-                L::store(t.du.add(r * t.dus + j * L::LANES), a);
-            }
-        }
-    }
-}
-
-/// Calls [`weight_tile`] for the runtime `(rc, kv)`.
-///
-/// # Safety
-/// [`weight_tile`]'s contract with `RC = rc`, `KV = kv`; `rc <= 8`, `kv <= 4`.
-#[inline(always)]
-unsafe fn weight_product<L: Lanes>(rc: usize, kv: usize, t: &WeightTile) {
-    macro_rules! by_rc {
-        ($kv:literal, [$($r:literal)*]) => {
-            match rc {
-                // SAFETY: the contract is passed on.
-                $( $r => unsafe { weight_tile::<L, $r, $kv>(t) }, )*
-                _ => unreachable!("weight tile channels out of range"),
-            }
-        };
-    }
-    match kv {
-        1 => by_rc!(1, [1 2 3 4 5 6 7 8]),
-        2 => by_rc!(2, [1 2 3 4 5 6 7 8]),
-        3 => by_rc!(3, [1 2 3 4 5 6 7 8]),
-        4 => by_rc!(4, [1 2 3 4 5 6 7 8]),
-        _ => unreachable!("weight tile width out of range"),
     }
 }
 
@@ -993,21 +677,5 @@ mod x86 {
     pub(super) unsafe fn forward_avx2(a: Args) {
         // 16 registers: 12 accumulators, 2 vectors of tiles, a broadcast weight.
         forward_with::<F32x8Avx>(a, 12, 6, 2)
-    }
-
-    /// # Safety
-    /// The CPU has AVX-512F.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn weights_avx512(a: WeightArgs) {
-        // 24 accumulators, 4 vectors of filters, a broadcast input value.
-        weights_with::<F32x16>(a, 24, 4)
-    }
-
-    /// # Safety
-    /// The CPU has AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn weights_avx2(a: WeightArgs) {
-        // 12 accumulators, 2 vectors of filters, a broadcast input value.
-        weights_with::<F32x8Avx>(a, 12, 2)
     }
 }
