@@ -26,6 +26,7 @@ pub mod optim;
 pub mod peak;
 pub mod pool;
 mod simd;
+pub mod winograd;
 
 pub use act::Activation;
 pub use conv::ConvShape;

@@ -281,13 +281,41 @@ fn cases() -> Vec<Case> {
             true,
             Relu,
         ),
+        case(
+            "winograd odd",
+            shape(32, 13, 11, 40, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Relu,
+        ),
+        case(
+            "winograd unpadded odd bias off",
+            shape(36, 13, 11, 32, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1),
+            false,
+            Identity,
+        ),
+        case(
+            "winograd asym",
+            shape(32, 10, 9, 33, (3, 3), (1, 1), (1, 0, 0, 1), (1, 1), 1),
+            true,
+            Tanh,
+        ),
+        case(
+            "winograd long rows",
+            shape(32, 6, 70, 32, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "winograd relu bias off",
+            shape(64, 32, 32, 64, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            false,
+            Relu,
+        ),
     ]
 }
 
 /// The blocked path's cases: every one must take it.
-const BLOCKED: [&str; 11] = [
-    "conv64 16x16",
-    "conv64",
+const BLOCKED: [&str; 9] = [
     "blocked",
     "blocked unpadded odd",
     "blocked asym",
@@ -297,6 +325,18 @@ const BLOCKED: [&str; 11] = [
     "blocked 1x3",
     "blocked chunked relu",
     "blocked 3 channels",
+];
+
+/// The Winograd path's cases: every one must take it.
+const WINOGRAD: [&str; 8] = [
+    "conv64 16x16",
+    "conv64",
+    "wide",
+    "winograd odd",
+    "winograd unpadded odd bias off",
+    "winograd asym",
+    "winograd long rows",
+    "winograd relu bias off",
 ];
 
 /// Deterministic values in [-1, 1).
@@ -462,11 +502,14 @@ fn conv_matches_the_definition_on_every_path_and_isa() {
 #[test]
 fn cases_cover_every_plan() {
     let plans: Vec<Plan> = cases().iter().map(|c| c.s.plan()).collect();
-    for plan in [Plan::Depthwise, Plan::Direct, Plan::Blocked, Plan::Unfolded] {
+    for plan in Plan::ALL {
         assert!(plans.contains(&plan), "no case takes {plan:?}");
     }
     assert!(cases().iter().any(|c| c.s.pointwise()));
     for case in cases().iter().filter(|c| BLOCKED.contains(&c.name)) {
         assert_eq!(case.s.plan(), Plan::Blocked, "{}", case.name);
+    }
+    for case in cases().iter().filter(|c| WINOGRAD.contains(&c.name)) {
+        assert_eq!(case.s.plan(), Plan::Winograd, "{}", case.name);
     }
 }

@@ -1,0 +1,696 @@
+//! Winograd convolution F(m x m, 3x3) for 3x3 kernels at unit stride and
+//! dilation, one group (the [`Plan::Winograd`](super::conv::Plan::Winograd) path
+//! of [`super::conv`]); Lavin & Gray, "Fast Algorithms for Convolutional Neural
+//! Networks" (2016).
+//!
+//! Every `m x m` output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` of the `a x a` input
+//! tile `d` (`a = m + 2`) under it, for each filter `g`; summed over input
+//! channels, the element-wise product becomes, for each of the `a²` transform
+//! positions ξ, one matrix product `M_ξ = U_ξ · V_ξ` of the transformed weights
+//! (`K x C`) by the transformed input tiles (`C x T`). With m = 4 that is 36
+//! products per 16 outputs instead of 144: 4x fewer multiplies.
+//!
+//! Forward, per call: the weights are transformed once into scratch
+//! (`[ξ][filter block][channel][filter]`, so a product tile reads one block's
+//! weights for one channel as consecutive floats). The tiles of all `n` samples
+//! are taken in blocks of whole tile rows (across sample boundaries), sized so
+//! the block's transformed input and products stay in L2; for each block:
+//! 1. the input transform: each input tile row is copied with its zero padding
+//!    into `a` rows split by column phase (column `m·q + p` at `p·Q + q`), so the
+//!    column transform reads each of its taps of all the row's tiles as one
+//!    contiguous run; the row transform (`Bᵀ ·`) runs along whole rows and the
+//!    column one (`· B`) across the tiles of the row, both on fixed-size chunks
+//!    that the compiler vectorizes (inside the instruction set's
+//!    `#[target_feature]` function);
+//! 2. one product per ξ, register-blocked like [`super::blocked`]'s tiles
+//!    (filters x vectors of tiles, broadcasting the weights) with `simd::Lanes`;
+//! 3. the output transform (`Aᵀ · A`), vectorized across the tiles of a row, with
+//!    the bias and activation fused into the store; partial tiles at the right
+//!    and bottom edges store only their valid outputs.
+//!
+//! Backward: the data gradient is this forward on the transposed problem (the
+//! output gradient padded by `2 - pad`, the weights rotated by 180 degrees with
+//! filters and channels swapped). The weight and bias gradients take the blocked
+//! path ([`blocked::backward`] without `dx`). A Winograd weight gradient (per
+//! tile `dU = (A dY Aᵀ) ⊙ (Bᵀ d B)`, one product per ξ along filters, then
+//! `dw += Gᵀ dU G`; branch `winograd` commit 6436c14) made conv64's backward
+//! 1.2x (AVX-512) to 1.6x (AVX2) faster, but its error (7e-6 of the largest
+//! gradient at 64 channels, against the blocked path's 2e-6) flips the sign of
+//! near-zero gradients, which Adam turns into whole steps: the PyTorch fixture
+//! `cifar_block_adam` failed its 1e-4 tolerance on conv3/conv4's weights, so it
+//! was reverted.
+//!
+//! F(4x4) rather than F(2x2): its error on 64-channel layers is below 1e-5 of the
+//! output's largest value (tests/isa/compute_conv.rs allows 1e-4), and it does
+//! 1.8x fewer multiplies than F(2x2).
+
+#![warn(unsafe_op_in_unsafe_fn)]
+
+use super::blocked;
+use super::conv::ConvShape;
+use super::isa::{selected, Isa};
+use super::simd::{F32x8, Lanes};
+use super::Activation;
+
+/// F(4x4, 3x3) on the points 0, ±1, ±2 and ∞ (Lavin & Gray's matrices; `Bᵀ`
+/// and `Aᵀ` are written out in [`bt`] and [`at`]): outputs per tile side and
+/// points per tile side.
+const M: usize = 4;
+const A: usize = 6;
+
+/// The weight transform `G` (`A x 3`).
+const G: [[f32; 3]; 6] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// The transforms' slack and padding unit (one AVX-512 vector).
+const CHUNK: usize = 16;
+
+/// Tiles per block, about: the block's transformed input and products
+/// (`a² (C + K)` floats per tile) stay in L2 while the products run.
+const TILE_TARGET: usize = 64;
+
+/// The largest product tile's filters (AVX-512): transformed weights are padded
+/// to whole blocks, at most `RF_MAX - 1` filters past the last.
+const RF_MAX: usize = 12;
+
+/// The sizes a call derives from its shape.
+#[derive(Clone, Copy)]
+struct Sizes {
+    /// Tiles per output column and row.
+    th: usize,
+    tw: usize,
+    /// Tile columns per phase in a split row (`tw + 1`), and a split row's stride.
+    q: usize,
+    rs: usize,
+    /// Tile rows per block, tiles per block and their padded stride (a multiple
+    /// of 16).
+    rb: usize,
+    tp: usize,
+}
+
+const fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+const fn sizes(s: &ConvShape) -> Sizes {
+    let m = M;
+    let th = s.oh.div_ceil(m);
+    let tw = s.ow.div_ceil(m);
+    let q = tw + 1;
+    // A split row, plus room for a chunk read past its last tile.
+    let rs = round_up(m * q + CHUNK, CHUNK);
+    let rb = if tw >= TILE_TARGET { 1 } else { TILE_TARGET / tw };
+    Sizes {
+        th,
+        tw,
+        q,
+        rs,
+        rb,
+        tp: round_up(rb * tw, 16),
+    }
+}
+
+/// Whether this path can compute the shape: 3x3, unit strides and dilation, one
+/// group, padding at most 2 per side (1 for a layer, 2 for the transposed problem
+/// of its data gradient).
+pub const fn allows(s: &ConvShape) -> bool {
+    s.kh == 3
+        && s.kw == 3
+        && s.sh == 1
+        && s.sw == 1
+        && s.dh == 1
+        && s.dw == 1
+        && s.g == 1
+        && s.pt <= 2
+        && s.pb <= 2
+        && s.pl <= 2
+        && s.pr <= 2
+        && s.oh > 0
+        && s.ow > 0
+}
+
+/// The scratch [`forward`] needs: the transformed weights, one block's
+/// transformed input and products (with a chunk of slack each), and the
+/// transforms' rows.
+pub const fn forward_scratch(s: &ConvShape) -> usize {
+    let z = sizes(s);
+    let aa = A * A;
+    aa * s.c * (s.f + RF_MAX) + aa * (v_stride(s, &z) + m_stride(s, &z)) + 2 * CHUNK + work_len(&z)
+}
+
+/// The distance between transform positions in the transformed input and the
+/// products: a chunk more than a position's matrix, so that the `a²` streams
+/// the transforms write and read do not all fall into one L1 set.
+const fn v_stride(s: &ConvShape, z: &Sizes) -> usize {
+    s.c * z.tp + CHUNK
+}
+const fn m_stride(s: &ConvShape, z: &Sizes) -> usize {
+    s.f * z.tp + CHUNK
+}
+
+/// The transforms' rows: one channel's padded plane split by column phase, its
+/// `a` row-transformed rows of one tile row, and one tile row's outputs of one
+/// filter `[r1][r2][tile]`.
+const fn work_len(z: &Sizes) -> usize {
+    (z.th * M + 2 + A) * z.rs + M * M * round_up(z.tw, CHUNK)
+}
+
+/// The scratch [`backward`] needs: the blocked weight gradient's, or the rotated
+/// weights and the transposed problem's forward.
+pub const fn backward_scratch(s: &ConvShape) -> usize {
+    let a = blocked::backward_scratch(s);
+    let b = s.weight_len() + forward_scratch(&blocked::transposed(s));
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Forward for `n` samples with bias (when given) and activation fused;
+/// `scratch` holds [`forward_scratch`] floats.
+///
+/// # Panics
+/// When a slice is shorter than the shape needs or the shape is not one this
+/// path computes (a cnnc bug: generated code sizes every buffer from the same
+/// constant shape, and picks this path only for shapes it allows).
+pub fn forward(
+    s: &ConvShape,
+    act: Activation,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    n: usize,
+    scratch: &mut [f32],
+) {
+    assert!(
+        allows(s)
+            && x.len() >= n * s.input_len()
+            && w.len() >= s.weight_len()
+            && b.is_none_or(|b| b.len() >= s.f)
+            && y.len() >= n * s.output_len()
+            && scratch.len() >= forward_scratch(s),
+        "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
+    );
+    let args = Args {
+        s,
+        act,
+        x,
+        w,
+        b,
+        y,
+        n,
+        scratch,
+    };
+    match selected() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the selected instruction set is available on this CPU.
+        Isa::Avx512 => unsafe { x86::forward_avx512(args) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { x86::forward_avx2(args) },
+        _ => forward_with::<F32x8>(args, 6, 6, 2),
+    }
+}
+
+/// Backward for `n` samples: adds to `dw` and `db` (when given), overwrites `dx`
+/// (when given); `scratch` holds [`backward_scratch`] floats.
+///
+/// # Panics
+/// As [`forward`].
+pub fn backward(
+    s: &ConvShape,
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    dx: Option<&mut [f32]>,
+    n: usize,
+    scratch: &mut [f32],
+) {
+    assert!(
+        allows(s) && scratch.len() >= backward_scratch(s) && w.len() >= s.weight_len(),
+        "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
+    );
+    blocked::backward(s, x, w, dy, dw, db, None, n, scratch);
+    if let Some(dx) = dx {
+        let t = blocked::transposed(s);
+        let (wr, rest) = scratch.split_at_mut(s.weight_len());
+        rotate(s, w, wr);
+        forward(
+            &t,
+            Activation::Identity,
+            &dy[..n * s.output_len()],
+            wr,
+            None,
+            &mut dx[..n * s.input_len()],
+            n,
+            rest,
+        );
+    }
+}
+
+/// The transposed problem's weights (one group): `wr[c][f][i][j] = w[f][c][2-i][2-j]`.
+fn rotate(s: &ConvShape, w: &[f32], wr: &mut [f32]) {
+    for c in 0..s.c {
+        for f in 0..s.f {
+            let src = &w[(f * s.c + c) * 9..][..9];
+            let dst = &mut wr[(c * s.f + f) * 9..][..9];
+            for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = *v;
+            }
+        }
+    }
+}
+
+/// One forward call's arguments.
+struct Args<'a> {
+    s: &'a ConvShape,
+    act: Activation,
+    x: &'a [f32],
+    w: &'a [f32],
+    b: Option<&'a [f32]>,
+    y: &'a mut [f32],
+    n: usize,
+    scratch: &'a mut [f32],
+}
+
+/// Splits `total` into equal blocks of at most `most`: the block size.
+const fn balanced(total: usize, most: usize) -> usize {
+    let most = if most == 0 { 1 } else { most };
+    let blocks = total.div_ceil(most);
+    if blocks == 0 {
+        1
+    } else {
+        total.div_ceil(blocks)
+    }
+}
+
+/// The forward pass with vectors `L`, `acc` accumulators per product tile, at
+/// most `rf_max` filters and `cv_max` vectors of tiles.
+#[inline(always)]
+fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
+    let Args {
+        s,
+        act,
+        x,
+        w,
+        b,
+        y,
+        n,
+        scratch,
+    } = a;
+    let (m, aa) = (M, A * A);
+    let z = sizes(s);
+    let (c, k) = (s.c, s.f);
+    let cv = (z.tp / L::LANES).clamp(1, cv_max);
+    let rf = balanced(k, (acc / cv).min(rf_max));
+    let blocks = k.div_ceil(rf);
+    let (vs, ms) = (v_stride(s, &z), m_stride(s, &z));
+    let (u, rest) = scratch.split_at_mut(aa * c * blocks * rf);
+    let (v, rest) = rest.split_at_mut(aa * vs + CHUNK);
+    let (mm, rest) = rest.split_at_mut(aa * ms + CHUNK);
+    let (plane, rest) = rest.split_at_mut((z.th * m + 2) * z.rs);
+    let tws = round_up(z.tw, CHUNK);
+    let osplit = &mut rest[..m * m * tws];
+    transform_weights(s, w, rf, u);
+    let rows = n * z.th;
+    for r0 in (0..rows).step_by(z.rb) {
+        let rb = z.rb.min(rows - r0);
+        let tiles = rb * z.tw;
+        // Input transform of the block's tile rows, one sample and channel at a time.
+        for i in r0 / z.th..=(r0 + rb - 1) / z.th {
+            let (lo, hi) = ((i * z.th).max(r0), ((i + 1) * z.th).min(r0 + rb));
+            let xs = &x[i * s.input_len()..][..s.input_len()];
+            for ci in 0..c {
+                split_plane(s, &z, &xs[ci * s.h * s.w..][..s.h * s.w], plane);
+                for r in lo..hi {
+                    let (lr, th) = (r - r0, r - i * z.th);
+                    let rows = &plane[th * m * z.rs..][..A * z.rs];
+                    let dst = &mut v[ci * z.tp + lr * z.tw..][..(aa - 1) * vs + z.tw];
+                    for t0 in (0..z.tw).step_by(L::LANES) {
+                        // SAFETY: reads rows j < 6 of `rows` at columns up to
+                        // 3q + 1 + t0 + LANES <= 4q + 16 <= rs; writes the first
+                        // tw - t0 lanes at (ξ * vs + t0) for ξ < 36, inside `dst`.
+                        // `L`'s features are enabled (the caller's contract).
+                        unsafe {
+                            input_tile::<L>(
+                                rows.as_ptr().add(t0),
+                                z.rs,
+                                z.q,
+                                dst.as_mut_ptr().add(t0),
+                                vs,
+                                z.tw - t0,
+                            )
+                        };
+                    }
+                }
+            }
+        }
+        // M_ξ = U_ξ · V_ξ
+        let width = cv * L::LANES;
+        for xi in 0..aa {
+            let vx = &v[xi * vs..][..c * z.tp];
+            let ux = &u[xi * c * blocks * rf..][..c * blocks * rf];
+            for t0 in (0..tiles).step_by(width) {
+                let cvs = (tiles - t0).div_ceil(L::LANES).min(cv);
+                for blk in 0..blocks {
+                    let f0 = blk * rf;
+                    let out = &mut mm[xi * ms + f0 * z.tp + t0..];
+                    let tile = ProductTile {
+                        u: ux[blk * c * rf..].as_ptr(),
+                        v: vx[t0..].as_ptr(),
+                        vs: z.tp,
+                        c,
+                        m: out.as_mut_ptr(),
+                        ms: z.tp,
+                        rows: rf.min(k - f0),
+                    };
+                    // SAFETY: the tile reads c * rf transformed weights of block blk at
+                    // ξ (inside `u`), cvs vectors of tiles t0.. (t0 + cvs*LANES <= tp,
+                    // tp a multiple of 16 and of LANES) of every channel's row of V_ξ
+                    // (inside `vx`), and writes the same columns of its rf.min(k - f0)
+                    // filters' rows of M_ξ (inside `mm`: k * tp floats from ξ's start).
+                    // `L`'s features are enabled (the caller's contract).
+                    unsafe { product::<L>(rf, cvs, &tile) };
+                }
+            }
+        }
+        // Output transform, bias and activation.
+        for f in 0..k {
+            let bias = b.map_or(0.0, |b| b[f]);
+            for r in r0..r0 + rb {
+                let (lr, i, th) = (r - r0, r / z.th, r % z.th);
+                let src = &mm[f * z.tp + lr * z.tw..][..(aa - 1) * ms + z.tw + CHUNK];
+                for t0 in (0..z.tw).step_by(L::LANES) {
+                    // SAFETY: reads LANES floats at (ξ * ms + t0) for ξ < 36, t0 < tw,
+                    // inside `src` (LANES <= CHUNK); writes LANES floats at
+                    // (r1 * 4 + r2) * tws + t0 < 16 tws, inside `osplit` (tws a
+                    // multiple of 16). `L`'s features are enabled.
+                    unsafe { output_tile::<L>(src.as_ptr().add(t0), ms, bias, osplit.as_mut_ptr().add(t0), tws) };
+                }
+                let yf = &mut y[i * s.output_len() + f * s.positions()..][..s.positions()];
+                for r1 in 0..m.min(s.oh - th * m) {
+                    let row = &mut yf[(th * m + r1) * s.ow..][..s.ow];
+                    let src = &osplit[r1 * m * tws..][..m * tws];
+                    // The activation's match outside the loop: identity and relu
+                    // fused into the interleaving, the others after it.
+                    match act {
+                        Activation::Identity => store_row(src, tws, row, |v| v),
+                        Activation::Relu => store_row(src, tws, row, |v| v.max(0.0)),
+                        _ => {
+                            store_row(src, tws, row, |v| v);
+                            act.forward(row);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `row[t * 4 + r2] = f(src[r2 * tws + t])`: interleaves one output row's
+/// phases.
+#[inline(always)]
+fn store_row(src: &[f32], tws: usize, row: &mut [f32], f: impl Fn(f32) -> f32) {
+    let full = row.len() / M;
+    let (body, tail) = row.split_at_mut(full * M);
+    let (p0, p1, p2, p3) = (
+        &src[..full],
+        &src[tws..][..full],
+        &src[2 * tws..][..full],
+        &src[3 * tws..][..full],
+    );
+    for (cell, (((&a, &b), &c), &d)) in body.chunks_exact_mut(M).zip(p0.iter().zip(p1).zip(p2).zip(p3)) {
+        cell.copy_from_slice(&[f(a), f(b), f(c), f(d)]);
+    }
+    for (r2, y) in tail.iter_mut().enumerate() {
+        *y = f(src[r2 * tws + full]);
+    }
+}
+
+/// One input channel, padded and split by column phase into `plane`: padded
+/// row `pr`, column `4t + p` at `pr * rs + p * q + t` (zeros outside the input).
+#[inline(always)]
+fn split_plane(s: &ConvShape, z: &Sizes, xc: &[f32], plane: &mut [f32]) {
+    let (q, rs) = (z.q, z.rs);
+    for (pr, row) in plane.chunks_exact_mut(rs).enumerate() {
+        row.fill(0.0);
+        let ih = pr.wrapping_sub(s.pt);
+        if ih >= s.h {
+            continue;
+        }
+        let xr = &xc[ih * s.w..][..s.w];
+        for p in 0..M {
+            // Padded column 4t + p is input column 4t + p - pl (pl <= 2 < 4).
+            let t0 = usize::from(p < s.pl);
+            let first = t0 * M + p - s.pl;
+            if first >= s.w {
+                continue;
+            }
+            let dst = &mut row[p * q + t0..][..q - t0];
+            for (d, &v) in dst.iter_mut().zip(xr[first..].iter().step_by(M)) {
+                *d = v;
+            }
+        }
+    }
+}
+
+/// The transformed weights `U[ξ][block][channel][rf]` = `(G g Gᵀ)[ξ]` for blocks of
+/// `rf` filters (zeros past the last filter).
+#[inline(always)]
+fn transform_weights(s: &ConvShape, w: &[f32], rf: usize, u: &mut [f32]) {
+    let (a, c, k) = (A, s.c, s.f);
+    let blocks = k.div_ceil(rf);
+    let per_xi = c * blocks * rf;
+    for f in 0..blocks * rf {
+        for ci in 0..c {
+            let at = |xi: usize| xi * per_xi + ((f / rf) * c + ci) * rf + f % rf;
+            if f >= k {
+                for xi in 0..a * a {
+                    u[at(xi)] = 0.0;
+                }
+                continue;
+            }
+            let g = &w[(f * c + ci) * 9..][..9];
+            // G g: a x 3, then (G g) Gᵀ: a x a.
+            let mut gg = [[0.0f32; 3]; 6];
+            for (i, row) in gg.iter_mut().enumerate().take(a) {
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = (0..3).map(|t| G[i][t] * g[t * 3 + j]).sum();
+                }
+            }
+            for (i, row) in gg.iter().enumerate().take(a) {
+                for j in 0..a {
+                    u[at(i * a + j)] = (0..3).map(|t| row[t] * G[j][t]).sum();
+                }
+            }
+        }
+    }
+}
+
+/// `Bᵀ d` for one column of six vectors (F(4x4, 3x3)).
+#[inline(always)]
+unsafe fn bt<L: Lanes>(d: [L; 6]) -> [L; 6] {
+    // SAFETY: `L`'s features are enabled (the caller's contract).
+    unsafe {
+        let (n1, n2, n4, n5) = (L::splat(-1.0), L::splat(2.0), L::splat(-4.0), L::splat(-5.0));
+        let four = L::splat(4.0);
+        let t0 = L::mul_add(n4, d[2], d[4]);
+        let t1 = L::mul_add(n4, d[1], d[3]);
+        let t2 = L::mul_add(n1, d[2], d[4]);
+        let t3 = L::mul(n2, L::mul_add(n1, d[1], d[3]));
+        [
+            L::mul_add(four, d[0], L::mul_add(n5, d[2], d[4])),
+            L::add(t0, t1),
+            L::mul_add(n1, t1, t0),
+            L::add(t2, t3),
+            L::mul_add(n1, t3, t2),
+            L::mul_add(four, d[1], L::mul_add(n5, d[3], d[5])),
+        ]
+    }
+}
+
+/// `Aᵀ m` for one column of six vectors (F(4x4, 3x3)).
+#[inline(always)]
+unsafe fn at<L: Lanes>(m: [L; 6]) -> [L; 4] {
+    // SAFETY: `L`'s features are enabled (the caller's contract).
+    unsafe {
+        let n1 = L::splat(-1.0);
+        let (a, b) = (L::add(m[1], m[2]), L::mul_add(n1, m[2], m[1]));
+        let (c, d) = (L::add(m[3], m[4]), L::mul_add(n1, m[4], m[3]));
+        [
+            L::add(m[0], L::add(a, c)),
+            L::mul_add(L::splat(2.0), d, b),
+            L::mul_add(L::splat(4.0), c, a),
+            L::add(L::mul_add(L::splat(8.0), d, b), m[5]),
+        ]
+    }
+}
+
+/// The input transform of `LANES` consecutive tiles of one tile row and
+/// channel: `rows` holds the tile row's six split rows (stride `rs`, `q` tiles
+/// per phase); the 36 transformed values go to `dst + ξ * vs`, the first `valid`
+/// lanes of each.
+///
+/// # Safety
+/// `rows[j * rs + p * q + e + LANES - 1]` is readable for `j < 6`, `p < 4`,
+/// `e <= 1`; the first `valid` floats at `dst + ξ * vs` are writable for `ξ < 36`;
+/// `L`'s features are enabled.
+// The loops index two axes of a tile at once (a transpose): ranges read plainer.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn input_tile<L: Lanes>(rows: *const f32, rs: usize, q: usize, dst: *mut f32, vs: usize, valid: usize) {
+    // SAFETY: every address is one the contract covers.
+    unsafe {
+        // Tap column l of the tile at phase l % 4, offset l / 4.
+        let col = |l: usize| (l % 4) * q + l / 4;
+        let mut r = [[L::zero(); 6]; 6];
+        for l in 0..6 {
+            let d: [L; 6] = std::array::from_fn(|j| L::load(rows.add(j * rs + col(l))));
+            let o = bt(d);
+            for (i, v) in o.into_iter().enumerate() {
+                r[i][l] = v;
+            }
+        }
+        for (i, ri) in r.into_iter().enumerate() {
+            for (kk, v) in bt(ri).into_iter().enumerate() {
+                let p = dst.add((i * 6 + kk) * vs);
+                if valid >= L::LANES {
+                    L::store(p, v);
+                } else {
+                    L::store_first(p, valid, v);
+                }
+            }
+        }
+    }
+}
+
+/// The output transform of `LANES` consecutive tiles of one filter: `src + ξ *
+/// ms` holds their products at ξ; writes `Aᵀ M A + bias` as `[r1][r2]` rows of
+/// `LANES` tiles to `dst + (r1 * 4 + r2) * ds`.
+///
+/// # Safety
+/// `LANES` floats are readable at `src + ξ * ms` for `ξ < 36` and writable at
+/// `dst + k * ds` for `k < 16`; `L`'s features are enabled.
+// The loops index two axes of a tile at once (a transpose): ranges read plainer.
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+unsafe fn output_tile<L: Lanes>(src: *const f32, ms: usize, bias: f32, dst: *mut f32, ds: usize) {
+    // SAFETY: every address is one the contract covers.
+    unsafe {
+        // Along each row i: t[i][r2].
+        let mut t = [[L::zero(); 4]; 6];
+        for (i, ti) in t.iter_mut().enumerate() {
+            let mrow: [L; 6] = std::array::from_fn(|j| L::load(src.add((i * 6 + j) * ms)));
+            *ti = at(mrow);
+        }
+        let bias = L::splat(bias);
+        for r2 in 0..4 {
+            let col: [L; 6] = std::array::from_fn(|i| t[i][r2]);
+            for (r1, v) in at(col).into_iter().enumerate() {
+                L::store(dst.add((r1 * 4 + r2) * ds), L::add(v, bias));
+            }
+        }
+    }
+}
+
+/// One product tile: `rows` filters x vectors of tiles of `M_ξ = U_ξ · V_ξ`.
+struct ProductTile {
+    /// The block's transformed weights `[channel][rf]`.
+    u: *const f32,
+    /// V_ξ at channel 0, the tile's first column; its channel stride.
+    v: *const f32,
+    vs: usize,
+    c: usize,
+    /// M_ξ at the block's first filter, the tile's first column; its filter stride.
+    m: *mut f32,
+    ms: usize,
+    rows: usize,
+}
+
+/// `M[r][..] = Σ_c U[c][r] · V[c][..]` for `RF` filters (the first `rows` stored)
+/// and `CV` vectors of tiles.
+///
+/// # Safety
+/// The tile's pointers cover `c * RF` weights, `c` rows of `CV * LANES` floats of
+/// V and `rows` rows of as many of M; `L`'s features are enabled.
+#[inline(always)]
+unsafe fn product_tile<L: Lanes, const RF: usize, const CV: usize>(t: &ProductTile) {
+    // SAFETY: every address is one the contract covers.
+    unsafe {
+        let mut acc = [[L::zero(); CV]; RF];
+        let (mut u, mut v) = (t.u, t.v);
+        for _ in 0..t.c {
+            let mut xv = [L::zero(); CV];
+            for (j, x) in xv.iter_mut().enumerate() {
+                *x = L::load(v.add(j * L::LANES));
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let wv = L::splat(*u.add(r));
+                for (a, &x) in acc.iter_mut().zip(&xv) {
+                    *a = L::mul_add(wv, x, *a);
+                }
+            }
+            u = u.add(RF);
+            v = v.add(t.vs);
+        }
+        for (r, acc) in acc.iter().enumerate().take(t.rows) {
+            for (j, &a) in acc.iter().enumerate() {
+                L::store(t.m.add(r * t.ms + j * L::LANES), a);
+            }
+        }
+    }
+}
+
+/// Calls [`product_tile`] for the runtime `(rf, cv)`.
+///
+/// # Safety
+/// [`product_tile`]'s contract with `RF = rf`, `CV = cv`; `rf <= 12`, `cv <= 2`.
+#[inline(always)]
+unsafe fn product<L: Lanes>(rf: usize, cv: usize, t: &ProductTile) {
+    macro_rules! by_rf {
+        ($cv:literal, [$($r:literal)*]) => {
+            match rf {
+                // SAFETY: the contract is passed on.
+                $( $r => unsafe { product_tile::<L, $r, $cv>(t) }, )*
+                _ => unreachable!("product tile filters out of range"),
+            }
+        };
+    }
+    match cv {
+        1 => by_rf!(1, [1 2 3 4 5 6 7 8 9 10 11 12]),
+        2 => by_rf!(2, [1 2 3 4 5 6 7 8 9 10 11 12]),
+        _ => unreachable!("product tile width out of range"),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+    use crate::compute::simd::{F32x16, F32x8Avx};
+
+    /// # Safety
+    /// The CPU has AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn forward_avx512(a: Args) {
+        // 32 registers: 24 accumulators, 2 vectors of tiles, a broadcast weight.
+        forward_with::<F32x16>(a, 24, 12, 2)
+    }
+
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn forward_avx2(a: Args) {
+        // 16 registers: 12 accumulators, 2 vectors of tiles, a broadcast weight.
+        forward_with::<F32x8Avx>(a, 12, 6, 2)
+    }
+}
