@@ -28,7 +28,7 @@ cnn_macros::cnn! {
         // No bias before a batchnorm: its gradient is rounding noise, which Adam amplifies.
         train { loss cross_entropy optimizer adam lr 0.01 batch 10 }
     }
-    // Over 87K floats of activations a sample: inference runs 2 samples at a time.
+    // Over 32K floats of activations a sample: inference runs 8 samples at a time.
     model Wide {
         input 4x64x64
         conv 8 kernel 3 pad 1 relu
@@ -37,7 +37,7 @@ cnn_macros::cnn! {
         avgpool global
         flatten
         dense 3 softmax
-        train { loss cross_entropy optimizer sgd lr 0.1 batch 16 }
+        train { loss cross_entropy optimizer sgd lr 0.1 batch 32 }
     }
 }
 
@@ -100,21 +100,21 @@ fn batchnorm_training_is_the_same_on_one_and_two_threads() {
 }
 
 /// Inference runs a worker's samples in sub-chunks sized to stay in cache
-/// (`rt::driver::inference_chunk`): 7 samples of `Wide` on 1, 2 and 3 threads
-/// (sub-chunks of 2: 2+2+2+1; 2+2 and 2+1; 2+1, 2+1 and 1) give each sample what
-/// it gives alone.
+/// (`rt::driver::inference_chunk`): 19 samples of `Wide` on 1, 2 and 3 threads
+/// (sub-chunks of 8: 8+8+3; 8+2 and 8+1; 7, 7 and 5) give each sample what it
+/// gives alone.
 #[test]
 fn inference_in_sub_chunks_gives_each_sample_its_own_output() {
     // `__cnnc_Wide` is the generated module behind `Wide` (private, but in this file).
     use cnnc::rt::driver::{inference_chunk, Network, Worker};
     let chunk = inference_chunk(<<__cnnc_Wide::Net as Network>::Worker as Worker>::SAMPLE_FLOATS);
-    assert_eq!(chunk, 2, "the test is written for sub-chunks of 2");
-    let (x, _) = data(7, &[4, 64, 64]);
+    assert_eq!(chunk, 8, "the test is written for sub-chunks of 8");
+    let (x, _) = data(19, &[4, 64, 64]);
     let mut model = Wide::new(5);
     model
-        .train_step(x.view(), Target::Labels(Array1::from_elem(7, 1).view()))
+        .train_step(x.view(), Target::Labels(Array1::from_elem(19, 1).view()))
         .unwrap();
-    let alone: Vec<f32> = (0..7)
+    let alone: Vec<f32> = (0..19)
         .flat_map(|i| {
             model
                 .predict(x.slice_axis(cnnc::ndarray::Axis(0), (i..i + 1).into()))
