@@ -168,19 +168,7 @@ impl ConvShape {
     /// 3x3, unit strides and dilation, one group, padding at most 1 per side: the
     /// shapes the Winograd path computes (whether or not it pays).
     pub const fn winograd_shape(&self) -> bool {
-        self.kh == 3
-            && self.kw == 3
-            && self.sh == 1
-            && self.sw == 1
-            && self.dh == 1
-            && self.dw == 1
-            && self.g == 1
-            && self.pt <= 1
-            && self.pb <= 1
-            && self.pl <= 1
-            && self.pr <= 1
-            && self.oh > 0
-            && self.ow > 0
+        winograd::computes(self, 1)
     }
     /// A Winograd shape with enough input channels and filters that its matrix
     /// products dominate the transforms.

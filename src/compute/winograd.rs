@@ -120,6 +120,11 @@ const fn sizes(s: &ConvShape) -> Sizes {
 /// group, padding at most 2 per side (1 for a layer, 2 for the transposed problem
 /// of its data gradient).
 pub const fn allows(s: &ConvShape) -> bool {
+    computes(s, 2)
+}
+
+/// 3x3, unit strides and dilation, one group, at most `pad` padding per side.
+pub const fn computes(s: &ConvShape, pad: usize) -> bool {
     s.kh == 3
         && s.kw == 3
         && s.sh == 1
@@ -127,10 +132,10 @@ pub const fn allows(s: &ConvShape) -> bool {
         && s.dh == 1
         && s.dw == 1
         && s.g == 1
-        && s.pt <= 2
-        && s.pb <= 2
-        && s.pl <= 2
-        && s.pr <= 2
+        && s.pt <= pad
+        && s.pb <= pad
+        && s.pl <= pad
+        && s.pr <= pad
         && s.oh > 0
         && s.ow > 0
 }

@@ -46,12 +46,11 @@
 pub use mpi;
 
 use super::data::{shuffled, Dataset, Targets};
-use super::fit::{evaluate, EpochReport, Evaluation, FitConfig, FitReport};
+use super::fit::{evaluate, restore, snapshot, EpochReport, Evaluation, FitConfig, FitReport};
 use super::{Error, FlatTrain, Model};
 use crate::ir::Loss;
 use mpi::collective::SystemOperation;
 use mpi::traits::{Communicator, CommunicatorCollectives, Root};
-use ndarray::ArrayD;
 use std::time::Instant;
 
 /// What [`fit_distributed`] returns: `fit`'s report (the same on every rank) and
@@ -440,26 +439,6 @@ where
         loss: loss_sum / n,
         accuracy,
     })
-}
-
-/// Every parameter, or the name of the first one holding NaN or infinity.
-fn snapshot<M: Model + ?Sized>(model: &M) -> Result<Vec<(String, ArrayD<f32>)>, String> {
-    let mut params = Vec::new();
-    for name in model.param_names() {
-        let Some(value) = model.param(&name) else { continue };
-        if !value.iter().all(|v| v.is_finite()) {
-            return Err(name);
-        }
-        params.push((name, value));
-    }
-    Ok(params)
-}
-
-fn restore<M: Model + ?Sized>(model: &mut M, saved: &[(String, ArrayD<f32>)]) -> Result<(), Error> {
-    for (name, value) in saved {
-        model.set_param(name, value.view())?;
-    }
-    Ok(())
 }
 
 /// `epoch  1/10  loss 0.4213  acc 87.12%  val_loss 0.2011  val_acc 93.50%  lr 0.01  1.23s  (2 ranks)`

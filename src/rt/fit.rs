@@ -849,7 +849,7 @@ fn run<M: Train + ?Sized>(
 }
 
 /// Every parameter, or the name of the first one holding NaN or infinity.
-fn snapshot<M: Model + ?Sized>(model: &M) -> Result<Vec<(String, ArrayD<f32>)>, String> {
+pub(crate) fn snapshot<M: Model + ?Sized>(model: &M) -> Result<Vec<(String, ArrayD<f32>)>, String> {
     let mut params = Vec::new();
     for name in model.param_names() {
         let Some(value) = model.param(&name) else { continue };
@@ -861,7 +861,8 @@ fn snapshot<M: Model + ?Sized>(model: &M) -> Result<Vec<(String, ArrayD<f32>)>, 
     Ok(params)
 }
 
-fn restore<M: Model + ?Sized>(model: &mut M, saved: &[(String, ArrayD<f32>)]) -> Result<(), Error> {
+/// Puts back what [`snapshot`] saved.
+pub(crate) fn restore<M: Model + ?Sized>(model: &mut M, saved: &[(String, ArrayD<f32>)]) -> Result<(), Error> {
     for (name, value) in saved {
         model.set_param(name, value.view())?;
     }
