@@ -7,7 +7,15 @@
 //! Benchmarks: LeNet (examples/models/lenet.cnn) training at batch 64 and inference
 //! at batch 64 and 1; the cifar_block training step (benches/models.cnn); the spec's
 //! ResNet8 (examples/models/resnet8.cnn) training at batch 64 and inference at batch
-//! 64 and 1; one 64->64 convolution forward and backward.
+//! 64 and 1; CIFAR ResNet-20 (examples/models/resnet20.cnn, the same network as
+//! `../shared/bench/resnet20.cnn`) training and inference at batch 128; one 64->64
+//! convolution forward and backward.
+//!
+//!     cargo run --release --example bench -- memory
+//!
+//! runs only ResNet-20 training at batch 128 and prints the process's peak resident
+//! memory (`resnet20_train_b128_peak_rss`, MiB; compare with
+//! `benches/torch_memory.py`): a separate process, so no other benchmark counts.
 //!
 //! Medians of repeated runs. `peak` is this machine's FP32 FMA rate on all threads,
 //! measured by a register-only FMA loop in the same binary.
@@ -21,6 +29,8 @@ cnn_macros::cnn!(file = "examples/models/lenet.cnn");
 cnn_macros::cnn!(file = "examples/models/resnet8.cnn");
 
 cnn_macros::cnn!(file = "benches/models.cnn");
+
+cnn_macros::cnn!(file = "examples/models/resnet20.cnn");
 
 /// The median time of `f` in seconds over `reps` runs, after `warmup` untimed runs
 /// and at least half a second of them: the first benchmark of the process would
@@ -76,8 +86,17 @@ fn train_bench(name: &str, model: &mut dyn Train, shape: &[usize], batch: usize,
 
 fn main() {
     // `cargo run --release --example bench -- resnet8` runs only the groups whose
-    // name holds the argument (lenet, cifar, resnet8, conv64, peak), e.g. for perf.
+    // name holds the argument (lenet, cifar, resnet8, resnet20, conv64, peak; `memory` is the memory mode), e.g. for perf.
     let only = std::env::args().nth(1).unwrap_or_default();
+    if only == "memory" {
+        let mut resnet = ResNet20::new(0);
+        train_bench("resnet20_train_b128", &mut resnet, &[3, 32, 32], 128, 5);
+        match peak_rss_mib() {
+            Some(mib) => emit("resnet20_train_b128_peak_rss", "mib", mib),
+            None => eprintln!("peak resident memory: /proc/self/status has no VmHWM line"),
+        }
+        return;
+    }
     let run = |group: &str| group.contains(only.as_str());
     let (mut out64, mut out1) = (vec![0.0; 640], vec![0.0; 10]);
     if run("lenet") {
@@ -104,6 +123,18 @@ fn main() {
         let t = median_seconds(|| resnet.predict_into(x1.view(), &mut out1).expect("predict"), 200, 20);
         emit("resnet8_infer_b1", "latency_us", t * 1e6);
     }
+    if run("resnet20") {
+        let mut resnet = ResNet20::new(0);
+        train_bench("resnet20_train_b128", &mut resnet, &[3, 32, 32], 128, 10);
+        let mut out128 = vec![0.0; 1280];
+        let x128 = random(&[128, 3, 32, 32], 8);
+        let t = median_seconds(
+            || resnet.predict_into(x128.view(), &mut out128).expect("predict"),
+            10,
+            2,
+        );
+        emit("resnet20_infer_b128", "images_per_s", 128.0 / t);
+    }
     if run("conv64") {
         let mut conv = Conv64::new(0);
         let x = random(&[16, 64, 32, 32], 4);
@@ -127,6 +158,15 @@ fn main() {
     if run("peak") {
         emit("peak", "gflops", peak_gflops());
     }
+}
+
+/// The process's peak resident set (VmHWM in /proc/self/status), in MiB; `None`
+/// where the kernel does not report it.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// The FP32 FMA peak of all threads: each runs [`cnnc::compute::peak`]'s

@@ -67,6 +67,8 @@ pub mod draw;
 #[cfg(feature = "runtime")]
 pub mod interp;
 pub mod ir;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 #[cfg(feature = "runtime")]
 pub mod rt;
 pub mod summary;

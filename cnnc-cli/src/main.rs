@@ -1,5 +1,7 @@
 //! `cnnc`: check `.cnn` files, summarize their models, and emit the generated Rust.
 
+mod export;
+
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -38,6 +40,23 @@ enum Command {
         #[arg(short, long)]
         model: Option<String>,
     },
+    /// Write a model as an ONNX inference graph (opset 17, dynamic batch axis):
+    /// batchnorm on its running statistics, dropout removed.
+    Export {
+        file: PathBuf,
+        /// The trained weights; without them, the seeded initialization.
+        #[arg(short, long)]
+        weights: Option<PathBuf>,
+        /// The seed of the initialization used without --weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where to write the ONNX file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// The model to export, for a file with several.
+        #[arg(short, long)]
+        model: Option<String>,
+    },
 }
 
 /// Files larger than this are refused rather than read: no model is this long.
@@ -60,6 +79,13 @@ fn main() -> ExitCode {
         Command::Summary { files } => summary(&files),
         Command::Emit { file } => emit(&file),
         Command::Draw { file, output, model } => draw(&file, output.as_deref(), model.as_deref()),
+        Command::Export {
+            file,
+            weights,
+            seed,
+            output,
+            model,
+        } => export(&file, weights.as_deref(), seed, &output, model.as_deref()),
     }
 }
 
@@ -259,4 +285,40 @@ fn draw(path: &Path, output: Option<&Path>, only: Option<&str>) -> ExitCode {
         eprintln!("{}: drew {} to {}", path.display(), model.name, target.display());
     }
     ExitCode::SUCCESS
+}
+
+fn export(path: &Path, weights: Option<&Path>, seed: u64, output: &Path, model: Option<&str>) -> ExitCode {
+    let source = match read_source(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let models = match cnnc::compile(&source) {
+        Ok(models) => models,
+        Err(diags) => {
+            print_diagnostics(path, &source, &diags);
+            return ExitCode::from(1);
+        }
+    };
+    let request = export::Export {
+        path,
+        source: &source,
+        models: &models,
+        model,
+        weights,
+        seed,
+        output,
+    };
+    match export::run(&request) {
+        Ok(done) => {
+            eprintln!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -138,3 +138,24 @@ fn mnist_resnet_weights_round_trip_with_num_batches_tracked() {
     let (a, b) = (model.predict(x.view()).unwrap(), loaded.predict(x.view()).unwrap());
     assert_eq!(a, b, "same predictions in inference mode");
 }
+
+/// examples/models/resnet20.cnn (the benchmark network of `examples/bench.rs`, the
+/// same text as `../shared/bench/resnet20.cnn`) has PyTorch's parameter count for
+/// CIFAR ResNet-20 with projection shortcuts (272,474, as `torch_baseline.py` asserts),
+/// and it takes a training step.
+#[test]
+fn resnet20_has_pytorchs_parameter_count() {
+    let mut interp = interpreter("resnet20.cnn", "ResNet20");
+    let count: usize = interp
+        .param_names()
+        .iter()
+        .map(|n| interp.param(n).expect("listed").len())
+        .sum();
+    assert_eq!(count, 272_474);
+    let x = input(&[2, 3, 32, 32]);
+    let labels = Array1::from_shape_fn(2, |i| i * 7);
+    let first = interp
+        .train_step(x.view(), Target::Labels(labels.view()))
+        .expect("a step");
+    assert!(first.is_finite() && first > 0.0, "loss {first}");
+}

@@ -42,6 +42,7 @@ mod io_atomic;
 mod io_checkpoint;
 mod io_fuzz_regressions;
 mod no_panic;
+mod onnx;
 mod random_models;
 mod random_stacks;
 mod robustness;
