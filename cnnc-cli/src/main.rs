@@ -1,6 +1,7 @@
 //! `cnnc`: check `.cnn` files, summarize their models, and emit the generated Rust.
 
 mod export;
+mod import;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -57,6 +58,24 @@ enum Command {
         #[arg(short, long)]
         model: Option<String>,
     },
+    /// Read an ONNX CNN (PyTorch's torch.onnx.export, or cnnc export) as a .cnn
+    /// model, and its weights as safetensors under cnnc's names.
+    Import {
+        /// The ONNX file.
+        file: PathBuf,
+        /// Where to write the .cnn model.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Where to write the weights (safetensors).
+        #[arg(short, long)]
+        weights: Option<PathBuf>,
+        /// Add a default train block for fine-tuning (and a final softmax after logits).
+        #[arg(long)]
+        train: bool,
+        /// The model's name (default: from the output file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 /// Files larger than this are refused rather than read: no model is this long.
@@ -86,6 +105,31 @@ fn main() -> ExitCode {
             output,
             model,
         } => export(&file, weights.as_deref(), seed, &output, model.as_deref()),
+        Command::Import {
+            file,
+            output,
+            weights,
+            train,
+            name,
+        } => {
+            let request = import::Import {
+                input: &file,
+                output: &output,
+                weights: weights.as_deref(),
+                train,
+                name: name.as_deref(),
+            };
+            match import::run(&request) {
+                Ok(done) => {
+                    eprintln!("{done}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 

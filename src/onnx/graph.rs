@@ -35,6 +35,10 @@ pub struct Graph {
     pub input_dims: Vec<Option<usize>>,
     pub output: String,
     pub opset: i64,
+    /// The graph's name, if it has one.
+    pub name: Option<String>,
+    /// How many nodes would take each item name (see `items::item_name`).
+    pub name_counts: HashMap<String, usize>,
 }
 
 /// Larger files are refused: the importer reads the whole file into memory.
@@ -83,6 +87,9 @@ impl Graph {
         let mut nodes = Vec::with_capacity(graph.node.len());
         for (i, n) in graph.node.iter().enumerate() {
             let node = Node::from_proto(n, i);
+            if node.outputs.first().is_none_or(|o| o.is_empty()) {
+                return Err(format!("{what}: node `{}` ({}) has no output", node.name, node.op));
+            }
             if node.op == "Constant" {
                 let value = node.attr_tensor("value")?;
                 consts.insert(node.outputs.first().cloned().unwrap_or_default(), value);
@@ -97,8 +104,15 @@ impl Graph {
             input_dims,
             output: output.name().to_string(),
             opset,
+            name: graph.name.clone().filter(|n| !n.is_empty()),
+            name_counts: HashMap::new(),
         };
         g.fold_shape_arithmetic();
+        for node in &g.nodes {
+            if let Some(name) = node.candidate_name() {
+                *g.name_counts.entry(name).or_insert(0) += 1;
+            }
+        }
         Ok(g)
     }
 
@@ -176,6 +190,28 @@ impl Graph {
 }
 
 impl Node {
+    /// The item name this node would take, before collisions are ruled out (see
+    /// `items::item_name`).
+    pub fn candidate_name(&self) -> Option<String> {
+        let node = self;
+        let part = node.name.rsplit('/').find(|p| !p.is_empty() && *p != node.op)?;
+        let last = part.rsplit('.').next().unwrap_or(part);
+        let name = if last.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+            last.to_string()
+        } else {
+            part.replace('.', "_")
+        };
+        let ident = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let stem = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
+        // `Relu_1`: PyTorch's name for a functional call (F.relu) is its op type.
+        let default_like = stem.is_empty()
+            || crate::syntax::KEYWORDS.contains(&stem)
+            || stem == "shortcut"
+            || stem.eq_ignore_ascii_case(&node.op);
+        (ident && !default_like && name.len() <= 64 && name != "input").then_some(name)
+    }
+
     fn from_proto(n: &NodeProto, index: usize) -> Node {
         let op = n.op_type.clone().unwrap_or_default();
         let name = match n.name.as_deref() {
@@ -238,7 +274,11 @@ fn tensor(t: &TensorProto) -> Result<Const, String> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("negative dimension {d}")))
         .collect::<Result<Vec<_>, _>>()?;
-    let count: usize = dims.iter().product();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= 1 << 31)
+        .ok_or_else(|| format!("dimensions {dims:?} hold more than 2^31 values"))?;
     if !t.external_data.is_empty() {
         return Err("its data is in an external file; save the model with its weights inside".into());
     }

@@ -15,6 +15,8 @@ use std::collections::HashSet;
 
 /// An imported model: its `.cnn` text and its tensors under cnnc's names.
 pub struct Imported {
+    /// The model's name in the text.
+    pub name: String,
     pub source: String,
     pub tensors: Vec<(String, ArrayD<f32>)>,
 }
@@ -36,11 +38,21 @@ const V3: &[&str] = &[
     "GlobalMaxPool",
 ];
 
-/// Reads the ONNX file's bytes (`what` names it in errors) as model `name`; with
-/// `train`, a default train block for fine-tuning is added (and a final softmax
-/// when the graph ends in logits, which `cross_entropy` needs).
-pub fn import(bytes: &[u8], what: &str, name: &str, train: bool) -> Result<Imported, String> {
+/// Reads the ONNX file's bytes (`what` names it in errors) as a model named `name`,
+/// or else after the ONNX graph when its name is a valid model name, or else
+/// `fallback`; with `train`, a default train block for fine-tuning is added (and a
+/// final softmax when the graph ends in logits, which `cross_entropy` needs).
+pub fn import(bytes: &[u8], what: &str, name: Option<&str>, fallback: &str, train: bool) -> Result<Imported, String> {
     let g = Graph::decode(bytes, what)?;
+    let valid = |n: &str| crate::compile(&format!("model {n} {{ input 1 dense 1 }}")).is_ok();
+    // The names exporters give every graph say nothing about the model.
+    let generic = |n: &str| ["main_graph", "torch_jit", "torch-jit-export", "graph"].contains(&n);
+    let name = match (name, g.name.as_deref()) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(n)) if valid(n) && !generic(n) => n.to_string(),
+        _ => fallback.to_string(),
+    };
+    let name = name.as_str();
     let mut shape = input_shape(&g, what)?;
     let input = shape;
     let w = Walker {
@@ -65,16 +77,26 @@ pub fn import(bytes: &[u8], what: &str, name: &str, train: bool) -> Result<Impor
         normalize,
         train,
     };
-    let source = layout.text(&items);
-    let tensors = super::items::name_tensors(&source, name, &items)?;
-    Ok(Imported { source, tensors })
+    let mut source = layout.text(&items);
+    if crate::compile(&source).is_err() {
+        // Node names that collide (or clash with default names) in a scope: without them.
+        super::items::without_names(&mut items);
+        source = layout.text(&items);
+    }
+    let tensors = super::items::name_tensors(&source, name, &items).map_err(|e| format!("{what}: {e}"))?;
+    Ok(Imported {
+        name: name.to_string(),
+        source,
+        tensors,
+    })
 }
 
 fn input_shape(g: &Graph, what: &str) -> Result<Shape, String> {
     let dims: Option<Vec<usize>> = g.input_dims.iter().skip(1).copied().collect();
+    let sane = |d: &usize| (1..=1 << 20).contains(d);
     match dims.as_deref() {
-        Some([c, h, w]) => Ok(Shape::Image { c: *c, h: *h, w: *w }),
-        Some([n]) => Ok(Shape::Vector(*n)),
+        Some([c, h, w]) if [c, h, w].into_iter().all(sane) => Ok(Shape::Image { c: *c, h: *h, w: *w }),
+        Some([n]) if sane(n) => Ok(Shape::Vector(*n)),
         _ => Err(format!(
             "{what}: input `{}` has dimensions {:?}; cnnc reads [N, C, H, W] or [N, F] with fixed C, H, W, F",
             g.input, g.input_dims
@@ -258,7 +280,7 @@ impl Walker<'_> {
             Some(Item::Residual {
                 body,
                 shortcut,
-                name: item_name(join),
+                name: item_name(self.g, join),
             }),
             join.outputs[0].clone(),
         ))
@@ -293,14 +315,14 @@ impl Walker<'_> {
                     return Err(self.err(node, "needs an image input"));
                 };
                 *shape = Shape::Image { c, h: 1, w: 1 };
-                Item::layer("avgpool global", item_name(node), Vec::new())
+                Item::layer("avgpool global", item_name(self.g, node), Vec::new())
             }
             "Flatten" | "Reshape" => super::items::flatten(self, node, shape)?,
             "Gemm" => super::items::gemm(self, node, shape)?,
             "MatMul" => return super::items::matmul(self, node, shape),
-            "Relu" => Item::act("relu", item_name(node)),
-            "Sigmoid" => Item::act("sigmoid", item_name(node)),
-            "Tanh" => Item::act("tanh", item_name(node)),
+            "Relu" => Item::act("relu", item_name(self.g, node)),
+            "Sigmoid" => Item::act("sigmoid", item_name(self.g, node)),
+            "Tanh" => Item::act("tanh", item_name(self.g, node)),
             "LeakyRelu" => {
                 let a = node.float("alpha", 0.01);
                 let word = if a == 0.01 {
@@ -308,9 +330,9 @@ impl Walker<'_> {
                 } else {
                     format!("leaky_relu {a}")
                 };
-                Item::act(&word, item_name(node))
+                Item::act(&word, item_name(self.g, node))
             }
-            "Gelu" if node.string("approximate", "none") == "none" => Item::act("gelu", item_name(node)),
+            "Gelu" if node.string("approximate", "none") == "none" => Item::act("gelu", item_name(self.g, node)),
             "Softmax" => super::items::softmax(self, node, shape)?,
             "Dropout" | "Identity" => return Ok((None, out)),
             "Add" | "Mul" | "Sub" | "Div" => {

@@ -55,22 +55,27 @@ impl Item {
 }
 
 /// A node's name as a `.cnn` item name: PyTorch's exporter writes
-/// `/layer1/layer1.0/conv1/Conv`; the last part that is not the op type, with `.`
-/// as `_`, when it is an identifier and does not look like a default name (`conv3`,
-/// `relu1`: cnnc gives those anyway).
-pub fn item_name(node: &Node) -> Option<String> {
-    let part = node.name.rsplit('/').find(|p| !p.is_empty() && *p != node.op)?;
-    let name = part.replace('.', "_");
-    let ident = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
-    let default_like = stem.is_empty() || crate::syntax::KEYWORDS.contains(&stem) || stem == "shortcut";
-    (ident && !default_like && name.len() <= 64 && name != "input").then_some(name)
+/// `/layer1/layer1.0/conv1/Conv`, cnnc's `residual3.dw`; the last `/` part that is
+/// not the op type, then its last `.` part when that is an identifier (`dw`), or the
+/// whole part with `.` as `_` (`layer1_0`); none when that is no identifier or looks
+/// like a default name (`conv3`, `relu1`: cnnc gives those anyway).
+pub fn item_name(g: &Graph, node: &Node) -> Option<String> {
+    let name = node.candidate_name()?;
+    // A name several nodes would take (PyTorch names a functional `F.relu` after the
+    // module that calls it) goes to the residual block's `Add` or to none of them.
+    (node.op == "Add" || g.name_counts.get(&name) == Some(&1)).then_some(name)
 }
 
 /// A constant's values as an array of its dimensions.
-pub fn array(c: &Const) -> ArrayD<f32> {
-    ArrayD::from_shape_vec(IxDyn(&c.dims), c.floats.clone()).expect("checked when read")
+/// Input `index` of `node` as a float array of its dimensions.
+fn weight(ctx: &dyn Context, node: &Node, index: usize) -> Result<ArrayD<f32>, String> {
+    let c = ctx.constant(node, index)?;
+    ArrayD::from_shape_vec(IxDyn(&c.dims), c.floats.clone()).map_err(|_| {
+        ctx.fail(
+            node,
+            &format!("input {index} is not a float tensor of its dimensions {:?}", c.dims),
+        )
+    })
 }
 
 /// `3` or `3x5`.
@@ -86,10 +91,20 @@ fn pair(v: [usize; 2]) -> String {
 fn two(ctx: &dyn Context, node: &Node, name: &str, default: usize) -> Result<[usize; 2], String> {
     match node.ints(name).as_slice() {
         [] => Ok([default; 2]),
-        [a, b] if *a >= 0 && *b >= 0 => Ok([*a as usize, *b as usize]),
+        // Strides and dilations are at least 1; nothing is larger than 2^20.
+        [a, b]
+            if [a, b]
+                .iter()
+                .all(|v| (i64::from(default.min(1) as u8)..=1 << 20).contains(*v)) =>
+        {
+            Ok([*a as usize, *b as usize])
+        }
         other => Err(ctx.fail(
             node,
-            &format!("`{name}` is {other:?}; two non-negative values (2-D) are read"),
+            &format!(
+                "`{name}` is {other:?}; two values from {} to 2^20 (2-D) are read",
+                default.min(1)
+            ),
         )),
     }
 }
@@ -105,7 +120,7 @@ fn pads(
     match node.string("auto_pad", "NOTSET").as_str() {
         "NOTSET" => match node.ints("pads").as_slice() {
             [] => Ok([0; 4]),
-            [a, b, c, d] if [a, b, c, d].iter().all(|v| **v >= 0) => {
+            [a, b, c, d] if [a, b, c, d].iter().all(|v| (0..=1 << 20).contains(*v)) => {
                 Ok([*a as usize, *b as usize, *c as usize, *d as usize])
             }
             other => Err(ctx.fail(node, &format!("`pads` is {other:?}; four non-negative values are read"))),
@@ -115,7 +130,7 @@ fn pads(
             let mut p = [0; 4];
             for axis in 0..2 {
                 let out = hw[axis].div_ceil(stride[axis]);
-                let total = ((out - 1) * stride[axis] + size[axis]).saturating_sub(hw[axis]);
+                let total = (out.saturating_sub(1) * stride[axis] + size[axis]).saturating_sub(hw[axis]);
                 let (small, big) = (total / 2, total - total / 2);
                 (p[axis], p[axis + 2]) = if mode == "SAME_UPPER" {
                     (small, big)
@@ -188,28 +203,29 @@ fn windowed(
         out[axis] = o;
         exact &= e;
     }
+    // `round ceil` even where the division is exact: the window keeps ONNX's mode.
     let round = match (exact, ceil) {
-        (true, _) => "",
+        (_, true) => " round ceil",
+        (true, false) => "",
         (false, false) => " round floor",
-        (false, true) => " round ceil",
     };
     Ok((out, round))
 }
 
 pub fn conv(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, String> {
     let [c, h, w] = image(ctx, node, shape)?;
-    let weight = ctx.constant(node, 1)?;
-    let [f, per_group, kh, kw] = weight.dims[..] else {
+    let weight = weight(ctx, node, 1)?;
+    let [f, per_group, kh, kw] = weight.shape()[..] else {
         return Err(ctx.fail(
             node,
             &format!(
                 "weight has dimensions {:?}; a 2-D convolution's are [F, C/G, KH, KW]",
-                weight.dims
+                weight.shape()
             ),
         ));
     };
     let groups = usize::try_from(node.int("group", 1)).unwrap_or(0);
-    if groups == 0 || per_group * groups != c {
+    if groups == 0 || per_group.checked_mul(groups) != Some(c) {
         return Err(ctx.fail(
             node,
             &format!("weight reads {per_group} channels per group of {groups}; the input has {c}"),
@@ -231,9 +247,12 @@ pub fn conv(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, S
     if groups != 1 {
         let _ = write!(text, " groups {groups}");
     }
-    let mut tensors = vec![array(weight)];
+    if [f, per_group, kh, kw].contains(&0) {
+        return Err(ctx.fail(node, "has an empty weight"));
+    }
+    let mut tensors = vec![weight];
     match node.inputs.get(2) {
-        Some(_) => tensors.push(array(ctx.constant(node, 2)?)),
+        Some(_) => tensors.push(bias_of(ctx, node, 2, f)?),
         None => text += " bias off",
     }
     text += round;
@@ -244,7 +263,7 @@ pub fn conv(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, S
     };
     Ok(Item::Layer {
         text,
-        name: item_name(node),
+        name: item_name(ctx.graph(), node),
         tensors,
     })
 }
@@ -278,7 +297,7 @@ pub fn pool(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, S
     };
     Ok(Item::Layer {
         text,
-        name: item_name(node),
+        name: item_name(ctx.graph(), node),
         tensors: Vec::new(),
     })
 }
@@ -307,7 +326,7 @@ pub fn batchnorm(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<It
     }
     Ok(Item::Layer {
         text,
-        name: item_name(node),
+        name: item_name(ctx.graph(), node),
         tensors,
     })
 }
@@ -327,10 +346,10 @@ pub fn flatten(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item
         return Err(ctx.fail(node, "only a flatten to (N, -1) is read"));
     }
     *shape = Shape::Vector(len);
-    Ok(Item::layer("flatten", item_name(node), Vec::new()))
+    Ok(Item::layer("flatten", item_name(ctx.graph(), node), Vec::new()))
 }
 
-fn dense(node: &Node, shape: &mut Shape, weight: ArrayD<f32>, bias: Option<ArrayD<f32>>) -> Item {
+fn dense(ctx: &dyn Context, node: &Node, shape: &mut Shape, weight: ArrayD<f32>, bias: Option<ArrayD<f32>>) -> Item {
     let units = weight.shape()[0];
     *shape = Shape::Vector(units);
     let text = if bias.is_some() {
@@ -340,7 +359,7 @@ fn dense(node: &Node, shape: &mut Shape, weight: ArrayD<f32>, bias: Option<Array
     };
     Item::Layer {
         text,
-        name: item_name(node),
+        name: item_name(ctx.graph(), node),
         tensors: std::iter::once(weight).chain(bias).collect(),
     }
 }
@@ -357,7 +376,7 @@ pub fn gemm(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, S
     if node.int("transA", 0) != 0 || node.float("alpha", 1.0) != 1.0 || node.float("beta", 1.0) != 1.0 {
         return Err(ctx.fail(node, "only Gemm with transA=0, alpha=1 and beta=1 is a dense layer"));
     }
-    let b = array(ctx.constant(node, 1)?);
+    let b = weight(ctx, node, 1)?;
     let weight = if node.int("transB", 0) == 1 {
         b
     } else {
@@ -373,7 +392,7 @@ pub fn gemm(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, S
         Some(_) => Some(bias_of(ctx, node, 2, weight.shape()[0])?),
         None => None,
     };
-    Ok(dense(node, shape, weight, bias))
+    Ok(dense(ctx, node, shape, weight, bias))
 }
 
 fn bias_of(ctx: &dyn Context, node: &Node, index: usize, units: usize) -> Result<ArrayD<f32>, String> {
@@ -387,7 +406,7 @@ fn bias_of(ctx: &dyn Context, node: &Node, index: usize, units: usize) -> Result
 /// `MatMul(x, W)`, with the `Add` of a bias after it when there is one.
 pub fn matmul(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<(Option<Item>, String), String> {
     let n = vector(ctx, node, shape)?;
-    let w = array(ctx.constant(node, 1)?);
+    let w = weight(ctx, node, 1)?;
     if w.ndim() != 2 || w.shape()[0] != n {
         return Err(ctx.fail(node, &format!("weight {:?} does not take the {n} inputs", w.shape())));
     }
@@ -406,16 +425,16 @@ pub fn matmul(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<(Opti
     Ok(match add {
         Some((a, i)) => {
             let bias = bias_of(ctx, a, i, units)?;
-            (Some(dense(node, shape, weight, Some(bias))), a.outputs[0].clone())
+            (Some(dense(ctx, node, shape, weight, Some(bias))), a.outputs[0].clone())
         }
-        None => (Some(dense(node, shape, weight, None)), out),
+        None => (Some(dense(ctx, node, shape, weight, None)), out),
     })
 }
 
 pub fn softmax(ctx: &dyn Context, node: &Node, shape: &Shape) -> Result<Item, String> {
     let axis = node.int("axis", if ctx.opset() >= 13 { -1 } else { 1 });
     match shape {
-        Shape::Vector(_) if axis == 1 || axis == -1 => Ok(Item::act("softmax", item_name(node))),
+        Shape::Vector(_) if axis == 1 || axis == -1 => Ok(Item::act("softmax", item_name(ctx.graph(), node))),
         _ => Err(ctx.fail(node, &format!("softmax over axis {axis} of {shape}: only a vector's features are read (per-position softmax is language version 3)"))),
     }
 }
@@ -460,7 +479,7 @@ fn lines(s: &mut String, items: &[Item], depth: usize) {
     for item in items {
         match item {
             Item::Act { word, name: None } if open_line => {
-                let _ = write!(s, " {word}");
+                let _ = writeln!(s, " {word}");
                 open_line = false;
                 continue;
             }
@@ -543,6 +562,21 @@ pub fn name_tensors(source: &str, model: &str, items: &[Item]) -> Result<Vec<(St
         }
     }
     Ok(out)
+}
+
+/// The items without the names taken from the ONNX nodes (used when those names
+/// collide in the language's scopes).
+pub fn without_names(items: &mut [Item]) {
+    for item in items {
+        match item {
+            Item::Layer { name, .. } | Item::Act { name, .. } => *name = None,
+            Item::Residual { body, shortcut, name } => {
+                *name = None;
+                without_names(body);
+                without_names(shortcut);
+            }
+        }
+    }
 }
 
 fn collect<'a>(items: &'a [Item], out: &mut Vec<&'a [ArrayD<f32>]>) {

@@ -112,3 +112,214 @@ fn export_names_a_missing_tensor() {
         .to_string();
     assert!(err.contains("dense1.weight"), "{err}");
 }
+
+/// The layers without names and without dropout (which the inference graph drops).
+fn shape_of_layers(layers: &[cnnc::ir::Layer]) -> Vec<cnnc::ir::Layer> {
+    use cnnc::ir::Op;
+    layers
+        .iter()
+        .filter(|l| !matches!(l.op, Op::Dropout(_)))
+        .map(|l| {
+            let mut l = l.clone();
+            l.name.clear();
+            if let Op::Residual(r) = &mut l.op {
+                r.body = shape_of_layers(&r.body);
+                r.shortcut = shape_of_layers(&r.shortcut);
+            }
+            l
+        })
+        .collect()
+}
+
+/// `.cnn` -> ONNX -> `.cnn`: the same model up to names (and dropout, which the
+/// inference graph leaves out), and the same predictions from the imported weights.
+#[test]
+fn every_model_round_trips_through_onnx() {
+    for (case, path) in sources() {
+        let text = std::fs::read_to_string(&path).expect("model file");
+        for model in cnnc::compile(&text).expect("valid") {
+            let mut interp = Interpreter::new(model.clone(), 7);
+            randomize_buffers(&mut interp);
+            let bytes = cnnc::onnx::export(&model, &interp).expect("export");
+            let imported =
+                cnnc::onnx::import(&bytes, &case, None, "Imported", false).unwrap_or_else(|e| panic!("{case}: {e}"));
+            assert_eq!(imported.name, model.name, "{case}");
+            let back = cnnc::compile(&imported.source)
+                .unwrap_or_else(|e| panic!("{case}:\n{}\n{e:?}", imported.source))
+                .remove(0);
+            assert_eq!((back.input, &back.normalize), (model.input, &model.normalize), "{case}");
+            assert_eq!(
+                shape_of_layers(&back.layers),
+                shape_of_layers(&model.layers),
+                "{case}: imported as\n{}",
+                imported.source
+            );
+            let mut again = Interpreter::new(back, 0);
+            for (name, value) in &imported.tensors {
+                match again.param_names().contains(name) {
+                    true => again.set_param(name, value.view()),
+                    false => again.set_buffer(name, value.view()),
+                }
+                .unwrap_or_else(|e| panic!("{case}: {name}: {e}"));
+            }
+            let mut shape = vec![2];
+            shape.extend(model.input.dims());
+            let x = input(&shape);
+            let (want, got) = (interp.predict(x.view()).unwrap(), again.predict(x.view()).unwrap());
+            crate::common::close(&case, &got, &want, 1e-6, 1e-7);
+        }
+    }
+}
+
+#[test]
+fn import_refuses_what_is_not_onnx() {
+    let err = cnnc::onnx::import(b"model LeNet { }", "lenet.cnn", None, "Imported", false)
+        .err()
+        .expect("not ONNX");
+    assert!(err.contains("lenet.cnn: not an ONNX model"), "{err}");
+}
+
+/// An operator outside the subset is named with its node, its op type and opset,
+/// and the list of what is read.
+#[test]
+fn import_names_an_unsupported_operator() {
+    let model = &cnnc::compile("model A { input 4 dense 3 relu }").expect("valid")[0];
+    let interp = Interpreter::new(model.clone(), 0);
+    let bytes = cnnc::onnx::export(model, &interp).expect("export");
+    use cnnc::onnx::proto::ModelProto;
+    use prost::Message;
+    let mut proto = ModelProto::decode(bytes.as_slice()).expect("own export");
+    let graph = proto.graph.as_mut().expect("graph");
+    let relu = graph
+        .node
+        .iter_mut()
+        .find(|n| n.op_type.as_deref() == Some("Relu"))
+        .expect("relu");
+    relu.op_type = Some("Celu".into());
+    let err = cnnc::onnx::import(&proto.encode_to_vec(), "a.onnx", None, "A", false)
+        .err()
+        .expect("Celu is not read");
+    assert!(err.contains("node `relu1` (Celu, opset 17)"), "{err}");
+    assert!(err.contains("Conv, BatchNormalization"), "{err}");
+}
+
+/// A file of tests/onnx/pytorch (written by make_pytorch_cases.py): raw f32.
+fn read_f32(path: &Path, shape: &[usize]) -> ArrayD<f32> {
+    let bytes = std::fs::read(path).expect("case file");
+    let values = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    ArrayD::from_shape_vec(cnnc::ndarray::IxDyn(shape), values).expect("shape of the case")
+}
+
+/// An imported model in the interpreter, with the imported weights.
+fn imported_interpreter(imported: &cnnc::onnx::Imported) -> Interpreter {
+    let mut model = Interpreter::from_source(&imported.source, &imported.name, 0)
+        .unwrap_or_else(|e| panic!("{e}\n{}", imported.source));
+    for (name, value) in &imported.tensors {
+        match model.param_names().contains(name) {
+            true => model.set_param(name, value.view()),
+            false => model.set_buffer(name, value.view()),
+        }
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    model
+}
+
+/// PyTorch modules exported with `torch.onnx.export` (a ResNet-18-shaped network
+/// with its batchnorms folded into the convolutions and one with them kept; a small
+/// net with `view(N, -1)`, SiLU, GELU, dilation, groups, padded average pooling, a
+/// Linear without bias and LeakyReLU) import to models whose output on the stored
+/// batch equals ONNX Runtime's within 1e-4 of its largest value.
+#[test]
+fn pytorch_exports_import_and_compute_what_onnx_runtime_computes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/pytorch");
+    for case in ["resnet18", "resnet18_bn", "smallnet"] {
+        let bytes = std::fs::read(dir.join(format!("{case}.onnx"))).expect("case");
+        let imported = cnnc::onnx::import(&bytes, case, None, "Imported", false).unwrap_or_else(|e| panic!("{e}"));
+        let shapes = std::fs::read_to_string(dir.join(format!("{case}.json"))).expect("shapes");
+        let shapes: serde_json::Value = serde_json::from_str(&shapes).expect("json");
+        let dims = |k: &str| -> Vec<usize> {
+            shapes[k]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|v| v.as_u64().expect("dim") as usize)
+                .collect()
+        };
+        let x = read_f32(&dir.join(format!("{case}.x.bin")), &dims("input"));
+        let want = read_f32(&dir.join(format!("{case}.y.bin")), &dims("output"));
+        let got = imported_interpreter(&imported).predict(x.view()).expect("inference");
+        let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+        let worst = got.iter().zip(&want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 1e-4 * scale,
+            "{case}: max |diff| {worst} against ONNX Runtime\n{}",
+            imported.source
+        );
+    }
+}
+
+/// `--train` adds a train block (and a softmax after the logits) so that an
+/// imported ResNet fine-tunes: it checks and takes a training step.
+#[test]
+fn an_imported_resnet_fine_tunes() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/pytorch/resnet18_bn.onnx");
+    let bytes = std::fs::read(path).expect("case");
+    let imported = cnnc::onnx::import(&bytes, "resnet18_bn", Some("ResNet18"), "Imported", true).expect("import");
+    assert!(imported.source.contains("dense 10 softmax"), "{}", imported.source);
+    assert!(imported.source.contains("batchnorm relu"), "{}", imported.source);
+    let mut model = imported_interpreter(&imported);
+    let x = input(&[4, 3, 32, 32]);
+    let labels = cnnc::ndarray::Array1::from_shape_fn(4, |i| i * 2);
+    let loss = cnnc::Train::train_step(&mut model, x.view(), cnnc::Target::Labels(labels.view())).expect("a step");
+    assert!(loss.is_finite() && loss > 0.0, "loss {loss}");
+}
+
+/// ReLU6 (exported as Clip) is language version 3: the importer says so, at the node.
+#[test]
+fn import_says_what_needs_language_version_3() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/pytorch/mobilenetv2_block.onnx");
+    let err = cnnc::onnx::import(&std::fs::read(path).expect("case"), "mnv2", None, "Imported", false)
+        .err()
+        .expect("Clip is v3");
+    assert!(err.contains("(Clip, opset 17): needs language version 3"), "{err}");
+}
+
+/// Damaged ONNX files (bytes flipped, cut short) are errors or models, never a
+/// panic: the importer reads untrusted files.
+#[test]
+fn damaged_onnx_files_never_panic() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/pytorch");
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut errors, mut models) = (0, 0);
+    for case in ["smallnet", "resnet18_bn"] {
+        let good = std::fs::read(dir.join(format!("{case}.onnx"))).expect("case");
+        for round in 0..150 {
+            let mut bytes = good.clone();
+            if round % 10 == 0 {
+                bytes.truncate(next() as usize % bytes.len());
+            } else {
+                for _ in 0..1 + round % 4 {
+                    let at = next() as usize % bytes.len();
+                    bytes[at] ^= 1 << (next() % 8);
+                }
+            }
+            match cnnc::onnx::import(&bytes, case, None, "Imported", false) {
+                Ok(_) => models += 1,
+                Err(e) => {
+                    assert!(e.starts_with(case), "the error names the file: {e}");
+                    errors += 1;
+                }
+            }
+        }
+    }
+    assert!(errors > 0 && models > 0, "{errors} errors, {models} models");
+}
