@@ -43,6 +43,11 @@ const V3: &[&str] = &[
 /// `fallback`; with `train`, a default train block for fine-tuning is added (and a
 /// final softmax when the graph ends in logits, which `cross_entropy` needs).
 pub fn import(bytes: &[u8], what: &str, name: Option<&str>, fallback: &str, train: bool) -> Result<Imported, String> {
+    // Every message starts with the file's name.
+    read(bytes, what, name, fallback, train).map_err(|e| if e.starts_with(what) { e } else { format!("{what}: {e}") })
+}
+
+fn read(bytes: &[u8], what: &str, name: Option<&str>, fallback: &str, train: bool) -> Result<Imported, String> {
     let g = Graph::decode(bytes, what)?;
     let valid = |n: &str| crate::compile(&format!("model {n} {{ input 1 dense 1 }}")).is_ok();
     // The names exporters give every graph say nothing about the model.
@@ -83,7 +88,7 @@ pub fn import(bytes: &[u8], what: &str, name: Option<&str>, fallback: &str, trai
         super::items::without_names(&mut items);
         source = layout.text(&items);
     }
-    let tensors = super::items::name_tensors(&source, name, &items).map_err(|e| format!("{what}: {e}"))?;
+    let tensors = super::items::name_tensors(&source, name, &items)?;
     Ok(Imported {
         name: name.to_string(),
         source,
