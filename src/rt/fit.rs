@@ -241,26 +241,8 @@ pub fn fit_resumable<M: FlatTrain>(
     options: &FitOptions<'_>,
 ) -> Result<FitReport, Error> {
     let prepared = prepare(model, data, config)?;
-    if options.every == Some(0) {
-        return Err(Error::Config(
-            "a checkpoint every 0 steps: give at least 1 (or none, for the end of every epoch)".into(),
-        ));
-    }
-    let keeps = options.checkpoint.is_some() || options.resume.is_some();
-    let signature = if keeps {
-        Signature::of(
-            config.model.map_or("model", |o| o.name),
-            model,
-            &fingerprint(model, config, data),
-        )
-    } else {
-        Signature {
-            model: String::new(),
-            params: Vec::new(),
-            buffers: Vec::new(),
-            train: String::new(),
-        }
-    };
+    check_options(options)?;
+    let signature = run_signature(model, config, data, options);
     let start = match &options.resume {
         Some(path) => {
             let checkpoint = Checkpoint::load(path)?;
@@ -278,34 +260,8 @@ pub fn fit_resumable<M: FlatTrain>(
         }
         None => Position::start(),
     };
-    let seed = config.seed;
     let write = |model: &mut M, at: &Position, path: &Path| -> Result<String, Error> {
-        let mut c = Checkpoint::new(signature.clone(), model)?;
-        let state = model.optimizer_state();
-        let steps = *state.step;
-        c.optimizer = state
-            .moments
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !m.is_empty())
-            .map(|(i, m)| (moment_name(i), m.to_vec()))
-            .collect();
-        c.progress = Progress {
-            optimizer_steps: steps,
-            epoch: at.epoch as u64,
-            step_in_epoch: at.step as u64,
-            schedule_position: at.epoch as u64,
-            batches_tracked: model.batches_tracked(),
-        };
-        c.rng = streams(seed, steps);
-        c.history = at.history.iter().map(EpochRecord::from).collect();
-        c.epoch_sums = (at.step > 0).then(|| EpochSums {
-            loss_sum: at.sums.loss,
-            correct: at.sums.counted.then_some(at.sums.correct as u64),
-            samples: at.sums.samples as u64,
-            seconds: at.sums.seconds,
-        });
-        c.save(path)?;
+        checkpoint_at(model, &signature, config.seed, at)?.save(path)?;
         Ok(path.display().to_string())
     };
     let mut save = options
@@ -321,6 +277,76 @@ pub fn fit_resumable<M: FlatTrain>(
         stop_after: options.stop_after,
     };
     run(model, &prepared, config, start, control)
+}
+
+/// Refuses options that make no sense: a checkpoint every 0 steps.
+pub(crate) fn check_options(options: &FitOptions<'_>) -> Result<(), Error> {
+    if options.every == Some(0) {
+        return Err(Error::Config(
+            "a checkpoint every 0 steps: give at least 1 (or none, for the end of every epoch)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The signature of this run's checkpoints: the model, its tensors and the
+/// [`fingerprint`] of the configuration and data; empty (and not computed) when
+/// `options` neither writes nor resumes a checkpoint.
+pub(crate) fn run_signature<M: FlatTrain>(
+    model: &M,
+    config: &FitConfig,
+    data: &Dataset,
+    options: &FitOptions<'_>,
+) -> Signature {
+    if options.checkpoint.is_none() && options.resume.is_none() {
+        return Signature {
+            model: String::new(),
+            params: Vec::new(),
+            buffers: Vec::new(),
+            train: String::new(),
+        };
+    }
+    Signature::of(
+        config.model.map_or("model", |o| o.name),
+        model,
+        &fingerprint(model, config, data),
+    )
+}
+
+/// The checkpoint of `model` at `at`: its tensors, optimizer state, counters,
+/// random streams, history and the running sums of the epoch in progress.
+pub(crate) fn checkpoint_at<M: FlatTrain>(
+    model: &mut M,
+    signature: &Signature,
+    seed: u64,
+    at: &Position,
+) -> Result<Checkpoint, Error> {
+    let mut c = Checkpoint::new(signature.clone(), model)?;
+    let state = model.optimizer_state();
+    let steps = *state.step;
+    c.optimizer = state
+        .moments
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.is_empty())
+        .map(|(i, m)| (moment_name(i), m.to_vec()))
+        .collect();
+    c.progress = Progress {
+        optimizer_steps: steps,
+        epoch: at.epoch as u64,
+        step_in_epoch: at.step as u64,
+        schedule_position: at.epoch as u64,
+        batches_tracked: model.batches_tracked(),
+    };
+    c.rng = streams(seed, steps);
+    c.history = at.history.iter().map(EpochRecord::from).collect();
+    c.epoch_sums = (at.step > 0).then(|| EpochSums {
+        loss_sum: at.sums.loss,
+        correct: at.sums.counted.then_some(at.sums.correct as u64),
+        samples: at.sums.samples as u64,
+        seconds: at.sums.seconds,
+    });
+    Ok(c)
 }
 
 /// The name of optimizer moment `i` in a checkpoint.
@@ -397,7 +423,7 @@ fn data_hash(data: &Dataset) -> u64 {
 
 /// Checks `checkpoint` against this run and puts its state into `model`; the
 /// model is untouched unless every check passes.
-fn resume<M: FlatTrain>(
+pub(crate) fn resume<M: FlatTrain>(
     model: &mut M,
     checkpoint: &Checkpoint,
     signature: &Signature,
@@ -547,14 +573,14 @@ fn resume<M: FlatTrain>(
 }
 
 /// The training and validation sets and the batches of an epoch.
-struct Prepared {
-    train: Dataset,
-    validation: Option<Dataset>,
-    batch: usize,
+pub(crate) struct Prepared {
+    pub(crate) train: Dataset,
+    pub(crate) validation: Option<Dataset>,
+    pub(crate) batch: usize,
     /// Batches per epoch (a last batch of one sample is left out for batchnorm).
-    batches: usize,
+    pub(crate) batches: usize,
     /// Samples trained on per epoch.
-    used: usize,
+    pub(crate) used: usize,
 }
 
 /// The training set and the held-out validation set of `config.validation`.
@@ -580,7 +606,8 @@ pub(crate) fn validation_split(data: &Dataset, config: &FitConfig) -> Result<(Da
     })
 }
 
-fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> Result<Prepared, Error> {
+/// Checks the data and cuts the training set's epoch into batches.
+pub(crate) fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> Result<Prepared, Error> {
     check_data(model, data, config.loss, "training set")?;
     if !config.augment.is_empty() && model.input_shape().len() != 3 {
         return Err(Error::Config(format!(
@@ -617,17 +644,17 @@ fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> 
 
 /// The running sums of an epoch.
 #[derive(Debug, Clone, Copy)]
-struct Sums {
-    loss: f64,
-    correct: usize,
+pub(crate) struct Sums {
+    pub(crate) loss: f64,
+    pub(crate) correct: usize,
     /// Whether the model counted every step's correct samples.
-    counted: bool,
-    samples: usize,
-    seconds: f64,
+    pub(crate) counted: bool,
+    pub(crate) samples: usize,
+    pub(crate) seconds: f64,
 }
 
 impl Sums {
-    fn fresh() -> Sums {
+    pub(crate) fn fresh() -> Sums {
         Sums {
             loss: 0.0,
             correct: 0,
@@ -639,21 +666,55 @@ impl Sums {
 }
 
 /// Where a run stands: the epoch, the batches taken in it, its sums, the history.
-struct Position {
-    epoch: usize,
-    step: usize,
-    sums: Sums,
-    history: Vec<EpochReport>,
+pub(crate) struct Position {
+    pub(crate) epoch: usize,
+    pub(crate) step: usize,
+    pub(crate) sums: Sums,
+    pub(crate) history: Vec<EpochReport>,
 }
 
 impl Position {
-    fn start() -> Position {
+    pub(crate) fn start() -> Position {
         Position {
             epoch: 0,
             step: 0,
             sums: Sums::fresh(),
             history: Vec::new(),
         }
+    }
+
+    /// Ends the epoch in progress, all its batches taken: its report (loss and
+    /// accuracy from the running sums over the `prepared.used` samples) goes into
+    /// the history, and the position moves to the start of the next epoch.
+    pub(crate) fn close_epoch(
+        &mut self,
+        prepared: &Prepared,
+        config: &FitConfig,
+        out_len: usize,
+        learning_rate: f32,
+        validation: Option<Evaluation>,
+        seconds: f64,
+    ) -> &EpochReport {
+        let used = prepared.used as f64;
+        let train_accuracy = match (config.loss, &prepared.train.targets) {
+            (Loss::CrossEntropy, Targets::Labels(_)) => Some(used),
+            (Loss::BinaryCrossEntropy, Targets::Values(_)) => Some(used * out_len as f64),
+            _ => None,
+        }
+        .filter(|_| self.sums.counted)
+        .map(|total| self.sums.correct as f64 / total);
+        self.history.push(EpochReport {
+            epoch: self.epoch,
+            learning_rate,
+            train_loss: self.sums.loss / used,
+            train_accuracy,
+            validation,
+            seconds,
+        });
+        self.epoch += 1;
+        self.step = 0;
+        self.sums = Sums::fresh();
+        &self.history[self.history.len() - 1]
     }
 }
 
@@ -818,29 +879,11 @@ fn run<M: Train + ?Sized>(
             Some(v) => Some(evaluate_checked(model, v, config.loss, batch)?),
             None => None,
         };
-        let used = prepared.used as f64;
-        let train_accuracy = match (config.loss, &train.targets) {
-            (Loss::CrossEntropy, Targets::Labels(_)) => Some(used),
-            (Loss::BinaryCrossEntropy, Targets::Values(_)) => Some(used * out_len as f64),
-            _ => None,
-        }
-        .filter(|_| at.sums.counted)
-        .map(|total| at.sums.correct as f64 / total);
-        let epoch_report = EpochReport {
-            epoch,
-            learning_rate: lr,
-            train_loss: at.sums.loss / used,
-            train_accuracy,
-            validation,
-            seconds: carried + start.elapsed().as_secs_f64(),
-        };
+        let seconds = carried + start.elapsed().as_secs_f64();
+        let report = at.close_epoch(prepared, config, out_len, lr, validation, seconds);
         if config.verbose {
-            println!("{}", epoch_line(&epoch_report, config.epochs));
+            println!("{}", epoch_line(report, config.epochs));
         }
-        at.history.push(epoch_report);
-        at.epoch += 1;
-        at.step = 0;
-        at.sums = Sums::fresh();
         if let Some(save) = control.save.as_mut() {
             save(model, &at)?;
         }
