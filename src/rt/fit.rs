@@ -435,6 +435,36 @@ pub(crate) fn resume<M: FlatTrain>(
         path: path.display().to_string(),
         message,
     };
+    check_signature(checkpoint, signature, &refuse)?;
+    let sums = check_progress(checkpoint, config, prepared, &refuse)?;
+    check_optimizer(model, checkpoint, &refuse)?;
+    let p = checkpoint.progress;
+    checkpoint.restore_model(model).map_err(|e| match e {
+        Error::Config(message) => refuse(message),
+        other => other,
+    })?;
+    let state = model.optimizer_state();
+    for (i, m) in state.moments.into_iter().enumerate() {
+        if let Some((_, v)) = checkpoint.optimizer.iter().find(|(n, _)| *n == moment_name(i)) {
+            m.copy_from_slice(v);
+        }
+    }
+    *state.step = p.optimizer_steps;
+    Ok(Position {
+        epoch: p.epoch as usize,
+        step: p.step_in_epoch as usize,
+        sums,
+        history: checkpoint.history.iter().map(EpochReport::from).collect(),
+    })
+}
+
+/// Refuses the checkpoint of another model (name, tensors) or train configuration,
+/// naming the first difference.
+fn check_signature(
+    checkpoint: &Checkpoint,
+    signature: &Signature,
+    refuse: &dyn Fn(String) -> Error,
+) -> Result<(), Error> {
     // The model first (name, tensors), then the train configuration field by field.
     let tensors = Signature {
         train: signature.train.clone(),
@@ -457,6 +487,17 @@ pub(crate) fn resume<M: FlatTrain>(
             theirs.get(at).unwrap_or(&"")
         )));
     }
+    Ok(())
+}
+
+/// Checks the checkpoint's counters, running sums and random streams against
+/// this run; returns the running sums of the epoch in progress.
+fn check_progress(
+    checkpoint: &Checkpoint,
+    config: &FitConfig,
+    prepared: &Prepared,
+    refuse: &dyn Fn(String) -> Error,
+) -> Result<Sums, Error> {
     let p = checkpoint.progress;
     let (epoch, step) = (p.epoch, p.step_in_epoch);
     if epoch > config.epochs as u64 || (epoch == config.epochs as u64 && step > 0) {
@@ -522,54 +563,44 @@ pub(crate) fn resume<M: FlatTrain>(
     {
         return Err(refuse(format!("rng: unknown random stream `{}`", r.name)));
     }
-    // The optimizer's moments: those the model keeps, of its lengths, and no others.
-    {
-        let state = model.optimizer_state();
-        for (i, m) in state.moments.iter().enumerate() {
-            let name = moment_name(i);
-            let stored = checkpoint.optimizer.iter().find(|(n, _)| *n == name);
-            match (m.len(), stored) {
-                (0, None) => {}
-                (0, Some(_)) => {
-                    return Err(refuse(format!(
-                        "optimizer tensor `{name}` is not kept by this model's optimizer"
-                    )))
-                }
-                (len, None) => return Err(refuse(format!("optimizer tensor `{name}` ({len} values) is missing"))),
-                (len, Some((_, v))) if v.len() != len => {
-                    return Err(refuse(format!(
-                        "optimizer tensor `{name}` holds {} values; this model's optimizer keeps {len}",
-                        v.len()
-                    )))
-                }
-                _ => {}
-            }
-        }
-        if let Some((n, _)) = checkpoint
-            .optimizer
-            .iter()
-            .find(|(n, _)| !(0..2).any(|i| moment_name(i) == *n))
-        {
-            return Err(refuse(format!("unknown optimizer tensor `{n}`")));
-        }
-    }
-    checkpoint.restore_model(model).map_err(|e| match e {
-        Error::Config(message) => refuse(message),
-        other => other,
-    })?;
+    Ok(sums)
+}
+
+/// The optimizer's moments: those `model`'s optimizer keeps, of its lengths, and no others.
+fn check_optimizer<M: FlatTrain>(
+    model: &mut M,
+    checkpoint: &Checkpoint,
+    refuse: &dyn Fn(String) -> Error,
+) -> Result<(), Error> {
     let state = model.optimizer_state();
-    for (i, m) in state.moments.into_iter().enumerate() {
-        if let Some((_, v)) = checkpoint.optimizer.iter().find(|(n, _)| *n == moment_name(i)) {
-            m.copy_from_slice(v);
+    for (i, m) in state.moments.iter().enumerate() {
+        let name = moment_name(i);
+        let stored = checkpoint.optimizer.iter().find(|(n, _)| *n == name);
+        match (m.len(), stored) {
+            (0, None) => {}
+            (0, Some(_)) => {
+                return Err(refuse(format!(
+                    "optimizer tensor `{name}` is not kept by this model's optimizer"
+                )))
+            }
+            (len, None) => return Err(refuse(format!("optimizer tensor `{name}` ({len} values) is missing"))),
+            (len, Some((_, v))) if v.len() != len => {
+                return Err(refuse(format!(
+                    "optimizer tensor `{name}` holds {} values; this model's optimizer keeps {len}",
+                    v.len()
+                )))
+            }
+            _ => {}
         }
     }
-    *state.step = p.optimizer_steps;
-    Ok(Position {
-        epoch: epoch as usize,
-        step: step as usize,
-        sums,
-        history: checkpoint.history.iter().map(EpochReport::from).collect(),
-    })
+    if let Some((n, _)) = checkpoint
+        .optimizer
+        .iter()
+        .find(|(n, _)| !(0..2).any(|i| moment_name(i) == *n))
+    {
+        return Err(refuse(format!("unknown optimizer tensor `{n}`")));
+    }
+    Ok(())
 }
 
 /// The training and validation sets and the batches of an epoch.
