@@ -118,6 +118,11 @@ fn run(world: &impl Communicator, resume: Option<PathBuf>) -> Result<(), cnnc::E
             run.compute_seconds * 1e3 / run.steps.max(1) as f64,
             run.allreduce_seconds * 1e3 / run.steps.max(1) as f64,
         );
+        println!(
+            "{} checkpoints written, {:.1} ms each",
+            run.checkpoints,
+            run.checkpoint_seconds * 1e3 / run.checkpoints.max(1) as f64
+        );
         model.save_safetensors(WEIGHTS)?;
         println!("test loss {:.4}; weights saved to {WEIGHTS}", result.loss);
         println!("test accuracy: {:.2}%", result.accuracy.unwrap_or(0.0) * 100.0);

@@ -81,6 +81,11 @@ pub struct DistributedReport {
     pub allreduce_seconds: f64,
     /// This rank's seconds in the per-step agreement all-reduce (loss, failure flags).
     pub agreement_seconds: f64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// This rank's seconds in them: gathering the buffers, rank 0's write (the
+    /// others wait for it), the agreement on its outcome.
+    pub checkpoint_seconds: f64,
 }
 
 /// The samples of global batch `lo..hi` that rank `rank` of `size` trains on: the
@@ -267,6 +272,8 @@ where
             compute_seconds: 0.0,
             allreduce_seconds: 0.0,
             agreement_seconds: 0.0,
+            checkpoints: 0,
+            checkpoint_seconds: 0.0,
         },
     };
     let mut at = at;
@@ -360,7 +367,8 @@ fn resume_ranks<M: FlatTrain, C: Communicator>(
     }
     if config.verbose && rank == 0 {
         println!(
-            "resuming from {} ({} bytes, read by rank 0 and broadcast in {:.3}s): epoch {}, batch {} of {}",
+            "resuming from {} ({} bytes, read by rank 0, broadcast, checked and restored in {:.3}s): epoch {}, \
+             batch {} of {}",
             path.display(),
             bytes.len(),
             start.elapsed().as_secs_f64(),
@@ -568,6 +576,7 @@ impl<M: FlatTrain, C: Communicator> Run<'_, M, C> {
         let Some(path) = self.options.checkpoint.as_deref() else {
             return Ok(None);
         };
+        let start = Instant::now();
         let buffers = self.model.flat_buffers();
         if !buffers.is_empty() {
             self.comm.all_gather_into(&buffers[..], &mut self.rank_buffers[..]);
@@ -577,6 +586,8 @@ impl<M: FlatTrain, C: Communicator> Run<'_, M, C> {
             _ => Ok(()),
         };
         self.agreement.settle(self.comm, written)?;
+        self.report.checkpoints += 1;
+        self.report.checkpoint_seconds += start.elapsed().as_secs_f64();
         Ok(Some(path.display().to_string()))
     }
 

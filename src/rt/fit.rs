@@ -28,7 +28,7 @@ use super::driver::TrainSpec;
 use super::inputs::{batch_size, check_finite};
 use super::{Error, FlatTrain, Model, Target, Train};
 use crate::ir::{Augment, Loss};
-use ndarray::{ArrayD, ArrayView1, ArrayViewD, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -778,36 +778,9 @@ fn run<M: Train + ?Sized>(
     mut at: Position,
     mut control: Control<'_, M>,
 ) -> Result<FitReport, Error> {
-    let train = &prepared.train;
-    let (batch, batches, n) = (prepared.batch, prepared.batches, train.len());
-    let input_shape = model.input_shape().to_vec();
-    let output_shape = model.output_shape().to_vec();
-    let in_len: usize = input_shape.iter().product();
-    let out_len: usize = output_shape.iter().product();
-    let chw = match input_shape[..] {
-        [c, h, w] => (c, h, w),
-        _ => (1, 1, in_len),
-    };
-    // The samples in memory order, then buffers for one batch, allocated once.
-    let inputs = train.inputs.as_standard_layout();
-    let inputs = inputs.as_slice().unwrap_or(&[]);
-    let values = match &train.targets {
-        Targets::Values(v) => Some(v.as_standard_layout()),
-        Targets::Labels(_) => None,
-    };
-    let values = values.as_ref().map(|v| v.as_slice().unwrap_or(&[]));
-    let labels = match &train.targets {
-        Targets::Labels(l) => Some(&l[..]),
-        Targets::Values(_) => None,
-    };
-    let mut xs = vec![0.0f32; batch * in_len];
-    let mut ls = vec![0usize; if labels.is_some() { batch } else { 0 }];
-    let mut ts = vec![0.0f32; if values.is_some() { batch * out_len } else { 0 }];
-    let mut x_dims = vec![0usize; 1 + input_shape.len()];
-    x_dims[1..].copy_from_slice(&input_shape);
-    let mut t_dims = vec![0usize; 1 + output_shape.len()];
-    t_dims[1..].copy_from_slice(&output_shape);
-    let shape_error = |e: ndarray::ShapeError| Error::Config(format!("gathering a batch: {e}"));
+    let (batch, batches, n) = (prepared.batch, prepared.batches, prepared.train.len());
+    let out_len: usize = model.output_shape().iter().product();
+    let mut gather = Gather::new(&prepared.train, batch, model.input_shape(), model.output_shape());
 
     // The parameters at the start of the epoch, restored if the epoch diverges.
     let mut saved = snapshot(model).map_err(|param| {
@@ -844,32 +817,7 @@ fn run<M: Train + ?Sized>(
             }
             let (lo, hi) = (b * batch, ((b + 1) * batch).min(n));
             let m = hi - lo;
-            for (k, &i) in order[lo..hi].iter().enumerate() {
-                let (src, dst) = (
-                    &inputs[i * in_len..(i + 1) * in_len],
-                    &mut xs[k * in_len..(k + 1) * in_len],
-                );
-                if config.augment.is_empty() {
-                    dst.copy_from_slice(src);
-                } else {
-                    augment_sample(config.augment, chw, config.seed, epoch as u64, i as u64, src, dst);
-                }
-                if let Some(l) = labels {
-                    ls[k] = l[i];
-                }
-                if let Some(v) = values {
-                    ts[k * out_len..(k + 1) * out_len].copy_from_slice(&v[i * out_len..(i + 1) * out_len]);
-                }
-            }
-            x_dims[0] = m;
-            t_dims[0] = m;
-            let x = ArrayViewD::from_shape(IxDyn(&x_dims), &xs[..m * in_len]).map_err(shape_error)?;
-            let t = match labels {
-                Some(_) => Target::Labels(ArrayView1::from(&ls[..m])),
-                None => {
-                    Target::Values(ArrayViewD::from_shape(IxDyn(&t_dims), &ts[..m * out_len]).map_err(shape_error)?)
-                }
-            };
+            let (x, t) = gather.batch(&order[lo..hi], config, epoch)?;
             let loss = match model.train_step(x, t) {
                 Ok(loss) if loss.is_finite() => loss,
                 Ok(loss) | Err(Error::Diverged { loss, .. }) => {
@@ -920,6 +868,95 @@ fn run<M: Train + ?Sized>(
         }
     }
     Ok(FitReport { history: at.history })
+}
+
+/// The training set in memory order and the buffers one batch is gathered (and
+/// augmented) into, allocated once per run.
+struct Gather<'d> {
+    inputs: CowArray<'d, f32, IxDyn>,
+    values: Option<CowArray<'d, f32, IxDyn>>,
+    labels: Option<&'d [usize]>,
+    in_len: usize,
+    out_len: usize,
+    chw: (usize, usize, usize),
+    xs: Vec<f32>,
+    ls: Vec<usize>,
+    ts: Vec<f32>,
+    x_dims: Vec<usize>,
+    t_dims: Vec<usize>,
+}
+
+impl<'d> Gather<'d> {
+    fn new(train: &'d Dataset, batch: usize, input_shape: &[usize], output_shape: &[usize]) -> Self {
+        let in_len: usize = input_shape.iter().product();
+        let out_len: usize = output_shape.iter().product();
+        let chw = match input_shape[..] {
+            [c, h, w] => (c, h, w),
+            _ => (1, 1, in_len),
+        };
+        let (values, labels) = match &train.targets {
+            Targets::Values(v) => (Some(v.as_standard_layout()), None),
+            Targets::Labels(l) => (None, Some(&l[..])),
+        };
+        let mut x_dims = vec![0usize; 1 + input_shape.len()];
+        x_dims[1..].copy_from_slice(input_shape);
+        let mut t_dims = vec![0usize; 1 + output_shape.len()];
+        t_dims[1..].copy_from_slice(output_shape);
+        Gather {
+            inputs: train.inputs.as_standard_layout(),
+            xs: vec![0.0f32; batch * in_len],
+            ls: vec![0usize; if labels.is_some() { batch } else { 0 }],
+            ts: vec![0.0f32; if values.is_some() { batch * out_len } else { 0 }],
+            values,
+            labels,
+            in_len,
+            out_len,
+            chw,
+            x_dims,
+            t_dims,
+        }
+    }
+
+    /// The samples `indices` of the training set as one batch, augmented as
+    /// `config` says for `epoch`.
+    fn batch(
+        &mut self,
+        indices: &[usize],
+        config: &FitConfig,
+        epoch: usize,
+    ) -> Result<(ArrayViewD<'_, f32>, Target<'_>), Error> {
+        let (in_len, out_len, m) = (self.in_len, self.out_len, indices.len());
+        let inputs = self.inputs.as_slice().unwrap_or(&[]);
+        let values = self.values.as_ref().map(|v| v.as_slice().unwrap_or(&[]));
+        for (k, &i) in indices.iter().enumerate() {
+            let (src, dst) = (
+                &inputs[i * in_len..(i + 1) * in_len],
+                &mut self.xs[k * in_len..(k + 1) * in_len],
+            );
+            if config.augment.is_empty() {
+                dst.copy_from_slice(src);
+            } else {
+                augment_sample(config.augment, self.chw, config.seed, epoch as u64, i as u64, src, dst);
+            }
+            if let Some(l) = self.labels {
+                self.ls[k] = l[i];
+            }
+            if let Some(v) = values {
+                self.ts[k * out_len..(k + 1) * out_len].copy_from_slice(&v[i * out_len..(i + 1) * out_len]);
+            }
+        }
+        self.x_dims[0] = m;
+        self.t_dims[0] = m;
+        let shape_error = |e: ndarray::ShapeError| Error::Config(format!("gathering a batch: {e}"));
+        let x = ArrayViewD::from_shape(IxDyn(&self.x_dims), &self.xs[..m * in_len]).map_err(shape_error)?;
+        let t = match self.labels {
+            Some(_) => Target::Labels(ArrayView1::from(&self.ls[..m])),
+            None => Target::Values(
+                ArrayViewD::from_shape(IxDyn(&self.t_dims), &self.ts[..m * out_len]).map_err(shape_error)?,
+            ),
+        };
+        Ok((x, t))
+    }
 }
 
 /// Every parameter, or the name of the first one holding NaN or infinity.
