@@ -357,13 +357,13 @@ fn resume_ranks<M: FlatTrain, C: Communicator>(
     });
     let (at, written_by) = agreement.settle(comm, local)?;
     let ranks = written_by.as_ref().map_or(1, |d| d.ranks as usize);
-    match written_by {
-        Some(d) if ranks == size && !d.rank_buffers.is_empty() => {
-            let buffers = model.flat_buffers();
-            buffers.copy_from_slice(&d.rank_buffers[rank * buffers.len()..(rank + 1) * buffers.len()]);
+    // On another rank count every rank starts from the mean, in `buffers/`.
+    if let Some(d) = written_by.filter(|_| ranks == size) {
+        let buffers = model.flat_buffers();
+        let n = buffers.len();
+        if let Some(row) = d.rank_buffers.get(rank * n..(rank + 1) * n).filter(|_| n > 0) {
+            buffers.copy_from_slice(row);
         }
-        // Another rank count: every rank starts from the mean, in `buffers/`.
-        _ => {}
     }
     if config.verbose && rank == 0 {
         println!(
