@@ -14,7 +14,9 @@
 //!   batch 32) of `bn` (a batchnorm model) or `plain` (`SmallSgd`), with a
 //!   checkpoint `DIR/run.ckpt` every 2 steps (`resume`: from it). With
 //!   `MPI_WORKER_DIE_AT=K` in the environment, rank 1 kills itself with SIGKILL
-//!   as it starts its K-th step. At the end rank 0 writes `DIR/final.safetensors`
+//!   as it starts its K-th step; with `MPI_WORKER_STOP_AT=K`, rank 1 sets the
+//!   run's stop flag then (the ranks stop together, with a checkpoint, and print
+//!   `error: training stopped before ...`). At the end rank 0 writes `DIR/final.safetensors`
 //!   and prints the steps it took, a hash of the parameters' and buffers' bits and
 //!   the epochs' losses; with `compare=FILE`, also the largest parameter difference
 //!   from the weights in FILE.
@@ -29,6 +31,10 @@ use cnnc::rt::{Error, FlatTrain, Gradients, Model, OptimizerState, Target, Train
 use mpi::traits::Communicator;
 use ndarray::{ArrayD, ArrayViewD};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The `checkpoint` mode's stop flag, set on rank 1 at step `MPI_WORKER_STOP_AT`.
+static STOP: AtomicBool = AtomicBool::new(false);
 
 cnn_macros::cnn! {
     model SmallSgd {
@@ -211,7 +217,7 @@ fn checkpointed<M: FlatTrain>(
             .ok_or_else(|| Error::Config("checkpoint needs a folder".into()))?,
     );
     let checkpoint = dir.join("run.ckpt");
-    let mut options = FitOptions::default().checkpoint(&checkpoint).every(2);
+    let mut options = FitOptions::default().checkpoint(&checkpoint).every(2).stop(&STOP);
     let mut compare = None;
     for arg in &args[1..] {
         match arg.strip_prefix("compare=") {
@@ -220,10 +226,16 @@ fn checkpointed<M: FlatTrain>(
             None => return Err(Error::Config(format!("unknown argument `{arg}`"))),
         }
     }
-    let die_at = std::env::var("MPI_WORKER_DIE_AT").ok().and_then(|v| v.parse().ok());
+    let at = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|_| rank == 1)
+    };
     let mut model = Dying {
         inner: make(config.seed),
-        die_at: die_at.filter(|_| rank == 1),
+        die_at: at("MPI_WORKER_DIE_AT"),
+        stop_at: at("MPI_WORKER_STOP_AT"),
         steps: 0,
     };
     let report = fit_distributed(&mut model, data, &config, &options, world)?;
@@ -275,10 +287,12 @@ fn largest_difference(model: &dyn Model, mut other: impl Model, file: &Path) -> 
 
 /// A model that, given `die_at`, kills its process with SIGKILL as it starts
 /// that step (1-based, counted from this process's first step): a rank lost
-/// mid-run, at a step known in advance. Everything else is the inner model's.
+/// mid-run, at a step known in advance; given `stop_at`, sets [`STOP`] then.
+/// Everything else is the inner model's.
 struct Dying<M> {
     inner: M,
     die_at: Option<u64>,
+    stop_at: Option<u64>,
     steps: u64,
 }
 
@@ -344,6 +358,9 @@ impl<M: FlatTrain> FlatTrain for Dying<M> {
             let me = std::process::id().to_string();
             let _ = std::process::Command::new("kill").args(["-KILL", &me]).status();
             std::process::abort();
+        }
+        if self.stop_at == Some(self.steps) {
+            STOP.store(true, Ordering::SeqCst);
         }
         self.inner.local_gradients(x, target)
     }

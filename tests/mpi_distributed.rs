@@ -216,6 +216,27 @@ fn a_run_with_a_rank_killed_resumes_on_as_many_ranks_to_the_same_bits() {
     let resumed = result_line(&text);
     assert!(resumed.starts_with("9 steps on 2 ranks"), "{resumed}");
     assert_eq!(weights_and_losses(resumed), weights_and_losses(&reference));
+
+    // The stop flag set on rank 1 alone, as it starts its 8th step: both ranks
+    // stop before that step, with a checkpoint there, and the resumed run ends alike.
+    let stopped = scratch("mpi-bn-stopped");
+    let stopped_arg = stopped.to_str().unwrap();
+    let (status, text) = mpirun_with(2, &["checkpoint", "bn", stopped_arg], &["MPI_WORKER_STOP_AT=8"]).unwrap();
+    assert_ne!(status, 0, "{text}");
+    let found = errors(&text);
+    assert_eq!(found.len(), 2, "{text}");
+    assert_eq!(found[0].1, found[1].1, "the ranks stopped apart:\n{text}");
+    assert!(
+        found[0]
+            .1
+            .starts_with("training stopped before epoch 2, batch 3; checkpoint written to "),
+        "{text}"
+    );
+    let (status, text) = mpirun_with(2, &["checkpoint", "bn", stopped_arg, "resume"], &[]).unwrap();
+    assert_eq!(status, 0, "{text}");
+    let resumed = result_line(&text);
+    assert!(resumed.starts_with("8 steps on 2 ranks"), "{resumed}");
+    assert_eq!(weights_and_losses(resumed), weights_and_losses(&reference));
 }
 
 #[test]
