@@ -20,6 +20,9 @@ use mpi::traits::Communicator;
 use std::path::PathBuf;
 use std::time::Instant;
 
+#[path = "common/args.rs"]
+mod args;
+
 cnn_macros::cnn!(file = "examples/models/lenet.cnn");
 
 const CHECKPOINT: &str = "lenet_mpi.ckpt";
@@ -29,7 +32,7 @@ const EVERY: usize = 50;
 const USAGE: &str = "usage: mpirun -np N mnist_mpi [--resume CHECKPOINT]";
 
 fn main() {
-    let resume = match arguments() {
+    let resume = match args::resume_argument(USAGE) {
         Ok(resume) => resume,
         Err(message) => {
             eprintln!("error: {message}\n{USAGE}");
@@ -55,26 +58,6 @@ fn main() {
         // `universe` drops here: MPI_Finalize on every rank before the exit.
     };
     std::process::exit(code);
-}
-
-/// `--resume PATH`, or nothing.
-fn arguments() -> Result<Option<PathBuf>, String> {
-    let mut args = std::env::args().skip(1);
-    let mut resume = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--resume" => match args.next() {
-                Some(path) => resume = Some(PathBuf::from(path)),
-                None => return Err("--resume needs the checkpoint's path".into()),
-            },
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(resume)
 }
 
 fn run(world: &impl Communicator, resume: Option<PathBuf>) -> Result<(), cnnc::Error> {

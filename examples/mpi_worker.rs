@@ -198,7 +198,8 @@ fn compare<M: cnnc::rt::FlatTrain>(
 }
 
 /// The `checkpoint` mode: trains `make(seed)` with checkpoints in `args[0]`
-/// (resuming with `resume`), rank 1 dying at step `MPI_WORKER_DIE_AT` when set.
+/// (resuming with `resume`), rank 1 dying at step `MPI_WORKER_DIE_AT` or setting
+/// the stop flag at step `MPI_WORKER_STOP_AT` when they are set.
 fn checkpointed<M: FlatTrain>(
     world: &impl Communicator,
     data: &Dataset,

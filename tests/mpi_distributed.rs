@@ -176,6 +176,13 @@ fn weights_and_losses(line: &str) -> &str {
     line.split_once("ranks; ").map_or(line, |(_, rest)| rest)
 }
 
+/// An uninterrupted `checkpoint` run of `model` in `dir` on 2 ranks: its result line.
+fn uninterrupted(model: &str, dir: &Path) -> Option<String> {
+    let (status, text) = mpirun_with(2, &["checkpoint", model, dir.to_str().expect("a UTF-8 path")], &[])?;
+    assert_eq!(status, 0, "{text}");
+    Some(result_line(&text).to_string())
+}
+
 /// A `checkpoint` run of `model` in `dir` on 2 ranks whose rank 1 dies (SIGKILL)
 /// at its 8th step; checks that the job stopped and left a checkpoint in the
 /// middle of epoch 2 (written after step 6) of the rank count and global batch.
@@ -200,11 +207,9 @@ fn a_run_with_a_rank_killed_resumes_on_as_many_ranks_to_the_same_bits() {
     // The batchnorm model: each rank's running statistics differ in the middle of
     // an epoch, so the checkpoint must keep every rank's.
     let (full, killed) = (scratch("mpi-bn-full"), scratch("mpi-bn-killed"));
-    let Some((status, text)) = mpirun_with(2, &["checkpoint", "bn", full.to_str().unwrap()], &[]) else {
+    let Some(reference) = uninterrupted("bn", &full) else {
         return;
     };
-    assert_eq!(status, 0, "{text}");
-    let reference = result_line(&text).to_string();
     assert!(reference.starts_with("15 steps on 2 ranks"), "{reference}");
     let rank_buffers = Checkpoint::load(&full.join("run.ckpt")).expect("the last checkpoint");
     let per_rank: usize = rank_buffers.buffers.iter().map(|(_, a)| a.len()).sum();
@@ -242,10 +247,9 @@ fn a_run_with_a_rank_killed_resumes_on_as_many_ranks_to_the_same_bits() {
 #[test]
 fn a_checkpoint_of_two_ranks_resumes_on_one_up_to_rounding() {
     let (full, killed) = (scratch("mpi-plain-full"), scratch("mpi-plain-killed"));
-    let Some((status, text)) = mpirun_with(2, &["checkpoint", "plain", full.to_str().unwrap()], &[]) else {
+    if uninterrupted("plain", &full).is_none() {
         return;
-    };
-    assert_eq!(status, 0, "{text}");
+    }
     killed_run("plain", &killed).expect("mpirun ran before");
     let against = format!("compare={}", full.join("final.safetensors").display());
     let args = ["checkpoint", "plain", killed.to_str().unwrap(), "resume", &against];
