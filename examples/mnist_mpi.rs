@@ -10,14 +10,16 @@
 //! epoch) at the end of every epoch and every 50 steps. When a rank dies, Open MPI
 //! ends the job; `--resume PATH` goes on from the last checkpoint, ending with the
 //! same weights, bit for bit, as a run never stopped when it runs on as many ranks
-//! (with as many threads each). At the end only rank 0 prints and writes the
-//! weights, `lenet_mpi.safetensors`.
+//! (with as many threads each). Ctrl-C (`mpirun` sends the ranks SIGTERM) stops
+//! every rank at the same step with a checkpoint there. At the end only rank 0
+//! prints and writes the weights, `lenet_mpi.safetensors`.
 
 use cnnc::rt::data::{mnist, Split};
 use cnnc::rt::distributed::{evaluate_distributed, fit_distributed, mpi};
 use cnnc::rt::fit::FitOptions;
 use mpi::traits::Communicator;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[path = "common/args.rs"]
@@ -31,6 +33,11 @@ const WEIGHTS: &str = "lenet_mpi.safetensors";
 const EVERY: usize = 50;
 const USAGE: &str = "usage: mpirun -np N mnist_mpi [--resume CHECKPOINT]";
 
+/// Set on SIGINT or SIGTERM: on Ctrl-C `mpirun` sends every rank SIGTERM, then
+/// SIGKILL a few seconds later. `fit_distributed` sums the ranks' flags at every
+/// step, so all stop at the same step and rank 0 writes a checkpoint there.
+static STOP: AtomicBool = AtomicBool::new(false);
+
 fn main() {
     let resume = match args::resume_argument(USAGE) {
         Ok(resume) => resume,
@@ -39,6 +46,9 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if let Err(e) = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst)) {
+        eprintln!("warning: a Ctrl-C will not write a checkpoint: {e}");
+    }
     let code = {
         let Some(universe) = mpi::initialize() else {
             eprintln!("error: MPI was already initialized");
@@ -47,6 +57,16 @@ fn main() {
         let world = universe.world();
         match run(&world, resume) {
             Ok(()) => 0,
+            Err(e @ cnnc::Error::Interrupted { .. }) => {
+                if world.rank() == 0 {
+                    eprintln!("{e}");
+                    eprintln!(
+                        "resume with: mpirun -np {} mnist_mpi --resume {CHECKPOINT}",
+                        world.size()
+                    );
+                }
+                130
+            }
             Err(e) => {
                 // Every rank holds the same error; one line is enough.
                 if world.rank() == 0 {
@@ -66,7 +86,7 @@ fn run(world: &impl Communicator, resume: Option<PathBuf>) -> Result<(), cnnc::E
     let train = mnist(data, Split::Train)?;
     let test = mnist(data, Split::Test)?;
     let fit = LeNet::FIT;
-    let mut options = FitOptions::default().checkpoint(CHECKPOINT).every(EVERY);
+    let mut options = FitOptions::default().checkpoint(CHECKPOINT).every(EVERY).stop(&STOP);
     if rank == 0 {
         println!(
             "LeNet: {} parameters; {} training and {} test images; {} epochs of global batch {} over {} ranks",
