@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+#[path = "common/args.rs"]
+mod args;
+
 cnn_macros::cnn!(file = "examples/models/lenet.cnn");
 
 /// Set by the first Ctrl-C; `fit_resumable` checks it between steps.
@@ -28,12 +31,13 @@ static STOP: AtomicBool = AtomicBool::new(false);
 const WEIGHTS: &str = "lenet.safetensors";
 const CHECKPOINT: &str = "lenet.ckpt";
 const CURVES: &str = "training.svg";
+const USAGE: &str = "usage: mnist [--resume CHECKPOINT]";
 
 fn main() {
-    let resume = match arguments() {
+    let resume = match args::resume_argument(USAGE) {
         Ok(resume) => resume,
         Err(message) => {
-            eprintln!("error: {message}\nusage: mnist [--resume CHECKPOINT]");
+            eprintln!("error: {message}\n{USAGE}");
             std::process::exit(2);
         }
     };
@@ -60,26 +64,6 @@ fn main() {
             std::process::exit(1);
         }
     }
-}
-
-/// `--resume PATH`, or nothing.
-fn arguments() -> Result<Option<PathBuf>, String> {
-    let mut args = std::env::args().skip(1);
-    let mut resume = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--resume" => match args.next() {
-                Some(path) => resume = Some(PathBuf::from(path)),
-                None => return Err("--resume needs the checkpoint's path".into()),
-            },
-            "-h" | "--help" => {
-                println!("usage: mnist [--resume CHECKPOINT]");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(resume)
 }
 
 fn run(resume: Option<PathBuf>) -> Result<(), cnnc::Error> {

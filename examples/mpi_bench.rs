@@ -9,7 +9,7 @@
 
 use cnnc::rt::data::{Dataset, Targets};
 use cnnc::rt::distributed::{fit_distributed, mpi};
-use cnnc::rt::fit::{fit, FitConfig};
+use cnnc::rt::fit::{fit, FitConfig, FitOptions};
 use cnnc::rt::FlatTrain;
 use mpi::collective::SystemOperation;
 use mpi::traits::{Communicator, CommunicatorCollectives};
@@ -82,10 +82,11 @@ fn bench<M: FlatTrain>(
         &mut model,
         &data.select(&(0..2 * config.batch).collect::<Vec<_>>()),
         &config,
+        &FitOptions::default(),
         world,
     )?;
     let start = Instant::now();
-    let run = fit_distributed(&mut model, &data, &config, world)?;
+    let run = fit_distributed(&mut model, &data, &config, &FitOptions::default(), world)?;
     let seconds = start.elapsed().as_secs_f64();
     if rank == 0 {
         let per_step = seconds / run.steps as f64;

@@ -8,7 +8,8 @@
 //! (CI installs it: .ci/run).
 #![cfg(feature = "mpi")]
 
-use std::path::PathBuf;
+use cnnc::rt::checkpoint::Checkpoint;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Seconds before `timeout` ends a run: a hang fails the test instead of blocking CI.
@@ -40,15 +41,28 @@ fn worker() -> PathBuf {
 
 /// Runs the worker in `mode` on 2 ranks, 1 thread each; returns (exit status, stdout + stderr).
 fn mpirun(mode: &str) -> Option<(i32, String)> {
+    mpirun_with(2, &[mode], &[])
+}
+
+/// Runs the worker with `args` on `ranks` ranks, 1 thread each, with `env`
+/// (`NAME=value`) in every rank's environment; returns (exit status, stdout + stderr).
+fn mpirun_with(ranks: usize, args: &[&str], env: &[&str]) -> Option<(i32, String)> {
     if !have_mpirun() {
         eprintln!("mpirun not found: install Open MPI (apt-get install -y openmpi-bin libopenmpi-dev)");
         return None;
     }
-    let output = Command::new("timeout")
-        .args([TIMEOUT, "mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "2"])
-        .args(["-x", "RAYON_NUM_THREADS=1"])
+    let mode = args.join(" ");
+    let mut command = Command::new("timeout");
+    command
+        .args([TIMEOUT, "mpirun", "--oversubscribe", "--allow-run-as-root", "-np"])
+        .arg(ranks.to_string())
+        .args(["-x", "RAYON_NUM_THREADS=1"]);
+    for e in env {
+        command.args(["-x", e]);
+    }
+    let output = command
         .arg(worker())
-        .arg(mode)
+        .args(args)
         .env("RAYON_NUM_THREADS", "1")
         .output()
         .expect("timeout(1) runs");
@@ -80,7 +94,10 @@ fn errors(text: &str) -> Vec<(String, String)> {
 
 /// Both ranks stopped, with the same error, that contains every one of `words`.
 fn same_error_on_both_ranks(mode: &str, words: &[&str]) {
-    let Some((status, text)) = mpirun(mode) else { return };
+    let args: Vec<&str> = mode.split(' ').collect();
+    let Some((status, text)) = mpirun_with(2, &args, &[]) else {
+        return;
+    };
     assert_ne!(status, 0, "{mode} must fail:\n{text}");
     assert!(!text.contains("without error"), "{mode}: a rank trained on:\n{text}");
     let found = errors(&text);
@@ -136,4 +153,120 @@ fn a_rank_count_that_does_not_divide_the_batch_is_an_error_before_training() {
 #[test]
 fn replicas_built_from_different_seeds_are_an_error_before_training() {
     same_error_on_both_ranks("other-seed", &["parameters differ before training", "same seed"]);
+}
+
+/// A fresh scratch folder under the target folder's tmp/.
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// Rank 0's result line of a `checkpoint` run, from `steps` on: the steps, the
+/// ranks, the hash of the weights' bits and the epochs' losses.
+fn result_line(text: &str) -> &str {
+    text.lines()
+        .find_map(|l| l.strip_prefix("rank 0: checkpoint run: "))
+        .unwrap_or_else(|| panic!("no result line:\n{text}"))
+}
+
+/// The weights and losses after `steps: N steps on R ranks; `.
+fn weights_and_losses(line: &str) -> &str {
+    line.split_once("ranks; ").map_or(line, |(_, rest)| rest)
+}
+
+/// An uninterrupted `checkpoint` run of `model` in `dir` on 2 ranks: its result line.
+fn uninterrupted(model: &str, dir: &Path) -> Option<String> {
+    let (status, text) = mpirun_with(2, &["checkpoint", model, dir.to_str().expect("a UTF-8 path")], &[])?;
+    assert_eq!(status, 0, "{text}");
+    Some(result_line(&text).to_string())
+}
+
+/// A `checkpoint` run of `model` in `dir` on 2 ranks whose rank 1 dies (SIGKILL)
+/// at its 8th step; checks that the job stopped and left a checkpoint in the
+/// middle of epoch 2 (written after step 6) of the rank count and global batch.
+fn killed_run(model: &str, dir: &Path) -> Option<()> {
+    let dir_arg = dir.to_str().expect("a UTF-8 path");
+    let (status, text) = mpirun_with(2, &["checkpoint", model, dir_arg], &["MPI_WORKER_DIE_AT=8"])?;
+    assert_ne!(status, 0, "the job must stop when a rank dies:\n{text}");
+    assert!(text.contains("rank 1: SIGKILL at step 8"), "{text}");
+    assert!(!text.contains("checkpoint run:"), "a rank finished:\n{text}");
+    let checkpoint = Checkpoint::load(&dir.join("run.ckpt")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!((checkpoint.progress.epoch, checkpoint.progress.step_in_epoch), (1, 1));
+    assert_eq!(checkpoint.progress.optimizer_steps, 6);
+    let written_by = checkpoint.distributed.expect("a distributed checkpoint");
+    assert_eq!((written_by.ranks, written_by.global_batch), (2, 32));
+    let per_rank: usize = checkpoint.buffers.iter().map(|(_, a)| a.len()).sum();
+    assert_eq!(written_by.rank_buffers.len(), 2 * per_rank);
+    Some(())
+}
+
+#[test]
+fn a_run_with_a_rank_killed_resumes_on_as_many_ranks_to_the_same_bits() {
+    // The batchnorm model: each rank's running statistics differ in the middle of
+    // an epoch, so the checkpoint must keep every rank's.
+    let (full, killed) = (scratch("mpi-bn-full"), scratch("mpi-bn-killed"));
+    let Some(reference) = uninterrupted("bn", &full) else {
+        return;
+    };
+    assert!(reference.starts_with("15 steps on 2 ranks"), "{reference}");
+    let rank_buffers = Checkpoint::load(&full.join("run.ckpt")).expect("the last checkpoint");
+    let per_rank: usize = rank_buffers.buffers.iter().map(|(_, a)| a.len()).sum();
+    assert!(per_rank > 0, "the bn model has buffers");
+
+    killed_run("bn", &killed).expect("mpirun ran before");
+    let (status, text) = mpirun_with(2, &["checkpoint", "bn", killed.to_str().unwrap(), "resume"], &[]).unwrap();
+    assert_eq!(status, 0, "{text}");
+    let resumed = result_line(&text);
+    assert!(resumed.starts_with("9 steps on 2 ranks"), "{resumed}");
+    assert_eq!(weights_and_losses(resumed), weights_and_losses(&reference));
+
+    // The stop flag set on rank 1 alone, as it starts its 8th step: both ranks
+    // stop before that step, with a checkpoint there, and the resumed run ends alike.
+    let stopped = scratch("mpi-bn-stopped");
+    let stopped_arg = stopped.to_str().unwrap();
+    let (status, text) = mpirun_with(2, &["checkpoint", "bn", stopped_arg], &["MPI_WORKER_STOP_AT=8"]).unwrap();
+    assert_ne!(status, 0, "{text}");
+    let found = errors(&text);
+    assert_eq!(found.len(), 2, "{text}");
+    assert_eq!(found[0].1, found[1].1, "the ranks stopped apart:\n{text}");
+    assert!(
+        found[0]
+            .1
+            .starts_with("training stopped before epoch 2, batch 3; checkpoint written to "),
+        "{text}"
+    );
+    let (status, text) = mpirun_with(2, &["checkpoint", "bn", stopped_arg, "resume"], &[]).unwrap();
+    assert_eq!(status, 0, "{text}");
+    let resumed = result_line(&text);
+    assert!(resumed.starts_with("8 steps on 2 ranks"), "{resumed}");
+    assert_eq!(weights_and_losses(resumed), weights_and_losses(&reference));
+}
+
+#[test]
+fn a_checkpoint_of_two_ranks_resumes_on_one_up_to_rounding() {
+    let (full, killed) = (scratch("mpi-plain-full"), scratch("mpi-plain-killed"));
+    if uninterrupted("plain", &full).is_none() {
+        return;
+    }
+    killed_run("plain", &killed).expect("mpirun ran before");
+    let against = format!("compare={}", full.join("final.safetensors").display());
+    let args = ["checkpoint", "plain", killed.to_str().unwrap(), "resume", &against];
+    let (status, text) = mpirun_with(1, &args, &[]).unwrap();
+    assert_eq!(status, 0, "{text}");
+    assert!(result_line(&text).starts_with("9 steps on 1 ranks"), "{text}");
+    let difference: f32 = text
+        .lines()
+        .find_map(|l| l.split_once("largest parameter difference from ")?.1.rsplit_once(": "))
+        .and_then(|(_, d)| d.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no difference line:\n{text}"));
+    assert!(difference <= 1e-5, "{difference} from the run on 2 ranks:\n{text}");
+}
+
+#[test]
+fn resuming_from_a_missing_checkpoint_is_the_same_error_on_every_rank() {
+    let dir = scratch("mpi-missing");
+    let mode = format!("checkpoint plain {} resume", dir.display());
+    same_error_on_both_ranks(&mode, &["rank 0 of 2", "run.ckpt", "No such file"]);
 }

@@ -8,6 +8,10 @@
 //! [`Signature`], the [`Progress`] counters, the random streams' states and the
 //! fit history so far.
 //!
+//! A checkpoint of `fit_distributed` also records, under `distributed` in the
+//! JSON, the rank count and global batch it was written with, and holds every
+//! rank's buffers in one more tensor, `distributed/buffers` (see [`Distributed`]).
+//!
 //! [`Checkpoint::load`] checks every field before it returns: a corrupted,
 //! truncated or incomplete file is an [`Error::Format`] that names the path and
 //! what is wrong, never a panic; [`Checkpoint::check_compatible`] refuses the
@@ -30,6 +34,8 @@ pub const METADATA_KEY: &str = "cnnc.checkpoint";
 const PARAMS: &str = "params/";
 const BUFFERS: &str = "buffers/";
 const OPTIMIZER: &str = "optimizer/";
+/// The tensor of every rank's buffers in a distributed checkpoint.
+const RANK_BUFFERS: &str = "distributed/buffers";
 
 /// Everything a resumed `fit` needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +58,31 @@ pub struct Checkpoint {
     /// in the middle of one (`progress.step_in_epoch > 0`), so that the resumed
     /// epoch reports the same loss and accuracy as an uninterrupted one.
     pub epoch_sums: Option<EpochSums>,
+    /// What a checkpoint written by `fit_distributed` adds; `None` for `fit_resumable`'s.
+    pub distributed: Option<Distributed>,
+}
+
+/// The part of a checkpoint that only `fit_distributed` writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distributed {
+    /// The number of ranks that wrote it.
+    pub ranks: u64,
+    /// The global batch (the samples of one step, over all ranks).
+    pub global_batch: u64,
+    /// Every rank's buffers, rank after rank, each flat as `FlatTrain::flat_buffers`:
+    /// `ranks` times the buffers' length, empty for a model without buffers. Each
+    /// rank updates its batchnorm running statistics from its own share of a batch
+    /// until the ranks average them at the end of the epoch, so in the middle of
+    /// an epoch they differ; the checkpoint's `buffers/` hold their mean.
+    pub rank_buffers: Vec<f32>,
+}
+
+/// [`Distributed`] in the JSON (its tensor apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DistributedMeta {
+    ranks: u64,
+    global_batch: u64,
 }
 
 /// The running sums of an epoch cut short by a checkpoint.
@@ -181,6 +212,9 @@ struct Meta {
     /// Absent at an epoch boundary (so a checkpoint written there reads as in version 1's first form).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     epoch_sums: Option<EpochSums>,
+    /// Absent in `fit_resumable`'s checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    distributed: Option<DistributedMeta>,
 }
 
 impl Signature {
@@ -315,6 +349,7 @@ impl Checkpoint {
             rng: Vec::new(),
             history: Vec::new(),
             epoch_sums: None,
+            distributed: None,
         };
         checkpoint.validate().map_err(Error::Config)?;
         Ok(checkpoint)
@@ -402,6 +437,14 @@ impl Checkpoint {
                 bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
             });
         }
+        if let Some(d) = self.distributed.as_ref().filter(|d| !d.rank_buffers.is_empty()) {
+            tensors.push(Tensor {
+                name: RANK_BUFFERS.into(),
+                dtype: Dtype::F32,
+                shape: vec![d.rank_buffers.len()],
+                bytes: d.rank_buffers.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            });
+        }
         let meta = Meta {
             version: VERSION,
             signature: self.signature.clone(),
@@ -410,6 +453,10 @@ impl Checkpoint {
             rng: self.rng.clone(),
             history: self.history.clone(),
             epoch_sums: self.epoch_sums,
+            distributed: self.distributed.as_ref().map(|d| DistributedMeta {
+                ranks: d.ranks,
+                global_batch: d.global_batch,
+            }),
         };
         let json = serde_json::to_string(&meta).map_err(|e| format!("checkpoint metadata: {e}"))?;
         weights::serialize(&tensors, Some(HashMap::from([(METADATA_KEY.to_string(), json)])))
@@ -433,6 +480,7 @@ impl Checkpoint {
             .map(|s| format!("{PARAMS}{}", s.name))
             .chain(meta.signature.buffers.iter().map(|s| format!("{BUFFERS}{}", s.name)))
             .chain(meta.optimizer.iter().map(|n| format!("{OPTIMIZER}{n}")))
+            .chain(rank_buffers_expected(&meta).then(|| RANK_BUFFERS.to_string()))
             .collect();
         let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !expected.contains(*n)).collect();
         if !extra.is_empty() {
@@ -458,6 +506,10 @@ impl Checkpoint {
             .iter()
             .map(|name| read_flat(&file, &format!("{OPTIMIZER}{name}")).map(|v| (name.clone(), v)))
             .collect::<Result<Vec<_>, String>>()?;
+        let rank_buffers = match rank_buffers_expected(&meta) {
+            true => read_flat(&file, RANK_BUFFERS)?,
+            false => Vec::new(),
+        };
         let checkpoint = Checkpoint {
             signature: meta.signature,
             params,
@@ -467,6 +519,11 @@ impl Checkpoint {
             rng: meta.rng,
             history: meta.history,
             epoch_sums: meta.epoch_sums,
+            distributed: meta.distributed.map(|d| Distributed {
+                ranks: d.ranks,
+                global_batch: d.global_batch,
+                rank_buffers,
+            }),
         };
         checkpoint.validate()?;
         Ok(checkpoint)
@@ -568,6 +625,23 @@ impl Checkpoint {
                 return bad("0 samples, but batches were taken".into());
             }
         }
+        if let Some(d) = &self.distributed {
+            let per_rank: usize = self.buffers.iter().map(|(_, a)| a.len()).sum();
+            if d.ranks == 0 || d.global_batch == 0 {
+                return Err(format!(
+                    "distributed: {} ranks and a global batch of {}: both must be at least 1",
+                    d.ranks, d.global_batch
+                ));
+            }
+            if d.rank_buffers.len() as u64 != d.ranks.saturating_mul(per_rank as u64) {
+                return Err(format!(
+                    "`{RANK_BUFFERS}` holds {} values; {} ranks of {per_rank} buffer values hold {}",
+                    d.rank_buffers.len(),
+                    d.ranks,
+                    d.ranks.saturating_mul(per_rank as u64)
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -604,7 +678,18 @@ fn read_meta(bytes: &[u8]) -> Result<Meta, String> {
     serde_path_to_error::deserialize(&mut text).map_err(|e| format!("checkpoint metadata: {e}"))
 }
 
-/// An `optimizer/` tensor: f32, one axis, finite.
+/// Whether a checkpoint with this metadata holds every rank's buffers: a
+/// distributed one, of a model with buffers.
+fn rank_buffers_expected(meta: &Meta) -> bool {
+    meta.distributed.is_some()
+        && meta
+            .signature
+            .buffers
+            .iter()
+            .any(|b| b.shape.iter().product::<usize>() > 0)
+}
+
+/// An `optimizer/` tensor (or `distributed/buffers`): f32, one axis, finite.
 fn read_flat(file: &SafeTensors<'_>, key: &str) -> Result<Vec<f32>, String> {
     let t = file
         .tensor(key)

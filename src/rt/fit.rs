@@ -28,7 +28,7 @@ use super::driver::TrainSpec;
 use super::inputs::{batch_size, check_finite};
 use super::{Error, FlatTrain, Model, Target, Train};
 use crate::ir::{Augment, Loss};
-use ndarray::{ArrayD, ArrayView1, ArrayViewD, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -241,26 +241,8 @@ pub fn fit_resumable<M: FlatTrain>(
     options: &FitOptions<'_>,
 ) -> Result<FitReport, Error> {
     let prepared = prepare(model, data, config)?;
-    if options.every == Some(0) {
-        return Err(Error::Config(
-            "a checkpoint every 0 steps: give at least 1 (or none, for the end of every epoch)".into(),
-        ));
-    }
-    let keeps = options.checkpoint.is_some() || options.resume.is_some();
-    let signature = if keeps {
-        Signature::of(
-            config.model.map_or("model", |o| o.name),
-            model,
-            &fingerprint(model, config, data),
-        )
-    } else {
-        Signature {
-            model: String::new(),
-            params: Vec::new(),
-            buffers: Vec::new(),
-            train: String::new(),
-        }
-    };
+    check_options(options)?;
+    let signature = run_signature(model, config, data, options);
     let start = match &options.resume {
         Some(path) => {
             let checkpoint = Checkpoint::load(path)?;
@@ -278,34 +260,8 @@ pub fn fit_resumable<M: FlatTrain>(
         }
         None => Position::start(),
     };
-    let seed = config.seed;
     let write = |model: &mut M, at: &Position, path: &Path| -> Result<String, Error> {
-        let mut c = Checkpoint::new(signature.clone(), model)?;
-        let state = model.optimizer_state();
-        let steps = *state.step;
-        c.optimizer = state
-            .moments
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !m.is_empty())
-            .map(|(i, m)| (moment_name(i), m.to_vec()))
-            .collect();
-        c.progress = Progress {
-            optimizer_steps: steps,
-            epoch: at.epoch as u64,
-            step_in_epoch: at.step as u64,
-            schedule_position: at.epoch as u64,
-            batches_tracked: model.batches_tracked(),
-        };
-        c.rng = streams(seed, steps);
-        c.history = at.history.iter().map(EpochRecord::from).collect();
-        c.epoch_sums = (at.step > 0).then(|| EpochSums {
-            loss_sum: at.sums.loss,
-            correct: at.sums.counted.then_some(at.sums.correct as u64),
-            samples: at.sums.samples as u64,
-            seconds: at.sums.seconds,
-        });
-        c.save(path)?;
+        checkpoint_at(model, &signature, config.seed, at)?.save(path)?;
         Ok(path.display().to_string())
     };
     let mut save = options
@@ -321,6 +277,76 @@ pub fn fit_resumable<M: FlatTrain>(
         stop_after: options.stop_after,
     };
     run(model, &prepared, config, start, control)
+}
+
+/// Refuses options that make no sense: a checkpoint every 0 steps.
+pub(crate) fn check_options(options: &FitOptions<'_>) -> Result<(), Error> {
+    if options.every == Some(0) {
+        return Err(Error::Config(
+            "a checkpoint every 0 steps: give at least 1 (or none, for the end of every epoch)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The signature of this run's checkpoints: the model, its tensors and the
+/// [`fingerprint`] of the configuration and data; empty (and not computed) when
+/// `options` neither writes nor resumes a checkpoint.
+pub(crate) fn run_signature<M: FlatTrain>(
+    model: &M,
+    config: &FitConfig,
+    data: &Dataset,
+    options: &FitOptions<'_>,
+) -> Signature {
+    if options.checkpoint.is_none() && options.resume.is_none() {
+        return Signature {
+            model: String::new(),
+            params: Vec::new(),
+            buffers: Vec::new(),
+            train: String::new(),
+        };
+    }
+    Signature::of(
+        config.model.map_or("model", |o| o.name),
+        model,
+        &fingerprint(model, config, data),
+    )
+}
+
+/// The checkpoint of `model` at `at`: its tensors, optimizer state, counters,
+/// random streams, history and the running sums of the epoch in progress.
+pub(crate) fn checkpoint_at<M: FlatTrain>(
+    model: &mut M,
+    signature: &Signature,
+    seed: u64,
+    at: &Position,
+) -> Result<Checkpoint, Error> {
+    let mut c = Checkpoint::new(signature.clone(), model)?;
+    let state = model.optimizer_state();
+    let steps = *state.step;
+    c.optimizer = state
+        .moments
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.is_empty())
+        .map(|(i, m)| (moment_name(i), m.to_vec()))
+        .collect();
+    c.progress = Progress {
+        optimizer_steps: steps,
+        epoch: at.epoch as u64,
+        step_in_epoch: at.step as u64,
+        schedule_position: at.epoch as u64,
+        batches_tracked: model.batches_tracked(),
+    };
+    c.rng = streams(seed, steps);
+    c.history = at.history.iter().map(EpochRecord::from).collect();
+    c.epoch_sums = (at.step > 0).then(|| EpochSums {
+        loss_sum: at.sums.loss,
+        correct: at.sums.counted.then_some(at.sums.correct as u64),
+        samples: at.sums.samples as u64,
+        seconds: at.sums.seconds,
+    });
+    Ok(c)
 }
 
 /// The name of optimizer moment `i` in a checkpoint.
@@ -397,7 +423,7 @@ fn data_hash(data: &Dataset) -> u64 {
 
 /// Checks `checkpoint` against this run and puts its state into `model`; the
 /// model is untouched unless every check passes.
-fn resume<M: FlatTrain>(
+pub(crate) fn resume<M: FlatTrain>(
     model: &mut M,
     checkpoint: &Checkpoint,
     signature: &Signature,
@@ -409,6 +435,36 @@ fn resume<M: FlatTrain>(
         path: path.display().to_string(),
         message,
     };
+    check_signature(checkpoint, signature, &refuse)?;
+    let sums = check_progress(checkpoint, config, prepared, &refuse)?;
+    check_optimizer(model, checkpoint, &refuse)?;
+    let p = checkpoint.progress;
+    checkpoint.restore_model(model).map_err(|e| match e {
+        Error::Config(message) => refuse(message),
+        other => other,
+    })?;
+    let state = model.optimizer_state();
+    for (i, m) in state.moments.into_iter().enumerate() {
+        if let Some((_, v)) = checkpoint.optimizer.iter().find(|(n, _)| *n == moment_name(i)) {
+            m.copy_from_slice(v);
+        }
+    }
+    *state.step = p.optimizer_steps;
+    Ok(Position {
+        epoch: p.epoch as usize,
+        step: p.step_in_epoch as usize,
+        sums,
+        history: checkpoint.history.iter().map(EpochReport::from).collect(),
+    })
+}
+
+/// Refuses the checkpoint of another model (name, tensors) or train configuration,
+/// naming the first difference.
+fn check_signature(
+    checkpoint: &Checkpoint,
+    signature: &Signature,
+    refuse: &dyn Fn(String) -> Error,
+) -> Result<(), Error> {
     // The model first (name, tensors), then the train configuration field by field.
     let tensors = Signature {
         train: signature.train.clone(),
@@ -431,6 +487,17 @@ fn resume<M: FlatTrain>(
             theirs.get(at).unwrap_or(&"")
         )));
     }
+    Ok(())
+}
+
+/// Checks the checkpoint's counters, running sums and random streams against
+/// this run; returns the running sums of the epoch in progress.
+fn check_progress(
+    checkpoint: &Checkpoint,
+    config: &FitConfig,
+    prepared: &Prepared,
+    refuse: &dyn Fn(String) -> Error,
+) -> Result<Sums, Error> {
     let p = checkpoint.progress;
     let (epoch, step) = (p.epoch, p.step_in_epoch);
     if epoch > config.epochs as u64 || (epoch == config.epochs as u64 && step > 0) {
@@ -496,65 +563,55 @@ fn resume<M: FlatTrain>(
     {
         return Err(refuse(format!("rng: unknown random stream `{}`", r.name)));
     }
-    // The optimizer's moments: those the model keeps, of its lengths, and no others.
-    {
-        let state = model.optimizer_state();
-        for (i, m) in state.moments.iter().enumerate() {
-            let name = moment_name(i);
-            let stored = checkpoint.optimizer.iter().find(|(n, _)| *n == name);
-            match (m.len(), stored) {
-                (0, None) => {}
-                (0, Some(_)) => {
-                    return Err(refuse(format!(
-                        "optimizer tensor `{name}` is not kept by this model's optimizer"
-                    )))
-                }
-                (len, None) => return Err(refuse(format!("optimizer tensor `{name}` ({len} values) is missing"))),
-                (len, Some((_, v))) if v.len() != len => {
-                    return Err(refuse(format!(
-                        "optimizer tensor `{name}` holds {} values; this model's optimizer keeps {len}",
-                        v.len()
-                    )))
-                }
-                _ => {}
-            }
-        }
-        if let Some((n, _)) = checkpoint
-            .optimizer
-            .iter()
-            .find(|(n, _)| !(0..2).any(|i| moment_name(i) == *n))
-        {
-            return Err(refuse(format!("unknown optimizer tensor `{n}`")));
-        }
-    }
-    checkpoint.restore_model(model).map_err(|e| match e {
-        Error::Config(message) => refuse(message),
-        other => other,
-    })?;
+    Ok(sums)
+}
+
+/// The optimizer's moments: those `model`'s optimizer keeps, of its lengths, and no others.
+fn check_optimizer<M: FlatTrain>(
+    model: &mut M,
+    checkpoint: &Checkpoint,
+    refuse: &dyn Fn(String) -> Error,
+) -> Result<(), Error> {
     let state = model.optimizer_state();
-    for (i, m) in state.moments.into_iter().enumerate() {
-        if let Some((_, v)) = checkpoint.optimizer.iter().find(|(n, _)| *n == moment_name(i)) {
-            m.copy_from_slice(v);
+    for (i, m) in state.moments.iter().enumerate() {
+        let name = moment_name(i);
+        let stored = checkpoint.optimizer.iter().find(|(n, _)| *n == name);
+        match (m.len(), stored) {
+            (0, None) => {}
+            (0, Some(_)) => {
+                return Err(refuse(format!(
+                    "optimizer tensor `{name}` is not kept by this model's optimizer"
+                )))
+            }
+            (len, None) => return Err(refuse(format!("optimizer tensor `{name}` ({len} values) is missing"))),
+            (len, Some((_, v))) if v.len() != len => {
+                return Err(refuse(format!(
+                    "optimizer tensor `{name}` holds {} values; this model's optimizer keeps {len}",
+                    v.len()
+                )))
+            }
+            _ => {}
         }
     }
-    *state.step = p.optimizer_steps;
-    Ok(Position {
-        epoch: epoch as usize,
-        step: step as usize,
-        sums,
-        history: checkpoint.history.iter().map(EpochReport::from).collect(),
-    })
+    if let Some((n, _)) = checkpoint
+        .optimizer
+        .iter()
+        .find(|(n, _)| !(0..2).any(|i| moment_name(i) == *n))
+    {
+        return Err(refuse(format!("unknown optimizer tensor `{n}`")));
+    }
+    Ok(())
 }
 
 /// The training and validation sets and the batches of an epoch.
-struct Prepared {
-    train: Dataset,
-    validation: Option<Dataset>,
-    batch: usize,
+pub(crate) struct Prepared {
+    pub(crate) train: Dataset,
+    pub(crate) validation: Option<Dataset>,
+    pub(crate) batch: usize,
     /// Batches per epoch (a last batch of one sample is left out for batchnorm).
-    batches: usize,
+    pub(crate) batches: usize,
     /// Samples trained on per epoch.
-    used: usize,
+    pub(crate) used: usize,
 }
 
 /// The training set and the held-out validation set of `config.validation`.
@@ -580,7 +637,8 @@ pub(crate) fn validation_split(data: &Dataset, config: &FitConfig) -> Result<(Da
     })
 }
 
-fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> Result<Prepared, Error> {
+/// Checks the data and cuts the training set's epoch into batches.
+pub(crate) fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> Result<Prepared, Error> {
     check_data(model, data, config.loss, "training set")?;
     if !config.augment.is_empty() && model.input_shape().len() != 3 {
         return Err(Error::Config(format!(
@@ -617,17 +675,17 @@ fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> 
 
 /// The running sums of an epoch.
 #[derive(Debug, Clone, Copy)]
-struct Sums {
-    loss: f64,
-    correct: usize,
+pub(crate) struct Sums {
+    pub(crate) loss: f64,
+    pub(crate) correct: usize,
     /// Whether the model counted every step's correct samples.
-    counted: bool,
-    samples: usize,
-    seconds: f64,
+    pub(crate) counted: bool,
+    pub(crate) samples: usize,
+    pub(crate) seconds: f64,
 }
 
 impl Sums {
-    fn fresh() -> Sums {
+    pub(crate) fn fresh() -> Sums {
         Sums {
             loss: 0.0,
             correct: 0,
@@ -639,21 +697,55 @@ impl Sums {
 }
 
 /// Where a run stands: the epoch, the batches taken in it, its sums, the history.
-struct Position {
-    epoch: usize,
-    step: usize,
-    sums: Sums,
-    history: Vec<EpochReport>,
+pub(crate) struct Position {
+    pub(crate) epoch: usize,
+    pub(crate) step: usize,
+    pub(crate) sums: Sums,
+    pub(crate) history: Vec<EpochReport>,
 }
 
 impl Position {
-    fn start() -> Position {
+    pub(crate) fn start() -> Position {
         Position {
             epoch: 0,
             step: 0,
             sums: Sums::fresh(),
             history: Vec::new(),
         }
+    }
+
+    /// Ends the epoch in progress, all its batches taken: its report (loss and
+    /// accuracy from the running sums over the `prepared.used` samples) goes into
+    /// the history, and the position moves to the start of the next epoch.
+    pub(crate) fn close_epoch(
+        &mut self,
+        prepared: &Prepared,
+        config: &FitConfig,
+        out_len: usize,
+        learning_rate: f32,
+        validation: Option<Evaluation>,
+        seconds: f64,
+    ) -> &EpochReport {
+        let used = prepared.used as f64;
+        let train_accuracy = match (config.loss, &prepared.train.targets) {
+            (Loss::CrossEntropy, Targets::Labels(_)) => Some(used),
+            (Loss::BinaryCrossEntropy, Targets::Values(_)) => Some(used * out_len as f64),
+            _ => None,
+        }
+        .filter(|_| self.sums.counted)
+        .map(|total| self.sums.correct as f64 / total);
+        self.history.push(EpochReport {
+            epoch: self.epoch,
+            learning_rate,
+            train_loss: self.sums.loss / used,
+            train_accuracy,
+            validation,
+            seconds,
+        });
+        self.epoch += 1;
+        self.step = 0;
+        self.sums = Sums::fresh();
+        &self.history[self.history.len() - 1]
     }
 }
 
@@ -686,36 +778,9 @@ fn run<M: Train + ?Sized>(
     mut at: Position,
     mut control: Control<'_, M>,
 ) -> Result<FitReport, Error> {
-    let train = &prepared.train;
-    let (batch, batches, n) = (prepared.batch, prepared.batches, train.len());
-    let input_shape = model.input_shape().to_vec();
-    let output_shape = model.output_shape().to_vec();
-    let in_len: usize = input_shape.iter().product();
-    let out_len: usize = output_shape.iter().product();
-    let chw = match input_shape[..] {
-        [c, h, w] => (c, h, w),
-        _ => (1, 1, in_len),
-    };
-    // The samples in memory order, then buffers for one batch, allocated once.
-    let inputs = train.inputs.as_standard_layout();
-    let inputs = inputs.as_slice().unwrap_or(&[]);
-    let values = match &train.targets {
-        Targets::Values(v) => Some(v.as_standard_layout()),
-        Targets::Labels(_) => None,
-    };
-    let values = values.as_ref().map(|v| v.as_slice().unwrap_or(&[]));
-    let labels = match &train.targets {
-        Targets::Labels(l) => Some(&l[..]),
-        Targets::Values(_) => None,
-    };
-    let mut xs = vec![0.0f32; batch * in_len];
-    let mut ls = vec![0usize; if labels.is_some() { batch } else { 0 }];
-    let mut ts = vec![0.0f32; if values.is_some() { batch * out_len } else { 0 }];
-    let mut x_dims = vec![0usize; 1 + input_shape.len()];
-    x_dims[1..].copy_from_slice(&input_shape);
-    let mut t_dims = vec![0usize; 1 + output_shape.len()];
-    t_dims[1..].copy_from_slice(&output_shape);
-    let shape_error = |e: ndarray::ShapeError| Error::Config(format!("gathering a batch: {e}"));
+    let (batch, batches, n) = (prepared.batch, prepared.batches, prepared.train.len());
+    let out_len: usize = model.output_shape().iter().product();
+    let mut gather = Gather::new(&prepared.train, batch, model.input_shape(), model.output_shape());
 
     // The parameters at the start of the epoch, restored if the epoch diverges.
     let mut saved = snapshot(model).map_err(|param| {
@@ -752,32 +817,7 @@ fn run<M: Train + ?Sized>(
             }
             let (lo, hi) = (b * batch, ((b + 1) * batch).min(n));
             let m = hi - lo;
-            for (k, &i) in order[lo..hi].iter().enumerate() {
-                let (src, dst) = (
-                    &inputs[i * in_len..(i + 1) * in_len],
-                    &mut xs[k * in_len..(k + 1) * in_len],
-                );
-                if config.augment.is_empty() {
-                    dst.copy_from_slice(src);
-                } else {
-                    augment_sample(config.augment, chw, config.seed, epoch as u64, i as u64, src, dst);
-                }
-                if let Some(l) = labels {
-                    ls[k] = l[i];
-                }
-                if let Some(v) = values {
-                    ts[k * out_len..(k + 1) * out_len].copy_from_slice(&v[i * out_len..(i + 1) * out_len]);
-                }
-            }
-            x_dims[0] = m;
-            t_dims[0] = m;
-            let x = ArrayViewD::from_shape(IxDyn(&x_dims), &xs[..m * in_len]).map_err(shape_error)?;
-            let t = match labels {
-                Some(_) => Target::Labels(ArrayView1::from(&ls[..m])),
-                None => {
-                    Target::Values(ArrayViewD::from_shape(IxDyn(&t_dims), &ts[..m * out_len]).map_err(shape_error)?)
-                }
-            };
+            let (x, t) = gather.batch(&order[lo..hi], config, epoch)?;
             let loss = match model.train_step(x, t) {
                 Ok(loss) if loss.is_finite() => loss,
                 Ok(loss) | Err(Error::Diverged { loss, .. }) => {
@@ -818,34 +858,105 @@ fn run<M: Train + ?Sized>(
             Some(v) => Some(evaluate_checked(model, v, config.loss, batch)?),
             None => None,
         };
-        let used = prepared.used as f64;
-        let train_accuracy = match (config.loss, &train.targets) {
-            (Loss::CrossEntropy, Targets::Labels(_)) => Some(used),
-            (Loss::BinaryCrossEntropy, Targets::Values(_)) => Some(used * out_len as f64),
-            _ => None,
-        }
-        .filter(|_| at.sums.counted)
-        .map(|total| at.sums.correct as f64 / total);
-        let epoch_report = EpochReport {
-            epoch,
-            learning_rate: lr,
-            train_loss: at.sums.loss / used,
-            train_accuracy,
-            validation,
-            seconds: carried + start.elapsed().as_secs_f64(),
-        };
+        let seconds = carried + start.elapsed().as_secs_f64();
+        let report = at.close_epoch(prepared, config, out_len, lr, validation, seconds);
         if config.verbose {
-            println!("{}", epoch_line(&epoch_report, config.epochs));
+            println!("{}", epoch_line(report, config.epochs));
         }
-        at.history.push(epoch_report);
-        at.epoch += 1;
-        at.step = 0;
-        at.sums = Sums::fresh();
         if let Some(save) = control.save.as_mut() {
             save(model, &at)?;
         }
     }
     Ok(FitReport { history: at.history })
+}
+
+/// The training set in memory order and the buffers one batch is gathered (and
+/// augmented) into, allocated once per run.
+struct Gather<'d> {
+    inputs: CowArray<'d, f32, IxDyn>,
+    values: Option<CowArray<'d, f32, IxDyn>>,
+    labels: Option<&'d [usize]>,
+    in_len: usize,
+    out_len: usize,
+    chw: (usize, usize, usize),
+    xs: Vec<f32>,
+    ls: Vec<usize>,
+    ts: Vec<f32>,
+    x_dims: Vec<usize>,
+    t_dims: Vec<usize>,
+}
+
+impl<'d> Gather<'d> {
+    fn new(train: &'d Dataset, batch: usize, input_shape: &[usize], output_shape: &[usize]) -> Self {
+        let in_len: usize = input_shape.iter().product();
+        let out_len: usize = output_shape.iter().product();
+        let chw = match input_shape[..] {
+            [c, h, w] => (c, h, w),
+            _ => (1, 1, in_len),
+        };
+        let (values, labels) = match &train.targets {
+            Targets::Values(v) => (Some(v.as_standard_layout()), None),
+            Targets::Labels(l) => (None, Some(&l[..])),
+        };
+        let mut x_dims = vec![0usize; 1 + input_shape.len()];
+        x_dims[1..].copy_from_slice(input_shape);
+        let mut t_dims = vec![0usize; 1 + output_shape.len()];
+        t_dims[1..].copy_from_slice(output_shape);
+        Gather {
+            inputs: train.inputs.as_standard_layout(),
+            xs: vec![0.0f32; batch * in_len],
+            ls: vec![0usize; if labels.is_some() { batch } else { 0 }],
+            ts: vec![0.0f32; if values.is_some() { batch * out_len } else { 0 }],
+            values,
+            labels,
+            in_len,
+            out_len,
+            chw,
+            x_dims,
+            t_dims,
+        }
+    }
+
+    /// The samples `indices` of the training set as one batch, augmented as
+    /// `config` says for `epoch`.
+    fn batch(
+        &mut self,
+        indices: &[usize],
+        config: &FitConfig,
+        epoch: usize,
+    ) -> Result<(ArrayViewD<'_, f32>, Target<'_>), Error> {
+        let (in_len, out_len, m) = (self.in_len, self.out_len, indices.len());
+        let inputs = self.inputs.as_slice().unwrap_or(&[]);
+        let values = self.values.as_ref().map(|v| v.as_slice().unwrap_or(&[]));
+        for (k, &i) in indices.iter().enumerate() {
+            let (src, dst) = (
+                &inputs[i * in_len..(i + 1) * in_len],
+                &mut self.xs[k * in_len..(k + 1) * in_len],
+            );
+            if config.augment.is_empty() {
+                dst.copy_from_slice(src);
+            } else {
+                augment_sample(config.augment, self.chw, config.seed, epoch as u64, i as u64, src, dst);
+            }
+            if let Some(l) = self.labels {
+                self.ls[k] = l[i];
+            }
+            if let Some(v) = values {
+                self.ts[k * out_len..(k + 1) * out_len].copy_from_slice(&v[i * out_len..(i + 1) * out_len]);
+            }
+        }
+        self.x_dims[0] = m;
+        self.t_dims[0] = m;
+        let shape_error = |e: ndarray::ShapeError| Error::Config(format!("gathering a batch: {e}"));
+        let x = ArrayViewD::from_shape(IxDyn(&self.x_dims), &self.xs[..m * in_len]).map_err(shape_error)?;
+        let t = match self.labels {
+            Some(_) => Target::Labels(ArrayView1::from(&self.ls[..m])),
+            None => Target::Values(
+                ArrayViewD::from_shape(IxDyn(&self.t_dims), &self.ts[..m * out_len]).map_err(shape_error)?,
+            ),
+        };
+        Ok((x, t))
+    }
 }
 
 /// Every parameter, or the name of the first one holding NaN or infinity.

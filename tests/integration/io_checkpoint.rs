@@ -4,7 +4,7 @@
 
 use crate::io_model;
 
-use cnnc::rt::checkpoint::{Checkpoint, EpochRecord, Progress, RngState, Signature, METADATA_KEY};
+use cnnc::rt::checkpoint::{Checkpoint, Distributed, EpochRecord, Progress, RngState, Signature, METADATA_KEY};
 use cnnc::Error;
 use io_model::TableModel;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
@@ -156,6 +156,45 @@ fn a_checkpoint_round_trips_bit_for_bit() {
     assert_eq!(bits(&back.history), bits(&c.history));
     // Saving what was loaded gives the same bytes.
     assert_eq!(back.to_bytes().unwrap(), std::fs::read(&path).unwrap());
+}
+
+#[test]
+fn a_distributed_checkpoint_keeps_the_ranks_the_batch_and_every_ranks_buffers() {
+    let mut c = sample();
+    let per_rank: usize = c.buffers.iter().map(|(_, a)| a.len()).sum();
+    assert!(per_rank > 0);
+    c.distributed = Some(Distributed {
+        ranks: 3,
+        global_batch: 96,
+        rank_buffers: (0..3 * per_rank).map(|i| 1.0 / (i as f32 + 7.0)).collect(),
+    });
+    let bytes = c.to_bytes().unwrap();
+    let back = Checkpoint::from_bytes(&bytes, "run.ckpt").unwrap();
+    assert_eq!(back, c);
+    let (tensors, json) = split(&bytes);
+    assert_eq!(json["distributed"], serde_json::json!({"ranks": 3, "global_batch": 96}));
+    assert_eq!(tensors["distributed/buffers"].1, vec![3 * per_rank]);
+    // A single-process checkpoint has neither.
+    let (tensors, json) = split(&sample_bytes());
+    assert!(json.get("distributed").is_none() && !tensors.contains_key("distributed/buffers"));
+
+    let mut short = c.clone();
+    if let Some(d) = short.distributed.as_mut() {
+        d.rank_buffers.pop();
+    }
+    let e = short.to_bytes().unwrap_err();
+    assert!(e.contains("3 ranks of") && e.contains("distributed/buffers"), "{e}");
+    let mut none = c.clone();
+    if let Some(d) = none.distributed.as_mut() {
+        d.ranks = 0;
+    }
+    assert!(none.to_bytes().unwrap_err().contains("0 ranks"));
+    let (mut tensors, json) = split(&bytes);
+    tensors.remove("distributed/buffers");
+    refused(
+        &with_json(&tensors, &json.to_string()),
+        "tensor `distributed/buffers` is missing",
+    );
 }
 
 #[test]
