@@ -242,6 +242,7 @@ where
         agreement_seconds: 0.0,
     };
 
+    model.set_epochs(config.epochs);
     for epoch in 0..config.epochs {
         let start = Instant::now();
         model.set_epoch(epoch);

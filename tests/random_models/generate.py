@@ -26,11 +26,15 @@ def conv(c):
     groups = rng.choice([1, 1, 1, 2, c]) if c > 1 else 1
     if f % groups or c % groups:
         groups = 1
-    k = rng.choice([1, 2, 3])
+    k = rng.choice([1, 2, 3, 3, 5])
+    d = rng.choice([2, 3]) if rng.random() < 0.3 else 1
     opts = [f"conv {f} kernel {k}"]
     if rng.random() < 0.3: opts.append(f"stride {rng.choice([1, 2])} round floor")
-    if rng.random() < 0.4: opts.append(f"pad {rng.choice(['1', 'same', '1x0'])}")
-    if rng.random() < 0.25: opts.append("dilation 2")
+    if rng.random() < 0.5:
+        # Padding of the dilation (`pad D dilation D` keeps a dilated 3x3's size),
+        # past the kernel, and on one side only: taps that read only padding.
+        opts.append(f"pad {rng.choice(['1', 'same', '1x0', str(d), str(k // 2), f'right {k - 1}', f'left {k - 1} top 1'])}")
+    if d > 1: opts.append(f"dilation {d}")
     if groups > 1: opts.append(f"groups {groups}")
     if rng.random() < 0.3: opts.append("bias off")
     return " ".join(opts) + " " + act(), f
@@ -72,6 +76,9 @@ def image_items(c, depth=0):
 
 def model(i):
     c, h, w = rng.randint(1, 3), rng.randint(5, 8), rng.randint(5, 8)
+    if rng.random() < 0.2:
+        # Tiny maps: kernels wider than the input, whose outer taps read only padding.
+        h, w = rng.randint(1, 3), rng.randint(1, 3)
     lines = [f"input {c}x{h}x{w}"]
     if rng.random() < 0.3:
         lines[0] += " normalize mean " + " ".join("0.1" for _ in range(c)) + " std " + " ".join("0.5" for _ in range(c))
