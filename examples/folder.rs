@@ -61,10 +61,10 @@ cnn_macros::cnn! {
         dense 10 softmax
         train {
             loss cross_entropy
-            optimizer adam lr 0.003
+            optimizer adam lr 0.005
             schedule cosine
-            batch 32
-            epochs 15
+            batch 16
+            epochs 30
             validation 0.1
             augment flip horizontal crop 4
         }
