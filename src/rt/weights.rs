@@ -117,6 +117,9 @@ pub fn load_bytes_partial(model: &mut dyn Model, bytes: &[u8], source: &str) -> 
     load(model, bytes, source, false)
 }
 
+/// Tensors read from a file, under the model's names.
+type Named = Vec<(String, ArrayD<f32>)>;
+
 /// Reads the file's tensors under the model's names `names` (of the parameters
 /// when `params`, else the buffers): the values to set, and the names the file
 /// lacks (an error when `strict`).
@@ -126,7 +129,7 @@ fn read_all(
     names: &[String],
     params: bool,
     strict: bool,
-) -> Result<(Vec<(String, ArrayD<f32>)>, Vec<String>), String> {
+) -> Result<(Named, Vec<String>), String> {
     let (mut values, mut missing) = (Vec::with_capacity(names.len()), Vec::new());
     for name in names {
         if !strict && file.tensor(name).is_err() {

@@ -144,5 +144,8 @@ for i, t in enumerate(kept):
     src = t.replace("\\", "\\\\").replace('"', '\\"')
     out.append(f'        ("R{i}", "{src}", || Box::new(R{i}::new({i}))),\n')
 out.append("    ]\n}\n")
-open(os.path.join(root, "tests", "random_models", "generated.rs"), "w").write("".join(out))
+path = os.path.join(root, "tests", "random_models", "generated.rs")
+open(path, "w").write("".join(out))
+# As `cargo fmt` would leave it (rustfmt.toml at the root applies).
+subprocess.run(["rustfmt", "--edition", "2021", path], check=True)
 print(f"kept {count} of {tried} candidates")
