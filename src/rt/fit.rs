@@ -603,10 +603,10 @@ fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &FitConfig) -> 
     let mut used = n;
     if let Some(most) = model.max_train_batch().filter(|&most| batch > most) {
         return Err(Error::Config(format!(
-            "FitConfig.batch {batch}: this model has batchnorm, which normalizes over a step's whole batch in \
-             buffers compiled for its train block's `batch {most}`, so it trains on at most {most} \
-             samples per step; give a batch of at most {most}, or raise `batch` in the train block \
-             (evaluation and prediction take any batch)"
+            "FitConfig.batch {batch}: this model has batchnorm, which normalizes over a training step's \
+             whole batch, and a step takes at most its train block's `batch {most}` samples (generated \
+             code sizes its buffers for them); give a batch of at most {most}, or raise `batch` in the \
+             train block (evaluation and prediction take any batch)"
         )));
     }
     let fewest = model.min_train_batch();
