@@ -46,6 +46,16 @@ macro_rules! __model {
                 self.0.load_safetensors(path.as_ref())
             }
 
+            /// Loads the tensors a weight file has, leaves the others as they are and
+            /// ignores the file's extra ones (PyTorch's `strict=False`): a pretrained
+            /// body into a model with a new head. A shape mismatch is an error.
+            pub fn load_safetensors_partial(
+                &mut self,
+                path: impl ::core::convert::AsRef<::std::path::Path>,
+            ) -> ::core::result::Result<$crate::rt::weights::LoadReport, $crate::Error> {
+                self.0.load_safetensors_partial(path.as_ref())
+            }
+
             /// Inference into a caller's buffer of `N * OUTPUT_SHAPE` values; allocates nothing.
             pub fn predict_into(
                 &mut self,
@@ -164,6 +174,15 @@ macro_rules! __train {
             }
             fn set_epoch(&mut self, epoch: ::core::primitive::usize) {
                 $crate::Train::set_epoch(&mut self.0, epoch)
+            }
+            fn set_epochs(&mut self, epochs: ::core::primitive::usize) {
+                $crate::Train::set_epochs(&mut self.0, epochs)
+            }
+            fn min_train_batch(&self) -> ::core::primitive::usize {
+                $crate::Train::min_train_batch(&self.0)
+            }
+            fn max_train_batch(&self) -> ::core::option::Option<::core::primitive::usize> {
+                $crate::Train::max_train_batch(&self.0)
             }
             fn last_correct(&self) -> ::core::option::Option<::core::primitive::usize> {
                 $crate::Train::last_correct(&self.0)

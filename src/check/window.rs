@@ -244,7 +244,8 @@ fn check_padding_limits(spec: &Spec, before: [usize; 2], after: [usize; 2], diag
                     ),
                 )
                 .with_hint("padding must be less than the dilated window on every side; more would only add zeros"),
-                Kind::Conv if p >= k => Diagnostic::new(
+                // Without dilation the span is the kernel: the plain message.
+                Kind::Conv if p >= span => Diagnostic::new(
                     Code::Padding,
                     spec.pad_span,
                     format!("padding {p} is not smaller than the kernel size {k}"),

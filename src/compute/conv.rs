@@ -445,6 +445,11 @@ pub fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
                     }
                     out[..lo].fill(0.0);
                     out[hi..].fill(0.0);
+                    if lo == hi {
+                        // Every position's tap is in the padding (a kernel wider
+                        // than the input): `first` below would start past the row.
+                        continue;
+                    }
                     let xrow = &xc[ih * s.w..][..s.w];
                     let first = lo * s.sw + kw * s.dw - s.pl;
                     if s.sw == 1 {
@@ -473,7 +478,7 @@ pub fn col2im(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
                 let (lo, hi) = valid_columns(s, kw);
                 for oh in 0..s.oh {
                     let ih = (oh * s.sh + kh * s.dh).wrapping_sub(s.pt);
-                    if ih >= s.h {
+                    if ih >= s.h || lo == hi {
                         continue;
                     }
                     let src = &row[oh * s.ow + lo..oh * s.ow + hi];

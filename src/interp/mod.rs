@@ -50,6 +50,8 @@ pub struct Interpreter {
     optimizer: Option<optim::Optimizer>,
     /// The epoch whose learning rate `train_step` uses.
     epoch: usize,
+    /// The epochs the schedule spans: the train block's, or the run's (`set_epochs`).
+    epochs: usize,
     /// Successful `train_step`s so far (a divergence error names the next one); saved
     /// as every batchnorm's `num_batches_tracked`.
     steps: usize,
@@ -88,6 +90,7 @@ impl Interpreter {
         let mut dropout = ChaCha8Rng::seed_from_u64(seed);
         dropout.set_stream(1);
         Interpreter {
+            epochs: model.train.as_ref().map_or(1, |t| t.epochs),
             input_shape: model.input.dims(),
             output_shape: model.output().dims(),
             net: Network::from_parts(model, params),
@@ -114,6 +117,31 @@ impl Interpreter {
 
     pub fn epoch(&self) -> usize {
         self.epoch
+    }
+
+    /// The learning rate of `epoch` after the schedule, which spans `self.epochs`.
+    fn rate(&self, epoch: usize) -> f64 {
+        self.net
+            .model()
+            .train
+            .as_ref()
+            .map_or(0.0, |t| t.schedule.learning_rate(t.optimizer.lr(), self.epochs, epoch))
+    }
+
+    /// Loads every parameter and buffer from a weight file (see
+    /// [`crate::rt::weights::load_safetensors`]).
+    pub fn load_safetensors(&mut self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        crate::rt::weights::load_safetensors(self, path.as_ref())
+    }
+
+    /// Loads the tensors a weight file has and reports the loaded, missing and
+    /// unexpected ones (PyTorch's `strict=False`; see
+    /// [`crate::rt::weights::load_safetensors_partial`]).
+    pub fn load_safetensors_partial(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+    ) -> Result<crate::rt::weights::LoadReport, Error> {
+        crate::rt::weights::load_safetensors_partial(self, path.as_ref())
     }
 
     fn param_index(&self, name: &str) -> Result<usize, Error> {
@@ -256,6 +284,19 @@ impl Train for Interpreter {
         self.epoch = epoch;
     }
 
+    fn set_epochs(&mut self, epochs: usize) {
+        self.epochs = epochs;
+    }
+
+    fn min_train_batch(&self) -> usize {
+        validate::min_train_batch(self.net.model())
+    }
+
+    fn max_train_batch(&self) -> Option<usize> {
+        let model = self.net.model();
+        model.train.as_ref().filter(|_| model.has_batchnorm()).map(|t| t.batch)
+    }
+
     fn gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<Gradients, Error> {
         let g = self.net.gradients(x, &target, Some(&mut self.dropout))?;
         Ok(Gradients {
@@ -284,12 +325,7 @@ impl Train for Interpreter {
         for (dst, src) in buffers.iter_mut().zip(g.buffers) {
             *dst = src;
         }
-        let lr = self
-            .net
-            .model()
-            .train
-            .as_ref()
-            .map_or(0.0, |t| t.learning_rate(self.epoch));
+        let lr = self.rate(self.epoch);
         if let Some(optimizer) = self.optimizer.as_mut() {
             optimizer.step(self.net.params_mut(), &g.params, lr);
         }
@@ -298,10 +334,6 @@ impl Train for Interpreter {
 
     /// The learning rate of `epoch` after the schedule; 0 for an inference-only model.
     fn learning_rate(&self, epoch: usize) -> f32 {
-        self.net
-            .model()
-            .train
-            .as_ref()
-            .map_or(0.0, |t| t.learning_rate(epoch) as f32)
+        self.rate(epoch) as f32
     }
 }

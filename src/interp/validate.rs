@@ -107,6 +107,20 @@ pub fn target(model: &ir::Model, loss: Loss, n: usize, target: &Target<'_>) -> R
     }
 }
 
+/// The fewest samples a training step takes: 2 when a batchnorm layer gets one
+/// value per channel from a sample (after a dense layer, or on 1x1 maps), else 1.
+pub fn min_train_batch(model: &ir::Model) -> usize {
+    let single = model
+        .all_layers()
+        .into_iter()
+        .any(|layer| matches!(layer.op, Op::BatchNorm(_)) && layer.input.len() / layer.input.channels().max(1) < 2);
+    if single {
+        2
+    } else {
+        1
+    }
+}
+
 /// A training-mode call on `x` (shape `[N, ...]`) suits a model with batchnorm: at
 /// most the model's `batch` samples (the statistics are over one whole minibatch),
 /// and at least 2 values per channel at every batchnorm (a variance needs them).

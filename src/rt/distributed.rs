@@ -417,6 +417,8 @@ impl<M: FlatTrain, C: Communicator> Run<'_, M, C> {
         let (epoch, batches, batch) = (at.epoch, self.prepared.batches, self.prepared.batch);
         let start = Instant::now();
         let carried = at.sums.seconds;
+        // The schedule spans the epochs this run trains (a caller may change them).
+        self.model.set_epochs(self.config.epochs);
         self.model.set_epoch(epoch);
         let lr = self.model.learning_rate(epoch);
         let order = shuffled(

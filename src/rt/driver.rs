@@ -210,6 +210,8 @@ pub struct Driver<N: Network> {
     /// file sets it; the optimizer's count is `step`).
     tracked: u64,
     epoch: usize,
+    /// The epochs the schedule spans: the train block's, or the run's (`set_epochs`).
+    epochs: usize,
     correct: usize,
     seed: u64,
 }
@@ -393,6 +395,7 @@ impl<N: Network> Driver<N> {
             step: 0,
             tracked: 0,
             epoch: 0,
+            epochs: spec.train.map_or(1, |t| t.epochs),
             correct: 0,
             seed,
         }
@@ -490,6 +493,16 @@ impl<N: Network> Driver<N> {
         Self: Model,
     {
         super::weights::load_safetensors(self, path)
+    }
+
+    /// Loads the tensors a weight file has and reports the loaded, missing and
+    /// unexpected ones (PyTorch's `strict=False`; see
+    /// [`super::weights::load_safetensors_partial`]).
+    pub fn load_safetensors_partial(&mut self, path: &std::path::Path) -> Result<super::weights::LoadReport, Error>
+    where
+        Self: Model,
+    {
+        super::weights::load_safetensors_partial(self, path)
     }
 }
 
@@ -760,7 +773,7 @@ where
 
     fn learning_rate_at(&self, epoch: usize) -> f32 {
         match Self::SPEC.train {
-            Some(t) => t.schedule.learning_rate(t.optimizer.lr(), t.epochs, epoch) as f32,
+            Some(t) => t.schedule.learning_rate(t.optimizer.lr(), self.epochs, epoch) as f32,
             None => 0.0,
         }
     }
@@ -856,6 +869,22 @@ where
 
     fn set_epoch(&mut self, epoch: usize) {
         self.epoch = epoch;
+    }
+
+    fn set_epochs(&mut self, epochs: usize) {
+        self.epochs = epochs;
+    }
+
+    fn min_train_batch(&self) -> usize {
+        if Self::SPEC.batchnorms.iter().any(|bn| bn.area < 2) {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn max_train_batch(&self) -> Option<usize> {
+        (!Self::SPEC.batchnorms.is_empty()).then_some(Self::SPEC.batch)
     }
 
     fn last_correct(&self) -> Option<usize> {

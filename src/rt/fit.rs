@@ -199,10 +199,15 @@ pub struct Evaluation {
 ///
 /// Each epoch visits the training set in a new seeded order; its batches are
 /// gathered into buffers allocated once per run, and augmented there when
-/// `config.augment` says so. A model with batchnorm (one with buffers) cannot train
-/// on a batch of one sample (PyTorch refuses it too), so when the last batch of an
-/// epoch would hold a single sample, that sample is left out of the epoch (it
-/// lands in another batch in the next epoch's order).
+/// `config.augment` says so. Every schedule spans `config.epochs`, the epochs
+/// actually run (`cosine` anneals over them). A batchnorm layer that gets one
+/// value per channel from a sample (after a dense layer, or on 1x1 maps) cannot
+/// train on a batch of one sample (PyTorch refuses it too), so when the last batch
+/// of an epoch would hold a single sample, that sample is left out of the epoch
+/// (it lands in another batch in the next epoch's order); a conv model with
+/// batchnorm on larger maps trains on one sample. A model with batchnorm takes at
+/// most its compiled `batch` per step: a larger `config.batch` is refused before
+/// training (evaluation takes any batch).
 ///
 /// A run that diverges stops with [`Error::Diverged`] (the epoch and batch whose
 /// loss was not finite) or [`Error::DivergedParams`] (a parameter that stopped being
@@ -213,6 +218,7 @@ pub struct Evaluation {
 /// [`fit_resumable`] does, for models that expose their optimizer state.
 pub fn fit<M: Train + ?Sized>(model: &mut M, data: &Dataset, config: &FitConfig) -> Result<FitReport, Error> {
     let prepared = prepare(model, data, config)?;
+    model.set_epochs(config.epochs);
     run(model, &prepared, config, Position::start(), Control::default())
 }
 
@@ -241,6 +247,7 @@ pub fn fit_resumable<M: FlatTrain>(
     options: &FitOptions<'_>,
 ) -> Result<FitReport, Error> {
     let prepared = prepare(model, data, config)?;
+    model.set_epochs(config.epochs);
     check_options(options)?;
     let signature = run_signature(model, config, data, options);
     let start = match &options.resume {
@@ -652,12 +659,27 @@ pub(crate) fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &Fit
     let n = train.len();
     let mut batches = n.div_ceil(batch);
     let mut used = n;
-    let batchnorm = !model.buffer_names().is_empty();
-    if batchnorm && batch > 1 && n % batch == 1 {
+    if let Some(most) = model.max_train_batch().filter(|&most| batch > most) {
+        return Err(Error::Config(format!(
+            "FitConfig.batch {batch}: this model has batchnorm, which normalizes over a training step's \
+             whole batch, and a step takes at most its train block's `batch {most}` samples (generated \
+             code sizes its buffers for them); give a batch of at most {most}, or raise `batch` in the \
+             train block (evaluation and prediction take any batch)"
+        )));
+    }
+    let fewest = model.min_train_batch();
+    if fewest > batch {
+        return Err(Error::Config(format!(
+            "FitConfig.batch {batch}: a batchnorm layer of this model gets one value per channel from a sample \
+             (after a dense layer, or on 1x1 maps), so it trains on batches of at least {fewest} samples"
+        )));
+    }
+    if fewest > 1 && n % batch == 1 {
         if n == 1 {
             return Err(Error::Config(
-                "a model with batchnorm trains on batches of at least 2 samples, and the training set \
-                 (after the validation split) holds 1"
+                "a batchnorm layer of this model gets one value per channel from a sample (after a \
+                 dense layer, or on 1x1 maps), so it trains on batches of at least 2 samples, and the \
+                 training set (after the validation split) holds 1"
                     .into(),
             ));
         }

@@ -98,6 +98,32 @@ pub trait Train: Model {
         let _ = epoch;
     }
 
+    /// Sets the number of epochs the run trains, which the schedule spans (`fit`
+    /// calls it with its `epochs`, so that `cosine` anneals over the epochs actually
+    /// run); the train block's `epochs` until then.
+    fn set_epochs(&mut self, epochs: usize) {
+        let _ = epochs;
+    }
+
+    /// The fewest samples a training step takes: 2 where a batchnorm layer gets
+    /// one value per channel from each sample (after a dense layer, or on 1x1
+    /// maps), as PyTorch, which cannot compute a variance from one value; else 1.
+    /// Without a finer answer, 2 for any model with buffers.
+    fn min_train_batch(&self) -> usize {
+        if self.buffer_names().is_empty() {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// The most samples a training step takes at once, when there is a limit: a
+    /// generated model with batchnorm normalizes a step's whole batch in buffers
+    /// sized for its compiled `batch`. Inference and evaluation take any number.
+    fn max_train_batch(&self) -> Option<usize> {
+        None
+    }
+
     /// How many samples of the last `train_step` the model classified right
     /// (argmax of the output equal to the label), when it keeps count.
     fn last_correct(&self) -> Option<usize> {

@@ -80,6 +80,71 @@ pub fn load_safetensors(model: &mut dyn Model, path: &Path) -> Result<(), Error>
 /// [`load_safetensors`] of bytes already read; `source` names them in errors (a
 /// path, or any name).
 pub fn load_bytes(model: &mut dyn Model, bytes: &[u8], source: &str) -> Result<(), Error> {
+    load(model, bytes, source, true).map(|_| ())
+}
+
+/// What [`load_safetensors_partial`] did: the model's tensors it loaded, the
+/// model's tensors the file lacks (they keep their values) and the file's tensors
+/// the model does not have (ignored), each sorted by name: PyTorch's
+/// `load_state_dict(strict=False)` report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub loaded: Vec<String>,
+    pub missing: Vec<String>,
+    pub unexpected: Vec<String>,
+}
+
+/// Loads the parameters and buffers a safetensors file has, leaving the others as
+/// they are and ignoring the file's tensors the model does not have, as PyTorch's
+/// `load_state_dict(strict=False)`: fine-tuning loads a pretrained body into a
+/// model with a new head. The report lists what was loaded, missing and unexpected.
+///
+/// A tensor present under one of the model's names must still be f32, of the
+/// model's shape (an error names the tensor and both shapes), and finite; the
+/// step count is taken as [`load_safetensors`] takes it. Everything is checked
+/// before anything changes: after an error the model is as it was.
+pub fn load_safetensors_partial(model: &mut dyn Model, path: &Path) -> Result<LoadReport, Error> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: shown.clone(),
+        source: e,
+    })?;
+    load(model, &bytes, &shown, false)
+}
+
+/// [`load_safetensors_partial`] of bytes already read.
+pub fn load_bytes_partial(model: &mut dyn Model, bytes: &[u8], source: &str) -> Result<LoadReport, Error> {
+    load(model, bytes, source, false)
+}
+
+/// Tensors read from a file, under the model's names.
+type Named = Vec<(String, ArrayD<f32>)>;
+
+/// Reads the file's tensors under the model's names `names` (of the parameters
+/// when `params`, else the buffers): the values to set, and the names the file
+/// lacks (an error when `strict`).
+fn read_all(
+    model: &dyn Model,
+    file: &SafeTensors<'_>,
+    names: &[String],
+    params: bool,
+    strict: bool,
+) -> Result<(Named, Vec<String>), String> {
+    let (mut values, mut missing) = (Vec::with_capacity(names.len()), Vec::new());
+    for name in names {
+        if !strict && file.tensor(name).is_err() {
+            missing.push(name.clone());
+            continue;
+        }
+        let current = if params { model.param(name) } else { model.buffer(name) };
+        let want = current.map(|a| a.shape().to_vec()).unwrap_or_default();
+        values.push((name.clone(), read_f32(file, name, &want, "the model's")?));
+    }
+    Ok((values, missing))
+}
+
+/// The strict load (every tensor present, none extra) or the partial one.
+fn load(model: &mut dyn Model, bytes: &[u8], source: &str, strict: bool) -> Result<LoadReport, Error> {
     let format = |message: String| Error::Format {
         path: source.to_string(),
         message,
@@ -90,8 +155,8 @@ pub fn load_bytes(model: &mut dyn Model, bytes: &[u8], source: &str) -> Result<(
     let tracked = tracked_names(model);
     let known = || params.iter().chain(&buffers).chain(&tracked);
     let mut extra: Vec<&str> = file.names().into_iter().filter(|n| !known().any(|m| m == n)).collect();
-    if !extra.is_empty() {
-        extra.sort_unstable();
+    extra.sort_unstable();
+    if strict && !extra.is_empty() {
         let known: Vec<&str> = known().map(String::as_str).collect();
         return Err(format(format!(
             "holds tensors the model does not have: {}; the model's are {}",
@@ -99,22 +164,12 @@ pub fn load_bytes(model: &mut dyn Model, bytes: &[u8], source: &str) -> Result<(
             known.join(", ")
         )));
     }
-    let mut new_params = Vec::with_capacity(params.len());
-    for name in &params {
-        let want = model.param(name).map(|a| a.shape().to_vec()).unwrap_or_default();
-        new_params.push((
-            name.as_str(),
-            read_f32(&file, name, &want, "the model's").map_err(format)?,
-        ));
-    }
-    let mut new_buffers = Vec::with_capacity(buffers.len());
-    for name in &buffers {
-        let want = model.buffer(name).map(|a| a.shape().to_vec()).unwrap_or_default();
-        new_buffers.push((
-            name.as_str(),
-            read_f32(&file, name, &want, "the model's").map_err(format)?,
-        ));
-    }
+    let (new_params, mut missing) = read_all(model, &file, &params, true, strict).map_err(format)?;
+    let (new_buffers, missing_buffers) = read_all(model, &file, &buffers, false, strict).map_err(format)?;
+    missing.extend(missing_buffers);
+    missing.sort_unstable();
+    let mut loaded: Vec<String> = new_params.iter().chain(&new_buffers).map(|(n, _)| n.clone()).collect();
+    loaded.sort_unstable();
     let mut steps = None;
     for name in &tracked {
         if let Some(n) = read_tracked(&file, name).map_err(format)? {
@@ -146,10 +201,14 @@ pub fn load_bytes(model: &mut dyn Model, bytes: &[u8], source: &str) -> Result<(
         }
         return Err(e);
     }
-    if !tracked.is_empty() {
+    if !tracked.is_empty() && (strict || steps.is_some()) {
         model.set_batches_tracked(steps.unwrap_or(0));
     }
-    Ok(())
+    Ok(LoadReport {
+        loaded,
+        missing,
+        unexpected: extra.into_iter().map(str::to_string).collect(),
+    })
 }
 
 /// `PREFIX.num_batches_tracked` for each buffer `PREFIX.running_mean`: one per

@@ -5,6 +5,8 @@ with the interpreter (forward, gradients, three training steps).
 
     python3 tests/random_models/generate.py [COUNT] [SEED]      # default 40 models, seed 1
 
+Draws include dilated padding past the kernel (`pad D dilation D`) and tiny maps
+under kernels wider than the input (taps that read only padding).
 Candidates are drawn without regard to shapes; the checker (`cnnc check`, built
 from this checkout) keeps the valid ones. Smooth activations and average pooling
 only: relu kinks and max-pooling ties can flip between two float32 summation
@@ -26,11 +28,17 @@ def conv(c):
     groups = rng.choice([1, 1, 1, 2, c]) if c > 1 else 1
     if f % groups or c % groups:
         groups = 1
-    k = rng.choice([1, 2, 3])
+    k = rng.choice([1, 2, 3, 3, 5])
+    d = rng.choice([2, 3]) if rng.random() < 0.3 else 1
     opts = [f"conv {f} kernel {k}"]
     if rng.random() < 0.3: opts.append(f"stride {rng.choice([1, 2])} round floor")
-    if rng.random() < 0.4: opts.append(f"pad {rng.choice(['1', 'same', '1x0'])}")
-    if rng.random() < 0.25: opts.append("dilation 2")
+    if d > 1 and rng.random() < 0.6:
+        # `pad D dilation D`: padding past the kernel that keeps a dilated 3x3's size.
+        opts.append(f"pad {d}")
+    elif rng.random() < 0.5:
+        # One side only: taps that read only padding.
+        opts.append(f"pad {rng.choice(['1', 'same', '1x0', str(k // 2), f'right {k - 1}', f'left {k - 1} top 1'])}")
+    if d > 1: opts.append(f"dilation {d}")
     if groups > 1: opts.append(f"groups {groups}")
     if rng.random() < 0.3: opts.append("bias off")
     return " ".join(opts) + " " + act(), f
@@ -72,10 +80,20 @@ def image_items(c, depth=0):
 
 def model(i):
     c, h, w = rng.randint(1, 3), rng.randint(5, 8), rng.randint(5, 8)
+    tiny = rng.random() < 0.15
+    if tiny:
+        # Tiny maps: kernels wider than the input, whose outer taps read only padding.
+        h, w = rng.randint(1, 3), rng.randint(1, 3)
     lines = [f"input {c}x{h}x{w}"]
     if rng.random() < 0.3:
         lines[0] += " normalize mean " + " ".join("0.1" for _ in range(c)) + " std " + " ".join("0.5" for _ in range(c))
-    items, _ = image_items(c)
+    if tiny:
+        f = rng.choice([1, 2, 4, 17])
+        lines.append(rng.choice([f"conv {f} kernel 5 pad 2", f"conv {f} kernel 1x3 pad right 2",
+                                 f"conv {f} kernel 3x5 pad left 4 top 1 bottom 1", f"conv {f} kernel 3 pad 3 dilation 3"]) + " " + act())
+        items = ["batchnorm " + act()] if rng.random() < 0.5 else []
+    else:
+        items, _ = image_items(c)
     lines += items
     lines.append(rng.choice(["flatten", "avgpool global flatten"]))
     if rng.random() < 0.5:
@@ -126,5 +144,8 @@ for i, t in enumerate(kept):
     src = t.replace("\\", "\\\\").replace('"', '\\"')
     out.append(f'        ("R{i}", "{src}", || Box::new(R{i}::new({i}))),\n')
 out.append("    ]\n}\n")
-open(os.path.join(root, "tests", "random_models", "generated.rs"), "w").write("".join(out))
+path = os.path.join(root, "tests", "random_models", "generated.rs")
+open(path, "w").write("".join(out))
+# As `cargo fmt` would leave it (rustfmt.toml at the root applies).
+subprocess.run(["rustfmt", "--edition", "2021", path], check=True)
 print(f"kept {count} of {tried} candidates")
