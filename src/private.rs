@@ -13,8 +13,7 @@ pub use crate::compute::layers::{
 pub use crate::compute::{act, dropout, norm, pool, Activation, ConvShape, PoolShape};
 pub use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule};
 pub use crate::rt::driver::{
-    Backward, BatchNormSlot, Driver, Init, LayerOutput, LossIo, Network, Pass, Source, Spec, Tensor, TrainSpec,
-    Worker,
+    Backward, BatchNormSlot, Driver, Init, LayerOutput, LossIo, Network, Pass, Source, Spec, Tensor, TrainSpec, Worker,
 };
 pub use crate::{__model as model, __train as train};
 
@@ -90,7 +89,10 @@ macro_rules! __model {
                 &mut self,
                 x: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
             ) -> ::core::result::Result<
-                ::std::vec::Vec<(::std::string::String, $crate::ndarray::ArrayD<::core::primitive::f32>)>,
+                ::std::vec::Vec<(
+                    ::std::string::String,
+                    $crate::ndarray::ArrayD<::core::primitive::f32>,
+                )>,
                 $crate::Error,
             > {
                 $crate::Model::activations(&mut self.0, x)

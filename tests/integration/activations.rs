@@ -118,12 +118,20 @@ fn residual_blocks_and_batchnorm() {
 fn activations_dense_and_conv_kinds() {
     let source = include_str!("../fixtures/activations/model.cnn");
     agrees(&mut m::Activations::new(6), source, 4);
-    agrees(&mut m::BceBinary::new(7), include_str!("../fixtures/bce_binary/model.cnn"), 3);
+    agrees(
+        &mut m::BceBinary::new(7),
+        include_str!("../fixtures/bce_binary/model.cnn"),
+        3,
+    );
     let source = include_str!("../fixtures/conv_groups_depthwise/model.cnn");
     agrees(&mut m::ConvGroupsDepthwise::new(8), source, 2);
     let source = include_str!("../fixtures/avgpool_3_s2_pad1/model.cnn");
     agrees(&mut m::Avgpool3S2Pad1::new(9), source, 3);
-    agrees(&mut m::GeluCase::new(10), include_str!("../fixtures_own/gelu/model.cnn"), 5);
+    agrees(
+        &mut m::GeluCase::new(10),
+        include_str!("../fixtures_own/gelu/model.cnn"),
+        5,
+    );
 }
 
 #[test]
@@ -162,12 +170,19 @@ fn normalize_dropout_and_a_residual_join_with_its_activation() {
 #[test]
 fn a_wrong_input_is_an_error_naming_both_shapes() {
     let mut model = m::LenetSgdMomentum::new(0);
-    let err = model.activations(ArrayD::zeros(IxDyn(&[1, 1, 28, 27])).view()).unwrap_err();
+    let err = model
+        .activations(ArrayD::zeros(IxDyn(&[1, 1, 28, 27])).view())
+        .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("[1, 1, 28, 27]") && text.contains("[N, 1, 28, 28]"), "{text}");
+    assert!(
+        text.contains("[1, 1, 28, 27]") && text.contains("[N, 1, 28, 28]"),
+        "{text}"
+    );
     let source = include_str!("../fixtures/lenet_sgd_momentum/model.cnn");
     let mut interp = Interpreter::from_source(source, "LenetSgdMomentum", 0).unwrap();
-    assert!(interp.activations(ArrayD::zeros(IxDyn(&[1, 3, 28, 28])).view()).is_err());
+    assert!(interp
+        .activations(ArrayD::zeros(IxDyn(&[1, 3, 28, 28])).view())
+        .is_err());
 }
 
 /// A `Model` written by hand gets the provided method: an error, not a panic.

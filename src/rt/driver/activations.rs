@@ -141,9 +141,8 @@ impl<N: Network> Driver<N> {
             .map(|(layer, values)| {
                 let mut shape = vec![n];
                 shape.extend_from_slice(layer.shape);
-                let array = ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| {
-                    Error::Config(format!("model {}: the output of {}: {e}", spec.name, layer.name))
-                })?;
+                let array = ArrayD::from_shape_vec(IxDyn(&shape), values)
+                    .map_err(|e| Error::Config(format!("model {}: the output of {}: {e}", spec.name, layer.name)))?;
                 Ok((layer.name.to_string(), array))
             })
             .collect()
@@ -176,8 +175,21 @@ fn unfused<N: Network>(source: Source, worker: &N::Worker, pass: &Pass<'_>, y: &
             bias: b,
         } => {
             let mut scratch = vec![0.0; compute::dense::scratch_len(inputs, outputs, n)];
-            let (x, w) = (&worker.buffer(input)[..n * inputs], &p[weight..weight + inputs * outputs]);
-            compute::dense::forward(inputs, outputs, Activation::Identity, x, w, bias(b, outputs), y, n, &mut scratch);
+            let (x, w) = (
+                &worker.buffer(input)[..n * inputs],
+                &p[weight..weight + inputs * outputs],
+            );
+            compute::dense::forward(
+                inputs,
+                outputs,
+                Activation::Identity,
+                x,
+                w,
+                bias(b, outputs),
+                y,
+                n,
+                &mut scratch,
+            );
         }
         Source::BatchNorm { input, index, gamma } => {
             let bn = N::SPEC.batchnorms[index];
