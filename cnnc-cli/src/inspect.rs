@@ -98,7 +98,12 @@ pub fn inspect(model: &ir::Model, request: &Request) -> Result<String, String> {
         file_name(&request.weights)
     );
     picture.add(text(MARGIN, MARGIN, &title, BLACK), MARGIN);
-    let mut y = MARGIN + LINE + 12;
+    let legend = match request.layer {
+        Some(_) => "each map in its own range: dark lowest, yellow highest",
+        None => "each map in its own range: dark lowest, yellow highest; kernels: mid gray is 0",
+    };
+    picture.add(text(MARGIN, MARGIN + LINE + 2, legend, GRAY), MARGIN);
+    let mut y = MARGIN + 2 * LINE + 16;
     y = header(&mut picture, y, model, x.view(), &top, probabilities);
     if request.layer.is_none() {
         y = kernels(&mut picture, y, model, &interp);
@@ -379,6 +384,7 @@ fn kernels(picture: &mut Picture, y: u32, model: &ir::Model, interp: &Interprete
     if f > tiles.len() {
         label += &format!("  (1-{} of {f})", tiles.len());
     }
+    let tiles = tiles.into_iter().map(|t| (t, None)).collect();
     row_of_tiles(picture, y, &label, tiles, display(kh, kw, KERNEL_SIZE))
 }
 
@@ -386,7 +392,17 @@ fn kernels(picture: &mut Picture, y: u32, model: &ir::Model, interp: &Interprete
 fn maps(picture: &mut Picture, y: u32, panel: &Panel) -> u32 {
     let shape = panel.maps.shape();
     let (h, w) = (shape[1], shape[2]);
-    let tiles: Vec<RgbImage> = panel.maps.outer_iter().map(map_cells).collect();
+    // A constant map (a channel the activation switched off for this image) has
+    // no range to show: its tile is dark and says its value.
+    let tiles = panel
+        .maps
+        .outer_iter()
+        .map(|map| {
+            let values = || map.iter().copied().filter(|v| !v.is_nan());
+            let constant = values().next().filter(|&first| values().all(|v| v == first));
+            (map_cells(map), constant.map(|v| format!("{v:.2}")))
+        })
+        .collect();
     row_of_tiles(picture, y, &panel.label, tiles, display(h, w, MAP_SIZE))
 }
 
@@ -411,12 +427,19 @@ fn map_cells(map: ArrayViewD<'_, f32>) -> RgbImage {
     })
 }
 
-/// The label at `y`, then the tiles `size` large, [`PER_ROW`] to a row. Returns the next y.
-fn row_of_tiles(picture: &mut Picture, y: u32, label: &str, tiles: Vec<RgbImage>, (w, h): (u32, u32)) -> u32 {
+/// The label at `y`, then the tiles `size` large, [`PER_ROW`] to a row, each
+/// with its caption (if any) written across its middle. Returns the next y.
+fn row_of_tiles(
+    picture: &mut Picture,
+    y: u32,
+    label: &str,
+    tiles: Vec<(RgbImage, Option<String>)>,
+    (w, h): (u32, u32),
+) -> u32 {
     picture.add(text(MARGIN, y, label, BLACK), MARGIN);
     let top = y + LINE + 4;
     let mut bottom = top;
-    for (i, cells) in tiles.into_iter().enumerate() {
+    for (i, (cells, caption)) in tiles.into_iter().enumerate() {
         let (col, row) = ((i % PER_ROW) as u32, (i / PER_ROW) as u32);
         let (tx, ty) = (MARGIN + col * (w + GAP), top + row * (h + GAP));
         picture.add(
@@ -429,6 +452,10 @@ fn row_of_tiles(picture: &mut Picture, y: u32, label: &str, tiles: Vec<RgbImage>
             },
             MARGIN,
         );
+        if let Some(caption) = caption.filter(|c| text_width(c.chars().count()) <= w && LINE <= h) {
+            let cx = tx + (w - text_width(caption.chars().count())) / 2;
+            picture.add(text(cx, ty + (h - LINE) / 2, &caption, crate::picture::WHITE), MARGIN);
+        }
         bottom = bottom.max(ty + h);
     }
     bottom + MARGIN

@@ -59,16 +59,26 @@ fn digit(dir: &Path, size: u32) -> PathBuf {
     path
 }
 
+/// The number attribute `name` of an SVG element.
+fn attr(tag: &str, name: &str) -> u32 {
+    let start = tag.find(&format!(" {name}=\"")).expect("attribute") + name.len() + 3;
+    let end = start + tag[start..].find('"').expect("closing quote");
+    tag[start..end].parse().expect("a number")
+}
+
 /// `(x, y, w, h)` of every `<image>` in an SVG that `inspect` wrote.
 fn svg_tiles(svg: &str) -> Vec<[u32; 4]> {
-    let attr = |tag: &str, name: &str| -> u32 {
-        let start = tag.find(&format!(" {name}=\"")).expect("attribute") + name.len() + 3;
-        let end = start + tag[start..].find('"').expect("closing quote");
-        tag[start..end].parse().expect("a number")
-    };
     svg.lines()
         .filter(|l| l.starts_with("<image "))
         .map(|t| [attr(t, "x"), attr(t, "y"), attr(t, "width"), attr(t, "height")])
+        .collect()
+}
+
+/// `(x, y)` of every `<text>`.
+fn svg_texts(svg: &str) -> Vec<[u32; 2]> {
+    svg.lines()
+        .filter(|l| l.starts_with("<text "))
+        .map(|t| [attr(t, "x"), attr(t, "y")])
         .collect()
 }
 
@@ -115,6 +125,11 @@ fn lenet_picture_shows_every_map_and_the_top_class() {
     }
     assert!(svg.contains("conv2 + relu2  16x10x10") && svg.contains("maxpool2  16x5x5"));
     let tiles = svg_tiles(&svg);
+    // No tile has a caption: a constant map would say its value across it.
+    for [tx, ty] in svg_texts(&svg) {
+        let inside = |&[x, y, w, h]: &[u32; 4]| (x..x + w).contains(&tx) && (y..y + h).contains(&ty);
+        assert!(!tiles.iter().any(inside), "a caption at ({tx}, {ty}) over a tile");
+    }
     // The input, 6 kernels, 6 + 6 maps of conv1 and maxpool1, 16 + 16 of conv2 and maxpool2.
     assert_eq!(tiles.len(), 1 + 6 + 6 + 6 + 16 + 16);
     let picture: RgbImage = image::open(&png).expect("the PNG reads back").to_rgb8();
