@@ -300,3 +300,44 @@ fn class_names_come_from_classes_txt_beside_the_weights() {
         .unwrap_or_default();
     assert!(names.contains(&top), "{line}");
 }
+
+#[test]
+fn an_rgb_model_with_residual_blocks_shows_colour_kernels_and_the_block_output() {
+    let dir = folder("residual");
+    let model = "tests/fixtures/residual_projection/model.cnn";
+    let source = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(model))
+        .expect("the fixture reads");
+    let interp = cnnc::interp::Interpreter::from_source(&source, "ResidualProjection", 5).expect("a model");
+    let weights = dir.join("residual.safetensors");
+    cnnc::rt::weights::save_safetensors(&interp, &weights).expect("saved");
+    let image = dir.join("colour.png");
+    RgbImage::from_fn(7, 7, |x, y| image::Rgb([x as u8 * 36, y as u8 * 36, 200]))
+        .save(&image)
+        .expect("saved");
+    let out = dir.join("residual.svg");
+    let o = cnnc(&["inspect", model, "-w", s(&weights), s(&image), "-o", s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&out).expect("written");
+    for label in [
+        "conv1 kernels  4x3x3x3",
+        "conv1 + batchnorm1 + relu1  4x7x7",
+        "residual1.conv1 + residual1.batchnorm1 + residual1.relu1  8x4x4",
+        "residual1.shortcut.conv1 + residual1.shortcut.batchnorm1  8x4x4",
+        "residual1 + relu2  8x4x4",
+    ] {
+        assert!(svg.contains(label), "no `{label}` in the picture");
+    }
+    // A 3-channel model's kernels are in colour: some kernel cell is not gray.
+    let png = dir.join("residual.png");
+    let o = cnnc(&["inspect", model, "-w", s(&weights), s(&image), "-o", s(&png)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let raster = image::open(&png).expect("reads").to_rgb8();
+    let [x, y, w, h] = svg_tiles(&svg)[1];
+    let coloured = (y..y + h).any(|py| {
+        (x..x + w).any(|px| {
+            let [r, g, b] = raster.get_pixel(px, py).0;
+            r != g || g != b
+        })
+    });
+    assert!(coloured, "the first kernel is gray");
+}
