@@ -312,11 +312,11 @@ fn header(
     );
     let left = MARGIN + tw.max(text_width(6 + model.input.to_string().len())) + 32;
     let heading = if probabilities {
-        "top 5 classes"
+        format!("top {} classes", top.len())
     } else {
-        "largest outputs"
+        "largest outputs".to_string()
     };
-    picture.add(text(left, y, heading, BLACK), MARGIN);
+    picture.add(text(left, y, &heading, BLACK), MARGIN);
     let widest = top.iter().map(|(n, _)| n.chars().count().min(24)).max().unwrap_or(1);
     let scale = if probabilities {
         1.0
