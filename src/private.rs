@@ -13,7 +13,7 @@ pub use crate::compute::layers::{
 pub use crate::compute::{act, dropout, norm, pool, Activation, ConvShape, PoolShape};
 pub use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule};
 pub use crate::rt::driver::{
-    Backward, BatchNormSlot, Driver, Init, LossIo, Network, Pass, Spec, Tensor, TrainSpec, Worker,
+    Backward, BatchNormSlot, Driver, Init, LayerOutput, LossIo, Network, Pass, Source, Spec, Tensor, TrainSpec, Worker,
 };
 pub use crate::{__model as model, __train as train};
 
@@ -94,6 +94,18 @@ macro_rules! __model {
                 x: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
             ) -> ::core::result::Result<$crate::ndarray::ArrayD<::core::primitive::f32>, $crate::Error> {
                 $crate::Model::predict(&mut self.0, x)
+            }
+            fn activations(
+                &mut self,
+                x: $crate::ndarray::ArrayViewD<'_, ::core::primitive::f32>,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<(
+                    ::std::string::String,
+                    $crate::ndarray::ArrayD<::core::primitive::f32>,
+                )>,
+                $crate::Error,
+            > {
+                $crate::Model::activations(&mut self.0, x)
             }
             fn buffer_names(&self) -> ::std::vec::Vec<::std::string::String> {
                 $crate::Model::buffer_names(&self.0)

@@ -1,7 +1,11 @@
-//! `cnnc`: check `.cnn` files, summarize their models, and emit the generated Rust.
+//! `cnnc`: check `.cnn` files, summarize their models, emit the generated Rust,
+//! draw them, inspect what a trained model sees in an image (inspect.rs, drawn by
+//! picture.rs), and move models to and from ONNX (export.rs, import.rs).
 
 mod export;
 mod import;
+mod inspect;
+mod picture;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -76,6 +80,31 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Show what a trained model sees in one image: the image and the top-5
+    /// classes, the first convolution's kernels, and the feature maps of every
+    /// convolution, pooling layer and residual block. Prints the top class.
+    Inspect {
+        /// The model's .cnn file.
+        file: PathBuf,
+        /// The trained weights (`classes.txt` beside them names the classes).
+        #[arg(short, long)]
+        weights: PathBuf,
+        /// A PNG or JPEG image of the model's input size (gray or RGB as the
+        /// model's input channels).
+        image: PathBuf,
+        /// Where to write the picture: OUT.png or OUT.svg.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Show every channel of this layer only (a name as `cnnc summary` lists it).
+        #[arg(short, long)]
+        layer: Option<String>,
+        /// The model of the file to inspect, when it has several.
+        #[arg(short, long)]
+        model: Option<String>,
+        /// Resize an image of another size to the model's input (default: an error).
+        #[arg(long)]
+        resize: bool,
+    },
 }
 
 /// Files larger than this are refused rather than read: no model is this long.
@@ -129,6 +158,24 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        Command::Inspect {
+            file,
+            weights,
+            image,
+            output,
+            layer,
+            model,
+            resize,
+        } => {
+            let request = inspect::Request {
+                weights,
+                image,
+                output,
+                layer,
+                resize,
+            };
+            run_inspect(&file, model.as_deref(), &request)
         }
     }
 }
@@ -277,6 +324,50 @@ fn emit(path: &Path) -> ExitCode {
         Err(diags) => {
             print_diagnostics(path, &source, &diags);
             ExitCode::from(1)
+        }
+    }
+}
+
+/// `cnnc inspect`: exit 1 when the model has errors, 2 for every other problem
+/// (a file, the weights, the image, a layer name).
+fn run_inspect(path: &Path, only: Option<&str>, request: &inspect::Request) -> ExitCode {
+    let source = match read_source(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let models = match cnnc::compile(&source) {
+        Ok(models) => models,
+        Err(diags) => {
+            print_diagnostics(path, &source, &diags);
+            return ExitCode::from(1);
+        }
+    };
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
+    let model = match (only, models.as_slice()) {
+        (Some(name), _) => models
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| format!("{} has no model `{name}`; it has {}", path.display(), names.join(", "))),
+        (None, [one]) => Ok(one),
+        (None, _) => Err(format!(
+            "{} has {} models ({}); choose one with --model NAME",
+            path.display(),
+            models.len(),
+            names.join(", ")
+        )),
+    };
+    match model.and_then(|m| inspect::inspect(m, request)) {
+        Ok(line) => {
+            println!("{line}");
+            eprintln!("wrote {}", request.output.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
         }
     }
 }

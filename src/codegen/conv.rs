@@ -14,7 +14,7 @@ fn geometry(e: &Emit, s: usize) -> (ConvGeometry, Activation) {
 }
 
 /// The layer's marker type: `struct Conv1; impl rt::ConvLayer for Conv1 { ... }`.
-fn layer_type(e: &mut Emit, s: usize) -> Ident {
+pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
     let (g, act) = geometry(e, s);
     e.layer_type(format!("conv {g:?} {act:?}"), s, |e, name| {
         let w = &g.window;

@@ -16,7 +16,7 @@ fn sizes(e: &Emit, s: usize) -> (usize, usize, Activation) {
 }
 
 /// The layer's marker type: `struct Dense1; impl rt::DenseLayer for Dense1 { ... }`.
-fn layer_type(e: &mut Emit, s: usize) -> Ident {
+pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
     let (inputs, outputs, act) = sizes(e, s);
     e.layer_type(format!("dense {inputs} {outputs} {act:?}"), s, |e, name| {
         let act = act_tokens(act);

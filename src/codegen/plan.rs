@@ -118,6 +118,25 @@ pub struct Step {
     pub phase: usize,
 }
 
+/// Where one IR layer's output is after an inference pass, for
+/// `Model::activations`: the name and per-sample shape of the layer, and its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerOutput {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub source: OutputSource,
+}
+
+/// See [`LayerOutput`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputSource {
+    /// An activation buffer holds it (a flatten's output is its input's buffer).
+    Buffer(usize),
+    /// The output of this step before the activation fused into it, which no
+    /// buffer keeps: `activations` computes it again from the step's inputs.
+    Unfused(usize),
+}
+
 /// A tensor in a flat buffer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slot {
@@ -191,6 +210,8 @@ pub struct Plan {
     pub batch: usize,
     /// The buffer holding the model's output.
     pub output: usize,
+    /// Every IR layer's output, in the order the layers run.
+    pub layers: Vec<LayerOutput>,
 }
 
 /// Samples per chunk for models without a train block: what `predict` runs at
@@ -208,6 +229,7 @@ struct Planner {
     batchnorms: Vec<BatchNormSlot>,
     shared_len: usize,
     dropouts: u64,
+    layers: Vec<LayerOutput>,
     /// Binary cross-entropy needs the final sigmoid as a step of its own.
     keep_final_sigmoid: bool,
 }
@@ -228,6 +250,33 @@ impl Planner {
         });
         self.param_count += len;
         self.params.len() - 1
+    }
+
+    /// Records where `layer`'s output is: buffer `output`, or, when the activation
+    /// layer `fused` follows it inside the same step, before that activation (and
+    /// the activation's output in the buffer).
+    fn record(&mut self, layer: &Layer, fused: Option<&Layer>, output: usize) {
+        let shape = layer.output.dims();
+        match fused {
+            Some(next) => {
+                let step = self.steps.len() - 1;
+                self.layers.push(LayerOutput {
+                    name: layer.name.clone(),
+                    shape,
+                    source: OutputSource::Unfused(step),
+                });
+                self.layers.push(LayerOutput {
+                    name: next.name.clone(),
+                    shape: next.output.dims(),
+                    source: OutputSource::Buffer(output),
+                });
+            }
+            None => self.layers.push(LayerOutput {
+                name: layer.name.clone(),
+                shape,
+                source: OutputSource::Buffer(output),
+            }),
+        }
     }
 
     fn push(
@@ -362,6 +411,7 @@ impl Planner {
                 }
                 Op::Flatten => {
                     // The same values in the same order: the next step reads the same buffer.
+                    self.record(layer, None, current);
                     i += 1;
                     continue;
                 }
@@ -395,6 +445,7 @@ impl Planner {
                         None => layer.name.clone(),
                     };
                     self.push(Kind::Add { act }, name, vec![body, shortcut], output, (None, None));
+                    self.record(layer, fused.and(next), output);
                     current = output;
                     i += if fused.is_some() { 2 } else { 1 };
                     let _ = is_last;
@@ -407,6 +458,7 @@ impl Planner {
                 None => layer.name.clone(),
             };
             self.push(kind, name, vec![current], output, params);
+            self.record(layer, fused.and(next), output);
             current = output;
             i += if fused.is_some() { 2 } else { 1 };
         }
@@ -427,6 +479,7 @@ impl Plan {
             batchnorms: Vec::new(),
             shared_len: 0,
             dropouts: 0,
+            layers: Vec::new(),
             keep_final_sigmoid: loss == Some(Loss::BinaryCrossEntropy),
         };
         let mut current = 0;
@@ -469,6 +522,7 @@ impl Plan {
             loss,
             batch: model.train.as_ref().map_or(INFERENCE_BATCH, |t| t.batch),
             output,
+            layers: planner.layers,
         }
     }
 
@@ -511,6 +565,30 @@ mod tests {
             p.params.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ["conv1.weight", "conv1.bias", "dense1.weight", "dense1.bias"]
         );
+    }
+
+    #[test]
+    fn layer_outputs_name_every_layer_and_point_before_fused_activations() {
+        let p = plan(
+            "model M { input 1x8x8 conv 4 kernel 3 relu maxpool 2 residual { conv 4 kernel 1 } relu flatten dense 3 softmax }",
+        );
+        let outs: Vec<(&str, OutputSource)> = p.layers.iter().map(|l| (l.name.as_str(), l.source)).collect();
+        use OutputSource::{Buffer, Unfused};
+        assert_eq!(
+            outs,
+            [
+                ("conv1", Unfused(0)),
+                ("relu1", Buffer(1)),
+                ("maxpool1", Buffer(2)),
+                ("residual1.conv1", Buffer(3)),
+                ("residual1", Unfused(3)),
+                ("relu2", Buffer(4)),
+                ("flatten1", Buffer(4)),
+                ("dense1", Buffer(5)),
+                ("softmax1", Buffer(6)),
+            ]
+        );
+        assert_eq!(p.layers[6].shape, [36]);
     }
 
     #[test]

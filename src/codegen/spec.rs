@@ -1,7 +1,8 @@
 //! The model's description for the run-time driver (`Net::SPEC`) and the
 //! constants of its public struct.
 
-use super::plan::{Init, Plan, Slot};
+use super::plan::{Init, Kind, OutputSource, Plan, Slot};
+use super::Emit;
 use crate::ir::{self, Augment, InitScheme, Loss, Optimizer, Schedule};
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -92,8 +93,52 @@ fn train(t: &ir::TrainConfig) -> TokenStream {
     }
 }
 
+/// `Some(offset)` of an optional parameter (a bias).
+fn offset(plan: &Plan, id: Option<usize>) -> TokenStream {
+    match id.map(|i| plan.params[i].offset) {
+        Some(at) => quote!(Some(#at)),
+        None => quote!(None),
+    }
+}
+
+/// The `rt::Source` of a layer's output: a buffer, or how `activations` computes
+/// the output of a step without its fused activation (for a conv or dense layer,
+/// from the step's marker type).
+fn source(e: &mut Emit, source: OutputSource) -> TokenStream {
+    let s = match source {
+        OutputSource::Buffer(b) => return quote!(rt::Source::Buffer(#b)),
+        OutputSource::Unfused(s) => s,
+    };
+    let plan = e.plan;
+    let step = &plan.steps[s];
+    let input = step.inputs[0];
+    let weight = step.weight.map_or(0, |w| plan.params[w].offset);
+    let bias = offset(plan, step.bias);
+    match &step.kind {
+        Kind::Conv { .. } => {
+            let layer = super::conv::layer_type(e, s);
+            quote!(rt::Source::conv::<#layer>(#input, #weight, #bias))
+        }
+        Kind::Dense { .. } => {
+            let layer = super::dense::layer_type(e, s);
+            quote!(rt::Source::dense::<#layer>(#input, #weight, #bias))
+        }
+        Kind::BatchNorm { index, .. } => quote!(rt::Source::batchnorm(#input, #index, #weight)),
+        Kind::Add { .. } => {
+            let shortcut = step.inputs[1];
+            quote!(rt::Source::add(#input, #shortcut))
+        }
+        // Only the kinds above fuse an activation; the others keep their output.
+        _ => {
+            let b = step.output;
+            quote!(rt::Source::Buffer(#b))
+        }
+    }
+}
+
 /// The `Spec` literal.
-pub fn spec(model: &ir::Model, plan: &Plan) -> TokenStream {
+pub(super) fn spec(model: &ir::Model, e: &mut Emit) -> TokenStream {
+    let plan = e.plan;
     let name = &model.name;
     let (input, output) = (model.input.dims(), model.output().dims());
     let params = tensors(&plan.params);
@@ -113,6 +158,14 @@ pub fn spec(model: &ir::Model, plan: &Plan) -> TokenStream {
         Some(t) => train(t),
         None => quote!(None),
     };
+    let layers: Vec<TokenStream> = plan
+        .layers
+        .iter()
+        .map(|l| {
+            let (name, shape, source) = (&l.name, &l.shape, source(e, l.source));
+            quote!(rt::LayerOutput::new(#name, &[#(#shape),*], #source))
+        })
+        .collect();
     quote! {
         rt::Spec {
             name: #name,
@@ -126,6 +179,7 @@ pub fn spec(model: &ir::Model, plan: &Plan) -> TokenStream {
             shared_len: #shared_len,
             batch: #batch,
             train: #train,
+            layers: &[#(#layers),*],
         }
     }
 }

@@ -237,6 +237,10 @@ impl Model for Interpreter {
         self.net.predict(x)
     }
 
+    fn activations(&mut self, x: ArrayViewD<'_, f32>) -> Result<Vec<(String, ArrayD<f32>)>, Error> {
+        self.net.activations(x)
+    }
+
     fn buffer_names(&self) -> Vec<String> {
         self.net.model().buffers().into_iter().map(|b| b.name).collect()
     }

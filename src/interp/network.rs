@@ -119,6 +119,19 @@ impl<T> Trace<T> {
     }
 }
 
+/// Moves the outputs of `seq`'s layers out of its forward `trace` into `out`, in
+/// the order they were computed: a residual block's body and shortcut first.
+fn collect_outputs<T>(seq: &[ir::Layer], trace: Trace<T>, out: &mut Vec<(String, ArrayD<T>)>) {
+    // acts[0] is the sequence's input, acts[i + 1] the output of layer i.
+    for ((layer, saved), y) in seq.iter().zip(trace.saved).zip(trace.acts.into_iter().skip(1)) {
+        if let (Op::Residual(r), Saved::Residual { body, shortcut }) = (&layer.op, saved) {
+            collect_outputs(&r.body, body, out);
+            collect_outputs(&r.shortcut, shortcut, out);
+        }
+        out.push((layer.name.clone(), y));
+    }
+}
+
 impl<T: Real> Network<T> {
     /// A network with the given parameters, which must have the model's shapes, and
     /// the buffers at their start (running mean 0, running variance 1).
@@ -191,6 +204,22 @@ impl<T: Real> Network<T> {
         };
         let trace = self.forward_seq(&self.model.layers, &self.slots, x, usize::MAX, &mut pass)?;
         Ok(trace.output().clone())
+    }
+
+    /// Every layer's output in inference mode, in the order the layers run (a
+    /// residual block's body and shortcut layers before the block): what
+    /// [`crate::Model::activations`] returns. `x` is `[N, ...input shape]`.
+    pub fn activations(&self, x: ArrayViewD<T>) -> Result<Vec<(String, ArrayD<T>)>, Error> {
+        validate::input(&self.model, x.view())?;
+        let x = self.normalize(x)?;
+        let mut pass = Pass {
+            training: false,
+            dropout: None,
+        };
+        let trace = self.forward_seq(&self.model.layers, &self.slots, x, usize::MAX, &mut pass)?;
+        let mut out = Vec::new();
+        collect_outputs(&self.model.layers, trace, &mut out);
+        Ok(out)
     }
 
     /// The loss of the model's train block and its gradients, in training mode:

@@ -21,6 +21,10 @@
 //! depend on the thread count only through float summation order. A model
 //! without batchnorm has one phase: one parallel region per chunk.
 
+mod activations;
+
+pub use activations::{LayerOutput, Source};
+
 use super::init::Initializer;
 use super::inputs::{batch_size, check_finite, copy_rows, labels, shape_text, values};
 use super::{Error, FlatTrain, Gradients, Model, OptimizerState, Target, Train};
@@ -104,6 +108,8 @@ pub struct Spec {
     /// Samples per chunk: the train block's `batch` (32 without one).
     pub batch: usize,
     pub train: Option<TrainSpec>,
+    /// Every layer's output, in the order the layers run (`Model::activations`).
+    pub layers: &'static [LayerOutput],
 }
 
 impl Spec {
@@ -163,6 +169,9 @@ pub trait Worker: Send + Sized {
     fn forward(&mut self, phase: usize, pass: &Pass<'_>);
     /// The partial statistics or sums the last phase left for the combine.
     fn partials(&self) -> &[f64];
+    /// Activation buffer `i` (0 is the input), as the last forward pass left it
+    /// (`Model::activations` reads them); empty past the last.
+    fn buffer(&self, i: usize) -> &[f32];
 }
 
 /// The buffers the loss reads and writes: the logits (before a fused final
@@ -807,6 +816,10 @@ impl<N: Network> Model for Driver<N> {
         let mut dims = vec![n];
         dims.extend_from_slice(Self::SPEC.output);
         ArrayD::from_shape_vec(dims, out).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    fn activations(&mut self, x: ArrayViewD<'_, f32>) -> Result<Vec<(String, ArrayD<f32>)>, Error> {
+        Driver::activations(self, x)
     }
 
     fn buffer_names(&self) -> Vec<String> {

@@ -56,6 +56,23 @@ pub trait Model {
     /// Inference (no dropout) on `[N, ...input shape]`.
     fn predict(&mut self, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>, Error>;
 
+    /// Every layer's output for `x` (`[N, ...input shape]`), in inference mode, as
+    /// `(name, [N, ...layer output shape])` in the order the layers run: the names
+    /// of `cnnc summary` (`conv1`, `relu1`, `maxpool1`, ...; a residual block's
+    /// body and shortcut layers, `residual1.conv1`, ..., before the block itself,
+    /// whose output is the sum). An activation written after a layer
+    /// (`conv 6 kernel 5 relu`) is a layer of its own: `conv1` is the output
+    /// before it, `relu1` after. The model's `normalize` is applied first, as by
+    /// `predict`, and is not listed. The forward-hook equivalent, for pictures and
+    /// analyses: it allocates every output, while `predict` stays allocation-free.
+    /// Generated models and the interpreter implement it; the default is an error.
+    fn activations(&mut self, x: ArrayViewD<'_, f32>) -> Result<Vec<(String, ArrayD<f32>)>, Error> {
+        let _ = x;
+        Err(Error::Config(
+            "this model does not report its layers' activations (generated models and the interpreter do)".into(),
+        ))
+    }
+
     /// Non-trained state (batchnorm running statistics), in layer order:
     /// `batchnorm1.running_mean`, `batchnorm1.running_var`, ...
     fn buffer_names(&self) -> Vec<String> {

@@ -64,9 +64,10 @@ fn generated_code_of_each_construct() {
 fn generated_code_of_lenet() {
     let text = include_str!("../../examples/models/lenet.cnn");
     let code = emit(text);
+    // 540: the table of layer outputs for `activations` took it past 500.
     assert!(
-        code.lines().count() <= 500,
-        "LeNet's generated code grew past 500 lines"
+        code.lines().count() <= 540,
+        "LeNet's generated code grew past 540 lines"
     );
     assert_code("lenet", "examples/models/lenet.cnn", &code);
 }

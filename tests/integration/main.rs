@@ -19,6 +19,7 @@ mod io_model;
 #[path = "../interp_support/ir_builder.rs"]
 mod ir_builder;
 
+mod activations;
 mod codegen;
 mod compile_fail;
 mod conv_dilated_padding;

@@ -125,6 +125,37 @@ mod __cnnc_LeNet {
                 seed: 0u64,
                 augment: &[],
             }),
+            layers: &[
+                rt::LayerOutput::new(
+                    "conv1",
+                    &[6, 28, 28],
+                    rt::Source::conv::<Conv1>(0, 0, Some(150)),
+                ),
+                rt::LayerOutput::new("relu1", &[6, 28, 28], rt::Source::Buffer(1)),
+                rt::LayerOutput::new("maxpool1", &[6, 14, 14], rt::Source::Buffer(2)),
+                rt::LayerOutput::new(
+                    "conv2",
+                    &[16, 10, 10],
+                    rt::Source::conv::<Conv2>(2, 156, Some(2556)),
+                ),
+                rt::LayerOutput::new("relu2", &[16, 10, 10], rt::Source::Buffer(3)),
+                rt::LayerOutput::new("maxpool2", &[16, 5, 5], rt::Source::Buffer(4)),
+                rt::LayerOutput::new("flatten1", &[400], rt::Source::Buffer(4)),
+                rt::LayerOutput::new(
+                    "dense1",
+                    &[120],
+                    rt::Source::dense::<Dense1>(4, 2572, Some(50572)),
+                ),
+                rt::LayerOutput::new("relu3", &[120], rt::Source::Buffer(5)),
+                rt::LayerOutput::new(
+                    "dense2",
+                    &[84],
+                    rt::Source::dense::<Dense2>(5, 50692, Some(60772)),
+                ),
+                rt::LayerOutput::new("relu4", &[84], rt::Source::Buffer(6)),
+                rt::LayerOutput::new("dense3", &[10], rt::Source::Buffer(7)),
+                rt::LayerOutput::new("softmax1", &[10], rt::Source::Buffer(8)),
+            ],
         };
     }
     /// The buffers one thread works in.
@@ -191,6 +222,20 @@ mod __cnnc_LeNet {
         }
         fn partials(&self) -> &[f64] {
             &self.partials
+        }
+        fn buffer(&self, i: usize) -> &[f32] {
+            match i {
+                0 => &self.a0,
+                1 => &self.a1,
+                2 => &self.a2,
+                3 => &self.a3,
+                4 => &self.a4,
+                5 => &self.a5,
+                6 => &self.a6,
+                7 => &self.a7,
+                8 => &self.a8,
+                _ => &[],
+            }
         }
         #[allow(unused_variables)]
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
@@ -569,6 +614,36 @@ mod __cnnc_Tour {
             shared_len: 0,
             batch: 32,
             train: None,
+            layers: &[
+                rt::LayerOutput::new(
+                    "conv1",
+                    &[8, 15, 29],
+                    rt::Source::conv::<Conv1>(0, 0, Some(360)),
+                ),
+                rt::LayerOutput::new("relu1", &[8, 15, 29], rt::Source::Buffer(1)),
+                rt::LayerOutput::new(
+                    "a",
+                    &[8, 15, 29],
+                    rt::Source::conv::<A>(1, 368, Some(944)),
+                ),
+                rt::LayerOutput::new("sigmoid1", &[8, 15, 29], rt::Source::Buffer(2)),
+                rt::LayerOutput::new("conv3", &[8, 6, 13], rt::Source::Buffer(3)),
+                rt::LayerOutput::new("maxpool1", &[8, 3, 6], rt::Source::Buffer(4)),
+                rt::LayerOutput::new("avgpool1", &[8, 4, 7], rt::Source::Buffer(5)),
+                rt::LayerOutput::new("avgpool2", &[8, 2, 3], rt::Source::Buffer(6)),
+                rt::LayerOutput::new("tanh1", &[8, 2, 3], rt::Source::Buffer(7)),
+                rt::LayerOutput::new(
+                    "conv4",
+                    &[16, 2, 3],
+                    rt::Source::conv::<Conv4>(7, 1984, Some(2112)),
+                ),
+                rt::LayerOutput::new("leaky_relu1", &[16, 2, 3], rt::Source::Buffer(8)),
+                rt::LayerOutput::new("maxpool2", &[16, 2, 3], rt::Source::Buffer(9)),
+                rt::LayerOutput::new("avgpool3", &[16, 1, 1], rt::Source::Buffer(10)),
+                rt::LayerOutput::new("flatten1", &[16], rt::Source::Buffer(10)),
+                rt::LayerOutput::new("dense1", &[10], rt::Source::Buffer(11)),
+                rt::LayerOutput::new("softmax1", &[10], rt::Source::Buffer(12)),
+            ],
         };
     }
     /// The buffers one thread works in.
@@ -623,6 +698,24 @@ mod __cnnc_Tour {
         }
         fn partials(&self) -> &[f64] {
             &self.partials
+        }
+        fn buffer(&self, i: usize) -> &[f32] {
+            match i {
+                0 => &self.a0,
+                1 => &self.a1,
+                2 => &self.a2,
+                3 => &self.a3,
+                4 => &self.a4,
+                5 => &self.a5,
+                6 => &self.a6,
+                7 => &self.a7,
+                8 => &self.a8,
+                9 => &self.a9,
+                10 => &self.a10,
+                11 => &self.a11,
+                12 => &self.a12,
+                _ => &[],
+            }
         }
         #[allow(unused_variables)]
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
@@ -945,6 +1038,20 @@ mod __cnnc_Head {
             shared_len: 0,
             batch: 32,
             train: None,
+            layers: &[
+                rt::LayerOutput::new("avgpool1", &[8, 3, 3], rt::Source::Buffer(1)),
+                rt::LayerOutput::new("flatten1", &[72], rt::Source::Buffer(1)),
+                rt::LayerOutput::new("flatten2", &[72], rt::Source::Buffer(1)),
+                rt::LayerOutput::new(
+                    "dense1",
+                    &[4],
+                    rt::Source::dense::<Dense1>(1, 0, Some(288)),
+                ),
+                rt::LayerOutput::new("relu1", &[4], rt::Source::Buffer(2)),
+                rt::LayerOutput::new("dropout1", &[4], rt::Source::Buffer(3)),
+                rt::LayerOutput::new("dense2", &[2], rt::Source::Buffer(4)),
+                rt::LayerOutput::new("softmax1", &[2], rt::Source::Buffer(5)),
+            ],
         };
     }
     /// The buffers one thread works in.
@@ -984,6 +1091,17 @@ mod __cnnc_Head {
         }
         fn partials(&self) -> &[f64] {
             &self.partials
+        }
+        fn buffer(&self, i: usize) -> &[f32] {
+            match i {
+                0 => &self.a0,
+                1 => &self.a1,
+                2 => &self.a2,
+                3 => &self.a3,
+                4 => &self.a4,
+                5 => &self.a5,
+                _ => &[],
+            }
         }
         #[allow(unused_variables)]
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
@@ -1098,6 +1216,7 @@ mod __cnnc_conv {
             shared_len: 0,
             batch: 32,
             train: None,
+            layers: &[rt::LayerOutput::new("dense1", &[2], rt::Source::Buffer(1))],
         };
     }
     /// The buffers one thread works in.
@@ -1128,6 +1247,13 @@ mod __cnnc_conv {
         }
         fn partials(&self) -> &[f64] {
             &self.partials
+        }
+        fn buffer(&self, i: usize) -> &[f32] {
+            match i {
+                0 => &self.a0,
+                1 => &self.a1,
+                _ => &[],
+            }
         }
         #[allow(unused_variables)]
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
@@ -1351,6 +1477,58 @@ mod __cnnc_Blocks {
                 seed: 0u64,
                 augment: &[rt::Augment::FlipHorizontal, rt::Augment::Crop(1)],
             }),
+            layers: &[
+                rt::LayerOutput::new("conv1", &[4, 8, 8], rt::Source::Buffer(2)),
+                rt::LayerOutput::new(
+                    "batchnorm1",
+                    &[4, 8, 8],
+                    rt::Source::batchnorm(2, 0, 108),
+                ),
+                rt::LayerOutput::new("relu1", &[4, 8, 8], rt::Source::Buffer(3)),
+                rt::LayerOutput::new(
+                    "residual1.conv1",
+                    &[4, 8, 8],
+                    rt::Source::Buffer(4),
+                ),
+                rt::LayerOutput::new(
+                    "residual1.batchnorm1",
+                    &[4, 8, 8],
+                    rt::Source::Buffer(5),
+                ),
+                rt::LayerOutput::new(
+                    "residual1.silu1",
+                    &[4, 8, 8],
+                    rt::Source::Buffer(6),
+                ),
+                rt::LayerOutput::new(
+                    "residual1.conv2",
+                    &[4, 8, 8],
+                    rt::Source::Buffer(7),
+                ),
+                rt::LayerOutput::new("residual1", &[4, 8, 8], rt::Source::add(7, 3)),
+                rt::LayerOutput::new("relu2", &[4, 8, 8], rt::Source::Buffer(8)),
+                rt::LayerOutput::new(
+                    "residual2.conv1",
+                    &[8, 4, 4],
+                    rt::Source::Buffer(9),
+                ),
+                rt::LayerOutput::new(
+                    "residual2.gelu1",
+                    &[8, 4, 4],
+                    rt::Source::Buffer(10),
+                ),
+                rt::LayerOutput::new(
+                    "residual2.shortcut.conv1",
+                    &[8, 4, 4],
+                    rt::Source::Buffer(11),
+                ),
+                rt::LayerOutput::new("residual2", &[8, 4, 4], rt::Source::Buffer(12)),
+                rt::LayerOutput::new("avgpool1", &[8, 1, 1], rt::Source::Buffer(13)),
+                rt::LayerOutput::new("flatten1", &[8], rt::Source::Buffer(13)),
+                rt::LayerOutput::new("dropout1", &[8], rt::Source::Buffer(14)),
+                rt::LayerOutput::new("dense1", &[2], rt::Source::Buffer(15)),
+                rt::LayerOutput::new("softmax1", &[2], rt::Source::Buffer(16)),
+            ],
         };
     }
     /// The buffers one thread works in.
@@ -1452,6 +1630,28 @@ mod __cnnc_Blocks {
         }
         fn partials(&self) -> &[f64] {
             &self.partials
+        }
+        fn buffer(&self, i: usize) -> &[f32] {
+            match i {
+                0 => &self.a0,
+                1 => &self.a1,
+                2 => &self.a2,
+                3 => &self.a3,
+                4 => &self.a4,
+                5 => &self.a5,
+                6 => &self.a6,
+                7 => &self.a7,
+                8 => &self.a8,
+                9 => &self.a9,
+                10 => &self.a10,
+                11 => &self.a11,
+                12 => &self.a12,
+                13 => &self.a13,
+                14 => &self.a14,
+                15 => &self.a15,
+                16 => &self.a16,
+                _ => &[],
+            }
         }
         #[allow(unused_variables)]
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
