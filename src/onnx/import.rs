@@ -21,6 +21,9 @@ pub struct Imported {
     pub tensors: Vec<(String, ArrayD<f32>)>,
 }
 
+/// `normalize`'s per-channel means and standard deviations.
+type MeanStd = (Vec<f32>, Vec<f32>);
+
 /// What the walk supports, for the error on any other operator.
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Sigmoid, Tanh, Gelu (and its erf form), \
      Mul(x, Sigmoid(x)), MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to (N, -1), Gemm, \
@@ -135,7 +138,7 @@ impl Walker<'_> {
     }
 
     /// `Sub` then `Div` by per-channel constants right after the input: `normalize`.
-    fn normalize(&self, input: &str, shape: Shape) -> Result<(Option<(Vec<f32>, Vec<f32>)>, String), String> {
+    fn normalize(&self, input: &str, shape: Shape) -> Result<(Option<MeanStd>, String), String> {
         let Shape::Image { c, .. } = shape else {
             return Ok((None, input.to_string()));
         };
