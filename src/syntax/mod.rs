@@ -2,9 +2,15 @@
 //! function per rule that turns a parse tree node into an AST node with spans.
 
 pub mod ast;
+mod braces;
+mod hints;
+mod keywords;
+
+pub use keywords::KEYWORDS;
 
 use crate::diag::{did_you_mean, shorten, Code, Diagnostic, Span};
 use ast::*;
+use keywords::describe;
 use pest::iterators::Pair;
 use pest::Parser as _;
 
@@ -495,157 +501,6 @@ fn consume_number(pair: Node) -> Result<Spanned<f64>, Diagnostic> {
     Ok(Spanned { value, span })
 }
 
-/// What a grammar rule looks like to a user, for "expected ..." lists, and the
-/// keywords it can start with, for "did you mean".
-fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
-    const LAYERS: &[&str] = &[
-        "conv",
-        "maxpool",
-        "avgpool",
-        "flatten",
-        "dense",
-        "batchnorm",
-        "dropout",
-        "residual",
-        "shortcut",
-        "relu",
-        "sigmoid",
-        "tanh",
-        "softmax",
-        "leaky_relu",
-        "silu",
-        "gelu",
-    ];
-    const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "softmax", "leaky_relu", "silu", "gelu"];
-    match rule {
-        Rule::ident | Rule::layer_name => (Some("a name"), &[]),
-        Rule::int => (Some("a whole number"), &[]),
-        Rule::size => (Some("a size such as `3` or `3x5`"), &[]),
-        Rule::number => (Some("a number"), &[]),
-        Rule::model => (Some("`model`"), &["model"]),
-        Rule::input => (Some("`input`"), &["input"]),
-        Rule::layer => (Some("a layer"), LAYERS),
-        Rule::activation => (Some("an activation"), ACTIVATIONS),
-        Rule::window_option => (
-            Some("`kernel`, `stride`, `pad`, `dilation`, `groups`, `bias`, `round`"),
-            &["kernel", "stride", "pad", "dilation", "groups", "bias", "round"],
-        ),
-        Rule::bias_option => (Some("`bias`"), &["bias"]),
-        Rule::batchnorm_option => (Some("`eps`, `momentum`"), &["eps", "momentum"]),
-        Rule::normalize => (Some("`normalize`"), &["normalize"]),
-        Rule::augmentation => (Some("`flip`, `crop`"), &["flip", "crop"]),
-        Rule::pad_side => (
-            Some("`top`, `bottom`, `left`, `right`"),
-            &["top", "bottom", "left", "right"],
-        ),
-        Rule::train => (Some("`train`"), &["train"]),
-        Rule::train_item => (
-            Some("a train item"),
-            &[
-                "loss",
-                "optimizer",
-                "weight_decay",
-                "schedule",
-                "batch",
-                "epochs",
-                "validation",
-                "seed",
-                "augment",
-            ],
-        ),
-        Rule::optimizer_option => (
-            Some("an optimizer option"),
-            &["lr", "momentum", "nesterov", "beta1", "beta2", "eps"],
-        ),
-        Rule::EOI => (Some("the end of the file"), &[]),
-        Rule::open => (Some("`{`"), &[]),
-        Rule::close => (Some("`}`"), &[]),
-        _ => {
-            let name = format!("{rule:?}");
-            match name
-                .strip_prefix("kw_")
-                .and_then(|k| KEYWORDS.iter().find(|w| **w == k))
-            {
-                Some(k) => (None, std::slice::from_ref(k)),
-                None => (None, &[]),
-            }
-        }
-    }
-}
-
-/// Every keyword of the language.
-pub const KEYWORDS: &[&str] = &[
-    "model",
-    "input",
-    "conv",
-    "maxpool",
-    "avgpool",
-    "global",
-    "flatten",
-    "dense",
-    "dropout",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "leaky_relu",
-    "kernel",
-    "stride",
-    "pad",
-    "same",
-    "valid",
-    "top",
-    "bottom",
-    "left",
-    "right",
-    "round",
-    "floor",
-    "ceil",
-    "train",
-    "loss",
-    "cross_entropy",
-    "mse",
-    "binary_cross_entropy",
-    "optimizer",
-    "sgd",
-    "adam",
-    "adamw",
-    "lr",
-    "momentum",
-    "nesterov",
-    "beta1",
-    "beta2",
-    "eps",
-    "weight_decay",
-    "schedule",
-    "step",
-    "gamma",
-    "exponential",
-    "cosine",
-    "min",
-    "batch",
-    "epochs",
-    "validation",
-    "seed",
-    "residual",
-    "shortcut",
-    "batchnorm",
-    "dilation",
-    "groups",
-    "bias",
-    "off",
-    "silu",
-    "gelu",
-    "normalize",
-    "mean",
-    "std",
-    "augment",
-    "flip",
-    "horizontal",
-    "vertical",
-    "crop",
-];
-
 /// Turns pest's error into a diagnostic on the word at the error position: what was
 /// found, what was expected, and the closest expected keyword.
 fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
@@ -734,7 +589,12 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     let wants = |label: &str| labels.iter().any(|l| l == label);
     let wants_number = wants("a whole number") || wants("a size such as `3` or `3x5`") || wants("a number");
     let is_word = word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
-    if let Some(suggestion) = did_you_mean(word, keywords.iter().copied()).filter(|_| !word.is_empty()) {
+    let foreign = hints::foreign_word(word, &keywords)
+        .or_else(|| hints::positional(source, pos, word))
+        .or_else(|| hints::version3_phrase(source, pos, word));
+    if let Some(hint) = foreign {
+        diag = diag.with_hint(hint);
+    } else if let Some(suggestion) = did_you_mean(word, keywords.iter().copied()).filter(|_| !word.is_empty()) {
         diag = diag.with_hint(format!("did you mean `{suggestion}`?"));
     } else if word.starts_with('-') {
         diag = diag.with_hint("sizes and counts in .cnn files are never negative");
@@ -747,7 +607,7 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     } else if wants_number && is_word {
         diag = diag.with_hint(format!("a number is missing before `{}`", shorten(word)));
     } else if word.is_empty() && wants("`}`") {
-        diag = diag.with_hint("a `{` is never closed: add `}` at the end of the block");
+        diag = braces::unclosed_error(source, diag);
     }
     diag
 }
