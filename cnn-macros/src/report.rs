@@ -1,7 +1,7 @@
 //! Diagnostics as the compiler shows them: an error as `compile_error!` at the tokens
 //! it is about, a warning as a deprecation warning there (stable Rust has no other
 //! way for a macro to warn). The text keeps what `cnnc check` shows: the code, the
-//! label, each secondary place with its line and column, and the hint.
+//! label, each secondary place with its words and line, and the hint.
 
 use cnnc::Diagnostic;
 use proc_macro2::{Span, TokenStream, TokenTree};
@@ -33,17 +33,24 @@ fn message(d: &Diagnostic, text: &str, spans: &Spans) -> String {
         message.push_str("\n  = note: ");
         message.push_str(label);
     }
-    for place in &d.secondary {
+    // In source order, as `cnnc check` draws them.
+    let mut secondary: Vec<&cnnc::diag::Label> = d.secondary.iter().collect();
+    secondary.sort_by_key(|place| place.span.start);
+    for place in secondary {
         let words = text.get(place.span.range()).unwrap_or("").trim();
         let (first, _) = locate(spans, place.span.range());
+        // "`conv` on line 7: the body ends here with 16x8x8"
+        let head: Vec<String> = [
+            (!words.is_empty()).then(|| format!("`{}`", cnnc::diag::shorten(words))),
+            line(first).map(|line| format!("on line {line}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         message.push_str("\n  = note: ");
-        match (position(first), words.is_empty()) {
-            (Some((line, column)), false) => {
-                message.push_str(&format!("`{}` at {line}:{column}: ", cnnc::diag::shorten(words)));
-            }
-            (Some((line, column)), true) => message.push_str(&format!("at {line}:{column}: ")),
-            (None, false) => message.push_str(&format!("`{}`: ", cnnc::diag::shorten(words))),
-            (None, true) => {}
+        if !head.is_empty() {
+            message.push_str(&head.join(" "));
+            message.push_str(": ");
         }
         message.push_str(&place.text);
     }
@@ -54,13 +61,9 @@ fn message(d: &Diagnostic, text: &str, spans: &Spans) -> String {
     message
 }
 
-/// The line and column (1-based) of a token, when the compiler can say.
-fn position(span: Span) -> Option<(usize, usize)> {
-    if !proc_macro::is_available() {
-        return None;
-    }
-    let span = span.unwrap();
-    Some((span.line(), span.column()))
+/// The line (1-based) of a token, when the compiler can say.
+fn line(span: Span) -> Option<usize> {
+    proc_macro::is_available().then(|| span.unwrap().line())
 }
 
 /// The spans of the first and last tokens that a text range touches.
