@@ -58,11 +58,15 @@ pub(super) struct Unclosed {
     pub closed_instead: Option<(usize, String)>,
 }
 
-/// The `{` never closed, if the text ends inside a block. Comments are skipped.
+/// The `{` never closed, if the text ends inside a block. Comments are skipped. One
+/// pass over the text, whatever its lines' lengths.
 pub(super) fn unclosed(source: &str) -> Option<Unclosed> {
     let bytes = source.as_bytes();
-    let mut stack: Vec<usize> = Vec::new();
+    // Each open `{` and the indentation of its line.
+    let mut stack: Vec<(usize, usize)> = Vec::new();
     let mut guess: Option<(usize, usize, usize)> = None;
+    // The current line's indentation, and whether only whitespace came before `i` on it.
+    let (mut indent, mut blank) = (0usize, true);
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -71,25 +75,37 @@ pub(super) fn unclosed(source: &str) -> Option<Unclosed> {
                 continue;
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = source[i + 2..].find("*/").map_or(bytes.len(), |n| i + n + 4);
+                let end = source[i + 2..].find("*/").map_or(bytes.len(), |n| i + n + 4);
+                // A comment that spans lines leaves its last line's text before `i`.
+                if source[i..end].contains('\n') {
+                    indent = 0;
+                }
+                blank = false;
+                i = end;
                 continue;
             }
-            b'{' => stack.push(i),
+            b'\n' => (indent, blank) = (0, true),
+            b' ' | b'\t' if blank => indent += 1,
+            b'{' => {
+                stack.push((i, indent));
+                blank = false;
+            }
             b'}' => {
-                if let (None, Some(indent)) = (guess, starts_line(source, i)) {
+                if let (None, true) = (guess, blank) {
                     // The open block whose line is indented as this `}` is.
-                    let matching = stack.iter().rposition(|&b| line_indent(source, b) == indent);
+                    let matching = stack.iter().rposition(|&(_, open)| open == indent);
                     if let Some(m) = matching.filter(|&m| m + 1 < stack.len()) {
-                        guess = Some((stack[m + 1], i, stack[m]));
+                        guess = Some((stack[m + 1].0, i, stack[m].0));
                     }
                 }
                 stack.pop();
+                blank = false;
             }
-            _ => {}
+            _ => blank = false,
         }
         i += 1;
     }
-    let innermost = *stack.last()?;
+    let (innermost, _) = *stack.last()?;
     let (brace, closed_instead) = match guess {
         Some((brace, close, outer)) => (brace, Some((close, head(source, outer)))),
         None => (innermost, None),
@@ -105,25 +121,6 @@ pub(super) fn unclosed(source: &str) -> Option<Unclosed> {
 fn head(source: &str, brace: usize) -> String {
     let line_start = source[..brace].rfind('\n').map_or(0, |n| n + 1);
     source[line_start..=brace].trim().to_string()
-}
-
-/// The indentation (in bytes) of the line of `i`, when only whitespace comes before
-/// `i` on it.
-fn starts_line(source: &str, i: usize) -> Option<usize> {
-    let line_start = source[..i].rfind('\n').map_or(0, |n| n + 1);
-    source[line_start..i]
-        .bytes()
-        .all(|b| b == b' ' || b == b'\t')
-        .then_some(i - line_start)
-}
-
-/// The indentation (in bytes) of the line of `i`.
-fn line_indent(source: &str, i: usize) -> usize {
-    let line_start = source[..i].rfind('\n').map_or(0, |n| n + 1);
-    source[line_start..i]
-        .bytes()
-        .take_while(|&b| b == b' ' || b == b'\t')
-        .count()
 }
 
 #[cfg(test)]
