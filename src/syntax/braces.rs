@@ -153,5 +153,19 @@ mod tests {
                 closed_instead: None
             })
         );
+        // A `}` after a comment on its line does not start the line; one on the line
+        // after a comment does.
+        let src = "model M {\n    residual {\n        dense 4\n/* x */}\n";
+        assert_eq!(unclosed(src).unwrap().closed_instead, None);
+        let src = "model M {\n    residual {\n        dense 4 /* a\n */\n}\n";
+        assert_eq!(unclosed(src).unwrap().head, "residual {");
+    }
+
+    #[test]
+    fn one_long_line_is_linear() {
+        let src = format!("model M {{ input 4 {}", "residual { dense 4 } ".repeat(200_000));
+        let start = std::time::Instant::now();
+        assert_eq!(unclosed(&src).unwrap().brace, 8);
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
     }
 }
