@@ -108,11 +108,9 @@ mod tests {
         let message = "label 10 of sample 3 is out of range: the model has 10 classes (0..=9)";
         assert_eq!(format!("{e}"), message);
         assert_eq!(format!("{e:?}"), message);
-        // What `fn main() -> Result<(), cnnc::Error>` prints: `Error: ` and the Debug form.
-        let main: Result<(), Error> = Err(Error::Config("this model has no train block".into()));
-        assert_eq!(
-            format!("Error: {:?}", main.unwrap_err()),
-            "Error: this model has no train block"
-        );
+        // What `fn main() -> Result<(), cnnc::Error>` prints on an error: `Error: `
+        // and the Debug form.
+        let e = Error::Config("this model has no train block".into());
+        assert_eq!(format!("Error: {e:?}"), "Error: this model has no train block");
     }
 }

@@ -191,7 +191,7 @@ pub(super) fn foreign_word(word: &str, keywords: &[&str]) -> Option<String> {
     }
     let keyword = keywords
         .iter()
-        .chain(super::KEYWORDS)
+        .chain(super::keywords::KEYWORDS)
         .find(|k| **k == lower && **k != word)?;
     Some(format!("keywords are lower case: `{keyword}`"))
 }
@@ -248,7 +248,7 @@ mod tests {
             assert_eq!(*word, word.to_ascii_lowercase());
             assert!(!FOREIGN[..i].iter().any(|(w, _)| w == word), "{word} twice");
             // A foreign word is not one of ours (it would never reach the table).
-            assert!(!super::super::KEYWORDS.contains(word), "{word} is a keyword");
+            assert!(!super::super::keywords::KEYWORDS.contains(word), "{word} is a keyword");
         }
     }
 

@@ -10,7 +10,6 @@ pub use keywords::KEYWORDS;
 
 use crate::diag::{did_you_mean, shorten, Code, Diagnostic, Span};
 use ast::*;
-use keywords::describe;
 use pest::iterators::Pair;
 use pest::Parser as _;
 
@@ -499,6 +498,84 @@ fn consume_number(pair: Node) -> Result<Spanned<f64>, Diagnostic> {
         .with_hint(format!("numbers in .cnn files are at most {:e}", f32::MAX)));
     }
     Ok(Spanned { value, span })
+}
+
+/// What a grammar rule looks like to a user, for "expected ..." lists, and the
+/// keywords it can start with, for "did you mean".
+fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
+    const LAYERS: &[&str] = &[
+        "conv",
+        "maxpool",
+        "avgpool",
+        "flatten",
+        "dense",
+        "batchnorm",
+        "dropout",
+        "residual",
+        "shortcut",
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "leaky_relu",
+        "silu",
+        "gelu",
+    ];
+    const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "softmax", "leaky_relu", "silu", "gelu"];
+    match rule {
+        Rule::ident | Rule::layer_name => (Some("a name"), &[]),
+        Rule::int => (Some("a whole number"), &[]),
+        Rule::size => (Some("a size such as `3` or `3x5`"), &[]),
+        Rule::number => (Some("a number"), &[]),
+        Rule::model => (Some("`model`"), &["model"]),
+        Rule::input => (Some("`input`"), &["input"]),
+        Rule::layer => (Some("a layer"), LAYERS),
+        Rule::activation => (Some("an activation"), ACTIVATIONS),
+        Rule::window_option => (
+            Some("`kernel`, `stride`, `pad`, `dilation`, `groups`, `bias`, `round`"),
+            &["kernel", "stride", "pad", "dilation", "groups", "bias", "round"],
+        ),
+        Rule::bias_option => (Some("`bias`"), &["bias"]),
+        Rule::batchnorm_option => (Some("`eps`, `momentum`"), &["eps", "momentum"]),
+        Rule::normalize => (Some("`normalize`"), &["normalize"]),
+        Rule::augmentation => (Some("`flip`, `crop`"), &["flip", "crop"]),
+        Rule::pad_side => (
+            Some("`top`, `bottom`, `left`, `right`"),
+            &["top", "bottom", "left", "right"],
+        ),
+        Rule::train => (Some("`train`"), &["train"]),
+        Rule::train_item => (
+            Some("a train item"),
+            &[
+                "loss",
+                "optimizer",
+                "weight_decay",
+                "schedule",
+                "batch",
+                "epochs",
+                "validation",
+                "seed",
+                "augment",
+            ],
+        ),
+        Rule::optimizer_option => (
+            Some("an optimizer option"),
+            &["lr", "momentum", "nesterov", "beta1", "beta2", "eps"],
+        ),
+        Rule::EOI => (Some("the end of the file"), &[]),
+        Rule::open => (Some("`{`"), &[]),
+        Rule::close => (Some("`}`"), &[]),
+        _ => {
+            let name = format!("{rule:?}");
+            match name
+                .strip_prefix("kw_")
+                .and_then(|k| KEYWORDS.iter().find(|w| **w == k))
+            {
+                Some(k) => (None, std::slice::from_ref(k)),
+                None => (None, &[]),
+            }
+        }
+    }
 }
 
 /// Turns pest's error into a diagnostic on the word at the error position: what was
