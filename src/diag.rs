@@ -75,11 +75,13 @@ pub enum Code {
     LossLayer,
     Nesterov,
     Augment,
+    /// A warning: `input 32x32x3` (height x width x channels).
+    ChannelsLast,
 }
 
 impl Code {
     /// Every code, in the order of their numbers.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::Syntax,
         Code::BadNumber,
         Code::NoModel,
@@ -105,11 +107,18 @@ impl Code {
         Code::LossLayer,
         Code::Nesterov,
         Code::Augment,
+        Code::ChannelsLast,
     ];
 
     /// `E001`, ...
     pub fn id(self) -> &'static str {
         self.info().0
+    }
+
+    /// A warning (`W001`, ...): the text is valid but likely not what was meant. A
+    /// warning does not stop a model from compiling.
+    pub fn is_warning(self) -> bool {
+        self.id().starts_with('W')
     }
 
     /// What kind of mistake it is, in a few words.
@@ -150,6 +159,7 @@ impl Code {
             Code::LossLayer => ("E061", "a loss whose model does not end with the layer it needs"),
             Code::Nesterov => ("E062", "nesterov without momentum"),
             Code::Augment => ("E063", "`augment` on a vector input"),
+            Code::ChannelsLast => ("W001", "an input that looks like height x width x channels"),
         }
     }
 }
@@ -160,7 +170,7 @@ impl std::fmt::Display for Code {
     }
 }
 
-/// One error, located in the source.
+/// One error or warning (by its code), located in the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     /// The kind of mistake; `None` only for diagnostics made outside the checker.
@@ -224,7 +234,12 @@ impl Diagnostic {
         self
     }
 
-    /// Renders the diagnostic rustc-style: `error[CODE]: message`, `--> file:line:col`,
+    /// Whether this is a warning rather than an error (see [`Code::is_warning`]).
+    pub fn is_warning(&self) -> bool {
+        self.code.is_some_and(Code::is_warning)
+    }
+
+    /// Renders the diagnostic rustc-style: `error[CODE]: message` (`warning[W001]`), `--> file:line:col`,
     /// the source lines with a caret under the span (and a `-` line under each
     /// secondary place), then the hint.
     pub fn render(&self, file_name: &str, source: &str) -> String {
@@ -261,7 +276,8 @@ impl Diagnostic {
         let mut out = String::new();
         match self.code {
             Some(code) => {
-                let _ = writeln!(out, "error[{code}]: {}", self.message);
+                let severity = if code.is_warning() { "warning" } else { "error" };
+                let _ = writeln!(out, "{severity}[{code}]: {}", self.message);
             }
             None => {
                 let _ = writeln!(out, "error: {}", self.message);

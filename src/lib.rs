@@ -81,7 +81,24 @@ pub use ndarray;
 pub use rt::{Error, Gradients, Model, Target, Train};
 
 /// Parses and checks a `.cnn` text: every model of it, or every error in it.
+/// Warnings are left out; [`compile_with_warnings`] gives them too.
 pub fn compile(source: &str) -> Result<Vec<ir::Model>, Diagnostics> {
     let file = syntax::parse(source).map_err(|d| Diagnostics(vec![d]))?;
     check::check(&file)
+}
+
+/// [`compile`], and the warnings of the text (valid text that is likely not what
+/// was meant, such as `input 32x32x3`), whether or not it has errors. A text with a
+/// syntax error has no warnings.
+///
+/// ```
+/// let (models, warnings) = cnnc::compile_with_warnings("model M { input 28x28x1 flatten dense 2 }");
+/// assert!(models.is_ok());
+/// assert_eq!(warnings.iter().next().map(|w| w.is_warning()), Some(true));
+/// ```
+pub fn compile_with_warnings(source: &str) -> (Result<Vec<ir::Model>, Diagnostics>, Diagnostics) {
+    match syntax::parse(source) {
+        Ok(file) => (check::check(&file), check::lint::warnings(&file)),
+        Err(d) => (Err(Diagnostics(vec![d])), Diagnostics::default()),
+    }
 }

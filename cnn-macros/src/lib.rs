@@ -2,9 +2,14 @@
 //! model compiled to a specialized Rust struct at build time.
 //!
 //! A thin shell: tokens to text (keeping a map back to the tokens' spans), then
-//! `cnnc::compile` and `cnnc::codegen::generate`. Every error lands on the tokens
-//! it is about; after an error a stub of each model keeps rustc from cascading.
+//! `cnnc::compile_with_warnings` and `cnnc::codegen::generate`. Every error lands on
+//! the tokens it is about, with its code, label, secondary places and hint in its
+//! text; a warning is a compiler warning there (see `report`). After an error a stub
+//! of each model keeps rustc from cascading.
 
+mod report;
+
+use cnnc::diag::{Code, Diagnostics};
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use std::ops::Range;
@@ -21,20 +26,17 @@ fn expand(input: TokenStream) -> TokenStream {
         return expand_file(&path, span);
     }
     let (text, spans) = rebuild(&input);
-    match cnnc::compile(&text) {
-        Ok(models) => cnnc::codegen::generate(&models),
+    let (result, warnings) = cnnc::compile_with_warnings(&text);
+    let warnings: TokenStream = warnings.iter().map(|w| report::diagnostic(w, &text, &spans)).collect();
+    match result {
+        Ok(models) => {
+            let code = cnnc::codegen::generate(&models);
+            quote!(#warnings #code)
+        }
         Err(diags) => {
-            let errors = diags.iter().map(|d| {
-                let (first, last) = locate(&spans, d.span.range());
-                let mut message = d.message.clone();
-                if let Some(hint) = &d.hint {
-                    message.push_str("\n  = hint: ");
-                    message.push_str(hint);
-                }
-                spanned_error(first, last, &message)
-            });
-            let stubs = stubs(&model_names(&input));
-            quote!(#(#errors)* #stubs)
+            let errors = diags.iter().map(|d| report::diagnostic(d, &text, &spans));
+            let stubs = stubs(&model_names(&input), &refused_names(&diags, &text));
+            quote!(#(#errors)* #warnings #stubs)
         }
     }
 }
@@ -57,20 +59,32 @@ fn expand_file(path: &str, span: Span) -> TokenStream {
     let shown = full.display().to_string();
     let text = match std::fs::read_to_string(&full) {
         Ok(t) => t,
-        Err(e) => return spanned_error(span, span, &format!("cannot read {shown}: {e}")),
+        Err(e) => return report::spanned_error(span, span, &format!("cannot read {shown}: {e}")),
     };
     // Rebuild when the file changes.
     let track = quote_spanned!(span=> const _: &str = include_str!(#shown););
-    match cnnc::compile(&text) {
+    let (result, warnings) = cnnc::compile_with_warnings(&text);
+    match result {
         Ok(models) => {
             let code = cnnc::codegen::generate(&models);
-            quote!(#track #code)
+            let warning = match warnings.is_empty() {
+                true => TokenStream::new(),
+                false => {
+                    let message = format!("{path} has warnings:\n{}", warnings.render(path, &text));
+                    report::warning(span, message.trim_end())
+                }
+            };
+            quote!(#track #warning #code)
         }
         Err(diags) => {
-            let message = format!("{path} has errors:\n{}", diags.render(path, &text));
-            let error = spanned_error(span, span, message.trim_end());
+            let refused = refused_names(&diags, &text);
+            let mut all = diags;
+            all.0.extend(warnings);
+            all.0.sort_by_key(|d| d.span.start);
+            let message = format!("{path} has errors:\n{}", all.render(path, &text));
+            let error = report::spanned_error(span, span, message.trim_end());
             let names = text_model_names(&text);
-            let stubs = stubs(&names);
+            let stubs = stubs(&names, &refused);
             quote!(#track #error #stubs)
         }
     }
@@ -114,33 +128,6 @@ fn rebuild_into(input: TokenStream, text: &mut String, spans: &mut Vec<(Range<us
             TokenTree::Literal(l) => push(&l.to_string(), l.span(), text, spans),
         }
     }
-}
-
-/// The spans of the first and last tokens that a text range touches.
-fn locate(spans: &[(Range<usize>, Span)], range: Range<usize>) -> (Span, Span) {
-    let end = range.end.max(range.start + 1);
-    let touching: Vec<Span> = spans
-        .iter()
-        .filter(|(r, _)| r.start < end && range.start < r.end)
-        .map(|(_, s)| *s)
-        .collect();
-    match (touching.first(), touching.last()) {
-        (Some(f), Some(l)) => (*f, *l),
-        // Past the end (e.g. a missing `}`): the last token.
-        _ => spans
-            .last()
-            .map_or((Span::call_site(), Span::call_site()), |(_, s)| (*s, *s)),
-    }
-}
-
-/// `compile_error!` covering the tokens from `first` to `last`.
-fn spanned_error(first: Span, last: Span, message: &str) -> TokenStream {
-    let mut tokens = TokenStream::new();
-    tokens.extend([
-        TokenTree::Ident(proc_macro2::Ident::new("a", first)),
-        TokenTree::Ident(proc_macro2::Ident::new("b", last)),
-    ]);
-    syn::Error::new_spanned(tokens, message).to_compile_error()
 }
 
 /// Each model's name and input size (`1x28x28`, `784`) at the top level of the
@@ -191,10 +178,21 @@ fn text_model_names(text: &str) -> Vec<(String, String)> {
 /// same name and input, so the user's code that uses them (`Net::new`,
 /// `Net::INPUT_SHAPE`, `fit`, the traits) type-checks and the only errors shown
 /// are the model's own.
-fn stubs(models: &[(String, String)]) -> TokenStream {
+fn stubs(models: &[(String, String)], refused: &[&str]) -> TokenStream {
     models
         .iter()
-        .filter(|(name, _)| syn::parse_str::<syn::Ident>(name).is_ok())
+        .filter(|(name, _)| syn::parse_str::<syn::Ident>(name).is_ok() && !refused.contains(&name.as_str()))
         .map(|(name, input)| cnnc::codegen::stub(name, input))
+        .collect()
+}
+
+/// The model names the checker refused (`E011`): no stub is made for them, since a
+/// struct of that name is what the error is about (`model Model` next to
+/// `use cnnc::Model;` would add rustc's E0252 to the checker's error).
+fn refused_names<'t>(diags: &Diagnostics, text: &'t str) -> Vec<&'t str> {
+    diags
+        .iter()
+        .filter(|d| d.code == Some(Code::ModelName))
+        .filter_map(|d| text.get(d.span.range()))
         .collect()
 }

@@ -21,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check files for errors; exit 0 when all are valid, 1 when any has an error.
+    /// Check files for errors and warnings; exit 0 when all are valid (warnings or
+    /// not), 1 when any has an error.
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -214,13 +215,16 @@ fn read_source(path: &Path) -> Result<String, String> {
 fn print_diagnostics(path: &Path, source: &str, diags: &cnnc::Diagnostics) {
     let text = diags.render(&path.display().to_string(), source);
     if std::io::stderr().is_terminal() {
-        // Bold red "error" (and its code), everything else plain.
+        // Bold red "error" and bold yellow "warning" (and their codes), everything else plain.
         let mut colored = String::with_capacity(text.len());
         for line in text.split_inclusive('\n') {
-            match line.strip_prefix("error") {
-                Some(rest) if rest.starts_with(':') || rest.starts_with('[') => {
+            let severity = [("error", "1;31"), ("warning", "1;33")]
+                .into_iter()
+                .find_map(|(word, color)| Some((word, color, line.strip_prefix(word)?)));
+            match severity {
+                Some((word, color, rest)) if rest.starts_with(':') || rest.starts_with('[') => {
                     let head = rest.find(':').unwrap_or(0);
-                    colored.push_str(&format!("\x1b[1;31merror{}\x1b[0m{}", &rest[..head], &rest[head..]));
+                    colored.push_str(&format!("\x1b[{color}m{word}{}\x1b[0m{}", &rest[..head], &rest[head..]));
                 }
                 _ => colored.push_str(line),
             }
@@ -243,15 +247,26 @@ fn check(files: &[PathBuf]) -> ExitCode {
                 continue;
             }
         };
-        match cnnc::compile(&source) {
+        // Errors and warnings together, in source order; only errors fail the check.
+        let (result, warnings) = cnnc::compile_with_warnings(&source);
+        let mut all = result.as_ref().err().cloned().unwrap_or_default();
+        let errors = all.len();
+        all.0.extend(warnings.iter().cloned());
+        all.0.sort_by_key(|d| d.span.start);
+        print_diagnostics(path, &source, &all);
+        let warned = match warnings.len() {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        };
+        match result {
             Ok(models) => {
                 let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-                eprintln!("{}: ok ({})", path.display(), names.join(", "));
+                eprintln!("{}: ok ({}){warned}", path.display(), names.join(", "));
             }
-            Err(diags) => {
-                print_diagnostics(path, &source, &diags);
-                let n = diags.len();
-                eprintln!("{}: {n} error{}", path.display(), if n == 1 { "" } else { "s" });
+            Err(_) => {
+                let s = if errors == 1 { "" } else { "s" };
+                eprintln!("{}: {errors} error{s}{warned}", path.display());
                 invalid += 1;
             }
         }

@@ -46,6 +46,27 @@ fn valid_files_exit_0() {
     assert!(stderr(&o).contains("examples/models/regression.cnn: ok (HousePrice, Denoise)"));
 }
 
+/// A warning is printed, located, but a file with only warnings is valid.
+#[test]
+fn a_file_with_only_warnings_exits_0() {
+    let o = cnnc(&["check", "tests/ui/input_hwc.cnn"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("warning[W001]: `input 32x32x3` reads as 32 channels of 32x3 pixels"),
+        "{err}"
+    );
+    assert!(err.contains("--> tests/ui/input_hwc.cnn:3:11"), "{err}");
+    assert!(err.contains("tests/ui/input_hwc.cnn: ok (M), 1 warning"), "{err}");
+    let o = cnnc(&["check", "tests/ui/input_hwc_errors.cnn"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tests/ui/input_hwc_errors.cnn: 1 error, 1 warning"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn an_invalid_file_exits_1_with_a_located_error() {
     let o = cnnc(&["check", "examples/models/lenet.cnn", "tests/ui/not_whole.cnn"]);

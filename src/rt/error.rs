@@ -2,7 +2,11 @@
 
 /// Everything that can go wrong when a model runs, trains, or reads a file.
 /// Each message names what was expected and what was given.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the message, as `Display` does (and as `anyhow::Error` does), so
+/// that `fn main() -> Result<(), cnnc::Error>` shows a user the message rather than
+/// the enum's fields.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A tensor passed to a model has the wrong shape.
     #[error("{what} has shape {given:?}, expected {expected}")]
@@ -82,4 +86,31 @@ pub enum Error {
         batch: usize,
         checkpoint: Option<String>,
     },
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_reads_like_display() {
+        let e = Error::Label {
+            sample: 3,
+            label: 10,
+            classes: 10,
+        };
+        let message = "label 10 of sample 3 is out of range: the model has 10 classes (0..=9)";
+        assert_eq!(format!("{e}"), message);
+        assert_eq!(format!("{e:?}"), message);
+        // What `fn main() -> Result<(), cnnc::Error>` prints on an error: `Error: `
+        // and the Debug form.
+        let e = Error::Config("this model has no train block".into());
+        assert_eq!(format!("Error: {e:?}"), "Error: this model has no train block");
+    }
 }

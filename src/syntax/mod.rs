@@ -2,6 +2,11 @@
 //! function per rule that turns a parse tree node into an AST node with spans.
 
 pub mod ast;
+mod braces;
+mod hints;
+mod keywords;
+
+pub use keywords::KEYWORDS;
 
 use crate::diag::{did_you_mean, shorten, Code, Diagnostic, Span};
 use ast::*;
@@ -573,79 +578,6 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
     }
 }
 
-/// Every keyword of the language.
-pub const KEYWORDS: &[&str] = &[
-    "model",
-    "input",
-    "conv",
-    "maxpool",
-    "avgpool",
-    "global",
-    "flatten",
-    "dense",
-    "dropout",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "softmax",
-    "leaky_relu",
-    "kernel",
-    "stride",
-    "pad",
-    "same",
-    "valid",
-    "top",
-    "bottom",
-    "left",
-    "right",
-    "round",
-    "floor",
-    "ceil",
-    "train",
-    "loss",
-    "cross_entropy",
-    "mse",
-    "binary_cross_entropy",
-    "optimizer",
-    "sgd",
-    "adam",
-    "adamw",
-    "lr",
-    "momentum",
-    "nesterov",
-    "beta1",
-    "beta2",
-    "eps",
-    "weight_decay",
-    "schedule",
-    "step",
-    "gamma",
-    "exponential",
-    "cosine",
-    "min",
-    "batch",
-    "epochs",
-    "validation",
-    "seed",
-    "residual",
-    "shortcut",
-    "batchnorm",
-    "dilation",
-    "groups",
-    "bias",
-    "off",
-    "silu",
-    "gelu",
-    "normalize",
-    "mean",
-    "std",
-    "augment",
-    "flip",
-    "horizontal",
-    "vertical",
-    "crop",
-];
-
 /// Turns pest's error into a diagnostic on the word at the error position: what was
 /// found, what was expected, and the closest expected keyword.
 fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
@@ -734,7 +666,12 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     let wants = |label: &str| labels.iter().any(|l| l == label);
     let wants_number = wants("a whole number") || wants("a size such as `3` or `3x5`") || wants("a number");
     let is_word = word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
-    if let Some(suggestion) = did_you_mean(word, keywords.iter().copied()).filter(|_| !word.is_empty()) {
+    let foreign = hints::foreign_word(word, &keywords)
+        .or_else(|| hints::positional(source, pos, word))
+        .or_else(|| hints::version3_phrase(source, pos, word));
+    if let Some(hint) = foreign {
+        diag = diag.with_hint(hint);
+    } else if let Some(suggestion) = did_you_mean(word, keywords.iter().copied()).filter(|_| !word.is_empty()) {
         diag = diag.with_hint(format!("did you mean `{suggestion}`?"));
     } else if word.starts_with('-') {
         diag = diag.with_hint("sizes and counts in .cnn files are never negative");
@@ -747,7 +684,7 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     } else if wants_number && is_word {
         diag = diag.with_hint(format!("a number is missing before `{}`", shorten(word)));
     } else if word.is_empty() && wants("`}`") {
-        diag = diag.with_hint("a `{` is never closed: add `}` at the end of the block");
+        diag = braces::unclosed_error(source, diag);
     }
     diag
 }

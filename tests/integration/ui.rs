@@ -1,5 +1,5 @@
-//! One bad model per diagnostic in `tests/ui/*.cnn`; each file's rendered errors are
-//! pinned in `tests/ui/snapshots/`. Review a changed snapshot as a user would: the
+//! One bad model per diagnostic in `tests/ui/*.cnn`; each file's rendered errors and
+//! warnings (in source order) are pinned in `tests/ui/snapshots/`. Review a changed snapshot as a user would: the
 //! caret on the right token, the arithmetic in the message, the fix in the hint.
 
 use std::path::Path;
@@ -27,10 +27,14 @@ fn every_bad_model_renders_its_diagnostics() {
             .to_string();
         let source = std::fs::read_to_string(&path).expect("readable ui case");
         let file_name = format!("tests/ui/{name}.cnn");
-        let diags = match cnnc::compile(&source) {
-            Ok(models) => panic!("{file_name} is valid ({} models), but ui cases must fail", models.len()),
-            Err(d) => d,
-        };
+        let (result, warnings) = cnnc::compile_with_warnings(&source);
+        let mut diags = result.err().unwrap_or_default();
+        diags.0.extend(warnings);
+        diags.0.sort_by_key(|d| d.span.start);
+        assert!(
+            !diags.is_empty(),
+            "{file_name} is valid without a warning, but ui cases must have an error or a warning"
+        );
         let rendered = diags.render(&file_name, &source);
         // Every diagnostic is located: it names the file, line and column.
         assert_eq!(
