@@ -8,8 +8,7 @@ use std::path::Path;
 pub struct Export<'a> {
     pub path: &'a Path,
     pub source: &'a str,
-    pub models: &'a [Ir],
-    pub model: Option<&'a str>,
+    pub model: &'a Ir,
     pub weights: Option<&'a Path>,
     pub seed: u64,
     pub output: &'a Path,
@@ -17,7 +16,7 @@ pub struct Export<'a> {
 
 /// Writes the ONNX file; the error is the message to print (exit code 2).
 pub fn run(e: &Export) -> Result<String, String> {
-    let model = choose(e.path, e.models, e.model)?;
+    let model = e.model;
     let mut interp = Interpreter::from_source(e.source, &model.name, e.seed).map_err(|err| err.to_string())?;
     match e.weights {
         Some(w) => cnnc::rt::weights::load_safetensors(&mut interp, w).map_err(|err| err.to_string())?,
@@ -34,21 +33,4 @@ pub fn run(e: &Export) -> Result<String, String> {
         e.output.display(),
         cnnc::onnx::OPSET
     ))
-}
-
-/// The model named `only`, or the file's one model.
-fn choose<'m>(path: &Path, models: &'m [Ir], only: Option<&str>) -> Result<&'m Ir, String> {
-    let names = models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ");
-    match (only, models) {
-        (Some(name), _) => models
-            .iter()
-            .find(|m| m.name == name)
-            .ok_or_else(|| format!("{} has no model `{name}`; it has {names}", path.display())),
-        (None, [one]) => Ok(one),
-        (None, _) => Err(format!(
-            "{} has {} models ({names}); choose one with --model NAME",
-            path.display(),
-            models.len()
-        )),
-    }
 }

@@ -346,34 +346,11 @@ fn emit(path: &Path) -> ExitCode {
 /// `cnnc inspect`: exit 1 when the model has errors, 2 for every other problem
 /// (a file, the weights, the image, a layer name).
 fn run_inspect(path: &Path, only: Option<&str>, request: &inspect::Request) -> ExitCode {
-    let source = match read_source(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let (_, models) = match compiled(path) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    let models = match cnnc::compile(&source) {
-        Ok(models) => models,
-        Err(diags) => {
-            print_diagnostics(path, &source, &diags);
-            return ExitCode::from(1);
-        }
-    };
-    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-    let model = match (only, models.as_slice()) {
-        (Some(name), _) => models
-            .iter()
-            .find(|m| m.name == name)
-            .ok_or_else(|| format!("{} has no model `{name}`; it has {}", path.display(), names.join(", "))),
-        (None, [one]) => Ok(one),
-        (None, _) => Err(format!(
-            "{} has {} models ({}); choose one with --model NAME",
-            path.display(),
-            models.len(),
-            names.join(", ")
-        )),
-    };
+    let model = choose(path, &models, only);
     match model.and_then(|m| inspect::inspect(m, request)) {
         Ok(line) => {
             println!("{line}");
@@ -388,19 +365,9 @@ fn run_inspect(path: &Path, only: Option<&str>, request: &inspect::Request) -> E
 }
 
 fn draw(path: &Path, output: Option<&Path>, only: Option<&str>) -> ExitCode {
-    let source = match read_source(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let models = match cnnc::compile(&source) {
-        Ok(models) => models,
-        Err(diags) => {
-            print_diagnostics(path, &source, &diags);
-            return ExitCode::from(1);
-        }
+    let (_, models) = match compiled(path) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
     let chosen: Vec<&cnnc::ir::Model> = match only {
@@ -437,25 +404,21 @@ fn draw(path: &Path, output: Option<&Path>, only: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn export(path: &Path, weights: Option<&Path>, seed: u64, output: &Path, model: Option<&str>) -> ExitCode {
-    let source = match read_source(path) {
-        Ok(s) => s,
+fn export(path: &Path, weights: Option<&Path>, seed: u64, output: &Path, only: Option<&str>) -> ExitCode {
+    let (source, models) = match compiled(path) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let model = match choose(path, &models, only) {
+        Ok(model) => model,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    let models = match cnnc::compile(&source) {
-        Ok(models) => models,
-        Err(diags) => {
-            print_diagnostics(path, &source, &diags);
-            return ExitCode::from(1);
-        }
-    };
     let request = export::Export {
         path,
         source: &source,
-        models: &models,
         model,
         weights,
         seed,
@@ -470,5 +433,38 @@ fn export(path: &Path, weights: Option<&Path>, seed: u64, output: &Path, model: 
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// A file's source and checked models; on failure the exit code, the error printed
+/// (1 for a model with errors, 2 for a file that cannot be read).
+fn compiled(path: &Path) -> Result<(String, Vec<cnnc::ir::Model>), ExitCode> {
+    let source = read_source(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    match cnnc::compile(&source) {
+        Ok(models) => Ok((source, models)),
+        Err(diags) => {
+            print_diagnostics(path, &source, &diags);
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// The model named `only`, or the file's one model.
+fn choose<'m>(path: &Path, models: &'m [cnnc::ir::Model], only: Option<&str>) -> Result<&'m cnnc::ir::Model, String> {
+    let names = models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ");
+    match (only, models) {
+        (Some(name), _) => models
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| format!("{} has no model `{name}`; it has {names}", path.display())),
+        (None, [one]) => Ok(one),
+        (None, _) => Err(format!(
+            "{} has {} models ({names}); choose one with --model NAME",
+            path.display(),
+            models.len()
+        )),
     }
 }

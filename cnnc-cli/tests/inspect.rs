@@ -5,38 +5,21 @@
 //! (an image of another size or colour, an unknown layer, another model's
 //! weights) is an error naming what is wrong, exit code 2, no panic.
 
+mod common;
+
 use cnnc::Model as _;
+use common::path_str as s;
+use common::{cnnc, stderr, stdout};
 use image::{GrayImage, Luma, RgbImage};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 const LENET: &str = include_str!("../../examples/models/lenet.cnn");
-
-fn cnnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .output()
-        .expect("cnnc runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// A folder of its own for each test (they run in parallel).
 fn folder(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inspect").join(name);
     std::fs::create_dir_all(&dir).expect("scratch folder");
     dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// LeNet's weights from seed 3, saved in `dir`.

@@ -2,27 +2,14 @@
 //! its weights, and clear errors (exit 2, no panic) on what is not ONNX or not the
 //! model's weights.
 
+mod common;
+
+use common::path_str as s;
+use common::{cnnc, stderr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn cnnc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnnc"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .output()
-        .expect("cnnc runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn scratch(name: &str) -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 #[test]
