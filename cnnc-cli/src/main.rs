@@ -149,16 +149,7 @@ fn main() -> ExitCode {
                 train,
                 name: name.as_deref(),
             };
-            match import::run(&request) {
-                Ok(done) => {
-                    eprintln!("{done}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            reported(import::run(&request))
         }
         Command::Inspect {
             file,
@@ -424,7 +415,12 @@ fn export(path: &Path, weights: Option<&Path>, seed: u64, output: &Path, only: O
         seed,
         output,
     };
-    match export::run(&request) {
+    reported(export::run(&request))
+}
+
+/// Exit 0 with what was done on stderr, or 2 with the error.
+fn reported(result: Result<String, String>) -> ExitCode {
+    match result {
         Ok(done) => {
             eprintln!("{done}");
             ExitCode::SUCCESS
