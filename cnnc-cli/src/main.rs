@@ -4,8 +4,10 @@
 
 mod export;
 mod import;
+mod input;
 mod inspect;
 mod picture;
+mod predict;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -60,6 +62,34 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
         /// The model to export, for a file with several.
+        #[arg(short, long)]
+        model: Option<String>,
+    },
+    /// Run a model in inference mode on images (each image's top classes, names
+    /// from classes.txt beside the weights) or on a NumPy batch (.npy in, .npy out).
+    Predict {
+        file: PathBuf,
+        /// The trained weights; without them, the seeded initialization.
+        #[arg(short, long)]
+        weights: Option<PathBuf>,
+        /// The seed of the initialization used without --weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// PNG or JPEG images of the model's input size.
+        images: Vec<PathBuf>,
+        /// A float32 .npy batch [N, ...input shape], instead of images.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Where to write the outputs as .npy (with --input).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// How many classes to print for each image.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Resize images of another size to the model's input (default: an error).
+        #[arg(long)]
+        resize: bool,
+        /// The model of the file, when it has several.
         #[arg(short, long)]
         model: Option<String>,
     },
@@ -135,6 +165,44 @@ fn main() -> ExitCode {
             output,
             model,
         } => export(&file, weights.as_deref(), seed, &output, model.as_deref()),
+        Command::Predict {
+            file,
+            weights,
+            seed,
+            images,
+            input,
+            output,
+            top,
+            resize,
+            model,
+        } => {
+            let (source, models) = match compiled(&file) {
+                Ok(found) => found,
+                Err(code) => return code,
+            };
+            let chosen = match choose(&file, &models, model.as_deref()) {
+                Ok(m) => m,
+                Err(e) => return reported(Err(e)),
+            };
+            let request = predict::Predict {
+                source: &source,
+                model: chosen,
+                weights: weights.as_deref(),
+                seed,
+                images: &images,
+                input: input.as_deref(),
+                output: output.as_deref(),
+                top,
+                resize,
+            };
+            match predict::run(&request) {
+                Ok(lines) => {
+                    println!("{lines}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => reported(Err(e)),
+            }
+        }
         Command::Import {
             file,
             output,
