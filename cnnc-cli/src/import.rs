@@ -1,7 +1,5 @@
 //! `cnnc import IN.onnx -o MODEL.cnn [--weights OUT.safetensors] [--train] [--name NAME]`.
 
-use cnnc::interp::Interpreter;
-use cnnc::Model;
 use std::path::Path;
 
 /// What `import` was asked to do.
@@ -28,15 +26,7 @@ pub fn run(i: &Import) -> Result<String, String> {
     let bytes = std::fs::read(i.input).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let imported = cnnc::onnx::import(&bytes, &shown, i.name, &model_name(i.output), i.train)?;
     let name = imported.name.clone();
-    let mut model = Interpreter::from_source(&imported.source, &name, 0).map_err(|e| e.to_string())?;
-    for (tensor, value) in &imported.tensors {
-        let set = if model.param_names().contains(tensor) {
-            model.set_param(tensor, value.view())
-        } else {
-            model.set_buffer(tensor, value.view())
-        };
-        set.map_err(|e| format!("{shown}: tensor `{tensor}`: {e}"))?;
-    }
+    let model = imported.interpreter().map_err(|e| format!("{shown}: {e}"))?;
     cnnc::rt::atomic::write(i.output, imported.source.as_bytes()).map_err(|e| e.to_string())?;
     let mut done = format!(
         "{shown}: imported {name} ({} layers, {} parameters) to {}",

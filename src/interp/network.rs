@@ -196,27 +196,25 @@ impl<T: Real> Network<T> {
     /// Inference: every layer, batchnorm with its running statistics, dropout off.
     /// `x` is `[N, ...input shape]`.
     pub fn predict(&self, x: ArrayViewD<T>) -> Result<ArrayD<T>, Error> {
+        Ok(self.inference(x)?.output().clone())
+    }
+
+    /// The whole network in inference mode on `x` (checked, normalized).
+    fn inference(&self, x: ArrayViewD<T>) -> Result<Trace<T>, Error> {
         validate::input(&self.model, x.view())?;
         let x = self.normalize(x)?;
         let mut pass = Pass {
             training: false,
             dropout: None,
         };
-        let trace = self.forward_seq(&self.model.layers, &self.slots, x, usize::MAX, &mut pass)?;
-        Ok(trace.output().clone())
+        self.forward_seq(&self.model.layers, &self.slots, x, usize::MAX, &mut pass)
     }
 
     /// Every layer's output in inference mode, in the order the layers run (a
     /// residual block's body and shortcut layers before the block): what
     /// [`crate::Model::activations`] returns. `x` is `[N, ...input shape]`.
     pub fn activations(&self, x: ArrayViewD<T>) -> Result<Vec<(String, ArrayD<T>)>, Error> {
-        validate::input(&self.model, x.view())?;
-        let x = self.normalize(x)?;
-        let mut pass = Pass {
-            training: false,
-            dropout: None,
-        };
-        let trace = self.forward_seq(&self.model.layers, &self.slots, x, usize::MAX, &mut pass)?;
+        let trace = self.inference(x)?;
         let mut out = Vec::new();
         collect_outputs(&self.model.layers, trace, &mut out);
         Ok(out)

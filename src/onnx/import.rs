@@ -10,6 +10,7 @@
 use super::graph::{Const, Graph, Node};
 use super::items::{item_name, Item, Layout};
 use crate::ir::Shape;
+use crate::Model as _;
 use ndarray::ArrayD;
 use std::collections::HashSet;
 
@@ -19,6 +20,23 @@ pub struct Imported {
     pub name: String,
     pub source: String,
     pub tensors: Vec<(String, ArrayD<f32>)>,
+}
+
+impl Imported {
+    /// The imported model in the reference interpreter, with the imported weights.
+    pub fn interpreter(&self) -> Result<crate::interp::Interpreter, String> {
+        let mut model =
+            crate::interp::Interpreter::from_source(&self.source, &self.name, 0).map_err(|e| e.to_string())?;
+        for (tensor, value) in &self.tensors {
+            let set = if model.param_names().contains(tensor) {
+                model.set_param(tensor, value.view())
+            } else {
+                model.set_buffer(tensor, value.view())
+            };
+            set.map_err(|e| format!("tensor `{tensor}`: {e}"))?;
+        }
+        Ok(model)
+    }
 }
 
 /// `normalize`'s per-channel means and standard deviations.

@@ -17,7 +17,7 @@
 //! what is wrong, never a panic; [`Checkpoint::check_compatible`] refuses the
 //! checkpoint of another model, naming the first difference.
 
-use crate::rt::fit::{EpochReport, Evaluation};
+use crate::rt::report::{EpochReport, Evaluation};
 use crate::rt::weights::{self, Tensor};
 use crate::rt::{atomic, Error, Model};
 use ndarray::ArrayD;

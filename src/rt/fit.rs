@@ -26,6 +26,7 @@ use super::checkpoint::{Checkpoint, EpochRecord, EpochSums, Progress, RngState, 
 use super::data::{shuffled, Dataset, Targets};
 use super::driver::TrainSpec;
 use super::inputs::{batch_size, check_finite};
+pub use super::report::{EpochReport, Evaluation, FitReport};
 use super::{Error, FlatTrain, Model, Target, Train};
 use crate::ir::{Augment, Loss};
 use ndarray::{ArrayD, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn};
@@ -159,35 +160,6 @@ impl<'a> FitOptions<'a> {
         self.stop_after = Some(steps);
         self
     }
-}
-
-/// The numbers of one epoch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochReport {
-    /// 0-based.
-    pub epoch: usize,
-    pub learning_rate: f32,
-    /// The mean of the batch losses (before each update).
-    pub train_loss: f64,
-    /// The fraction of training samples classified right during the epoch
-    /// (cross-entropy: argmax equal to the label; binary cross-entropy: the fraction
-    /// of output elements on the target's side of 0.5).
-    pub train_accuracy: Option<f64>,
-    pub validation: Option<Evaluation>,
-    pub seconds: f64,
-}
-
-/// Every epoch's report.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct FitReport {
-    pub history: Vec<EpochReport>,
-}
-
-/// Loss and, for classifiers, accuracy on a data set.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Evaluation {
-    pub loss: f64,
-    pub accuracy: Option<f64>,
 }
 
 /// Trains `model` on `data` as `config` says.

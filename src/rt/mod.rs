@@ -15,6 +15,7 @@ pub mod fit;
 pub mod init;
 pub mod inputs;
 pub mod plot;
+pub mod report;
 pub mod weights;
 
 pub use error::Error;

@@ -154,14 +154,7 @@ fn every_model_round_trips_through_onnx() {
                 "{case}: imported as\n{}",
                 imported.source
             );
-            let mut again = Interpreter::new(back, 0);
-            for (name, value) in &imported.tensors {
-                match again.param_names().contains(name) {
-                    true => again.set_param(name, value.view()),
-                    false => again.set_buffer(name, value.view()),
-                }
-                .unwrap_or_else(|e| panic!("{case}: {name}: {e}"));
-            }
+            let mut again = imported.interpreter().unwrap_or_else(|e| panic!("{case}: {e}"));
             let mut shape = vec![2];
             shape.extend(model.input.dims());
             let x = input(&shape);
@@ -215,16 +208,9 @@ fn read_f32(path: &Path, shape: &[usize]) -> ArrayD<f32> {
 
 /// An imported model in the interpreter, with the imported weights.
 fn imported_interpreter(imported: &cnnc::onnx::Imported) -> Interpreter {
-    let mut model = Interpreter::from_source(&imported.source, &imported.name, 0)
-        .unwrap_or_else(|e| panic!("{e}\n{}", imported.source));
-    for (name, value) in &imported.tensors {
-        match model.param_names().contains(name) {
-            true => model.set_param(name, value.view()),
-            false => model.set_buffer(name, value.view()),
-        }
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    model
+    imported
+        .interpreter()
+        .unwrap_or_else(|e| panic!("{e}\n{}", imported.source))
 }
 
 /// PyTorch modules exported with `torch.onnx.export` (a ResNet-18-shaped network
