@@ -470,7 +470,6 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     let buffer_ids = 0..plan.buffers.len();
     let grad_fields: Vec<Ident> = (0..plan.buffers.len()).map(d).collect();
     let lens = &plan.buffers;
-    let sample_floats: usize = lens.iter().sum();
     let masks: Vec<(Ident, usize)> = plan
         .steps
         .iter()
@@ -558,11 +557,21 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
             #train_macro
 
             /// The model, as the run-time driver sees it.
+            #[derive(Default)]
             pub struct Net;
+
+            impl Net {
+                const SPEC: rt::Spec = #net_spec;
+            }
 
             impl rt::Network for Net {
                 type Worker = Worker;
-                const SPEC: rt::Spec = #net_spec;
+                fn spec(&self) -> &'static rt::Spec {
+                    &Self::SPEC
+                }
+                fn worker(&self, samples: usize) -> Worker {
+                    Worker::new(samples)
+                }
             }
 
             /// The buffers one thread works in.
@@ -573,9 +582,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 #train_fields
             }
 
-            impl rt::Worker for Worker {
-                const SAMPLE_FLOATS: usize = #sample_floats;
-
+            impl Worker {
                 fn new(samples: usize) -> Self {
                     Worker {
                         #(#buffer_fields: vec![0.0; samples * #lens],)*
@@ -584,7 +591,9 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                         #train_init
                     }
                 }
+            }
 
+            impl rt::Worker for Worker {
                 fn input(&mut self) -> &mut [f32] {
                     &mut self.a0
                 }

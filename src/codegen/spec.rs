@@ -144,6 +144,7 @@ pub(super) fn spec(model: &ir::Model, e: &mut Emit) -> TokenStream {
     let params = tensors(&plan.params);
     let buffers = tensors(&plan.stats);
     let (param_count, buffer_len, shared_len, batch) = (plan.param_count, plan.stats_len, plan.shared_len, plan.batch);
+    let sample_floats: usize = plan.buffers.iter().sum();
     let batchnorms = plan.batchnorms.iter().map(|b| {
         let (name, channels, area, buffer, shared) = (&b.name, b.channels, b.area, b.buffer, b.shared);
         let (eps, momentum) = (b.eps as f32, b.momentum as f32);
@@ -180,6 +181,7 @@ pub(super) fn spec(model: &ir::Model, e: &mut Emit) -> TokenStream {
             batch: #batch,
             train: #train,
             layers: &[#(#layers),*],
+            sample_floats: #sample_floats,
         }
     }
 }
@@ -198,7 +200,7 @@ pub fn constants(model: &ir::Model, plan: &Plan) -> TokenStream {
         quote! {
             /// The model's train block, as `fit` reads it; `FIT.quiet()` prints nothing.
             pub const FIT: ::cnnc::rt::fit::FitConfig =
-                ::cnnc::rt::fit::FitConfig::of(&<Net as rt::Network>::SPEC);
+                ::cnnc::rt::fit::FitConfig::of(&Net::SPEC);
         }
     });
     quote! {

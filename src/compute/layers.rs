@@ -155,3 +155,74 @@ dispatched! {
         pool::avg_backward(&L::SHAPE, dy, dx, n)
     }
 }
+
+// The same kernels with the shape as a value, for the run-time plan executor
+// (`rt::exec`): one build per CPU path instead of one per layer shape.
+
+dispatched! {
+    /// [`conv_forward`] for a shape known at run time.
+    pub fn conv_forward_dyn(
+        s: &ConvShape, act: Activation, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], n: usize,
+        scratch: &mut [f32],
+    ) {
+        conv::forward(s, act, x, w, b, y, n, scratch)
+    }
+}
+
+dispatched! {
+    /// [`conv_backward`] for a shape known at run time.
+    pub fn conv_backward_dyn(
+        s: &ConvShape, x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>,
+        dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
+    ) {
+        conv::backward(s, x, w, dy, dw, db, dx, n, scratch)
+    }
+}
+
+dispatched! {
+    /// [`dense_forward`] for sizes known at run time.
+    pub fn dense_forward_dyn(
+        inputs: usize, outputs: usize, act: Activation, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32],
+        n: usize, scratch: &mut [f32],
+    ) {
+        dense::forward(inputs, outputs, act, x, w, b, y, n, scratch)
+    }
+}
+
+dispatched! {
+    /// [`dense_backward`] for sizes known at run time.
+    pub fn dense_backward_dyn(
+        inputs: usize, outputs: usize, x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>,
+        dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
+    ) {
+        dense::backward(inputs, outputs, x, w, dy, dw, db, dx, n, scratch)
+    }
+}
+
+dispatched! {
+    /// [`max_pool_forward`] for a shape known at run time.
+    pub fn max_pool_forward_dyn(s: &PoolShape, x: &[f32], y: &mut [f32], n: usize) {
+        pool::max_forward(s, x, y, n)
+    }
+}
+
+dispatched! {
+    /// [`max_pool_backward`] for a shape known at run time.
+    pub fn max_pool_backward_dyn(s: &PoolShape, x: &[f32], dy: &[f32], dx: &mut [f32], n: usize) {
+        pool::max_backward(s, x, dy, dx, n)
+    }
+}
+
+dispatched! {
+    /// [`avg_pool_forward`] for a shape known at run time.
+    pub fn avg_pool_forward_dyn(s: &PoolShape, x: &[f32], y: &mut [f32], n: usize) {
+        pool::avg_forward(s, x, y, n)
+    }
+}
+
+dispatched! {
+    /// [`avg_pool_backward`] for a shape known at run time.
+    pub fn avg_pool_backward_dyn(s: &PoolShape, dy: &[f32], dx: &mut [f32], n: usize) {
+        pool::avg_backward(s, dy, dx, n)
+    }
+}

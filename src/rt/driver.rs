@@ -110,6 +110,9 @@ pub struct Spec {
     pub train: Option<TrainSpec>,
     /// Every layer's output, in the order the layers run (`Model::activations`).
     pub layers: &'static [LayerOutput],
+    /// Floats per sample in a worker's activation buffers (inference sizes its
+    /// sub-chunks from it: [`inference_chunk`]).
+    pub sample_floats: usize,
 }
 
 impl Spec {
@@ -127,10 +130,16 @@ impl Spec {
     }
 }
 
-/// A generated model's description and worker type.
-pub trait Network: 'static {
+/// A model's description and its workers: a generated model's `Net` (a unit
+/// struct whose spec is a constant), or the run-time plan executor
+/// ([`crate::rt::exec`]), which builds its spec when it reads the model.
+pub trait Network: Send + Sync + 'static {
     type Worker: Worker;
-    const SPEC: Spec;
+    /// The model's description; static for the process (see `rt::exec` for the
+    /// executor's).
+    fn spec(&self) -> &'static Spec;
+    /// A worker with buffers for `samples` samples at a time.
+    fn worker(&self, samples: usize) -> Self::Worker;
 }
 
 /// What one worker's pass reads besides its own buffers.
@@ -156,11 +165,6 @@ pub struct Pass<'a> {
 
 /// The per-thread half of a generated model.
 pub trait Worker: Send + Sized {
-    /// Floats per sample in the activation buffers (inference sizes its
-    /// sub-chunks from it: [`inference_chunk`]).
-    const SAMPLE_FLOATS: usize;
-    /// Buffers for `samples` samples at a time.
-    fn new(samples: usize) -> Self;
     /// The model input's buffer.
     fn input(&mut self) -> &mut [f32];
     /// The model output's buffer.
@@ -203,6 +207,7 @@ struct Slot<W> {
 
 /// A generated model's state and the logic that runs it.
 pub struct Driver<N: Network> {
+    net: N,
     params: Vec<f32>,
     buffers: Vec<f32>,
     shared: Vec<f32>,
@@ -346,13 +351,30 @@ fn set(table: &[Tensor], values: &mut [f32], what: &str, name: &str, value: Arra
     Ok(())
 }
 
-impl<N: Network> Driver<N> {
-    const SPEC: Spec = N::SPEC;
-
+impl<N: Network + Default> Driver<N> {
     /// A model with the spec's initialization drawn from `seed` (which also seeds
     /// dropout).
     pub fn new(seed: u64) -> Self {
-        let spec = Self::SPEC;
+        Self::with_network(N::default(), seed)
+    }
+}
+
+impl<N: Network> Driver<N> {
+    /// The network this driver runs.
+    pub fn network(&self) -> &N {
+        &self.net
+    }
+
+    /// The model's description.
+    #[inline]
+    pub fn spec(&self) -> &'static Spec {
+        self.net.spec()
+    }
+
+    /// The network `net` with the spec's initialization drawn from `seed` (which
+    /// also seeds dropout).
+    pub fn with_network(net: N, seed: u64) -> Self {
+        let spec = net.spec();
         let mut init = Initializer::new(seed);
         let mut params = vec![0.0f32; spec.param_count];
         let mut buffers = vec![0.0f32; spec.buffer_len];
@@ -377,7 +399,7 @@ impl<N: Network> Driver<N> {
         let classifier = matches!(spec.train.map(|t| t.loss), Some(Loss::CrossEntropy));
         let slots = (0..workers)
             .map(|_| Slot {
-                worker: N::Worker::new(samples),
+                worker: net.worker(samples),
                 grads: vec![0.0; grads_len],
                 labels: vec![0; if training && classifier { samples } else { 0 }],
                 targets: vec![
@@ -393,6 +415,7 @@ impl<N: Network> Driver<N> {
             .collect();
         let bn_values: usize = spec.batchnorms.iter().map(|b| 2 * b.channels).sum();
         Driver {
+            net,
             params,
             buffers,
             shared: vec![0.0; spec.shared_len],
@@ -417,7 +440,7 @@ impl<N: Network> Driver<N> {
 
     /// The inference statistics of every batchnorm, from the running statistics.
     fn inference_stats(&mut self) {
-        for bn in Self::SPEC.batchnorms {
+        for bn in self.spec().batchnorms {
             let c = bn.channels;
             compute::norm::bn_inference_stats(
                 &self.buffers[bn.buffer..bn.buffer + 2 * c],
@@ -430,7 +453,7 @@ impl<N: Network> Driver<N> {
 
     /// Inference into a caller's buffer of `N * output` values; allocates nothing.
     pub fn predict_into(&mut self, x: ArrayViewD<'_, f32>, out: &mut [f32]) -> Result<(), Error> {
-        let spec = Self::SPEC;
+        let spec = self.spec();
         let n = batch_size("input", x.shape(), spec.input)?;
         check_finite("input", &x)?;
         let out_len = spec.output_len();
@@ -448,7 +471,7 @@ impl<N: Network> Driver<N> {
         while lo < n {
             let hi = (lo + spec.batch).min(n);
             let active = count.min(hi - lo);
-            let sub = inference_chunk(N::Worker::SAMPLE_FLOATS);
+            let sub = inference_chunk(spec.sample_floats);
             let rows = &|w: usize| worker_range(lo, hi, w, count).0 - lo;
             each_rows(
                 &mut self.slots[..active],
@@ -519,11 +542,11 @@ impl<N: Network> Driver<N>
 where
     N::Worker: Backward,
 {
-    fn train_spec() -> Result<TrainSpec, Error> {
-        Self::SPEC.train.ok_or_else(|| {
+    fn train_spec(&self) -> Result<TrainSpec, Error> {
+        self.spec().train.ok_or_else(|| {
             Error::Config(format!(
                 "model {} has no train block, so it cannot compute gradients or train",
-                Self::SPEC.name
+                self.spec().name
             ))
         })
     }
@@ -531,10 +554,10 @@ where
     /// Combines batchnorm `k`'s partial statistics of the `active` workers of
     /// chunk `lo..hi` into its batch mean and 1/std (and the pending running update).
     fn combine_forward(&mut self, k: usize, lo: usize, hi: usize, active: usize) {
-        let bn = Self::SPEC.batchnorms[k];
+        let bn = self.spec().batchnorms[k];
         let c = bn.channels;
         let count = self.slots.len();
-        let pending_at: usize = Self::SPEC.batchnorms[..k].iter().map(|b| 2 * b.channels).sum();
+        let pending_at: usize = self.spec().batchnorms[..k].iter().map(|b| 2 * b.channels).sum();
         for ch in 0..c {
             let (mut total, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
             for (w, slot) in self.slots[..active].iter().enumerate() {
@@ -560,7 +583,7 @@ where
 
     /// Sums batchnorm `k`'s backward partial sums over the `active` workers.
     fn combine_backward(&mut self, k: usize, active: usize) {
-        let bn = Self::SPEC.batchnorms[k];
+        let bn = self.spec().batchnorms[k];
         let c = bn.channels;
         for i in 0..2 * c {
             let sum: f64 = self.slots[..active].iter().map(|s| s.worker.partials()[i]).sum();
@@ -577,8 +600,8 @@ where
         target: Target<'_>,
         mut input_grad: Option<&mut [f32]>,
     ) -> Result<f32, Error> {
-        let spec = Self::SPEC;
-        let train = Self::train_spec()?;
+        let spec = self.spec();
+        let train = self.train_spec()?;
         let n = batch_size("input", x.shape(), spec.input)?;
         check_finite("input", &x)?;
         if !spec.batchnorms.is_empty() {
@@ -733,7 +756,7 @@ where
     /// Folds the last step's batch statistics into the running statistics.
     fn update_running_stats(&mut self) {
         let mut at = 0;
-        for bn in Self::SPEC.batchnorms {
+        for bn in self.spec().batchnorms {
             let c = bn.channels;
             let m = bn.momentum;
             let running = &mut self.buffers[bn.buffer..bn.buffer + 2 * c];
@@ -746,7 +769,7 @@ where
 
     /// One optimizer step over the flat parameter buffer, from `grads`.
     fn optimizer_step(&mut self) -> Result<(), Error> {
-        let train = Self::train_spec()?;
+        let train = self.train_spec()?;
         self.step += 1;
         let lr = self.learning_rate_at(self.epoch);
         let wd = train.weight_decay as f32;
@@ -781,7 +804,7 @@ where
     }
 
     fn learning_rate_at(&self, epoch: usize) -> f32 {
-        match Self::SPEC.train {
+        match self.spec().train {
             Some(t) => t.schedule.learning_rate(t.optimizer.lr(), self.epochs, epoch) as f32,
             None => 0.0,
         }
@@ -790,31 +813,31 @@ where
 
 impl<N: Network> Model for Driver<N> {
     fn input_shape(&self) -> &[usize] {
-        Self::SPEC.input
+        self.spec().input
     }
 
     fn output_shape(&self) -> &[usize] {
-        Self::SPEC.output
+        self.spec().output
     }
 
     fn param_names(&self) -> Vec<String> {
-        Self::SPEC.params.iter().map(|t| t.name.to_string()).collect()
+        self.spec().params.iter().map(|t| t.name.to_string()).collect()
     }
 
     fn param(&self, name: &str) -> Option<ArrayD<f32>> {
-        get(Self::SPEC.params, &self.params, name)
+        get(self.spec().params, &self.params, name)
     }
 
     fn set_param(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
-        set(Self::SPEC.params, &mut self.params, "parameter", name, value)
+        set(self.spec().params, &mut self.params, "parameter", name, value)
     }
 
     fn predict(&mut self, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>, Error> {
-        let n = batch_size("input", x.shape(), Self::SPEC.input)?;
-        let mut out = vec![0.0f32; n * Self::SPEC.output_len()];
+        let n = batch_size("input", x.shape(), self.spec().input)?;
+        let mut out = vec![0.0f32; n * self.spec().output_len()];
         self.predict_into(x, &mut out)?;
         let mut dims = vec![n];
-        dims.extend_from_slice(Self::SPEC.output);
+        dims.extend_from_slice(self.spec().output);
         ArrayD::from_shape_vec(dims, out).map_err(|e| Error::Config(e.to_string()))
     }
 
@@ -823,15 +846,15 @@ impl<N: Network> Model for Driver<N> {
     }
 
     fn buffer_names(&self) -> Vec<String> {
-        Self::SPEC.buffers.iter().map(|t| t.name.to_string()).collect()
+        self.spec().buffers.iter().map(|t| t.name.to_string()).collect()
     }
 
     fn buffer(&self, name: &str) -> Option<ArrayD<f32>> {
-        get(Self::SPEC.buffers, &self.buffers, name)
+        get(self.spec().buffers, &self.buffers, name)
     }
 
     fn set_buffer(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
-        set(Self::SPEC.buffers, &mut self.buffers, "buffer", name, value)
+        set(self.spec().buffers, &mut self.buffers, "buffer", name, value)
     }
 
     fn batches_tracked(&self) -> u64 {
@@ -848,7 +871,7 @@ where
     N::Worker: Backward,
 {
     fn gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<Gradients, Error> {
-        let spec = Self::SPEC;
+        let spec = self.spec();
         let n = batch_size("input", x.shape(), spec.input)?;
         let mut input = vec![0.0f32; n * spec.input_len()];
         let loss = self.accumulate(x, target, Some(&mut input))?;
@@ -889,7 +912,7 @@ where
     }
 
     fn min_train_batch(&self) -> usize {
-        if Self::SPEC.batchnorms.iter().any(|bn| bn.area < 2) {
+        if self.spec().batchnorms.iter().any(|bn| bn.area < 2) {
             2
         } else {
             1
@@ -897,11 +920,11 @@ where
     }
 
     fn max_train_batch(&self) -> Option<usize> {
-        (!Self::SPEC.batchnorms.is_empty()).then_some(Self::SPEC.batch)
+        (!self.spec().batchnorms.is_empty()).then_some(self.spec().batch)
     }
 
     fn last_correct(&self) -> Option<usize> {
-        match Self::SPEC.train.map(|t| t.loss) {
+        match self.spec().train.map(|t| t.loss) {
             Some(Loss::CrossEntropy | Loss::BinaryCrossEntropy) => Some(self.correct),
             _ => None,
         }

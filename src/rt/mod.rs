@@ -11,6 +11,7 @@ pub mod data;
 pub mod distributed;
 pub mod driver;
 mod error;
+pub mod exec;
 pub mod fit;
 pub mod init;
 pub mod inputs;

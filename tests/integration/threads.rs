@@ -106,8 +106,8 @@ fn batchnorm_training_is_the_same_on_one_and_two_threads() {
 #[test]
 fn inference_in_sub_chunks_gives_each_sample_its_own_output() {
     // `__cnnc_Wide` is the generated module behind `Wide` (private, but in this file).
-    use cnnc::rt::driver::{inference_chunk, Network, Worker};
-    let chunk = inference_chunk(<<__cnnc_Wide::Net as Network>::Worker as Worker>::SAMPLE_FLOATS);
+    use cnnc::rt::driver::{inference_chunk, Network};
+    let chunk = inference_chunk(Network::spec(&__cnnc_Wide::Net).sample_floats);
     assert_eq!(chunk, 8, "the test is written for sub-chunks of 8");
     let (x, _) = data(19, &[4, 64, 64]);
     let mut model = Wide::new(5);

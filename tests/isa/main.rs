@@ -10,6 +10,7 @@ mod common;
 mod fixture_harness;
 
 mod compute_conv;
+mod exec_vs_generated;
 mod generated_fixtures;
 mod interp_vs_generated;
 

@@ -6,7 +6,7 @@
 //! same kernels with the shape given at run time. Nothing here runs in `predict`,
 //! which stays allocation-free.
 
-use super::{Driver, Network, Pass, Worker};
+use super::{Driver, Network, Pass, Spec, Worker};
 use crate::compute::layers::{ConvLayer, DenseLayer};
 use crate::compute::{self, Activation, ConvShape};
 use crate::rt::inputs::{batch_size, check_finite, copy_rows};
@@ -92,7 +92,7 @@ impl Source {
 impl<N: Network> Driver<N> {
     /// Every layer's output for `x`, in inference mode: see [`crate::Model::activations`].
     pub fn activations(&mut self, x: ArrayViewD<'_, f32>) -> Result<Vec<(String, ArrayD<f32>)>, Error> {
-        let spec = Self::SPEC;
+        let spec = self.spec();
         let n = batch_size("input", x.shape(), spec.input)?;
         check_finite("input", &x)?;
         self.inference_stats();
@@ -129,7 +129,7 @@ impl<N: Network> Driver<N> {
                     source => {
                         let start = out.len();
                         out.resize(start + values, 0.0);
-                        unfused::<N>(source, &slot.worker, &pass, &mut out[start..]);
+                        unfused::<N>(spec, source, &slot.worker, &pass, &mut out[start..]);
                     }
                 }
             }
@@ -151,7 +151,7 @@ impl<N: Network> Driver<N> {
 
 /// Computes a fused layer's output without its activation into `y`, from the
 /// worker's buffers after the forward pass.
-fn unfused<N: Network>(source: Source, worker: &N::Worker, pass: &Pass<'_>, y: &mut [f32]) {
+fn unfused<N: Network>(spec: &Spec, source: Source, worker: &N::Worker, pass: &Pass<'_>, y: &mut [f32]) {
     let (n, p) = (pass.n, pass.params);
     let bias = |at: Option<usize>, len: usize| at.map(|b| &p[b..b + len]);
     match source {
@@ -192,7 +192,7 @@ fn unfused<N: Network>(source: Source, worker: &N::Worker, pass: &Pass<'_>, y: &
             );
         }
         Source::BatchNorm { input, index, gamma } => {
-            let bn = N::SPEC.batchnorms[index];
+            let bn = spec.batchnorms[index];
             let c = bn.channels;
             let stats = &pass.shared[bn.shared..bn.shared + 2 * c];
             let (g, beta) = (&p[gamma..gamma + c], &p[gamma + c..gamma + 2 * c]);

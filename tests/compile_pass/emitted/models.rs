@@ -15,15 +15,15 @@ mod __cnnc_LeNet {
         pub const BATCH: usize = 64;
         /// The model's train block, as `fit` reads it; `FIT.quiet()` prints nothing.
         pub const FIT: ::cnnc::rt::fit::FitConfig = ::cnnc::rt::fit::FitConfig::of(
-            &<Net as rt::Network>::SPEC,
+            &Net::SPEC,
         );
     }
     rt::model!(LeNet);
     rt::train!(LeNet);
     /// The model, as the run-time driver sees it.
+    #[derive(Default)]
     pub struct Net;
-    impl rt::Network for Net {
-        type Worker = Worker;
+    impl Net {
         const SPEC: rt::Spec = rt::Spec {
             name: "LeNet",
             input: &[1, 28, 28],
@@ -156,7 +156,17 @@ mod __cnnc_LeNet {
                 rt::LayerOutput::new("dense3", &[10], rt::Source::Buffer(7)),
                 rt::LayerOutput::new("softmax1", &[10], rt::Source::Buffer(8)),
             ],
+            sample_floats: 8888,
         };
+    }
+    impl rt::Network for Net {
+        type Worker = Worker;
+        fn spec(&self) -> &'static rt::Spec {
+            &Self::SPEC
+        }
+        fn worker(&self, samples: usize) -> Worker {
+            Worker::new(samples)
+        }
     }
     /// The buffers one thread works in.
     pub struct Worker {
@@ -182,8 +192,7 @@ mod __cnnc_LeNet {
         d8: Vec<f32>,
         dtmp: Vec<f32>,
     }
-    impl rt::Worker for Worker {
-        const SAMPLE_FLOATS: usize = 8888;
+    impl Worker {
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 784],
@@ -214,6 +223,8 @@ mod __cnnc_LeNet {
                 dtmp: vec![0.0; samples * 0],
             }
         }
+    }
+    impl rt::Worker for Worker {
         fn input(&mut self) -> &mut [f32] {
             &mut self.a0
         }
@@ -523,9 +534,9 @@ mod __cnnc_Tour {
     }
     rt::model!(Tour);
     /// The model, as the run-time driver sees it.
+    #[derive(Default)]
     pub struct Net;
-    impl rt::Network for Net {
-        type Worker = Worker;
+    impl Net {
         const SPEC: rt::Spec = rt::Spec {
             name: "Tour",
             input: &[3, 29, 29],
@@ -644,7 +655,17 @@ mod __cnnc_Tour {
                 rt::LayerOutput::new("dense1", &[10], rt::Source::Buffer(11)),
                 rt::LayerOutput::new("softmax1", &[10], rt::Source::Buffer(12)),
             ],
+            sample_floats: 10799,
         };
+    }
+    impl rt::Network for Net {
+        type Worker = Worker;
+        fn spec(&self) -> &'static rt::Spec {
+            &Self::SPEC
+        }
+        fn worker(&self, samples: usize) -> Worker {
+            Worker::new(samples)
+        }
     }
     /// The buffers one thread works in.
     pub struct Worker {
@@ -664,8 +685,7 @@ mod __cnnc_Tour {
         scratch: Vec<f32>,
         partials: Vec<f64>,
     }
-    impl rt::Worker for Worker {
-        const SAMPLE_FLOATS: usize = 10799;
+    impl Worker {
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 2523],
@@ -690,6 +710,8 @@ mod __cnnc_Tour {
                 partials: vec![0.0; 0],
             }
         }
+    }
+    impl rt::Worker for Worker {
         fn input(&mut self) -> &mut [f32] {
             &mut self.a0
         }
@@ -992,9 +1014,9 @@ mod __cnnc_Head {
     }
     rt::model!(Head);
     /// The model, as the run-time driver sees it.
+    #[derive(Default)]
     pub struct Net;
-    impl rt::Network for Net {
-        type Worker = Worker;
+    impl Net {
         const SPEC: rt::Spec = rt::Spec {
             name: "Head",
             input: &[8, 5, 5],
@@ -1052,7 +1074,17 @@ mod __cnnc_Head {
                 rt::LayerOutput::new("dense2", &[2], rt::Source::Buffer(4)),
                 rt::LayerOutput::new("softmax1", &[2], rt::Source::Buffer(5)),
             ],
+            sample_floats: 284,
         };
+    }
+    impl rt::Network for Net {
+        type Worker = Worker;
+        fn spec(&self) -> &'static rt::Spec {
+            &Self::SPEC
+        }
+        fn worker(&self, samples: usize) -> Worker {
+            Worker::new(samples)
+        }
     }
     /// The buffers one thread works in.
     pub struct Worker {
@@ -1065,8 +1097,7 @@ mod __cnnc_Head {
         scratch: Vec<f32>,
         partials: Vec<f64>,
     }
-    impl rt::Worker for Worker {
-        const SAMPLE_FLOATS: usize = 284;
+    impl Worker {
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 200],
@@ -1083,6 +1114,8 @@ mod __cnnc_Head {
                 partials: vec![0.0; 0],
             }
         }
+    }
+    impl rt::Worker for Worker {
         fn input(&mut self) -> &mut [f32] {
             &mut self.a0
         }
@@ -1185,9 +1218,9 @@ mod __cnnc_conv {
     }
     rt::model!(conv);
     /// The model, as the run-time driver sees it.
+    #[derive(Default)]
     pub struct Net;
-    impl rt::Network for Net {
-        type Worker = Worker;
+    impl Net {
         const SPEC: rt::Spec = rt::Spec {
             name: "conv",
             input: &[4],
@@ -1217,7 +1250,17 @@ mod __cnnc_conv {
             batch: 32,
             train: None,
             layers: &[rt::LayerOutput::new("dense1", &[2], rt::Source::Buffer(1))],
+            sample_floats: 6,
         };
+    }
+    impl rt::Network for Net {
+        type Worker = Worker;
+        fn spec(&self) -> &'static rt::Spec {
+            &Self::SPEC
+        }
+        fn worker(&self, samples: usize) -> Worker {
+            Worker::new(samples)
+        }
     }
     /// The buffers one thread works in.
     pub struct Worker {
@@ -1226,8 +1269,7 @@ mod __cnnc_conv {
         scratch: Vec<f32>,
         partials: Vec<f64>,
     }
-    impl rt::Worker for Worker {
-        const SAMPLE_FLOATS: usize = 6;
+    impl Worker {
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 4],
@@ -1239,6 +1281,8 @@ mod __cnnc_conv {
                 partials: vec![0.0; 0],
             }
         }
+    }
+    impl rt::Worker for Worker {
         fn input(&mut self) -> &mut [f32] {
             &mut self.a0
         }
@@ -1295,15 +1339,15 @@ mod __cnnc_Blocks {
         pub const BATCH: usize = 32;
         /// The model's train block, as `fit` reads it; `FIT.quiet()` prints nothing.
         pub const FIT: ::cnnc::rt::fit::FitConfig = ::cnnc::rt::fit::FitConfig::of(
-            &<Net as rt::Network>::SPEC,
+            &Net::SPEC,
         );
     }
     rt::model!(Blocks);
     rt::train!(Blocks);
     /// The model, as the run-time driver sees it.
+    #[derive(Default)]
     pub struct Net;
-    impl rt::Network for Net {
-        type Worker = Worker;
+    impl Net {
         const SPEC: rt::Spec = rt::Spec {
             name: "Blocks",
             input: &[3, 8, 8],
@@ -1529,7 +1573,17 @@ mod __cnnc_Blocks {
                 rt::LayerOutput::new("dense1", &[2], rt::Source::Buffer(15)),
                 rt::LayerOutput::new("softmax1", &[2], rt::Source::Buffer(16)),
             ],
+            sample_floats: 2708,
         };
+    }
+    impl rt::Network for Net {
+        type Worker = Worker;
+        fn spec(&self) -> &'static rt::Spec {
+            &Self::SPEC
+        }
+        fn worker(&self, samples: usize) -> Worker {
+            Worker::new(samples)
+        }
     }
     /// The buffers one thread works in.
     pub struct Worker {
@@ -1572,8 +1626,7 @@ mod __cnnc_Blocks {
         mask1: Vec<f32>,
         dtmp: Vec<f32>,
     }
-    impl rt::Worker for Worker {
-        const SAMPLE_FLOATS: usize = 2708;
+    impl Worker {
         fn new(samples: usize) -> Self {
             Worker {
                 a0: vec![0.0; samples * 192],
@@ -1622,6 +1675,8 @@ mod __cnnc_Blocks {
                 dtmp: vec![0.0; samples * 256],
             }
         }
+    }
+    impl rt::Worker for Worker {
         fn input(&mut self) -> &mut [f32] {
             &mut self.a0
         }
