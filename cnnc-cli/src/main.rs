@@ -2,12 +2,15 @@
 //! draw them, inspect what a trained model sees in an image (inspect.rs, drawn by
 //! picture.rs), and move models to and from ONNX (export.rs, import.rs).
 
+mod bench;
+mod data;
 mod export;
 mod import;
 mod input;
 mod inspect;
 mod picture;
 mod predict;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -89,6 +92,60 @@ enum Command {
         /// Resize images of another size to the model's input (default: an error).
         #[arg(long)]
         resize: bool,
+        /// The model of the file, when it has several.
+        #[arg(short, long)]
+        model: Option<String>,
+    },
+    /// Train a model on a data set at the speed of generated code: an IDX folder
+    /// (MNIST), a CIFAR-10 binary folder, an image folder (train/ and test/ of class
+    /// folders, or class folders to split) or a CSV file. Without MODEL.cnn, a
+    /// default model for the data is chosen and written to DIR/model.cnn. Writes
+    /// the weights, classes.txt, a checkpoint and training.svg to DIR.
+    Train {
+        /// The model's .cnn file (a model with a train block).
+        file: Option<PathBuf>,
+        /// The data set.
+        #[arg(long)]
+        data: PathBuf,
+        /// Where to write the weights, checkpoint, curves (and model.cnn).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// Epochs, overriding the train block.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        epochs: Option<u64>,
+        /// Samples per step, overriding the train block.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        batch: Option<u64>,
+        /// The learning rate, overriding the optimizer's.
+        #[arg(long)]
+        lr: Option<f64>,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..1025))]
+        threads: Option<u64>,
+        /// Continue from a checkpoint that an interrupted run wrote.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Refuse images of another size than the model's input (default: resize them).
+        #[arg(long)]
+        no_resize: bool,
+        /// The model of the file, when several have a train block.
+        #[arg(short, long)]
+        model: Option<String>,
+    },
+    /// Measure a model's speed through the run-time plan executor: training and
+    /// inference images/s, one-image latency, and each step's time share, GFLOP/s
+    /// and % of the measured FMA peak with the algorithm it runs.
+    Bench {
+        file: PathBuf,
+        /// Samples per step (default: the train block's batch, or 64).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..65537))]
+        batch: Option<u64>,
+        /// Worker threads (default: one per core).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..1025))]
+        threads: Option<u64>,
+        /// Seconds each of the 3 timed rounds aims for.
+        #[arg(long, default_value_t = 0.5)]
+        seconds: f64,
         /// The model of the file, when it has several.
         #[arg(short, long)]
         model: Option<String>,
@@ -176,7 +233,7 @@ fn main() -> ExitCode {
             resize,
             model,
         } => {
-            let (source, models) = match compiled(&file) {
+            let (_, models) = match compiled(&file) {
                 Ok(found) => found,
                 Err(code) => return code,
             };
@@ -185,7 +242,6 @@ fn main() -> ExitCode {
                 Err(e) => return reported(Err(e)),
             };
             let request = predict::Predict {
-                source: &source,
                 model: chosen,
                 weights: weights.as_deref(),
                 seed,
@@ -198,6 +254,77 @@ fn main() -> ExitCode {
             match predict::run(&request) {
                 Ok(lines) => {
                     println!("{lines}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => reported(Err(e)),
+            }
+        }
+        Command::Train {
+            file,
+            data,
+            out,
+            epochs,
+            batch,
+            lr,
+            threads,
+            resume,
+            no_resize,
+            model,
+        } => {
+            let request = train::Request {
+                model: file,
+                name: model,
+                data,
+                out,
+                epochs: epochs.map(|e| e as usize),
+                batch: batch.map(|b| b as usize),
+                lr,
+                threads: threads.map(|t| t as usize),
+                resume,
+                no_resize,
+            };
+            match train::run(&request) {
+                Ok(train::Ended::Done) => ExitCode::SUCCESS,
+                Ok(train::Ended::Interrupted(checkpoint)) => {
+                    eprintln!("stopped; checkpoint written to {checkpoint}");
+                    eprintln!("resume with the same command and --resume {checkpoint}");
+                    ExitCode::from(130)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Bench {
+            file,
+            batch,
+            threads,
+            seconds,
+            model,
+        } => {
+            let (_, models) = match compiled(&file) {
+                Ok(found) => found,
+                Err(code) => return code,
+            };
+            let chosen = match choose(&file, &models, model.as_deref()) {
+                Ok(m) => m,
+                Err(e) => return reported(Err(e)),
+            };
+            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
+                return reported(Err(format!(
+                    "--seconds {seconds}: give a time between 0 and 600 seconds"
+                )));
+            }
+            let request = bench::Request {
+                model: chosen,
+                batch: batch.map(|b| b as usize),
+                threads: threads.map(|t| t as usize),
+                seconds,
+            };
+            match bench::run(&request) {
+                Ok(text) => {
+                    println!("{text}");
                     ExitCode::SUCCESS
                 }
                 Err(e) => reported(Err(e)),
@@ -244,7 +371,7 @@ fn main() -> ExitCode {
 ///
 /// The size limit holds for what is actually read, not only for what the file
 /// system reports: `/dev/zero`, a pipe or a growing file stops at the limit too.
-fn read_source(path: &Path) -> Result<String, String> {
+pub(crate) fn read_source(path: &Path) -> Result<String, String> {
     use std::io::Read as _;
     let shown = path.display();
     let limit = format!("the {MAX_FILE_BYTES}-byte (16 MiB) limit for a .cnn file");

@@ -1,11 +1,10 @@
 //! `cnnc predict MODEL.cnn [--weights W] [--seed S] (IMAGE... | --input X.npy --output Y.npy)`:
-//! inference mode, in the reference interpreter (the run-time plan executor, when
-//! it exists, is the fast path for this).
+//! inference mode, through the run-time plan executor (generated code's kernels).
 
 use crate::input::{class_names, read_image, top_k};
-use cnnc::interp::Interpreter;
 use cnnc::ir::{self, Op, Shape};
 use cnnc::ndarray::ArrayD;
+use cnnc::rt::exec::Executor;
 use cnnc::Model as _;
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use std::fmt::Write as _;
@@ -13,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 /// What `predict` was asked to do, the source already read and checked.
 pub struct Predict<'a> {
-    pub source: &'a str,
     pub model: &'a ir::Model,
     pub weights: Option<&'a Path>,
     pub seed: u64,
@@ -26,7 +24,7 @@ pub struct Predict<'a> {
 
 /// Runs the prediction; returns what to print on stdout, or the error.
 pub fn run(p: &Predict) -> Result<String, String> {
-    let mut model = Interpreter::from_source(p.source, &p.model.name, p.seed).map_err(|e| e.to_string())?;
+    let mut model = Executor::from_model(p.model, p.seed);
     match p.weights {
         Some(w) => cnnc::rt::weights::load_safetensors(&mut model, w).map_err(|e| e.to_string())?,
         None => eprintln!(
@@ -44,7 +42,7 @@ pub fn run(p: &Predict) -> Result<String, String> {
 }
 
 /// A NumPy batch `[N, ...input]` of f32 in, the outputs `[N, ...output]` out.
-fn batch(model: &mut Interpreter, input: &Path, output: &Path) -> Result<String, String> {
+fn batch(model: &mut Executor, input: &Path, output: &Path) -> Result<String, String> {
     let shown = input.display();
     let file = std::fs::File::open(input).map_err(|e| format!("cannot read {shown}: {e}"))?;
     let x = ArrayD::<f32>::read_npy(file).map_err(|e| format!("{shown}: not a .npy array of float32: {e}"))?;
@@ -62,7 +60,7 @@ fn batch(model: &mut Interpreter, input: &Path, output: &Path) -> Result<String,
 }
 
 /// Each image's top classes, a line each.
-fn images(model: &mut Interpreter, p: &Predict) -> Result<String, String> {
+fn images(model: &mut Executor, p: &Predict) -> Result<String, String> {
     let Shape::Image { c, h, w } = p.model.input else {
         return Err(format!(
             "model {} takes vectors ({}), not images: use --input X.npy",

@@ -157,7 +157,141 @@ dispatched! {
 }
 
 // The same kernels with the shape as a value, for the run-time plan executor
-// (`rt::exec`): one build per CPU path instead of one per layer shape.
+// (`rt::exec`): one build per CPU path instead of one per layer shape. The
+// fields the innermost loops read (window, strides, dilation) are made constants
+// for the common windows by `fixed!`, so those loops unroll and vectorize as in
+// generated code (a stride known to be 1 makes a row access contiguous); the
+// other shapes take the general build. Measured on LeNet training (one thread,
+// AMD EPYC Zen 5): 13,700 images/s with every field a run-time value, 14,900
+// with `fixed!` (its 2x2 max pooling twice as fast). Loops whose trip counts are
+// run-time values still trail generated code's (LeNet's pooling and unfolding
+// about 5x: `cnnc bench` shows them).
+
+/// `$call` with `$s` (a `&ConvShape` or `&PoolShape`) rebound to a copy whose
+/// window, strides (and for convolutions dilation) are literal constants when
+/// they are one of the common combinations.
+macro_rules! fixed {
+    (conv $s:ident => $call:expr) => {{
+        let g = $s;
+        match (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) {
+            (1, 1, 1, 1, 1, 1) => {
+                let $s = &ConvShape {
+                    kh: 1,
+                    kw: 1,
+                    sh: 1,
+                    sw: 1,
+                    dh: 1,
+                    dw: 1,
+                    ..*g
+                };
+                $call
+            }
+            (3, 3, 1, 1, 1, 1) => {
+                let $s = &ConvShape {
+                    kh: 3,
+                    kw: 3,
+                    sh: 1,
+                    sw: 1,
+                    dh: 1,
+                    dw: 1,
+                    ..*g
+                };
+                $call
+            }
+            (5, 5, 1, 1, 1, 1) => {
+                let $s = &ConvShape {
+                    kh: 5,
+                    kw: 5,
+                    sh: 1,
+                    sw: 1,
+                    dh: 1,
+                    dw: 1,
+                    ..*g
+                };
+                $call
+            }
+            (1, 1, 2, 2, 1, 1) => {
+                let $s = &ConvShape {
+                    kh: 1,
+                    kw: 1,
+                    sh: 2,
+                    sw: 2,
+                    dh: 1,
+                    dw: 1,
+                    ..*g
+                };
+                $call
+            }
+            (3, 3, 2, 2, 1, 1) => {
+                let $s = &ConvShape {
+                    kh: 3,
+                    kw: 3,
+                    sh: 2,
+                    sw: 2,
+                    dh: 1,
+                    dw: 1,
+                    ..*g
+                };
+                $call
+            }
+            (7, 7, 2, 2, 1, 1) => {
+                let $s = &ConvShape {
+                    kh: 7,
+                    kw: 7,
+                    sh: 2,
+                    sw: 2,
+                    dh: 1,
+                    dw: 1,
+                    ..*g
+                };
+                $call
+            }
+            _ => {
+                let $s = g;
+                $call
+            }
+        }
+    }};
+    (pool $s:ident => $call:expr) => {{
+        let g = $s;
+        match (g.kh, g.kw, g.sh, g.sw) {
+            (2, 2, 2, 2) => {
+                let $s = &PoolShape {
+                    kh: 2,
+                    kw: 2,
+                    sh: 2,
+                    sw: 2,
+                    ..*g
+                };
+                $call
+            }
+            (3, 3, 2, 2) => {
+                let $s = &PoolShape {
+                    kh: 3,
+                    kw: 3,
+                    sh: 2,
+                    sw: 2,
+                    ..*g
+                };
+                $call
+            }
+            (3, 3, 1, 1) => {
+                let $s = &PoolShape {
+                    kh: 3,
+                    kw: 3,
+                    sh: 1,
+                    sw: 1,
+                    ..*g
+                };
+                $call
+            }
+            _ => {
+                let $s = g;
+                $call
+            }
+        }
+    }};
+}
 
 dispatched! {
     /// [`conv_forward`] for a shape known at run time.
@@ -165,7 +299,7 @@ dispatched! {
         s: &ConvShape, act: Activation, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], n: usize,
         scratch: &mut [f32],
     ) {
-        conv::forward(s, act, x, w, b, y, n, scratch)
+        fixed!(conv s => conv::forward(s, act, x, w, b, y, n, scratch))
     }
 }
 
@@ -175,7 +309,7 @@ dispatched! {
         s: &ConvShape, x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>,
         dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
     ) {
-        conv::backward(s, x, w, dy, dw, db, dx, n, scratch)
+        fixed!(conv s => conv::backward(s, x, w, dy, dw, db, dx, n, scratch))
     }
 }
 
@@ -202,27 +336,27 @@ dispatched! {
 dispatched! {
     /// [`max_pool_forward`] for a shape known at run time.
     pub fn max_pool_forward_dyn(s: &PoolShape, x: &[f32], y: &mut [f32], n: usize) {
-        pool::max_forward(s, x, y, n)
+        fixed!(pool s => pool::max_forward(s, x, y, n))
     }
 }
 
 dispatched! {
     /// [`max_pool_backward`] for a shape known at run time.
     pub fn max_pool_backward_dyn(s: &PoolShape, x: &[f32], dy: &[f32], dx: &mut [f32], n: usize) {
-        pool::max_backward(s, x, dy, dx, n)
+        fixed!(pool s => pool::max_backward(s, x, dy, dx, n))
     }
 }
 
 dispatched! {
     /// [`avg_pool_forward`] for a shape known at run time.
     pub fn avg_pool_forward_dyn(s: &PoolShape, x: &[f32], y: &mut [f32], n: usize) {
-        pool::avg_forward(s, x, y, n)
+        fixed!(pool s => pool::avg_forward(s, x, y, n))
     }
 }
 
 dispatched! {
     /// [`avg_pool_backward`] for a shape known at run time.
     pub fn avg_pool_backward_dyn(s: &PoolShape, dy: &[f32], dx: &mut [f32], n: usize) {
-        pool::avg_backward(s, dy, dx, n)
+        fixed!(pool s => pool::avg_backward(s, dy, dx, n))
     }
 }

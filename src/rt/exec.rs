@@ -93,6 +93,46 @@ pub struct ExecStep {
     accumulates: Vec<bool>,
 }
 
+impl ExecStep {
+    /// Forward FLOPs for one sample (a multiply-add counts two), as `cnnc summary`
+    /// counts them for the layers the step covers.
+    pub fn flops(&self, buffers: &[usize]) -> u64 {
+        let out = buffers[self.output] as u64;
+        match &self.op {
+            Op::Conv { shape: s, .. } => out * 2 * (s.c / s.g.max(1)) as u64 * (s.kh * s.kw) as u64,
+            Op::Dense { inputs, .. } => out * 2 * *inputs as u64,
+            Op::MaxPool(s) | Op::AvgPool(s) => out * (s.kh * s.kw) as u64,
+            Op::GlobalAvgPool { channels, area } => (channels * area) as u64,
+            Op::Softmax { .. } => 3 * out,
+            Op::BatchNorm { .. } | Op::Normalize { .. } => 2 * out,
+            Op::Activation(_) | Op::Dropout { .. } | Op::Add { .. } => out,
+        }
+    }
+
+    /// The algorithm a convolution step runs (`winograd`, `blocked`, ...).
+    pub fn algorithm(&self) -> &'static str {
+        match &self.op {
+            Op::Conv { shape, .. } => match shape.plan() {
+                compute::conv::Plan::Depthwise => "depthwise",
+                compute::conv::Plan::Direct => "direct",
+                compute::conv::Plan::Winograd => "winograd",
+                compute::conv::Plan::Blocked => "blocked",
+                compute::conv::Plan::Unfolded => "unfolded",
+            },
+            Op::Dense { .. } => "gemm",
+            Op::Normalize { .. }
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::GlobalAvgPool { .. }
+            | Op::BatchNorm { .. }
+            | Op::Activation(_)
+            | Op::Softmax { .. }
+            | Op::Dropout { .. }
+            | Op::Add { .. } => "",
+        }
+    }
+}
+
 /// The executed plan: steps, buffer sizes and the phase structure.
 #[derive(Debug)]
 pub struct Compiled {
@@ -185,6 +225,11 @@ impl Program {
     /// The executed steps.
     pub fn steps(&self) -> &[ExecStep] {
         &self.compiled.steps
+    }
+
+    /// Per-sample length of each activation buffer.
+    pub fn buffers(&self) -> &[usize] {
+        &self.compiled.buffers
     }
 
     /// Starts timing every step (or stops, with `false`); the times so far are kept.
