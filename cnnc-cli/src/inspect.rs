@@ -1,5 +1,6 @@
-//! `cnnc inspect`: what a trained model sees in one image. The reference
-//! interpreter runs the model once (`Model::activations`: every layer's output);
+//! `cnnc inspect`: what a trained model sees in one image. The run-time plan
+//! executor runs the model once (`Model::activations`: every layer's output, as
+//! `cnnc train` computes it);
 //! the picture shows the image and the top-5 classes, the first convolution's
 //! kernels, and the feature maps of every convolution, pooling layer and
 //! residual block (up to 16 channels each, each map scaled to its own range),
@@ -7,9 +8,9 @@
 
 use crate::input::{class_names, read_image, top_k};
 use crate::picture::{text_width, viridis, Color, Item, Picture, BLACK, GRAY, LINE};
-use cnnc::interp::Interpreter;
 use cnnc::ir::{self, Op, Shape};
 use cnnc::ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
+use cnnc::rt::exec::Executor;
 use cnnc::Model as _;
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -78,11 +79,11 @@ pub fn inspect(model: &ir::Model, request: &Request) -> Result<String, String> {
             ))
         }
     };
-    let mut interp = Interpreter::new(model.clone(), 0);
-    cnnc::rt::weights::load_safetensors(&mut interp, &request.weights)
+    let mut net = Executor::from_model(model, 0);
+    cnnc::rt::weights::load_safetensors(&mut net, &request.weights)
         .map_err(|e| format!("the weights do not fit model {}: {e}", model.name))?;
     let x = read_image(&request.image, model, (c, h, w), request.resize)?;
-    let acts = interp.activations(x.view()).map_err(|e| e.to_string())?;
+    let acts = net.activations(x.view()).map_err(|e| e.to_string())?;
     let layers: Vec<Panel> = match &request.layer {
         Some(name) => vec![one_layer(model, &acts, name)?],
         None => overview(model, &acts),
@@ -107,7 +108,7 @@ pub fn inspect(model: &ir::Model, request: &Request) -> Result<String, String> {
     let mut y = MARGIN + 2 * LINE + 16;
     y = header(&mut picture, y, model, x.view(), &top, probabilities);
     if request.layer.is_none() {
-        y = kernels(&mut picture, y, model, &interp);
+        y = kernels(&mut picture, y, model, &net);
     }
     for panel in &layers {
         y = maps(&mut picture, y, panel);
@@ -298,11 +299,11 @@ fn header(
 
 /// The first convolution's kernels: in colour when it reads 3 channels, else
 /// each kernel's first channel in gray; one scale for all (mid gray is 0).
-fn kernels(picture: &mut Picture, y: u32, model: &ir::Model, interp: &Interpreter) -> u32 {
+fn kernels(picture: &mut Picture, y: u32, model: &ir::Model, net: &Executor) -> u32 {
     let Some(conv) = model.all_layers().into_iter().find(|l| matches!(l.op, Op::Conv(_))) else {
         return y;
     };
-    let Some(weight) = interp.param(&format!("{}.weight", conv.name)) else {
+    let Some(weight) = net.param(&format!("{}.weight", conv.name)) else {
         return y;
     };
     let [f, cin, kh, kw] = *weight.shape() else {

@@ -25,7 +25,6 @@ mod compile_fail;
 mod conv_dilated_padding;
 mod conv_padding;
 mod data_augment;
-mod data_folder_example;
 mod data_pictures;
 mod data_readers;
 mod errors_api;
