@@ -350,6 +350,12 @@ pub enum Activation {
     Silu,
     /// `x * Phi(x)`, the exact form through erf (`GELU()`).
     Gelu,
+    /// `min(max(x, 0), 6)` (`ReLU6()`).
+    Relu6,
+    /// `x * relu6(x + 3) / 6` (`Hardswish()`).
+    Hardswish,
+    /// `relu6(x + 3) / 6` (`Hardsigmoid()`).
+    Hardsigmoid,
 }
 
 impl Activation {
@@ -363,6 +369,9 @@ impl Activation {
             Activation::LeakyRelu(_) => "leaky_relu",
             Activation::Silu => "silu",
             Activation::Gelu => "gelu",
+            Activation::Relu6 => "relu6",
+            Activation::Hardswish => "hardswish",
+            Activation::Hardsigmoid => "hardsigmoid",
         }
     }
 
@@ -374,8 +383,10 @@ impl Activation {
             | Activation::Relu
             | Activation::LeakyRelu(_)
             | Activation::Sigmoid
-            | Activation::Tanh => true,
-            Activation::Silu | Activation::Gelu => false,
+            | Activation::Tanh
+            | Activation::Relu6
+            | Activation::Hardsigmoid => true,
+            Activation::Silu | Activation::Gelu | Activation::Hardswish => false,
         }
     }
 }

@@ -611,6 +611,9 @@ fn lower_activation(kind: ActivationKind) -> Pending {
         ActivationKind::Tanh => ir::Activation::Tanh,
         ActivationKind::Silu => ir::Activation::Silu,
         ActivationKind::Gelu => ir::Activation::Gelu,
+        ActivationKind::Relu6 => ir::Activation::Relu6,
+        ActivationKind::Hardswish => ir::Activation::Hardswish,
+        ActivationKind::Hardsigmoid => ir::Activation::Hardsigmoid,
         ActivationKind::Softmax => return Pending::Softmax,
         ActivationKind::LeakyRelu(slope) => ir::Activation::LeakyRelu(slope.unwrap_or(0.01) as f32),
     })
@@ -626,6 +629,9 @@ fn activation_keyword(kind: ActivationKind) -> &'static str {
         ActivationKind::LeakyRelu(_) => "leaky_relu",
         ActivationKind::Silu => "silu",
         ActivationKind::Gelu => "gelu",
+        ActivationKind::Relu6 => "relu6",
+        ActivationKind::Hardswish => "hardswish",
+        ActivationKind::Hardsigmoid => "hardsigmoid",
     }
 }
 

@@ -329,6 +329,9 @@ fn act_tokens(act: ir::Activation) -> TokenStream {
         A::Tanh => quote!(#path::Tanh),
         A::Silu => quote!(#path::Silu),
         A::Gelu => quote!(#path::Gelu),
+        A::Relu6 => quote!(#path::Relu6),
+        A::Hardswish => quote!(#path::Hardswish),
+        A::Hardsigmoid => quote!(#path::Hardsigmoid),
     }
 }
 

@@ -20,6 +20,9 @@ impl Activation {
             Activation::Tanh => x.tanh(),
             Activation::Silu => x * sigmoid(x),
             Activation::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
+            Activation::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Activation::Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
         }
     }
 
@@ -55,6 +58,31 @@ impl Activation {
                 let pdf =
                     (-0.5 * x * x).exp() * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
                 cdf + x * pdf
+            }
+            // PyTorch's gradients: 0 at and past the kinks of relu6 and hardsigmoid,
+            // `x / 3 + 0.5` on hardswish's middle piece with its ends included.
+            Activation::Relu6 => {
+                if y > 0.0 && y < 6.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Hardsigmoid => {
+                if y > 0.0 && y < 1.0 {
+                    1.0 / 6.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::Hardswish => {
+                if x < -3.0 {
+                    0.0
+                } else if x <= 3.0 {
+                    x / 3.0 + 0.5
+                } else {
+                    1.0
+                }
             }
         }
     }

@@ -45,9 +45,14 @@ fn affine(x: &[f32], y: &mut [f32], scale: f32, shift: f32, act: Activation) {
     match act {
         Activation::Identity => pairs.for_each(|(y, &x)| *y = x * scale + shift),
         Activation::Relu => pairs.for_each(|(y, &x)| *y = (x * scale + shift).max(0.0)),
-        Activation::LeakyRelu(_) | Activation::Sigmoid | Activation::Tanh | Activation::Silu | Activation::Gelu => {
-            pairs.for_each(|(y, &x)| *y = act.apply(x * scale + shift))
-        }
+        Activation::LeakyRelu(_)
+        | Activation::Sigmoid
+        | Activation::Tanh
+        | Activation::Silu
+        | Activation::Gelu
+        | Activation::Relu6
+        | Activation::Hardswish
+        | Activation::Hardsigmoid => pairs.for_each(|(y, &x)| *y = act.apply(x * scale + shift)),
     }
 }
 
@@ -149,7 +154,10 @@ dispatched! {
             | Activation::Sigmoid
             | Activation::Tanh
             | Activation::Silu
-            | Activation::Gelu => act.backward(&y[..n * c * area], &mut dy[..n * c * area]),
+            | Activation::Gelu
+            | Activation::Relu6
+            | Activation::Hardswish
+            | Activation::Hardsigmoid => act.backward(&y[..n * c * area], &mut dy[..n * c * area]),
         }
         for ch in 0..c {
             let (m, k) = (mean[ch], invstd[ch]);
@@ -243,7 +251,10 @@ dispatched! {
             | Activation::Sigmoid
             | Activation::Tanh
             | Activation::Silu
-            | Activation::Gelu => y.iter_mut().enumerate().for_each(|(i, y)| *y = act.apply(a[i] + b[i])),
+            | Activation::Gelu
+            | Activation::Relu6
+            | Activation::Hardswish
+            | Activation::Hardsigmoid => y.iter_mut().enumerate().for_each(|(i, y)| *y = act.apply(a[i] + b[i])),
         }
     }
 }

@@ -28,6 +28,19 @@ fn apply<T: Real>(act: Activation, x: T) -> T {
         Activation::Identity => x,
         Activation::Silu => x * sigmoid(x),
         Activation::Gelu => x * normal_cdf(x),
+        Activation::Relu6 => clamp(x, T::ZERO, T::from_f64(6.0)),
+        Activation::Hardswish => x * clamp(x + T::from_f64(3.0), T::ZERO, T::from_f64(6.0)) / T::from_f64(6.0),
+        Activation::Hardsigmoid => clamp(x + T::from_f64(3.0), T::ZERO, T::from_f64(6.0)) / T::from_f64(6.0),
+    }
+}
+
+fn clamp<T: Real>(x: T, lo: T, hi: T) -> T {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
     }
 }
 
@@ -59,6 +72,31 @@ fn derivative<T: Real>(act: Activation, x: T, y: T) -> T {
         Activation::Gelu => {
             let pdf = (-(x * x) / T::from_f64(2.0)).exp() / T::from_f64((2.0 * std::f64::consts::PI).sqrt());
             normal_cdf(x) + x * pdf
+        }
+        // PyTorch's: 0 at the kinks of relu6 and hardsigmoid; hardswish's middle
+        // piece includes its ends.
+        Activation::Relu6 => {
+            if x > T::ZERO && x < T::from_f64(6.0) {
+                T::ONE
+            } else {
+                T::ZERO
+            }
+        }
+        Activation::Hardsigmoid => {
+            if x > T::from_f64(-3.0) && x < T::from_f64(3.0) {
+                T::ONE / T::from_f64(6.0)
+            } else {
+                T::ZERO
+            }
+        }
+        Activation::Hardswish => {
+            if x < T::from_f64(-3.0) {
+                T::ZERO
+            } else if x <= T::from_f64(3.0) {
+                x / T::from_f64(3.0) + T::from_f64(0.5)
+            } else {
+                T::ONE
+            }
         }
     }
 }

@@ -206,6 +206,19 @@ impl Graph<'_> {
                 let m = self.node("Mul", &format!("{name}.mul"), vec![x, p], vec![]);
                 self.node("Mul", name, vec![m, half], vec![])
             }
+            Activation::Relu6 => {
+                // Clip with its bounds as inputs (opset 11 on), as PyTorch exports ReLU6.
+                let lo = self.constant(&format!("{name}.min"), vec![], vec![0.0]);
+                let hi = self.constant(&format!("{name}.max"), vec![], vec![6.0]);
+                self.node("Clip", name, vec![x, lo, hi], vec![])
+            }
+            Activation::Hardswish => self.node("HardSwish", name, vec![x], vec![]),
+            Activation::Hardsigmoid => self.node(
+                "HardSigmoid",
+                name,
+                vec![x],
+                vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)],
+            ),
         }
     }
 }

@@ -44,20 +44,11 @@ type MeanStd = (Vec<f32>, Vec<f32>);
 
 /// What the walk supports, for the error on any other operator.
 const SUPPORTED: &str = "Conv, BatchNormalization, Relu, LeakyRelu, Sigmoid, Tanh, Gelu (and its erf form), \
-     Mul(x, Sigmoid(x)), MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to (N, -1), Gemm, \
+     Clip(0, 6) (relu6), HardSwish, HardSigmoid(1/6, 0.5), Mul(x, Sigmoid(x)), MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape to (N, -1), Gemm, \
      MatMul (+ Add), Add (residual blocks), Softmax, Dropout, Identity, Sub/Div on the input (normalize)";
 
 /// Operators of language version 3, which this version of the importer cannot write yet.
-const V3: &[&str] = &[
-    "Clip",
-    "HardSigmoid",
-    "HardSwish",
-    "ConvTranspose",
-    "Concat",
-    "Resize",
-    "Upsample",
-    "GlobalMaxPool",
-];
+const V3: &[&str] = &["ConvTranspose", "Concat", "Resize", "Upsample", "GlobalMaxPool"];
 
 /// Reads the ONNX file's bytes (`what` names it in errors) as a model named `name`,
 /// or else after the ONNX graph when its name is a valid model name, or else
@@ -359,6 +350,32 @@ impl Walker<'_> {
                 Item::act(&word, item_name(self.g, node))
             }
             "Gelu" if node.string("approximate", "none") == "none" => Item::act("gelu", item_name(self.g, node)),
+            "HardSwish" => Item::act("hardswish", item_name(self.g, node)),
+            "HardSigmoid" => {
+                let (a, b) = (node.float("alpha", 0.2), node.float("beta", 0.5));
+                if (a - 1.0 / 6.0).abs() > 1e-6 || b != 0.5 {
+                    return Err(self.err(
+                        node,
+                        format!(
+                            "is HardSigmoid with alpha {a} and beta {b}; only PyTorch's (1/6, 0.5) is `hardsigmoid`"
+                        ),
+                    ));
+                }
+                Item::act("hardsigmoid", item_name(self.g, node))
+            }
+            "Clip" => {
+                let bound = |k: usize| {
+                    let c = node.inputs.get(k).and_then(|t| self.g.consts.get(t))?;
+                    (c.floats.len() == 1).then(|| c.floats[0])
+                };
+                if (bound(1), bound(2)) != (Some(0.0), Some(6.0)) {
+                    return Err(self.err(
+                        node,
+                        "is a Clip other than to [0, 6] (relu6), which the language cannot write",
+                    ));
+                }
+                Item::act("relu6", item_name(self.g, node))
+            }
             "Softmax" => super::items::softmax(self, node, shape)?,
             "Dropout" | "Identity" => return Ok((None, out)),
             "Add" | "Mul" | "Sub" | "Div" => {
@@ -371,8 +388,8 @@ impl Walker<'_> {
             op if V3.contains(&op) => {
                 return Err(self.err(
                     node,
-                    "needs language version 3 (relu6, hardswish, hardsigmoid, \
-                     convtranspose, concat, upsample, maxpool global), which this version cannot write yet",
+                    "needs language version 3's graphs and layers (convtranspose, concat, upsample, \
+                     maxpool global), which this version of the importer cannot write yet",
                 ));
             }
             _ => return Err(self.err(node, format!("is not in the CNN subset cnnc imports: {SUPPORTED}"))),

@@ -126,6 +126,12 @@ pub enum ActivationKind {
     LeakyRelu(Option<f64>),
     Silu,
     Gelu,
+    /// v3: `min(max(x, 0), 6)`.
+    Relu6,
+    /// v3: `x * relu6(x + 3) / 6`.
+    Hardswish,
+    /// v3: `relu6(x + 3) / 6`.
+    Hardsigmoid,
 }
 
 /// An option of a conv or pooling window; the span covers keyword and value.

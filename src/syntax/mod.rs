@@ -341,6 +341,9 @@ fn consume_activation_parts(span: Span, parts: Vec<Node>) -> Result<Activation, 
         Rule::kw_softmax => ActivationKind::Softmax,
         Rule::kw_silu => ActivationKind::Silu,
         Rule::kw_gelu => ActivationKind::Gelu,
+        Rule::kw_relu6 => ActivationKind::Relu6,
+        Rule::kw_hardswish => ActivationKind::Hardswish,
+        Rule::kw_hardsigmoid => ActivationKind::Hardsigmoid,
         _ => {
             let slope = parts.next().map(consume_number).transpose()?;
             ActivationKind::LeakyRelu(slope.map(|s| s.value))
@@ -520,8 +523,22 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         "leaky_relu",
         "silu",
         "gelu",
+        "relu6",
+        "hardswish",
+        "hardsigmoid",
     ];
-    const ACTIVATIONS: &[&str] = &["relu", "sigmoid", "tanh", "softmax", "leaky_relu", "silu", "gelu"];
+    const ACTIVATIONS: &[&str] = &[
+        "relu",
+        "sigmoid",
+        "tanh",
+        "softmax",
+        "leaky_relu",
+        "silu",
+        "gelu",
+        "relu6",
+        "hardswish",
+        "hardsigmoid",
+    ];
     match rule {
         Rule::ident | Rule::layer_name => (Some("a name"), &[]),
         Rule::int => (Some("a whole number"), &[]),

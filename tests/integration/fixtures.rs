@@ -78,6 +78,7 @@ mod pytorch {
         seed_example: ["fwd"],
         sgd_nesterov_small: ["fwd", "grad", "step"],
         softmax_ce: ["fwd", "grad", "step"],
+        v3_relu6_hardswish: ["fwd", "grad", "step"],
     }
 
     #[test]

@@ -418,6 +418,21 @@ fn silu_on_images_and_vectors() {
 }
 
 #[test]
+fn relu6_hardswish_and_hardsigmoid_on_images_and_vectors() {
+    let input = image(2, 4, 4);
+    let mut seq = Seq::new(input);
+    seq.conv(3, 3, 1, 1, 1, 1, true)
+        .act(Activation::Hardswish)
+        .conv(3, 1, 1, 0, 1, 1, true)
+        .act(Activation::Relu6)
+        .flatten()
+        .dense(5, true)
+        .act(Activation::Hardsigmoid)
+        .dense(2, true);
+    gradcheck_ir(input, seq, Loss::Mse, 3);
+}
+
+#[test]
 fn gelu_on_images_and_vectors() {
     let input = image(2, 4, 4);
     let mut seq = Seq::new(input);

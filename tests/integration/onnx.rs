@@ -221,7 +221,7 @@ fn imported_interpreter(imported: &cnnc::onnx::Imported) -> Interpreter {
 #[test]
 fn pytorch_exports_import_and_compute_what_onnx_runtime_computes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/pytorch");
-    for case in ["resnet18", "resnet18_bn", "smallnet"] {
+    for case in ["resnet18", "resnet18_bn", "smallnet", "mobilenetv2_block"] {
         let bytes = std::fs::read(dir.join(format!("{case}.onnx"))).expect("case");
         let imported = cnnc::onnx::import(&bytes, case, None, "Imported", false).unwrap_or_else(|e| panic!("{e}"));
         let shapes = std::fs::read_to_string(dir.join(format!("{case}.json"))).expect("shapes");
@@ -263,14 +263,43 @@ fn an_imported_resnet_fine_tunes() {
     assert!(loss.is_finite() && loss > 0.0, "loss {loss}");
 }
 
-/// ReLU6 (exported as Clip) is language version 3: the importer says so, at the node.
+/// MobileNetV2's block: ReLU6 (exported as Clip(0, 6)) is `relu6`; a Clip to other
+/// bounds cannot be written; an operator of v3's graphs (here a GlobalMaxPool
+/// put in the block's place) is named at its node.
 #[test]
-fn import_says_what_needs_language_version_3() {
+fn import_reads_relu6_and_says_what_it_cannot_write() {
+    use cnnc::onnx::proto::ModelProto;
+    use prost::Message;
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/pytorch/mobilenetv2_block.onnx");
-    let err = cnnc::onnx::import(&std::fs::read(path).expect("case"), "mnv2", None, "Imported", false)
+    let bytes = std::fs::read(path).expect("case");
+    let imported = cnnc::onnx::import(&bytes, "mnv2", None, "Imported", false).expect("relu6 imports");
+    assert!(imported.source.contains("relu6"), "{}", imported.source);
+
+    let model = ModelProto::decode(bytes.as_slice()).expect("onnx");
+    let mut changed = model.clone();
+    let graph = changed.graph.as_mut().expect("graph");
+    let clip = graph
+        .node
+        .iter()
+        .position(|n| n.op_type.as_deref() == Some("Clip"))
+        .expect("a Clip");
+    // A Clip whose upper bound is an unknown tensor.
+    graph.node[clip].input[2] = "not_a_constant".into();
+    let err = cnnc::onnx::import(&changed.encode_to_vec(), "mnv2", None, "Imported", false)
         .err()
-        .expect("Clip is v3");
-    assert!(err.contains("(Clip, opset 17): needs language version 3"), "{err}");
+        .expect("bounds");
+    assert!(err.contains("Clip other than to [0, 6]"), "{err}");
+
+    let mut changed = model;
+    let graph = changed.graph.as_mut().expect("graph");
+    graph.node[clip].op_type = Some("GlobalMaxPool".into());
+    let err = cnnc::onnx::import(&changed.encode_to_vec(), "mnv2", None, "Imported", false)
+        .err()
+        .expect("v3");
+    assert!(
+        err.contains("(GlobalMaxPool, opset 17): needs language version 3"),
+        "{err}"
+    );
 }
 
 /// Damaged ONNX files (bytes flipped, cut short) are errors or models, never a

@@ -423,6 +423,19 @@ mod softmax_ce {
     }
 }
 
+mod v3_relu6_hardswish {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_relu6_hardswish/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "v3_relu6_hardswish",
+            &|_| -> Box<dyn super::Train> { Box::new(V3Relu6Hardswish::new(0)) },
+        );
+    }
+}
+
 mod gelu {
     cnn_macros::cnn!(file = "tests/fixtures_own/gelu/model.cnn");
 
