@@ -63,6 +63,8 @@ pub enum Code {
     DefaultName,
     Shortcut,
     ResidualShape,
+    /// A name (`freeze`, v3's references) that refers to no item.
+    UnknownName,
     Repeated,
     NotAllowed,
     Missing,
@@ -81,7 +83,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order of their numbers.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 27] = [
         Code::Syntax,
         Code::BadNumber,
         Code::NoModel,
@@ -95,6 +97,7 @@ impl Code {
         Code::DefaultName,
         Code::Shortcut,
         Code::ResidualShape,
+        Code::UnknownName,
         Code::Repeated,
         Code::NotAllowed,
         Code::Missing,
@@ -144,6 +147,7 @@ impl Code {
                 "a misplaced or named `shortcut`, or a residual block with no body",
             ),
             Code::ResidualShape => ("E033", "a residual body and shortcut of different shapes"),
+            Code::UnknownName => ("E034", "a name that refers to no item"),
             Code::Repeated => ("E040", "an option or item given twice"),
             Code::NotAllowed => ("E041", "an option on a layer or optimizer that does not take it"),
             Code::Missing => ("E042", "a required option or item left out"),

@@ -418,6 +418,23 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Applied in order to each training sample in `fit` (v2 `augment`).
     pub augment: Vec<Augment>,
+    /// v3 `loss cross_entropy smoothing S`: label smoothing, 0 without it.
+    pub smoothing: f64,
+    /// v3 `clip_grad_norm X`: the largest global L2 norm of a step's gradients.
+    pub clip_grad_norm: Option<f64>,
+    /// v3 `freeze NAME+`: the top-scope items whose parameters do not train.
+    pub freeze: Vec<String>,
+}
+
+impl TrainConfig {
+    /// Whether parameter `name` (`stem.weight`, `block1.conv1.bias`) belongs to a
+    /// frozen item.
+    pub fn is_frozen(&self, name: &str) -> bool {
+        self.freeze.iter().any(|item| {
+            name.strip_prefix(item.as_str())
+                .is_some_and(|rest| rest.starts_with('.'))
+        })
+    }
 }
 
 impl TrainConfig {

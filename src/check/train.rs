@@ -28,6 +28,9 @@ pub fn check_train(
     let mut validation = None;
     let mut seed = 0;
     let mut augment = Vec::new();
+    let mut smoothing = 0.0;
+    let mut clip_grad_norm = None;
+    let mut freeze = Vec::new();
     let mut first: Vec<(&'static str, Span)> = Vec::new();
     for item in &train.items {
         let word = item_word(&item.kind);
@@ -46,7 +49,12 @@ pub fn check_train(
         seen.push(word);
         first.push((word, item.span));
         match &item.kind {
-            TrainItemKind::Loss(l) => loss = Some((*l, item.span)),
+            TrainItemKind::Loss(l, s) => {
+                loss = Some((*l, item.span));
+                if let Some(s) = s {
+                    smoothing = check_smoothing(s, diags);
+                }
+            }
             TrainItemKind::Optimizer { kind, options } => optimizer = check_optimizer(*kind, options, item.span, diags),
             TrainItemKind::WeightDecay(w) => {
                 weight_decay = Some(at_least(
@@ -74,6 +82,20 @@ pub fn check_train(
             }
             TrainItemKind::Seed(s) => seed = s.value,
             TrainItemKind::Augment(a) => augment = check_augment(a, item.span, input, diags),
+            TrainItemKind::ClipGradNorm(x) => {
+                if !(x.value > 0.0 && x.value.is_finite()) {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::Range,
+                            x.span,
+                            format!("clip_grad_norm {} is out of range", number(x.value)),
+                        )
+                        .with_hint("clip_grad_norm X caps the gradients' global L2 norm at X > 0; 1 to 5 is usual"),
+                    );
+                }
+                clip_grad_norm = Some(x.value);
+            }
+            TrainItemKind::Freeze(names) => freeze = check_freeze(names, layers, diags),
         }
     }
     for (word, example) in [("loss", "loss cross_entropy"), ("optimizer", "optimizer sgd lr 0.01")] {
@@ -103,12 +125,81 @@ pub fn check_train(
         validation,
         seed,
         augment,
+        smoothing,
+        clip_grad_norm,
+        freeze,
     })
+}
+
+/// `smoothing S`: 0 <= S < 1, as PyTorch's `label_smoothing`.
+fn check_smoothing(s: &ast::Spanned<f64>, diags: &mut Diagnostics) -> f64 {
+    if !(0.0..1.0).contains(&s.value) {
+        diags.push(
+            Diagnostic::new(
+                Code::Range,
+                s.span,
+                format!("smoothing {} is out of range", number(s.value)),
+            )
+            .with_hint(
+                "label smoothing S moves S of each target's weight onto all classes evenly, 0 <= S < 1; 0.1 is usual",
+            ),
+        );
+    }
+    s.value
+}
+
+/// `freeze NAME+`: each a named or default-named item of the model's top scope
+/// that has parameters, each once.
+fn check_freeze(names: &[ast::Spanned<String>], layers: &[ir::Layer], diags: &mut Diagnostics) -> Vec<String> {
+    let top: Vec<&str> = layers.iter().map(|l| l.name.as_str()).collect();
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let Some(layer) = layers.iter().find(|l| l.name == name.value) else {
+            let mut d = Diagnostic::new(
+                Code::UnknownName,
+                name.span,
+                format!("`freeze {}` names no item of the model", name.value),
+            );
+            d = match did_you_mean(&name.value, top.iter().copied()) {
+                Some(s) => d.with_hint(format!("did you mean `{s}`?")),
+                None => d.with_hint(format!(
+                    "freeze takes items of the model's top scope: {}",
+                    top.join(", ")
+                )),
+            };
+            diags.push(d);
+            continue;
+        };
+        let has_params = !layer.params().is_empty()
+            || match &layer.op {
+                ir::Op::Residual(r) => r.body.iter().chain(&r.shortcut).any(|l| !l.params().is_empty()),
+                _ => false,
+            };
+        if !has_params {
+            diags.push(
+                Diagnostic::new(
+                    Code::Range,
+                    name.span,
+                    format!("`{}` has no parameters to freeze", name.value),
+                )
+                .with_hint("freeze names conv, dense, batchnorm layers or blocks holding them"),
+            );
+        }
+        if out.contains(&name.value) {
+            diags.push(Diagnostic::new(
+                Code::Repeated,
+                name.span,
+                format!("`{}` is frozen twice", name.value),
+            ));
+        }
+        out.push(name.value.clone());
+    }
+    out
 }
 
 fn item_word(kind: &TrainItemKind) -> &'static str {
     match kind {
-        TrainItemKind::Loss(_) => "loss",
+        TrainItemKind::Loss(..) => "loss",
         TrainItemKind::Optimizer { .. } => "optimizer",
         TrainItemKind::WeightDecay(_) => "weight_decay",
         TrainItemKind::Schedule(_) => "schedule",
@@ -117,6 +208,8 @@ fn item_word(kind: &TrainItemKind) -> &'static str {
         TrainItemKind::Validation(_) => "validation",
         TrainItemKind::Seed(_) => "seed",
         TrainItemKind::Augment(_) => "augment",
+        TrainItemKind::ClipGradNorm(_) => "clip_grad_norm",
+        TrainItemKind::Freeze(_) => "freeze",
     }
 }
 

@@ -79,6 +79,12 @@ fn train(t: &ir::TrainConfig) -> TokenStream {
         None => quote!(None),
     };
     let augment = t.augment.iter().map(augment);
+    let smoothing = t.smoothing;
+    let clip = match t.clip_grad_norm {
+        Some(x) => quote!(Some(#x)),
+        None => quote!(None),
+    };
+    let freeze = &t.freeze;
     quote! {
         Some(rt::TrainSpec {
             loss: #loss,
@@ -89,6 +95,9 @@ fn train(t: &ir::TrainConfig) -> TokenStream {
             validation: #validation,
             seed: #seed,
             augment: &[#(#augment),*],
+            smoothing: #smoothing,
+            clip_grad_norm: #clip,
+            freeze: &[#(#freeze),*],
         })
     }
 }

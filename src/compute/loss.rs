@@ -2,22 +2,43 @@
 //! over the given samples and writes the gradient of the *mean* over `total`
 //! elements, so a batch processed in chunks gives the same numbers as one pass.
 
-/// Softmax + cross-entropy: from the logits `z` and the softmax output `p`.
-/// Loss term `logsumexp(z) - z[label]`; gradient wrt the logits `(p - onehot) / total`.
+/// Softmax + cross-entropy: from the logits `z` and the softmax output `p`,
+/// with label smoothing `s` (PyTorch's `label_smoothing`; 0 for none): the
+/// target is `(1 - s) onehot + s / K`. Loss term `logsumexp(z) - (1 - s) z[label]
+/// - s/K Σ z`; gradient wrt the logits `(p - target) / total`.
 #[inline(always)]
-pub fn cross_entropy(z: &[f32], p: &[f32], labels: &[usize], dz: &mut [f32], classes: usize, total: usize) -> f64 {
+#[allow(clippy::too_many_arguments)]
+pub fn cross_entropy(
+    z: &[f32],
+    p: &[f32],
+    labels: &[usize],
+    dz: &mut [f32],
+    classes: usize,
+    total: usize,
+    s: f32,
+) -> f64 {
     let scale = 1.0 / total as f32;
+    let spread = s / classes as f32;
     let mut loss = 0.0f64;
     for (i, &label) in labels.iter().enumerate() {
         let z = &z[i * classes..][..classes];
         let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let lse = max as f64 + z.iter().map(|&v| ((v - max) as f64).exp()).sum::<f64>().ln();
-        loss += lse - z[label] as f64;
         let dz = &mut dz[i * classes..][..classes];
-        for (d, &p) in dz.iter_mut().zip(&p[i * classes..][..classes]) {
-            *d = p * scale;
+        if s == 0.0 {
+            loss += lse - z[label] as f64;
+            for (d, &p) in dz.iter_mut().zip(&p[i * classes..][..classes]) {
+                *d = p * scale;
+            }
+            dz[label] -= scale;
+        } else {
+            let sum: f64 = z.iter().map(|&v| v as f64).sum();
+            loss += lse - (1.0 - s as f64) * z[label] as f64 - s as f64 / classes as f64 * sum;
+            for (d, &p) in dz.iter_mut().zip(&p[i * classes..][..classes]) {
+                *d = (p - spread) * scale;
+            }
+            dz[label] -= (1.0 - s) * scale;
         }
-        dz[label] -= scale;
     }
     loss
 }

@@ -5,12 +5,15 @@ use super::activation::sigmoid;
 use super::real::Real;
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Zip};
 
-/// Softmax fused with cross-entropy, from the logits `z` `[N, K]`:
-/// `loss = -1/N sum_n log_softmax(z[n])[label[n]]`, `dz = (softmax(z) - onehot) / N`.
+/// Softmax fused with cross-entropy, from the logits `z` `[N, K]`, with label
+/// `smoothing` s (the target `t = (1 - s) onehot + s/K`, PyTorch's
+/// `label_smoothing`): `loss = -1/N sum_n sum_j t[n, j] log_softmax(z[n])[j]`,
+/// `dz = (softmax(z) - t) / N`.
 /// The log-softmax `z - m - ln(sum_j e^(z_j - m))` (`m` the row's maximum) stays finite
 /// for any finite logits. Labels must be below K (checked by the caller).
-pub fn cross_entropy<T: Real>(z: ArrayView2<T>, labels: ArrayView1<usize>) -> (T, Array2<T>) {
+pub fn cross_entropy<T: Real>(z: ArrayView2<T>, labels: ArrayView1<usize>, smoothing: f64) -> (T, Array2<T>) {
     let (n, k) = z.dim();
+    let (keep, spread) = (T::from_f64(1.0 - smoothing), T::from_f64(smoothing / k as f64));
     let batch = T::from_usize(n);
     let mut loss = T::ZERO;
     let mut dz = Array2::from_elem((n, k), T::ZERO);
@@ -26,11 +29,9 @@ pub fn cross_entropy<T: Real>(z: ArrayView2<T>, labels: ArrayView1<usize>) -> (T
         let log_sum = sum.ln();
         for j in 0..k {
             let log_p = z[[s, j]] - m - log_sum;
-            let onehot = if j == labels[s] { T::ONE } else { T::ZERO };
-            if j == labels[s] {
-                loss -= log_p;
-            }
-            dz[[s, j]] = (log_p.exp() - onehot) / batch;
+            let target = if j == labels[s] { keep + spread } else { spread };
+            loss -= target * log_p;
+            dz[[s, j]] = (log_p.exp() - target) / batch;
         }
     }
     (loss / batch, dz)

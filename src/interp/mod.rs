@@ -330,8 +330,30 @@ impl Train for Interpreter {
             *dst = src;
         }
         let lr = self.rate(self.epoch);
+        let names = self.param_names();
+        let train = self.net.model().train.clone();
+        let trainable: Vec<bool> = names
+            .iter()
+            .map(|n| train.as_ref().is_none_or(|t| !t.is_frozen(n)))
+            .collect();
+        let mut grads = g.params;
+        // v3 `clip_grad_norm`: the trainable gradients' global L2 norm at most X
+        // (`torch.nn.utils.clip_grad_norm_`, with its 1e-6).
+        if let Some(max) = train.as_ref().and_then(|t| t.clip_grad_norm) {
+            let squares: f64 = grads
+                .iter()
+                .zip(&trainable)
+                .filter(|(_, &t)| t)
+                .flat_map(|(g, _)| g.iter())
+                .map(|&v| v as f64 * v as f64)
+                .sum();
+            let factor = (max / (squares.sqrt() + 1e-6)).min(1.0) as f32;
+            for (g, _) in grads.iter_mut().zip(&trainable).filter(|(_, &t)| t) {
+                g.mapv_inplace(|v| v * factor);
+            }
+        }
         if let Some(optimizer) = self.optimizer.as_mut() {
-            optimizer.step(self.net.params_mut(), &g.params, lr);
+            optimizer.step(self.net.params_mut(), &grads, &trainable, lr);
         }
         Ok(g.loss)
     }

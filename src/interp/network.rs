@@ -248,7 +248,8 @@ impl<T: Real> Network<T> {
         let out = trace.output().view();
         let (loss, grad) = match (loss_kind, target) {
             (Loss::CrossEntropy, Target::Labels(labels)) => {
-                let (l, g) = loss::cross_entropy(matrix(out, "the logits")?, labels.view());
+                let smoothing = self.model.train.as_ref().map_or(0.0, |t| t.smoothing);
+                let (l, g) = loss::cross_entropy(matrix(out, "the logits")?, labels.view(), smoothing);
                 (l, g.into_dyn())
             }
             (Loss::BinaryCrossEntropy, Target::Values(t)) => loss::binary_cross_entropy(out, t.mapv(to_real).view()),

@@ -35,8 +35,10 @@ impl<T: Real> Optimizer<T> {
         self.step
     }
 
-    /// One step over every parameter with its gradient, at learning rate `lr`.
-    pub fn step(&mut self, params: &mut [ArrayD<T>], grads: &[ArrayD<T>], lr: f64) {
+    /// One step over every parameter with its gradient, at learning rate `lr`;
+    /// the parameters whose `trainable` flag is false (v3 `freeze`) are left as
+    /// they are, with no weight decay.
+    pub fn step(&mut self, params: &mut [ArrayD<T>], grads: &[ArrayD<T>], trainable: &[bool], lr: f64) {
         let first_step = self.step == 0;
         self.step += 1;
         if first_step {
@@ -45,6 +47,9 @@ impl<T: Real> Optimizer<T> {
         }
         let wd = self.weight_decay;
         for (k, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            if !trainable.get(k).copied().unwrap_or(true) {
+                continue;
+            }
             match self.config {
                 ir::Optimizer::Sgd { momentum, nesterov, .. } => {
                     sgd(p, g, &mut self.first[k], first_step, lr, momentum, nesterov, wd)

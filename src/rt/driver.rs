@@ -91,6 +91,22 @@ pub struct TrainSpec {
     pub validation: Option<f64>,
     pub seed: u64,
     pub augment: &'static [Augment],
+    /// v3 label smoothing of cross_entropy (0: none).
+    pub smoothing: f64,
+    /// v3 `clip_grad_norm`: the largest global L2 norm of a step's gradients.
+    pub clip_grad_norm: Option<f64>,
+    /// v3 `freeze`: the top-scope items whose parameters do not train (a
+    /// parameter is frozen when its name starts with one of them and a dot).
+    pub freeze: &'static [&'static str],
+}
+
+impl TrainSpec {
+    /// Whether parameter `name` belongs to a frozen item.
+    pub fn is_frozen(&self, name: &str) -> bool {
+        self.freeze
+            .iter()
+            .any(|item| name.strip_prefix(item).is_some_and(|rest| rest.starts_with('.')))
+    }
 }
 
 /// Everything the driver knows of a model.
@@ -209,6 +225,9 @@ struct Slot<W> {
 pub struct Driver<N: Network> {
     net: N,
     params: Vec<f32>,
+    /// The parameters the optimizer updates: every one but a frozen item's, as
+    /// ranges of `params` (one range when nothing is frozen).
+    trainable: Vec<std::ops::Range<usize>>,
     buffers: Vec<f32>,
     shared: Vec<f32>,
     slots: Vec<Slot<N::Worker>>,
@@ -414,9 +433,20 @@ impl<N: Network> Driver<N> {
             })
             .collect();
         let bn_values: usize = spec.batchnorms.iter().map(|b| 2 * b.channels).sum();
+        let mut trainable: Vec<std::ops::Range<usize>> = Vec::new();
+        for t in spec.params {
+            if spec.train.is_some_and(|train| train.is_frozen(t.name)) {
+                continue;
+            }
+            match trainable.last_mut() {
+                Some(last) if last.end == t.offset => last.end = t.range().end,
+                _ => trainable.push(t.range()),
+            }
+        }
         Driver {
             net,
             params,
+            trainable,
             buffers,
             shared: vec![0.0; spec.shared_len],
             slots,
@@ -602,6 +632,7 @@ where
     ) -> Result<f32, Error> {
         let spec = self.spec();
         let train = self.train_spec()?;
+        let smoothing = train.smoothing as f32;
         let n = batch_size("input", x.shape(), spec.input)?;
         check_finite("input", &x)?;
         if !spec.batchnorms.is_empty() {
@@ -693,7 +724,8 @@ where
                     );
                     let loss = match train.loss {
                         Loss::CrossEntropy => {
-                            let l = compute::loss::cross_entropy(z, p, &slot.labels[..m], g, out_len, total);
+                            let labels = &slot.labels[..m];
+                            let l = compute::loss::cross_entropy(z, p, labels, g, out_len, total, smoothing);
                             slot.correct += compute::loss::count_correct(p, &slot.labels[..m], out_len);
                             l
                         }
@@ -767,37 +799,59 @@ where
         }
     }
 
-    /// One optimizer step over the flat parameter buffer, from `grads`.
+    /// One optimizer step over the trainable parameters, from `grads`: clipped to
+    /// the train block's `clip_grad_norm` first (their global L2 norm, PyTorch's
+    /// `clip_grad_norm_`), frozen items left out (no update, no weight decay, no
+    /// part in the norm).
     fn optimizer_step(&mut self) -> Result<(), Error> {
         let train = self.train_spec()?;
         self.step += 1;
         let lr = self.learning_rate_at(self.epoch);
         let wd = train.weight_decay as f32;
-        match train.optimizer {
-            Optimizer::Sgd { momentum, nesterov, .. } => compute::optim::sgd(
-                &mut self.params,
-                &self.grads,
-                &mut self.state1,
-                lr,
-                momentum as f32,
-                nesterov,
-                wd,
-                self.step,
-            ),
-            Optimizer::Adam { beta1, beta2, eps, .. } | Optimizer::AdamW { beta1, beta2, eps, .. } => {
-                compute::optim::adam(
-                    &mut self.params,
-                    &self.grads,
-                    &mut self.state1,
-                    &mut self.state2,
-                    lr,
-                    beta1 as f32,
-                    beta2 as f32,
-                    eps as f32,
-                    wd,
-                    matches!(train.optimizer, Optimizer::AdamW { .. }),
-                    self.step,
-                )
+        if let Some(max) = train.clip_grad_norm {
+            let squares: f64 = self
+                .trainable
+                .iter()
+                .flat_map(|r| &self.grads[r.clone()])
+                .map(|&g| g as f64 * g as f64)
+                .sum();
+            let factor = (max / (squares.sqrt() + 1e-6)).min(1.0) as f32;
+            if factor < 1.0 {
+                for r in &self.trainable {
+                    self.grads[r.clone()].iter_mut().for_each(|g| *g *= factor);
+                }
+            }
+        }
+        let part = |state: &mut Vec<f32>, r: &std::ops::Range<usize>| -> std::ops::Range<usize> {
+            if state.is_empty() {
+                0..0
+            } else {
+                r.clone()
+            }
+        };
+        for r in &self.trainable {
+            let (s1, s2) = (part(&mut self.state1, r), part(&mut self.state2, r));
+            let (params, grads) = (&mut self.params[r.clone()], &self.grads[r.clone()]);
+            let (state1, state2) = (&mut self.state1[s1], &mut self.state2[s2]);
+            match train.optimizer {
+                Optimizer::Sgd { momentum, nesterov, .. } => {
+                    compute::optim::sgd(params, grads, state1, lr, momentum as f32, nesterov, wd, self.step)
+                }
+                Optimizer::Adam { beta1, beta2, eps, .. } | Optimizer::AdamW { beta1, beta2, eps, .. } => {
+                    compute::optim::adam(
+                        params,
+                        grads,
+                        state1,
+                        state2,
+                        lr,
+                        beta1 as f32,
+                        beta2 as f32,
+                        eps as f32,
+                        wd,
+                        matches!(train.optimizer, Optimizer::AdamW { .. }),
+                        self.step,
+                    )
+                }
             }
         }
         Ok(())

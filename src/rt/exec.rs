@@ -923,6 +923,9 @@ fn spec(model: &ir::Model, plan: &Plan) -> Spec {
         validation: t.validation,
         seed: t.seed,
         augment: leak(t.augment.clone()),
+        smoothing: t.smoothing,
+        clip_grad_norm: t.clip_grad_norm,
+        freeze: leak(t.freeze.iter().map(|n| leak_str(n)).collect()),
     });
     Spec {
         name: leak_str(&model.name),

@@ -350,11 +350,24 @@ fn streams(seed: u64, optimizer_steps: u64) -> Vec<RngState> {
 /// epoch), the fit's own fields, and the data set's size and FNV-1a hash.
 fn fingerprint<M: Train + ?Sized>(model: &M, config: &FitConfig, data: &Dataset) -> String {
     let mut fields = match config.model {
-        Some(o) => vec![
-            format!("optimizer {:?}", o.train.optimizer),
-            format!("weight_decay {:?}", o.train.weight_decay),
-            format!("schedule {:?}", o.train.schedule),
-        ],
+        Some(o) => {
+            let mut fields = vec![
+                format!("optimizer {:?}", o.train.optimizer),
+                format!("weight_decay {:?}", o.train.weight_decay),
+                format!("schedule {:?}", o.train.schedule),
+            ];
+            // v3 items, recorded only when used, so earlier checkpoints still resume.
+            if o.train.smoothing != 0.0 {
+                fields.push(format!("smoothing {:?}", o.train.smoothing));
+            }
+            if let Some(x) = o.train.clip_grad_norm {
+                fields.push(format!("clip_grad_norm {x:?}"));
+            }
+            if !o.train.freeze.is_empty() {
+                fields.push(format!("freeze {:?}", o.train.freeze));
+            }
+            fields
+        }
         None => {
             let rates: Vec<String> = (0..config.epochs)
                 .map(|e| format!("{:?}", model.learning_rate(e)))

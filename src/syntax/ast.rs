@@ -192,7 +192,8 @@ pub struct TrainItem {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainItemKind {
-    Loss(LossKind),
+    /// The loss and, for cross_entropy, v3's `smoothing S`.
+    Loss(LossKind, Option<Spanned<f64>>),
     Optimizer {
         kind: OptimizerKind,
         options: Vec<OptimizerOption>,
@@ -204,6 +205,10 @@ pub enum TrainItemKind {
     Validation(Spanned<f64>),
     Seed(Spanned<u64>),
     Augment(Vec<Augmentation>),
+    /// v3: `clip_grad_norm X`.
+    ClipGradNorm(Spanned<f64>),
+    /// v3: `freeze NAME+`.
+    Freeze(Vec<Spanned<String>>),
 }
 
 /// One augmentation of `augment`; the span covers its words.

@@ -371,11 +371,21 @@ fn consume_train_item(pair: Node) -> Result<TrainItem, Diagnostic> {
     inner.next(); // the item's keyword
     let mut value = || inner.next().expect("train item value");
     let kind = match rule {
-        Rule::loss => TrainItemKind::Loss(match value().as_rule() {
-            Rule::kw_cross_entropy => LossKind::CrossEntropy,
-            Rule::kw_mse => LossKind::Mse,
-            _ => LossKind::BinaryCrossEntropy,
-        }),
+        Rule::loss => {
+            let kind = match value().as_rule() {
+                Rule::kw_cross_entropy => LossKind::CrossEntropy,
+                Rule::kw_mse => LossKind::Mse,
+                _ => LossKind::BinaryCrossEntropy,
+            };
+            let smoothing = match inner.next() {
+                Some(option) => {
+                    let number = option.into_inner().nth(1).expect("smoothing value");
+                    Some(consume_number(number)?)
+                }
+                None => None,
+            };
+            TrainItemKind::Loss(kind, smoothing)
+        }
         Rule::optimizer => {
             let kind = match value().as_rule() {
                 Rule::kw_sgd => OptimizerKind::Sgd,
@@ -426,6 +436,12 @@ fn consume_train_item(pair: Node) -> Result<TrainItem, Diagnostic> {
                     .map(consume_augmentation)
                     .collect::<Result<_, _>>()?,
             )
+        }
+        Rule::clip_grad_norm => TrainItemKind::ClipGradNorm(consume_number(value())?),
+        Rule::freeze => {
+            let mut names = vec![spanned_str(value())];
+            names.extend(inner.map(spanned_str));
+            TrainItemKind::Freeze(names)
         }
         r => unreachable!("train item {r:?}"),
     };

@@ -78,6 +78,8 @@ mod pytorch {
         seed_example: ["fwd"],
         sgd_nesterov_small: ["fwd", "grad", "step"],
         softmax_ce: ["fwd", "grad", "step"],
+        v3_clip_freeze: ["fwd", "grad", "step"],
+        v3_label_smoothing: ["fwd", "grad", "step"],
         v3_relu6_hardswish: ["fwd", "grad", "step"],
     }
 

@@ -595,7 +595,7 @@ fn own_case_tensors(p: &mut Problem) -> Vec<(String, safetensors::Dtype, Vec<usi
         for (dst, src) in p.net.buffers_mut().iter_mut().zip(g.buffers) {
             *dst = src;
         }
-        optimizer.step(p.net.params_mut(), &g.params, train.learning_rate(0));
+        optimizer.step(p.net.params_mut(), &g.params, &[], train.learning_rate(0));
         if step == 1 || step == 3 {
             for (name, value) in param_names.iter().zip(p.net.params()) {
                 f32s(format!("step{step}/{name}"), value, &mut out);

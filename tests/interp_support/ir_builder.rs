@@ -172,6 +172,9 @@ pub fn model(input: Shape, seq: Seq, loss: ir::Loss, batch: usize) -> ir::Model 
             validation: None,
             seed: 0,
             augment: Vec::new(),
+            smoothing: 0.0,
+            clip_grad_norm: None,
+            freeze: Vec::new(),
         }),
     }
 }

@@ -423,6 +423,32 @@ mod softmax_ce {
     }
 }
 
+mod v3_clip_freeze {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_clip_freeze/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(&super::fixture_harness::fixtures_dir(), "v3_clip_freeze", &|_| -> Box<
+            dyn super::Train,
+        > {
+            Box::new(V3ClipFreeze::new(0))
+        });
+    }
+}
+
+mod v3_label_smoothing {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_label_smoothing/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "v3_label_smoothing",
+            &|_| -> Box<dyn super::Train> { Box::new(V3LabelSmoothing::new(0)) },
+        );
+    }
+}
+
 mod v3_relu6_hardswish {
     cnn_macros::cnn!(file = "tests/fixtures/v3_relu6_hardswish/model.cnn");
 

@@ -124,6 +124,9 @@ mod __cnnc_LeNet {
                 validation: None,
                 seed: 0u64,
                 augment: &[],
+                smoothing: 0f64,
+                clip_grad_norm: None,
+                freeze: &[],
             }),
             layers: &[
                 rt::LayerOutput::new(
@@ -1520,6 +1523,9 @@ mod __cnnc_Blocks {
                 validation: None,
                 seed: 0u64,
                 augment: &[rt::Augment::FlipHorizontal, rt::Augment::Crop(1)],
+                smoothing: 0f64,
+                clip_grad_norm: None,
+                freeze: &[],
             }),
             layers: &[
                 rt::LayerOutput::new("conv1", &[4, 8, 8], rt::Source::Buffer(2)),
