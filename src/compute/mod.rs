@@ -13,7 +13,6 @@
 #![allow(clippy::too_many_arguments)]
 
 pub mod act;
-pub mod blocked;
 pub mod conv;
 pub mod dense;
 pub mod dropout;
@@ -26,7 +25,6 @@ pub mod optim;
 pub mod peak;
 pub mod pool;
 mod simd;
-pub mod winograd;
 
 pub use act::Activation;
 pub use conv::ConvShape;

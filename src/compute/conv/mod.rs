@@ -10,7 +10,7 @@
 //!   accumulators over the taps; the backward pass uses the products below.
 //! - **winograd** (3x3, unit strides and dilation, one group, padding at most 1
 //!   per side, at least 32 input channels and 32 filters): Winograd F(4x4, 3x3)
-//!   ([`super::winograd`]) forward and data gradient (the weight gradient on
+//!   ([`winograd`]) forward and data gradient (the weight gradient on
 //!   the blocked path, for accuracy; see there): 36 multiplies per
 //!   4x4 output tile and channel instead of 144, in one matrix product per
 //!   transform position. Measured on conv64 (64->64, 32x32; benches/conv.rs, one
@@ -24,49 +24,22 @@
 //!   channels (the blocked path's: 1e-6).
 //! - **blocked** (unit strides, rows of at least 16 outputs, padding within the
 //!   window's extent, not 1x1): a register-blocked direct convolution along
-//!   output rows, forward and backward ([`super::blocked`]).
+//!   output rows, forward and backward ([`blocked`]).
 //! - **unfolded** (everything else): each sample and group is unfolded (im2col)
 //!   into a `[C/G·KH·KW, OH·OW]` matrix, so the forward pass is one matrix product
 //!   per group `W_g · col` and the backward pass two: `dW_g += dY_g · colᵀ` and
 //!   `dcol = W_gᵀ · dY_g`, folded back onto the input (col2im). A pointwise conv
 //!   (1x1, stride 1, unpadded) skips the unfolding: its input is its own matrix.
 
-use super::blocked;
+pub mod blocked;
+mod shape;
+pub mod winograd;
+
+pub use shape::ConvShape;
+
 use super::gemm::workspace_len;
-use super::winograd;
 use super::{dot, matmul, Operand};
 use super::{sum, Activation};
-
-/// Every size a convolution needs; the generated code passes it as a constant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvShape {
-    /// Input channels, height, width.
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    /// Filters (output channels).
-    pub f: usize,
-    /// Kernel taps per axis.
-    pub kh: usize,
-    pub kw: usize,
-    /// Strides.
-    pub sh: usize,
-    pub sw: usize,
-    /// Padding: top, bottom, left, right.
-    pub pt: usize,
-    pub pb: usize,
-    pub pl: usize,
-    pub pr: usize,
-    /// Output height and width.
-    pub oh: usize,
-    pub ow: usize,
-    /// Dilation (the spacing of the taps) per axis; 1 is a plain convolution.
-    pub dh: usize,
-    pub dw: usize,
-    /// Groups: input and output channels split into `g` independent convolutions
-    /// (`c` and `f` are multiples of `g`).
-    pub g: usize,
-}
 
 /// How a layer shape is computed; see the module documentation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +48,9 @@ pub enum Plan {
     Depthwise,
     /// Row accumulators for few taps and filters (forward); backward as `Unfolded`.
     Direct,
-    /// Winograd F(4x4, 3x3) of [`super::winograd`]: 3x3, unit strides, one group.
+    /// Winograd F(4x4, 3x3) of [`winograd`]: 3x3, unit strides, one group.
     Winograd,
-    /// The register-blocked direct convolution of [`super::blocked`].
+    /// The register-blocked direct convolution of [`blocked`].
     Blocked,
     /// im2col and one matrix product per sample and group.
     Unfolded,
@@ -94,50 +67,6 @@ impl Plan {
 }
 
 impl ConvShape {
-    pub const fn hp(&self) -> usize {
-        self.h + self.pt + self.pb
-    }
-    pub const fn wp(&self) -> usize {
-        self.w + self.pl + self.pr
-    }
-    pub const fn input_len(&self) -> usize {
-        self.c * self.h * self.w
-    }
-    pub const fn output_len(&self) -> usize {
-        self.f * self.oh * self.ow
-    }
-    /// Input channels per group.
-    pub const fn cg(&self) -> usize {
-        self.c / self.g
-    }
-    /// Filters per group.
-    pub const fn fg(&self) -> usize {
-        self.f / self.g
-    }
-    pub const fn weight_len(&self) -> usize {
-        self.f * self.depth()
-    }
-    pub const fn padded(&self) -> bool {
-        self.pt + self.pb + self.pl + self.pr > 0
-    }
-    /// One filter's weights, the rows of a group's unfolded input: C/G·KH·KW.
-    pub const fn depth(&self) -> usize {
-        self.cg() * self.kh * self.kw
-    }
-    /// Output positions per channel: OH·OW.
-    pub const fn positions(&self) -> usize {
-        self.oh * self.ow
-    }
-    /// 1x1, stride 1, unpadded: the input is its own unfolded matrix.
-    pub const fn pointwise(&self) -> bool {
-        self.kh == 1 && self.kw == 1 && self.sh == 1 && self.sw == 1 && !self.padded()
-    }
-    /// One channel per group and a whole number of filters per channel. A single
-    /// input channel (`c == 1`, LeNet's first layer) stays with the other paths: its
-    /// weight gradient as a product measured faster than direct loops.
-    pub const fn depthwise(&self) -> bool {
-        self.g == self.c && self.c > 1 && self.f.is_multiple_of(self.c)
-    }
     /// Few input taps, few filters, unit column stride and a short output row: the
     /// matrix product would spend more on packing and tile edges than on arithmetic,
     /// so the forward pass runs as a direct convolution over padded input rows
@@ -193,14 +122,6 @@ impl ConvShape {
         } else {
             Plan::Unfolded
         }
-    }
-    /// One padded sample.
-    pub const fn padded_sample_len(&self) -> usize {
-        self.c * self.hp() * self.wp()
-    }
-    /// One padded channel.
-    pub const fn padded_channel_len(&self) -> usize {
-        self.hp() * self.wp()
     }
     /// Whether `plan` can compute this shape (the unfolded path computes every one).
     pub const fn allows(&self, plan: Plan) -> bool {

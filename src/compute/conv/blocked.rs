@@ -1,5 +1,5 @@
 //! Register-blocked direct convolution for unit strides, vectorized along output
-//! rows (the [`Plan::Blocked`](super::conv::Plan::Blocked) path of [`super::conv`]).
+//! rows (the [`Plan::Blocked`](super::Plan::Blocked) path of [`super`]).
 //!
 //! Forward: a tile is `RF` filters x `CV` vectors of consecutive output columns of
 //! one output row, `RF * CV` accumulators. For every input channel and tap, the
@@ -30,10 +30,10 @@
 
 #![warn(unsafe_op_in_unsafe_fn)]
 
-use super::conv::ConvShape;
-use super::isa::{selected, Isa};
-use super::simd::{F32x8, Lanes};
-use super::Activation;
+use super::shape::ConvShape;
+use crate::compute::isa::{selected, Isa};
+use crate::compute::simd::{F32x8, Lanes};
+use crate::compute::Activation;
 
 /// Zeros after a padded sample in scratch: the last vector of an output row may
 /// load up to one vector past the last input row.

@@ -1,6 +1,6 @@
 //! Winograd convolution F(m x m, 3x3) for 3x3 kernels at unit stride and
-//! dilation, one group (the [`Plan::Winograd`](super::conv::Plan::Winograd) path
-//! of [`super::conv`]); Lavin & Gray, "Fast Algorithms for Convolutional Neural
+//! dilation, one group (the [`Plan::Winograd`](super::Plan::Winograd) path
+//! of [`super`]); Lavin & Gray, "Fast Algorithms for Convolutional Neural
 //! Networks" (2016).
 //!
 //! Every `m x m` output tile is `Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A` of the `a x a` input
@@ -47,10 +47,10 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 use super::blocked;
-use super::conv::ConvShape;
-use super::isa::{selected, Isa};
-use super::simd::{F32x8, Lanes};
-use super::Activation;
+use super::shape::ConvShape;
+use crate::compute::isa::{selected, Isa};
+use crate::compute::simd::{F32x8, Lanes};
+use crate::compute::Activation;
 
 /// F(4x4, 3x3) on the points 0, ±1, ±2 and ∞ (Lavin & Gray's matrices; `Bᵀ`
 /// and `Aᵀ` are written out in [`bt`] and [`at`]): outputs per tile side and
