@@ -70,18 +70,46 @@ pub fn mse(y: &[f32], t: &[f32], dy: &mut [f32], total: usize) -> f64 {
     loss
 }
 
-/// How many rows' largest value sits at the label (the first largest on ties).
+// What training, evaluation, the confusion matrix and the distributed path all
+// count as right, and what evaluation computes from a model's probabilities: one
+// definition each, here.
+
+/// The class an output row predicts: the index of its largest value, the first
+/// on ties (as `torch.argmax`); NaN never wins.
+#[inline(always)]
+pub fn predicted_class(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold(0, |b, (j, &v)| if v > row[b] { j } else { b })
+}
+
+/// How many rows' predicted class is the label.
 #[inline(always)]
 pub fn count_correct(p: &[f32], labels: &[usize], classes: usize) -> usize {
     labels
         .iter()
         .zip(p.chunks_exact(classes))
-        .filter(|(&label, row)| {
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
-            best == label
-        })
+        .filter(|(&label, row)| predicted_class(row) == label)
         .count()
+}
+
+/// Whether a binary output (a probability) and its target fall on the same side of 0.5.
+#[inline(always)]
+pub fn binary_correct(p: f32, t: f32) -> bool {
+    (p > 0.5) == (t > 0.5)
+}
+
+/// `-ln p` of the label's probability, floored at the smallest normal float so a
+/// confident mistake costs about 87 instead of infinity (evaluation's cross-entropy).
+#[inline(always)]
+pub fn nll(p: f32) -> f64 {
+    -(p.max(f32::MIN_POSITIVE) as f64).ln()
+}
+
+/// Binary cross-entropy of a probability `p` against target `t`, each log clamped
+/// at -100 as PyTorch's `BCELoss` (evaluation's binary cross-entropy).
+#[inline(always)]
+pub fn bce_of_probability(p: f32, t: f32) -> f64 {
+    let (p, t) = (p as f64, t as f64);
+    -(t * p.ln().max(-100.0) + (1.0 - t) * (1.0 - p).ln().max(-100.0))
 }

@@ -68,12 +68,7 @@ pub fn confusion_matrix(model: &mut dyn Model, data: &Dataset, classes: &[String
         let y = y.as_standard_layout();
         let values = y.as_slice().unwrap_or(&[]);
         for (row, &label) in values.chunks_exact(k).zip(&labels[lo..hi]) {
-            // The first largest output; NaN never wins.
-            let best = row
-                .iter()
-                .enumerate()
-                .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
-            counts[label][best] += 1;
+            counts[label][crate::compute::loss::predicted_class(row)] += 1;
         }
         lo = hi;
     }

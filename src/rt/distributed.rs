@@ -469,7 +469,7 @@ impl<M: FlatTrain, C: Communicator> Run<'_, M, C> {
         let seconds = carried + start.elapsed().as_secs_f64();
         let report = at.close_epoch(&self.prepared, self.config, self.out_len, lr, validation, seconds);
         if self.config.verbose && self.rank == 0 {
-            println!("{}", epoch_line(report, self.config.epochs, self.size));
+            println!("{}  ({} ranks)", report.line(self.config.epochs), self.size);
         }
         self.save(at)?;
         Ok(())
@@ -695,23 +695,6 @@ where
         loss: loss_sum / n,
         accuracy,
     })
-}
-
-/// `epoch  1/10  loss 0.4213  acc 87.12%  val_loss 0.2011  val_acc 93.50%  lr 0.01  1.23s  (2 ranks)`
-fn epoch_line(r: &EpochReport, epochs: usize, ranks: usize) -> String {
-    let width = epochs.to_string().len();
-    let mut line = format!("epoch {:>width$}/{epochs}  loss {:.4}", r.epoch + 1, r.train_loss);
-    if let Some(a) = r.train_accuracy {
-        line += &format!("  acc {:.2}%", a * 100.0);
-    }
-    if let Some(v) = &r.validation {
-        line += &format!("  val_loss {:.4}", v.loss);
-        if let Some(a) = v.accuracy {
-            line += &format!("  val_acc {:.2}%", a * 100.0);
-        }
-    }
-    line += &format!("  lr {:.4}  {:.2}s  ({ranks} ranks)", r.learning_rate, r.seconds);
-    line
 }
 
 #[cfg(test)]

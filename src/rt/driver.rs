@@ -731,7 +731,11 @@ where
                         }
                         Loss::BinaryCrossEntropy => {
                             let t = &slot.targets[..m * out_len];
-                            slot.correct += p.iter().zip(t).filter(|(&p, &t)| (p > 0.5) == (t > 0.5)).count();
+                            slot.correct += p
+                                .iter()
+                                .zip(t)
+                                .filter(|(&p, &t)| compute::loss::binary_correct(p, t))
+                                .count();
                             compute::loss::binary_cross_entropy(z, p, t, g, total)
                         }
                         Loss::Mse => compute::loss::mse(p, &slot.targets[..m * out_len], g, total),

@@ -28,6 +28,7 @@ use super::driver::TrainSpec;
 use super::inputs::{batch_size, check_finite};
 pub use super::report::{EpochReport, Evaluation, FitReport};
 use super::{Error, FlatTrain, Model, Target, Train};
+use crate::compute::loss;
 use crate::ir::{Augment, Loss};
 use ndarray::{ArrayD, ArrayView1, ArrayViewD, CowArray, Dimension, IxDyn};
 use std::io::IsTerminal;
@@ -868,7 +869,7 @@ fn run<M: Train + ?Sized>(
         let seconds = carried + start.elapsed().as_secs_f64();
         let report = at.close_epoch(prepared, config, out_len, lr, validation, seconds);
         if config.verbose {
-            println!("{}", epoch_line(report, config.epochs));
+            println!("{}", report.line(config.epochs));
         }
         if let Some(save) = control.save.as_mut() {
             save(model, &at)?;
@@ -1076,23 +1077,6 @@ fn progress_bar(verbose: bool, len: u64, epoch: usize, epochs: usize) -> indicat
     bar
 }
 
-/// `epoch  1/10  loss 0.4213  acc 87.12%  val_loss 0.2011  val_acc 93.50%  lr 0.01  1.23s`
-fn epoch_line(r: &EpochReport, epochs: usize) -> String {
-    let width = epochs.to_string().len();
-    let mut line = format!("epoch {:>width$}/{epochs}  loss {:.4}", r.epoch + 1, r.train_loss);
-    if let Some(a) = r.train_accuracy {
-        line += &format!("  acc {:.2}%", a * 100.0);
-    }
-    if let Some(v) = &r.validation {
-        line += &format!("  val_loss {:.4}", v.loss);
-        if let Some(a) = v.accuracy {
-            line += &format!("  val_acc {:.2}%", a * 100.0);
-        }
-    }
-    line += &format!("  lr {:.4}  {:.2}s", r.learning_rate, r.seconds);
-    line
-}
-
 /// The loss and accuracy of `model` on `data`, in inference mode.
 ///
 /// The data set is checked first as `fit` checks it: sample counts, shapes, finite
@@ -1111,7 +1095,7 @@ pub fn evaluate<M: Model + ?Sized>(
 fn evaluate_checked<M: Model + ?Sized>(
     model: &mut M,
     data: &Dataset,
-    loss: Loss,
+    kind: Loss,
     batch: usize,
 ) -> Result<Evaluation, Error> {
     let batch = batch.max(1);
@@ -1134,7 +1118,7 @@ fn evaluate_checked<M: Model + ?Sized>(
         let per_sample = (y.len() / (hi - lo)).max(1);
         let y = y.as_standard_layout();
         let values = y.as_slice().unwrap_or(&[]);
-        match (&t, loss) {
+        match (&t, kind) {
             (Target::Labels(labels), _) => {
                 for (i, (&label, row)) in labels.iter().zip(values.chunks_exact(per_sample)).enumerate() {
                     let p = row.get(label).copied().ok_or(Error::Label {
@@ -1142,27 +1126,19 @@ fn evaluate_checked<M: Model + ?Sized>(
                         label,
                         classes: per_sample,
                     })?;
-                    total += -(p.max(f32::MIN_POSITIVE) as f64).ln();
-                    let best = row
-                        .iter()
-                        .enumerate()
-                        .fold(0, |b, (j, &v)| if v > row[b] { j } else { b });
-                    correct += usize::from(best == label);
+                    total += loss::nll(p);
+                    correct += usize::from(loss::predicted_class(row) == label);
                 }
                 count += hi - lo;
             }
             (Target::Values(target), _) => {
                 for (&p, &t) in values.iter().zip(target.iter()) {
-                    let (p, t) = (p as f64, t as f64);
-                    total += match loss {
-                        Loss::BinaryCrossEntropy => {
-                            // BCELoss clamps each log at -100.
-                            -(t * p.ln().max(-100.0) + (1.0 - t) * (1.0 - p).ln().max(-100.0))
-                        }
-                        _ => (p - t) * (p - t),
+                    total += match kind {
+                        Loss::BinaryCrossEntropy => loss::bce_of_probability(p, t),
+                        _ => (p as f64 - t as f64).powi(2),
                     };
-                    if loss == Loss::BinaryCrossEntropy {
-                        correct += usize::from((p > 0.5) == (t > 0.5));
+                    if kind == Loss::BinaryCrossEntropy {
+                        correct += usize::from(loss::binary_correct(p, t));
                     }
                 }
                 count += values.len();
@@ -1170,7 +1146,7 @@ fn evaluate_checked<M: Model + ?Sized>(
         }
         lo = hi;
     }
-    let accuracy = match loss {
+    let accuracy = match kind {
         Loss::CrossEntropy | Loss::BinaryCrossEntropy => Some(correct as f64 / count as f64),
         Loss::Mse => None,
     };

@@ -18,6 +18,27 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
+impl EpochReport {
+    /// The line `fit` prints: `epoch  1/10  loss 0.4213  acc 87.12%  val_loss
+    /// 0.2011  val_acc 93.50%  lr 0.0100  1.23s` (distributed training appends the
+    /// rank count).
+    pub fn line(&self, epochs: usize) -> String {
+        let width = epochs.to_string().len();
+        let mut line = format!("epoch {:>width$}/{epochs}  loss {:.4}", self.epoch + 1, self.train_loss);
+        if let Some(a) = self.train_accuracy {
+            line += &format!("  acc {:.2}%", a * 100.0);
+        }
+        if let Some(v) = &self.validation {
+            line += &format!("  val_loss {:.4}", v.loss);
+            if let Some(a) = v.accuracy {
+                line += &format!("  val_acc {:.2}%", a * 100.0);
+            }
+        }
+        line += &format!("  lr {:.4}  {:.2}s", self.learning_rate, self.seconds);
+        line
+    }
+}
+
 /// Every epoch's report.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FitReport {
