@@ -55,8 +55,8 @@ pub use mpi;
 use super::checkpoint::{Checkpoint, Distributed, Signature};
 use super::data::{shuffled, Dataset};
 use super::fit::{
-    check_options, checkpoint_at, evaluate, prepare, restore, resume, run_signature, snapshot, EpochReport, Evaluation,
-    FitConfig, FitOptions, FitReport, Position, Prepared,
+    check_options, checkpoint_at, evaluate, prepare, restore, resume, run_signature, snapshot, Evaluation, FitConfig,
+    FitOptions, FitReport, Position, Prepared,
 };
 use super::{Error, FlatTrain, Model};
 use crate::ir::Loss;
