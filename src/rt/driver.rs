@@ -22,15 +22,20 @@
 //! without batchnorm has one phase: one parallel region per chunk.
 
 mod activations;
+mod parallel;
+mod traits;
 
 pub use activations::{LayerOutput, Source};
+pub use parallel::{inference_chunk, worker_count, worker_range, INFERENCE_BUDGET, INFERENCE_MIN_CHUNK};
+
+use parallel::{each, each_rows};
 
 use super::init::Initializer;
-use super::inputs::{batch_size, check_finite, copy_rows, labels, shape_text, values};
-use super::{Error, FlatTrain, Gradients, Model, OptimizerState, Target, Train};
+use super::inputs::{batch_size, check_finite, copy_rows, labels, values};
+use super::{Error, Model, Target};
 use crate::compute;
 use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule};
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::ArrayViewD;
 
 /// How a tensor starts.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -247,127 +252,6 @@ pub struct Driver<N: Network> {
     epochs: usize,
     correct: usize,
     seed: u64,
-}
-
-/// Floats of activations an inference sub-chunk aims to stay within (1 MiB):
-/// a chunk of a worker's samples runs layer after layer while its activations
-/// stay in cache, instead of each layer streaming the whole batch through memory.
-pub const INFERENCE_BUDGET: usize = 1 << 18;
-
-/// The fewest samples an inference sub-chunk takes: each layer call repacks its
-/// weights (and the Winograd path transforms them), which a few samples must
-/// share.
-pub const INFERENCE_MIN_CHUNK: usize = 8;
-
-/// Samples per inference sub-chunk for a worker whose buffers hold
-/// `sample_floats` floats per sample: as many as [`INFERENCE_BUDGET`] allows,
-/// at least [`INFERENCE_MIN_CHUNK`]. Measured (Intel Xeon, AVX-512, medians of
-/// 3, noisy machine): ResNet-8 inference at batch 64 on one thread 2,913 images/s
-/// in chunks of 1, 4,091 in chunks of 8, 3,362 all 64 at once; conv64 forward
-/// 165, 207 and 207 GFLOP/s.
-pub const fn inference_chunk(sample_floats: usize) -> usize {
-    let n = INFERENCE_BUDGET / if sample_floats == 0 { 1 } else { sample_floats };
-    if n < INFERENCE_MIN_CHUNK {
-        INFERENCE_MIN_CHUNK
-    } else {
-        n
-    }
-}
-
-/// How many workers a model uses: one per rayon thread, at most `batch`.
-pub fn worker_count(batch: usize) -> usize {
-    rayon::current_num_threads().clamp(1, batch.max(1))
-}
-
-/// The samples of chunk `lo..hi` that worker `w` of `workers` takes.
-#[inline]
-pub fn worker_range(lo: usize, hi: usize, w: usize, workers: usize) -> (usize, usize) {
-    let per = (hi - lo).div_ceil(workers.max(1));
-    let start = (lo + w * per).min(hi);
-    (start, (start + per).min(hi))
-}
-
-/// Runs `f(index, slot)` for every slot in parallel (recursive `rayon::join`,
-/// which allocates nothing) and returns the sum of the results in slot order, so
-/// the total does not depend on thread timing.
-fn each<W: Send>(slots: &mut [W], f: &(impl Fn(usize, &mut W) -> f64 + Sync)) -> f64 {
-    fn go<W: Send>(base: usize, slots: &mut [W], f: &(impl Fn(usize, &mut W) -> f64 + Sync)) -> f64 {
-        match slots {
-            [] => 0.0,
-            [w] => f(base, w),
-            _ => {
-                let mid = slots.len() / 2;
-                let (left, right) = slots.split_at_mut(mid);
-                let (a, b) = rayon::join(|| go(base, left, f), || go(base + mid, right, f));
-                a + b
-            }
-        }
-    }
-    go(0, slots, f)
-}
-
-/// As [`each`], handing every slot its own rows of `out` as well: slot `w`'s rows
-/// start at `first_row(w)` (increasing with `w`), `row` floats each. Safe
-/// disjoint borrows, split along with the slots; allocates nothing.
-fn each_rows<W: Send>(
-    slots: &mut [W],
-    out: &mut [f32],
-    row: usize,
-    first_row: &(impl Fn(usize) -> usize + Sync),
-    f: &(impl Fn(usize, &mut W, &mut [f32]) + Sync),
-) {
-    fn go<W: Send>(
-        base: usize,
-        slots: &mut [W],
-        out: &mut [f32],
-        row: usize,
-        first_row: &(impl Fn(usize) -> usize + Sync),
-        f: &(impl Fn(usize, &mut W, &mut [f32]) + Sync),
-    ) {
-        match slots {
-            [] => {}
-            [w] => f(base, w, out),
-            _ => {
-                let mid = slots.len() / 2;
-                let (left, right) = slots.split_at_mut(mid);
-                let (top, bottom) = out.split_at_mut((first_row(base + mid) - first_row(base)) * row);
-                rayon::join(
-                    || go(base, left, top, row, first_row, f),
-                    || go(base + mid, right, bottom, row, first_row, f),
-                );
-            }
-        }
-    }
-    go(0, slots, out, row, first_row, f)
-}
-
-fn find<'a>(table: &'a [Tensor], name: &str) -> Option<&'a Tensor> {
-    table.iter().find(|t| t.name == name)
-}
-
-fn get(table: &[Tensor], values: &[f32], name: &str) -> Option<ArrayD<f32>> {
-    let t = find(table, name)?;
-    ArrayD::from_shape_vec(IxDyn(t.shape), values.get(t.range())?.to_vec()).ok()
-}
-
-fn set(table: &[Tensor], values: &mut [f32], what: &str, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
-    let t = find(table, name).ok_or_else(|| Error::UnknownParam {
-        name: name.to_string(),
-        known: table.iter().map(|t| t.name.to_string()).collect(),
-    })?;
-    if value.shape() != t.shape {
-        return Err(Error::Shape {
-            what: format!("{what} `{name}`"),
-            expected: shape_text(None, t.shape),
-            given: value.shape().to_vec(),
-        });
-    }
-    // A NaN weight would only show up later, as NaN outputs.
-    check_finite(&format!("{what} `{name}`"), &value)?;
-    for (d, s) in values[t.range()].iter_mut().zip(value.iter()) {
-        *d = *s;
-    }
-    Ok(())
 }
 
 impl<N: Network + Default> Driver<N> {
@@ -865,156 +749,6 @@ where
         match self.spec().train {
             Some(t) => t.schedule.learning_rate(t.optimizer.lr(), self.epochs, epoch) as f32,
             None => 0.0,
-        }
-    }
-}
-
-impl<N: Network> Model for Driver<N> {
-    fn input_shape(&self) -> &[usize] {
-        self.spec().input
-    }
-
-    fn output_shape(&self) -> &[usize] {
-        self.spec().output
-    }
-
-    fn param_names(&self) -> Vec<String> {
-        self.spec().params.iter().map(|t| t.name.to_string()).collect()
-    }
-
-    fn param(&self, name: &str) -> Option<ArrayD<f32>> {
-        get(self.spec().params, &self.params, name)
-    }
-
-    fn set_param(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
-        set(self.spec().params, &mut self.params, "parameter", name, value)
-    }
-
-    fn predict(&mut self, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>, Error> {
-        let n = batch_size("input", x.shape(), self.spec().input)?;
-        let mut out = vec![0.0f32; n * self.spec().output_len()];
-        self.predict_into(x, &mut out)?;
-        let mut dims = vec![n];
-        dims.extend_from_slice(self.spec().output);
-        ArrayD::from_shape_vec(dims, out).map_err(|e| Error::Config(e.to_string()))
-    }
-
-    fn activations(&mut self, x: ArrayViewD<'_, f32>) -> Result<Vec<(String, ArrayD<f32>)>, Error> {
-        Driver::activations(self, x)
-    }
-
-    fn buffer_names(&self) -> Vec<String> {
-        self.spec().buffers.iter().map(|t| t.name.to_string()).collect()
-    }
-
-    fn buffer(&self, name: &str) -> Option<ArrayD<f32>> {
-        get(self.spec().buffers, &self.buffers, name)
-    }
-
-    fn set_buffer(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
-        set(self.spec().buffers, &mut self.buffers, "buffer", name, value)
-    }
-
-    fn batches_tracked(&self) -> u64 {
-        self.tracked
-    }
-
-    fn set_batches_tracked(&mut self, steps: u64) {
-        self.tracked = steps;
-    }
-}
-
-impl<N: Network> Train for Driver<N>
-where
-    N::Worker: Backward,
-{
-    fn gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<Gradients, Error> {
-        let spec = self.spec();
-        let n = batch_size("input", x.shape(), spec.input)?;
-        let mut input = vec![0.0f32; n * spec.input_len()];
-        let loss = self.accumulate(x, target, Some(&mut input))?;
-        let mut dims = vec![n];
-        dims.extend_from_slice(spec.input);
-        let input = ArrayD::from_shape_vec(dims, input).map_err(|e| Error::Config(e.to_string()))?;
-        let params = spec
-            .params
-            .iter()
-            .filter_map(|t| get(spec.params, &self.grads, t.name).map(|g| (t.name.to_string(), g)))
-            .collect();
-        Ok(Gradients { loss, input, params })
-    }
-
-    fn train_step(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error> {
-        let loss = self.accumulate(x, target, None)?;
-        if !loss.is_finite() {
-            return Err(Error::Diverged {
-                epoch: self.epoch,
-                batch: self.step as usize,
-                loss,
-            });
-        }
-        FlatTrain::apply_update(self)?;
-        Ok(loss)
-    }
-
-    fn learning_rate(&self, epoch: usize) -> f32 {
-        self.learning_rate_at(epoch)
-    }
-
-    fn set_epoch(&mut self, epoch: usize) {
-        self.epoch = epoch;
-    }
-
-    fn set_epochs(&mut self, epochs: usize) {
-        self.epochs = epochs;
-    }
-
-    fn min_train_batch(&self) -> usize {
-        if self.spec().batchnorms.iter().any(|bn| bn.area < 2) {
-            2
-        } else {
-            1
-        }
-    }
-
-    fn max_train_batch(&self) -> Option<usize> {
-        (!self.spec().batchnorms.is_empty()).then_some(self.spec().batch)
-    }
-
-    fn last_correct(&self) -> Option<usize> {
-        match self.spec().train.map(|t| t.loss) {
-            Some(Loss::CrossEntropy | Loss::BinaryCrossEntropy) => Some(self.correct),
-            _ => None,
-        }
-    }
-}
-
-impl<N: Network> FlatTrain for Driver<N>
-where
-    N::Worker: Backward,
-{
-    fn local_gradients(&mut self, x: ArrayViewD<'_, f32>, target: Target<'_>) -> Result<f32, Error> {
-        self.accumulate(x, target, None)
-    }
-
-    fn flat_gradients(&mut self) -> &mut [f32] {
-        &mut self.grads
-    }
-
-    fn flat_buffers(&mut self) -> &mut [f32] {
-        &mut self.buffers
-    }
-
-    fn apply_update(&mut self) -> Result<(), Error> {
-        self.update_running_stats();
-        self.tracked += 1;
-        self.optimizer_step()
-    }
-
-    fn optimizer_state(&mut self) -> OptimizerState<'_> {
-        OptimizerState {
-            moments: [&mut self.state1, &mut self.state2],
-            step: &mut self.step,
         }
     }
 }
