@@ -1,0 +1,391 @@
+//! One thread of the executor: the buffers a generated worker has, and the calls
+//! its forward and backward passes make, step by step, with the shapes as values.
+
+use super::step::{Compiled, ExecStep, Half, Op};
+use crate::codegen::plan;
+use crate::compute::{self, layers as k, Activation};
+use crate::rt::driver::{Backward, LossIo, Pass, Worker};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One thread's buffers, as a generated worker has them (named by number).
+pub struct ExecWorker {
+    program: Arc<Compiled>,
+    /// Activations and their gradients, one per plan buffer.
+    a: Vec<Vec<f32>>,
+    d: Vec<Vec<f32>>,
+    /// Dropout masks, by step (empty for other steps).
+    masks: Vec<Vec<f32>>,
+    dtmp: Vec<f32>,
+    scratch: Vec<f32>,
+    partials: Vec<f64>,
+}
+
+impl ExecWorker {
+    pub(super) fn new(program: Arc<Compiled>, samples: usize) -> Self {
+        let training = program.loss.is_some();
+        let scratch = program
+            .dense_sizes
+            .iter()
+            .map(|&(i, o)| compute::dense::scratch_len(i, o, samples))
+            .fold(program.conv_scratch, usize::max);
+        let sized = |len: usize| vec![0.0f32; samples * len];
+        let a = program.buffers.iter().map(|&len| sized(len)).collect();
+        let d = if training {
+            program.buffers.iter().map(|&len| sized(len)).collect()
+        } else {
+            Vec::new()
+        };
+        let masks = program
+            .steps
+            .iter()
+            .map(|s| match s.op {
+                Op::Dropout { train: true, .. } => sized(program.buffers[s.output]),
+                _ => Vec::new(),
+            })
+            .collect();
+        ExecWorker {
+            dtmp: if training { sized(program.dtmp) } else { Vec::new() },
+            scratch: vec![0.0; scratch],
+            partials: vec![0.0; program.partials],
+            a,
+            d,
+            masks,
+            program,
+        }
+    }
+}
+
+/// Where a step's input gradient goes.
+enum Dx {
+    /// The model input, whose gradient the caller did not ask for.
+    Skip,
+    /// Written into the input's gradient buffer.
+    Direct,
+    /// Written into `dtmp`, then added to the gradient a later reader wrote.
+    Accumulate,
+}
+
+fn dx_mode(step: &ExecStep, k: usize, pass: &Pass<'_>) -> Dx {
+    if step.inputs[k] == 0 && !pass.input_grad {
+        Dx::Skip
+    } else if step.accumulates[k] {
+        Dx::Accumulate
+    } else {
+        Dx::Direct
+    }
+}
+
+/// Runs `f` on the place for input `k`'s gradient (`n` samples of `len`), then
+/// adds it where it accumulates; for conv and dense, `f` gets `None` when the
+/// model input's gradient is not wanted (they still compute their weights').
+fn write_dx(
+    d: &mut [Vec<f32>],
+    dtmp: &mut [f32],
+    step: &ExecStep,
+    k: usize,
+    len: usize,
+    pass: &Pass<'_>,
+    f: impl FnOnce(Option<&mut [f32]>),
+) {
+    let b = step.inputs[k];
+    match dx_mode(step, k, pass) {
+        Dx::Skip => f(None),
+        Dx::Direct => f(Some(&mut d[b][..len])),
+        Dx::Accumulate => {
+            f(Some(&mut dtmp[..len]));
+            compute::norm::accumulate(&mut d[b][..len], &dtmp[..len]);
+        }
+    }
+}
+
+impl ExecWorker {
+    fn forward_step(&mut self, s: usize, pass: &Pass<'_>) {
+        let ExecWorker {
+            program,
+            a,
+            masks,
+            scratch,
+            ..
+        } = self;
+        let step = &program.steps[s];
+        let (n, p) = (pass.n, pass.params);
+        let mut y_buf = std::mem::take(&mut a[step.output]);
+        let y = &mut y_buf[..n * program.buffers[step.output]];
+        let x = &a[step.inputs[0]][..n * program.buffers[step.inputs[0]]];
+        let w = step.weight.clone().map_or(&[][..], |r| &p[r]);
+        let b = step.bias.clone().map(|r| &p[r]);
+        match &step.op {
+            Op::Normalize { area, mean, std } => compute::norm::normalize_forward(x, y, n, mean, std, *area),
+            Op::Conv { shape, act } => k::conv_forward_dyn(shape, *act, x, w, b, y, n, scratch),
+            Op::Dense { inputs, outputs, act } => k::dense_forward_dyn(*inputs, *outputs, *act, x, w, b, y, n, scratch),
+            Op::MaxPool(shape) => k::max_pool_forward_dyn(shape, x, y, n),
+            Op::AvgPool(shape) => k::avg_pool_forward_dyn(shape, x, y, n),
+            Op::GlobalAvgPool { channels, area } => compute::pool::global_avg_forward(*channels, *area, x, y, n),
+            Op::BatchNorm {
+                channels,
+                area,
+                act,
+                shared,
+            } => {
+                let stats = &pass.shared[*shared..shared + 2 * channels];
+                compute::norm::bn_forward(x, y, n, *channels, *area, stats, w, b.unwrap_or(&[]), *act);
+            }
+            Op::Activation(act) => {
+                y.copy_from_slice(x);
+                act.forward(y);
+            }
+            Op::Softmax { features } => compute::act::softmax_forward(x, y, *features),
+            Op::Dropout { p: rate, layer, train } => {
+                if *train && pass.train {
+                    let len = program.buffers[step.output];
+                    let mask = &mut masks[s][..n * len];
+                    compute::dropout::forward(*rate, pass.seed, pass.step, *layer, pass.first, x, y, mask, n, len);
+                } else {
+                    y.copy_from_slice(x);
+                }
+            }
+            Op::Add { act } => {
+                let shortcut = &a[step.inputs[1]][..n * program.buffers[step.inputs[1]]];
+                compute::norm::add_forward(x, shortcut, y, *act);
+            }
+        }
+        a[step.output] = y_buf;
+    }
+
+    fn backward_step(&mut self, s: usize, pass: &Pass<'_>, grads: &mut [f32]) {
+        let ExecWorker {
+            program,
+            a,
+            d,
+            masks,
+            dtmp,
+            scratch,
+            ..
+        } = self;
+        let step = &program.steps[s];
+        let (n, p) = (pass.n, pass.params);
+        let o = step.output;
+        let ylen = n * program.buffers[o];
+        let xlen = n * program.buffers[step.inputs[0]];
+        let mut dy_buf = std::mem::take(&mut d[o]);
+        let dy = &mut dy_buf[..ylen];
+        let x = &a[step.inputs[0]][..xlen];
+        let y = &a[o][..ylen];
+        let w = step.weight.clone().map_or(&[][..], |r| &p[r]);
+        match &step.op {
+            Op::Normalize { area, std, .. } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                if let Some(dx) = dx {
+                    compute::norm::normalize_backward(dy, dx, n, std, *area)
+                }
+            }),
+            Op::Conv { shape, act } => {
+                if *act != Activation::Identity {
+                    act.backward(y, dy);
+                }
+                let (dw, db) = weight_grads(grads, step);
+                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                    k::conv_backward_dyn(shape, x, w, dy, dw, db, dx, n, scratch)
+                });
+            }
+            Op::Dense { inputs, outputs, act } => {
+                if *act != Activation::Identity {
+                    act.backward(y, dy);
+                }
+                let (dw, db) = weight_grads(grads, step);
+                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                    k::dense_backward_dyn(*inputs, *outputs, x, w, dy, dw, db, dx, n, scratch)
+                });
+            }
+            Op::MaxPool(shape) => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                if let Some(dx) = dx {
+                    k::max_pool_backward_dyn(shape, x, dy, dx, n)
+                }
+            }),
+            Op::AvgPool(shape) => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                if let Some(dx) = dx {
+                    k::avg_pool_backward_dyn(shape, dy, dx, n)
+                }
+            }),
+            Op::GlobalAvgPool { channels, area } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                if let Some(dx) = dx {
+                    compute::pool::global_avg_backward(*channels, *area, dy, dx, n)
+                }
+            }),
+            Op::BatchNorm {
+                channels, area, shared, ..
+            } => {
+                let c = *channels;
+                let (stats, sums) = (
+                    &pass.shared[*shared..shared + 2 * c],
+                    &pass.shared[shared + 2 * c..shared + 4 * c],
+                );
+                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                    if let Some(dx) = dx {
+                        compute::norm::bn_backward_input(x, dy, dx, n, c, *area, stats, sums, w, pass.batch * area)
+                    }
+                });
+            }
+            Op::Activation(act) => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                if let Some(dx) = dx {
+                    act.backward_from(x, y, dy, dx)
+                }
+            }),
+            Op::Softmax { features } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                if let Some(dx) = dx {
+                    compute::act::softmax_backward(y, dy, dx, *features)
+                }
+            }),
+            Op::Dropout { .. } => {
+                let mask = &masks[s][..ylen];
+                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                    if let Some(dx) = dx {
+                        compute::dropout::backward(mask, dy, dx)
+                    }
+                });
+            }
+            Op::Add { act } => {
+                if *act != Activation::Identity {
+                    act.backward(y, dy);
+                }
+                for k in 0..2 {
+                    let b = step.inputs[k];
+                    match dx_mode(step, k, pass) {
+                        Dx::Skip => {}
+                        Dx::Direct => d[b][..ylen].copy_from_slice(dy),
+                        Dx::Accumulate => compute::norm::accumulate(&mut d[b][..ylen], dy),
+                    }
+                }
+            }
+        }
+        d[o] = dy_buf;
+    }
+
+    /// The partial sums of the batchnorm step `s` that opens a phase (its γ and β
+    /// gradients and the sums its input gradient needs).
+    fn batchnorm_partial(&mut self, s: usize, pass: &Pass<'_>, grads: &mut [f32]) {
+        let ExecWorker {
+            program,
+            a,
+            d,
+            partials,
+            ..
+        } = self;
+        let step = &program.steps[s];
+        let Op::BatchNorm {
+            channels: c,
+            area,
+            act,
+            shared,
+        } = step.op
+        else {
+            return;
+        };
+        let n = pass.n;
+        let o = step.output;
+        let ylen = n * program.buffers[o];
+        let x = &a[step.inputs[0]][..n * program.buffers[step.inputs[0]]];
+        let y = &a[o][..ylen];
+        let dy = &mut d[o][..ylen];
+        let gamma = step.weight.clone().map_or(0, |r| r.start);
+        let (dgamma, dbeta) = grads[gamma..gamma + 2 * c].split_at_mut(c);
+        let stats = &pass.shared[shared..shared + 2 * c];
+        compute::norm::bn_backward_partial(x, y, dy, n, c, area, stats, act, dgamma, dbeta, partials);
+    }
+}
+
+/// A conv or dense step's weight and bias gradients (the bias follows the weight).
+fn weight_grads<'g>(grads: &'g mut [f32], step: &ExecStep) -> (&'g mut [f32], Option<&'g mut [f32]>) {
+    let w = step.weight.clone().unwrap_or(0..0);
+    match &step.bias {
+        Some(b) => {
+            let (dw, db) = grads[w.start..b.end].split_at_mut(w.len());
+            (dw, Some(db))
+        }
+        None => (&mut grads[w], None),
+    }
+}
+
+/// Adds the time since `start` to `slot` when profiling.
+fn record(on: bool, slot: &AtomicU64, start: Option<Instant>) {
+    if let (true, Some(start)) = (on, start) {
+        slot.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Worker for ExecWorker {
+    fn input(&mut self) -> &mut [f32] {
+        &mut self.a[0]
+    }
+
+    fn output(&self) -> &[f32] {
+        &self.a[self.program.output]
+    }
+
+    fn forward(&mut self, phase: usize, pass: &Pass<'_>) {
+        let program = Arc::clone(&self.program);
+        let on = program.profile.on.load(Ordering::Relaxed);
+        for &s in &program.forward[phase] {
+            let start = on.then(Instant::now);
+            self.forward_step(s, pass);
+            record(on, &program.profile.forward[s], start);
+        }
+        if let (Some(closing), true) = (program.closing[phase], pass.train) {
+            let step = &program.steps[closing];
+            if let Op::BatchNorm { channels, area, .. } = step.op {
+                let x = &self.a[step.inputs[0]][..pass.n * program.buffers[step.inputs[0]]];
+                compute::norm::bn_partial_stats(x, pass.n, channels, area, &mut self.partials);
+            }
+        }
+    }
+
+    fn partials(&self) -> &[f64] {
+        &self.partials
+    }
+
+    fn buffer(&self, i: usize) -> &[f32] {
+        self.a.get(i).map_or(&[], |b| b)
+    }
+}
+
+impl Backward for ExecWorker {
+    fn loss_io(&mut self) -> LossIo<'_> {
+        let loss = self.program.loss.unwrap_or(plan::LossPlan {
+            logits: self.program.output,
+            output: self.program.output,
+            fused_step: None,
+        });
+        LossIo {
+            logits: &self.a[loss.logits],
+            output: &self.a[loss.output],
+            grad: self.d.get_mut(loss.logits).map_or(&mut [], |g| &mut g[..]),
+        }
+    }
+
+    fn backward(&mut self, phase: usize, pass: &Pass<'_>, grads: &mut [f32]) {
+        if self.d.is_empty() {
+            return;
+        }
+        let program = Arc::clone(&self.program);
+        let on = program.profile.on.load(Ordering::Relaxed);
+        for &half in &program.backward[phase] {
+            let start = on.then(Instant::now);
+            let s = match half {
+                Half::Step(s) => {
+                    self.backward_step(s, pass, grads);
+                    s
+                }
+                Half::BatchNormPartial(s) => {
+                    self.batchnorm_partial(s, pass, grads);
+                    s
+                }
+            };
+            record(on, &program.profile.backward[s], start);
+        }
+    }
+
+    fn input_grad(&self) -> &[f32] {
+        self.d.first().map_or(&[], |g| g)
+    }
+}
