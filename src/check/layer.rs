@@ -1,0 +1,187 @@
+//! A layer's output shape from its input (the output-size formula, with the
+//! arithmetic in the error when it fails) and the size limits on outputs and
+//! parameters.
+
+use super::lower::{Pending, Place};
+use super::{window, MAX_ELEMENTS};
+use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::ir::{self, Shape};
+
+/// `c·h·w` without overflow.
+pub(super) fn shape_len(shape: Shape) -> u128 {
+    match shape {
+        Shape::Image { c, h, w } => c as u128 * h as u128 * w as u128,
+        Shape::Vector(n) => n as u128,
+    }
+}
+
+/// The number of trainable parameters of an operation on `input` (a residual
+/// block's: those of its layers), without overflow.
+pub(super) fn op_params(op: &ir::Op, input: Shape) -> u128 {
+    match op {
+        ir::Op::Conv(c) => {
+            let f = c.filters as u128;
+            let per_group = (input.channels() / c.groups.max(1)) as u128;
+            f * per_group * c.window.size[0] as u128 * c.window.size[1] as u128 + if c.bias { f } else { 0 }
+        }
+        ir::Op::Dense(d) => d.units as u128 * shape_len(input) + if d.bias { d.units as u128 } else { 0 },
+        ir::Op::BatchNorm(_) => 2 * input.channels() as u128,
+        ir::Op::Residual(r) => r
+            .body
+            .iter()
+            .chain(&r.shortcut)
+            .map(|l| op_params(&l.op, l.input))
+            .sum(),
+        ir::Op::MaxPool(_)
+        | ir::Op::AvgPool(_)
+        | ir::Op::GlobalAvgPool
+        | ir::Op::Flatten
+        | ir::Op::Dropout(_)
+        | ir::Op::Activation(_)
+        | ir::Op::Softmax => 0,
+    }
+}
+
+/// `1, 2, 4, 8 or 16`: the common divisors of `a` and `b`.
+pub(super) fn common_divisors(a: usize, b: usize) -> String {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    let divisors: Vec<String> = (1..=x).filter(|d| x % d == 0).map(|d| d.to_string()).take(12).collect();
+    match divisors.as_slice() {
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+        [] => "1".to_string(),
+    }
+}
+
+/// The operation and output shape of a layer on `input`, or an error located at it.
+pub(super) fn layer_output(
+    name: &str,
+    pending: &Pending,
+    input: Shape,
+    place: Place,
+    diags: &mut Diagnostics,
+) -> Option<(ir::Op, Shape)> {
+    let needs_image = |diags: &mut Diagnostics, n: usize| {
+        diags.push(
+            Diagnostic::new(
+                Code::InputKind,
+                place.keyword,
+                format!("{name} needs a CxHxW image input, but its input is a vector of {n}"),
+            )
+            .with_label(format!("input is {n}"))
+            .with_hint("spatial layers must come before `flatten` and `dense`"),
+        );
+    };
+    let needs_vector = |diags: &mut Diagnostics, what: &str, s: Shape| {
+        diags.push(
+            Diagnostic::new(
+                Code::InputKind,
+                place.keyword,
+                format!("{name}: {what} needs a 1-D input, but its input is the image {s}"),
+            )
+            .with_label(format!("input is {s}"))
+            .with_hint(format!(
+                "add `flatten` before this layer (it makes {s} into {})",
+                s.len()
+            )),
+        );
+    };
+    let (op, out) = match (pending, input) {
+        (Pending::Conv { filters, window }, Shape::Image { c, h, w }) => {
+            let g = window.groups;
+            if c % g != 0 || filters % g != 0 {
+                let what = match (c % g != 0, filters % g != 0) {
+                    (true, true) => format!("the {c} input channels or the {filters} filters"),
+                    (true, false) => format!("the {c} input channels"),
+                    _ => format!("the {filters} filters"),
+                };
+                diags.push(
+                    Diagnostic::new(
+                        Code::Groups,
+                        window.groups_span,
+                        format!("{name}: groups {g} does not divide {what}"),
+                    )
+                    .with_label(format!("input is {input}"))
+                    .with_hint(format!(
+                        "groups must divide both the input channels ({c}) and the filters ({filters}): {} would work",
+                        common_divisors(c, *filters)
+                    )),
+                );
+                return None;
+            }
+            let (win, [oh, ow]) = window::resolve(name, window, h, w, place.whole, diags)?;
+            let conv = ir::Conv {
+                filters: *filters,
+                window: win,
+                dilation: window.dilation,
+                groups: g,
+                bias: window.bias,
+            };
+            (
+                ir::Op::Conv(conv),
+                Shape::Image {
+                    c: *filters,
+                    h: oh,
+                    w: ow,
+                },
+            )
+        }
+        (Pending::MaxPool(spec), Shape::Image { c, h, w }) => {
+            let (window, [oh, ow]) = window::resolve(name, spec, h, w, place.whole, diags)?;
+            (ir::Op::MaxPool(window), Shape::Image { c, h: oh, w: ow })
+        }
+        (Pending::AvgPool(spec), Shape::Image { c, h, w }) => {
+            let (window, [oh, ow]) = window::resolve(name, spec, h, w, place.whole, diags)?;
+            (ir::Op::AvgPool(window), Shape::Image { c, h: oh, w: ow })
+        }
+        (Pending::GlobalAvgPool, Shape::Image { c, .. }) => (ir::Op::GlobalAvgPool, Shape::Image { c, h: 1, w: 1 }),
+        (
+            Pending::Conv { .. } | Pending::MaxPool(_) | Pending::AvgPool(_) | Pending::GlobalAvgPool,
+            Shape::Vector(n),
+        ) => {
+            needs_image(diags, n);
+            return None;
+        }
+        (Pending::Flatten, s) => (ir::Op::Flatten, Shape::Vector(s.len())),
+        (Pending::Dense(d), Shape::Vector(_)) => (ir::Op::Dense(*d), Shape::Vector(d.units)),
+        (Pending::Softmax, s @ Shape::Vector(_)) => (ir::Op::Softmax, s),
+        (Pending::Dense(_), s @ Shape::Image { .. }) => {
+            needs_vector(diags, "dense", s);
+            return None;
+        }
+        (Pending::Softmax, s @ Shape::Image { .. }) => {
+            needs_vector(diags, "softmax", s);
+            return None;
+        }
+        (Pending::BatchNorm(bn), s) => (ir::Op::BatchNorm(*bn), s),
+        (Pending::Dropout(p), s) => (ir::Op::Dropout(*p), s),
+        (Pending::Activation(a), s) => (ir::Op::Activation(*a), s),
+    };
+    if shape_len(out) > MAX_ELEMENTS {
+        diags.push(
+            Diagnostic::new(
+                Code::TooLarge,
+                place.whole,
+                format!("{name} outputs {out}, more than {MAX_ELEMENTS} values per sample"),
+            )
+            .with_hint("use fewer filters or a larger stride"),
+        );
+        return None;
+    }
+    let params = op_params(&op, input);
+    if params > MAX_ELEMENTS {
+        diags.push(
+            Diagnostic::new(
+                Code::TooLarge,
+                place.whole,
+                format!("{name} has {params} parameters, more than the limit of {MAX_ELEMENTS}"),
+            )
+            .with_hint("use fewer filters or units, or a smaller kernel"),
+        );
+        return None;
+    }
+    Some((op, out))
+}

@@ -1,0 +1,266 @@
+//! From the syntax tree's layer to what the checker knows of it before its shape
+//! ([`Pending`]): options checked, defaults filled in, activations as layers.
+
+use super::{number, window, MAX_ELEMENTS};
+use crate::diag::{Code, Diagnostic, Diagnostics, Span};
+use crate::ir;
+use crate::syntax::ast::{self, ActivationKind, LayerKind};
+
+pub(super) fn lower_activation(kind: ActivationKind) -> Pending {
+    Pending::Activation(match kind {
+        ActivationKind::Relu => ir::Activation::Relu,
+        ActivationKind::Sigmoid => ir::Activation::Sigmoid,
+        ActivationKind::Tanh => ir::Activation::Tanh,
+        ActivationKind::Silu => ir::Activation::Silu,
+        ActivationKind::Gelu => ir::Activation::Gelu,
+        ActivationKind::Relu6 => ir::Activation::Relu6,
+        ActivationKind::Hardswish => ir::Activation::Hardswish,
+        ActivationKind::Hardsigmoid => ir::Activation::Hardsigmoid,
+        ActivationKind::Softmax => return Pending::Softmax,
+        ActivationKind::LeakyRelu(slope) => ir::Activation::LeakyRelu(slope.unwrap_or(0.01) as f32),
+    })
+}
+
+/// The keyword of an activation word (also the prefix of its default name).
+pub(super) fn activation_keyword(kind: ActivationKind) -> &'static str {
+    match kind {
+        ActivationKind::Relu => "relu",
+        ActivationKind::Sigmoid => "sigmoid",
+        ActivationKind::Tanh => "tanh",
+        ActivationKind::Softmax => "softmax",
+        ActivationKind::LeakyRelu(_) => "leaky_relu",
+        ActivationKind::Silu => "silu",
+        ActivationKind::Gelu => "gelu",
+        ActivationKind::Relu6 => "relu6",
+        ActivationKind::Hardswish => "hardswish",
+        ActivationKind::Hardsigmoid => "hardsigmoid",
+    }
+}
+
+/// A layer's operation before its input shape is known: windows still need the
+/// input size for `pad same` and the output arithmetic.
+pub(super) enum Pending {
+    Conv { filters: usize, window: window::Spec },
+    MaxPool(window::Spec),
+    AvgPool(window::Spec),
+    GlobalAvgPool,
+    Flatten,
+    Dense(ir::Dense),
+    BatchNorm(ir::BatchNorm),
+    Dropout(f32),
+    Activation(ir::Activation),
+    Softmax,
+}
+
+/// The operation of a plain layer (not a block), without its shape; `None` after
+/// reporting an error.
+pub(super) fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option<Pending> {
+    match &layer.kind {
+        LayerKind::Conv { filters, options, .. } => {
+            let mut ok = true;
+            if filters.value == 0 {
+                diags.push(
+                    Diagnostic::new(Code::Size, filters.span, "a conv layer needs at least 1 filter")
+                        .with_hint("the number after `conv` is the number of output channels"),
+                );
+                ok = false;
+            } else if filters.value as u128 > MAX_ELEMENTS {
+                diags.push(Diagnostic::new(
+                    Code::Size,
+                    filters.span,
+                    format!("{} filters are too many", filters.value),
+                ));
+                ok = false;
+            }
+            let window = window::lower(window::Kind::Conv, layer.keyword, None, options, diags);
+            window.filter(|_| ok).map(|window| Pending::Conv {
+                filters: filters.value as usize,
+                window,
+            })
+        }
+        LayerKind::MaxPool { kernel, options } => {
+            window::lower(window::Kind::MaxPool, layer.keyword, Some(kernel), options, diags).map(Pending::MaxPool)
+        }
+        LayerKind::AvgPool { kernel, options } => {
+            window::lower(window::Kind::AvgPool, layer.keyword, Some(kernel), options, diags).map(Pending::AvgPool)
+        }
+        LayerKind::GlobalAvgPool => Some(Pending::GlobalAvgPool),
+        LayerKind::Flatten => Some(Pending::Flatten),
+        LayerKind::Dense { units, bias_off, .. } => {
+            let mut ok = true;
+            if units.value == 0 || units.value as u128 > MAX_ELEMENTS {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Size,
+                        units.span,
+                        format!("a dense layer of {} units is not allowed", units.value),
+                    )
+                    .with_hint("the number after `dense` is the number of outputs, at least 1"),
+                );
+                ok = false;
+            }
+            for repeat in bias_off.iter().skip(1) {
+                diags.push(
+                    Diagnostic::new(Code::Repeated, *repeat, "`bias` is given twice")
+                        .with_secondary(bias_off[0], "first given here")
+                        .with_hint("each option of a dense layer may appear at most once"),
+                );
+                ok = false;
+            }
+            ok.then_some(Pending::Dense(ir::Dense {
+                units: units.value as usize,
+                bias: bias_off.is_empty(),
+            }))
+        }
+        LayerKind::BatchNorm { options, .. } => lower_batchnorm(options, diags).map(Pending::BatchNorm),
+        LayerKind::Dropout { p } => {
+            if !(0.0..1.0).contains(&p.value) {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Range,
+                        p.span,
+                        format!("dropout {} is out of range", number(p.value)),
+                    )
+                    .with_hint("the drop probability P must satisfy 0 <= P < 1"),
+                );
+                return None;
+            }
+            if p.value as f32 >= 1.0 {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Range,
+                        p.span,
+                        format!("dropout {} is 1 in 32-bit floats", number(p.value)),
+                    )
+                    .with_label("would drop every value")
+                    .with_hint("the drop probability P must satisfy 0 <= P < 1; 0.5 is usual"),
+                );
+                return None;
+            }
+            Some(Pending::Dropout(p.value as f32))
+        }
+        LayerKind::Activation(a) => Some(lower_activation(a.kind)),
+        // Blocks are checked by `check_block` itself.
+        LayerKind::Residual { .. } | LayerKind::Shortcut { .. } => None,
+    }
+}
+
+/// `batchnorm [eps E] [momentum M]`: eps > 0 (also in 32-bit floats), momentum in
+/// [0, 1], each at most once.
+pub(super) fn lower_batchnorm(options: &[ast::BatchNormOption], diags: &mut Diagnostics) -> Option<ir::BatchNorm> {
+    let errors_before = diags.len();
+    let mut bn = ir::BatchNorm {
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let mut seen: Vec<(ast::BatchNormOptionKind, Span)> = Vec::new();
+    for o in options {
+        let word = match o.kind {
+            ast::BatchNormOptionKind::Eps => "eps",
+            ast::BatchNormOptionKind::Momentum => "momentum",
+        };
+        if let Some(&(_, first)) = seen.iter().find(|(k, _)| *k == o.kind) {
+            diags.push(
+                Diagnostic::new(Code::Repeated, o.span, format!("`{word}` is given twice"))
+                    .with_secondary(first, "first given here")
+                    .with_hint("each option of a batchnorm layer may appear at most once"),
+            );
+            continue;
+        }
+        seen.push((o.kind, o.span));
+        let v = o.value.value;
+        match o.kind {
+            ast::BatchNormOptionKind::Eps => {
+                if v as f32 <= 0.0 {
+                    let what = if v > 0.0 {
+                        "is 0 in 32-bit floats; it must be positive"
+                    } else {
+                        "must be positive"
+                    };
+                    diags.push(
+                        Diagnostic::new(Code::Range, o.value.span, format!("batchnorm eps {} {what}", number(v)))
+                            .with_hint("eps keeps the division away from zero; the default is 1e-5"),
+                    );
+                }
+                bn.eps = v;
+            }
+            ast::BatchNormOptionKind::Momentum => {
+                if !(0.0..=1.0).contains(&v) {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::Range,
+                            o.value.span,
+                            format!("batchnorm momentum {} is out of range", number(v)),
+                        )
+                        .with_hint(
+                            "momentum is the running statistics' update weight, from 0 to 1; the default is 0.1",
+                        ),
+                    );
+                }
+                bn.momentum = v;
+            }
+        }
+    }
+    (diags.len() == errors_before).then_some(bn)
+}
+
+/// The span of a layer without its activation shorthand: `conv 6 kernel 5` of
+/// `conv 6 kernel 5 relu`.
+pub(super) fn without_shorthand(layer: &ast::Layer) -> Span {
+    let end = match &layer.kind {
+        LayerKind::Conv {
+            filters,
+            options,
+            activation: Some(_),
+        } => options.last().map_or(filters.span.end, |o| o.span.end),
+        LayerKind::Dense {
+            units,
+            bias_off,
+            activation: Some(_),
+        } => bias_off.last().map_or(units.span.end, |b| b.end),
+        LayerKind::BatchNorm {
+            options,
+            activation: Some(_),
+        } => options.last().map_or(layer.keyword.end, |o| o.span.end),
+        LayerKind::Residual {
+            close,
+            activation: Some(_),
+            ..
+        } => close.end,
+        LayerKind::Conv { activation: None, .. }
+        | LayerKind::Dense { activation: None, .. }
+        | LayerKind::BatchNorm { activation: None, .. }
+        | LayerKind::Residual { activation: None, .. }
+        | LayerKind::MaxPool { .. }
+        | LayerKind::AvgPool { .. }
+        | LayerKind::GlobalAvgPool
+        | LayerKind::Flatten
+        | LayerKind::Dropout { .. }
+        | LayerKind::Activation(_)
+        | LayerKind::Shortcut { .. } => layer.span.end,
+    };
+    Span::new(layer.span.start, end.max(layer.span.start))
+}
+
+/// Where a layer's errors point: its keyword, and the whole layer.
+#[derive(Clone, Copy)]
+pub(super) struct Place {
+    pub(super) keyword: Span,
+    pub(super) whole: Span,
+}
+
+/// A leaky_relu slope must be a real negative slope factor, 0 or more.
+pub(super) fn check_activation(a: &ast::Activation, diags: &mut Diagnostics) {
+    if let ActivationKind::LeakyRelu(Some(slope)) = a.kind {
+        if slope < 0.0 {
+            diags.push(
+                Diagnostic::new(
+                    Code::Range,
+                    a.span,
+                    format!("leaky_relu slope {} must be at least 0", number(slope)),
+                )
+                .with_hint("the slope multiplies negative inputs; 0.01 (the default) to 0.3 is usual"),
+            );
+        }
+    }
+}
