@@ -488,6 +488,22 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
         .max()
         .unwrap_or(0);
     let partials_len = 2 * plan.batchnorms.iter().map(|b| b.channels).max().unwrap_or(0);
+    // Buffers only a model that needs them gets: the gradient scratch of a tensor
+    // read twice, and batchnorm's partial sums.
+    let (dtmp_field, dtmp_init) = if dtmp_len > 0 {
+        (quote!(dtmp: Vec<f32>,), quote!(dtmp: vec![0.0; samples * #dtmp_len],))
+    } else {
+        (quote!(), quote!())
+    };
+    let (partials_field, partials_init, partials_ref) = if partials_len > 0 {
+        (
+            quote!(partials: Vec<f64>,),
+            quote!(partials: vec![0.0; #partials_len],),
+            quote!(&self.partials),
+        )
+    } else {
+        (quote!(), quote!(), quote!(&[]))
+    };
     let net_spec = spec::spec(model, &mut e);
     let scratch = &e.scratch;
     let output = a(plan.output);
@@ -513,12 +529,12 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
             quote! {
                 #(#grad_fields: Vec<f32>,)*
                 #(#mask_fields: Vec<f32>,)*
-                dtmp: Vec<f32>,
+                #dtmp_field
             },
             quote! {
                 #(#grad_fields: vec![0.0; samples * #lens],)*
                 #(#mask_fields: vec![0.0; samples * #mask_lens],)*
-                dtmp: vec![0.0; samples * #dtmp_len],
+                #dtmp_init
             },
             quote! {
                 impl rt::Backward for Worker {
@@ -581,7 +597,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
             pub struct Worker {
                 #(#buffer_fields: Vec<f32>,)*
                 scratch: Vec<f32>,
-                partials: Vec<f64>,
+                #partials_field
                 #train_fields
             }
 
@@ -590,7 +606,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                     Worker {
                         #(#buffer_fields: vec![0.0; samples * #lens],)*
                         scratch: vec![0.0; [0, #(#scratch),*].into_iter().max().unwrap_or(0)],
-                        partials: vec![0.0; #partials_len],
+                        #partials_init
                         #train_init
                     }
                 }
@@ -606,7 +622,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 }
 
                 fn partials(&self) -> &[f64] {
-                    &self.partials
+                    #partials_ref
                 }
 
                 fn buffer(&self, i: usize) -> &[f32] {

@@ -12,19 +12,15 @@ fn init(i: Init) -> TokenStream {
     match i {
         Init::Zeros => quote!(#path::Zeros),
         Init::Ones => quote!(#path::Ones),
-        Init::Draw(InitScheme::HeNormal { fan_in, negative_slope }) => {
-            quote!(#path::Draw(rt::InitScheme::HeNormal { fan_in: #fan_in, negative_slope: #negative_slope }))
-        }
-        Init::Draw(InitScheme::XavierUniform { fan_in, fan_out }) => {
-            quote!(#path::Draw(rt::InitScheme::XavierUniform { fan_in: #fan_in, fan_out: #fan_out }))
-        }
+        Init::Draw(InitScheme::HeNormal { fan_in, negative_slope }) => quote!(#path::he(#fan_in, #negative_slope)),
+        Init::Draw(InitScheme::XavierUniform { fan_in, fan_out }) => quote!(#path::xavier(#fan_in, #fan_out)),
     }
 }
 
 fn tensors(slots: &[Slot]) -> TokenStream {
     let rows = slots.iter().map(|t| {
         let (name, offset, shape, init) = (&t.name, t.offset, &t.shape, init(t.init));
-        quote!(rt::Tensor { name: #name, offset: #offset, shape: &[#(#shape),*], init: #init })
+        quote!(rt::Tensor::new(#name, #offset, &[#(#shape),*], #init))
     });
     quote!(&[#(#rows),*])
 }

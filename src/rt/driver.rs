@@ -46,6 +46,18 @@ pub enum Init {
     Draw(InitScheme),
 }
 
+impl Init {
+    /// He normal draws for a weight of `fan_in` inputs before a relu or leaky_relu.
+    pub const fn he(fan_in: usize, negative_slope: f32) -> Init {
+        Init::Draw(InitScheme::HeNormal { fan_in, negative_slope })
+    }
+
+    /// Xavier uniform draws for a weight of `fan_in` inputs and `fan_out` outputs.
+    pub const fn xavier(fan_in: usize, fan_out: usize) -> Init {
+        Init::Draw(InitScheme::XavierUniform { fan_in, fan_out })
+    }
+}
+
 /// A tensor inside a flat buffer: its PyTorch name, offset and shape.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tensor {
@@ -56,6 +68,16 @@ pub struct Tensor {
 }
 
 impl Tensor {
+    /// The tensor `name` at `offset` of its flat buffer (generated specs list them so).
+    pub const fn new(name: &'static str, offset: usize, shape: &'static [usize], init: Init) -> Tensor {
+        Tensor {
+            name,
+            offset,
+            shape,
+            init,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }

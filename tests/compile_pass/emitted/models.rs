@@ -29,81 +29,41 @@ mod __cnnc_LeNet {
             input: &[1, 28, 28],
             output: &[10],
             params: &[
-                rt::Tensor {
-                    name: "conv1.weight",
-                    offset: 0,
-                    shape: &[6, 1, 5, 5],
-                    init: rt::Init::Draw(rt::InitScheme::HeNormal {
-                        fan_in: 25,
-                        negative_slope: 0f32,
-                    }),
-                },
-                rt::Tensor {
-                    name: "conv1.bias",
-                    offset: 150,
-                    shape: &[6],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "conv2.weight",
-                    offset: 156,
-                    shape: &[16, 6, 5, 5],
-                    init: rt::Init::Draw(rt::InitScheme::HeNormal {
-                        fan_in: 150,
-                        negative_slope: 0f32,
-                    }),
-                },
-                rt::Tensor {
-                    name: "conv2.bias",
-                    offset: 2556,
-                    shape: &[16],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "dense1.weight",
-                    offset: 2572,
-                    shape: &[120, 400],
-                    init: rt::Init::Draw(rt::InitScheme::HeNormal {
-                        fan_in: 400,
-                        negative_slope: 0f32,
-                    }),
-                },
-                rt::Tensor {
-                    name: "dense1.bias",
-                    offset: 50572,
-                    shape: &[120],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "dense2.weight",
-                    offset: 50692,
-                    shape: &[84, 120],
-                    init: rt::Init::Draw(rt::InitScheme::HeNormal {
-                        fan_in: 120,
-                        negative_slope: 0f32,
-                    }),
-                },
-                rt::Tensor {
-                    name: "dense2.bias",
-                    offset: 60772,
-                    shape: &[84],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "dense3.weight",
-                    offset: 60856,
-                    shape: &[10, 84],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 84,
-                        fan_out: 10,
-                    }),
-                },
-                rt::Tensor {
-                    name: "dense3.bias",
-                    offset: 61696,
-                    shape: &[10],
-                    init: rt::Init::Zeros,
-                },
+                rt::Tensor::new(
+                    "conv1.weight",
+                    0,
+                    &[6, 1, 5, 5],
+                    rt::Init::he(25, 0f32),
+                ),
+                rt::Tensor::new("conv1.bias", 150, &[6], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "conv2.weight",
+                    156,
+                    &[16, 6, 5, 5],
+                    rt::Init::he(150, 0f32),
+                ),
+                rt::Tensor::new("conv2.bias", 2556, &[16], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "dense1.weight",
+                    2572,
+                    &[120, 400],
+                    rt::Init::he(400, 0f32),
+                ),
+                rt::Tensor::new("dense1.bias", 50572, &[120], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "dense2.weight",
+                    50692,
+                    &[84, 120],
+                    rt::Init::he(120, 0f32),
+                ),
+                rt::Tensor::new("dense2.bias", 60772, &[84], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "dense3.weight",
+                    60856,
+                    &[10, 84],
+                    rt::Init::xavier(84, 10),
+                ),
+                rt::Tensor::new("dense3.bias", 61696, &[10], rt::Init::Zeros),
             ],
             param_count: 61706,
             buffers: &[],
@@ -183,7 +143,6 @@ mod __cnnc_LeNet {
         a7: Vec<f32>,
         a8: Vec<f32>,
         scratch: Vec<f32>,
-        partials: Vec<f64>,
         d0: Vec<f32>,
         d1: Vec<f32>,
         d2: Vec<f32>,
@@ -193,7 +152,6 @@ mod __cnnc_LeNet {
         d6: Vec<f32>,
         d7: Vec<f32>,
         d8: Vec<f32>,
-        dtmp: Vec<f32>,
     }
     impl Worker {
         fn new(samples: usize) -> Self {
@@ -213,7 +171,6 @@ mod __cnnc_LeNet {
                     Dense2 > (samples), rt::dense_scratch:: < Dense3 > (samples)]
                     .into_iter().max().unwrap_or(0)
                 ],
-                partials: vec![0.0; 0],
                 d0: vec![0.0; samples * 784],
                 d1: vec![0.0; samples * 4704],
                 d2: vec![0.0; samples * 1176],
@@ -223,7 +180,6 @@ mod __cnnc_LeNet {
                 d6: vec![0.0; samples * 84],
                 d7: vec![0.0; samples * 10],
                 d8: vec![0.0; samples * 10],
-                dtmp: vec![0.0; samples * 0],
             }
         }
     }
@@ -235,7 +191,7 @@ mod __cnnc_LeNet {
             &self.a8
         }
         fn partials(&self) -> &[f64] {
-            &self.partials
+            &[]
         }
         fn buffer(&self, i: usize) -> &[f32] {
             match i {
@@ -545,81 +501,41 @@ mod __cnnc_Tour {
             input: &[3, 29, 29],
             output: &[10],
             params: &[
-                rt::Tensor {
-                    name: "conv1.weight",
-                    offset: 0,
-                    shape: &[8, 3, 3, 5],
-                    init: rt::Init::Draw(rt::InitScheme::HeNormal {
-                        fan_in: 45,
-                        negative_slope: 0f32,
-                    }),
-                },
-                rt::Tensor {
-                    name: "conv1.bias",
-                    offset: 360,
-                    shape: &[8],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "a.weight",
-                    offset: 368,
-                    shape: &[8, 8, 3, 3],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 72,
-                        fan_out: 72,
-                    }),
-                },
-                rt::Tensor {
-                    name: "a.bias",
-                    offset: 944,
-                    shape: &[8],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "conv3.weight",
-                    offset: 952,
-                    shape: &[8, 8, 4, 4],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 128,
-                        fan_out: 128,
-                    }),
-                },
-                rt::Tensor {
-                    name: "conv3.bias",
-                    offset: 1976,
-                    shape: &[8],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "conv4.weight",
-                    offset: 1984,
-                    shape: &[16, 8, 1, 1],
-                    init: rt::Init::Draw(rt::InitScheme::HeNormal {
-                        fan_in: 8,
-                        negative_slope: 0.1f32,
-                    }),
-                },
-                rt::Tensor {
-                    name: "conv4.bias",
-                    offset: 2112,
-                    shape: &[16],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "dense1.weight",
-                    offset: 2128,
-                    shape: &[10, 16],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 16,
-                        fan_out: 10,
-                    }),
-                },
-                rt::Tensor {
-                    name: "dense1.bias",
-                    offset: 2288,
-                    shape: &[10],
-                    init: rt::Init::Zeros,
-                },
+                rt::Tensor::new(
+                    "conv1.weight",
+                    0,
+                    &[8, 3, 3, 5],
+                    rt::Init::he(45, 0f32),
+                ),
+                rt::Tensor::new("conv1.bias", 360, &[8], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "a.weight",
+                    368,
+                    &[8, 8, 3, 3],
+                    rt::Init::xavier(72, 72),
+                ),
+                rt::Tensor::new("a.bias", 944, &[8], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "conv3.weight",
+                    952,
+                    &[8, 8, 4, 4],
+                    rt::Init::xavier(128, 128),
+                ),
+                rt::Tensor::new("conv3.bias", 1976, &[8], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "conv4.weight",
+                    1984,
+                    &[16, 8, 1, 1],
+                    rt::Init::he(8, 0.1f32),
+                ),
+                rt::Tensor::new("conv4.bias", 2112, &[16], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "dense1.weight",
+                    2128,
+                    &[10, 16],
+                    rt::Init::xavier(16, 10),
+                ),
+                rt::Tensor::new("dense1.bias", 2288, &[10], rt::Init::Zeros),
             ],
             param_count: 2298,
             buffers: &[],
@@ -686,7 +602,6 @@ mod __cnnc_Tour {
         a11: Vec<f32>,
         a12: Vec<f32>,
         scratch: Vec<f32>,
-        partials: Vec<f64>,
     }
     impl Worker {
         fn new(samples: usize) -> Self {
@@ -710,7 +625,6 @@ mod __cnnc_Tour {
                     rt::dense_scratch:: < Dense1 > (samples)].into_iter().max()
                     .unwrap_or(0)
                 ],
-                partials: vec![0.0; 0],
             }
         }
     }
@@ -722,7 +636,7 @@ mod __cnnc_Tour {
             &self.a12
         }
         fn partials(&self) -> &[f64] {
-            &self.partials
+            &[]
         }
         fn buffer(&self, i: usize) -> &[f32] {
             match i {
@@ -1025,36 +939,10 @@ mod __cnnc_Head {
             input: &[8, 5, 5],
             output: &[2],
             params: &[
-                rt::Tensor {
-                    name: "dense1.weight",
-                    offset: 0,
-                    shape: &[4, 72],
-                    init: rt::Init::Draw(rt::InitScheme::HeNormal {
-                        fan_in: 72,
-                        negative_slope: 0f32,
-                    }),
-                },
-                rt::Tensor {
-                    name: "dense1.bias",
-                    offset: 288,
-                    shape: &[4],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "dense2.weight",
-                    offset: 292,
-                    shape: &[2, 4],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 4,
-                        fan_out: 2,
-                    }),
-                },
-                rt::Tensor {
-                    name: "dense2.bias",
-                    offset: 300,
-                    shape: &[2],
-                    init: rt::Init::Zeros,
-                },
+                rt::Tensor::new("dense1.weight", 0, &[4, 72], rt::Init::he(72, 0f32)),
+                rt::Tensor::new("dense1.bias", 288, &[4], rt::Init::Zeros),
+                rt::Tensor::new("dense2.weight", 292, &[2, 4], rt::Init::xavier(4, 2)),
+                rt::Tensor::new("dense2.bias", 300, &[2], rt::Init::Zeros),
             ],
             param_count: 302,
             buffers: &[],
@@ -1098,7 +986,6 @@ mod __cnnc_Head {
         a4: Vec<f32>,
         a5: Vec<f32>,
         scratch: Vec<f32>,
-        partials: Vec<f64>,
     }
     impl Worker {
         fn new(samples: usize) -> Self {
@@ -1114,7 +1001,6 @@ mod __cnnc_Head {
                     rt::dense_scratch:: < Dense2 > (samples)].into_iter().max()
                     .unwrap_or(0)
                 ],
-                partials: vec![0.0; 0],
             }
         }
     }
@@ -1126,7 +1012,7 @@ mod __cnnc_Head {
             &self.a5
         }
         fn partials(&self) -> &[f64] {
-            &self.partials
+            &[]
         }
         fn buffer(&self, i: usize) -> &[f32] {
             match i {
@@ -1229,21 +1115,8 @@ mod __cnnc_conv {
             input: &[4],
             output: &[2],
             params: &[
-                rt::Tensor {
-                    name: "dense1.weight",
-                    offset: 0,
-                    shape: &[2, 4],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 4,
-                        fan_out: 2,
-                    }),
-                },
-                rt::Tensor {
-                    name: "dense1.bias",
-                    offset: 8,
-                    shape: &[2],
-                    init: rt::Init::Zeros,
-                },
+                rt::Tensor::new("dense1.weight", 0, &[2, 4], rt::Init::xavier(4, 2)),
+                rt::Tensor::new("dense1.bias", 8, &[2], rt::Init::Zeros),
             ],
             param_count: 10,
             buffers: &[],
@@ -1270,7 +1143,6 @@ mod __cnnc_conv {
         a0: Vec<f32>,
         a1: Vec<f32>,
         scratch: Vec<f32>,
-        partials: Vec<f64>,
     }
     impl Worker {
         fn new(samples: usize) -> Self {
@@ -1281,7 +1153,6 @@ mod __cnnc_conv {
                     0.0; [0, rt::dense_scratch:: < Dense1 > (samples)].into_iter().max()
                     .unwrap_or(0)
                 ],
-                partials: vec![0.0; 0],
             }
         }
     }
@@ -1293,7 +1164,7 @@ mod __cnnc_conv {
             &self.a1
         }
         fn partials(&self) -> &[f64] {
-            &self.partials
+            &[]
         }
         fn buffer(&self, i: usize) -> &[f32] {
             match i {
@@ -1356,135 +1227,72 @@ mod __cnnc_Blocks {
             input: &[3, 8, 8],
             output: &[2],
             params: &[
-                rt::Tensor {
-                    name: "conv1.weight",
-                    offset: 0,
-                    shape: &[4, 3, 3, 3],
-                    init: rt::Init::Draw(rt::InitScheme::HeNormal {
-                        fan_in: 27,
-                        negative_slope: 0f32,
-                    }),
-                },
-                rt::Tensor {
-                    name: "batchnorm1.weight",
-                    offset: 108,
-                    shape: &[4],
-                    init: rt::Init::Ones,
-                },
-                rt::Tensor {
-                    name: "batchnorm1.bias",
-                    offset: 112,
-                    shape: &[4],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "residual1.conv1.weight",
-                    offset: 116,
-                    shape: &[4, 1, 3, 3],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 9,
-                        fan_out: 9,
-                    }),
-                },
-                rt::Tensor {
-                    name: "residual1.conv1.bias",
-                    offset: 152,
-                    shape: &[4],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "residual1.batchnorm1.weight",
-                    offset: 156,
-                    shape: &[4],
-                    init: rt::Init::Ones,
-                },
-                rt::Tensor {
-                    name: "residual1.batchnorm1.bias",
-                    offset: 160,
-                    shape: &[4],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "residual1.conv2.weight",
-                    offset: 164,
-                    shape: &[4, 4, 1, 1],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 4,
-                        fan_out: 4,
-                    }),
-                },
-                rt::Tensor {
-                    name: "residual1.conv2.bias",
-                    offset: 180,
-                    shape: &[4],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "residual2.conv1.weight",
-                    offset: 184,
-                    shape: &[8, 4, 3, 3],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 36,
-                        fan_out: 72,
-                    }),
-                },
-                rt::Tensor {
-                    name: "residual2.conv1.bias",
-                    offset: 472,
-                    shape: &[8],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "residual2.shortcut.conv1.weight",
-                    offset: 480,
-                    shape: &[8, 4, 1, 1],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 4,
-                        fan_out: 8,
-                    }),
-                },
-                rt::Tensor {
-                    name: "residual2.shortcut.conv1.bias",
-                    offset: 512,
-                    shape: &[8],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "dense1.weight",
-                    offset: 520,
-                    shape: &[2, 8],
-                    init: rt::Init::Draw(rt::InitScheme::XavierUniform {
-                        fan_in: 8,
-                        fan_out: 2,
-                    }),
-                },
+                rt::Tensor::new(
+                    "conv1.weight",
+                    0,
+                    &[4, 3, 3, 3],
+                    rt::Init::he(27, 0f32),
+                ),
+                rt::Tensor::new("batchnorm1.weight", 108, &[4], rt::Init::Ones),
+                rt::Tensor::new("batchnorm1.bias", 112, &[4], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "residual1.conv1.weight",
+                    116,
+                    &[4, 1, 3, 3],
+                    rt::Init::xavier(9, 9),
+                ),
+                rt::Tensor::new("residual1.conv1.bias", 152, &[4], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "residual1.batchnorm1.weight",
+                    156,
+                    &[4],
+                    rt::Init::Ones,
+                ),
+                rt::Tensor::new("residual1.batchnorm1.bias", 160, &[4], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "residual1.conv2.weight",
+                    164,
+                    &[4, 4, 1, 1],
+                    rt::Init::xavier(4, 4),
+                ),
+                rt::Tensor::new("residual1.conv2.bias", 180, &[4], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "residual2.conv1.weight",
+                    184,
+                    &[8, 4, 3, 3],
+                    rt::Init::xavier(36, 72),
+                ),
+                rt::Tensor::new("residual2.conv1.bias", 472, &[8], rt::Init::Zeros),
+                rt::Tensor::new(
+                    "residual2.shortcut.conv1.weight",
+                    480,
+                    &[8, 4, 1, 1],
+                    rt::Init::xavier(4, 8),
+                ),
+                rt::Tensor::new(
+                    "residual2.shortcut.conv1.bias",
+                    512,
+                    &[8],
+                    rt::Init::Zeros,
+                ),
+                rt::Tensor::new("dense1.weight", 520, &[2, 8], rt::Init::xavier(8, 2)),
             ],
             param_count: 536,
             buffers: &[
-                rt::Tensor {
-                    name: "batchnorm1.running_mean",
-                    offset: 0,
-                    shape: &[4],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "batchnorm1.running_var",
-                    offset: 4,
-                    shape: &[4],
-                    init: rt::Init::Ones,
-                },
-                rt::Tensor {
-                    name: "residual1.batchnorm1.running_mean",
-                    offset: 8,
-                    shape: &[4],
-                    init: rt::Init::Zeros,
-                },
-                rt::Tensor {
-                    name: "residual1.batchnorm1.running_var",
-                    offset: 12,
-                    shape: &[4],
-                    init: rt::Init::Ones,
-                },
+                rt::Tensor::new("batchnorm1.running_mean", 0, &[4], rt::Init::Zeros),
+                rt::Tensor::new("batchnorm1.running_var", 4, &[4], rt::Init::Ones),
+                rt::Tensor::new(
+                    "residual1.batchnorm1.running_mean",
+                    8,
+                    &[4],
+                    rt::Init::Zeros,
+                ),
+                rt::Tensor::new(
+                    "residual1.batchnorm1.running_var",
+                    12,
+                    &[4],
+                    rt::Init::Ones,
+                ),
             ],
             buffer_len: 16,
             batchnorms: &[
