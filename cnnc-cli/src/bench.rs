@@ -51,12 +51,7 @@ fn median_seconds(seconds: f64, mut f: impl FnMut() -> Result<(), String>) -> Re
 }
 
 pub fn run(r: &Request) -> Result<String, String> {
-    if let Some(t) = r.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .map_err(|e| format!("--threads {t}: {e}"))?;
-    }
+    crate::use_threads(r.threads)?;
     let mut model = r.model.clone();
     if let (Some(b), Some(t)) = (r.batch, model.train.as_mut()) {
         t.batch = b;

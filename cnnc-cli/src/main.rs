@@ -233,16 +233,12 @@ fn main() -> ExitCode {
             resize,
             model,
         } => {
-            let (_, models) = match compiled(&file) {
-                Ok(found) => found,
+            let chosen = match chosen_model(&file, model.as_deref()) {
+                Ok(m) => m,
                 Err(code) => return code,
             };
-            let chosen = match choose(&file, &models, model.as_deref()) {
-                Ok(m) => m,
-                Err(e) => return reported(Err(e)),
-            };
             let request = predict::Predict {
-                model: chosen,
+                model: &chosen,
                 weights: weights.as_deref(),
                 seed,
                 images: &images,
@@ -303,13 +299,9 @@ fn main() -> ExitCode {
             seconds,
             model,
         } => {
-            let (_, models) = match compiled(&file) {
-                Ok(found) => found,
-                Err(code) => return code,
-            };
-            let chosen = match choose(&file, &models, model.as_deref()) {
+            let chosen = match chosen_model(&file, model.as_deref()) {
                 Ok(m) => m,
-                Err(e) => return reported(Err(e)),
+                Err(code) => return code,
             };
             if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
                 return reported(Err(format!(
@@ -317,7 +309,7 @@ fn main() -> ExitCode {
                 )));
             }
             let request = bench::Request {
-                model: chosen,
+                model: &chosen,
                 batch: batch.map(|b| b as usize),
                 threads: threads.map(|t| t as usize),
                 seconds,
@@ -532,12 +524,11 @@ fn emit(path: &Path) -> ExitCode {
 /// `cnnc inspect`: exit 1 when the model has errors, 2 for every other problem
 /// (a file, the weights, the image, a layer name).
 fn run_inspect(path: &Path, only: Option<&str>, request: &inspect::Request) -> ExitCode {
-    let (_, models) = match compiled(path) {
-        Ok(found) => found,
+    let model = match chosen_model(path, only) {
+        Ok(m) => m,
         Err(code) => return code,
     };
-    let model = choose(path, &models, only);
-    match model.and_then(|m| inspect::inspect(m, request)) {
+    match inspect::inspect(&model, request) {
         Ok(line) => {
             println!("{line}");
             eprintln!("wrote {}", request.output.display());
@@ -640,6 +631,24 @@ fn compiled(path: &Path) -> Result<(String, Vec<cnnc::ir::Model>), ExitCode> {
             print_diagnostics(path, &source, &diags);
             Err(ExitCode::from(1))
         }
+    }
+}
+
+/// The model named `only` (or the only one) of the file at `path`: its errors
+/// reported, exit 1 for an invalid file and 2 for a missing or ambiguous name.
+fn chosen_model(path: &Path, only: Option<&str>) -> Result<cnnc::ir::Model, ExitCode> {
+    let (_, models) = compiled(path)?;
+    choose(path, &models, only).cloned().map_err(|e| reported(Err(e)))
+}
+
+/// Sizes the global thread pool to `--threads` (before any work runs on it).
+pub(crate) fn use_threads(threads: Option<usize>) -> Result<(), String> {
+    match threads {
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .map_err(|e| format!("--threads {t}: {e}")),
+        None => Ok(()),
     }
 }
 

@@ -42,12 +42,7 @@ pub enum Ended {
 }
 
 pub fn run(r: &Request) -> Result<Ended, String> {
-    if let Some(t) = r.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build_global()
-            .map_err(|e| format!("--threads {t}: {e}"))?;
-    }
+    crate::use_threads(r.threads)?;
     let format = data::detect(&r.data)?;
     let started = Instant::now();
     let (model, written, loaded) = match &r.model {
