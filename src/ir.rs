@@ -430,11 +430,18 @@ impl TrainConfig {
     /// Whether parameter `name` (`stem.weight`, `block1.conv1.bias`) belongs to a
     /// frozen item.
     pub fn is_frozen(&self, name: &str) -> bool {
-        self.freeze.iter().any(|item| {
-            name.strip_prefix(item.as_str())
-                .is_some_and(|rest| rest.starts_with('.'))
-        })
+        frozen_by(&self.freeze, name)
     }
+}
+
+/// Whether parameter `name` belongs to one of the `freeze` items: its name starts
+/// with the item's and a dot (`stem.weight` for `stem`, `block1.conv1.bias` for
+/// `block1`). The one rule for the checker's config and the driver's spec.
+pub fn frozen_by<S: AsRef<str>>(items: &[S], name: &str) -> bool {
+    items.iter().any(|item| {
+        name.strip_prefix(item.as_ref())
+            .is_some_and(|rest| rest.starts_with('.'))
+    })
 }
 
 impl TrainConfig {

@@ -24,21 +24,14 @@ pub fn cross_entropy(
         let z = &z[i * classes..][..classes];
         let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let lse = max as f64 + z.iter().map(|&v| ((v - max) as f64).exp()).sum::<f64>().ln();
+        // With s = 0 these are exactly the plain terms: `lse - z[label]`, `p - onehot`.
+        let sum: f64 = z.iter().map(|&v| v as f64).sum();
+        loss += lse - (1.0 - s as f64) * z[label] as f64 - s as f64 / classes as f64 * sum;
         let dz = &mut dz[i * classes..][..classes];
-        if s == 0.0 {
-            loss += lse - z[label] as f64;
-            for (d, &p) in dz.iter_mut().zip(&p[i * classes..][..classes]) {
-                *d = p * scale;
-            }
-            dz[label] -= scale;
-        } else {
-            let sum: f64 = z.iter().map(|&v| v as f64).sum();
-            loss += lse - (1.0 - s as f64) * z[label] as f64 - s as f64 / classes as f64 * sum;
-            for (d, &p) in dz.iter_mut().zip(&p[i * classes..][..classes]) {
-                *d = (p - spread) * scale;
-            }
-            dz[label] -= (1.0 - s) * scale;
+        for (d, &p) in dz.iter_mut().zip(&p[i * classes..][..classes]) {
+            *d = (p - spread) * scale;
         }
+        dz[label] -= (1.0 - s) * scale;
     }
     loss
 }

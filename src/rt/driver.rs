@@ -130,9 +130,7 @@ pub struct TrainSpec {
 impl TrainSpec {
     /// Whether parameter `name` belongs to a frozen item.
     pub fn is_frozen(&self, name: &str) -> bool {
-        self.freeze
-            .iter()
-            .any(|item| name.strip_prefix(item).is_some_and(|rest| rest.starts_with('.')))
+        crate::ir::frozen_by(self.freeze, name)
     }
 }
 
@@ -732,15 +730,10 @@ where
                 }
             }
         }
-        let part = |state: &mut Vec<f32>, r: &std::ops::Range<usize>| -> std::ops::Range<usize> {
-            if state.is_empty() {
-                0..0
-            } else {
-                r.clone()
-            }
-        };
+        // An optimizer without a moment keeps an empty buffer for it.
+        let part = |state: &[f32], r: &std::ops::Range<usize>| if state.is_empty() { 0..0 } else { r.clone() };
         for r in &self.trainable {
-            let (s1, s2) = (part(&mut self.state1, r), part(&mut self.state2, r));
+            let (s1, s2) = (part(&self.state1, r), part(&self.state2, r));
             let (params, grads) = (&mut self.params[r.clone()], &self.grads[r.clone()]);
             let (state1, state2) = (&mut self.state1[s1], &mut self.state2[s2]);
             match train.optimizer {
