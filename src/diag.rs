@@ -65,6 +65,9 @@ pub enum Code {
     ResidualShape,
     /// A name (`freeze`, v3's references) that refers to no item.
     UnknownName,
+    /// v3: a reference to the item itself, to a later item or into a closed
+    /// block; a named or misplaced `from`.
+    Reference,
     Repeated,
     NotAllowed,
     Missing,
@@ -73,17 +76,21 @@ pub enum Code {
     Size,
     Groups,
     InputKind,
+    /// v3: `concat`, `add` or `mul` on shapes that do not fit together.
+    JoinShape,
     Range,
     LossLayer,
     Nesterov,
     Augment,
     /// A warning: `input 32x32x3` (height x width x channels).
     ChannelsLast,
+    /// A warning: a final softmax on an image smaller than the input.
+    PositionSoftmax,
 }
 
 impl Code {
     /// Every code, in the order of their numbers.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 30] = [
         Code::Syntax,
         Code::BadNumber,
         Code::NoModel,
@@ -98,6 +105,7 @@ impl Code {
         Code::Shortcut,
         Code::ResidualShape,
         Code::UnknownName,
+        Code::Reference,
         Code::Repeated,
         Code::NotAllowed,
         Code::Missing,
@@ -106,11 +114,13 @@ impl Code {
         Code::Size,
         Code::Groups,
         Code::InputKind,
+        Code::JoinShape,
         Code::Range,
         Code::LossLayer,
         Code::Nesterov,
         Code::Augment,
         Code::ChannelsLast,
+        Code::PositionSoftmax,
     ];
 
     /// `E001`, ...
@@ -148,6 +158,10 @@ impl Code {
             ),
             Code::ResidualShape => ("E033", "a residual body and shortcut of different shapes"),
             Code::UnknownName => ("E034", "a name that refers to no item"),
+            Code::Reference => (
+                "E035",
+                "a reference to the item itself, a later item or an item inside a closed block; a misplaced `from`",
+            ),
             Code::Repeated => ("E040", "an option or item given twice"),
             Code::NotAllowed => ("E041", "an option on a layer or optimizer that does not take it"),
             Code::Missing => ("E042", "a required option or item left out"),
@@ -159,11 +173,16 @@ impl Code {
             Code::Size => ("E052", "a count or size that is zero, too large or of the wrong form"),
             Code::Groups => ("E053", "`groups` that does not divide the channels and the filters"),
             Code::InputKind => ("E054", "an image where a layer needs a vector, or the other way round"),
+            Code::JoinShape => ("E055", "`concat`, `add` or `mul` on shapes that do not fit together"),
             Code::Range => ("E060", "a value out of its range"),
             Code::LossLayer => ("E061", "a loss whose model does not end with the layer it needs"),
             Code::Nesterov => ("E062", "nesterov without momentum"),
             Code::Augment => ("E063", "`augment` on a vector input"),
             Code::ChannelsLast => ("W001", "an input that looks like height x width x channels"),
+            Code::PositionSoftmax => (
+                "W002",
+                "a final softmax over the positions of an image smaller than the input",
+            ),
         }
     }
 }

@@ -243,6 +243,42 @@ fn describe(op: &Op) -> (String, &'static str, Kind) {
         }
         Op::Softmax => ("softmax".into(), "softmax", Kind::Activation),
         Op::Residual(_) => ("residual".into(), "residual", Kind::Shape),
+        Op::ConvTranspose(t) => {
+            let mut s = format!("convtranspose {}, {}", t.filters, pair(t.size));
+            if t.stride != [1, 1] {
+                let _ = write!(s, ", stride {}", pair(t.stride));
+            }
+            if t.pad != [0, 0] {
+                let _ = write!(s, ", pad {}", pair(t.pad));
+            }
+            if t.output_pad != [0, 0] {
+                let _ = write!(s, ", output_pad {}", pair(t.output_pad));
+            }
+            if t.dilation != [1, 1] {
+                let _ = write!(s, ", dilation {}", pair(t.dilation));
+            }
+            if t.groups != 1 {
+                let _ = write!(s, ", groups {}", t.groups);
+            }
+            if !t.bias {
+                s.push_str(", no bias");
+            }
+            (s, "convtranspose", Kind::Conv)
+        }
+        Op::GlobalMaxPool => ("maxpool global".into(), "maxpool", Kind::Pool),
+        Op::Upsample(u) => (
+            format!(
+                "upsample {}{}",
+                pair(u.factor),
+                if u.bilinear { ", bilinear" } else { "" }
+            ),
+            "upsample",
+            Kind::Pool,
+        ),
+        Op::Concat(_) => ("concat".into(), "concat", Kind::Shape),
+        Op::Add(_) => ("add".into(), "add", Kind::Shape),
+        Op::Mul(_) => ("mul".into(), "mul", Kind::Shape),
+        Op::From(_) => ("from".into(), "from", Kind::Shape),
     }
 }
 

@@ -126,6 +126,10 @@ fn walk(seq: &[Layer]) -> Vec<&Layer> {
 /// normal when its output reaches a relu/leaky_relu through nothing but batchnorm
 /// layers in the same sequence, Xavier uniform otherwise (the last layer of a
 /// residual body gets Xavier: the add comes first). Biases are 0.
+///
+/// v3: a join (`add`, `concat`, `mul`, `upsample`) in between, or a second reader
+/// (a reference by name to the layer or to a batchnorm on the way), gives Xavier.
+/// A transposed convolution's fan-in is PyTorch's, `F/G·KH·KW`.
 pub fn init_scheme(seq: &[Layer], index: usize) -> InitScheme {
     let layer = &seq[index];
     let (fan_in, fan_out) = match (&layer.op, layer.input) {
@@ -133,10 +137,22 @@ pub fn init_scheme(seq: &[Layer], index: usize) -> InitScheme {
             let k = c.window.size[0] * c.window.size[1];
             (channels / c.groups.max(1) * k, c.filters / c.groups.max(1) * k)
         }
+        (Op::ConvTranspose(t), Shape::Image { c: channels, .. }) => {
+            let k = t.size[0] * t.size[1];
+            (t.filters / t.groups.max(1) * k, channels / t.groups.max(1) * k)
+        }
         (Op::Dense(d), input) => (input.len(), d.units),
         _ => (0, 0),
     };
-    let next = seq[index + 1..].iter().find(|l| !matches!(l.op, Op::BatchNorm(_)));
+    let later = &seq[index + 1..];
+    let mut refs = Vec::new();
+    references(later, &mut refs);
+    let read_twice = |name: &str| refs.iter().any(|r| r.name == name);
+    let through_batchnorm = later.iter().take_while(|l| matches!(l.op, Op::BatchNorm(_)));
+    if read_twice(&layer.name) || through_batchnorm.clone().any(|l| read_twice(&l.name)) {
+        return InitScheme::XavierUniform { fan_in, fan_out };
+    }
+    let next = later.iter().find(|l| !matches!(l.op, Op::BatchNorm(_)));
     match next.map(|l| &l.op) {
         Some(Op::Activation(Activation::Relu)) => InitScheme::HeNormal {
             fan_in,
@@ -147,6 +163,33 @@ pub fn init_scheme(seq: &[Layer], index: usize) -> InitScheme {
             negative_slope: *a,
         },
         _ => InitScheme::XavierUniform { fan_in, fan_out },
+    }
+}
+
+/// Every reference the layers of `seq` make (inside blocks too), in order.
+pub fn references<'a>(seq: &'a [Layer], out: &mut Vec<&'a Ref>) {
+    for layer in seq {
+        match &layer.op {
+            Op::Residual(r) => {
+                references(&r.body, out);
+                references(&r.shortcut, out);
+            }
+            Op::Concat(refs) => out.extend(refs),
+            Op::Add(r) | Op::Mul(r) | Op::From(r) => out.push(r),
+            Op::Conv(_)
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::GlobalAvgPool
+            | Op::Flatten
+            | Op::Dense(_)
+            | Op::BatchNorm(_)
+            | Op::Dropout(_)
+            | Op::Activation(_)
+            | Op::Softmax
+            | Op::ConvTranspose(_)
+            | Op::GlobalMaxPool
+            | Op::Upsample(_) => {}
+        }
     }
 }
 
@@ -179,6 +222,14 @@ impl Layer {
                 let mut out = vec![param("weight", weight)];
                 if c.bias {
                     out.push(param("bias", vec![c.filters]));
+                }
+                out
+            }
+            (Op::ConvTranspose(t), Shape::Image { c: channels, .. }) => {
+                let weight = vec![channels, t.filters / t.groups.max(1), t.size[0], t.size[1]];
+                let mut out = vec![param("weight", weight)];
+                if t.bias {
+                    out.push(param("bias", vec![t.filters]));
                 }
                 out
             }
@@ -227,8 +278,17 @@ impl Layer {
             Op::GlobalAvgPool => self.input.len() as u128,
             Op::Softmax => 3 * out,
             Op::BatchNorm(_) => 2 * out,
-            Op::Activation(_) | Op::Dropout(_) | Op::Residual(_) => out,
-            Op::Flatten => 0,
+            Op::ConvTranspose(t) => {
+                let Shape::Image { c: ic, h, w } = self.input else {
+                    return 0;
+                };
+                let per_group = (t.filters / t.groups.max(1)) as u128;
+                (ic * h * w) as u128 * 2 * per_group * (t.size[0] * t.size[1]) as u128
+            }
+            Op::GlobalMaxPool => self.input.len() as u128,
+            Op::Upsample(u) if u.bilinear => 4 * out,
+            Op::Activation(_) | Op::Dropout(_) | Op::Residual(_) | Op::Add(_) | Op::Mul(_) | Op::Upsample(_) => out,
+            Op::Flatten | Op::Concat(_) | Op::From(_) => 0,
         }
     }
 }
@@ -279,6 +339,61 @@ pub enum Op {
     Softmax,
     /// `body(x) + shortcut(x)`.
     Residual(Residual),
+    /// v3: a transposed convolution (`ConvTranspose2d`).
+    ConvTranspose(ConvTranspose),
+    /// v3: `maxpool global` (`AdaptiveMaxPool2d(1)`).
+    GlobalMaxPool,
+    /// v3: `upsample F`, nearest or bilinear (`align_corners=False`).
+    Upsample(Upsample),
+    /// v3: the channels of the input, then of each referenced output (vectors
+    /// end to end).
+    Concat(Vec<Ref>),
+    /// v3: the input plus the referenced output (same shapes).
+    Add(Ref),
+    /// v3: the input times the referenced output, elementwise; a Cx1x1 side is
+    /// broadcast over the other's HxW.
+    Mul(Ref),
+    /// v3: `from NAME`: the output is the referenced output; the input is not read.
+    From(Ref),
+}
+
+/// v3: an earlier output a join reads: the IR name of the layer that produced it
+/// (the last layer of the item, its activation shorthand included), or
+/// [`Ref::INPUT`] for the model's input after `normalize`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ref {
+    pub name: String,
+    pub shape: Shape,
+}
+
+impl Ref {
+    /// The name the model's input goes by (no item may take it).
+    pub const INPUT: &'static str = "input";
+}
+
+/// v3: a transposed convolution; its weight is `[C, F/G, KH, KW]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvTranspose {
+    pub filters: usize,
+    pub size: [usize; 2],
+    pub stride: [usize; 2],
+    /// Symmetric padding per axis, removed from both sides of the output.
+    pub pad: [usize; 2],
+    /// Added to the bottom and right of the output, smaller than the stride or
+    /// the dilation.
+    pub output_pad: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+    pub bias: bool,
+}
+
+/// v3: upsampling by whole factors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upsample {
+    /// `[FH, FW]`, each at least 1.
+    pub factor: [usize; 2],
+    /// `bilinear` (`align_corners=False`); nearest otherwise.
+    pub bilinear: bool,
 }
 
 /// A convolution: `filters` output channels over a window.
@@ -420,6 +535,9 @@ pub struct TrainConfig {
     pub augment: Vec<Augment>,
     /// v3 `loss cross_entropy smoothing S`: label smoothing, 0 without it.
     pub smoothing: f64,
+    /// v3 `loss cross_entropy ignore L`: the label whose samples or positions do
+    /// not count (`ignore_index`).
+    pub ignore: Option<usize>,
     /// v3 `clip_grad_norm X`: the largest global L2 norm of a step's gradients.
     pub clip_grad_norm: Option<f64>,
     /// v3 `freeze NAME+`: the top-scope items whose parameters do not train.

@@ -98,7 +98,11 @@ pub fn compile(source: &str) -> Result<Vec<ir::Model>, Diagnostics> {
 /// ```
 pub fn compile_with_warnings(source: &str) -> (Result<Vec<ir::Model>, Diagnostics>, Diagnostics) {
     match syntax::parse(source) {
-        Ok(file) => (check::check(&file), check::lint::warnings(&file)),
+        Ok(file) => {
+            let checked = check::check(&file);
+            let warnings = check::lint::warnings(&file, checked.as_deref().unwrap_or(&[]));
+            (checked, warnings)
+        }
         Err(d) => (Err(Diagnostics(vec![d])), Diagnostics::default()),
     }
 }

@@ -6,10 +6,14 @@
 //! `::core::...`) and lives in a private module per model, so nothing a user
 //! defines next to a `cnn!` call can change what it means.
 
+pub use crate::compute::join::{self, MulShape};
 pub use crate::compute::layers::{
-    avg_pool_backward, avg_pool_forward, conv_backward, conv_forward, conv_scratch, dense_backward, dense_forward,
-    dense_scratch, max_pool_backward, max_pool_forward, ConvLayer, DenseLayer, PoolLayer,
+    avg_pool_backward, avg_pool_forward, conv_backward, conv_forward, conv_scratch, conv_transpose_backward_dyn,
+    conv_transpose_forward_dyn, dense_backward, dense_forward, dense_scratch, max_pool_backward, max_pool_forward,
+    upsample_backward_dyn, upsample_forward_dyn, ConvLayer, DenseLayer, PoolLayer,
 };
+pub use crate::compute::transpose::TransposeShape;
+pub use crate::compute::upsample::UpsampleShape;
 pub use crate::compute::{act, dropout, norm, pool, Activation, ConvShape, PoolShape};
 pub use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule};
 pub use crate::rt::driver::{

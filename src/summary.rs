@@ -162,7 +162,14 @@ fn add_rows(layers: &[Layer], depth: usize, rows: &mut Vec<Row>, totals: &mut To
             | Op::BatchNorm(_)
             | Op::Dropout(_)
             | Op::Activation(_)
-            | Op::Softmax => rows.push([
+            | Op::Softmax
+            | Op::ConvTranspose(_)
+            | Op::GlobalMaxPool
+            | Op::Upsample(_)
+            | Op::Concat(_)
+            | Op::Add(_)
+            | Op::Mul(_)
+            | Op::From(_) => rows.push([
                 format!("{indent}{}", layer.name),
                 kind(&layer.op),
                 layer.output.to_string(),
@@ -204,7 +211,32 @@ fn kind(op: &Op) -> String {
         Op::Softmax => "softmax".into(),
         Op::BatchNorm(_) => "batchnorm".into(),
         Op::Residual(_) => "residual".into(),
+        Op::ConvTranspose(t) => {
+            let mut text = format!("convtranspose {}x{}/{}", t.size[0], t.size[1], pair(t.stride));
+            if t.groups != 1 {
+                let _ = write!(text, " g{}", t.groups);
+            }
+            text
+        }
+        Op::GlobalMaxPool => "maxpool global".into(),
+        Op::Upsample(u) => format!(
+            "upsample {}{}",
+            pair(u.factor),
+            if u.bilinear { " bilinear" } else { "" }
+        ),
+        Op::Concat(refs) => format!(
+            "concat {}",
+            refs.iter().map(|r| short_ref(&r.name)).collect::<Vec<_>>().join(" ")
+        ),
+        Op::Add(r) => format!("add {}", short_ref(&r.name)),
+        Op::Mul(r) => format!("mul {}", short_ref(&r.name)),
+        Op::From(r) => format!("from {}", short_ref(&r.name)),
     }
+}
+
+/// A reference as the model's text writes it: the last part of the IR name.
+fn short_ref(name: &str) -> &str {
+    name.rsplit('.').next().unwrap_or(name)
 }
 
 /// `61706` as `61,706`.

@@ -32,7 +32,18 @@ pub(super) fn op_params(op: &ir::Op, input: Shape) -> u128 {
             .chain(&r.shortcut)
             .map(|l| op_params(&l.op, l.input))
             .sum(),
-        ir::Op::MaxPool(_)
+        ir::Op::ConvTranspose(t) => {
+            let per_group = (t.filters / t.groups.max(1)) as u128;
+            input.channels() as u128 * per_group * t.size[0] as u128 * t.size[1] as u128
+                + if t.bias { t.filters as u128 } else { 0 }
+        }
+        ir::Op::GlobalMaxPool
+        | ir::Op::Upsample(_)
+        | ir::Op::Concat(_)
+        | ir::Op::Add(_)
+        | ir::Op::Mul(_)
+        | ir::Op::From(_)
+        | ir::Op::MaxPool(_)
         | ir::Op::AvgPool(_)
         | ir::Op::GlobalAvgPool
         | ir::Op::Flatten
@@ -138,8 +149,60 @@ pub(super) fn layer_output(
             (ir::Op::AvgPool(window), Shape::Image { c, h: oh, w: ow })
         }
         (Pending::GlobalAvgPool, Shape::Image { c, .. }) => (ir::Op::GlobalAvgPool, Shape::Image { c, h: 1, w: 1 }),
+        (Pending::GlobalMaxPool, Shape::Image { c, .. }) => (ir::Op::GlobalMaxPool, Shape::Image { c, h: 1, w: 1 }),
+        (Pending::Upsample(u), Shape::Image { c, h, w }) => {
+            let out = Shape::Image {
+                c,
+                h: h.saturating_mul(u.factor[0]),
+                w: w.saturating_mul(u.factor[1]),
+            };
+            (ir::Op::Upsample(*u), out)
+        }
+        (Pending::ConvTranspose { filters, window }, Shape::Image { c, h, w }) => {
+            let g = window.groups;
+            if c % g != 0 || filters % g != 0 {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Groups,
+                        window.groups_span,
+                        format!("{name}: groups {g} does not divide the {c} input channels and the {filters} filters"),
+                    )
+                    .with_label(format!("input is {input}"))
+                    .with_hint(format!(
+                        "groups must divide both the input channels ({c}) and the filters ({filters}): {} would work",
+                        common_divisors(c, *filters)
+                    )),
+                );
+                return None;
+            }
+            let (pad, [oh, ow]) = window::transposed(name, window, h, w, place.whole, diags)?;
+            let t = ir::ConvTranspose {
+                filters: *filters,
+                size: window.size(),
+                stride: window.stride(),
+                pad,
+                output_pad: window.output_pad,
+                dilation: window.dilation,
+                groups: g,
+                bias: window.bias,
+            };
+            (
+                ir::Op::ConvTranspose(t),
+                Shape::Image {
+                    c: *filters,
+                    h: oh,
+                    w: ow,
+                },
+            )
+        }
         (
-            Pending::Conv { .. } | Pending::MaxPool(_) | Pending::AvgPool(_) | Pending::GlobalAvgPool,
+            Pending::Conv { .. }
+            | Pending::MaxPool(_)
+            | Pending::AvgPool(_)
+            | Pending::GlobalAvgPool
+            | Pending::GlobalMaxPool
+            | Pending::Upsample(_)
+            | Pending::ConvTranspose { .. },
             Shape::Vector(n),
         ) => {
             needs_image(diags, n);
@@ -147,13 +210,10 @@ pub(super) fn layer_output(
         }
         (Pending::Flatten, s) => (ir::Op::Flatten, Shape::Vector(s.len())),
         (Pending::Dense(d), Shape::Vector(_)) => (ir::Op::Dense(*d), Shape::Vector(d.units)),
-        (Pending::Softmax, s @ Shape::Vector(_)) => (ir::Op::Softmax, s),
+        // v3: on an image, over the channels at each position.
+        (Pending::Softmax, s) => (ir::Op::Softmax, s),
         (Pending::Dense(_), s @ Shape::Image { .. }) => {
             needs_vector(diags, "dense", s);
-            return None;
-        }
-        (Pending::Softmax, s @ Shape::Image { .. }) => {
-            needs_vector(diags, "softmax", s);
             return None;
         }
         (Pending::BatchNorm(bn), s) => (ir::Op::BatchNorm(*bn), s),

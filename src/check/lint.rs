@@ -3,17 +3,56 @@
 //! warnings); `cnnc check` prints it as `warning[W001]`, `cnn!` as a compiler warning.
 
 use crate::diag::{Code, Diagnostic, Diagnostics};
+use crate::ir::{self, Shape};
 use crate::syntax::ast;
 
-/// Every warning of a file, in source order.
-pub fn warnings(file: &ast::File) -> Diagnostics {
+/// Every warning of a file, in source order; `checked` are the models that
+/// checked (warnings that need shapes look at them).
+pub fn warnings(file: &ast::File, checked: &[ir::Model]) -> Diagnostics {
     let mut diags = Diagnostics::default();
     for model in &file.models {
         if let Some(w) = channels_last(&model.input) {
             diags.push(w);
         }
+        let ir = checked.iter().find(|m| m.name == model.name.value);
+        if let Some(w) = ir.and_then(|ir| shrunk_segmentation(model, ir)) {
+            diags.push(w);
+        }
     }
     diags
+}
+
+/// A model that ends with `softmax` on an image smaller than its input: softmax
+/// over the channels at each position (v3 segmentation), where a classifier was
+/// most likely meant (`flatten` and `dense` left out). A U-Net's output keeps the
+/// input's height and width and is not warned.
+fn shrunk_segmentation(model: &ast::Model, ir: &ir::Model) -> Option<Diagnostic> {
+    let (Shape::Image { h: ih, w: iw, .. }, Some(last)) = (ir.input, ir.layers.last()) else {
+        return None;
+    };
+    let (ir::Op::Softmax, Shape::Image { c, h, w }) = (&last.op, last.output) else {
+        return None;
+    };
+    if (h, w) == (ih, iw) {
+        return None;
+    }
+    let item = model.layers.last()?;
+    let span = match &item.kind {
+        ast::LayerKind::Activation(a) => a.span,
+        _ => super::names::shorthand_of(item).map_or(item.keyword, |a| a.span),
+    };
+    Some(
+        Diagnostic::new(
+            Code::PositionSoftmax,
+            span,
+            format!("softmax over the {c} channels at each of {h}x{w} positions: a class per position, not per image"),
+        )
+        .with_label(format!("input is {}", last.input))
+        .with_hint(format!(
+            "for one class per image write `flatten` and `dense N` before softmax; a per-position output \
+             ({h}x{w}) smaller than the input ({ih}x{iw}) is rarely meant"
+        )),
+    )
 }
 
 /// The smallest height and width an image in height x width x channels order is
@@ -56,7 +95,7 @@ mod tests {
 
     fn warned(src: &str) -> Vec<String> {
         let file = crate::syntax::parse(src).unwrap();
-        warnings(&file).iter().map(|d| d.message.clone()).collect()
+        warnings(&file, &[]).iter().map(|d| d.message.clone()).collect()
     }
 
     #[test]
@@ -68,7 +107,7 @@ mod tests {
             ("64x64x4", "`input 4x64x64`"),
         ] {
             let file = crate::syntax::parse(&format!("model M {{ input {input} flatten dense 2 }}")).unwrap();
-            let w = warnings(&file);
+            let w = warnings(&file, &[]);
             assert_eq!(w.len(), 1, "{input}");
             assert_eq!(w.0[0].code, Some(Code::ChannelsLast));
             assert!(w.0[0].hint.as_deref().unwrap_or("").contains(hint), "{:?}", w.0[0]);

@@ -40,7 +40,10 @@ pub(super) fn activation_keyword(kind: ActivationKind) -> &'static str {
 /// A layer's operation before its input shape is known: windows still need the
 /// input size for `pad same` and the output arithmetic.
 pub(super) enum Pending {
-    Conv { filters: usize, window: window::Spec },
+    Conv {
+        filters: usize,
+        window: window::Spec,
+    },
     MaxPool(window::Spec),
     AvgPool(window::Spec),
     GlobalAvgPool,
@@ -50,6 +53,13 @@ pub(super) enum Pending {
     Dropout(f32),
     Activation(ir::Activation),
     Softmax,
+    /// v3.
+    ConvTranspose {
+        filters: usize,
+        window: window::Spec,
+    },
+    GlobalMaxPool,
+    Upsample(ir::Upsample),
 }
 
 /// The operation of a plain layer (not a block), without its shape; `None` after
@@ -57,21 +67,7 @@ pub(super) enum Pending {
 pub(super) fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option<Pending> {
     match &layer.kind {
         LayerKind::Conv { filters, options, .. } => {
-            let mut ok = true;
-            if filters.value == 0 {
-                diags.push(
-                    Diagnostic::new(Code::Size, filters.span, "a conv layer needs at least 1 filter")
-                        .with_hint("the number after `conv` is the number of output channels"),
-                );
-                ok = false;
-            } else if filters.value as u128 > MAX_ELEMENTS {
-                diags.push(Diagnostic::new(
-                    Code::Size,
-                    filters.span,
-                    format!("{} filters are too many", filters.value),
-                ));
-                ok = false;
-            }
+            let ok = check_filters(filters, "conv", diags);
             let window = window::lower(window::Kind::Conv, layer.keyword, None, options, diags);
             window.filter(|_| ok).map(|window| Pending::Conv {
                 filters: filters.value as usize,
@@ -140,8 +136,77 @@ pub(super) fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option
             Some(Pending::Dropout(p.value as f32))
         }
         LayerKind::Activation(a) => Some(lower_activation(a.kind)),
-        // Blocks are checked by `check_block` itself.
-        LayerKind::Residual { .. } | LayerKind::Shortcut { .. } => None,
+        LayerKind::ConvTranspose { filters, options, .. } => {
+            let ok = check_filters(filters, "convtranspose", diags);
+            let window = window::lower(window::Kind::ConvTranspose, layer.keyword, None, options, diags);
+            window.filter(|_| ok).map(|window| Pending::ConvTranspose {
+                filters: filters.value as usize,
+                window,
+            })
+        }
+        LayerKind::GlobalMaxPool => Some(Pending::GlobalMaxPool),
+        LayerKind::Upsample { factor, bilinear } => {
+            let f = match factor.value.as_slice() {
+                [f] => [*f, *f],
+                [fh, fw] => [*fh, *fw],
+                _ => {
+                    diags.push(
+                        Diagnostic::new(Code::Size, factor.span, "an upsampling factor is `F` or `FHxFW`")
+                            .with_hint("`upsample 2` doubles the height and the width; `upsample 2x1` only the height"),
+                    );
+                    return None;
+                }
+            };
+            if f.contains(&0) || f.iter().any(|&v| v as u128 > MAX_ELEMENTS) {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Size,
+                        factor.span,
+                        format!(
+                            "upsample {} is not allowed",
+                            factor.value.iter().map(u64::to_string).collect::<Vec<_>>().join("x")
+                        ),
+                    )
+                    .with_hint("upsampling factors are whole numbers, at least 1"),
+                );
+                return None;
+            }
+            Some(Pending::Upsample(ir::Upsample {
+                factor: f.map(|v| v as usize),
+                bilinear: *bilinear,
+            }))
+        }
+        // Blocks and joins are checked by `check_block` itself.
+        LayerKind::Residual { .. }
+        | LayerKind::Shortcut { .. }
+        | LayerKind::Concat(_)
+        | LayerKind::Add { .. }
+        | LayerKind::Mul { .. }
+        | LayerKind::From(_) => None,
+    }
+}
+
+/// A conv or convtranspose layer's filter count: 1 or more, within the limits.
+fn check_filters(filters: &ast::Spanned<u64>, word: &str, diags: &mut Diagnostics) -> bool {
+    if filters.value == 0 {
+        diags.push(
+            Diagnostic::new(
+                Code::Size,
+                filters.span,
+                format!("a {word} layer needs at least 1 filter"),
+            )
+            .with_hint(format!("the number after `{word}` is the number of output channels")),
+        );
+        false
+    } else if filters.value as u128 > MAX_ELEMENTS {
+        diags.push(Diagnostic::new(
+            Code::Size,
+            filters.span,
+            format!("{} filters are too many", filters.value),
+        ));
+        false
+    } else {
+        true
     }
 }
 
@@ -227,7 +292,27 @@ pub(super) fn without_shorthand(layer: &ast::Layer) -> Span {
             activation: Some(_),
             ..
         } => close.end,
-        LayerKind::Conv { activation: None, .. }
+        LayerKind::ConvTranspose {
+            filters,
+            options,
+            activation: Some(_),
+        } => options.last().map_or(filters.span.end, |o| o.span.end),
+        LayerKind::Add {
+            other,
+            activation: Some(_),
+        }
+        | LayerKind::Mul {
+            other,
+            activation: Some(_),
+        } => other.span.end,
+        LayerKind::ConvTranspose { activation: None, .. }
+        | LayerKind::Add { activation: None, .. }
+        | LayerKind::Mul { activation: None, .. }
+        | LayerKind::GlobalMaxPool
+        | LayerKind::Concat(_)
+        | LayerKind::From(_)
+        | LayerKind::Upsample { .. }
+        | LayerKind::Conv { activation: None, .. }
         | LayerKind::Dense { activation: None, .. }
         | LayerKind::BatchNorm { activation: None, .. }
         | LayerKind::Residual { activation: None, .. }

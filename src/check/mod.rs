@@ -1,11 +1,13 @@
 //! AST to IR: fills in defaults and names, computes every layer's shape, and
 //! collects every error of the file (not just the first).
 
+mod join;
 mod layer;
 pub mod lint;
 mod lower;
 mod name;
 mod names;
+mod scope;
 pub mod shape;
 mod train;
 mod window;
@@ -17,6 +19,7 @@ use layer::{layer_output, op_params};
 use lower::{check_activation, lower_activation, lower_layer, without_shorthand, Place};
 use name::check_model_name;
 use names::{check_shortcut_unnamed, name_items, shortcut_items, shorthand_of, Block};
+use scope::{Entry, Scope};
 use std::collections::HashMap;
 
 /// The largest number of values one sample may have at any layer, and the largest
@@ -60,7 +63,16 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
     check_model_name(&model.name, diags);
     let input = check_input(&model.input, diags);
     let normalize = model.normalize.as_ref().and_then(|n| check_normalize(n, input, diags));
-    let (layers, output) = check_block(&model.layers, "", Block::Model, input, diags);
+    let mut scope = Scope::model(input, model.input.span);
+    let (layers, output) = check_block(
+        &model.layers,
+        "",
+        Block::Model,
+        input,
+        model.input.span,
+        &mut scope,
+        diags,
+    );
     // Each layer's count is at most MAX_ELEMENTS (checked in `layer_output`); the
     // sum is taken in u128, so nothing overflows here.
     let params: u128 = layers.iter().map(|l| op_params(&l.op, l.input)).sum();
@@ -95,19 +107,32 @@ fn check_model(model: &ast::Model, diags: &mut Diagnostics) -> Option<ir::Model>
 
 /// Checks a sequence of items on `input` (`None` when unknown after an earlier
 /// error): the layers with full names (`prefix` + own name), and the output shape.
+/// `scope` holds the names the items may refer to; the block's own items are
+/// added to it as they are checked.
 fn check_block(
     items: &[ast::Layer],
     prefix: &str,
     block: Block,
     input: Option<Shape>,
+    input_at: Span,
+    scope: &mut Scope,
     diags: &mut Diagnostics,
 ) -> (Vec<ir::Layer>, Option<Shape>) {
     let names = name_items(items, block, diags);
+    scope.set_names(
+        items
+            .iter()
+            .zip(&names)
+            .map(|(i, n)| (n.item.clone(), i.keyword))
+            .collect(),
+    );
     let mut layers: Vec<ir::Layer> = Vec::new();
     // `None` once a layer's shape could not be computed: later shapes are unknown,
     // but their other mistakes are still reported.
     let mut current = input;
-    for (item, names) in items.iter().zip(names) {
+    let mut current_at = input_at;
+    for (index, (item, names)) in items.iter().zip(names).enumerate() {
+        scope.enter(index);
         let name = format!("{prefix}{}", names.item);
         let shorthand = shorthand_of(item);
         if let Some(a) = shorthand {
@@ -117,6 +142,16 @@ fn check_block(
             keyword: item.keyword,
             whole: without_shorthand(item),
         };
+        let shown = shorten(&name);
+        let join = join::Join {
+            name: &shown,
+            keyword: item.keyword,
+        };
+        let here = |shape| join::Current {
+            shape,
+            span: current_at,
+        };
+        let mut rounded = None;
         let layer = match &item.kind {
             LayerKind::Shortcut { items: inner } => {
                 let (message, hint) = match block {
@@ -131,10 +166,80 @@ fn check_block(
                 };
                 diags.push(Diagnostic::new(Code::Shortcut, item.keyword, message).with_hint(hint));
                 // Its own mistakes are still worth reporting.
-                check_block(inner, &format!("{name}."), Block::Shortcut, None, diags);
+                let mut inner_scope = Scope::block(Some(&*scope), Vec::new());
+                check_block(
+                    inner,
+                    &format!("{name}."),
+                    Block::Shortcut,
+                    None,
+                    item.keyword,
+                    &mut inner_scope,
+                    diags,
+                );
                 continue;
             }
-            LayerKind::Residual { items: inner, .. } => check_residual(item, inner, &name, current, diags),
+            LayerKind::Residual { items: inner, .. } => check_residual(item, inner, &name, current, scope, diags),
+            LayerKind::Concat(others) => {
+                let resolved: Vec<_> = others
+                    .iter()
+                    .filter_map(|o| Some((o, scope.resolve(o, diags)?)))
+                    .collect();
+                (resolved.len() == others.len())
+                    .then_some(())
+                    .and(current)
+                    .and_then(|input| {
+                        join::concat(&join, here(input), &resolved, scope, diags).map(|(op, output)| ir::Layer {
+                            name: name.clone(),
+                            op,
+                            input,
+                            output,
+                        })
+                    })
+            }
+            LayerKind::Add { other, .. } | LayerKind::Mul { other, .. } => {
+                let resolved = scope.resolve(other, diags);
+                resolved.zip(current).and_then(|(r, input)| {
+                    let joined = if let LayerKind::Add { .. } = item.kind {
+                        join::add(&join, here(input), other, &r, scope, diags)
+                    } else {
+                        join::mul(&join, here(input), other, &r, scope, diags)
+                    };
+                    joined.map(|(op, output)| ir::Layer {
+                        name: name.clone(),
+                        op,
+                        input,
+                        output,
+                    })
+                })
+            }
+            LayerKind::From(other) => {
+                if index + 1 == items.len() {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::Reference,
+                            item.keyword,
+                            "`from` cannot be the last item of a block",
+                        )
+                        .with_hint("`from NAME` chooses what the next item reads; write that item after it"),
+                    );
+                }
+                let resolved = scope.resolve(other, diags);
+                current = resolved.as_ref().and_then(|r| r.entry.shape);
+                if let Some(r) = &resolved {
+                    current_at = r.entry.span;
+                }
+                // The branch reads the named output; the IR keeps the step as a layer
+                // whose name no item can take (it has a space).
+                if let Some(reference) = resolved.as_ref().and_then(|r| r.to_ref()) {
+                    layers.push(ir::Layer {
+                        name: format!("{prefix}from {}", other.value),
+                        input: reference.shape,
+                        output: reference.shape,
+                        op: ir::Op::From(reference),
+                    });
+                }
+                continue;
+            }
             LayerKind::Conv { .. }
             | LayerKind::MaxPool { .. }
             | LayerKind::AvgPool { .. }
@@ -143,27 +248,33 @@ fn check_block(
             | LayerKind::Dense { .. }
             | LayerKind::BatchNorm { .. }
             | LayerKind::Dropout { .. }
-            | LayerKind::Activation(_) => {
+            | LayerKind::Activation(_)
+            | LayerKind::ConvTranspose { .. }
+            | LayerKind::GlobalMaxPool
+            | LayerKind::Upsample { .. } => {
                 if let LayerKind::Activation(a) = &item.kind {
                     check_activation(a, diags);
                 }
                 match lower_layer(item, diags) {
                     Some(pending) => current.and_then(|input| {
-                        layer_output(&shorten(&name), &pending, input, place, diags).map(|(op, output)| ir::Layer {
-                            name,
-                            op,
-                            input,
-                            output,
+                        layer_output(&shown, &pending, input, place, diags).map(|(op, output)| {
+                            rounded = rounding(&shown, &op, input, output);
+                            ir::Layer {
+                                name: name.clone(),
+                                op,
+                                input,
+                                output,
+                            }
                         })
                     }),
-                    None => {
-                        current = None;
-                        continue;
-                    }
+                    None => None,
                 }
             }
         };
         current = layer.as_ref().map(|l| l.output);
+        current_at = item.keyword;
+        let stride = layer.as_ref().map_or([1, 1], |l| window_stride(&l.op));
+        let mut output_layer = name.clone();
         layers.extend(layer);
         // The shorthand is its own layer; its errors point at the activation word.
         if let (Some(a), Some(input), Some(act_name)) = (shorthand, current, names.shorthand) {
@@ -172,6 +283,7 @@ fn check_block(
                 whole: a.span,
             };
             let name = format!("{prefix}{act_name}");
+            output_layer = name.clone();
             current =
                 layer_output(&shorten(&name), &lower_activation(a.kind), input, place, diags).map(|(op, output)| {
                     layers.push(ir::Layer {
@@ -183,8 +295,49 @@ fn check_block(
                     output
                 });
         }
+        scope.define(Entry {
+            name: names.item,
+            ir: output_layer,
+            shape: current,
+            span: item.keyword,
+            rounded,
+            stride,
+        });
     }
     (layers, current)
+}
+
+/// `maxpool2 floors 17 to 8`, when a window layer with `round floor` dropped
+/// cells of its input (the first axis that did).
+fn rounding(name: &str, op: &ir::Op, input: Shape, output: Shape) -> Option<String> {
+    let (w, Shape::Image { h, w: width, .. }, Shape::Image { h: oh, w: ow, .. }) = (window_of(op)?, input, output)
+    else {
+        return None;
+    };
+    let span = |axis: usize| match op {
+        ir::Op::Conv(c) => c.dilation[axis] * (w.size[axis] - 1) + 1,
+        _ => w.size[axis],
+    };
+    [(h, oh), (width, ow)]
+        .into_iter()
+        .enumerate()
+        .find_map(|(axis, (i, o))| {
+            let travel = (i + w.pad_before[axis] + w.pad_after[axis]).checked_sub(span(axis))?;
+            (!w.ceil && travel % w.stride[axis] != 0).then(|| format!("`{name}` floors {i} to {o}"))
+        })
+}
+
+fn window_of(op: &ir::Op) -> Option<&ir::Window> {
+    match op {
+        ir::Op::Conv(c) => Some(&c.window),
+        ir::Op::MaxPool(w) | ir::Op::AvgPool(w) => Some(w),
+        _ => None,
+    }
+}
+
+/// How much a layer divides the height and width by (1 without a window).
+fn window_stride(op: &ir::Op) -> [usize; 2] {
+    window_of(op).map_or([1, 1], |w| w.stride)
 }
 
 /// A residual block on `input`: body and shortcut checked, their shapes compared.
@@ -193,6 +346,7 @@ fn check_residual(
     items: &[ast::Layer],
     name: &str,
     input: Option<Shape>,
+    scope: &mut Scope,
     diags: &mut Diagnostics,
 ) -> Option<ir::Layer> {
     let (body_items, shortcut) = match items.split_last() {
@@ -216,11 +370,31 @@ fn check_residual(
             .with_hint("the body is the block's items before `shortcut { ... }`; add at least one layer"),
         );
     }
-    let (body, body_out) = check_block(body_items, &format!("{name}."), Block::Body, input, diags);
+    // The body sees the items before the block; the shortcut also sees the body's.
+    let mut body_scope = Scope::block(Some(&*scope), Vec::new());
+    let (body, body_out) = check_block(
+        body_items,
+        &format!("{name}."),
+        Block::Body,
+        input,
+        item.keyword,
+        &mut body_scope,
+        diags,
+    );
     let (short, short_out) = match shortcut {
-        Some((_, inner)) => check_block(inner, &format!("{name}.shortcut."), Block::Shortcut, input, diags),
+        Some((s, inner)) => check_block(
+            inner,
+            &format!("{name}.shortcut."),
+            Block::Shortcut,
+            input,
+            s.keyword,
+            &mut body_scope,
+            diags,
+        ),
         None => (Vec::new(), input),
     };
+    let hidden: Vec<String> = body_scope.item_names().collect();
+    scope.hide(hidden, name);
     if body_items.is_empty() {
         return None;
     }

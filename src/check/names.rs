@@ -45,16 +45,29 @@ pub(super) fn name_items(items: &[ast::Layer], block: Block, diags: &mut Diagnos
     for item in items {
         let shorthand = shorthand_of(item);
         let Some(kind) = kind_word(&item.kind) else {
-            // A shortcut is named by its place, `BLOCK.shortcut`.
-            check_shortcut_unnamed(item, diags);
+            // A shortcut is named by its place, `BLOCK.shortcut`; `from` is not named.
+            let item_name = if let LayerKind::From(_) = item.kind {
+                check_from_unnamed(item, diags);
+                String::new()
+            } else {
+                check_shortcut_unnamed(item, diags);
+                "shortcut".to_string()
+            };
             out.push(ItemNames {
-                item: "shortcut".to_string(),
+                item: item_name,
                 shorthand: None,
             });
             continue;
         };
         let default = next(kind);
         let item_name = match &item.name {
+            Some(n) if n.value == crate::ir::Ref::INPUT => {
+                diags.push(
+                    Diagnostic::new(Code::Reference, n.span, "`input` cannot name an item")
+                        .with_hint("`input` refers to the model's input; choose another name"),
+                );
+                n.value.clone()
+            }
             Some(n) => {
                 if n.value == "shortcut" && block == Block::Body {
                     diags.push(
@@ -154,14 +167,35 @@ pub(super) fn check_shortcut_unnamed(item: &ast::Layer, diags: &mut Diagnostics)
     }
 }
 
+/// `from NAME` has no output of its own: a `NAME:` on it is an error.
+fn check_from_unnamed(item: &ast::Layer, diags: &mut Diagnostics) {
+    if let Some(n) = &item.name {
+        diags.push(
+            Diagnostic::new(
+                Code::Reference,
+                n.span,
+                format!("`from` cannot be named (`{}:`)", shorten(&n.value)),
+            )
+            .with_hint("`from` only chooses what the next item reads; name the item after it instead"),
+        );
+    }
+}
+
 /// The activation shorthand written after an item, if any.
-pub(super) fn shorthand_of(item: &ast::Layer) -> Option<&ast::Activation> {
+pub(crate) fn shorthand_of(item: &ast::Layer) -> Option<&ast::Activation> {
     match &item.kind {
         LayerKind::Conv { activation, .. }
         | LayerKind::Dense { activation, .. }
         | LayerKind::BatchNorm { activation, .. }
-        | LayerKind::Residual { activation, .. } => activation.as_ref(),
-        LayerKind::MaxPool { .. }
+        | LayerKind::Residual { activation, .. }
+        | LayerKind::ConvTranspose { activation, .. }
+        | LayerKind::Add { activation, .. }
+        | LayerKind::Mul { activation, .. } => activation.as_ref(),
+        LayerKind::GlobalMaxPool
+        | LayerKind::Concat(_)
+        | LayerKind::From(_)
+        | LayerKind::Upsample { .. }
+        | LayerKind::MaxPool { .. }
         | LayerKind::AvgPool { .. }
         | LayerKind::GlobalAvgPool
         | LayerKind::Flatten
@@ -172,11 +206,18 @@ pub(super) fn shorthand_of(item: &ast::Layer) -> Option<&ast::Activation> {
 }
 
 /// The word default names start with; `None` for a shortcut, which is named by its
-/// place.
+/// place, and for `from`, which has no output of its own.
 pub(super) fn kind_word(kind: &LayerKind) -> Option<&'static str> {
     Some(match kind {
         LayerKind::Conv { .. } => "conv",
-        LayerKind::MaxPool { .. } => "maxpool",
+        LayerKind::MaxPool { .. } | LayerKind::GlobalMaxPool => "maxpool",
+        LayerKind::ConvTranspose { .. } => "convtranspose",
+        LayerKind::Concat(_) => "concat",
+        LayerKind::Add { .. } => "add",
+        LayerKind::Mul { .. } => "mul",
+        LayerKind::Upsample { .. } => "upsample",
+        // `from` takes no name and counts as nothing.
+        LayerKind::From(_) => return None,
         LayerKind::AvgPool { .. } | LayerKind::GlobalAvgPool => "avgpool",
         LayerKind::Flatten => "flatten",
         LayerKind::Dense { .. } => "dense",

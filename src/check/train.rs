@@ -29,6 +29,7 @@ pub fn check_train(
     let mut seed = 0;
     let mut augment = Vec::new();
     let mut smoothing = 0.0;
+    let mut ignore = None;
     let mut clip_grad_norm = None;
     let mut freeze = Vec::new();
     let mut first: Vec<(&'static str, Span)> = Vec::new();
@@ -49,10 +50,17 @@ pub fn check_train(
         seen.push(word);
         first.push((word, item.span));
         match &item.kind {
-            TrainItemKind::Loss(l, s) => {
+            TrainItemKind::Loss(l, options) => {
                 loss = Some((*l, item.span));
-                if let Some(s) = s {
+                if let Some(s) = &options.smoothing {
                     smoothing = check_smoothing(s, diags);
+                }
+                ignore = options.ignore.as_ref().map(|i| i.value as usize);
+                for (word, span) in &options.repeated {
+                    diags.push(
+                        Diagnostic::new(Code::Repeated, *span, format!("`{word}` is given twice"))
+                            .with_hint("each option of the loss may appear at most once"),
+                    );
                 }
             }
             TrainItemKind::Optimizer { kind, options } => optimizer = check_optimizer(*kind, options, item.span, diags),
@@ -126,6 +134,7 @@ pub fn check_train(
         seed,
         augment,
         smoothing,
+        ignore,
         clip_grad_norm,
         freeze,
     })

@@ -12,6 +12,8 @@ pub enum Kind {
     Conv,
     MaxPool,
     AvgPool,
+    /// v3: symmetric padding only, no `round`, and `output_pad`.
+    ConvTranspose,
 }
 
 impl Kind {
@@ -20,6 +22,15 @@ impl Kind {
             Kind::Conv => "conv",
             Kind::MaxPool => "maxpool",
             Kind::AvgPool => "avgpool",
+            Kind::ConvTranspose => "convtranspose",
+        }
+    }
+
+    /// Whether the layer has weights (dilation, groups and bias apply).
+    fn has_weights(self) -> bool {
+        match self {
+            Kind::Conv | Kind::ConvTranspose => true,
+            Kind::MaxPool | Kind::AvgPool => false,
         }
     }
 }
@@ -47,9 +58,21 @@ pub struct Spec {
     pub groups_span: Span,
     /// Whether a conv layer has a bias (`bias off` clears it).
     pub bias: bool,
+    /// v3, convtranspose: `output_pad`, and where it was written.
+    pub output_pad: [usize; 2],
+    pub output_pad_span: Span,
 }
 
 impl Spec {
+    /// The kernel size per axis.
+    pub fn size(&self) -> [usize; 2] {
+        self.size
+    }
+
+    pub fn stride(&self) -> [usize; 2] {
+        self.stride
+    }
+
     /// The cells the window covers on each axis, `D·(K-1) + 1`: what the output
     /// arithmetic, `pad same` and the padding limit use.
     fn span(&self) -> [usize; 2] {
@@ -78,6 +101,7 @@ pub fn lower(
     let mut dilation = None;
     let mut groups = None;
     let mut bias = true;
+    let mut output_pad = None;
     let mut seen: Vec<(&'static str, Span)> = Vec::new();
     for option in options {
         let word = option_word(&option.kind);
@@ -94,7 +118,7 @@ pub fn lower(
         }
         seen.push((word, option.span));
         match &option.kind {
-            WindowOptionKind::Size(k) if kind == Kind::Conv => kernel = pair(k, "kernel", diags),
+            WindowOptionKind::Size(k) if kind.has_weights() => kernel = pair(k, "kernel", diags),
             WindowOptionKind::Size(k) => diags.push(
                 Diagnostic::new(
                     Code::NotAllowed,
@@ -110,13 +134,32 @@ pub fn lower(
             ),
             WindowOptionKind::Stride(s) => stride = pair(s, "stride", diags),
             WindowOptionKind::Pad(p) => pad = lower_pad(p, option.span, diags),
+            WindowOptionKind::Round(_) if kind == Kind::ConvTranspose => diags.push(
+                Diagnostic::new(
+                    Code::NotAllowed,
+                    option.span,
+                    "`round` is not an option of convtranspose",
+                )
+                .with_hint(
+                    "a transposed convolution's output size is always whole; `output_pad` adds rows and columns",
+                ),
+            ),
+            WindowOptionKind::OutputPad(o) if kind == Kind::ConvTranspose => output_pad = pair(o, "output_pad", diags),
+            WindowOptionKind::OutputPad(o) => diags.push(
+                Diagnostic::new(
+                    Code::NotAllowed,
+                    option.span,
+                    "`output_pad` is only for convtranspose layers",
+                )
+                .with_hint(format!("remove `output_pad {}`", size_text(&o.value))),
+            ),
             WindowOptionKind::Round(Rounding::Ceil) if kind == Kind::Conv => diags.push(
                 Diagnostic::new(Code::NotAllowed, option.span, "`round ceil` is only for pooling layers")
                     .with_hint("a conv layer may use `round floor`, or padding that makes the division exact"),
             ),
             WindowOptionKind::Round(r) => round = Some(*r),
             WindowOptionKind::Dilation(_) | WindowOptionKind::Groups(_) | WindowOptionKind::BiasOff
-                if kind != Kind::Conv =>
+                if !kind.has_weights() =>
             {
                 let text = match &option.kind {
                     WindowOptionKind::Dilation(d) => format!("dilation {}", size_text(&d.value)),
@@ -169,10 +212,14 @@ pub fn lower(
             WindowOptionKind::BiasOff => bias = false,
         }
     }
-    if kind == Kind::Conv && !seen.iter().any(|(w, _)| *w == "kernel") {
+    if kind.has_weights() && !seen.iter().any(|(w, _)| *w == "kernel") {
         diags.push(
-            Diagnostic::new(Code::Missing, keyword, "a conv layer needs a kernel size")
-                .with_hint("add `kernel K`, for example `kernel 3`"),
+            Diagnostic::new(
+                Code::Missing,
+                keyword,
+                format!("a {} layer needs a kernel size", kind.word()),
+            )
+            .with_hint("add `kernel K`, for example `kernel 3`"),
         );
     }
     let kernel = kernel?;
@@ -186,7 +233,7 @@ pub fn lower(
         );
     }
     let stride = stride.unwrap_or(match kind {
-        Kind::Conv => [1, 1],
+        Kind::Conv | Kind::ConvTranspose => [1, 1],
         Kind::MaxPool | Kind::AvgPool => kernel,
     });
     if stride.contains(&0) {
@@ -209,10 +256,15 @@ pub fn lower(
         groups: groups.map_or(1, |g| g.0),
         groups_span: groups.map_or(keyword, |g| g.1),
         bias,
+        output_pad: output_pad.unwrap_or([0, 0]),
+        output_pad_span: option_span(options, "output_pad").unwrap_or(keyword),
     };
-    // Padding limits are relative to the kernel: meaningless once it is 0.
-    if let (Pad::Explicit { before, after }, false) = (spec.pad, kernel.contains(&0)) {
-        check_padding_limits(&spec, before, after, diags);
+    // Padding limits are relative to the kernel: meaningless once it is 0. A
+    // transposed convolution's padding crops its output instead (see `transposed`).
+    match (spec.pad, kernel.contains(&0), kind) {
+        (_, _, Kind::ConvTranspose) => check_transposed_padding(&spec, diags),
+        (Pad::Explicit { before, after }, false, _) => check_padding_limits(&spec, before, after, diags),
+        _ => {}
     }
     (diags.len() == errors_before).then_some(spec)
 }
@@ -226,6 +278,7 @@ fn option_word(kind: &WindowOptionKind) -> &'static str {
         WindowOptionKind::Dilation(_) => "dilation",
         WindowOptionKind::Groups(_) => "groups",
         WindowOptionKind::BiasOff => "bias",
+        WindowOptionKind::OutputPad(_) => "output_pad",
     }
 }
 
@@ -266,6 +319,108 @@ fn check_padding_limits(spec: &Spec, before: [usize; 2], after: [usize; 2], diag
             return;
         }
     }
+}
+
+/// v3 convtranspose: padding symmetric per axis (as PyTorch's `padding`), and
+/// `output_pad` smaller than the stride or the dilation of its axis.
+fn check_transposed_padding(spec: &Spec, diags: &mut Diagnostics) {
+    match spec.pad {
+        Pad::Same => diags.push(
+            Diagnostic::new(
+                Code::Padding,
+                spec.pad_span,
+                "`pad same` is not defined for convtranspose",
+            )
+            .with_hint("write the padding removed from each side of the output: `pad P` or `pad PHxPW`"),
+        ),
+        Pad::Explicit { before, after } if before != after => diags.push(
+            Diagnostic::new(
+                Code::Padding,
+                spec.pad_span,
+                "convtranspose takes symmetric padding only",
+            )
+            .with_hint("write `pad P` or `pad PHxPW` (the same on both sides of an axis, as PyTorch's `padding`)"),
+        ),
+        Pad::Explicit { .. } => {}
+    }
+    let pad = match spec.pad {
+        Pad::Explicit { before, .. } => before,
+        Pad::Same => [0, 0],
+    };
+    for axis in 0..2 {
+        let (o, s, d) = (spec.output_pad[axis], spec.stride[axis], spec.dilation[axis]);
+        // The kernels compute the layer as the data gradient of a convolution, which
+        // needs the extra rows within one stride of the padding.
+        if o < s.max(d) && o >= s + pad[axis] {
+            diags.push(
+                Diagnostic::new(
+                    Code::Padding,
+                    spec.output_pad_span,
+                    format!(
+                        "output_pad {o} is not supported with stride {s} and pad {}: cnnc needs output_pad - pad below the stride",
+                        pad[axis]
+                    ),
+                )
+                .with_hint("use a larger stride or padding, or a smaller output_pad"),
+            );
+            return;
+        }
+        if o >= s.max(d) {
+            diags.push(
+                Diagnostic::new(
+                    Code::Padding,
+                    spec.output_pad_span,
+                    format!("output_pad {o} is not smaller than the stride {s} or the dilation {d}"),
+                )
+                .with_hint(format!(
+                    "output_pad adds at most {} rows or columns here; it picks among the output sizes a stride leaves open",
+                    s.max(d) - 1
+                )),
+            );
+            return;
+        }
+    }
+}
+
+/// v3 convtranspose on an `h` x `w` input: the padding per axis and the output
+/// size, `(in - 1)·S - 2P + D·(K - 1) + O + 1`, which must be at least 1.
+pub fn transposed(
+    name: &str,
+    spec: &Spec,
+    h: usize,
+    w: usize,
+    span: Span,
+    diags: &mut Diagnostics,
+) -> Option<([usize; 2], [usize; 2])> {
+    let Pad::Explicit { before: pad, .. } = spec.pad else {
+        return None;
+    };
+    let input = [h, w];
+    let mut out = [0; 2];
+    for axis in 0..2 {
+        let (i, s, p, o) = (input[axis], spec.stride[axis], pad[axis], spec.output_pad[axis]);
+        let full = (i - 1) as u128 * s as u128 + spec.span()[axis] as u128 + o as u128;
+        if full <= 2 * p as u128 {
+            diags.push(
+                Diagnostic::new(
+                    Code::WindowArithmetic,
+                    span,
+                    format!(
+                        "{name}: ({i} - 1)·{s} - 2·{p} + {} + {o} = {} leaves no output",
+                        spec.span()[axis],
+                        full as i128 - 2 * p as i128
+                    ),
+                )
+                .with_hint(format!(
+                    "the padding removes {p} from each side of a {full}-wide output; use `pad {}` or less",
+                    (full - 1) / 2
+                )),
+            );
+            return None;
+        }
+        out[axis] = usize::try_from(full - 2 * p as u128).ok()?;
+    }
+    Some((pad, out))
 }
 
 /// The concrete window and the output height and width for an `h` x `w` input.

@@ -17,7 +17,8 @@ pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
                 #act.forward(#y);
             }
         }
-        Kind::Softmax { features } => quote!(rt::act::softmax_forward(#x, #y, #features);),
+        Kind::Softmax { features, area: 1 } => quote!(rt::act::softmax_forward(#x, #y, #features);),
+        Kind::Softmax { features, area } => quote!(rt::act::softmax_positions_forward(#x, #y, #features, #area);),
         _ => unreachable!("activation emitter on an activation step"),
     }
 }
@@ -29,7 +30,14 @@ pub fn backward(e: &mut Emit, s: usize) -> TokenStream {
             let act = act_tokens(act);
             e.dx(s, 0, |dx| quote!(#act.backward_from(#x, #y, #dy, #dx);))
         }
-        Kind::Softmax { features } => e.dx(s, 0, |dx| quote!(rt::act::softmax_backward(#y, #dy, #dx, #features);)),
+        Kind::Softmax { features, area: 1 } => {
+            e.dx(s, 0, |dx| quote!(rt::act::softmax_backward(#y, #dy, #dx, #features);))
+        }
+        Kind::Softmax { features, area } => e.dx(
+            s,
+            0,
+            |dx| quote!(rt::act::softmax_positions_backward(#y, #dy, #dx, #features, #area);),
+        ),
         _ => unreachable!("activation emitter on an activation step"),
     }
 }

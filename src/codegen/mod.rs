@@ -19,11 +19,14 @@ mod batchnorm;
 mod conv;
 mod dense;
 mod dropout;
+mod join;
 mod normalize;
 pub mod plan;
 mod pool;
 mod residual;
 mod spec;
+mod transpose;
+mod upsample;
 
 use crate::ir;
 use plan::{Kind, Plan};
@@ -357,6 +360,9 @@ fn forward_step(e: &mut Emit, s: usize) -> TokenStream {
         Kind::Activation(_) | Kind::Softmax { .. } => activation::forward(e, s),
         Kind::Dropout { .. } => dropout::forward(e, s),
         Kind::Add { .. } => residual::forward(e, s),
+        Kind::ConvTranspose { .. } => transpose::forward(e, s),
+        Kind::Upsample { .. } => upsample::forward(e, s),
+        Kind::Concat { .. } | Kind::Mul { .. } => join::forward(e, s),
     }
 }
 
@@ -371,6 +377,9 @@ fn backward_step(e: &mut Emit, s: usize) -> TokenStream {
         Kind::Activation(_) | Kind::Softmax { .. } => activation::backward(e, s),
         Kind::Dropout { .. } => dropout::backward(e, s),
         Kind::Add { .. } => residual::backward(e, s),
+        Kind::ConvTranspose { .. } => transpose::backward(e, s),
+        Kind::Upsample { .. } => upsample::backward(e, s),
+        Kind::Concat { .. } | Kind::Mul { .. } => join::backward(e, s),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub use crate::ir::Activation;
 use crate::ir::{self, InitScheme, Layer, Loss, Op, Shape};
+use std::collections::{HashMap, HashSet};
 
 /// A window's sizes, as the kernels' `ConvShape`/`PoolShape` want them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,17 +87,48 @@ pub enum Kind {
     },
     /// An activation that could not fuse into the step before it.
     Activation(Activation),
+    /// Over `features` values per sample, or (v3, an image) over the `features`
+    /// channels at each of `area` positions.
     Softmax {
         features: usize,
+        area: usize,
     },
     /// `layer` numbers the dropout layers, for their masks' streams.
     Dropout {
         p: f32,
         layer: u64,
     },
-    /// A residual block's join: `inputs[0] + inputs[1]`, then the activation.
+    /// A residual block's join or v3's `add`: `inputs[0] + inputs[1]`, then the
+    /// activation.
     Add {
         act: Activation,
+    },
+    /// v3: the transposed convolution whose data gradient is `conv`'s (the
+    /// convolution from this layer's output size to its input size).
+    ConvTranspose {
+        conv: ConvGeometry,
+        act: Activation,
+        bias: bool,
+    },
+    /// v3: `upsample`, on `c` channels of `h` x `w`.
+    Upsample {
+        c: usize,
+        h: usize,
+        w: usize,
+        factor: [usize; 2],
+        bilinear: bool,
+    },
+    /// v3: each input's per-sample values in turn (`lens`, one per input).
+    Concat {
+        lens: Vec<usize>,
+    },
+    /// v3: `inputs[0] * inputs[1]`, then the activation; `gate` is the input that is
+    /// `[channels, 1, 1]` when one is broadcast over `area` positions.
+    Mul {
+        act: Activation,
+        gate: Option<usize>,
+        channels: usize,
+        area: usize,
     },
 }
 
@@ -232,6 +264,9 @@ struct Planner {
     layers: Vec<LayerOutput>,
     /// Binary cross-entropy needs the final sigmoid as a step of its own.
     keep_final_sigmoid: bool,
+    /// v3: the outputs items read by name, and the buffer of every named output.
+    referenced: HashSet<String>,
+    named: HashMap<String, usize>,
 }
 
 impl Planner {
@@ -257,6 +292,8 @@ impl Planner {
     /// the activation's output in the buffer).
     fn record(&mut self, layer: &Layer, fused: Option<&Layer>, output: usize) {
         let shape = layer.output.dims();
+        let last = fused.unwrap_or(layer);
+        self.named.insert(last.name.clone(), output);
         match fused {
             Some(next) => {
                 let step = self.steps.len() - 1;
@@ -317,7 +354,9 @@ impl Planner {
             // The activation after this layer, if it can fuse (not the final sigmoid
             // that binary cross-entropy reads, not one whose derivative needs its input).
             let next = seq.get(i + 1);
-            let fusable = next.and_then(|next| match &next.op {
+            // A layer whose output is read by name keeps it in a buffer of its own.
+            let referenced = self.referenced.contains(&layer.name);
+            let fusable = next.filter(|_| !referenced).and_then(|next| match &next.op {
                 Op::Activation(a) if a.derivative_from_output() => {
                     let final_sigmoid = last_of_model && i + 2 == seq.len() && self.keep_final_sigmoid;
                     (!final_sigmoid).then_some((*a, next.name.as_str()))
@@ -425,10 +464,138 @@ impl Planner {
                 }
                 Op::Activation(a) => (Kind::Activation(*a), (None, None), None),
                 Op::Softmax => {
-                    let kind = Kind::Softmax {
-                        features: layer.input.len(),
+                    let kind = match layer.input {
+                        Shape::Image { c, h, w } => Kind::Softmax {
+                            features: c,
+                            area: h * w,
+                        },
+                        Shape::Vector(n) => Kind::Softmax { features: n, area: 1 },
                     };
                     (kind, (None, None), None)
+                }
+                Op::ConvTranspose(t) => {
+                    let fused = fuses_into(true);
+                    let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
+                    let (Shape::Image { c, h, w }, Shape::Image { c: f, h: oh, w: ow }) = (layer.input, layer.output)
+                    else {
+                        unreachable!("the checker gives convtranspose image shapes")
+                    };
+                    // The convolution from the output back to the input: its bottom and
+                    // right padding make its output exactly h x w (the checker keeps
+                    // output_pad - pad below the stride).
+                    let after = |axis: usize, out: usize, inp: usize| {
+                        let span = t.dilation[axis] * (t.size[axis] - 1) + 1;
+                        ((inp - 1) * t.stride[axis] + span).saturating_sub(out + t.pad[axis])
+                    };
+                    let conv = ConvGeometry {
+                        window: WindowShape {
+                            c: f,
+                            h: oh,
+                            w: ow,
+                            window: t.size,
+                            stride: t.stride,
+                            pad_before: t.pad,
+                            pad_after: [after(0, oh, h), after(1, ow, w)],
+                            oh: h,
+                            ow: w,
+                        },
+                        filters: c,
+                        dilation: t.dilation,
+                        groups: t.groups,
+                    };
+                    let act = fused.map_or(Activation::Identity, |f| f.0);
+                    (
+                        Kind::ConvTranspose {
+                            conv,
+                            act,
+                            bias: t.bias,
+                        },
+                        params,
+                        fused,
+                    )
+                }
+                Op::GlobalMaxPool => {
+                    let Shape::Image { c, h, w } = layer.input else {
+                        unreachable!("the checker gives maxpool global an image")
+                    };
+                    let window = WindowShape {
+                        c,
+                        h,
+                        w,
+                        window: [h, w],
+                        stride: [h, w],
+                        pad_before: [0, 0],
+                        pad_after: [0, 0],
+                        oh: 1,
+                        ow: 1,
+                    };
+                    (Kind::MaxPool(window), (None, None), None)
+                }
+                Op::Upsample(u) => {
+                    let Shape::Image { c, h, w } = layer.input else {
+                        unreachable!("the checker gives upsample an image")
+                    };
+                    let kind = Kind::Upsample {
+                        c,
+                        h,
+                        w,
+                        factor: u.factor,
+                        bilinear: u.bilinear,
+                    };
+                    (kind, (None, None), None)
+                }
+                Op::Concat(refs) => {
+                    let mut inputs = vec![current];
+                    inputs.extend(refs.iter().map(|r| self.named[&r.name]));
+                    let lens = inputs.iter().map(|&b| self.buffers[b]).collect();
+                    let output = self.buffer(layer.output);
+                    self.push(Kind::Concat { lens }, layer.name.clone(), inputs, output, (None, None));
+                    self.record(layer, None, output);
+                    current = output;
+                    i += 1;
+                    continue;
+                }
+                Op::Add(r) | Op::Mul(r) => {
+                    let other = self.named[&r.name];
+                    let fused = fuses_into(true);
+                    let act = fused.map_or(Activation::Identity, |f| f.0);
+                    let kind = match (&layer.op, layer.input, r.shape) {
+                        (Op::Add(_), _, _) => Kind::Add { act },
+                        (_, Shape::Image { c, h, w }, Shape::Image { h: 1, w: 1, .. }) if h * w > 1 => Kind::Mul {
+                            act,
+                            gate: Some(1),
+                            channels: c,
+                            area: h * w,
+                        },
+                        (_, Shape::Image { c, h: 1, w: 1 }, Shape::Image { h, w, .. }) if h * w > 1 => Kind::Mul {
+                            act,
+                            gate: Some(0),
+                            channels: c,
+                            area: h * w,
+                        },
+                        _ => Kind::Mul {
+                            act,
+                            gate: None,
+                            channels: layer.output.channels(),
+                            area: layer.output.len() / layer.output.channels().max(1),
+                        },
+                    };
+                    let output = self.buffer(layer.output);
+                    let name = match fused {
+                        Some((_, act_name)) => format!("{}+{act_name}", layer.name),
+                        None => layer.name.clone(),
+                    };
+                    self.push(kind, name, vec![current, other], output, (None, None));
+                    self.record(layer, fused.and(next), output);
+                    current = output;
+                    i += if fused.is_some() { 2 } else { 1 };
+                    continue;
+                }
+                Op::From(r) => {
+                    // No step: the next layer reads the named output.
+                    current = self.named[&r.name];
+                    i += 1;
+                    continue;
                 }
                 Op::Residual(r) => {
                     let body = self.sequence(&r.body, current, false);
@@ -481,6 +648,12 @@ impl Plan {
             dropouts: 0,
             layers: Vec::new(),
             keep_final_sigmoid: loss == Some(Loss::BinaryCrossEntropy),
+            referenced: {
+                let mut refs = Vec::new();
+                ir::references(&model.layers, &mut refs);
+                refs.into_iter().map(|r| r.name.clone()).collect()
+            },
+            named: HashMap::new(),
         };
         let mut current = 0;
         if let (Some(n), Shape::Image { c, h, w }) = (&model.normalize, model.input) {
@@ -494,6 +667,7 @@ impl Plan {
             planner.push(kind, "normalize".into(), vec![0], output, (None, None));
             current = output;
         }
+        planner.named.insert(ir::Ref::INPUT.to_string(), current);
         let output = planner.sequence(&model.layers, current, true);
         let loss = loss.map(|l| match l {
             Loss::CrossEntropy | Loss::BinaryCrossEntropy => {

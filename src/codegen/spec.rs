@@ -133,6 +133,15 @@ fn source(e: &mut Emit, source: OutputSource) -> TokenStream {
             let shortcut = step.inputs[1];
             quote!(rt::Source::add(#input, #shortcut))
         }
+        Kind::ConvTranspose { .. } => {
+            let layer = super::transpose::layer_type(e, s);
+            quote!(rt::Source::ConvTranspose { input: #input, shape: #layer::SHAPE, weight: #weight, bias: #bias })
+        }
+        Kind::Mul { .. } => {
+            let (shape, _) = super::join::mul_shape(e, s);
+            let (other, len) = (step.inputs[1], plan.buffers[step.output]);
+            quote!(rt::Source::Mul { a: #input, b: #other, shape: #shape, len: #len })
+        }
         // Only the kinds above fuse an activation; the others keep their output.
         _ => {
             let b = step.output;

@@ -146,6 +146,80 @@ pub fn softmax_forward(x: &[f32], y: &mut [f32], features: usize) {
     }
 }
 
+/// v3: softmax over the `channels` of each of `area` positions, per sample of
+/// `channels · area` values (an image's per-position softmax), in tiles of
+/// positions so that the loops over the channels run along rows.
+#[inline(always)]
+pub fn softmax_positions_forward(x: &[f32], y: &mut [f32], channels: usize, area: usize) {
+    const TILE: usize = 64;
+    for (x, y) in x.chunks_exact(channels * area).zip(y.chunks_exact_mut(channels * area)) {
+        for start in (0..area).step_by(TILE) {
+            let len = TILE.min(area - start);
+            let mut max = [f32::NEG_INFINITY; TILE];
+            let mut total = [0.0f32; TILE];
+            for c in 0..channels {
+                let row = &x[c * area + start..][..len];
+                for (m, &v) in max.iter_mut().zip(row) {
+                    *m = m.max(v);
+                }
+            }
+            for c in 0..channels {
+                let at = c * area + start;
+                for (((o, &v), m), t) in y[at..at + len]
+                    .iter_mut()
+                    .zip(&x[at..at + len])
+                    .zip(&max)
+                    .zip(&mut total)
+                {
+                    *o = (v - m).exp();
+                    *t += *o;
+                }
+            }
+            for c in 0..channels {
+                let at = c * area + start;
+                for (o, t) in y[at..at + len].iter_mut().zip(&total) {
+                    *o /= t;
+                }
+            }
+        }
+    }
+}
+
+/// The backward pass of [`softmax_positions_forward`]: `dx = y (dy - Σ_c dy·y)` at
+/// each position.
+#[inline(always)]
+pub fn softmax_positions_backward(y: &[f32], dy: &[f32], dx: &mut [f32], channels: usize, area: usize) {
+    const TILE: usize = 64;
+    let len_sample = channels * area;
+    for ((y, dy), dx) in y
+        .chunks_exact(len_sample)
+        .zip(dy.chunks_exact(len_sample))
+        .zip(dx.chunks_exact_mut(len_sample))
+    {
+        for start in (0..area).step_by(TILE) {
+            let len = TILE.min(area - start);
+            let mut dot = [0.0f32; TILE];
+            for c in 0..channels {
+                let at = c * area + start;
+                for ((d, &a), &b) in dot.iter_mut().zip(&y[at..at + len]).zip(&dy[at..at + len]) {
+                    *d += a * b;
+                }
+            }
+            for c in 0..channels {
+                let at = c * area + start;
+                for (((o, &a), &b), d) in dx[at..at + len]
+                    .iter_mut()
+                    .zip(&y[at..at + len])
+                    .zip(&dy[at..at + len])
+                    .zip(&dot)
+                {
+                    *o = a * (b - d);
+                }
+            }
+        }
+    }
+}
+
 /// dx = y * (dy - sum(dy * y)), per sample.
 #[inline(always)]
 pub fn softmax_backward(y: &[f32], dy: &[f32], dx: &mut [f32], features: usize) {

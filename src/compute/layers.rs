@@ -10,6 +10,8 @@
 //! their AVX-512 micro-kernel.
 
 use super::gemm::{selected, Isa};
+use super::transpose::{self, TransposeShape};
+use super::upsample::{self, UpsampleShape};
 use super::{conv, dense, pool, Activation, ConvShape, PoolShape};
 
 /// A convolution layer's constants.
@@ -359,5 +361,39 @@ dispatched! {
     /// [`avg_pool_backward`] for a shape known at run time.
     pub fn avg_pool_backward_dyn(s: &PoolShape, dy: &[f32], dx: &mut [f32], n: usize) {
         fixed!(pool s => pool::avg_backward(s, dy, dx, n))
+    }
+}
+
+dispatched! {
+    /// v3: [`transpose::forward`] for a shape known at run time.
+    pub fn conv_transpose_forward_dyn(
+        s: &TransposeShape, act: Activation, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], n: usize,
+        scratch: &mut [f32],
+    ) {
+        transpose::forward(s, act, x, w, b, y, n, scratch)
+    }
+}
+
+dispatched! {
+    /// v3: [`transpose::backward`] for a shape known at run time.
+    pub fn conv_transpose_backward_dyn(
+        s: &TransposeShape, x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>,
+        dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
+    ) {
+        transpose::backward(s, x, w, dy, dw, db, dx, n, scratch)
+    }
+}
+
+dispatched! {
+    /// v3: [`upsample::forward`] for a shape known at run time.
+    pub fn upsample_forward_dyn(s: &UpsampleShape, x: &[f32], y: &mut [f32], n: usize) {
+        upsample::forward(s, x, y, n)
+    }
+}
+
+dispatched! {
+    /// v3: [`upsample::backward`] for a shape known at run time.
+    pub fn upsample_backward_dyn(s: &UpsampleShape, dy: &[f32], dx: &mut [f32], n: usize) {
+        upsample::backward(s, dy, dx, n)
     }
 }

@@ -18,6 +18,7 @@ pub mod dense;
 pub mod dropout;
 pub mod gemm;
 pub mod isa;
+pub mod join;
 pub mod layers;
 pub mod loss;
 pub mod norm;
@@ -25,6 +26,8 @@ pub mod optim;
 pub mod peak;
 pub mod pool;
 mod simd;
+pub mod transpose;
+pub mod upsample;
 
 pub use act::Activation;
 pub use conv::ConvShape;

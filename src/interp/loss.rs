@@ -5,19 +5,33 @@ use super::activation::sigmoid;
 use super::real::Real;
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Zip};
 
-/// Softmax fused with cross-entropy, from the logits `z` `[N, K]`, with label
-/// `smoothing` s (the target `t = (1 - s) onehot + s/K`, PyTorch's
-/// `label_smoothing`): `loss = -1/N sum_n sum_j t[n, j] log_softmax(z[n])[j]`,
-/// `dz = (softmax(z) - t) / N`.
+/// Softmax fused with cross-entropy, from the logits `z` `[N, K]` (one row per
+/// sample, or per position of a label map), with label `smoothing` s (the target
+/// `t = (1 - s) onehot + s/K`, PyTorch's `label_smoothing`):
+/// `loss = -1/M sum_n sum_j t[n, j] log_softmax(z[n])[j]`, `dz = (softmax(z) - t) / M`,
+/// where rows labelled `ignore` count neither in the sum nor in M (their `dz` is 0),
+/// as PyTorch's `ignore_index`. With every row ignored the loss is 0 (PyTorch's is NaN).
 /// The log-softmax `z - m - ln(sum_j e^(z_j - m))` (`m` the row's maximum) stays finite
-/// for any finite logits. Labels must be below K (checked by the caller).
-pub fn cross_entropy<T: Real>(z: ArrayView2<T>, labels: ArrayView1<usize>, smoothing: f64) -> (T, Array2<T>) {
+/// for any finite logits. Other labels must be below K (checked by the caller).
+pub fn cross_entropy<T: Real>(
+    z: ArrayView2<T>,
+    labels: ArrayView1<usize>,
+    smoothing: f64,
+    ignore: Option<usize>,
+) -> (T, Array2<T>) {
     let (n, k) = z.dim();
     let (keep, spread) = (T::from_f64(1.0 - smoothing), T::from_f64(smoothing / k as f64));
-    let batch = T::from_usize(n);
-    let mut loss = T::ZERO;
+    let counted = labels.iter().filter(|&&l| Some(l) != ignore).count();
     let mut dz = Array2::from_elem((n, k), T::ZERO);
+    if counted == 0 {
+        return (T::ZERO, dz);
+    }
+    let batch = T::from_usize(counted);
+    let mut loss = T::ZERO;
     for s in 0..n {
+        if Some(labels[s]) == ignore {
+            continue;
+        }
         let mut m = T::NEG_INFINITY;
         for j in 0..k {
             m = m.max(z[[s, j]]);

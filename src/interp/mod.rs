@@ -16,11 +16,14 @@ pub mod activation;
 pub mod batchnorm;
 pub mod conv;
 pub mod dense;
+mod join;
 pub mod loss;
 mod network;
 pub mod optim;
 pub mod pool;
 mod real;
+pub mod transpose;
+pub mod upsample;
 mod validate;
 
 pub use network::{NetGradients, Network};
@@ -166,7 +169,7 @@ impl Interpreter {
 fn initial_params(seq: &[ir::Layer], init: &mut Initializer, out: &mut Vec<ArrayD<f32>>) {
     for (i, layer) in seq.iter().enumerate() {
         match &layer.op {
-            Op::Conv(_) | Op::Dense(_) => {
+            Op::Conv(_) | Op::Dense(_) | Op::ConvTranspose(_) => {
                 for (k, spec) in layer.params().into_iter().enumerate() {
                     let mut value = ArrayD::zeros(IxDyn(&spec.shape));
                     if k == 0 {
@@ -195,7 +198,13 @@ fn initial_params(seq: &[ir::Layer], init: &mut Initializer, out: &mut Vec<Array
             | Op::Flatten
             | Op::Dropout(_)
             | Op::Activation(_)
-            | Op::Softmax => {}
+            | Op::Softmax
+            | Op::GlobalMaxPool
+            | Op::Upsample(_)
+            | Op::Concat(_)
+            | Op::Add(_)
+            | Op::Mul(_)
+            | Op::From(_) => {}
         }
     }
 }

@@ -5,11 +5,12 @@
 //! its input's gradient is the sum of the gradients both paths send back.
 
 use super::real::Real;
-use super::{activation, batchnorm, conv, dense, loss, pool, validate};
+use super::{activation, batchnorm, conv, dense, join, loss, pool, transpose, upsample, validate};
 use crate::ir::{self, Activation, Loss, Op, Shape};
 use crate::rt::{Error, Target};
 use ndarray::{Array3, ArrayD, ArrayView1, ArrayView2, ArrayView4, ArrayViewD, ArrayViewMut1, Ix1, Ix2, Ix4, IxDyn};
 use rand::{Rng, RngCore};
+use std::collections::{HashMap, HashSet};
 
 /// A checked model with parameters and buffers of type `T`, in the order of
 /// `ir::Model::params` and `ir::Model::buffers`.
@@ -21,7 +22,15 @@ pub struct Network<T> {
     buffers: Vec<ArrayD<T>>,
     /// Where each top-level layer's tensors sit in `params` and `buffers`.
     slots: Vec<Slot>,
+    /// v3: the outputs later items read by name (`ir::Ref`), which a pass keeps.
+    referenced: HashSet<String>,
 }
+
+/// v3: the outputs of referenced layers in a forward pass, by IR name.
+type Outputs<T> = HashMap<String, ArrayD<T>>;
+/// v3: the gradients sent back to referenced outputs, added up until the backward
+/// pass reaches the layer that produced them.
+type Sent<T> = HashMap<String, ArrayD<T>>;
 
 /// The loss and its gradients, in `T`.
 #[derive(Debug, Clone)]
@@ -69,7 +78,14 @@ fn slots(seq: &[ir::Layer], next_param: &mut usize, next_buffer: &mut usize) -> 
                 | Op::BatchNorm(_)
                 | Op::Dropout(_)
                 | Op::Activation(_)
-                | Op::Softmax => (Vec::new(), Vec::new()),
+                | Op::Softmax
+                | Op::ConvTranspose(_)
+                | Op::GlobalMaxPool
+                | Op::Upsample(_)
+                | Op::Concat(_)
+                | Op::Add(_)
+                | Op::Mul(_)
+                | Op::From(_) => (Vec::new(), Vec::new()),
             };
             Slot {
                 param,
@@ -105,6 +121,15 @@ enum Saved<T> {
     },
 }
 
+/// One layer of a forward trace, as its backward pass reads it.
+struct Step<'a, T> {
+    layer: &'a ir::Layer,
+    slot: &'a Slot,
+    x: ArrayViewD<'a, T>,
+    y: ArrayViewD<'a, T>,
+    saved: &'a Saved<T>,
+}
+
 /// One sequence's forward pass: `acts[0]` is its input, `acts[i + 1]` the output of
 /// its layer `i`, `saved[i]` what layer `i` kept.
 struct Trace<T> {
@@ -120,7 +145,8 @@ impl<T> Trace<T> {
 }
 
 /// Moves the outputs of `seq`'s layers out of its forward `trace` into `out`, in
-/// the order they were computed: a residual block's body and shortcut first.
+/// the order they were computed: a residual block's body and shortcut first
+/// (`from`, which computes nothing, has no entry).
 fn collect_outputs<T>(seq: &[ir::Layer], trace: Trace<T>, out: &mut Vec<(String, ArrayD<T>)>) {
     // acts[0] is the sequence's input, acts[i + 1] the output of layer i.
     for ((layer, saved), y) in seq.iter().zip(trace.saved).zip(trace.acts.into_iter().skip(1)) {
@@ -128,7 +154,19 @@ fn collect_outputs<T>(seq: &[ir::Layer], trace: Trace<T>, out: &mut Vec<(String,
             collect_outputs(&r.body, body, out);
             collect_outputs(&r.shortcut, shortcut, out);
         }
-        out.push((layer.name.clone(), y));
+        if !matches!(layer.op, Op::From(_)) {
+            out.push((layer.name.clone(), y));
+        }
+    }
+}
+
+/// Adds `g` to what was sent to output `name`.
+fn send<T: Real>(sent: &mut Sent<T>, name: &str, g: ArrayD<T>) {
+    match sent.get_mut(name) {
+        Some(total) => *total += &g,
+        None => {
+            sent.insert(name.to_string(), g);
+        }
     }
 }
 
@@ -163,11 +201,15 @@ impl<T: Real> Network<T> {
         let buffers = initial_buffers(&model);
         let (mut next_param, mut next_buffer) = (0, 0);
         let slots = slots(&model.layers, &mut next_param, &mut next_buffer);
+        let mut refs = Vec::new();
+        ir::references(&model.layers, &mut refs);
+        let referenced = refs.iter().map(|r| r.name.clone()).collect();
         Network {
             model,
             params,
             buffers,
             slots,
+            referenced,
         }
     }
 
@@ -207,7 +249,8 @@ impl<T: Real> Network<T> {
             training: false,
             dropout: None,
         };
-        self.forward_seq(&self.model.layers, &self.slots, x, usize::MAX, &mut pass)
+        let mut outputs = self.start(&x);
+        self.forward_seq(&self.model.layers, &self.slots, x, usize::MAX, &mut pass, &mut outputs)
     }
 
     /// Every layer's output in inference mode, in the order the layers run (a
@@ -244,13 +287,21 @@ impl<T: Real> Network<T> {
             training: true,
             dropout,
         };
-        let trace = self.forward_seq(layers, &self.slots, self.normalize(x)?, body, &mut pass)?;
+        let x = self.normalize(x)?;
+        let mut outputs = self.start(&x);
+        let trace = self.forward_seq(layers, &self.slots, x, body, &mut pass, &mut outputs)?;
         let out = trace.output().view();
+        let smoothing = self.model.train.as_ref().map_or(0.0, |t| t.smoothing);
+        let ignore = self.model.train.as_ref().and_then(|t| t.ignore);
         let (loss, grad) = match (loss_kind, target) {
             (Loss::CrossEntropy, Target::Labels(labels)) => {
-                let smoothing = self.model.train.as_ref().map_or(0.0, |t| t.smoothing);
-                let (l, g) = loss::cross_entropy(matrix(out, "the logits")?, labels.view(), smoothing);
+                let (l, g) = loss::cross_entropy(matrix(out, "the logits")?, labels.view(), smoothing, ignore);
                 (l, g.into_dyn())
+            }
+            (Loss::CrossEntropy, Target::LabelMaps(maps)) => {
+                let labels = ndarray::Array1::from_iter(maps.iter().copied());
+                let (l, g) = loss::cross_entropy(by_position(out.view()).view(), labels.view(), smoothing, ignore);
+                (l, from_positions(g, out.shape()))
             }
             (Loss::BinaryCrossEntropy, Target::Values(t)) => loss::binary_cross_entropy(out, t.mapv(to_real).view()),
             (Loss::Mse, Target::Values(t)) => loss::mse(out, t.mapv(to_real).view()),
@@ -262,7 +313,11 @@ impl<T: Real> Network<T> {
             .iter()
             .map(|p| ArrayD::from_elem(p.raw_dim(), T::ZERO))
             .collect();
-        let dx = self.backward_seq(layers, &self.slots, &trace, grad, &mut params)?;
+        let mut sent = Sent::new();
+        let mut dx = self.backward_seq(layers, &self.slots, &trace, grad, &mut params, &outputs, &mut sent)?;
+        if let Some(g) = sent.remove(ir::Ref::INPUT) {
+            dx += &g;
+        }
         let mut buffers = self.buffers.clone();
         self.update_running(layers, &self.slots, &trace, &mut buffers)?;
         Ok(NetGradients {
@@ -328,7 +383,18 @@ impl<T: Real> Network<T> {
         dx
     }
 
-    /// Runs the first `count` layers of `seq` (all of them when it is larger) on `x`.
+    /// The referenced outputs at the start of a pass: the (normalized) input, when
+    /// an item reads `input`.
+    fn start(&self, x: &ArrayD<T>) -> Outputs<T> {
+        let mut outputs = Outputs::new();
+        if self.referenced.contains(ir::Ref::INPUT) {
+            outputs.insert(ir::Ref::INPUT.to_string(), x.clone());
+        }
+        outputs
+    }
+
+    /// Runs the first `count` layers of `seq` (all of them when it is larger) on `x`,
+    /// keeping the outputs later items refer to in `outputs`.
     fn forward_seq(
         &self,
         seq: &[ir::Layer],
@@ -336,13 +402,17 @@ impl<T: Real> Network<T> {
         x: ArrayD<T>,
         count: usize,
         pass: &mut Pass<'_>,
+        outputs: &mut Outputs<T>,
     ) -> Result<Trace<T>, Error> {
         let mut trace = Trace {
             acts: vec![x],
             saved: Vec::new(),
         };
         for (layer, slot) in seq.iter().zip(slots).take(count) {
-            let (y, saved) = self.forward_layer(layer, slot, trace.output().view(), pass)?;
+            let (y, saved) = self.forward_layer(layer, slot, trace.output().view(), pass, outputs)?;
+            if self.referenced.contains(&layer.name) {
+                outputs.insert(layer.name.clone(), y.clone());
+            }
             trace.acts.push(y);
             trace.saved.push(saved);
         }
@@ -355,7 +425,14 @@ impl<T: Real> Network<T> {
         slot: &Slot,
         x: ArrayViewD<T>,
         pass: &mut Pass<'_>,
+        outputs: &mut Outputs<T>,
     ) -> Result<(ArrayD<T>, Saved<T>), Error> {
+        let read = |r: &ir::Ref| {
+            outputs
+                .get(&r.name)
+                .cloned()
+                .ok_or_else(|| internal(layer, &format!("reads `{}`, which no earlier layer produced", r.name)))
+        };
         let n = x.shape().first().copied().unwrap_or(0);
         let y = match &layer.op {
             Op::Conv(c) => {
@@ -378,7 +455,8 @@ impl<T: Real> Network<T> {
                 }
                 _ => x.to_owned(),
             },
-            Op::Softmax => activation::softmax_forward(vector(x, layer)?).into_dyn(),
+            // v3: on an image, over the channels at each position.
+            Op::Softmax => from_positions(activation::softmax_forward(by_position(x.view()).view()), x.shape()),
             Op::Activation(act) => activation::elementwise_forward(*act, x),
             Op::BatchNorm(bn) => {
                 let gamma = self.vector_param(slot.param, layer)?;
@@ -394,9 +472,37 @@ impl<T: Real> Network<T> {
                 let y = batchnorm::forward_infer(x3.view(), gamma, beta, mean, var, bn.eps);
                 reshape(y.into_dyn().view(), x.shape(), layer)?
             }
+            Op::ConvTranspose(t) => {
+                let (w, b) = self.weight_bias(layer, slot, t.bias)?;
+                transpose::forward(image(x, layer)?, image(w, layer)?, b, t, out_hw(layer)?).into_dyn()
+            }
+            Op::GlobalMaxPool => {
+                let x = image(x, layer)?;
+                let (_, _, h, w) = x.dim();
+                pool::max_forward(x, &pool::global_window(h, w), (1, 1)).into_dyn()
+            }
+            Op::Upsample(u) => upsample::forward(image(x, layer)?, u).into_dyn(),
+            Op::Concat(refs) => {
+                let others = refs.iter().map(read).collect::<Result<Vec<_>, _>>()?;
+                let parts: Vec<ArrayViewD<T>> = std::iter::once(x.view())
+                    .chain(others.iter().map(|o| o.view()))
+                    .collect();
+                join::concat(&parts).ok_or_else(|| internal(layer, "joins tensors whose shapes do not fit"))?
+            }
+            Op::Add(r) => {
+                let other = read(r)?;
+                if other.shape() != x.shape() {
+                    return Err(internal(layer, "adds tensors of different shapes"));
+                }
+                &x + &other
+            }
+            Op::Mul(r) => join::mul(x, read(r)?.view())
+                .ok_or_else(|| internal(layer, "multiplies tensors whose shapes do not fit"))?,
+            Op::From(r) => read(r)?,
             Op::Residual(r) => {
-                let body = self.forward_seq(&r.body, &slot.body, x.to_owned(), usize::MAX, pass)?;
-                let shortcut = self.forward_seq(&r.shortcut, &slot.shortcut, x.to_owned(), usize::MAX, pass)?;
+                let body = self.forward_seq(&r.body, &slot.body, x.to_owned(), usize::MAX, pass, outputs)?;
+                let shortcut =
+                    self.forward_seq(&r.shortcut, &slot.shortcut, x.to_owned(), usize::MAX, pass, outputs)?;
                 let (a, b) = (body.output(), shortcut.output());
                 if a.shape() != b.shape() {
                     return Err(internal(
@@ -417,6 +523,8 @@ impl<T: Real> Network<T> {
 
     /// Walks `trace` backward from `dy`, dLoss/d(output of the sequence): adds each
     /// layer's parameter gradients to `grads` and returns dLoss/d(input of the sequence).
+    /// A layer whose output is referenced first adds what its readers `sent`.
+    #[allow(clippy::too_many_arguments)]
     fn backward_seq(
         &self,
         seq: &[ir::Layer],
@@ -424,28 +532,53 @@ impl<T: Real> Network<T> {
         trace: &Trace<T>,
         dy: ArrayD<T>,
         grads: &mut [ArrayD<T>],
+        outputs: &Outputs<T>,
+        sent: &mut Sent<T>,
     ) -> Result<ArrayD<T>, Error> {
         let mut grad = dy;
         for i in (0..trace.saved.len()).rev() {
+            if let Some(g) = sent.remove(&seq[i].name) {
+                grad += &g;
+            }
             let (x, y) = (trace.acts[i].view(), trace.acts[i + 1].view());
-            grad = self.backward_layer(&seq[i], &slots[i], x, y, &trace.saved[i], grad.view(), grads)?;
+            let step = Step {
+                layer: &seq[i],
+                slot: &slots[i],
+                x,
+                y,
+                saved: &trace.saved[i],
+            };
+            grad = self.backward_layer(step, grad.view(), grads, outputs, sent)?;
         }
         Ok(grad)
     }
 
     /// Takes dLoss/d(output of the layer), stores the layer's parameter gradients in
-    /// `grads`, and returns dLoss/d(input of the layer).
-    #[allow(clippy::too_many_arguments)]
+    /// `grads`, sends the gradients of referenced outputs, and returns dLoss/d(input
+    /// of the layer).
     fn backward_layer(
         &self,
-        layer: &ir::Layer,
-        slot: &Slot,
-        x: ArrayViewD<T>,
-        y: ArrayViewD<T>,
-        saved: &Saved<T>,
+        step: Step<'_, T>,
         dy: ArrayViewD<T>,
         grads: &mut [ArrayD<T>],
+        outputs: &Outputs<T>,
+        sent: &mut Sent<T>,
     ) -> Result<ArrayD<T>, Error> {
+        let Step {
+            layer,
+            slot,
+            x,
+            y,
+            saved,
+        } = step;
+        let read = |r: &ir::Ref| {
+            outputs.get(&r.name).ok_or_else(|| {
+                internal(
+                    layer,
+                    &format!("reads `{}`, which the forward pass did not keep", r.name),
+                )
+            })
+        };
         Ok(match &layer.op {
             Op::Conv(c) => {
                 let (w, _) = self.weight_bias(layer, slot, c.bias)?;
@@ -473,7 +606,10 @@ impl<T: Real> Network<T> {
                 Saved::Mask(mask) => activation::dropout_apply(dy, mask.view()),
                 _ => dy.to_owned(),
             },
-            Op::Softmax => activation::softmax_backward(vector(y, layer)?, vector(dy, layer)?).into_dyn(),
+            Op::Softmax => from_positions(
+                activation::softmax_backward(by_position(y.view()).view(), by_position(dy.view()).view()),
+                dy.shape(),
+            ),
             Op::Activation(act) => activation::elementwise_backward(*act, x, y, dy),
             Op::BatchNorm(_) => {
                 let Saved::BatchNorm(stats) = saved else {
@@ -489,11 +625,58 @@ impl<T: Real> Network<T> {
                 let Saved::Residual { body, shortcut } = saved else {
                     return Err(internal(layer, "has no trace of its body"));
                 };
-                // Both paths read the block's input: its gradient is their sum.
-                let through_body = self.backward_seq(&r.body, &slot.body, body, dy.to_owned(), grads)?;
-                let through_shortcut =
-                    self.backward_seq(&r.shortcut, &slot.shortcut, shortcut, dy.to_owned(), grads)?;
+                // Both paths read the block's input: its gradient is their sum. The
+                // shortcut goes first: it may read the body's items.
+                let through_shortcut = self.backward_seq(
+                    &r.shortcut,
+                    &slot.shortcut,
+                    shortcut,
+                    dy.to_owned(),
+                    grads,
+                    outputs,
+                    sent,
+                )?;
+                let through_body = self.backward_seq(&r.body, &slot.body, body, dy.to_owned(), grads, outputs, sent)?;
                 through_body + through_shortcut
+            }
+            Op::ConvTranspose(t) => {
+                let (w, _) = self.weight_bias(layer, slot, t.bias)?;
+                let g = transpose::backward(image(x, layer)?, image(w, layer)?, t, image(dy, layer)?);
+                store(grads, slot.param, g.dw.into_dyn(), layer)?;
+                if t.bias {
+                    store(grads, slot.param + 1, g.db.into_dyn(), layer)?;
+                }
+                g.dx.into_dyn()
+            }
+            Op::GlobalMaxPool => {
+                let x = image(x, layer)?;
+                let (_, _, h, w) = x.dim();
+                pool::max_backward(x, &pool::global_window(h, w), image(dy, layer)?).into_dyn()
+            }
+            Op::Upsample(u) => upsample::backward(image(dy, layer)?, u, image(x, layer)?.dim()).into_dyn(),
+            Op::Concat(refs) => {
+                let sizes: Vec<usize> = std::iter::once(Ok(x.shape()[1]))
+                    .chain(refs.iter().map(|r| read(r).map(|o| o.shape()[1])))
+                    .collect::<Result<_, _>>()?;
+                for (k, r) in refs.iter().enumerate() {
+                    send(sent, &r.name, join::part(&dy, &sizes, k + 1).to_owned());
+                }
+                join::part(&dy, &sizes, 0).to_owned()
+            }
+            Op::Add(r) => {
+                send(sent, &r.name, dy.to_owned());
+                dy.to_owned()
+            }
+            Op::Mul(r) => {
+                let other = read(r)?;
+                let bad = || internal(layer, "multiplies tensors whose shapes do not fit");
+                let to_other = join::mul_backward(dy.view(), x.view(), other.shape()).ok_or_else(bad)?;
+                send(sent, &r.name, to_other);
+                join::mul_backward(dy.view(), other.view(), x.shape()).ok_or_else(bad)?
+            }
+            Op::From(r) => {
+                send(sent, &r.name, dy.to_owned());
+                ArrayD::from_elem(x.raw_dim(), T::ZERO)
             }
         })
     }
@@ -533,7 +716,14 @@ impl<T: Real> Network<T> {
                 | Op::Dense(_)
                 | Op::Dropout(_)
                 | Op::Activation(_)
-                | Op::Softmax => {}
+                | Op::Softmax
+                | Op::ConvTranspose(_)
+                | Op::GlobalMaxPool
+                | Op::Upsample(_)
+                | Op::Concat(_)
+                | Op::Add(_)
+                | Op::Mul(_)
+                | Op::From(_) => {}
             }
         }
         Ok(())
@@ -651,6 +841,35 @@ fn matrix<'a, T>(a: ArrayViewD<'a, T>, what: &str) -> Result<ArrayView2<'a, T>, 
         expected: "[N, classes]".to_string(),
         given,
     })
+}
+
+/// `[N, C]` as is, `[N, C, H, W]` as `[N·H·W, C]`: a row per position, over the
+/// channels (per-position softmax and cross-entropy).
+fn by_position<T: Real>(a: ArrayViewD<T>) -> ndarray::Array2<T> {
+    let shape = a.shape().to_vec();
+    let c = shape.get(1).copied().unwrap_or(1);
+    let rows = a.len() / c.max(1);
+    let mut order: Vec<usize> = (0..shape.len()).collect();
+    if shape.len() > 2 {
+        order.remove(1);
+        order.push(1);
+    }
+    let values: Vec<T> = a.permuted_axes(order).iter().copied().collect();
+    ndarray::Array2::from_shape_vec((rows, c), values).expect("a row per position")
+}
+
+/// The inverse of [`by_position`] for a tensor of `shape`.
+fn from_positions<T: Real>(m: ndarray::Array2<T>, shape: &[usize]) -> ArrayD<T> {
+    if shape.len() <= 2 {
+        return m.into_shape_with_order(IxDyn(shape)).expect("the same length");
+    }
+    let mut permuted = vec![shape[0]];
+    permuted.extend_from_slice(&shape[2..]);
+    permuted.push(shape[1]);
+    let a = m.into_shape_with_order(IxDyn(&permuted)).expect("the same length");
+    let mut back: Vec<usize> = vec![0, shape.len() - 1];
+    back.extend(1..shape.len() - 1);
+    a.permuted_axes(back).as_standard_layout().into_owned()
 }
 
 fn out_hw(layer: &ir::Layer) -> Result<(usize, usize), Error> {

@@ -168,3 +168,14 @@ pub fn global_avg_backward<T: Real>(x: ArrayView4<T>, dy: ArrayView4<T>) -> Arra
     }
     dx
 }
+
+/// v3 `maxpool global`: the max pooling whose one window is the whole `h` x `w` image.
+pub fn global_window(h: usize, w: usize) -> Window {
+    Window {
+        size: [h, w],
+        stride: [h, w],
+        pad_before: [0, 0],
+        pad_after: [0, 0],
+        ceil: false,
+    }
+}

@@ -50,7 +50,7 @@ pub fn finite<T: Real>(what: &str, x: ArrayViewD<T>) -> Result<(), Error> {
 pub fn wrong_target_kind(loss: Loss) -> Error {
     Error::Target(match loss {
         Loss::CrossEntropy => {
-            "cross_entropy takes class labels (Target::Labels, one class index per sample), not Target::Values"
+            "cross_entropy takes class labels (Target::Labels, one class index per sample, or Target::LabelMaps for an image output), not Target::Values"
                 .to_string()
         }
         Loss::Mse => "mse takes Target::Values with the output's shape, not Target::Labels".to_string(),
@@ -66,6 +66,12 @@ pub fn target(model: &ir::Model, loss: Loss, n: usize, target: &Target<'_>) -> R
     let output = model.output().dims();
     match (loss, target) {
         (Loss::CrossEntropy, Target::Labels(labels)) => {
+            if let ir::Shape::Image { h, w, .. } = model.output() {
+                return Err(Error::Target(format!(
+                    "the model's output is an image ({}): cross_entropy on it takes Target::LabelMaps, [N, {h}, {w}] class indices",
+                    model.output()
+                )));
+            }
             if labels.len() != n {
                 return Err(Error::Shape {
                     what: "labels".to_string(),
@@ -73,11 +79,23 @@ pub fn target(model: &ir::Model, loss: Loss, n: usize, target: &Target<'_>) -> R
                     given: vec![labels.len()],
                 });
             }
-            let classes = model.output().len();
-            match labels.iter().enumerate().find(|(_, &label)| label >= classes) {
-                Some((sample, &label)) => Err(Error::Label { sample, label, classes }),
-                None => Ok(()),
+            labels_in_range(model, labels.iter().copied(), |i| i)
+        }
+        (Loss::CrossEntropy, Target::LabelMaps(maps)) => {
+            let ir::Shape::Image { h, w, .. } = model.output() else {
+                return Err(Error::Target(format!(
+                    "the model's output is a vector ({}): cross_entropy on it takes Target::Labels, one class per sample",
+                    model.output()
+                )));
+            };
+            if maps.shape() != [n, h, w] {
+                return Err(Error::Shape {
+                    what: "label maps".to_string(),
+                    expected: format!("[{n}, {h}, {w}] (a class index per output position of each sample)"),
+                    given: maps.shape().to_vec(),
+                });
             }
+            labels_in_range(model, maps.iter().copied(), |i| i / (h * w).max(1))
         }
         (Loss::Mse | Loss::BinaryCrossEntropy, Target::Values(t)) => {
             let mut expected = vec![n];
@@ -104,6 +122,31 @@ pub fn target(model: &ir::Model, loss: Loss, n: usize, target: &Target<'_>) -> R
             Ok(())
         }
         _ => Err(wrong_target_kind(loss)),
+    }
+}
+
+/// Every label is below the number of classes (the output's channels), or the
+/// `ignore` label; `sample` maps a label's index to its sample.
+fn labels_in_range(
+    model: &ir::Model,
+    labels: impl Iterator<Item = usize>,
+    sample: impl Fn(usize) -> usize,
+) -> Result<(), Error> {
+    let classes = match model.output() {
+        ir::Shape::Image { c, .. } => c,
+        ir::Shape::Vector(n) => n,
+    };
+    let ignore = model.train.as_ref().and_then(|t| t.ignore);
+    match labels
+        .enumerate()
+        .find(|&(_, label)| label >= classes && Some(label) != ignore)
+    {
+        Some((i, label)) => Err(Error::Label {
+            sample: sample(i),
+            label,
+            classes,
+        }),
+        None => Ok(()),
     }
 }
 

@@ -26,6 +26,7 @@ pub fn export(model: &Ir, weights: &dyn Model) -> Result<Vec<u8>, Error> {
         nodes: Vec::new(),
         inits: Vec::new(),
         weights,
+        outputs: std::collections::HashMap::new(),
     };
     let mut x = INPUT.to_string();
     if let Some(n) = &model.normalize {
@@ -35,6 +36,7 @@ pub fn export(model: &Ir, weights: &dyn Model) -> Result<Vec<u8>, Error> {
         x = g.node("Sub", "normalize.sub", vec![x, mean], vec![]);
         x = g.node("Div", "normalize", vec![x, std], vec![]);
     }
+    g.outputs.insert(crate::ir::Ref::INPUT.to_string(), x.clone());
     x = g.sequence(&model.layers, x)?;
     // The last node's output becomes the graph's output: renamed, so that readers
     // find `output` whatever the last layer was called.
@@ -77,6 +79,8 @@ struct Graph<'a> {
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
     weights: &'a dyn Model,
+    /// v3: each layer's output by its IR name, for the items that refer to it.
+    outputs: std::collections::HashMap<String, String>,
 }
 
 impl Graph<'_> {
@@ -126,6 +130,7 @@ impl Graph<'_> {
     fn sequence(&mut self, seq: &[Layer], mut x: String) -> Result<String, Error> {
         for layer in seq {
             x = self.layer(layer, x)?;
+            self.outputs.insert(layer.name.clone(), x.clone());
         }
         Ok(x)
     }
@@ -180,6 +185,70 @@ impl Graph<'_> {
                 let shortcut = self.sequence(&r.shortcut, x)?;
                 self.node("Add", name, vec![body, shortcut], vec![])
             }
+            Op::ConvTranspose(t) => {
+                let mut inputs = vec![x];
+                for p in layer.params() {
+                    inputs.push(self.tensor(&p.name, &p.shape)?);
+                }
+                let attrs = vec![
+                    ints("kernel_shape", &t.size),
+                    ints("strides", &t.stride),
+                    ints("pads", &[t.pad[0], t.pad[1], t.pad[0], t.pad[1]]),
+                    ints("output_padding", &t.output_pad),
+                    ints("dilations", &t.dilation),
+                    int("group", t.groups as i64),
+                ];
+                self.node("ConvTranspose", name, inputs, attrs)
+            }
+            Op::GlobalMaxPool => self.node("GlobalMaxPool", name, vec![x], vec![]),
+            Op::Upsample(u) => {
+                // Resize with scales [1, 1, FH, FW]: nearest is PyTorch's `floor(o / F)`,
+                // linear with `pytorch_half_pixel` its `align_corners=False`.
+                let scales = self.constant(
+                    &format!("{name}.scales"),
+                    vec![4],
+                    vec![1.0, 1.0, u.factor[0] as f32, u.factor[1] as f32],
+                );
+                let attrs = if u.bilinear {
+                    vec![
+                        string("mode", "linear"),
+                        string("coordinate_transformation_mode", "pytorch_half_pixel"),
+                    ]
+                } else {
+                    vec![
+                        string("mode", "nearest"),
+                        string("coordinate_transformation_mode", "asymmetric"),
+                        string("nearest_mode", "floor"),
+                    ]
+                };
+                self.node("Resize", name, vec![x, String::new(), scales], attrs)
+            }
+            Op::Concat(refs) => {
+                let mut inputs = vec![x];
+                for r in refs {
+                    inputs.push(self.output_of(r)?);
+                }
+                self.node("Concat", name, inputs, vec![int("axis", 1)])
+            }
+            Op::Add(r) => {
+                let other = self.output_of(r)?;
+                self.node("Add", name, vec![x, other], vec![])
+            }
+            Op::Mul(r) => {
+                let other = self.output_of(r)?;
+                self.node("Mul", name, vec![x, other], vec![])
+            }
+            Op::From(r) => self.output_of(r)?,
+        })
+    }
+
+    /// The ONNX value a reference names.
+    fn output_of(&self, r: &crate::ir::Ref) -> Result<String, Error> {
+        self.outputs.get(&r.name).cloned().ok_or_else(|| {
+            Error::Config(format!(
+                "the model reads `{}` before any layer produces it (the model IR is inconsistent)",
+                r.name
+            ))
         })
     }
 
@@ -252,6 +321,15 @@ fn ints(name: &str, values: &[usize]) -> AttributeProto {
         name: Some(name.into()),
         r#type: Some(AttributeType::Ints as i32),
         ints: values.iter().map(|&v| v as i64).collect(),
+        ..Default::default()
+    }
+}
+
+fn string(name: &str, value: &str) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        r#type: Some(AttributeType::String as i32),
+        s: Some(value.as_bytes().to_vec()),
         ..Default::default()
     }
 }

@@ -73,6 +73,10 @@ pub fn labels<'a>(target: &Target<'a>, n: usize, classes: usize) -> Result<ndarr
             "this model's loss is cross_entropy: give Target::Labels (one class index per sample), not Target::Values"
                 .into(),
         )),
+        Target::LabelMaps(_) => Err(Error::Target(
+            "this model's output is a vector: give Target::Labels (one class index per sample), not Target::LabelMaps"
+                .into(),
+        )),
     }
 }
 
@@ -100,8 +104,8 @@ pub fn values<'a>(target: &Target<'a>, n: usize, output: &[usize], bce: bool) ->
             }
             Ok(v.clone())
         }
-        Target::Labels(_) => Err(Error::Target(format!(
-            "this model's loss is {loss}: give Target::Values with the output's shape [N, ...], not Target::Labels"
+        Target::Labels(_) | Target::LabelMaps(_) => Err(Error::Target(format!(
+            "this model's loss is {loss}: give Target::Values with the output's shape [N, ...], not class labels"
         ))),
     }
 }

@@ -21,7 +21,7 @@ pub mod weights;
 
 pub use error::Error;
 
-use ndarray::{ArrayD, ArrayView1, ArrayViewD};
+use ndarray::{ArrayD, ArrayView1, ArrayView3, ArrayViewD};
 
 /// What a loss compares the model's output with.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub enum Target<'a> {
     Labels(ArrayView1<'a, usize>),
     /// `mse`, `binary_cross_entropy`: `[N, ...output shape]`.
     Values(ArrayViewD<'a, f32>),
+    /// v3: `cross_entropy` on a CxHxW output: a class index per position, `[N, H, W]`.
+    LabelMaps(ArrayView3<'a, usize>),
 }
 
 /// The loss and its gradients, of the loss alone: no weight_decay term (like

@@ -67,6 +67,8 @@ pub enum LayerKind {
         options: Vec<WindowOption>,
     },
     GlobalAvgPool,
+    /// v3: `maxpool global`.
+    GlobalMaxPool,
     Flatten,
     Dense {
         units: Spanned<u64>,
@@ -92,6 +94,31 @@ pub enum LayerKind {
     /// `shortcut { items }`: valid only as the last item of a residual block.
     Shortcut {
         items: Vec<Layer>,
+    },
+    /// v3: `convtranspose F kernel K ...`, with `output_pad` among its options.
+    ConvTranspose {
+        filters: Spanned<u64>,
+        options: Vec<WindowOption>,
+        activation: Option<Activation>,
+    },
+    /// v3: `concat NAME+`.
+    Concat(Vec<Spanned<String>>),
+    /// v3: `add NAME [ACT]`.
+    Add {
+        other: Spanned<String>,
+        activation: Option<Activation>,
+    },
+    /// v3: `mul NAME [ACT]`.
+    Mul {
+        other: Spanned<String>,
+        activation: Option<Activation>,
+    },
+    /// v3: `from NAME`.
+    From(Spanned<String>),
+    /// v3: `upsample F [nearest|bilinear]`: the factor as written, and whether bilinear.
+    Upsample {
+        factor: Spanned<Vec<u64>>,
+        bilinear: bool,
     },
 }
 
@@ -150,6 +177,8 @@ pub enum WindowOptionKind {
     Dilation(Spanned<Vec<u64>>),
     Groups(Spanned<u64>),
     BiasOff,
+    /// v3, convtranspose only: `output_pad O` or `OHxOW`.
+    OutputPad(Spanned<Vec<u64>>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,8 +221,8 @@ pub struct TrainItem {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainItemKind {
-    /// The loss and, for cross_entropy, v3's `smoothing S`.
-    Loss(LossKind, Option<Spanned<f64>>),
+    /// The loss and, for cross_entropy, v3's `smoothing S` and `ignore L`.
+    Loss(LossKind, LossOptions),
     Optimizer {
         kind: OptimizerKind,
         options: Vec<OptimizerOption>,
@@ -209,6 +238,15 @@ pub enum TrainItemKind {
     ClipGradNorm(Spanned<f64>),
     /// v3: `freeze NAME+`.
     Freeze(Vec<Spanned<String>>),
+}
+
+/// v3 options of `loss cross_entropy`, each with its value's span.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LossOptions {
+    pub smoothing: Option<Spanned<f64>>,
+    pub ignore: Option<Spanned<u64>>,
+    /// Options given a second time (`smoothing` or `ignore`), with their spans.
+    pub repeated: Vec<(&'static str, Span)>,
 }
 
 /// One augmentation of `augment`; the span covers its words.

@@ -150,20 +150,44 @@ const FOREIGN: &[(&str, Ours)] = &[
         Ours::Word("smoothing", "`loss cross_entropy smoothing 0.1`"),
     ),
     // Language version 3 (docs/language.md): not implemented yet.
-    ("convtranspose", Ours::Version3("convtranspose")),
-    ("convtranspose2d", Ours::Version3("convtranspose")),
-    ("conv2dtranspose", Ours::Version3("convtranspose")),
-    ("upsample", Ours::Version3("upsample")),
-    ("upsampling2d", Ours::Version3("upsample")),
-    ("concat", Ours::Version3("concat")),
-    ("concatenate", Ours::Version3("concat")),
-    ("cat", Ours::Version3("concat")),
-    ("add", Ours::Version3("add")),
-    ("mul", Ours::Version3("mul")),
-    ("from", Ours::Version3("from")),
-    ("adaptivemaxpool2d", Ours::Version3("maxpool global")),
-    ("globalmaxpooling2d", Ours::Version3("maxpool global")),
-    ("output_pad", Ours::Version3("output_pad")),
+    (
+        "convtranspose2d",
+        Ours::Word(
+            "convtranspose",
+            "`convtranspose 16 kernel 2 stride 2` is `nn.ConvTranspose2d(C, 16, 2, stride=2)`",
+        ),
+    ),
+    (
+        "conv2dtranspose",
+        Ours::Word("convtranspose", "`convtranspose 16 kernel 2 stride 2`"),
+    ),
+    (
+        "upsampling2d",
+        Ours::Word("upsample", "`upsample 2` is `UpSampling2D(2)`"),
+    ),
+    (
+        "interpolate",
+        Ours::Word(
+            "upsample",
+            "`upsample 2 bilinear` is `F.interpolate(x, scale_factor=2, mode='bilinear')`",
+        ),
+    ),
+    (
+        "concatenate",
+        Ours::Word("concat", "`concat e1` is `torch.cat([x, e1], dim=1)`"),
+    ),
+    (
+        "cat",
+        Ours::Word("concat", "`concat e1` is `torch.cat([x, e1], dim=1)`"),
+    ),
+    (
+        "adaptivemaxpool2d",
+        Ours::Word("maxpool global", "`maxpool global` is `nn.AdaptiveMaxPool2d(1)`"),
+    ),
+    (
+        "globalmaxpooling2d",
+        Ours::Word("maxpool global", "`maxpool global`, then `flatten`"),
+    ),
     ("warmup", Ours::Version3("warmup")),
     ("early_stop", Ours::Version3("early_stop")),
 ];
@@ -275,13 +299,19 @@ mod tests {
             "{}",
             hint("label_smoothing")
         );
-        for word in ["ConvTranspose2d", "upsample", "concat", "add", "mul"] {
-            assert!(
-                hint(word).contains("not supported yet (language version 3)"),
-                "{word}: {}",
-                hint(word)
-            );
+        for (word, ours) in [
+            ("ConvTranspose2d", "`convtranspose`"),
+            ("UpSampling2D", "`upsample`"),
+            ("cat", "`concat`"),
+            ("AdaptiveMaxPool2d", "`maxpool global`"),
+        ] {
+            assert!(hint(word).contains(ours), "{word}: {}", hint(word));
         }
+        assert!(
+            hint("warmup").contains("not supported yet (language version 3)"),
+            "{}",
+            hint("warmup")
+        );
         assert_eq!(foreign_word("dropot", &["dropout"]), None);
         assert_eq!(foreign_word("relu", &["relu"]), None);
     }

@@ -182,7 +182,11 @@ fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
         Rule::maxpool | Rule::avgpool => {
             let first = inner.next().expect("pool size");
             if first.as_rule() == Rule::kw_global {
-                LayerKind::GlobalAvgPool
+                if rule == Rule::maxpool {
+                    LayerKind::GlobalMaxPool
+                } else {
+                    LayerKind::GlobalAvgPool
+                }
             } else {
                 let kernel = consume_size(first)?;
                 let (options, _) = consume_window_tail(inner)?;
@@ -254,6 +258,30 @@ fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
                 .map(consume_layer)
                 .collect::<Result<_, _>>()?,
         },
+        Rule::convtranspose => {
+            let filters = consume_int(inner.next().expect("filters"))?;
+            let (options, activation) = consume_window_tail(inner)?;
+            LayerKind::ConvTranspose {
+                filters,
+                options,
+                activation,
+            }
+        }
+        Rule::concat => LayerKind::Concat(inner.map(reference).collect()),
+        Rule::add | Rule::mul => {
+            let other = reference(inner.next().expect("reference"));
+            let activation = inner.next().map(consume_activation).transpose()?;
+            if rule == Rule::add {
+                LayerKind::Add { other, activation }
+            } else {
+                LayerKind::Mul { other, activation }
+            }
+        }
+        Rule::from => LayerKind::From(reference(inner.next().expect("reference"))),
+        Rule::upsample => LayerKind::Upsample {
+            factor: consume_size(inner.next().expect("factor"))?,
+            bilinear: inner.next().is_some_and(|m| m.as_rule() == Rule::kw_bilinear),
+        },
         Rule::dropout => LayerKind::Dropout {
             p: consume_number(inner.next().expect("dropout rate"))?,
         },
@@ -295,6 +323,7 @@ fn consume_window_option(pair: Node) -> Result<WindowOption, Diagnostic> {
         Rule::dilation_option => WindowOptionKind::Dilation(consume_size(inner.next().expect("size"))?),
         Rule::groups_option => WindowOptionKind::Groups(consume_int(inner.next().expect("groups"))?),
         Rule::bias_option => WindowOptionKind::BiasOff,
+        Rule::output_pad_option => WindowOptionKind::OutputPad(consume_size(inner.next().expect("size"))?),
         Rule::round_option => match inner.next().expect("floor|ceil").as_rule() {
             Rule::kw_floor => WindowOptionKind::Round(Rounding::Floor),
             _ => WindowOptionKind::Round(Rounding::Ceil),
@@ -377,14 +406,20 @@ fn consume_train_item(pair: Node) -> Result<TrainItem, Diagnostic> {
                 Rule::kw_mse => LossKind::Mse,
                 _ => LossKind::BinaryCrossEntropy,
             };
-            let smoothing = match inner.next() {
-                Some(option) => {
-                    let number = option.into_inner().nth(1).expect("smoothing value");
-                    Some(consume_number(number)?)
+            let mut options = LossOptions::default();
+            for option in inner {
+                let span = Span::from(option.as_span());
+                let option = option.into_inner().next().expect("loss option");
+                let rule = option.as_rule();
+                let value = option.into_inner().nth(1).expect("loss option value");
+                match rule {
+                    Rule::smoothing if options.smoothing.is_some() => options.repeated.push(("smoothing", span)),
+                    Rule::smoothing => options.smoothing = Some(consume_number(value)?),
+                    _ if options.ignore.is_some() => options.repeated.push(("ignore", span)),
+                    _ => options.ignore = Some(consume_int(value)?),
                 }
-                None => None,
-            };
-            TrainItemKind::Loss(kind, smoothing)
+            }
+            TrainItemKind::Loss(kind, options)
         }
         Rule::optimizer => {
             let kind = match value().as_rule() {
@@ -461,6 +496,11 @@ fn consume_augmentation(pair: Node) -> Result<Augmentation, Diagnostic> {
     Ok(Augmentation { kind, span })
 }
 
+/// A `reference` to an earlier item: its name and where it is written.
+fn reference(pair: Node) -> Spanned<String> {
+    spanned_str(pair)
+}
+
 fn spanned_str(pair: Node) -> Spanned<String> {
     Spanned {
         value: pair.as_str().to_string(),
@@ -532,6 +572,12 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         "dropout",
         "residual",
         "shortcut",
+        "convtranspose",
+        "concat",
+        "add",
+        "mul",
+        "from",
+        "upsample",
         "relu",
         "sigmoid",
         "tanh",
@@ -565,8 +611,17 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         Rule::layer => (Some("a layer"), LAYERS),
         Rule::activation => (Some("an activation"), ACTIVATIONS),
         Rule::window_option => (
-            Some("`kernel`, `stride`, `pad`, `dilation`, `groups`, `bias`, `round`"),
-            &["kernel", "stride", "pad", "dilation", "groups", "bias", "round"],
+            Some("`kernel`, `stride`, `pad`, `dilation`, `groups`, `bias`, `round`, `output_pad`"),
+            &[
+                "kernel",
+                "stride",
+                "pad",
+                "dilation",
+                "groups",
+                "bias",
+                "round",
+                "output_pad",
+            ],
         ),
         Rule::bias_option => (Some("`bias`"), &["bias"]),
         Rule::batchnorm_option => (Some("`eps`, `momentum`"), &["eps", "momentum"]),

@@ -78,9 +78,15 @@ mod pytorch {
         seed_example: ["fwd"],
         sgd_nesterov_small: ["fwd", "grad", "step"],
         softmax_ce: ["fwd", "grad", "step"],
+        v3_add_long_skip: ["fwd", "grad", "step"],
         v3_clip_freeze: ["fwd", "grad", "step"],
+        v3_concat_dense_block: ["fwd", "grad", "step"],
+        v3_convtranspose_stride_pad_outpad: ["fwd", "grad", "step"],
+        v3_from_branches: ["fwd", "grad", "step"],
         v3_label_smoothing: ["fwd", "grad", "step"],
         v3_relu6_hardswish: ["fwd", "grad", "step"],
+        v3_se_block: ["fwd", "grad", "step"],
+        v3_upsample_bilinear: ["fwd", "grad", "step"],
     }
 
     #[test]

@@ -81,18 +81,24 @@ fn run_in_interpreter(source: &str, model: &ir::Model, n: usize, seed: u64, fini
 
     let Some(train) = &model.train else { return };
     let labels: Array1<usize>;
+    let maps: cnnc::ndarray::Array3<usize>;
     let values: ArrayD<f32>;
-    let target = match train.loss {
-        ir::Loss::CrossEntropy => {
+    let target = match (train.loss, model.output()) {
+        // v3: softmax over the channels of an image output, a label per position.
+        (ir::Loss::CrossEntropy, Shape::Image { c, h, w }) => {
+            maps = cnnc::ndarray::Array3::from_shape_fn((n, h, w), |_| stream.next() as usize % c);
+            Target::LabelMaps(maps.view())
+        }
+        (ir::Loss::CrossEntropy, _) => {
             let classes = model.output().len();
             labels = (0..n).map(|_| stream.next() as usize % classes).collect();
             Target::Labels(labels.view())
         }
-        ir::Loss::Mse => {
+        (ir::Loss::Mse, _) => {
             values = stream.tensor(&batch_shape(n, model.output()));
             Target::Values(values.view())
         }
-        ir::Loss::BinaryCrossEntropy => {
+        (ir::Loss::BinaryCrossEntropy, _) => {
             values = stream.tensor(&batch_shape(n, model.output())).mapv(|v| (v + 1.0) / 2.0);
             Target::Values(values.view())
         }

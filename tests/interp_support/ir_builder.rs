@@ -173,6 +173,7 @@ pub fn model(input: Shape, seq: Seq, loss: ir::Loss, batch: usize) -> ir::Model 
             seed: 0,
             augment: Vec::new(),
             smoothing: 0.0,
+            ignore: None,
             clip_grad_norm: None,
             freeze: Vec::new(),
         }),

@@ -462,6 +462,84 @@ mod v3_relu6_hardswish {
     }
 }
 
+mod v3_add_long_skip {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_add_long_skip/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "v3_add_long_skip",
+            &|_| -> Box<dyn super::Train> { Box::new(V3AddLongSkip::new(0)) },
+        );
+    }
+}
+
+mod v3_concat_dense_block {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_concat_dense_block/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "v3_concat_dense_block",
+            &|_| -> Box<dyn super::Train> { Box::new(V3ConcatDenseBlock::new(0)) },
+        );
+    }
+}
+
+mod v3_convtranspose_stride_pad_outpad {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_convtranspose_stride_pad_outpad/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "v3_convtranspose_stride_pad_outpad",
+            &|_| -> Box<dyn super::Train> { Box::new(V3ConvtransposeStridePadOutpad::new(0)) },
+        );
+    }
+}
+
+mod v3_from_branches {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_from_branches/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "v3_from_branches",
+            &|_| -> Box<dyn super::Train> { Box::new(V3FromBranches::new(0)) },
+        );
+    }
+}
+
+mod v3_se_block {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_se_block/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(&super::fixture_harness::fixtures_dir(), "v3_se_block", &|_| -> Box<
+            dyn super::Train,
+        > {
+            Box::new(V3SeBlock::new(0))
+        });
+    }
+}
+
+mod v3_upsample_bilinear {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_upsample_bilinear/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(
+            &super::fixture_harness::fixtures_dir(),
+            "v3_upsample_bilinear",
+            &|_| -> Box<dyn super::Train> { Box::new(V3UpsampleBilinear::new(0)) },
+        );
+    }
+}
+
 mod gelu {
     cnn_macros::cnn!(file = "tests/fixtures_own/gelu/model.cnn");
 

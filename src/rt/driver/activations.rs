@@ -7,7 +7,9 @@
 //! which stays allocation-free.
 
 use super::{Driver, Network, Pass, Spec, Worker};
+use crate::compute::join::MulShape;
 use crate::compute::layers::{ConvLayer, DenseLayer};
+use crate::compute::transpose::TransposeShape;
 use crate::compute::{self, Activation, ConvShape};
 use crate::rt::inputs::{batch_size, check_finite, copy_rows};
 use crate::rt::Error;
@@ -50,6 +52,20 @@ pub enum Source {
     BatchNorm { input: usize, index: usize, gamma: usize },
     /// A residual join before its fused activation: `body + shortcut`.
     Add { body: usize, shortcut: usize },
+    /// v3: a transposed convolution before its fused activation.
+    ConvTranspose {
+        input: usize,
+        shape: TransposeShape,
+        weight: usize,
+        bias: Option<usize>,
+    },
+    /// v3: `mul` before its fused activation: `a * b`, `len` values per sample.
+    Mul {
+        a: usize,
+        b: usize,
+        shape: MulShape,
+        len: usize,
+    },
 }
 
 impl LayerOutput {
@@ -201,6 +217,29 @@ fn unfused<N: Network>(spec: &Spec, source: Source, worker: &N::Worker, pass: &P
         }
         Source::Add { body, shortcut } => {
             compute::norm::add_forward(worker.buffer(body), worker.buffer(shortcut), y, Activation::Identity);
+        }
+        Source::ConvTranspose {
+            input,
+            shape,
+            weight,
+            bias: b,
+        } => {
+            let mut scratch = vec![0.0; shape.scratch_len()];
+            let x = &worker.buffer(input)[..n * shape.input_len()];
+            let w = &p[weight..weight + shape.conv.weight_len()];
+            let filters = shape.conv.c;
+            compute::transpose::forward(&shape, Activation::Identity, x, w, bias(b, filters), y, n, &mut scratch);
+        }
+        Source::Mul { a, b, shape, len } => {
+            compute::join::mul_forward(
+                shape,
+                worker.buffer(a),
+                worker.buffer(b),
+                y,
+                Activation::Identity,
+                n,
+                len,
+            );
         }
     }
 }

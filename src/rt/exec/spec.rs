@@ -4,6 +4,7 @@
 
 use super::step::conv_shape;
 use crate::codegen::plan::{self, Kind, OutputSource, Plan};
+use crate::compute::transpose::TransposeShape;
 use crate::ir;
 use crate::rt::driver::{BatchNormSlot, Init, LayerOutput, Source, Spec, Tensor, TrainSpec};
 
@@ -65,6 +66,20 @@ fn source(plan: &Plan, source: OutputSource) -> Source {
             body: input,
             shortcut: step.inputs[1],
         },
+        Kind::ConvTranspose { conv, .. } => Source::ConvTranspose {
+            input,
+            shape: TransposeShape { conv: conv_shape(conv) },
+            weight,
+            bias,
+        },
+        Kind::Mul {
+            gate, channels, area, ..
+        } => Source::Mul {
+            a: input,
+            b: step.inputs[1],
+            shape: super::step::mul_shape(*gate, *channels, *area),
+            len: plan.buffers[step.output],
+        },
         // Only the kinds above fuse an activation; the others keep their output.
         Kind::Normalize { .. }
         | Kind::MaxPool(_)
@@ -72,7 +87,9 @@ fn source(plan: &Plan, source: OutputSource) -> Source {
         | Kind::GlobalAvgPool { .. }
         | Kind::Activation(_)
         | Kind::Softmax { .. }
-        | Kind::Dropout { .. } => Source::Buffer(step.output),
+        | Kind::Dropout { .. }
+        | Kind::Upsample { .. }
+        | Kind::Concat { .. } => Source::Buffer(step.output),
     }
 }
 

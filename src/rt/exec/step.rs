@@ -3,6 +3,9 @@
 //! code generator's plan ([`compile`]).
 
 use crate::codegen::plan::{self, ConvGeometry, Kind, Plan, WindowShape};
+use crate::compute::join::MulShape;
+use crate::compute::transpose::TransposeShape;
+use crate::compute::upsample::UpsampleShape;
 use crate::compute::{self, Activation, ConvShape, PoolShape};
 use std::ops::Range;
 use std::sync::atomic::AtomicU64;
@@ -40,6 +43,7 @@ pub enum Op {
     Activation(Activation),
     Softmax {
         features: usize,
+        area: usize,
     },
     /// `train`: whether the model trains (an inference-only model copies).
     Dropout {
@@ -48,6 +52,18 @@ pub enum Op {
         train: bool,
     },
     Add {
+        act: Activation,
+    },
+    ConvTranspose {
+        shape: TransposeShape,
+        act: Activation,
+    },
+    Upsample(UpsampleShape),
+    Concat {
+        lens: Vec<usize>,
+    },
+    Mul {
+        shape: MulShape,
         act: Activation,
     },
 }
@@ -79,7 +95,13 @@ impl ExecStep {
             Op::GlobalAvgPool { channels, area } => (channels * area) as u64,
             Op::Softmax { .. } => 3 * out,
             Op::BatchNorm { .. } | Op::Normalize { .. } => 2 * out,
-            Op::Activation(_) | Op::Dropout { .. } | Op::Add { .. } => out,
+            Op::ConvTranspose { shape: t, .. } => {
+                let s = &t.conv;
+                t.input_len() as u64 * 2 * (s.c / s.g.max(1)) as u64 * (s.kh * s.kw) as u64
+            }
+            Op::Upsample(u) if u.bilinear => 4 * out,
+            Op::Activation(_) | Op::Dropout { .. } | Op::Add { .. } | Op::Mul { .. } | Op::Upsample(_) => out,
+            Op::Concat { .. } => 0,
         }
     }
 
@@ -94,6 +116,13 @@ impl ExecStep {
                 compute::conv::Plan::Unfolded => "unfolded",
             },
             Op::Dense { .. } => "gemm",
+            Op::ConvTranspose { shape, .. } => match shape.conv.plan() {
+                compute::conv::Plan::Depthwise => "transposed depthwise",
+                compute::conv::Plan::Direct => "transposed direct",
+                compute::conv::Plan::Winograd => "transposed winograd",
+                compute::conv::Plan::Blocked => "transposed blocked",
+                compute::conv::Plan::Unfolded => "transposed unfolded",
+            },
             Op::Normalize { .. }
             | Op::MaxPool(_)
             | Op::AvgPool(_)
@@ -102,7 +131,10 @@ impl ExecStep {
             | Op::Activation(_)
             | Op::Softmax { .. }
             | Op::Dropout { .. }
-            | Op::Add { .. } => "",
+            | Op::Add { .. }
+            | Op::Upsample(_)
+            | Op::Concat { .. }
+            | Op::Mul { .. } => "",
         }
     }
 }
@@ -179,6 +211,14 @@ pub(super) fn conv_shape(g: &ConvGeometry) -> ConvShape {
     }
 }
 
+/// How a `mul` step's inputs meet, as the kernel takes it.
+pub(super) fn mul_shape(gate: Option<usize>, channels: usize, area: usize) -> MulShape {
+    match gate {
+        Some(gate) => MulShape::Gate { gate, channels, area },
+        None => MulShape::Equal,
+    }
+}
+
 pub(super) fn pool_shape(w: &WindowShape) -> PoolShape {
     PoolShape {
         c: w.c,
@@ -247,13 +287,45 @@ pub(super) fn compile(plan: &Plan, training: bool) -> Compiled {
                     shared: plan.batchnorms[*index].shared,
                 },
                 Kind::Activation(a) => Op::Activation(*a),
-                Kind::Softmax { features } => Op::Softmax { features: *features },
+                Kind::Softmax { features, area } => Op::Softmax {
+                    features: *features,
+                    area: *area,
+                },
                 Kind::Dropout { p, layer } => Op::Dropout {
                     p: *p,
                     layer: *layer,
                     train: training,
                 },
                 Kind::Add { act } => Op::Add { act: *act },
+                Kind::ConvTranspose { conv, act, .. } => {
+                    let shape = TransposeShape { conv: conv_shape(conv) };
+                    conv_scratch = conv_scratch.max(shape.scratch_len());
+                    Op::ConvTranspose { shape, act: *act }
+                }
+                Kind::Upsample {
+                    c,
+                    h,
+                    w,
+                    factor,
+                    bilinear,
+                } => Op::Upsample(UpsampleShape {
+                    c: *c,
+                    h: *h,
+                    w: *w,
+                    fh: factor[0],
+                    fw: factor[1],
+                    bilinear: *bilinear,
+                }),
+                Kind::Concat { lens } => Op::Concat { lens: lens.clone() },
+                Kind::Mul {
+                    act,
+                    gate,
+                    channels,
+                    area,
+                } => Op::Mul {
+                    shape: mul_shape(*gate, *channels, *area),
+                    act: *act,
+                },
             };
             ExecStep {
                 op,

@@ -136,7 +136,8 @@ impl ExecWorker {
                 y.copy_from_slice(x);
                 act.forward(y);
             }
-            Op::Softmax { features } => compute::act::softmax_forward(x, y, *features),
+            Op::Softmax { features, area: 1 } => compute::act::softmax_forward(x, y, *features),
+            Op::Softmax { features, area } => compute::act::softmax_positions_forward(x, y, *features, *area),
             Op::Dropout { p: rate, layer, train } => {
                 if *train && pass.train {
                     let len = program.buffers[step.output];
@@ -149,6 +150,17 @@ impl ExecWorker {
             Op::Add { act } => {
                 let shortcut = &a[step.inputs[1]][..n * program.buffers[step.inputs[1]]];
                 compute::norm::add_forward(x, shortcut, y, *act);
+            }
+            Op::ConvTranspose { shape, act } => k::conv_transpose_forward_dyn(shape, *act, x, w, b, y, n, scratch),
+            Op::Upsample(shape) => k::upsample_forward_dyn(shape, x, y, n),
+            Op::Concat { lens } => {
+                for (k, &b) in step.inputs.iter().enumerate() {
+                    compute::join::concat_forward(&a[b], lens, k, y, n);
+                }
+            }
+            Op::Mul { shape, act } => {
+                let other = &a[step.inputs[1]][..n * program.buffers[step.inputs[1]]];
+                compute::join::mul_forward(*shape, x, other, y, *act, n, program.buffers[step.output]);
             }
         }
         a[step.output] = y_buf;
@@ -232,10 +244,10 @@ impl ExecWorker {
                     act.backward_from(x, y, dy, dx)
                 }
             }),
-            Op::Softmax { features } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                if let Some(dx) = dx {
-                    compute::act::softmax_backward(y, dy, dx, *features)
-                }
+            Op::Softmax { features, area } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| match (dx, *area) {
+                (Some(dx), 1) => compute::act::softmax_backward(y, dy, dx, *features),
+                (Some(dx), area) => compute::act::softmax_positions_backward(y, dy, dx, *features, area),
+                (None, _) => {}
             }),
             Op::Dropout { .. } => {
                 let mask = &masks[s][..ylen];
@@ -256,6 +268,45 @@ impl ExecWorker {
                         Dx::Direct => d[b][..ylen].copy_from_slice(dy),
                         Dx::Accumulate => compute::norm::accumulate(&mut d[b][..ylen], dy),
                     }
+                }
+            }
+            Op::ConvTranspose { shape, act } => {
+                if *act != Activation::Identity {
+                    act.backward(y, dy);
+                }
+                let (dw, db) = weight_grads(grads, step);
+                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                    k::conv_transpose_backward_dyn(shape, x, w, dy, dw, db, dx, n, scratch)
+                });
+            }
+            Op::Upsample(shape) => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                if let Some(dx) = dx {
+                    k::upsample_backward_dyn(shape, dy, dx, n)
+                }
+            }),
+            Op::Concat { lens } => {
+                for (k, &b) in step.inputs.iter().enumerate() {
+                    let accumulate = match dx_mode(step, k, pass) {
+                        Dx::Skip => continue,
+                        Dx::Direct => false,
+                        Dx::Accumulate => true,
+                    };
+                    compute::join::concat_backward(dy, lens, k, &mut d[b], n, accumulate);
+                }
+            }
+            Op::Mul { shape, act } => {
+                if *act != Activation::Identity {
+                    act.backward(y, dy);
+                }
+                let len = program.buffers[o];
+                for k in 0..2 {
+                    let accumulate = match dx_mode(step, k, pass) {
+                        Dx::Skip => continue,
+                        Dx::Direct => false,
+                        Dx::Accumulate => true,
+                    };
+                    let (b, other) = (step.inputs[k], step.inputs[1 - k]);
+                    compute::join::mul_backward(*shape, k, dy, &a[other], &mut d[b], n, len, accumulate);
                 }
             }
         }

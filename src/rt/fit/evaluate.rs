@@ -163,6 +163,12 @@ pub(crate) fn evaluate_checked<M: Model + ?Sized>(
                 }
                 count += hi - lo;
             }
+            (Target::LabelMaps(_), _) => {
+                return Err(Error::Target(
+                    "evaluate takes Targets::Labels or Targets::Values; label maps are evaluated by the segmentation metrics"
+                        .into(),
+                ))
+            }
             (Target::Values(target), _) => {
                 for (&p, &t) in values.iter().zip(target.iter()) {
                     total += match kind {

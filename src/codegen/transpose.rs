@@ -1,0 +1,62 @@
+//! Transposed convolution (v3): a marker type per distinct shape carrying the
+//! convolution it transposes, and calls of `compute::transpose` through its
+//! run-time-shape entry points.
+
+use super::plan::{Activation, ConvGeometry, Kind};
+use super::{act_tokens, fused_act_backward, Emit};
+use proc_macro2::{Ident, TokenStream};
+use quote::quote;
+
+fn geometry(e: &Emit, s: usize) -> (ConvGeometry, Activation) {
+    match e.step(s).kind {
+        Kind::ConvTranspose { conv, act, .. } => (conv, act),
+        _ => unreachable!("convtranspose emitter on a convtranspose step"),
+    }
+}
+
+/// `struct Up1; impl Up1 { const SHAPE: rt::TransposeShape = ...; }`.
+pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
+    let (g, _) = geometry(e, s);
+    e.layer_type(format!("convtranspose {g:?}"), s, |e, name| {
+        let w = &g.window;
+        let (c, h, width, f) = (w.c, w.h, w.w, g.filters);
+        let ([kh, kw], [sh, sw], [pt, pl], [pb, pr]) = (w.window, w.stride, w.pad_before, w.pad_after);
+        let ([dh, dw], groups, oh, ow) = (g.dilation, g.groups, w.oh, w.ow);
+        e.scratch.push(quote!(#name::SHAPE.scratch_len()));
+        quote! {
+            struct #name;
+            impl #name {
+                const SHAPE: rt::TransposeShape = rt::TransposeShape {
+                    conv: rt::ConvShape {
+                        c: #c, h: #h, w: #width, f: #f, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+                        pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow, dh: #dh, dw: #dw, g: #groups,
+                    },
+                };
+            }
+        }
+    })
+}
+
+pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
+    let layer = layer_type(e, s);
+    let act = act_tokens(geometry(e, s).1);
+    let step = e.step(s);
+    let (x, w, b, y) = (e.x(s, 0), e.param(step.weight), e.bias(step.bias), e.y_mut(s));
+    quote!(rt::conv_transpose_forward_dyn(&#layer::SHAPE, #act, #x, #w, #b, #y, n, &mut self.scratch);)
+}
+
+pub fn backward(e: &mut Emit, s: usize) -> TokenStream {
+    let layer = layer_type(e, s);
+    let act_backward = fused_act_backward(e, s, geometry(e, s).1);
+    let grads = e.weight_grads(s);
+    let (x, w, dy) = (e.x(s, 0), e.param(e.step(s).weight), e.dy(s));
+    let call = e.dx_option(
+        s,
+        |dx| quote!(rt::conv_transpose_backward_dyn(&#layer::SHAPE, #x, #w, #dy, dw, db, #dx, n, &mut self.scratch);),
+    );
+    quote! {
+        #act_backward
+        #grads
+        #call
+    }
+}
