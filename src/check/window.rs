@@ -347,18 +347,17 @@ fn check_transposed_padding(spec: &Spec, diags: &mut Diagnostics) {
         Pad::Explicit { before, .. } => before,
         Pad::Same => [0, 0],
     };
-    for axis in 0..2 {
+    for (axis, p) in pad.into_iter().enumerate() {
         let (o, s, d) = (spec.output_pad[axis], spec.stride[axis], spec.dilation[axis]);
         // The kernels compute the layer as the data gradient of a convolution, which
         // needs the extra rows within one stride of the padding.
-        if o < s.max(d) && o >= s + pad[axis] {
+        if o < s.max(d) && o >= s + p {
             diags.push(
                 Diagnostic::new(
                     Code::Padding,
                     spec.output_pad_span,
                     format!(
-                        "output_pad {o} is not supported with stride {s} and pad {}: cnnc needs output_pad - pad below the stride",
-                        pad[axis]
+                        "output_pad {o} is not supported with stride {s} and pad {p}: cnnc needs output_pad - pad below the stride"
                     ),
                 )
                 .with_hint("use a larger stride or padding, or a smaller output_pad"),

@@ -81,6 +81,10 @@ fn train(t: &ir::TrainConfig) -> TokenStream {
         None => quote!(None),
     };
     let freeze = &t.freeze;
+    let ignore = match t.ignore {
+        Some(l) => quote!(Some(#l)),
+        None => quote!(None),
+    };
     quote! {
         Some(rt::TrainSpec {
             loss: #loss,
@@ -92,6 +96,7 @@ fn train(t: &ir::TrainConfig) -> TokenStream {
             seed: #seed,
             augment: &[#(#augment),*],
             smoothing: #smoothing,
+            ignore: #ignore,
             clip_grad_norm: #clip,
             freeze: &[#(#freeze),*],
         })

@@ -2,10 +2,30 @@
 //! over the given samples and writes the gradient of the *mean* over `total`
 //! elements, so a batch processed in chunks gives the same numbers as one pass.
 
+/// The shape of a cross-entropy output: `classes` values at each of `area`
+/// positions per sample (`area` 1 for a vector output; a label map's H·W for a
+/// per-position softmax), and the label that does not count (`ignore L`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classes {
+    pub classes: usize,
+    pub area: usize,
+    pub ignore: Option<usize>,
+}
+
+impl Classes {
+    /// The labels that count, of those given.
+    pub fn counted(&self, labels: &[usize]) -> usize {
+        labels.iter().filter(|&&l| Some(l) != self.ignore).count()
+    }
+}
+
 /// Softmax + cross-entropy: from the logits `z` and the softmax output `p`,
 /// with label smoothing `s` (PyTorch's `label_smoothing`; 0 for none): the
 /// target is `(1 - s) onehot + s / K`. Loss term `logsumexp(z) - (1 - s) z[label]
-/// - s/K Σ z`; gradient wrt the logits `(p - target) / total`.
+/// - s/K Σ z`; gradient wrt the logits `(p - target) / total`. One label per
+/// sample and position (`labels[i·area + q]`, class `j` of it at
+/// `z[(i·K + j)·area + q]`); positions labelled `ignore` add nothing and get a
+/// zero gradient, and `total` counts the others (PyTorch's `ignore_index`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 pub fn cross_entropy(
@@ -13,25 +33,36 @@ pub fn cross_entropy(
     p: &[f32],
     labels: &[usize],
     dz: &mut [f32],
-    classes: usize,
+    shape: Classes,
     total: usize,
     s: f32,
 ) -> f64 {
-    let scale = 1.0 / total as f32;
+    let Classes { classes, area, ignore } = shape;
+    let scale = if total == 0 { 0.0 } else { 1.0 / total as f32 };
     let spread = s / classes as f32;
     let mut loss = 0.0f64;
-    for (i, &label) in labels.iter().enumerate() {
-        let z = &z[i * classes..][..classes];
-        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = max as f64 + z.iter().map(|&v| ((v - max) as f64).exp()).sum::<f64>().ln();
-        // With s = 0 these are exactly the plain terms: `lse - z[label]`, `p - onehot`.
-        let sum: f64 = z.iter().map(|&v| v as f64).sum();
-        loss += lse - (1.0 - s as f64) * z[label] as f64 - s as f64 / classes as f64 * sum;
-        let dz = &mut dz[i * classes..][..classes];
-        for (d, &p) in dz.iter_mut().zip(&p[i * classes..][..classes]) {
-            *d = (p - spread) * scale;
+    for (at, &label) in labels.iter().enumerate() {
+        let (i, q) = (at / area, at % area);
+        let index = |j: usize| (i * classes + j) * area + q;
+        if Some(label) == ignore {
+            for j in 0..classes {
+                dz[index(j)] = 0.0;
+            }
+            continue;
         }
-        dz[label] -= (1.0 - s) * scale;
+        let max = (0..classes).map(|j| z[index(j)]).fold(f32::NEG_INFINITY, f32::max);
+        let lse = max as f64
+            + (0..classes)
+                .map(|j| ((z[index(j)] - max) as f64).exp())
+                .sum::<f64>()
+                .ln();
+        // With s = 0 these are exactly the plain terms: `lse - z[label]`, `p - onehot`.
+        let sum: f64 = (0..classes).map(|j| z[index(j)] as f64).sum();
+        loss += lse - (1.0 - s as f64) * z[index(label)] as f64 - s as f64 / classes as f64 * sum;
+        for j in 0..classes {
+            dz[index(j)] = (p[index(j)] - spread) * scale;
+        }
+        dz[index(label)] -= (1.0 - s) * scale;
     }
     loss
 }
@@ -76,13 +107,27 @@ pub fn predicted_class(row: &[f32]) -> usize {
         .fold(0, |b, (j, &v)| if v > row[b] { j } else { b })
 }
 
-/// How many rows' predicted class is the label.
+/// How many samples' (or positions') predicted class is the label; ignored
+/// labels count neither way.
 #[inline(always)]
-pub fn count_correct(p: &[f32], labels: &[usize], classes: usize) -> usize {
+pub fn count_correct(p: &[f32], labels: &[usize], shape: Classes) -> usize {
+    let Classes { classes, area, ignore } = shape;
+    if area == 1 {
+        return labels
+            .iter()
+            .zip(p.chunks_exact(classes))
+            .filter(|(&label, row)| Some(label) != ignore && predicted_class(row) == label)
+            .count();
+    }
     labels
         .iter()
-        .zip(p.chunks_exact(classes))
-        .filter(|(&label, row)| predicted_class(row) == label)
+        .enumerate()
+        .filter(|&(at, &label)| {
+            let (i, q) = (at / area, at % area);
+            let value = |j: usize| p[(i * classes + j) * area + q];
+            let best = (0..classes).fold(0, |b, j| if value(j) > value(b) { j } else { b });
+            Some(label) != ignore && best == label
+        })
         .count()
 }
 

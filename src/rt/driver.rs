@@ -120,6 +120,8 @@ pub struct TrainSpec {
     pub augment: &'static [Augment],
     /// v3 label smoothing of cross_entropy (0: none).
     pub smoothing: f64,
+    /// v3 `ignore L`: the label whose samples or positions do not count.
+    pub ignore: Option<usize>,
     /// v3 `clip_grad_norm`: the largest global L2 norm of a step's gradients.
     pub clip_grad_norm: Option<f64>,
     /// v3 `freeze`: the top-scope items whose parameters do not train (a
@@ -168,6 +170,24 @@ impl Spec {
 
     fn output_len(&self) -> usize {
         self.output.iter().product()
+    }
+
+    /// How a cross-entropy output is read: classes per position, positions per
+    /// sample (v3: an image output's H·W, a label per position), and `ignore`.
+    pub(crate) fn classes(&self) -> compute::loss::Classes {
+        let ignore = self.train.and_then(|t| t.ignore);
+        match *self.output {
+            [c, h, w] => compute::loss::Classes {
+                classes: c,
+                area: h * w,
+                ignore,
+            },
+            _ => compute::loss::Classes {
+                classes: self.output_len(),
+                area: 1,
+                ignore,
+            },
+        }
     }
 }
 
@@ -324,7 +344,14 @@ impl<N: Network> Driver<N> {
             .map(|_| Slot {
                 worker: net.worker(samples),
                 grads: vec![0.0; grads_len],
-                labels: vec![0; if training && classifier { samples } else { 0 }],
+                labels: vec![
+                    0;
+                    if training && classifier {
+                        samples * spec.classes().area
+                    } else {
+                        0
+                    }
+                ],
                 targets: vec![
                     0.0;
                     if training && !classifier {
@@ -560,15 +587,15 @@ where
         }
         let out_len = spec.output_len();
         let in_len = spec.input_len();
+        let classes = spec.classes();
         let (labels, values) = match train.loss {
-            Loss::CrossEntropy => (Some(labels(&target, n, out_len)?), None),
+            Loss::CrossEntropy => (Some(labels(&target, n, spec.output, classes)?), None),
             Loss::Mse => (None, Some(values(&target, n, spec.output, false)?)),
             Loss::BinaryCrossEntropy => (None, Some(values(&target, n, spec.output, true)?)),
         };
-        let total = if train.loss == Loss::CrossEntropy {
-            n
-        } else {
-            n * out_len
+        let total = match &labels {
+            Some(l) => classes.counted(l.as_slice().unwrap_or(&[])),
+            None => n * out_len,
         };
         let want_input = input_grad.is_some();
         for slot in &mut self.slots {
@@ -597,7 +624,8 @@ where
                     if phase == 0 {
                         copy_rows(&x, a, b, slot.worker.input());
                         if let Some(l) = labels {
-                            for (d, s) in slot.labels.iter_mut().zip(l.iter().skip(a).take(m)) {
+                            let area = classes.area;
+                            for (d, s) in slot.labels.iter_mut().zip(l.iter().skip(a * area).take(m * area)) {
                                 *d = *s;
                             }
                         }
@@ -628,9 +656,9 @@ where
                     );
                     let loss = match train.loss {
                         Loss::CrossEntropy => {
-                            let labels = &slot.labels[..m];
-                            let l = compute::loss::cross_entropy(z, p, labels, g, out_len, total, smoothing);
-                            slot.correct += compute::loss::count_correct(p, &slot.labels[..m], out_len);
+                            let labels = &slot.labels[..m * classes.area];
+                            let l = compute::loss::cross_entropy(z, p, labels, g, classes, total, smoothing);
+                            slot.correct += compute::loss::count_correct(p, labels, classes);
                             l
                         }
                         Loss::BinaryCrossEntropy => {

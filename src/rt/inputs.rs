@@ -56,14 +56,55 @@ pub fn copy_rows(x: &ArrayViewD<'_, f32>, lo: usize, hi: usize, dst: &mut [f32])
     }
 }
 
-/// The labels of a cross-entropy model, checked against the batch and classes.
-pub fn labels<'a>(target: &Target<'a>, n: usize, classes: usize) -> Result<ndarray::ArrayView1<'a, usize>, Error> {
+/// The labels of a cross-entropy model, checked against the batch and classes,
+/// one per sample (`shape.area` 1) or per position of each sample's label map
+/// (v3: `output` is `[C, H, W]`), in that order. Labels equal to `shape.ignore`
+/// need not be classes.
+pub fn labels<'a>(
+    target: &Target<'a>,
+    n: usize,
+    output: &[usize],
+    shape: crate::compute::loss::Classes,
+) -> Result<ndarray::CowArray<'a, usize, ndarray::Ix1>, Error> {
+    let classes = shape.classes;
+    let out_of_range = |labels: &mut dyn Iterator<Item = usize>| {
+        labels
+            .enumerate()
+            .find(|&(_, v)| v >= classes && Some(v) != shape.ignore)
+            .map(|(at, label)| Error::Label {
+                sample: at / shape.area.max(1),
+                label,
+                classes,
+            })
+    };
+    if let (&[_, h, w], Target::LabelMaps(maps)) = (output, target) {
+        if maps.shape() != [n, h, w] {
+            return Err(Error::Shape {
+                what: "label maps".into(),
+                expected: format!("[{n}, {h}, {w}] (a class index per output position of each sample)"),
+                given: maps.shape().to_vec(),
+            });
+        }
+        if let Some(e) = out_of_range(&mut maps.iter().copied()) {
+            return Err(e);
+        }
+        return Ok(match maps.to_slice() {
+            Some(flat) => ndarray::CowArray::from(ndarray::ArrayView1::from(flat)),
+            None => ndarray::CowArray::from(ndarray::Array1::from_iter(maps.iter().copied())),
+        });
+    }
     match target {
+        Target::Labels(_) if output.len() == 3 => Err(Error::Target(format!(
+            "this model's output is an image ({}): cross_entropy on it takes Target::LabelMaps, [N, {}, {}] class indices",
+            output.iter().map(usize::to_string).collect::<Vec<_>>().join("x"),
+            output[1],
+            output[2]
+        ))),
         Target::Labels(l) if l.len() == n => {
-            if let Some((sample, &label)) = l.iter().enumerate().find(|(_, &v)| v >= classes) {
-                return Err(Error::Label { sample, label, classes });
+            if let Some(e) = out_of_range(&mut l.iter().copied()) {
+                return Err(e);
             }
-            Ok(*l)
+            Ok(ndarray::CowArray::from(*l))
         }
         Target::Labels(l) => Err(Error::Target(format!(
             "got {} labels for a batch of {n} samples; give one class index per sample",

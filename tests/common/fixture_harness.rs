@@ -96,6 +96,16 @@ impl Case {
         Some(ArrayD::from_shape_vec(IxDyn(shape), values).expect("tensor size matches its shape"))
     }
 
+    /// v3: an i64 `[N, H, W]` tensor of label maps.
+    pub fn label_maps(&self, name: &str) -> Option<cnnc::ndarray::Array3<usize>> {
+        let (_, shape, _) = self.tensors.get(name)?;
+        let &[n, h, w] = shape.as_slice() else {
+            return None;
+        };
+        let flat = self.labels(name)?;
+        cnnc::ndarray::Array3::from_shape_vec((n, h, w), flat.to_vec()).ok()
+    }
+
     /// An i64 tensor of class labels.
     pub fn labels(&self, name: &str) -> Option<Array1<usize>> {
         let (dtype, _, data) = self.tensors.get(name)?;
@@ -342,12 +352,18 @@ pub fn check_case(dir: &Path, build: &dyn Fn(&str) -> Box<dyn Train>) -> Report 
         return report;
     }
     let input = case.f32("input").expect("input is f32");
-    let labels = case.labels("target");
-    let values = if labels.is_none() { case.f32("target") } else { None };
-    let target = || match (&labels, &values) {
-        (Some(l), _) => Some(Target::Labels(l.view())),
-        (None, Some(v)) => Some(Target::Values(v.view())),
-        (None, None) => None,
+    let maps = case.label_maps("target");
+    let labels = if maps.is_none() { case.labels("target") } else { None };
+    let values = if labels.is_none() && maps.is_none() {
+        case.f32("target")
+    } else {
+        None
+    };
+    let target = || match (&maps, &labels, &values) {
+        (Some(m), _, _) => Some(Target::LabelMaps(m.view())),
+        (None, Some(l), _) => Some(Target::Labels(l.view())),
+        (None, None, Some(v)) => Some(Target::Values(v.view())),
+        (None, None, None) => None,
     };
 
     let mut model = load_model(&case, build, &mut report);

@@ -86,6 +86,7 @@ mod pytorch {
         v3_label_smoothing: ["fwd", "grad", "step"],
         v3_relu6_hardswish: ["fwd", "grad", "step"],
         v3_se_block: ["fwd", "grad", "step"],
+        v3_unet_tiny: ["fwd", "grad", "step"],
         v3_upsample_bilinear: ["fwd", "grad", "step"],
     }
 

@@ -540,6 +540,19 @@ mod v3_upsample_bilinear {
     }
 }
 
+mod v3_unet_tiny {
+    cnn_macros::cnn!(file = "tests/fixtures/v3_unet_tiny/model.cnn");
+
+    #[test]
+    fn matches_reference() {
+        super::run(&super::fixture_harness::fixtures_dir(), "v3_unet_tiny", &|_| -> Box<
+            dyn super::Train,
+        > {
+            Box::new(V3UnetTiny::new(0))
+        });
+    }
+}
+
 mod gelu {
     cnn_macros::cnn!(file = "tests/fixtures_own/gelu/model.cnn");
 

@@ -105,6 +105,7 @@ pub(super) fn spec(model: &ir::Model, plan: &Plan) -> Spec {
         seed: t.seed,
         augment: leak(t.augment.clone()),
         smoothing: t.smoothing,
+        ignore: t.ignore,
         clip_grad_norm: t.clip_grad_norm,
         freeze: leak(t.freeze.iter().map(|n| leak_str(n)).collect()),
     });
