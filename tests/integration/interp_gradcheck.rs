@@ -50,6 +50,8 @@ struct Problem {
     x: ArrayD<f64>,
     labels: Array1<usize>,
     values: ArrayD<f32>,
+    /// v3: a label per output position, for cross_entropy on an image.
+    maps: ndarray::Array3<usize>,
 }
 
 impl Problem {
@@ -62,13 +64,26 @@ impl Problem {
         let out = model.output();
         let labels: Array1<usize> = (0..batch).map(|_| rng.random_range(0..out.len())).collect();
         let values = ArrayD::from_shape_simple_fn(IxDyn(&batch_of(batch, out)), || rng.random_range(0.0f32..1.0));
-        Problem { net, x, labels, values }
+        let (c, h, w) = match out {
+            Shape::Image { c, h, w } => (c, h, w),
+            Shape::Vector(_) => (1, 0, 0),
+        };
+        let maps = ndarray::Array3::from_shape_simple_fn((batch, h, w), || rng.random_range(0..c));
+        Problem {
+            net,
+            x,
+            labels,
+            values,
+            maps,
+        }
     }
 
     /// Compares every gradient element of the input and the parameters (or every
     /// `stride`-th one for larger tensors) with its finite difference.
     fn check(&mut self) {
+        let image_output = matches!(self.net.model().output(), Shape::Image { .. });
         let target = match self.net.model().train.as_ref().map(|t| t.loss) {
+            Some(Loss::CrossEntropy) if image_output => Target::LabelMaps(self.maps.view()),
             Some(Loss::CrossEntropy) => Target::Labels(self.labels.view()),
             _ => Target::Values(self.values.view()),
         };
@@ -447,6 +462,73 @@ fn gelu_on_images_and_vectors() {
 }
 
 #[test]
+fn convtranspose_stride_pad_output_pad_dilation_groups() {
+    gradcheck(
+        &model(
+            "input 4x3x4 convtranspose 6 kernel 3 stride 2 pad 1 output_pad 1 tanh \
+             convtranspose 4 kernel 3 pad 2 dilation 2 groups 2 \
+             convtranspose 2 kernel 2x3 stride 2x1 pad 0x1 bias off flatten",
+            "mse",
+        ),
+        2,
+    );
+}
+
+#[test]
+fn upsample_nearest_and_bilinear() {
+    gradcheck(
+        &model(
+            "input 2x3x4 conv 2 kernel 1 tanh upsample 2 bilinear upsample 2x3 bilinear upsample 1x2 flatten",
+            "mse",
+        ),
+        2,
+    );
+}
+
+#[test]
+fn maxpool_global() {
+    gradcheck(&model("input 3x4x5 maxpool global flatten dense 2", "mse"), 2);
+}
+
+#[test]
+fn joins_concat_add_mul_gate_and_from() {
+    // A tensor read by several items (`a`, `input`) gets the sum of their gradients.
+    gradcheck(
+        &model(
+            "input 3x4x4 a: conv 4 kernel 3 pad 1 tanh conv 4 kernel 1 add a tanh concat a input \
+             b: conv 4 kernel 1 avgpool global conv 4 kernel 1 sigmoid g: mul b from a mul a \
+             concat g flatten dense 3",
+            "mse",
+        ),
+        2,
+    );
+}
+
+#[test]
+fn references_into_enclosing_blocks_and_from_the_shortcut() {
+    gradcheck(
+        &model(
+            "input 2x4x4 s: conv 2 kernel 1 tanh residual { c: conv 2 kernel 3 pad 1 tanh add s \
+             shortcut { conv 2 kernel 1 add c } } flatten",
+            "mse",
+        ),
+        2,
+    );
+}
+
+#[test]
+fn segmentation_softmax_with_label_maps_ignore_and_smoothing() {
+    gradcheck(
+        &model(
+            "input 2x4x4 e: conv 3 kernel 3 pad 1 tanh maxpool 2 convtranspose 3 kernel 2 stride 2 concat e \
+             conv 3 kernel 1 softmax",
+            "cross_entropy ignore 1 smoothing 0.1",
+        ),
+        2,
+    );
+}
+
+#[test]
 fn normalize_the_input() {
     let input = image(2, 4, 4);
     let mut seq = Seq::new(input);
@@ -534,7 +616,13 @@ fn own_problem(source: &str, batch: usize, seed: u64) -> Problem {
     let classes = model.output().len();
     let labels: Array1<usize> = (0..batch).map(|s| (s * 7 + seed as usize) % classes).collect();
     let net = Network::new(model, params).expect("parameters of the model's shapes");
-    Problem { net, x, labels, values }
+    Problem {
+        net,
+        x,
+        labels,
+        values,
+        maps: ndarray::Array3::zeros((0, 0, 0)),
+    }
 }
 
 /// The values as f32, little-endian, with their shape.

@@ -183,6 +183,29 @@ fn the_executor_computes_what_generated_code_computes_bit_for_bit() {
             &x,
             Target::Labels(labels.view()),
         );
+
+        // v3: every join, references across blocks and phases, convtranspose, upsampling.
+        let x = common_input(&[5, 3, 8, 8]);
+        let labels = Array1::from_shape_fn(5, |i| (i * 2) % 3);
+        identical(
+            &mut Graph::new(7),
+            &mut executor(MODELS, "Graph", 7),
+            &x,
+            Target::Labels(labels.view()),
+        );
+
+        // v3: label maps with ignored positions, split across chunks.
+        let x = common_input(&[7, 2, 8, 8]);
+        let maps = cnnc::ndarray::Array3::from_shape_fn((7, 8, 8), |(i, y, x)| match (i + y * 3 + x) % 5 {
+            4 => 255,
+            k => k % 3,
+        });
+        identical(
+            &mut Segment::new(8),
+            &mut executor(MODELS, "Segment", 8),
+            &x,
+            Target::LabelMaps(maps.view()),
+        );
     });
 }
 

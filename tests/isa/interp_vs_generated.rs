@@ -31,7 +31,35 @@ fn every_kernel_agrees_with_the_interpreter() {
         binary_cross_entropy_and_global_pool();
         mse_with_standalone_activation_and_inner_softmax();
         lenet();
+        graph_with_every_join();
+        segmentation_with_ignored_positions();
     });
+}
+
+fn graph_with_every_join() {
+    let x = input(&[5, 3, 8, 8]);
+    let labels = Array1::from_shape_fn(5, |i| (i * 2) % 3);
+    agree(
+        &mut Graph::new(5),
+        &mut interpreter(MODELS, "Graph"),
+        &x,
+        Target::Labels(labels.view()),
+    );
+}
+
+fn segmentation_with_ignored_positions() {
+    // 7 samples with batch 3: label maps split across chunks and threads.
+    let x = input(&[7, 2, 8, 8]);
+    let maps = cnnc::ndarray::Array3::from_shape_fn((7, 8, 8), |(i, y, x)| match (i + y * 3 + x) % 5 {
+        4 => 255,
+        k => k % 3,
+    });
+    agree(
+        &mut Segment::new(6),
+        &mut interpreter(MODELS, "Segment"),
+        &x,
+        Target::LabelMaps(maps.view()),
+    );
 }
 
 fn everything_with_chunked_batches() {
