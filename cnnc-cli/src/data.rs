@@ -173,6 +173,7 @@ pub fn load(format: &Format, input: &[usize], labels: bool, resize: bool, seed: 
 pub fn label_count(data: &Dataset) -> Option<usize> {
     match &data.targets {
         Targets::Labels(l) => Some(l.iter().max().map_or(0, |m| m + 1)),
+        Targets::LabelMaps(m) => Some(m.iter().filter(|&&v| v != 255).max().map_or(0, |m| m + 1)),
         _ => None,
     }
 }

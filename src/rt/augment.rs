@@ -168,6 +168,42 @@ pub fn augment_sample(
     }
 }
 
+/// v3: the same transforms on a sample's label map (`height x width` class
+/// indices), so that a mask moves with its image: flips mirror it, crops shift
+/// it, and positions from the padding get `fill` (the `ignore` label, or 0).
+/// Allocates nothing.
+///
+/// # Panics
+/// When `x` or `out` does not hold `height * width` values (a caller's bug).
+pub fn augment_labels(
+    augs: &[Augment],
+    shape: (usize, usize),
+    seed: u64,
+    epoch: u64,
+    index: u64,
+    x: &[usize],
+    out: &mut [usize],
+    fill: usize,
+) {
+    let (h, w) = shape;
+    assert!(
+        x.len() == h * w && out.len() == h * w,
+        "augment_labels: a {h}x{w} label map holds {} values; given {} in and {} out",
+        h * w,
+        x.len(),
+        out.len()
+    );
+    let rows = AxisMap::new(augs, Axis::Row, h, seed, epoch, index);
+    let cols = AxisMap::new(augs, Axis::Column, w, seed, epoch, index);
+    for i in 0..h {
+        let row = rows.source(i);
+        for j in 0..w {
+            let from = row.zip(cols.source(j)).map(|(r, s)| r * w + s);
+            out[i * w + j] = from.map_or(fill, |f| x[f]);
+        }
+    }
+}
+
 /// [`augment_sample`] over a batch `[N, C, H, W]` whose samples have the
 /// indices `indices` (their positions in the training set, so a sample gets the
 /// same draws whichever batch it lands in).

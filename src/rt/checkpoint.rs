@@ -97,6 +97,10 @@ pub struct EpochSums {
     pub correct: Option<u64>,
     /// Samples trained on so far in the epoch.
     pub samples: u64,
+    /// v3 segmentation: the labelled (not ignored) positions trained on so far,
+    /// the denominator of the pixel accuracy; 0 otherwise.
+    #[serde(default)]
+    pub positions: u64,
     /// Seconds spent in the epoch so far.
     pub seconds: f64,
 }
@@ -192,6 +196,7 @@ impl From<&EpochRecord> for EpochReport {
             validation: r.validation_loss.map(|loss| Evaluation {
                 loss,
                 accuracy: r.validation_accuracy,
+                mean_iou: None,
             }),
             seconds: r.seconds,
         }

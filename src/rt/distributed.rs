@@ -665,6 +665,13 @@ where
     M: Model + ?Sized,
     C: Communicator,
 {
+    if let crate::rt::data::Targets::LabelMaps(_) = data.targets {
+        return Err(Error::Config(
+            "evaluate_distributed does not combine segmentation metrics (mean IoU) across ranks yet; \
+             evaluate label maps with `evaluate` on one rank"
+                .into(),
+        ));
+    }
     let (rank, size) = (comm.rank() as usize, comm.size() as usize);
     let mut agreement = Agreement::new(comm);
     let (a, z) = shard(0, data.len(), rank, size);
@@ -694,6 +701,7 @@ where
     Ok(Evaluation {
         loss: loss_sum / n,
         accuracy,
+        mean_iou: None,
     })
 }
 

@@ -33,6 +33,9 @@ impl EpochReport {
             if let Some(a) = v.accuracy {
                 line += &format!("  val_acc {:.2}%", a * 100.0);
             }
+            if let Some(iou) = v.mean_iou {
+                line += &format!("  val_miou {iou:.4}");
+            }
         }
         line += &format!("  lr {:.4}  {:.2}s", self.learning_rate, self.seconds);
         line
@@ -45,9 +48,14 @@ pub struct FitReport {
     pub history: Vec<EpochReport>,
 }
 
-/// Loss and, for classifiers, accuracy on a data set.
+/// Loss and, for classifiers, accuracy on a data set (for segmentation, the
+/// pixel accuracy), and for segmentation the mean intersection over union.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
     pub loss: f64,
     pub accuracy: Option<f64>,
+    /// v3 segmentation: the mean over the classes present (in the label maps or
+    /// the predictions) of |prediction ∩ label| / |prediction ∪ label|, ignored
+    /// positions left out.
+    pub mean_iou: Option<f64>,
 }

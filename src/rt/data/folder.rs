@@ -122,14 +122,14 @@ pub fn class_names(dir: impl AsRef<Path>) -> Result<Vec<String>, Error> {
     class_folders(dir.as_ref(), &options).map(|(classes, _)| classes)
 }
 
-fn io(path: &Path, source: std::io::Error) -> Error {
+pub(super) fn io(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.display().to_string(),
         source,
     }
 }
 
-fn format_error(path: &Path, message: impl Into<String>) -> Error {
+pub(super) fn format_error(path: &Path, message: impl Into<String>) -> Error {
     Error::Format {
         path: path.display().to_string(),
         message: message.into(),

@@ -5,6 +5,7 @@ mod cifar;
 mod csv;
 mod folder;
 mod idx;
+mod segmentation;
 
 pub use cifar::{cifar10, cifar10_files, read_cifar10, CIFAR10_CLASSES, CIFAR10_RECORD};
 pub use csv::{read_csv, CsvOptions, CsvTarget, Header};
@@ -13,6 +14,7 @@ pub use folder::{
     FolderOptions, ImageFolder, CLASSES_FILE, PROGRESS_THRESHOLD,
 };
 pub use idx::{idx_dataset, mnist, parse_idx, read_idx, Idx, Split};
+pub use segmentation::{is_segmentation_folder, segmentation_folder, SegmentationFolder, VOID};
 
 use super::Error;
 use ndarray::{ArrayD, ArrayViewD, Axis};
@@ -27,6 +29,24 @@ pub enum Targets {
     Labels(Vec<usize>),
     /// `[N, ...output]` values (mse, binary_cross_entropy).
     Values(ArrayD<f32>),
+    /// v3: `[N, H, W]` class indices, a label map per sample (cross_entropy on a
+    /// CxHxW output; the `ignore` label marks positions that do not count).
+    LabelMaps(ndarray::Array3<usize>),
+}
+
+impl Targets {
+    /// The number of samples they are for.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Labels(l) => l.len(),
+            Targets::Values(v) => v.shape().first().copied().unwrap_or(0),
+            Targets::LabelMaps(m) => m.shape()[0],
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Inputs `[N, ...sample]` and their targets.
@@ -40,10 +60,7 @@ impl Dataset {
     /// Pairs inputs with targets; their sample counts must agree.
     pub fn new(inputs: ArrayD<f32>, targets: Targets) -> Result<Self, Error> {
         let n = inputs.shape().first().copied().unwrap_or(0);
-        let m = match &targets {
-            Targets::Labels(l) => l.len(),
-            Targets::Values(v) => v.shape().first().copied().unwrap_or(0),
-        };
+        let m = targets.len();
         if n != m {
             return Err(Error::Target(format!(
                 "{n} inputs but {m} targets: each sample needs one target"
@@ -71,6 +88,7 @@ impl Dataset {
         let targets = match &self.targets {
             Targets::Labels(l) => Targets::Labels(indices.iter().map(|&i| l[i]).collect()),
             Targets::Values(v) => Targets::Values(v.select(Axis(0), indices)),
+            Targets::LabelMaps(m) => Targets::LabelMaps(m.select(Axis(0), indices)),
         };
         Dataset { inputs, targets }
     }
@@ -93,6 +111,7 @@ impl Dataset {
         let t = match &self.targets {
             Targets::Labels(l) => super::Target::Labels(ndarray::ArrayView1::from(&l[lo..hi])),
             Targets::Values(v) => super::Target::Values(v.slice_axis(Axis(0), ndarray::Slice::from(lo..hi))),
+            Targets::LabelMaps(m) => super::Target::LabelMaps(m.slice_axis(Axis(0), ndarray::Slice::from(lo..hi))),
         };
         (x, t)
     }

@@ -37,10 +37,7 @@ pub(crate) fn restore<M: Model + ?Sized>(model: &mut M, saved: &[(String, ArrayD
 pub(crate) fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Loss, what: &str) -> Result<(), Error> {
     // The fields are public, so the counts may disagree even though `Dataset::new` checks them.
     let n = data.inputs.shape().first().copied().unwrap_or(0);
-    let targets = match &data.targets {
-        Targets::Labels(l) => l.len(),
-        Targets::Values(v) => v.shape().first().copied().unwrap_or(0),
-    };
+    let targets = data.targets.len();
     if n != targets {
         return Err(Error::Target(format!(
             "the {what} has {n} inputs but {targets} targets: each sample needs one target"
@@ -57,6 +54,36 @@ pub(crate) fn check_data<M: Model + ?Sized>(model: &M, data: &Dataset, loss: Los
     check_finite(&format!("the {what}'s input array"), &data.inputs.view())?;
     let word = loss_word(loss);
     match (&data.targets, loss) {
+        (Targets::LabelMaps(maps), Loss::CrossEntropy) => {
+            let &[_, h, w] = model.output_shape() else {
+                return Err(Error::Target(format!(
+                    "the {what} has label maps, but the model's output is a vector of {}: label maps are for \
+                     a per-position softmax on a CxHxW output (segmentation)",
+                    model.output_shape().iter().product::<usize>()
+                )));
+            };
+            if maps.shape()[1..] != [h, w] {
+                return Err(Error::Shape {
+                    what: format!("the {what}'s label maps"),
+                    expected: format!("[{n}, {h}, {w}] (the model's output height and width)"),
+                    given: maps.shape().to_vec(),
+                });
+            }
+        }
+        (Targets::LabelMaps(_), _) => {
+            return Err(Error::Target(format!(
+                "the model's loss is {word}: the {what} needs Targets::Values with the output's shape [N, ...], \
+                 not label maps"
+            )))
+        }
+        (Targets::Labels(_), Loss::CrossEntropy) if model.output_shape().len() == 3 => {
+            let s = model.output_shape();
+            return Err(Error::Target(format!(
+                "the model's output is an image ({}x{}x{}): a per-position softmax takes label maps \
+                 (Targets::LabelMaps, [N, {}, {}]), not a class per sample",
+                s[0], s[1], s[2], s[1], s[2]
+            )));
+        }
         (Targets::Labels(labels), Loss::CrossEntropy) => {
             let classes: usize = model.output_shape().iter().product();
             if let Some((sample, &label)) = labels.iter().enumerate().find(|(_, &l)| l >= classes) {
@@ -131,6 +158,9 @@ pub(crate) fn evaluate_checked<M: Model + ?Sized>(
     batch: usize,
 ) -> Result<Evaluation, Error> {
     let batch = batch.max(1);
+    if let Targets::LabelMaps(maps) = &data.targets {
+        return segmentation(model, data, maps, batch);
+    }
     let (mut total, mut correct, mut count) = (0.0f64, 0usize, 0usize);
     let mut lo = 0;
     while lo < data.len() {
@@ -191,5 +221,75 @@ pub(crate) fn evaluate_checked<M: Model + ?Sized>(
     Ok(Evaluation {
         loss: total / count as f64,
         accuracy,
+        mean_iou: None,
+    })
+}
+
+/// v3: the cross-entropy, pixel accuracy and mean IoU of a segmentation model on
+/// label maps. Positions whose label is not a class (the `ignore` label, 255 for
+/// void) count in none of them; the IoU is averaged over the classes present in
+/// the labels or the predictions.
+fn segmentation<M: Model + ?Sized>(
+    model: &mut M,
+    data: &Dataset,
+    maps: &ndarray::Array3<usize>,
+    batch: usize,
+) -> Result<Evaluation, Error> {
+    let classes = model.output_shape()[0];
+    let area = maps.shape()[1] * maps.shape()[2];
+    let mut inter = vec![0u64; classes];
+    let mut union = vec![0u64; classes];
+    let (mut total, mut correct, mut count) = (0.0f64, 0usize, 0usize);
+    let mut lo = 0;
+    while lo < data.len() {
+        let hi = (lo + batch).min(data.len());
+        let (x, _) = data.batch(lo, hi);
+        let y = model.predict(x)?;
+        let y = y.as_standard_layout();
+        let p = y.as_slice().unwrap_or(&[]);
+        if p.len() != (hi - lo) * classes * area {
+            return Err(Error::Shape {
+                what: "the model's output".into(),
+                expected: format!("[{}, {classes}, ..] with {area} positions", hi - lo),
+                given: y.shape().to_vec(),
+            });
+        }
+        for i in 0..hi - lo {
+            let labels = maps.index_axis(ndarray::Axis(0), lo + i);
+            for (q, &label) in labels.iter().enumerate() {
+                if label >= classes {
+                    continue;
+                }
+                let value = |j: usize| p[(i * classes + j) * area + q];
+                let predicted = (0..classes).fold(0, |b, j| if value(j) > value(b) { j } else { b });
+                total += loss::nll(value(label));
+                count += 1;
+                if predicted == label {
+                    correct += 1;
+                    inter[label] += 1;
+                    union[label] += 1;
+                } else {
+                    union[label] += 1;
+                    union[predicted] += 1;
+                }
+            }
+        }
+        lo = hi;
+    }
+    if count == 0 {
+        return Err(Error::Target(
+            "every position of the label maps is ignored: nothing to evaluate".into(),
+        ));
+    }
+    let present: Vec<f64> = inter
+        .iter()
+        .zip(&union)
+        .filter(|(_, &u)| u > 0)
+        .map(|(&i, &u)| i as f64 / u as f64)
+        .collect();
+    Ok(Evaluation {
+        loss: total / count as f64,
+        accuracy: Some(correct as f64 / count as f64),
+        mean_iou: Some(present.iter().sum::<f64>() / present.len().max(1) as f64),
     })
 }

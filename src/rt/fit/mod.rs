@@ -33,7 +33,7 @@ pub(crate) use evaluate::{evaluate_checked, restore, snapshot};
 pub(crate) use resume::{checkpoint_at, resume, run_signature};
 pub(crate) use state::{prepare, Position, Prepared};
 
-use super::augment::augment_sample;
+use super::augment::{augment_labels, augment_sample};
 use super::checkpoint::Checkpoint;
 use super::data::{shuffled, Dataset, Targets};
 pub use super::report::{EpochReport, Evaluation, FitReport};
@@ -172,6 +172,7 @@ fn run<M: Train + ?Sized>(
     let (batch, batches, n) = (prepared.batch, prepared.batches, prepared.train.len());
     let out_len: usize = model.output_shape().iter().product();
     let mut gather = Gather::new(&prepared.train, batch, model.input_shape(), model.output_shape());
+    let classes = model.output_shape().first().copied().unwrap_or(0);
 
     // The parameters at the start of the epoch, restored if the epoch diverges.
     let mut saved = snapshot(model).map_err(|param| {
@@ -209,6 +210,11 @@ fn run<M: Train + ?Sized>(
             let (lo, hi) = (b * batch, ((b + 1) * batch).min(n));
             let m = hi - lo;
             let (x, t) = gather.batch(&order[lo..hi], config, epoch)?;
+            // Segmentation's accuracy is per labelled position (the ignore label is no class).
+            let positions = match &t {
+                Target::LabelMaps(maps) => maps.iter().filter(|&&l| l < classes).count(),
+                _ => 0,
+            };
             let loss = match model.train_step(x, t) {
                 Ok(loss) if loss.is_finite() => loss,
                 Ok(loss) | Err(Error::Diverged { loss, .. }) => {
@@ -223,6 +229,7 @@ fn run<M: Train + ?Sized>(
             };
             at.sums.loss += loss as f64 * m as f64;
             at.sums.samples += m;
+            at.sums.positions += positions;
             match model.last_correct() {
                 Some(c) => at.sums.correct += c,
                 None => at.sums.counted = false,
@@ -267,6 +274,10 @@ struct Gather<'d> {
     inputs: CowArray<'d, f32, IxDyn>,
     values: Option<CowArray<'d, f32, IxDyn>>,
     labels: Option<&'d [usize]>,
+    /// v3: label maps `[N, H, W]`, their gathered batch and its dimensions.
+    maps: Option<CowArray<'d, usize, ndarray::Ix3>>,
+    ms: Vec<usize>,
+    map_hw: (usize, usize),
     in_len: usize,
     out_len: usize,
     chw: (usize, usize, usize),
@@ -285,10 +296,12 @@ impl<'d> Gather<'d> {
             [c, h, w] => (c, h, w),
             _ => (1, 1, in_len),
         };
-        let (values, labels) = match &train.targets {
-            Targets::Values(v) => (Some(v.as_standard_layout()), None),
-            Targets::Labels(l) => (None, Some(&l[..])),
+        let (values, labels, maps) = match &train.targets {
+            Targets::Values(v) => (Some(v.as_standard_layout()), None, None),
+            Targets::Labels(l) => (None, Some(&l[..]), None),
+            Targets::LabelMaps(m) => (None, None, Some(m.as_standard_layout())),
         };
+        let map_hw = maps.as_ref().map_or((0, 0), |m| (m.shape()[1], m.shape()[2]));
         let mut x_dims = vec![0usize; 1 + input_shape.len()];
         x_dims[1..].copy_from_slice(input_shape);
         let mut t_dims = vec![0usize; 1 + output_shape.len()];
@@ -298,8 +311,11 @@ impl<'d> Gather<'d> {
             xs: vec![0.0f32; batch * in_len],
             ls: vec![0usize; if labels.is_some() { batch } else { 0 }],
             ts: vec![0.0f32; if values.is_some() { batch * out_len } else { 0 }],
+            ms: vec![0usize; batch * map_hw.0 * map_hw.1],
             values,
             labels,
+            maps,
+            map_hw,
             in_len,
             out_len,
             chw,
@@ -335,14 +351,41 @@ impl<'d> Gather<'d> {
             if let Some(v) = values {
                 self.ts[k * out_len..(k + 1) * out_len].copy_from_slice(&v[i * out_len..(i + 1) * out_len]);
             }
+            if let Some(maps) = &self.maps {
+                let (h, w) = self.map_hw;
+                let (src, dst) = (
+                    &maps.as_slice().unwrap_or(&[])[i * h * w..(i + 1) * h * w],
+                    &mut self.ms[k * h * w..(k + 1) * h * w],
+                );
+                if config.augment.is_empty() {
+                    dst.copy_from_slice(src);
+                } else {
+                    // The mask moves with its image (`fit` checked that their sizes agree).
+                    let fill = config.model.and_then(|o| o.train.ignore).unwrap_or(0);
+                    augment_labels(
+                        config.augment,
+                        (h, w),
+                        config.seed,
+                        epoch as u64,
+                        i as u64,
+                        src,
+                        dst,
+                        fill,
+                    );
+                }
+            }
         }
         self.x_dims[0] = m;
         self.t_dims[0] = m;
         let shape_error = |e: ndarray::ShapeError| Error::Config(format!("gathering a batch: {e}"));
         let x = ArrayViewD::from_shape(IxDyn(&self.x_dims), &self.xs[..m * in_len]).map_err(shape_error)?;
-        let t = match self.labels {
-            Some(_) => Target::Labels(ArrayView1::from(&self.ls[..m])),
-            None => Target::Values(
+        let (h, w) = self.map_hw;
+        let t = match (self.labels, &self.maps) {
+            (_, Some(_)) => Target::LabelMaps(
+                ndarray::ArrayView3::from_shape((m, h, w), &self.ms[..m * h * w]).map_err(shape_error)?,
+            ),
+            (Some(_), None) => Target::Labels(ArrayView1::from(&self.ls[..m])),
+            (None, None) => Target::Values(
                 ArrayViewD::from_shape(IxDyn(&self.t_dims), &self.ts[..m * out_len]).map_err(shape_error)?,
             ),
         };

@@ -65,6 +65,7 @@ pub(crate) fn checkpoint_at<M: FlatTrain>(
         loss_sum: at.sums.loss,
         correct: at.sums.counted.then_some(at.sums.correct as u64),
         samples: at.sums.samples as u64,
+        positions: at.sums.positions as u64,
         seconds: at.sums.seconds,
     });
     Ok(c)
@@ -151,6 +152,7 @@ fn data_hash(data: &Dataset) -> u64 {
     match &data.targets {
         Targets::Labels(l) => l.iter().for_each(|&v| eat(v as u64)),
         Targets::Values(t) => t.iter().for_each(|v| eat(v.to_bits() as u64)),
+        Targets::LabelMaps(m) => m.iter().for_each(|&v| eat(v as u64)),
     }
     h
 }
@@ -273,6 +275,7 @@ fn check_progress(
                 correct: s.correct.map_or(0, |c| c as usize),
                 counted: s.correct.is_some(),
                 samples: s.samples as usize,
+                positions: s.positions as usize,
                 seconds: s.seconds,
             }
         }

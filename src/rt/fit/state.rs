@@ -53,6 +53,19 @@ pub(crate) fn prepare<M: Train + ?Sized>(model: &M, data: &Dataset, config: &Fit
             model.input_shape()
         )));
     }
+    if let (Targets::LabelMaps(maps), false) = (&data.targets, config.augment.is_empty()) {
+        if maps.shape()[1..] != model.input_shape()[1..] {
+            return Err(Error::Config(format!(
+                "augment {:?} moves each label map with its image, so the maps must be as large as the \
+                 input: {}x{} maps, {}x{} inputs",
+                config.augment,
+                maps.shape()[1],
+                maps.shape()[2],
+                model.input_shape()[1],
+                model.input_shape()[2]
+            )));
+        }
+    }
     let (train, validation) = validation_split(data, config)?;
     let batch = config.batch.max(1);
     let n = train.len();
@@ -102,6 +115,8 @@ pub(crate) struct Sums {
     /// Whether the model counted every step's correct samples.
     pub(crate) counted: bool,
     pub(crate) samples: usize,
+    /// v3 segmentation: the labelled positions of the label maps trained on.
+    pub(crate) positions: usize,
     pub(crate) seconds: f64,
 }
 
@@ -112,6 +127,7 @@ impl Sums {
             correct: 0,
             counted: true,
             samples: 0,
+            positions: 0,
             seconds: 0.0,
         }
     }
@@ -150,6 +166,8 @@ impl Position {
         let used = prepared.used as f64;
         let train_accuracy = match (config.loss, &prepared.train.targets) {
             (Loss::CrossEntropy, Targets::Labels(_)) => Some(used),
+            // v3: pixel accuracy over the positions that count.
+            (Loss::CrossEntropy, Targets::LabelMaps(_)) => Some(self.sums.positions as f64),
             (Loss::BinaryCrossEntropy, Targets::Values(_)) => Some(used * out_len as f64),
             _ => None,
         }
