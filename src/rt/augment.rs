@@ -175,6 +175,7 @@ pub fn augment_sample(
 ///
 /// # Panics
 /// When `x` or `out` does not hold `height * width` values (a caller's bug).
+#[allow(clippy::too_many_arguments)]
 pub fn augment_labels(
     augs: &[Augment],
     shape: (usize, usize),

@@ -22,7 +22,7 @@ fn save(image: impl Into<image::DynamicImage>, path: &Path) {
 fn labels(t: &Targets) -> Vec<usize> {
     match t {
         Targets::Labels(l) => l.clone(),
-        Targets::Values(_) => panic!("expected labels"),
+        Targets::Values(_) | Targets::LabelMaps(_) => panic!("expected labels"),
     }
 }
 
@@ -341,7 +341,80 @@ fn csv_reads_labels_values_and_headers() {
     };
     match read_csv(&path, &reg).unwrap().targets {
         Targets::Values(v) => assert_eq!((v.shape(), v.as_slice().unwrap()), (&[2, 1][..], &[0.5, -2.0][..])),
-        Targets::Labels(_) => panic!("expected values"),
+        Targets::Labels(_) | Targets::LabelMaps(_) => panic!("expected values"),
+    }
+}
+
+/// v3: `images/` with `masks/` of the same names; each mask pixel's gray value is
+/// its class, 255 void.
+#[test]
+fn segmentation_folders_pair_images_with_masks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for (name, class) in [("a", 1u8), ("b", 2)] {
+        save(
+            image::RgbImage::from_pixel(4, 3, image::Rgb([10, 20, 30])),
+            &d.join(format!("images/{name}.png")),
+        );
+        let mut mask = image::GrayImage::from_pixel(4, 3, image::Luma([0]));
+        mask.put_pixel(1, 2, image::Luma([class]));
+        mask.put_pixel(3, 0, image::Luma([255]));
+        save(mask, &d.join(format!("masks/{name}.png")));
+    }
+    assert!(cnnc::rt::data::is_segmentation_folder(d));
+    let options = FolderOptions::new(3, 3, 4);
+    let set = cnnc::rt::data::segmentation_folder(d, &options).unwrap();
+    assert_eq!(set.classes, 3);
+    assert_eq!(set.data.inputs.shape(), [2, 3, 3, 4]);
+    let Targets::LabelMaps(maps) = &set.data.targets else {
+        panic!("expected label maps")
+    };
+    assert_eq!(maps.shape(), [2, 3, 4]);
+    assert_eq!(
+        (maps[[0, 2, 1]], maps[[1, 2, 1]], maps[[1, 0, 3]], maps[[0, 0, 0]]),
+        (1, 2, 255, 0)
+    );
+
+    // A mask with a color, a missing mask, a mask of another size: each names its file.
+    save(
+        image::RgbImage::from_pixel(4, 3, image::Rgb([1, 2, 3])),
+        &d.join("masks/a.png"),
+    );
+    let e = cnnc::rt::data::segmentation_folder(d, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a.png") && e.contains("color"), "{e}");
+    std::fs::remove_file(d.join("masks/a.png")).unwrap();
+    let e = cnnc::rt::data::segmentation_folder(d, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a.png") && e.contains("no mask"), "{e}");
+    save(
+        image::GrayImage::from_pixel(5, 3, image::Luma([0])),
+        &d.join("masks/a.png"),
+    );
+    let e = cnnc::rt::data::segmentation_folder(d, &options)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a.png") && e.contains("the mask is 3x5"), "{e}");
+}
+
+/// A mask moves with its image: flips and crops map each label where they map
+/// the picture's pixel, and padding gets the fill label.
+#[test]
+fn masks_are_augmented_with_their_images() {
+    use cnnc::ir::Augment;
+    let augs = [Augment::FlipHorizontal, Augment::Crop(2), Augment::FlipVertical];
+    let (h, w) = (5, 7);
+    let labels: Vec<usize> = (0..h * w).map(|i| i % 4 + 1).collect();
+    let as_image: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+    for index in 0..20 {
+        let mut image = vec![0.0f32; h * w];
+        let mut mask = vec![0usize; h * w];
+        cnnc::rt::augment::augment_sample(&augs, (1, h, w), 3, 1, index, &as_image, &mut image);
+        cnnc::rt::augment::augment_labels(&augs, (h, w), 3, 1, index, &labels, &mut mask, 0);
+        let back: Vec<usize> = image.iter().map(|&v| v as usize).collect();
+        assert_eq!(back, mask, "sample {index}");
     }
 }
 

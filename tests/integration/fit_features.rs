@@ -246,3 +246,61 @@ fn augmented_training_agrees_with_the_interpreter() {
         }
     }
 }
+
+cnn_macros::cnn! {
+    model Pixels {
+        input 1x6x6
+        e: conv 4 kernel 3 pad 1 relu
+        conv 4 kernel 3 pad 1 relu
+        concat e
+        conv 3 kernel 1 softmax
+        train {
+            loss cross_entropy ignore 255
+            optimizer adam lr 0.02
+            batch 8
+            epochs 40
+            seed 3
+            augment flip horizontal crop 1
+        }
+    }
+}
+
+/// v3: a class per pixel (0 below -0.3, 1 between, 2 above 0.3), some pixels
+/// void; training on label maps with their masks augmented alongside, then
+/// evaluation's pixel accuracy and mean IoU.
+#[test]
+fn segmentation_trains_on_label_maps_and_reports_mean_iou() {
+    let n = 48;
+    let mut state = 7u64;
+    let inputs = ArrayD::from_shape_simple_fn(IxDyn(&[n, 1, 6, 6]), || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    });
+    let maps = cnnc::ndarray::Array3::from_shape_fn((n, 6, 6), |(i, y, x)| {
+        let v = inputs[[i, 0, y, x]];
+        match (i + y + x) % 11 {
+            0 => 255,
+            _ if v < -0.3 => 0,
+            _ if v > 0.3 => 2,
+            _ => 1,
+        }
+    });
+    let data = Dataset::new(inputs, Targets::LabelMaps(maps)).unwrap();
+    let mut model = Pixels::new(0);
+    let before = evaluate(&mut model, &data, cnnc::ir::Loss::CrossEntropy, 16).unwrap();
+    let report = fit(&mut model, &data, &Pixels::FIT.quiet()).unwrap();
+    let after = evaluate(&mut model, &data, cnnc::ir::Loss::CrossEntropy, 16).unwrap();
+    let last = report.history.last().unwrap();
+    assert!(last.train_accuracy.unwrap() > 0.8, "{last:?}");
+    assert!(after.mean_iou.unwrap() > 0.8, "{before:?} -> {after:?}");
+    assert!(
+        after.mean_iou.unwrap() > before.mean_iou.unwrap(),
+        "{before:?} -> {after:?}"
+    );
+    // A vector target for an image output is refused with the kind it needs.
+    let wrong = Dataset::new(data.inputs.clone(), Targets::Labels(vec![0; n])).unwrap();
+    let e = evaluate(&mut model, &wrong, cnnc::ir::Loss::CrossEntropy, 16).unwrap_err();
+    assert!(e.to_string().contains("label maps"), "{e}");
+}
