@@ -3,8 +3,8 @@
 //! `test/` of class folders, or class folders to split), or a CSV file.
 
 use cnnc::rt::data::{
-    cifar10, image_folder, image_folder_with_classes, mnist, read_csv, CsvOptions, Dataset, FolderOptions, Split,
-    Targets,
+    cifar10, image_folder, image_folder_with_classes, is_segmentation_folder, mnist, read_csv, segmentation_folder,
+    CsvOptions, Dataset, FolderOptions, Split, Targets, VOID,
 };
 use std::path::{Path, PathBuf};
 
@@ -19,6 +19,9 @@ pub enum Format {
     Folder { train: PathBuf, test: Option<PathBuf> },
     /// Features then a label per row.
     Csv(PathBuf),
+    /// v3: `images/` and `masks/` (a class per pixel), in `train` (and `test`, or
+    /// a fifth of `train` held out).
+    Segmentation { train: PathBuf, test: Option<PathBuf> },
 }
 
 impl Format {
@@ -28,6 +31,7 @@ impl Format {
             Format::Cifar(_) => "a CIFAR-10 binary folder",
             Format::Folder { .. } => "an image folder",
             Format::Csv(_) => "a CSV file",
+            Format::Segmentation { .. } => "a segmentation folder (images/ and masks/)",
         }
     }
 }
@@ -58,6 +62,19 @@ pub fn detect(path: &Path) -> Result<Format, String> {
     if nested.join("data_batch_1.bin").is_file() {
         return Ok(Format::Cifar(nested));
     }
+    if is_segmentation_folder(path) {
+        return Ok(Format::Segmentation {
+            train: path.to_path_buf(),
+            test: None,
+        });
+    }
+    if is_segmentation_folder(path.join("train")) {
+        let test = path.join("test");
+        return Ok(Format::Segmentation {
+            train: path.join("train"),
+            test: is_segmentation_folder(&test).then_some(test),
+        });
+    }
     if path.join("train").is_dir() {
         let test = path.join("test");
         return Ok(Format::Folder {
@@ -79,7 +96,8 @@ pub fn detect(path: &Path) -> Result<Format, String> {
     Err(format!(
         "{shown}: no data set recognised. Expected one of: MNIST's IDX files \
          (train-images-idx3-ubyte[.gz], ...), CIFAR-10's data_batch_1.bin ... test_batch.bin, \
-         image folders (train/CLASS/IMAGE and test/CLASS/IMAGE, or CLASS/IMAGE), or a .csv file"
+         image folders (train/CLASS/IMAGE and test/CLASS/IMAGE, or CLASS/IMAGE), segmentation \
+         folders (images/NAME.png with masks/NAME.png, or train/ and test/ of them), or a .csv file"
     ))
 }
 
@@ -102,7 +120,7 @@ pub fn image_input(format: &Format) -> Option<[usize; 3]> {
         Format::Idx(_) => Some([1, 28, 28]),
         Format::Cifar(_) => Some([3, 32, 32]),
         Format::Folder { .. } => Some([3, 32, 32]),
-        Format::Csv(_) => None,
+        Format::Csv(_) | Format::Segmentation { .. } => None,
     }
 }
 
@@ -139,6 +157,24 @@ pub fn load(format: &Format, input: &[usize], labels: bool, resize: bool, seed: 
                 ..plain(train, test)
             })
         }
+        Format::Segmentation { train, test } => {
+            let options = FolderOptions {
+                resize,
+                ..FolderOptions::for_input(input).map_err(err)?
+            };
+            let read = segmentation_folder(train, &options).map_err(err)?;
+            let (train_set, test_set, held_out) = match test {
+                Some(dir) => (read.data, segmentation_folder(dir, &options).map_err(err)?.data, false),
+                None => {
+                    let (a, b) = read.data.split(0.2, seed);
+                    (a, b, true)
+                }
+            };
+            Ok(Loaded {
+                held_out,
+                ..plain(train_set, test_set)
+            })
+        }
         Format::Folder { train, test } => {
             let options = FolderOptions {
                 skip_bad: true,
@@ -173,7 +209,7 @@ pub fn load(format: &Format, input: &[usize], labels: bool, resize: bool, seed: 
 pub fn label_count(data: &Dataset) -> Option<usize> {
     match &data.targets {
         Targets::Labels(l) => Some(l.iter().max().map_or(0, |m| m + 1)),
-        Targets::LabelMaps(m) => Some(m.iter().filter(|&&v| v != 255).max().map_or(0, |m| m + 1)),
+        Targets::LabelMaps(m) => Some(m.iter().filter(|&&v| v != VOID).max().map_or(0, |m| m + 1)),
         _ => None,
     }
 }

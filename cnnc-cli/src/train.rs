@@ -54,8 +54,12 @@ pub fn run(r: &Request) -> Result<Ended, String> {
         }
         None => {
             // Folders are read at the model's input size; the others as they are.
-            let read = match format {
+            let read = match &format {
                 Format::Folder { .. } => None,
+                // At the first picture's size, rounded down to what two poolings divide.
+                Format::Segmentation { train, .. } => {
+                    Some(data::load(&format, &segmentation_input(train)?, true, true, 0)?)
+                }
                 _ => Some(data::load(&format, &[], true, true, 0)?),
             };
             let text = default_model(&format, &r.data, read.as_ref())?;
@@ -141,6 +145,12 @@ pub fn run(r: &Request) -> Result<Ended, String> {
     saved.push(curves.display().to_string());
     saved.push(checkpoint.display().to_string());
     let result = evaluate(&mut net, &loaded.test, config.loss, config.batch).map_err(|e| e.to_string())?;
+    if let Some(iou) = result.mean_iou {
+        println!("test loss {:.4}; wrote {}", result.loss, saved.join(", "));
+        println!("pixel accuracy: {:.2}%", result.accuracy.unwrap_or(0.0) * 100.0);
+        println!("mean IoU: {iou:.4}");
+        return Ok(Ended::Done);
+    }
     if config.loss == Loss::CrossEntropy {
         println!(
             "{}",
@@ -240,7 +250,11 @@ fn check_fit(model: &ir::Model, format: &Format, path: &Path, loaded: &Loaded) -
             format.describe()
         ));
     }
-    let outputs = model.output().len();
+    // A per-position softmax has a class per channel.
+    let outputs = match model.output() {
+        cnnc::ir::Shape::Image { c, .. } => c,
+        cnnc::ir::Shape::Vector(n) => n,
+    };
     let train = model.train.as_ref().map(|t| t.loss);
     if let (Some(Loss::CrossEntropy), Some(labels)) = (train, data::label_count(&loaded.train)) {
         let classes = loaded.classes.len().max(labels);
@@ -287,6 +301,18 @@ fn default_model(format: &Format, path: &Path, read: Option<&Loaded>) -> Result<
     };
     let epochs = (24_000 / train.max(1)).clamp(10, 60);
     let batch = if train < 4_000 { 16 } else { 64 };
+    if let (Format::Segmentation { .. }, Some(loaded)) = (format, read) {
+        let &[c, h, w] = &loaded.train.inputs.shape()[1..] else {
+            return Err(format!("{}: the pictures are not CxHxW images", path.display()));
+        };
+        return Ok(unet(
+            &path.display().to_string(),
+            [c, h, w],
+            classes,
+            epochs.min(30),
+            16,
+        ));
+    }
     let Some([c, h, w]) = data::image_input(format) else {
         let features: usize = read.map_or(0, |l| l.train.inputs.shape()[1..].iter().product());
         return Ok(format!(
@@ -345,6 +371,62 @@ model Classifier {{
         data = path.display(),
         crop = (h / 8).max(1),
     ))
+}
+
+/// The input size for a segmentation folder's default model: the first picture's
+/// channels (1 for gray, else 3) and size, rounded down to multiples of 4 (the
+/// default U-Net pools twice), at least 8.
+fn segmentation_input(train: &Path) -> Result<Vec<usize>, String> {
+    let images = train.join("images");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&images)
+        .map_err(|e| format!("cannot read {}: {e}", images.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    files.sort();
+    let first = files
+        .first()
+        .ok_or_else(|| format!("{}: no pictures", images.display()))?;
+    let picture = image::open(first).map_err(|e| format!("{}: {e}", first.display()))?;
+    let channels = if picture.color().has_color() { 3 } else { 1 };
+    let round = |v: u32| ((v as usize) / 4 * 4).max(8);
+    Ok(vec![channels, round(picture.height()), round(picture.width())])
+}
+
+/// The default segmentation model: a small U-Net (two poolings, a transposed
+/// convolution and a bilinear upsampling, the encoder's maps concatenated), a
+/// class per pixel, 255 void.
+fn unet(data: &str, [c, h, w]: [usize; 3], classes: usize, epochs: usize, batch: usize) -> String {
+    format!(
+        "// The default model `cnnc train` chose for {data}: {classes} classes per pixel of {c}x{h}x{w} pictures.
+// A small U-Net; edit it and train again with `cnnc train model.cnn --data {data}`.
+model Segmenter {{
+    input {c}x{h}x{w}
+    conv 16 kernel 3 pad 1 bias off
+    batchnorm relu
+    e1: conv 16 kernel 3 pad 1 relu
+    maxpool 2
+    e2: conv 32 kernel 3 pad 1 relu
+    maxpool 2
+    conv 64 kernel 3 pad 1 relu
+    convtranspose 32 kernel 2 stride 2
+    concat e2
+    conv 32 kernel 3 pad 1 relu
+    upsample 2 bilinear
+    concat e1
+    conv 16 kernel 3 pad 1 relu
+    conv {classes} kernel 1 softmax
+    train {{
+        loss cross_entropy ignore 255
+        optimizer adam lr 0.002
+        schedule cosine
+        batch {batch}
+        epochs {epochs}
+        augment flip horizontal
+    }}
+}}
+"
+    )
 }
 
 /// An image folder's files and classes, for the default model's sizes.

@@ -388,3 +388,57 @@ fn a_cifar_binary_folder_is_recognised_and_named() {
         .starts_with("airplane\n"));
     test_accuracy(&text);
 }
+
+/// v3: a segmentation folder (`images/` with `masks/`): squares of a random
+/// colour on noise, the square's pixels class 1, the rest 0, its border void
+/// (255). Without a model `cnnc train` writes a U-Net, trains it, and ends with
+/// the pixel accuracy and the mean IoU.
+#[test]
+fn the_default_unet_segments_a_folder_of_masks() {
+    let dir = scratch("segmentation");
+    let data = dir.join("data");
+    let mut rng = Xorshift(99);
+    for i in 0..96 {
+        let mut img = RgbImage::from_fn(16, 16, |_, _| {
+            let g = 40 + rng.below(80) as u8;
+            Rgb([g, g, g])
+        });
+        let mut mask = image::GrayImage::new(16, 16);
+        let (side, x0, y0) = (5 + rng.below(4) as u32, rng.below(7) as u32, rng.below(7) as u32);
+        let color = Rgb([
+            150 + rng.below(100) as u8,
+            150 + rng.below(100) as u8,
+            rng.below(256) as u8,
+        ]);
+        for y in y0..y0 + side {
+            for x in x0..x0 + side {
+                img.put_pixel(x, y, color);
+                let border = x == x0 || y == y0 || x == x0 + side - 1 || y == y0 + side - 1;
+                mask.put_pixel(x, y, image::Luma([if border { 255 } else { 1 }]));
+            }
+        }
+        for (sub, picture) in [("images", image::DynamicImage::from(img)), ("masks", mask.into())] {
+            let path = data.join(sub).join(format!("{i:03}.png"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            picture.save(&path).unwrap();
+        }
+    }
+    let out = dir.join("out");
+    let o = cnnc(&["train", "--data", s(&data), "--epochs", "12", "--out", s(&out)]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}\n{text}", stderr(&o));
+    assert!(text.contains("a segmentation folder"), "{text}");
+    let model = std::fs::read_to_string(out.join("model.cnn")).unwrap();
+    assert!(
+        model.contains("input 3x16x16") && model.contains("ignore 255"),
+        "{model}"
+    );
+    let iou: f64 = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("mean IoU: "))
+        .unwrap_or_else(|| panic!("the last line is not the mean IoU:\n{text}"))
+        .parse()
+        .unwrap();
+    assert!(iou > 0.8, "{text}");
+}
