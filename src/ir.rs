@@ -542,6 +542,30 @@ pub struct TrainConfig {
     pub clip_grad_norm: Option<f64>,
     /// v3 `freeze NAME+`: the top-scope items whose parameters do not train.
     pub freeze: Vec<String>,
+    /// v3 `warmup N [from F]`.
+    pub warmup: Option<Warmup>,
+    /// v3 `early_stop P`: the patience, in epochs without a better validation loss.
+    pub early_stop: Option<usize>,
+}
+
+/// v3 `warmup N from F`: for epochs `e < N` the rate is `lr·(F + (1 - F)·e/N)`,
+/// then the schedule runs over the remaining `epochs - N` epochs (PyTorch's
+/// `SequentialLR([LinearLR(F, total_iters=N), SCHEDULE], milestones=[N])`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Warmup {
+    pub epochs: usize,
+    pub from: f64,
+}
+
+/// The learning rate in effect while `epoch` (0-based) trains, of a run of
+/// `epochs` epochs: the warmup's ramp, then the schedule from its own epoch 0
+/// over the epochs left. The one formula of the checker's config and the driver.
+pub fn learning_rate(lr: f64, schedule: Schedule, warmup: Option<Warmup>, epochs: usize, epoch: usize) -> f64 {
+    match warmup {
+        Some(w) if epoch < w.epochs => lr * (w.from + (1.0 - w.from) * epoch as f64 / w.epochs as f64),
+        Some(w) => schedule.learning_rate(lr, epochs.saturating_sub(w.epochs), epoch - w.epochs),
+        None => schedule.learning_rate(lr, epochs, epoch),
+    }
 }
 
 impl TrainConfig {
@@ -565,7 +589,7 @@ pub fn frozen_by<S: AsRef<str>>(items: &[S], name: &str) -> bool {
 impl TrainConfig {
     /// The learning rate in effect while epoch `epoch` (0-based) trains.
     pub fn learning_rate(&self, epoch: usize) -> f64 {
-        self.schedule.learning_rate(self.optimizer.lr(), self.epochs, epoch)
+        learning_rate(self.optimizer.lr(), self.schedule, self.warmup, self.epochs, epoch)
     }
 }
 

@@ -15,7 +15,7 @@ pub use crate::compute::layers::{
 pub use crate::compute::transpose::TransposeShape;
 pub use crate::compute::upsample::UpsampleShape;
 pub use crate::compute::{act, dropout, norm, pool, Activation, ConvShape, PoolShape};
-pub use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule};
+pub use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule, Warmup};
 pub use crate::rt::driver::{
     Backward, BatchNormSlot, Driver, Init, LayerOutput, LossIo, Network, Pass, Source, Spec, Tensor, TrainSpec, Worker,
 };

@@ -32,6 +32,8 @@ pub fn check_train(
     let mut ignore = None;
     let mut clip_grad_norm = None;
     let mut freeze = Vec::new();
+    let mut warmup: Option<(usize, f64, Span)> = None;
+    let mut early_stop: Option<(usize, Span)> = None;
     let mut first: Vec<(&'static str, Span)> = Vec::new();
     for item in &train.items {
         let word = item_word(&item.kind);
@@ -104,7 +106,44 @@ pub fn check_train(
                 clip_grad_norm = Some(x.value);
             }
             TrainItemKind::Freeze(names) => freeze = check_freeze(names, layers, diags),
+            TrainItemKind::Warmup { epochs: n, from } => {
+                let from_value = from.as_ref().map_or(0.1, |f| f.value);
+                if let Some(f) = from.as_ref().filter(|f| !(f.value > 0.0 && f.value <= 1.0)) {
+                    diags.push(
+                        Diagnostic::new(
+                            Code::Range,
+                            f.span,
+                            format!("warmup from {} is out of range", number(f.value)),
+                        )
+                        .with_hint("the warmup starts at F times the learning rate, 0 < F <= 1 (0.1 by default)"),
+                    );
+                }
+                warmup = Some((positive(n, "warmup", diags), from_value, n.span));
+            }
+            TrainItemKind::EarlyStop(p) => {
+                early_stop = Some((positive(p, "early_stop", diags), item.span));
+            }
         }
+    }
+    // The warmup leaves epochs for the schedule; early stopping watches a validation loss.
+    if let Some((n, _, span)) = warmup.filter(|w| w.0 >= epochs) {
+        diags.push(
+            Diagnostic::new(
+                Code::Range,
+                span,
+                format!("warmup {n} is not shorter than the {epochs} epochs"),
+            )
+            .with_hint(format!(
+                "the schedule runs after the warmup's epochs: use `warmup {}` or fewer, or more `epochs`",
+                epochs.saturating_sub(1).max(1)
+            )),
+        );
+    }
+    if let (Some((_, span)), None) = (early_stop, validation) {
+        diags.push(
+            Diagnostic::new(Code::Missing, span, "early_stop needs a validation set")
+                .with_hint("add `validation 0.1`: early stopping watches the loss on the held-out fraction"),
+        );
     }
     for (word, example) in [("loss", "loss cross_entropy"), ("optimizer", "optimizer sgd lr 0.01")] {
         if !seen.contains(&word) {
@@ -137,6 +176,8 @@ pub fn check_train(
         ignore,
         clip_grad_norm,
         freeze,
+        warmup: warmup.map(|(epochs, from, _)| ir::Warmup { epochs, from }),
+        early_stop: early_stop.map(|(p, _)| p),
     })
 }
 
@@ -219,6 +260,8 @@ fn item_word(kind: &TrainItemKind) -> &'static str {
         TrainItemKind::Augment(_) => "augment",
         TrainItemKind::ClipGradNorm(_) => "clip_grad_norm",
         TrainItemKind::Freeze(_) => "freeze",
+        TrainItemKind::Warmup { .. } => "warmup",
+        TrainItemKind::EarlyStop(_) => "early_stop",
     }
 }
 

@@ -85,6 +85,14 @@ fn train(t: &ir::TrainConfig) -> TokenStream {
         Some(l) => quote!(Some(#l)),
         None => quote!(None),
     };
+    let warmup = match t.warmup {
+        Some(ir::Warmup { epochs, from }) => quote!(Some(rt::Warmup { epochs: #epochs, from: #from })),
+        None => quote!(None),
+    };
+    let early_stop = match t.early_stop {
+        Some(p) => quote!(Some(#p)),
+        None => quote!(None),
+    };
     quote! {
         Some(rt::TrainSpec {
             loss: #loss,
@@ -98,6 +106,8 @@ fn train(t: &ir::TrainConfig) -> TokenStream {
             smoothing: #smoothing,
             ignore: #ignore,
             clip_grad_norm: #clip,
+            warmup: #warmup,
+            early_stop: #early_stop,
             freeze: &[#(#freeze),*],
         })
     }

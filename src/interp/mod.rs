@@ -124,11 +124,9 @@ impl Interpreter {
 
     /// The learning rate of `epoch` after the schedule, which spans `self.epochs`.
     fn rate(&self, epoch: usize) -> f64 {
-        self.net
-            .model()
-            .train
-            .as_ref()
-            .map_or(0.0, |t| t.schedule.learning_rate(t.optimizer.lr(), self.epochs, epoch))
+        self.net.model().train.as_ref().map_or(0.0, |t| {
+            ir::learning_rate(t.optimizer.lr(), t.schedule, t.warmup, self.epochs, epoch)
+        })
     }
 
     /// Loads every parameter and buffer from a weight file (see

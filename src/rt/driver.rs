@@ -124,6 +124,11 @@ pub struct TrainSpec {
     pub ignore: Option<usize>,
     /// v3 `clip_grad_norm`: the largest global L2 norm of a step's gradients.
     pub clip_grad_norm: Option<f64>,
+    /// v3 `warmup N from F`.
+    pub warmup: Option<crate::ir::Warmup>,
+    /// v3 `early_stop P`: `fit` stops after P epochs without a better validation
+    /// loss and restores the best epoch's weights.
+    pub early_stop: Option<usize>,
     /// v3 `freeze`: the top-scope items whose parameters do not train (a
     /// parameter is frozen when its name starts with one of them and a dot).
     pub freeze: &'static [&'static str],
@@ -790,7 +795,7 @@ where
 
     fn learning_rate_at(&self, epoch: usize) -> f32 {
         match self.spec().train {
-            Some(t) => t.schedule.learning_rate(t.optimizer.lr(), self.epochs, epoch) as f32,
+            Some(t) => crate::ir::learning_rate(t.optimizer.lr(), t.schedule, t.warmup, self.epochs, epoch) as f32,
             None => 0.0,
         }
     }

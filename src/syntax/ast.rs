@@ -238,6 +238,13 @@ pub enum TrainItemKind {
     ClipGradNorm(Spanned<f64>),
     /// v3: `freeze NAME+`.
     Freeze(Vec<Spanned<String>>),
+    /// v3: `warmup N [from F]`.
+    Warmup {
+        epochs: Spanned<u64>,
+        from: Option<Spanned<f64>>,
+    },
+    /// v3: `early_stop P`.
+    EarlyStop(Spanned<u64>),
 }
 
 /// v3 options of `loss cross_entropy`, each with its value's span.

@@ -1,6 +1,6 @@
 //! Hints for the words a PyTorch or Keras user types: `padding` for `pad`, `Linear`
-//! for `dense`, `learning_rate` for `lr`, a kernel size without `kernel`, and the
-//! words of language version 3 (`upsample`, `concat`, ...) that are not supported yet.
+//! for `dense`, `learning_rate` for `lr`, a kernel size without `kernel`,
+//! `ConvTranspose2d` for `convtranspose`, `cat` for `concat`.
 //! They come before "did you mean", which would otherwise offer a different word
 //! (`conv` for `convtranspose`).
 
@@ -11,8 +11,6 @@ enum Ours {
     Word(&'static str, &'static str),
     /// No word: the value is inferred or written another way; the note says how.
     Inferred(&'static str),
-    /// A word of language version 3, not implemented yet (our future keyword).
-    Version3(&'static str),
 }
 
 /// PyTorch and Keras words (lower case; matched case-insensitively) and what they are
@@ -149,7 +147,7 @@ const FOREIGN: &[(&str, Ours)] = &[
         "label_smoothing",
         Ours::Word("smoothing", "`loss cross_entropy smoothing 0.1`"),
     ),
-    // Language version 3 (docs/language.md): not implemented yet.
+    // Language version 3.
     (
         "convtranspose2d",
         Ours::Word(
@@ -188,12 +186,24 @@ const FOREIGN: &[(&str, Ours)] = &[
         "globalmaxpooling2d",
         Ours::Word("maxpool global", "`maxpool global`, then `flatten`"),
     ),
-    ("warmup", Ours::Version3("warmup")),
-    ("early_stop", Ours::Version3("early_stop")),
+    (
+        "earlystopping",
+        Ours::Word(
+            "early_stop",
+            "`early_stop 5` with `validation 0.1` is Keras's `EarlyStopping(patience=5)`",
+        ),
+    ),
+    (
+        "linearlr",
+        Ours::Word(
+            "warmup",
+            "`warmup 5 from 0.1` is `LinearLR(start_factor=0.1, total_iters=5)` before the schedule",
+        ),
+    ),
 ];
 
 /// The hint for a word the grammar did not accept, when it is a PyTorch or Keras
-/// spelling, a version 3 word, or one of our keywords in the wrong case.
+/// spelling or one of our keywords in the wrong case.
 pub(super) fn foreign_word(word: &str, keywords: &[&str]) -> Option<String> {
     let lower = word.to_ascii_lowercase();
     let found = crate::diag::shorten(word);
@@ -201,14 +211,6 @@ pub(super) fn foreign_word(word: &str, keywords: &[&str]) -> Option<String> {
         return Some(match *ours {
             Ours::Word(ours, example) => format!("`{found}` is `{ours}` in .cnn: {example}"),
             Ours::Inferred(note) => format!("`{found}` is not written in .cnn; {note}"),
-            Ours::Version3(ours) if ours == lower => {
-                format!("`{ours}` is not supported yet (language version 3); cnnc implements version 2")
-            }
-            Ours::Version3(ours) => {
-                format!(
-                    "`{found}` is `{ours}`, which is not supported yet (language version 3); cnnc implements version 2"
-                )
-            }
         });
     }
     let keyword = keywords
@@ -251,13 +253,6 @@ pub(super) fn positional(source: &str, pos: usize, word: &str) -> Option<String>
         )),
         _ => None,
     }
-}
-
-/// `maxpool global` is version 3 (`avgpool global` is version 2).
-pub(super) fn version3_phrase(source: &str, pos: usize, word: &str) -> Option<String> {
-    let before = source.get(..pos)?.split_whitespace().next_back()?;
-    (before == "maxpool" && word == "global")
-        .then(|| "`maxpool global` is not supported yet (language version 3); `avgpool global` is".to_string())
 }
 
 #[cfg(test)]
@@ -308,9 +303,9 @@ mod tests {
             assert!(hint(word).contains(ours), "{word}: {}", hint(word));
         }
         assert!(
-            hint("warmup").contains("not supported yet (language version 3)"),
+            hint("EarlyStopping").contains("`early_stop`"),
             "{}",
-            hint("warmup")
+            hint("EarlyStopping")
         );
         assert_eq!(foreign_word("dropot", &["dropout"]), None);
         assert_eq!(foreign_word("relu", &["relu"]), None);

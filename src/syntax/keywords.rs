@@ -87,4 +87,6 @@ pub const KEYWORDS: &[&str] = &[
     "nearest",
     "bilinear",
     "ignore",
+    "warmup",
+    "early_stop",
 ];

@@ -473,6 +473,15 @@ fn consume_train_item(pair: Node) -> Result<TrainItem, Diagnostic> {
             )
         }
         Rule::clip_grad_norm => TrainItemKind::ClipGradNorm(consume_number(value())?),
+        Rule::warmup => {
+            let epochs = consume_int(value())?;
+            let from = match inner.next() {
+                Some(_) => Some(consume_number(inner.next().expect("warmup's from value"))?),
+                None => None,
+            };
+            TrainItemKind::Warmup { epochs, from }
+        }
+        Rule::early_stop => TrainItemKind::EarlyStop(consume_int(value())?),
         Rule::freeze => {
             let mut names = vec![spanned_str(value())];
             names.extend(inner.map(spanned_str));
@@ -754,9 +763,7 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
     let wants = |label: &str| labels.iter().any(|l| l == label);
     let wants_number = wants("a whole number") || wants("a size such as `3` or `3x5`") || wants("a number");
     let is_word = word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
-    let foreign = hints::foreign_word(word, &keywords)
-        .or_else(|| hints::positional(source, pos, word))
-        .or_else(|| hints::version3_phrase(source, pos, word));
+    let foreign = hints::foreign_word(word, &keywords).or_else(|| hints::positional(source, pos, word));
     if let Some(hint) = foreign {
         diag = diag.with_hint(hint);
     } else if let Some(suggestion) = did_you_mean(word, keywords.iter().copied()).filter(|_| !word.is_empty()) {

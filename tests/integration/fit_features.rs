@@ -304,3 +304,65 @@ fn segmentation_trains_on_label_maps_and_reports_mean_iou() {
     let e = evaluate(&mut model, &wrong, cnnc::ir::Loss::CrossEntropy, 16).unwrap_err();
     assert!(e.to_string().contains("label maps"), "{e}");
 }
+
+/// v3 `warmup 3 from 0.1` before a schedule: PyTorch's
+/// `SequentialLR([LinearLR(o, 0.1, total_iters=3), SCHEDULE], milestones=[3])` over
+/// 10 epochs, the schedule spanning the 7 after the warmup (the numbers printed by
+/// torch 2 for lr 0.1: cosine with eta_min 0.001, StepLR(2, 0.5)).
+#[test]
+fn warmup_then_the_schedule_over_the_epochs_left() {
+    let cases = [
+        (
+            "schedule cosine min 0.001",
+            [
+                0.01, 0.04, 0.07, 0.1, 0.09509796, 0.08136275, 0.06151479, 0.03948521, 0.01963725, 0.00590204,
+            ],
+        ),
+        (
+            "schedule step 2 gamma 0.5",
+            [0.01, 0.04, 0.07, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025, 0.0125],
+        ),
+    ];
+    for (schedule, torch) in cases {
+        let text = format!(
+            "model M {{ input 2 dense 2 softmax train {{ loss cross_entropy optimizer sgd lr 0.1 {schedule} \
+             warmup 3 from 0.1 epochs 10 }} }}"
+        );
+        let model = cnnc::compile(&text).unwrap().remove(0);
+        let train = model.train.as_ref().unwrap();
+        let interp = cnnc::interp::Interpreter::new(model.clone(), 0);
+        for (e, want) in torch.iter().enumerate() {
+            assert!((train.learning_rate(e) - want).abs() < 1e-7, "{schedule} epoch {e}");
+            assert!(
+                (interp.learning_rate(e) as f64 - want).abs() < 1e-7,
+                "{schedule} epoch {e}"
+            );
+        }
+    }
+}
+
+cnn_macros::cnn! {
+    model Stalled {
+        input 3
+        dense 2 softmax
+        train {
+            loss cross_entropy
+            optimizer sgd lr 1e-30
+            batch 4
+            epochs 10
+            validation 0.25
+            early_stop 2
+        }
+    }
+}
+
+/// v3 `early_stop 2`: a validation loss that never improves after the first
+/// epoch stops the run two epochs later.
+#[test]
+fn early_stop_ends_the_run_after_its_patience() {
+    let inputs = ArrayD::from_shape_fn(IxDyn(&[16, 3]), |ix| (ix[0] * 3 + ix[1]) as f32 / 10.0 - 1.0);
+    let data = Dataset::new(inputs, Targets::Labels((0..16).map(|i| i % 2).collect())).unwrap();
+    let mut model = Stalled::new(0);
+    let report = fit(&mut model, &data, &Stalled::FIT.quiet()).unwrap();
+    assert_eq!(report.history.len(), 3, "{:?}", report.history);
+}

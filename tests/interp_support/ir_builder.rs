@@ -175,6 +175,8 @@ pub fn model(input: Shape, seq: Seq, loss: ir::Loss, batch: usize) -> ir::Model 
             smoothing: 0.0,
             ignore: None,
             clip_grad_norm: None,
+            warmup: None,
+            early_stop: None,
             freeze: Vec::new(),
         }),
     }

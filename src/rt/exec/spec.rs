@@ -107,6 +107,8 @@ pub(super) fn spec(model: &ir::Model, plan: &Plan) -> Spec {
         smoothing: t.smoothing,
         ignore: t.ignore,
         clip_grad_norm: t.clip_grad_norm,
+        warmup: t.warmup,
+        early_stop: t.early_stop,
         freeze: leak(t.freeze.iter().map(|n| leak_str(n)).collect()),
     });
     Spec {

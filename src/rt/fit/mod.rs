@@ -174,6 +174,7 @@ fn run<M: Train + ?Sized>(
     let mut gather = Gather::new(&prepared.train, batch, model.input_shape(), model.output_shape());
     let classes = model.output_shape().first().copied().unwrap_or(0);
 
+    let mut early = EarlyStop::from_history(&at.history);
     // The parameters at the start of the epoch, restored if the epoch diverges.
     let mut saved = snapshot(model).map_err(|param| {
         Error::Config(format!(
@@ -264,8 +265,83 @@ fn run<M: Train + ?Sized>(
         if let Some(save) = control.save.as_mut() {
             save(model, &at)?;
         }
+        if let (Some(patience), Some(v)) = (config.model.and_then(|o| o.train.early_stop), validation) {
+            if early.watch(model, epoch, v.loss, &saved, patience)? {
+                if config.verbose {
+                    println!(
+                        "early stop: no better validation loss for {patience} epochs; restored epoch {} (val_loss {:.4})",
+                        early.epoch + 1,
+                        early.loss
+                    );
+                }
+                break;
+            }
+        }
     }
     Ok(FitReport { history: at.history })
+}
+
+/// v3 `early_stop P` (Keras's `EarlyStopping(patience=P, restore_best_weights=True)`):
+/// the best validation loss so far, its epoch, and its parameters and buffers.
+/// After a resume the best loss and epoch come from the history; the weights
+/// restored at a stop are then the best seen since the resume.
+struct EarlyStop {
+    loss: f64,
+    epoch: usize,
+    weights: Option<(Vec<(String, ndarray::ArrayD<f32>)>, Vec<(String, ndarray::ArrayD<f32>)>)>,
+}
+
+impl EarlyStop {
+    fn from_history(history: &[EpochReport]) -> EarlyStop {
+        let best = history
+            .iter()
+            .filter_map(|e| e.validation.map(|v| (v.loss, e.epoch)))
+            .fold(None, |b: Option<(f64, usize)>, (l, e)| match b {
+                Some((bl, _)) if bl <= l => b,
+                _ => Some((l, e)),
+            });
+        EarlyStop {
+            loss: best.map_or(f64::INFINITY, |b| b.0),
+            epoch: best.map_or(0, |b| b.1),
+            weights: None,
+        }
+    }
+
+    /// Records epoch `epoch`'s validation loss (the weights `params` and the
+    /// model's buffers when it is the best); when `patience` epochs have passed
+    /// without a better one, restores the best weights kept and says to stop.
+    fn watch<M: Train + ?Sized>(
+        &mut self,
+        model: &mut M,
+        epoch: usize,
+        loss: f64,
+        params: &[(String, ndarray::ArrayD<f32>)],
+        patience: usize,
+    ) -> Result<bool, Error> {
+        if loss < self.loss {
+            let buffers = model
+                .buffer_names()
+                .into_iter()
+                .filter_map(|name| model.buffer(&name).map(|b| (name, b)))
+                .collect();
+            *self = EarlyStop {
+                loss,
+                epoch,
+                weights: Some((params.to_vec(), buffers)),
+            };
+            return Ok(false);
+        }
+        if epoch < self.epoch + patience {
+            return Ok(false);
+        }
+        if let Some((params, buffers)) = &self.weights {
+            restore(model, params)?;
+            for (name, value) in buffers {
+                model.set_buffer(name, value.view())?;
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// The training set in memory order and the buffers one batch is gathered (and

@@ -109,6 +109,15 @@ fn fingerprint<M: Train + ?Sized>(model: &M, config: &FitConfig, data: &Dataset)
             if !o.train.freeze.is_empty() {
                 fields.push(format!("freeze {:?}", o.train.freeze));
             }
+            if let Some(w) = o.train.warmup {
+                fields.push(format!("warmup {w:?}"));
+            }
+            if let Some(p) = o.train.early_stop {
+                fields.push(format!("early_stop {p}"));
+            }
+            if let Some(l) = o.train.ignore {
+                fields.push(format!("ignore {l}"));
+            }
             fields
         }
         None => {
