@@ -288,8 +288,12 @@ fn run<M: Train + ?Sized>(
 struct EarlyStop {
     loss: f64,
     epoch: usize,
-    weights: Option<(Vec<(String, ndarray::ArrayD<f32>)>, Vec<(String, ndarray::ArrayD<f32>)>)>,
+    /// The best epoch's parameters and buffers.
+    weights: Option<(Named, Named)>,
 }
+
+/// Tensors by name.
+type Named = Vec<(String, ndarray::ArrayD<f32>)>;
 
 impl EarlyStop {
     fn from_history(history: &[EpochReport]) -> EarlyStop {
