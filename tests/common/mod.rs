@@ -13,6 +13,9 @@ pub const EXAMPLE_MODELS: &[&str] = &[
     include_str!("../../examples/models/mlp_binary.cnn"),
     include_str!("../../examples/models/regression.cnn"),
     include_str!("../../examples/models/tour.cnn"),
+    include_str!("../../examples/models/unet.cnn"),
+    include_str!("../../examples/models/mobilenetv3_block.cnn"),
+    include_str!("../../examples/models/densenet_block.cnn"),
 ];
 
 /// Deterministic, varied inputs.

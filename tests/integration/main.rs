@@ -32,6 +32,7 @@ mod errors_data;
 mod errors_fit;
 mod example_models;
 mod example_resnet;
+mod example_v3;
 mod fit_features;
 mod fit_resume;
 mod fit_run_config;
