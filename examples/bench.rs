@@ -32,6 +32,8 @@ cnn_macros::cnn!(file = "benches/models.cnn");
 
 cnn_macros::cnn!(file = "examples/models/resnet20.cnn");
 
+cnn_macros::cnn!(file = "examples/models/unet.cnn");
+
 /// The median time of `f` in seconds over `reps` runs, after `warmup` untimed runs
 /// and at least half a second of them: the first benchmark of the process would
 /// otherwise also time the thread pool's start and the CPU's clock ramp.
@@ -134,6 +136,28 @@ fn main() {
             2,
         );
         emit("resnet20_infer_b128", "images_per_s", 128.0 / t);
+    }
+    if run("unet") {
+        // v3: the U-Net of examples/unet.rs at batch 16, a label per pixel (255 void
+        // on every seventh), adam; inference on 16 pictures.
+        let mut unet = UNet::new(0);
+        let x = random(&[16, 3, 64, 64], 9);
+        let maps = cnnc::ndarray::Array3::from_shape_fn((16, 64, 64), |(i, y, x)| match (i + y + x) % 7 {
+            0 => 255,
+            k => k % 3,
+        });
+        let mut step = || {
+            unet.train_step(x.view(), Target::LabelMaps(maps.view()))
+                .expect("benchmark step");
+        };
+        emit(
+            "unet_train_b16",
+            "images_per_s",
+            16.0 / median_seconds(&mut step, 10, 3),
+        );
+        let mut out16 = vec![0.0; 16 * 3 * 64 * 64];
+        let t = median_seconds(|| unet.predict_into(x.view(), &mut out16).expect("predict"), 10, 2);
+        emit("unet_infer_b16", "images_per_s", 16.0 / t);
     }
     if run("conv64") {
         let mut conv = Conv64::new(0);
