@@ -33,7 +33,7 @@ fn shrunk_segmentation(model: &ast::Model, ir: &ir::Model) -> Option<Diagnostic>
     let (ir::Op::Softmax, Shape::Image { c, h, w }) = (&last.op, last.output) else {
         return None;
     };
-    if (h, w) == (ih, iw) {
+    if h > ih || w > iw || h * w == ih * iw {
         return None;
     }
     let item = model.layers.last()?;

@@ -27,7 +27,17 @@ fn generated_code_agrees_with_the_interpreter_on_random_models() {
         let out: usize = generated.output_shape().iter().product();
         let values;
         let labels;
-        let target = if text.contains("cross_entropy") && !text.contains("binary_cross_entropy") {
+        let maps;
+        let classifier = text.contains("cross_entropy") && !text.contains("binary_cross_entropy");
+        let target = if let (true, &[c, h, w]) = (classifier, generated.output_shape()) {
+            // v3 segmentation: a class per position, some void.
+            let void = text.contains("ignore 255").then_some(255);
+            maps = cnnc::ndarray::Array3::from_shape_fn((batch, h, w), |(i, y, x)| match ((i + 2 * y + x) % 7, void) {
+                (6, Some(v)) => v,
+                (k, _) => k % c,
+            });
+            Target::LabelMaps(maps.view())
+        } else if classifier {
             labels = Array1::from_iter((0..batch).map(|i| i % out));
             Target::Labels(labels.view())
         } else {

@@ -5,8 +5,11 @@ with the interpreter (forward, gradients, three training steps).
 
     python3 tests/random_models/generate.py [COUNT] [SEED]      # default 40 models, seed 1
 
-Draws include dilated padding past the kernel (`pad D dilation D`) and tiny maps
-under kernels wider than the input (taps that read only padding).
+Draws include dilated padding past the kernel (`pad D dilation D`), tiny maps
+under kernels wider than the input (taps that read only padding), and version 3:
+named items read again by `add`, `concat`, `mul` (a squeeze-and-excitation gate)
+and `from` branches, `upsample` (nearest, bilinear), `convtranspose`, and
+segmentation models (a softmax per pixel, label maps, `ignore`).
 Candidates are drawn without regard to shapes; the checker (`cnnc check`, built
 from this checkout) keeps the valid ones. Smooth activations and average pooling
 only: relu kinks and max-pooling ties can flip between two float32 summation
@@ -56,11 +59,49 @@ def no_bias_before_batchnorm(items):
             items[i] = " ".join(words[:cut]) + " bias off"
     return items
 
-def image_items(c, depth=0):
+names = [0]
+
+def fresh():
+    names[0] += 1
+    return f"n{names[0]}"
+
+def graph_items(c):
+    """A v3 pattern on `c` channels whose joins fit by construction."""
+    a = act()
+    kind = rng.choice(["add", "concat", "se", "branch", "up", "transpose", "input"])
+    x = fresh()
+    if kind == "add":
+        return [f"{x}: conv {c} kernel 3 pad 1 {a}", f"conv {c} kernel 3 pad 1 {act()}", f"add {x} {act()}"], c
+    if kind == "concat":
+        g = rng.choice([2, 3])
+        return [f"{x}: conv {c} kernel 1 {a}", f"conv {g} kernel 3 pad 1 {act()}", f"concat {x}"], c + g
+    if kind == "se":
+        return [f"{x}: conv {c} kernel 1 {a}", "avgpool global", f"conv {max(1, c // 2)} kernel 1 tanh",
+                f"conv {c} kernel 1 sigmoid", f"mul {x}"], c
+    if kind == "branch":
+        y = fresh()
+        return [f"{x}: conv {c} kernel 1 {a}", f"{y}: conv 2 kernel 1 {act()}", f"from {x}",
+                f"conv 3 kernel 3 pad 1 {act()}", f"concat {y} {x}"], 5 + c
+    if kind == "up":
+        return [f"upsample {rng.choice(['2', '2x1', '1x2'])} {rng.choice(['', 'nearest', 'bilinear'])}"], c
+    if kind == "transpose":
+        f = rng.choice([2, 3, c])
+        return [rng.choice([f"convtranspose {f} kernel 2 stride 2 {a}",
+                            f"convtranspose {f} kernel 3 stride 2 pad 1 output_pad 1 {a}",
+                            f"convtranspose {f} kernel 3 pad 1 {a}"])], f
+    return [f"conv {c} kernel 3 pad 1 {a}", "concat input"], None
+
+def image_items(c, depth=0, graph=False):
     items = []
     for _ in range(rng.randint(1, 3)):
         r = rng.random()
-        if r < 0.4:
+        if graph and depth == 0 and r < 0.35:
+            more, c2 = graph_items(c)
+            items += more
+            if c2 is None:
+                return items, None
+            c = c2
+        elif r < 0.4:
             text, c = conv(c)
             items.append(text)
         elif r < 0.55:
@@ -93,8 +134,18 @@ def model(i):
                                  f"conv {f} kernel 3x5 pad left 4 top 1 bottom 1", f"conv {f} kernel 3 pad 3 dilation 3"]) + " " + act())
         items = ["batchnorm " + act()] if rng.random() < 0.5 else []
     else:
-        items, _ = image_items(c)
+        items, last = image_items(c, graph=rng.random() < 0.6)
     lines += items
+    if not tiny and rng.random() < 0.2:
+        # Segmentation: a softmax over the classes at every position.
+        classes = rng.randint(2, 4)
+        lines[1:] = no_bias_before_batchnorm(lines[1:])
+        lines.append(f"conv {classes} kernel 1 softmax")
+        ignore = rng.choice(["", "ignore 255", "ignore 0"])
+        opt = rng.choice(["sgd lr 0.05", "adam lr 0.001"]) if not any("batchnorm" in l for l in lines) else "sgd lr 0.05"
+        lines.append(f"train {{ loss cross_entropy {ignore} optimizer {opt} batch {rng.randint(3, 6)} }}")
+        body = "\n        ".join(" ".join(l.split()) for l in lines)
+        return f"model R{i} {{\n        {body}\n    }}"
     lines.append(rng.choice(["flatten", "avgpool global flatten"]))
     if rng.random() < 0.5:
         lines.append(f"dense {rng.randint(3, 8)} {'bias off' if rng.random() < 0.3 else ''} {act()}")
@@ -129,7 +180,9 @@ while len(kept) < count:
     tried += 1
     with tempfile.NamedTemporaryFile("w", suffix=".cnn", delete=False) as f:
         f.write(text)
-    ok = subprocess.run([cnnc, "check", f.name], capture_output=True).returncode == 0
+    checked = subprocess.run([cnnc, "check", f.name], capture_output=True, text=True)
+    # Valid and without warnings (cnn! would print them when the tests compile).
+    ok = checked.returncode == 0 and "warning[" not in checked.stdout + checked.stderr
     os.unlink(f.name)
     if ok:
         kept.append(text)
