@@ -1,7 +1,10 @@
 //! A checked model drawn as an SVG diagram: one box per layer, top to bottom, with
 //! the layer's output shape and parameter count; a residual block as two branches,
 //! the body on the main line and the shortcut to its right (the identity shortcut
-//! a plain line), joined at an add node.
+//! a plain line), joined at an add node. v3 references are drawn as a graph: each
+//! `add`, `concat`, `mul` and `from` gets a line from the box of every output it
+//! reads, routed in a lane of its own right of the column; a `from` box takes no
+//! line from the box above it (the branch before it ends there).
 //!
 //! The SVG is written by hand: plotters draws charts on axes, not boxes-and-arrows
 //! diagrams, and the layout here is a single column with side branches, which a few
@@ -29,6 +32,8 @@ const COL_GAP: f64 = 36.0;
 const ADD_R: f64 = 11.0;
 const MARGIN: f64 = 20.0;
 const TITLE_H: f64 = 46.0;
+/// The spacing of the lanes reference lines run down, right of the column.
+const LANE: f64 = 14.0;
 
 /// What colour a box gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,11 @@ enum Item {
         title: String,
         detail: String,
         kind: Kind,
+        /// The IR name of the layer (`input` for the input).
+        name: String,
+        /// v3: the outputs it reads by name, and whether it is a `from`.
+        reads: Vec<String>,
+        from: bool,
     },
     Block {
         label: String,
@@ -275,10 +285,17 @@ fn describe(op: &Op) -> (String, &'static str, Kind) {
             "upsample",
             Kind::Pool,
         ),
-        Op::Concat(_) => ("concat".into(), "concat", Kind::Shape),
-        Op::Add(_) => ("add".into(), "add", Kind::Shape),
-        Op::Mul(_) => ("mul".into(), "mul", Kind::Shape),
-        Op::From(_) => ("from".into(), "from", Kind::Shape),
+        Op::Concat(refs) => (
+            format!(
+                "concat {}",
+                refs.iter().map(|r| r.written.as_str()).collect::<Vec<_>>().join(" ")
+            ),
+            "concat",
+            Kind::Shape,
+        ),
+        Op::Add(r) => (format!("add {}", r.written), "add", Kind::Shape),
+        Op::Mul(r) => (format!("mul {}", r.written), "mul", Kind::Shape),
+        Op::From(r) => (format!("from {}", r.written), "from", Kind::Shape),
     }
 }
 
@@ -328,15 +345,24 @@ fn items(layers: &[Layer]) -> Vec<Item> {
                 op => {
                     let (text, word, kind) = describe(op);
                     // `conv1` needs no name beside `conv 6, 5x5`; a user's name does.
-                    let title = if short.trim_end_matches(|c: char| c.is_ascii_digit()) == word {
-                        text
-                    } else {
-                        format!("{short}: {text}")
+                    let title =
+                        if short.trim_end_matches(|c: char| c.is_ascii_digit()) == word || matches!(op, Op::From(_)) {
+                            text
+                        } else {
+                            format!("{short}: {text}")
+                        };
+                    let reads = match &layer.op {
+                        Op::Concat(refs) => refs.iter().map(|r| r.name.clone()).collect(),
+                        Op::Add(r) | Op::Mul(r) | Op::From(r) => vec![r.name.clone()],
+                        _ => Vec::new(),
                     };
                     Item::Box {
                         title,
                         detail: format!("out {}{}", layer.output, params_text(layer_params(layer))),
                         kind,
+                        name: layer.name.clone(),
+                        reads,
+                        from: matches!(layer.op, Op::From(_)),
                     }
                 }
             }
@@ -362,6 +388,9 @@ pub fn escape(text: &str) -> String {
 
 struct Svg {
     out: String,
+    /// Each box's right edge and middle, by IR name, and the reference lines to draw.
+    places: std::collections::HashMap<String, (f64, f64)>,
+    links: Vec<(String, (f64, f64))>,
 }
 
 impl Svg {
@@ -387,9 +416,12 @@ impl Svg {
     fn column(&mut self, items: &[Item], x: f64, mut y: f64) -> f64 {
         for (i, item) in items.iter().enumerate() {
             if i > 0 {
-                // Boxes get an arrowhead; a block's line runs on to its fork.
+                // Boxes get an arrowhead; a block's line runs on to its fork; a
+                // `from` reads another output, not the box above it.
                 let arrow = matches!(item, Item::Box { .. });
-                self.line(&[(x, y), (x, y + GAP - if arrow { 1.5 } else { 0.0 })], arrow);
+                if !matches!(item, Item::Box { from: true, .. }) {
+                    self.line(&[(x, y), (x, y + GAP - if arrow { 1.5 } else { 0.0 })], arrow);
+                }
                 y += GAP;
             }
             y = self.item(item, x, y);
@@ -400,9 +432,21 @@ impl Svg {
     fn item(&mut self, item: &Item, x: f64, y: f64) -> f64 {
         let e = item.extent();
         match item {
-            Item::Box { title, detail, kind } => {
+            Item::Box {
+                title,
+                detail,
+                kind,
+                name,
+                reads,
+                ..
+            } => {
                 let (fill, stroke) = kind.colors();
                 let w = e.left + e.right;
+                let middle = y + BOX_H / 2.0;
+                self.places.insert(name.clone(), (x + e.right, middle));
+                for r in reads {
+                    self.links.push((r.clone(), (x + e.right, middle)));
+                }
                 let _ = writeln!(
                     self.out,
                     r#"<rect x="{:.1}" y="{y:.1}" width="{w:.1}" height="{BOX_H}" rx="6" fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>"#,
@@ -497,6 +541,9 @@ pub fn model_svg(model: &Model) -> String {
         title: input_title,
         detail: format!("{} values per sample", thousands(model.input.len())),
         kind: Kind::Input,
+        name: crate::ir::Ref::INPUT.to_string(),
+        reads: Vec::new(),
+        from: false,
     }];
     all.extend(items(&model.layers));
     let e = column_extent(&all);
@@ -508,9 +555,16 @@ pub fn model_svg(model: &Model) -> String {
     );
     let width = (e.left + e.right).max(text_width(&title) * 1.25) + 2.0 * MARGIN;
     let axis = MARGIN + e.left.max((width - 2.0 * MARGIN) / 2.0);
-    let width = width.max(axis + e.right + MARGIN);
+    let mut refs = Vec::new();
+    crate::ir::references(&model.layers, &mut refs);
+    let lanes = refs.len() as f64 * LANE;
+    let width = width.max(axis + e.right + MARGIN + lanes);
     let height = TITLE_H + e.height + 2.0 * MARGIN;
-    let mut svg = Svg { out: String::new() };
+    let mut svg = Svg {
+        out: String::new(),
+        places: Default::default(),
+        links: Vec::new(),
+    };
     let _ = writeln!(
         svg.out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="DejaVu Sans Mono, Menlo, Consolas, monospace">"#
@@ -529,6 +583,15 @@ pub fn model_svg(model: &Model) -> String {
         r##"font-weight="bold" fill="#111""##,
     );
     svg.column(&all, axis, MARGIN + TITLE_H);
+    // References: right from the output read, down its lane, left into the reader.
+    let right = axis + e.right;
+    let links = std::mem::take(&mut svg.links);
+    for (k, (from, (tx, ty))) in links.into_iter().enumerate() {
+        if let Some(&(fx, fy)) = svg.places.get(&from) {
+            let lane = right + LANE * (k as f64 + 1.0);
+            svg.line(&[(fx, fy), (lane, fy), (lane, ty), (tx + 1.5, ty)], true);
+        }
+    }
     svg.out.push_str("</svg>\n");
     svg.out
 }

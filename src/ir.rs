@@ -364,6 +364,8 @@ pub enum Op {
 pub struct Ref {
     pub name: String,
     pub shape: Shape,
+    /// The name as the model's text writes it (`e1`), for summaries and drawings.
+    pub written: String,
 }
 
 impl Ref {

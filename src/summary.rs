@@ -226,17 +226,12 @@ fn kind(op: &Op) -> String {
         ),
         Op::Concat(refs) => format!(
             "concat {}",
-            refs.iter().map(|r| short_ref(&r.name)).collect::<Vec<_>>().join(" ")
+            refs.iter().map(|r| r.written.as_str()).collect::<Vec<_>>().join(" ")
         ),
-        Op::Add(r) => format!("add {}", short_ref(&r.name)),
-        Op::Mul(r) => format!("mul {}", short_ref(&r.name)),
-        Op::From(r) => format!("from {}", short_ref(&r.name)),
+        Op::Add(r) => format!("add {}", r.written),
+        Op::Mul(r) => format!("mul {}", r.written),
+        Op::From(r) => format!("from {}", r.written),
     }
-}
-
-/// A reference as the model's text writes it: the last part of the IR name.
-fn short_ref(name: &str) -> &str {
-    name.rsplit('.').next().unwrap_or(name)
 }
 
 /// `61706` as `61,706`.

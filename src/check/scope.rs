@@ -49,6 +49,7 @@ impl Resolved {
         Some(ir::Ref {
             name: self.entry.ir.clone(),
             shape: self.entry.shape?,
+            written: self.entry.name.clone(),
         })
     }
 }
