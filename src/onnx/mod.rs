@@ -16,8 +16,10 @@ mod export;
 mod graph;
 mod import;
 mod items;
+mod layout;
 #[allow(clippy::all, missing_docs)]
 pub mod proto;
+mod walk;
 
 pub use export::{export, export_to_file};
 pub use import::{import, Imported};

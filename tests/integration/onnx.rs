@@ -113,18 +113,51 @@ fn export_names_a_missing_tensor() {
     assert!(err.contains("dense1.weight"), "{err}");
 }
 
-/// The layers without names and without dropout (which the inference graph drops).
+/// The layers without names and without dropout (which the inference graph drops);
+/// a reference names the position of the layer it reads (in the order of
+/// `all_layers`, dropout left out), or `input`.
 fn shape_of_layers(layers: &[cnnc::ir::Layer]) -> Vec<cnnc::ir::Layer> {
+    let mut positions = std::collections::HashMap::new();
+    number_layers(layers, &mut positions);
+    without_names(layers, &positions)
+}
+
+fn number_layers(layers: &[cnnc::ir::Layer], positions: &mut std::collections::HashMap<String, usize>) {
     use cnnc::ir::Op;
+    for l in layers.iter().filter(|l| !matches!(l.op, Op::Dropout(_))) {
+        let k = positions.len();
+        positions.insert(l.name.clone(), k);
+        if let Op::Residual(r) = &l.op {
+            number_layers(&r.body, positions);
+            number_layers(&r.shortcut, positions);
+        }
+    }
+}
+
+fn without_names(
+    layers: &[cnnc::ir::Layer],
+    positions: &std::collections::HashMap<String, usize>,
+) -> Vec<cnnc::ir::Layer> {
+    use cnnc::ir::Op;
+    let place = |r: &mut cnnc::ir::Ref| {
+        if let Some(k) = positions.get(&r.name) {
+            r.name = format!("#{k}");
+        }
+    };
     layers
         .iter()
         .filter(|l| !matches!(l.op, Op::Dropout(_)))
         .map(|l| {
             let mut l = l.clone();
             l.name.clear();
-            if let Op::Residual(r) = &mut l.op {
-                r.body = shape_of_layers(&r.body);
-                r.shortcut = shape_of_layers(&r.shortcut);
+            match &mut l.op {
+                Op::Residual(r) => {
+                    r.body = without_names(&r.body, positions);
+                    r.shortcut = without_names(&r.shortcut, positions);
+                }
+                Op::Concat(refs) => refs.iter_mut().for_each(place),
+                Op::Add(r) | Op::Mul(r) | Op::From(r) => place(r),
+                _ => {}
             }
             l
         })
@@ -264,8 +297,8 @@ fn an_imported_resnet_fine_tunes() {
 }
 
 /// MobileNetV2's block: ReLU6 (exported as Clip(0, 6)) is `relu6`; a Clip to other
-/// bounds cannot be written; an operator of v3's graphs (here a GlobalMaxPool
-/// put in the block's place) is named at its node.
+/// bounds cannot be written; a GlobalMaxPool put in a Clip's place reads as
+/// `maxpool global`, and the residual block's `Add` then names both shapes.
 #[test]
 fn import_reads_relu6_and_says_what_it_cannot_write() {
     use cnnc::onnx::proto::ModelProto;
@@ -295,9 +328,9 @@ fn import_reads_relu6_and_says_what_it_cannot_write() {
     graph.node[clip].op_type = Some("GlobalMaxPool".into());
     let err = cnnc::onnx::import(&changed.encode_to_vec(), "mnv2", None, "Imported", false)
         .err()
-        .expect("v3");
+        .expect("shapes");
     assert!(
-        err.contains("(GlobalMaxPool, opset 17): needs language version 3"),
+        err.contains("(Add, opset 17): adds a 8x1x1 body to a 8x8x8 shortcut"),
         "{err}"
     );
 }
