@@ -249,12 +249,38 @@ fn imported_interpreter(imported: &cnnc::onnx::Imported) -> Interpreter {
 /// PyTorch modules exported with `torch.onnx.export` (a ResNet-18-shaped network
 /// with its batchnorms folded into the convolutions and one with them kept; a small
 /// net with `view(N, -1)`, SiLU, GELU, dilation, groups, padded average pooling, a
-/// Linear without bias and LeakyReLU) import to models whose output on the stored
-/// batch equals ONNX Runtime's within 1e-4 of its largest value.
+/// Linear without bias and LeakyReLU; a MobileNetV2 block; and language version 3's
+/// graphs: a U-Net with ConvTranspose2d, bilinear nn.Upsample, torch.cat and a
+/// per-pixel softmax, an Inception-like block of three branches with a nearest
+/// Upsample, a DenseNet block, squeeze-and-excitation with Sigmoid and Hardsigmoid
+/// gates, one inside a residual block) import to models whose output on the stored
+/// batch equals ONNX Runtime's within 1e-4 of its largest value, written as a
+/// person would (the lines checked below).
 #[test]
 fn pytorch_exports_import_and_compute_what_onnx_runtime_computes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/pytorch");
-    for case in ["resnet18", "resnet18_bn", "smallnet", "mobilenetv2_block"] {
+    let v3 = [
+        (
+            "unet",
+            &[
+                "convtranspose 12 kernel 3 stride 2 pad 1 output_pad 1",
+                "upsample 2 bilinear",
+                "concat enc2",
+                "softmax",
+            ][..],
+        ),
+        ("inception", &["from stem", "upsample 2\n", "concat b2_2 b3_2"][..]),
+        ("densenet", &["concat layers_0_2 layers_1_2 layers_2_2"][..]),
+        (
+            "squeeze_excite",
+            &["sigmoid\n    mul t1", "hardsigmoid\n        mul body", "} relu"][..],
+        ),
+    ];
+    let cases = ["resnet18", "resnet18_bn", "smallnet", "mobilenetv2_block"]
+        .into_iter()
+        .map(|c| (c, &[][..]))
+        .chain(v3);
+    for (case, lines) in cases {
         let bytes = std::fs::read(dir.join(format!("{case}.onnx"))).expect("case");
         let imported = cnnc::onnx::import(&bytes, case, None, "Imported", false).unwrap_or_else(|e| panic!("{e}"));
         let shapes = std::fs::read_to_string(dir.join(format!("{case}.json"))).expect("shapes");
@@ -277,6 +303,13 @@ fn pytorch_exports_import_and_compute_what_onnx_runtime_computes() {
             "{case}: max |diff| {worst} against ONNX Runtime\n{}",
             imported.source
         );
+        for line in lines {
+            assert!(
+                imported.source.contains(line),
+                "{case}: no `{line}` in\n{}",
+                imported.source
+            );
+        }
     }
 }
 
