@@ -228,7 +228,7 @@ impl<'g> Walker<'g> {
             "MaxPool" | "AveragePool" => super::items::pool(self, node, shape)?,
             "GlobalAveragePool" | "GlobalMaxPool" => super::items::global_pool(self, node, shape)?,
             "ConvTranspose" => super::items::conv_transpose(self, node, shape)?,
-            "Resize" | "Upsample" => super::items::resize(self, node, shape)?,
+            "Resize" | "Upsample" => super::resize::resize(self, node, shape)?,
             "Flatten" | "Reshape" => super::items::flatten(self, node, shape)?,
             "Gemm" => super::items::gemm(self, node, shape)?,
             "MatMul" => return super::items::matmul(self, node, shape),

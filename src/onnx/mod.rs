@@ -19,6 +19,7 @@ mod items;
 mod layout;
 #[allow(clippy::all, missing_docs)]
 pub mod proto;
+mod resize;
 mod walk;
 
 pub use export::{export, export_to_file};

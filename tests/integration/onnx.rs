@@ -116,7 +116,7 @@ fn export_names_a_missing_tensor() {
 /// The layers without names and without dropout (which the inference graph drops);
 /// a reference names the position of the layer it reads (in the order of
 /// `all_layers`, dropout left out), or `input`.
-fn shape_of_layers(layers: &[cnnc::ir::Layer]) -> Vec<cnnc::ir::Layer> {
+pub(crate) fn shape_of_layers(layers: &[cnnc::ir::Layer]) -> Vec<cnnc::ir::Layer> {
     let mut positions = std::collections::HashMap::new();
     number_layers(layers, &mut positions);
     without_names(layers, &positions)
@@ -381,7 +381,7 @@ fn damaged_onnx_files_never_panic() {
         state
     };
     let (mut errors, mut models) = (0, 0);
-    for case in ["smallnet", "resnet18_bn"] {
+    for case in ["smallnet", "resnet18_bn", "unet", "inception"] {
         let good = std::fs::read(dir.join(format!("{case}.onnx"))).expect("case");
         for round in 0..150 {
             let mut bytes = good.clone();
