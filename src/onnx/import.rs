@@ -134,6 +134,8 @@ pub(super) struct Walker<'g> {
     pub(super) live: Vec<bool>,
     /// The node that writes each tensor.
     pub(super) producer: HashMap<&'g str, usize>,
+    /// How many residual blocks the walk is inside.
+    pub(super) depth: std::cell::Cell<usize>,
 }
 
 impl<'g> Walker<'g> {
@@ -160,6 +162,7 @@ impl<'g> Walker<'g> {
             opset: g.opset,
             live,
             producer,
+            depth: std::cell::Cell::new(0),
         }
     }
 

@@ -10,7 +10,8 @@
 //!
 //! [`import`] goes the other way for the CNN subset of ONNX: a readable `.cnn` text
 //! (a conv, its batchnorm and activation on consecutive lines, residual blocks where
-//! the graph has them) and its weights under cnnc's names.
+//! the graph has them, language version 3's `from`, `concat`, `add` and `mul` for
+//! other graphs) and its weights under cnnc's names.
 
 mod export;
 mod graph;

@@ -186,11 +186,15 @@ fn scales_error(ctx: &dyn Context, node: &Node, scales: &[f64]) -> String {
 
 /// Whether nearest-neighbour resizing by the whole factor `f` of an axis of `len`
 /// cells, with these ONNX modes, reads input cell `o / f` for output cell `o` (as
-/// PyTorch's `nearest` does); `None` for modes this does not know.
+/// PyTorch's `nearest` does); `None` for modes this does not know. Every cell is
+/// checked up to 2^16 output cells; on longer axes the first 2^16 and the last
+/// 2^15, where the modes that repeat a period (all but align_corners) can differ.
 fn nearest_repeats(ctm: &str, rounding: &str, len: usize, f: usize) -> Option<bool> {
-    let out = len * f;
+    const ALL: usize = 1 << 16;
+    let out = len.saturating_mul(f);
     let scale = f as f64;
-    for o in 0..out {
+    let cells = (0..out.min(ALL)).chain(out.saturating_sub(ALL / 2).max(ALL)..out);
+    for o in cells {
         let o_f = o as f64;
         let x = match ctm {
             "half_pixel" => (o_f + 0.5) / scale - 0.5,

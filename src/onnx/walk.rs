@@ -12,6 +12,9 @@ use super::layout::{Item, Kind};
 use crate::ir::Shape;
 use std::collections::{HashMap, HashSet};
 
+/// How deep residual blocks are nested at most.
+const MAX_DEPTH: usize = 32;
+
 /// A residual block found at a fork: its body and shortcut (nodes in graph order,
 /// and the tensor each ends in) and the joining `Add`.
 struct Found {
@@ -75,8 +78,11 @@ impl Walker<'_> {
                 if let Some((item, out, used)) = self.fused(i, &main) {
                     (main, item, out, shape, used)
                 } else if let Some(found) = self.residual(i, &main, &inside) {
-                    let body = self.block(&found.body, &main, &found.body_end, shapes)?;
-                    let shortcut = self.block(&found.shortcut, &main, &found.shortcut_end, shapes)?;
+                    self.depth.set(self.depth.get() + 1);
+                    let body = self.block(&found.body, &main, &found.body_end, shapes);
+                    let shortcut = self.block(&found.shortcut, &main, &found.shortcut_end, shapes);
+                    self.depth.set(self.depth.get() - 1);
+                    let (body, shortcut) = (body?, shortcut?);
                     let join = &g.nodes[found.join];
                     let (b, s) = (shapes[&found.body_end], shapes[&found.shortcut_end]);
                     if b != s {
@@ -132,6 +138,9 @@ impl Walker<'_> {
         current: &str,
         shapes: &HashMap<String, Shape>,
     ) -> Result<(String, Item, Shape), String> {
+        if node.inputs.is_empty() {
+            return Err(self.err(node, "has no inputs"));
+        }
         if data.len() != node.inputs.len() {
             return Err(self.err(node, "joins a constant; only computed tensors are joined"));
         }
@@ -263,6 +272,10 @@ impl Walker<'_> {
         let [a, b] = self.readers(t)[..] else {
             return None;
         };
+        // Deeper blocks are written as `add`s, which need no recursion.
+        if self.depth.get() >= MAX_DEPTH {
+            return None;
+        }
         if a != first || !inside.contains(&b) || matches!(g.nodes[a].op.as_str(), "Add" | "Mul" | "Concat") {
             return None;
         }
