@@ -75,7 +75,7 @@ impl Walker<'_> {
                     .ok_or_else(|| self.err(node, "its first input is a constant; it must be a computed tensor"))?
                     .clone();
                 let mut shape = shapes[&main];
-                if let Some((item, out, used)) = self.fused(i, &main) {
+                if let Some((item, out, used)) = self.fused(i, &main, shape) {
                     (main, item, out, shape, used)
                 } else if let Some(found) = self.residual(i, &main, &inside) {
                     self.depth.set(self.depth.get() + 1);
@@ -208,9 +208,11 @@ impl Walker<'_> {
     }
 
     /// An activation PyTorch's exporter writes as several nodes, starting at node
-    /// `i` on tensor `x`: `x * Sigmoid(x)` (silu) or `x * 0.5 * (1 + Erf(x / sqrt
-    /// 2))` (gelu). The item, its output, and the nodes it takes besides `i`.
-    fn fused(&self, i: usize, x: &str) -> Option<(Item, String, Vec<usize>)> {
+    /// `i` on tensor `x` of shape `shape`: `x * Sigmoid(x)` (silu), `x * 0.5 * (1 +
+    /// Erf(x / sqrt 2))` (gelu), or, before opset 13, the softmax over the channels
+    /// of an image as `Transpose`, `Softmax` over the last axis, `Transpose` back.
+    /// The item, its output, and the nodes it takes besides `i`.
+    fn fused(&self, i: usize, x: &str, shape: Shape) -> Option<(Item, String, Vec<usize>)> {
         let g = self.g;
         let node = &g.nodes[i];
         let only = |t: &str| match self.readers(t).as_slice() {
@@ -242,6 +244,20 @@ impl Walker<'_> {
                     .filter(|&m| g.nodes[m].op == "Mul" && reads(&g.nodes[m], x, &g.nodes[a].outputs[0]))?;
                 let h = only(&g.nodes[m].outputs[0]).filter(|&h| g.nodes[h].op == "Mul" && scalar(&g.nodes[h], 0.5))?;
                 Some((Item::act("gelu", None), g.nodes[h].outputs[0].clone(), vec![e, a, m, h]))
+            }
+            "Transpose" if matches!(shape, Shape::Image { .. }) => {
+                let there = node.ints("perm");
+                let s = only(out)
+                    .filter(|&s| g.nodes[s].op == "Softmax" && [3, -1].contains(&g.nodes[s].int("axis", 1)))?;
+                let t = only(&g.nodes[s].outputs[0]).filter(|&t| g.nodes[t].op == "Transpose")?;
+                let back = g.nodes[t].ints("perm");
+                let inverse = (0..4).all(|k| {
+                    let b = back.get(k).and_then(|&b| usize::try_from(b).ok());
+                    b.and_then(|b| there.get(b)) == Some(&(k as i64))
+                });
+                let channels_last = there.len() == 4 && back.len() == 4 && there[0] == 0 && there[3] == 1;
+                (channels_last && inverse)
+                    .then(|| (Item::act("softmax", None), g.nodes[t].outputs[0].clone(), vec![s, t]))
             }
             _ => None,
         }

@@ -492,12 +492,69 @@ fn conv_transpose_forms_the_language_cannot_write_are_errors() {
 }
 
 /// Softmax over the channels of each position reads as `softmax` from opset 13 on;
-/// before, ONNX's Softmax on an image takes C·H·W at once. LogSoftmax is not in the
-/// language.
+/// before, ONNX's Softmax on an image takes C·H·W at once, and PyTorch's exporter
+/// writes the per-position one as Transpose, Softmax over the last axis, Transpose
+/// back, which reads as `softmax` too. LogSoftmax is not in the language.
 #[test]
 fn softmax_on_images_and_log_softmax() {
-    let source = "model Seg { input 2x4x4 conv 3 kernel 1 softmax }";
-    let (_, _, proto) = exported(source);
+    let source = "model Seg { input 2x4x5 conv 3 kernel 1 softmax }";
+    let (_, mut interp, proto) = exported(source);
+    for perm in [[0, 3, 2, 1], [0, 2, 3, 1]] {
+        let mut old = proto.clone();
+        old.opset_import[0].version = Some(11);
+        let graph = old.graph.as_mut().expect("graph");
+        let at = graph
+            .node
+            .iter()
+            .position(|n| n.op_type.as_deref() == Some("Softmax"))
+            .expect("softmax");
+        let softmax = graph.node.remove(at);
+        let back: Vec<i64> = (0..4)
+            .map(|k| perm.iter().position(|&p| p == k).unwrap() as i64)
+            .collect();
+        let nodes = [
+            (
+                "Transpose",
+                vec![softmax.input[0].clone()],
+                "t",
+                ints_attr("perm", &perm),
+            ),
+            (
+                "Softmax",
+                vec!["t".into()],
+                "s",
+                AttributeProto {
+                    name: Some("axis".into()),
+                    r#type: Some(AttributeType::Int as i32),
+                    i: Some(3),
+                    ..Default::default()
+                },
+            ),
+            ("Transpose", vec!["s".into()], "output", ints_attr("perm", &back)),
+        ];
+        for (k, (op, input, out, attr)) in nodes.into_iter().enumerate() {
+            graph.node.insert(
+                at + k,
+                NodeProto {
+                    input,
+                    output: vec![out.into()],
+                    name: Some(format!("/{op}_{k}")),
+                    op_type: Some(op.into()),
+                    attribute: vec![attr],
+                    ..Default::default()
+                },
+            );
+        }
+        let imported = import(&old).unwrap_or_else(|e| panic!("{perm:?}: {e}"));
+        assert!(
+            imported.source.contains("conv 3 kernel 1 softmax\n"),
+            "{}",
+            imported.source
+        );
+        let x = input(&[2, 2, 4, 5]);
+        let got = imported.interpreter().unwrap().predict(x.view()).unwrap();
+        crate::common::close("softmax", &got, &interp.predict(x.view()).unwrap(), 0.0, 0.0);
+    }
     assert!(import(&proto)
         .expect("imports")
         .source
