@@ -22,6 +22,8 @@ pub struct Node {
     pub name: String,
     pub op: String,
     pub inputs: Vec<String>,
+    /// The inputs by position, an omitted optional input as `""` (Resize's `roi`).
+    pub slots: Vec<String>,
     pub outputs: Vec<String>,
     attrs: Vec<super::proto::AttributeProto>,
 }
@@ -39,6 +41,8 @@ pub struct Graph {
     pub name: Option<String>,
     /// How many nodes would take each item name (see `items::item_name`).
     pub name_counts: HashMap<String, usize>,
+    /// The nodes that read each tensor (once each, in graph order).
+    readers: HashMap<String, Vec<usize>>,
 }
 
 /// Larger files are refused: the importer reads the whole file into memory.
@@ -106,8 +110,20 @@ impl Graph {
             opset,
             name: graph.name.clone().filter(|n| !n.is_empty()),
             name_counts: HashMap::new(),
+            readers: HashMap::new(),
         };
         g.fold_shape_arithmetic();
+        g.fold_aliases();
+        g.sort(what)?;
+        for (i, node) in g.nodes.iter().enumerate() {
+            let mut seen: Vec<&String> = Vec::new();
+            for x in &node.inputs {
+                if !seen.contains(&x) {
+                    seen.push(x);
+                    g.readers.entry(x.clone()).or_default().push(i);
+                }
+            }
+        }
         for node in &g.nodes {
             if let Some(name) = node.candidate_name() {
                 *g.name_counts.entry(name).or_insert(0) += 1;
@@ -116,11 +132,94 @@ impl Graph {
         Ok(g)
     }
 
-    /// The nodes that read `tensor` as data (not as a weight), in graph order.
+    /// The nodes that read `tensor`, in graph order.
     pub fn consumers(&self, tensor: &str) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].inputs.iter().any(|x| x == tensor))
-            .collect()
+        self.readers.get(tensor).cloned().unwrap_or_default()
+    }
+
+    /// `Dropout` and `Identity` (and a `Concat` of one tensor) compute nothing in an
+    /// inference graph: their readers read their input instead (an `Identity` of a
+    /// constant is that constant: PyTorch writes one for a shared weight).
+    fn fold_aliases(&mut self) {
+        let mut alias: HashMap<String, String> = HashMap::new();
+        let mut keep = Vec::with_capacity(self.nodes.len());
+        for mut node in std::mem::take(&mut self.nodes) {
+            for x in node.inputs.iter_mut().chain(node.slots.iter_mut()) {
+                if let Some(a) = alias.get(x.as_str()) {
+                    *x = a.clone();
+                }
+            }
+            let passes =
+                matches!(node.op.as_str(), "Dropout" | "Identity") || (node.op == "Concat" && node.inputs.len() == 1);
+            match (passes, node.inputs.first(), node.outputs.first()) {
+                (true, Some(x), Some(out)) => {
+                    if let Some(c) = self.consts.get(x) {
+                        let c = c.clone();
+                        self.consts.insert(out.clone(), c);
+                    } else {
+                        alias.insert(out.clone(), x.clone());
+                    }
+                }
+                _ => keep.push(node),
+            }
+        }
+        if let Some(a) = alias.get(&self.output) {
+            self.output = a.clone();
+        }
+        self.nodes = keep;
+    }
+
+    /// The nodes in an order where each comes after the nodes it reads from (ONNX
+    /// requires one; the graph's own order is kept where it is one).
+    fn sort(&mut self, what: &str) -> Result<(), String> {
+        let mut producer: HashMap<&str, usize> = HashMap::new();
+        for (i, node) in self.nodes.iter().enumerate() {
+            for out in node.outputs.iter().filter(|o| !o.is_empty()) {
+                if producer.insert(out, i).is_some() || self.consts.contains_key(out) || *out == self.input {
+                    return Err(format!(
+                        "{what}: tensor `{out}` is written twice (again by node `{}`)",
+                        node.name
+                    ));
+                }
+            }
+        }
+        let n = self.nodes.len();
+        let mut waiting = vec![0usize; n];
+        let mut next: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, node) in self.nodes.iter().enumerate() {
+            let mut from: Vec<usize> = node
+                .inputs
+                .iter()
+                .filter_map(|x| producer.get(x.as_str()).copied())
+                .collect();
+            from.sort_unstable();
+            from.dedup();
+            waiting[i] = from.len();
+            for p in from {
+                next[p].push(i);
+            }
+        }
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> =
+            (0..n).filter(|&i| waiting[i] == 0).map(std::cmp::Reverse).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+            order.push(i);
+            for &j in &next[i] {
+                waiting[j] -= 1;
+                if waiting[j] == 0 {
+                    ready.push(std::cmp::Reverse(j));
+                }
+            }
+        }
+        if order.len() < n {
+            let stuck = (0..n)
+                .find(|&i| waiting[i] > 0)
+                .map_or("?", |i| self.nodes[i].name.as_str());
+            return Err(format!("{what}: the graph has a cycle through node `{stuck}`"));
+        }
+        let mut nodes: Vec<Option<Node>> = std::mem::take(&mut self.nodes).into_iter().map(Some).collect();
+        self.nodes = order.into_iter().filter_map(|i| nodes[i].take()).collect();
+        Ok(())
     }
 
     /// `Shape`, `Gather`, `Unsqueeze`, `Concat`, `Cast` and `Squeeze` over constants
@@ -222,6 +321,7 @@ impl Node {
             name,
             op,
             inputs: n.input.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            slots: n.input.clone(),
             outputs: n.output.clone(),
             attrs: n.attribute.clone(),
         }
@@ -239,6 +339,11 @@ impl Node {
     /// A float attribute, or `default` when absent.
     pub fn float(&self, name: &str, default: f32) -> f32 {
         self.attr(name).and_then(|a| a.f).unwrap_or(default)
+    }
+
+    /// A float-list attribute (empty when absent).
+    pub fn floats(&self, name: &str) -> Vec<f32> {
+        self.attr(name).map(|a| a.floats.clone()).unwrap_or_default()
     }
 
     /// An integer-list attribute (empty when absent).

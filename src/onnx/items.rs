@@ -4,6 +4,7 @@
 //! tensor names.
 
 use super::graph::{Const, Graph, Node};
+use super::layout::Item;
 use crate::ir::Shape;
 use ndarray::{ArrayD, IxDyn};
 use std::fmt::Write as _;
@@ -16,42 +17,6 @@ pub trait Context {
     fn constant(&self, node: &Node, index: usize) -> Result<&Const, String>;
     fn graph(&self) -> &Graph;
     fn opset(&self) -> i64;
-}
-
-/// One item of the model being written.
-#[derive(Debug)]
-pub enum Item {
-    /// A layer: its text without name (`conv 16 kernel 3 pad 1`), its name, and its
-    /// tensors in cnnc's order (parameters, then buffers).
-    Layer {
-        text: String,
-        name: Option<String>,
-        tensors: Vec<ArrayD<f32>>,
-    },
-    /// An activation: a shorthand after the item before it when it has no name.
-    Act { word: String, name: Option<String> },
-    Residual {
-        body: Vec<Item>,
-        shortcut: Vec<Item>,
-        name: Option<String>,
-    },
-}
-
-impl Item {
-    pub fn layer(text: &str, name: Option<String>, tensors: Vec<ArrayD<f32>>) -> Item {
-        Item::Layer {
-            text: text.to_string(),
-            name,
-            tensors,
-        }
-    }
-
-    pub fn act(word: &str, name: Option<String>) -> Item {
-        Item::Act {
-            word: word.to_string(),
-            name,
-        }
-    }
 }
 
 /// A node's name as a `.cnn` item name: PyTorch's exporter writes
@@ -78,8 +43,12 @@ fn weight(ctx: &dyn Context, node: &Node, index: usize) -> Result<ArrayD<f32>, S
     })
 }
 
+/// The largest height or width a transposed convolution or an upsampling may
+/// output here (the checker bounds the values per sample more tightly).
+pub(super) const LARGEST: u128 = 1 << 32;
+
 /// `3` or `3x5`.
-fn pair(v: [usize; 2]) -> String {
+pub(super) fn pair(v: [usize; 2]) -> String {
     if v[0] == v[1] {
         v[0].to_string()
     } else {
@@ -169,7 +138,7 @@ fn window_out(input: usize, pad: usize, span: usize, stride: usize, ceil: bool) 
     Some((out, exact))
 }
 
-fn image(ctx: &dyn Context, node: &Node, shape: &Shape) -> Result<[usize; 3], String> {
+pub(super) fn image(ctx: &dyn Context, node: &Node, shape: &Shape) -> Result<[usize; 3], String> {
     match *shape {
         Shape::Image { c, h, w } => Ok([c, h, w]),
         Shape::Vector(_) => Err(ctx.fail(node, &format!("needs an image input, gets the vector {shape}"))),
@@ -261,11 +230,7 @@ pub fn conv(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, S
         h: out[0],
         w: out[1],
     };
-    Ok(Item::Layer {
-        text,
-        name: item_name(ctx.graph(), node),
-        tensors,
-    })
+    Ok(Item::layer(&text, item_name(ctx.graph(), node), tensors))
 }
 
 pub fn pool(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, String> {
@@ -295,11 +260,7 @@ pub fn pool(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, S
         h: out[0],
         w: out[1],
     };
-    Ok(Item::Layer {
-        text,
-        name: item_name(ctx.graph(), node),
-        tensors: Vec::new(),
-    })
+    Ok(Item::layer(&text, item_name(ctx.graph(), node), Vec::new()))
 }
 
 pub fn batchnorm(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, String> {
@@ -324,11 +285,7 @@ pub fn batchnorm(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<It
     if (momentum - 0.1).abs() > 1e-6 && momentum > 0.0 && momentum <= 1.0 {
         let _ = write!(text, " momentum {}", (momentum * 1e6).round() / 1e6);
     }
-    Ok(Item::Layer {
-        text,
-        name: item_name(ctx.graph(), node),
-        tensors,
-    })
+    Ok(Item::layer(&text, item_name(ctx.graph(), node), tensors))
 }
 
 pub fn flatten(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, String> {
@@ -357,11 +314,8 @@ fn dense(ctx: &dyn Context, node: &Node, shape: &mut Shape, weight: ArrayD<f32>,
     } else {
         format!("dense {units} bias off")
     };
-    Item::Layer {
-        text,
-        name: item_name(ctx.graph(), node),
-        tensors: std::iter::once(weight).chain(bias).collect(),
-    }
+    let tensors = std::iter::once(weight).chain(bias).collect();
+    Item::layer(&text, item_name(ctx.graph(), node), tensors)
 }
 
 fn vector(ctx: &dyn Context, node: &Node, shape: &Shape) -> Result<usize, String> {
@@ -404,7 +358,7 @@ fn bias_of(ctx: &dyn Context, node: &Node, index: usize, units: usize) -> Result
 }
 
 /// `MatMul(x, W)`, with the `Add` of a bias after it when there is one.
-pub fn matmul(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<(Option<Item>, String), String> {
+pub fn matmul(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<(Item, String), String> {
     let n = vector(ctx, node, shape)?;
     let w = weight(ctx, node, 1)?;
     if w.ndim() != 2 || w.shape()[0] != n {
@@ -425,169 +379,174 @@ pub fn matmul(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<(Opti
     Ok(match add {
         Some((a, i)) => {
             let bias = bias_of(ctx, a, i, units)?;
-            (Some(dense(ctx, node, shape, weight, Some(bias))), a.outputs[0].clone())
+            (dense(ctx, node, shape, weight, Some(bias)), a.outputs[0].clone())
         }
-        None => (Some(dense(ctx, node, shape, weight, None)), out),
+        None => (dense(ctx, node, shape, weight, None), out),
     })
 }
 
+/// `Softmax` over a vector's features, or (opset 13 on) over the channels of each
+/// position of an image: the language's `softmax` on either.
 pub fn softmax(ctx: &dyn Context, node: &Node, shape: &Shape) -> Result<Item, String> {
-    let axis = node.int("axis", if ctx.opset() >= 13 { -1 } else { 1 });
-    match shape {
-        Shape::Vector(_) if axis == 1 || axis == -1 => Ok(Item::act("softmax", item_name(ctx.graph(), node))),
-        _ => Err(ctx.fail(node, &format!("softmax over axis {axis} of {shape}: only a vector's features are read (per-position softmax is language version 3)"))),
-    }
-}
-
-/// How the model's text is laid out.
-pub struct Layout<'a> {
-    pub name: &'a str,
-    pub what: &'a str,
-    pub nodes: usize,
-    pub opset: i64,
-    pub input: Shape,
-    pub normalize: Option<(Vec<f32>, Vec<f32>)>,
-    pub train: bool,
-}
-
-impl Layout<'_> {
-    pub fn text(&self, items: &[Item]) -> String {
-        let mut s = format!(
-            "// Imported by `cnnc import` from {} ({} nodes, opset {}).\n",
-            self.what, self.nodes, self.opset
-        );
-        let _ = write!(s, "model {} {{\n    input {}", self.name, self.input);
-        if let Some((mean, std)) = &self.normalize {
-            let list = |v: &[f32]| v.iter().map(|x| format!("{x}")).collect::<Vec<_>>().join(" ");
-            let _ = write!(s, " normalize mean {} std {}", list(mean), list(std));
-        }
-        s.push('\n');
-        lines(&mut s, items, 1);
-        if self.train {
-            s += "\n    // A default recipe for fine-tuning: edit it to suit the data.\n";
-            s += "    train {\n        loss cross_entropy\n        optimizer sgd lr 0.01 momentum 0.9\n";
-            s += "        weight_decay 5e-4\n        schedule cosine\n        batch 32\n        epochs 5\n    }\n";
-        }
-        s += "}\n";
-        s
-    }
-}
-
-fn lines(s: &mut String, items: &[Item], depth: usize) {
-    let indent = "    ".repeat(depth);
-    let mut open_line = false; // the last line may take an activation shorthand
-    for item in items {
-        match item {
-            Item::Act { word, name: None } if open_line => {
-                let _ = writeln!(s, " {word}");
-                open_line = false;
-                continue;
-            }
-            _ => {}
-        }
-        if open_line {
-            s.push('\n');
-        }
-        let label = |name: &Option<String>| name.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
-        match item {
-            Item::Layer { text, name, .. } => {
-                let _ = write!(s, "{indent}{}{text}", label(name));
-                open_line = ["conv", "dense", "batchnorm"].iter().any(|k| text.starts_with(k));
-                if !open_line {
-                    s.push('\n');
-                }
-            }
-            Item::Act { word, name } => {
-                let _ = writeln!(s, "{indent}{}{word}", label(name));
-                open_line = false;
-            }
-            Item::Residual { body, shortcut, name } => {
-                let _ = writeln!(s, "{indent}{}residual {{", label(name));
-                lines(s, body, depth + 1);
-                if !shortcut.is_empty() {
-                    let _ = writeln!(s, "{indent}    shortcut {{");
-                    lines(s, shortcut, depth + 2);
-                    let _ = writeln!(s, "{indent}    }}");
-                }
-                let _ = write!(s, "{indent}}}");
-                open_line = true;
-            }
-        }
-    }
-    if open_line {
-        s.push('\n');
-    }
-}
-
-/// The kept tensors under cnnc's names: the checked model's layers with parameters
-/// or buffers, in order, take the items' tensors in order.
-pub fn name_tensors(source: &str, model: &str, items: &[Item]) -> Result<Vec<(String, ArrayD<f32>)>, String> {
-    let models = crate::compile(source).map_err(|d| {
-        format!(
-            "the imported model does not check (a bug in the importer; please report it):\n{}",
-            d.render("imported.cnn", source)
-        )
-    })?;
-    let ir = models
-        .iter()
-        .find(|m| m.name == model)
-        .ok_or("the imported model is missing")?;
-    let mut kept = Vec::new();
-    collect(items, &mut kept);
-    let layers: Vec<_> = ir
-        .all_layers()
-        .into_iter()
-        .filter(|l| !l.params().is_empty() || !l.buffers().is_empty())
-        .collect();
-    if layers.len() != kept.len() {
-        return Err(format!(
-            "the importer kept weights for {} layers, the model has {} (a bug; please report it)",
-            kept.len(),
-            layers.len()
+    let opset = ctx.opset();
+    let axis = node.int("axis", if opset >= 13 { -1 } else { 1 });
+    let ok = match *shape {
+        Shape::Vector(_) => axis == 1 || axis == -1,
+        // Before opset 13, Softmax flattens the axes from `axis` on: one softmax over
+        // C·H·W, which is the per-position one only on a 1x1 image.
+        Shape::Image { h, w, .. } => (axis == 1 || axis == -3) && (opset >= 13 || h * w == 1),
+    };
+    if !ok {
+        let per_position = if opset < 13 && matches!(shape, Shape::Image { .. }) {
+            " (before opset 13, Softmax on an image takes all of C·H·W at once)"
+        } else {
+            ""
+        };
+        return Err(ctx.fail(
+            node,
+            &format!(
+                "softmax over axis {axis} of {shape}{per_position}: the language's softmax is over a vector's \
+                 features, or over the channels at each position of an image (axis 1)"
+            ),
         ));
     }
-    let mut out = Vec::new();
-    for (layer, tensors) in layers.into_iter().zip(kept) {
-        let names = layer.params().into_iter().chain(layer.buffers());
-        for (p, t) in names.zip(tensors) {
-            if p.shape != t.shape() {
-                return Err(format!(
-                    "tensor `{}` is {:?} in the ONNX file, the model needs {:?}",
-                    p.name,
-                    t.shape(),
-                    p.shape
-                ));
-            }
-            out.push((p.name, t.clone()));
-        }
-    }
-    Ok(out)
+    Ok(Item::act("softmax", item_name(ctx.graph(), node)))
 }
 
-/// The items without the names taken from the ONNX nodes (used when those names
-/// collide in the language's scopes).
-pub fn without_names(items: &mut [Item]) {
-    for item in items {
-        match item {
-            Item::Layer { name, .. } | Item::Act { name, .. } => *name = None,
-            Item::Residual { body, shortcut, name } => {
-                *name = None;
-                without_names(body);
-                without_names(shortcut);
-            }
-        }
-    }
+/// `GlobalMaxPool`: `maxpool global`.
+pub fn global_pool(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, String> {
+    let [c, ..] = image(ctx, node, shape)?;
+    *shape = Shape::Image { c, h: 1, w: 1 };
+    let text = if node.op == "GlobalMaxPool" {
+        "maxpool global"
+    } else {
+        "avgpool global"
+    };
+    Ok(Item::layer(text, item_name(ctx.graph(), node), Vec::new()))
 }
 
-fn collect<'a>(items: &'a [Item], out: &mut Vec<&'a [ArrayD<f32>]>) {
-    for item in items {
-        match item {
-            Item::Layer { tensors, .. } if !tensors.is_empty() => out.push(tensors),
-            Item::Residual { body, shortcut, .. } => {
-                collect(body, out);
-                collect(shortcut, out);
-            }
-            _ => {}
+/// `ConvTranspose` with symmetric padding (as PyTorch's `ConvTranspose2d`): weight
+/// `[C, F/G, KH, KW]`.
+pub fn conv_transpose(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Result<Item, String> {
+    let [c, h, w] = image(ctx, node, shape)?;
+    let weight = weight(ctx, node, 1)?;
+    let [wc, per_group, kh, kw] = weight.shape()[..] else {
+        return Err(ctx.fail(
+            node,
+            &format!(
+                "weight has dimensions {:?}; a 2-D transposed convolution's are [C, F/G, KH, KW]",
+                weight.shape()
+            ),
+        ));
+    };
+    let groups = usize::try_from(node.int("group", 1)).unwrap_or(0);
+    if groups == 0 || wc != c || c % groups != 0 {
+        return Err(ctx.fail(
+            node,
+            &format!("weight reads {wc} channels in {groups} groups; the input has {c}"),
+        ));
+    }
+    if [per_group, kh, kw].contains(&0) {
+        return Err(ctx.fail(node, "has an empty weight"));
+    }
+    let f = per_group * groups;
+    let kernel = node.ints("kernel_shape");
+    if !kernel.is_empty() && kernel != [kh as i64, kw as i64] {
+        return Err(ctx.fail(
+            node,
+            &format!("`kernel_shape` {kernel:?} is not the weight's {kh}x{kw}"),
+        ));
+    }
+    match node.string("auto_pad", "NOTSET").as_str() {
+        "NOTSET" | "VALID" => {}
+        other => {
+            return Err(ctx.fail(
+                node,
+                &format!("`auto_pad` {other} is not read for ConvTranspose; export it with explicit symmetric `pads`"),
+            ))
         }
     }
+    let stride = two(ctx, node, "strides", 1)?;
+    let dilation = two(ctx, node, "dilations", 1)?;
+    let output_pad = two(ctx, node, "output_padding", 0)?;
+    let pad = match node.ints("pads").as_slice() {
+        [] => [0, 0],
+        [t, l, b, r] if t == b && l == r && [t, l].iter().all(|v| (0..=1 << 20).contains(*v)) => {
+            [*t as usize, *l as usize]
+        }
+        other => {
+            return Err(ctx.fail(
+                node,
+                &format!(
+                    "`pads` is {other:?}; a transposed convolution's padding is read when it is the same on both \
+                     sides of each axis (PyTorch's `padding`)"
+                ),
+            ))
+        }
+    };
+    let kernel = [kh, kw];
+    let mut out = [0; 2];
+    for axis in 0..2 {
+        let (s, d, o, p) = (stride[axis], dilation[axis], output_pad[axis], pad[axis]);
+        if o >= s.max(d) || o >= s + p {
+            return Err(ctx.fail(
+                node,
+                &format!(
+                    "`output_padding` {o} with stride {s}, dilation {d} and pad {p}: the language needs it smaller \
+                     than the stride or the dilation, and than the stride plus the padding"
+                ),
+            ));
+        }
+        let input = [h, w][axis] as u128;
+        let full = (input - 1) * s as u128 + (d * (kernel[axis] - 1) + o + 1) as u128;
+        if full > LARGEST {
+            return Err(ctx.fail(node, &format!("outputs {full} rows or columns, more than cnnc reads")));
+        }
+        out[axis] = (full as usize).checked_sub(2 * p).filter(|&v| v >= 1).ok_or_else(|| {
+            ctx.fail(
+                node,
+                &format!("pads of {p} leave no output of the {full} rows or columns (axis {axis})"),
+            )
+        })?;
+    }
+    if let Some(given) = Some(node.ints("output_shape")).filter(|v| !v.is_empty()) {
+        let tail: Vec<i64> = given.iter().rev().take(2).rev().copied().collect();
+        if tail != [out[0] as i64, out[1] as i64] {
+            return Err(ctx.fail(
+                node,
+                &format!(
+                    "`output_shape` {given:?} is not the {}x{} its pads give; export it with explicit `pads` and \
+                     `output_padding`",
+                    out[0], out[1]
+                ),
+            ));
+        }
+    }
+    let mut text = format!("convtranspose {f} kernel {}", pair(kernel));
+    if stride != [1, 1] {
+        let _ = write!(text, " stride {}", pair(stride));
+    }
+    if pad != [0, 0] {
+        let _ = write!(text, " pad {}", pair(pad));
+    }
+    if output_pad != [0, 0] {
+        let _ = write!(text, " output_pad {}", pair(output_pad));
+    }
+    if dilation != [1, 1] {
+        let _ = write!(text, " dilation {}", pair(dilation));
+    }
+    if groups != 1 {
+        let _ = write!(text, " groups {groups}");
+    }
+    let mut tensors = vec![weight];
+    match node.inputs.get(2) {
+        Some(_) => tensors.push(bias_of(ctx, node, 2, f)?),
+        None => text += " bias off",
+    }
+    *shape = Shape::Image {
+        c: f,
+        h: out[0],
+        w: out[1],
+    };
+    Ok(Item::layer(&text, item_name(ctx.graph(), node), tensors))
 }

@@ -10,14 +10,18 @@
 //!
 //! [`import`] goes the other way for the CNN subset of ONNX: a readable `.cnn` text
 //! (a conv, its batchnorm and activation on consecutive lines, residual blocks where
-//! the graph has them) and its weights under cnnc's names.
+//! the graph has them, language version 3's `from`, `concat`, `add` and `mul` for
+//! other graphs) and its weights under cnnc's names.
 
 mod export;
 mod graph;
 mod import;
 mod items;
+mod layout;
 #[allow(clippy::all, missing_docs)]
 pub mod proto;
+mod resize;
+mod walk;
 
 pub use export::{export, export_to_file};
 pub use import::{import, Imported};

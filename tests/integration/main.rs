@@ -47,6 +47,7 @@ mod io_checkpoint;
 mod io_fuzz_regressions;
 mod no_panic;
 mod onnx;
+mod onnx_v3;
 mod random_models;
 mod random_stacks;
 mod robustness;

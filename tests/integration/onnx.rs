@@ -113,18 +113,51 @@ fn export_names_a_missing_tensor() {
     assert!(err.contains("dense1.weight"), "{err}");
 }
 
-/// The layers without names and without dropout (which the inference graph drops).
-fn shape_of_layers(layers: &[cnnc::ir::Layer]) -> Vec<cnnc::ir::Layer> {
+/// The layers without names and without dropout (which the inference graph drops);
+/// a reference names the position of the layer it reads (in the order of
+/// `all_layers`, dropout left out), or `input`.
+pub(crate) fn shape_of_layers(layers: &[cnnc::ir::Layer]) -> Vec<cnnc::ir::Layer> {
+    let mut positions = std::collections::HashMap::new();
+    number_layers(layers, &mut positions);
+    without_names(layers, &positions)
+}
+
+fn number_layers(layers: &[cnnc::ir::Layer], positions: &mut std::collections::HashMap<String, usize>) {
     use cnnc::ir::Op;
+    for l in layers.iter().filter(|l| !matches!(l.op, Op::Dropout(_))) {
+        let k = positions.len();
+        positions.insert(l.name.clone(), k);
+        if let Op::Residual(r) = &l.op {
+            number_layers(&r.body, positions);
+            number_layers(&r.shortcut, positions);
+        }
+    }
+}
+
+fn without_names(
+    layers: &[cnnc::ir::Layer],
+    positions: &std::collections::HashMap<String, usize>,
+) -> Vec<cnnc::ir::Layer> {
+    use cnnc::ir::Op;
+    let place = |r: &mut cnnc::ir::Ref| {
+        if let Some(k) = positions.get(&r.name) {
+            r.name = format!("#{k}");
+        }
+    };
     layers
         .iter()
         .filter(|l| !matches!(l.op, Op::Dropout(_)))
         .map(|l| {
             let mut l = l.clone();
             l.name.clear();
-            if let Op::Residual(r) = &mut l.op {
-                r.body = shape_of_layers(&r.body);
-                r.shortcut = shape_of_layers(&r.shortcut);
+            match &mut l.op {
+                Op::Residual(r) => {
+                    r.body = without_names(&r.body, positions);
+                    r.shortcut = without_names(&r.shortcut, positions);
+                }
+                Op::Concat(refs) => refs.iter_mut().for_each(place),
+                Op::Add(r) | Op::Mul(r) | Op::From(r) => place(r),
+                _ => {}
             }
             l
         })
@@ -216,12 +249,38 @@ fn imported_interpreter(imported: &cnnc::onnx::Imported) -> Interpreter {
 /// PyTorch modules exported with `torch.onnx.export` (a ResNet-18-shaped network
 /// with its batchnorms folded into the convolutions and one with them kept; a small
 /// net with `view(N, -1)`, SiLU, GELU, dilation, groups, padded average pooling, a
-/// Linear without bias and LeakyReLU) import to models whose output on the stored
-/// batch equals ONNX Runtime's within 1e-4 of its largest value.
+/// Linear without bias and LeakyReLU; a MobileNetV2 block; and language version 3's
+/// graphs: a U-Net with ConvTranspose2d, bilinear nn.Upsample, torch.cat and a
+/// per-pixel softmax, an Inception-like block of three branches with a nearest
+/// Upsample, a DenseNet block, squeeze-and-excitation with Sigmoid and Hardsigmoid
+/// gates, one inside a residual block) import to models whose output on the stored
+/// batch equals ONNX Runtime's within 1e-4 of its largest value, written as a
+/// person would (the lines checked below).
 #[test]
 fn pytorch_exports_import_and_compute_what_onnx_runtime_computes() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/onnx/pytorch");
-    for case in ["resnet18", "resnet18_bn", "smallnet", "mobilenetv2_block"] {
+    let v3 = [
+        (
+            "unet",
+            &[
+                "convtranspose 12 kernel 3 stride 2 pad 1 output_pad 1",
+                "upsample 2 bilinear",
+                "concat enc2",
+                "softmax",
+            ][..],
+        ),
+        ("inception", &["from stem", "upsample 2\n", "concat b2_2 b3_2"][..]),
+        ("densenet", &["concat layers_0_2 layers_1_2 layers_2_2"][..]),
+        (
+            "squeeze_excite",
+            &["sigmoid\n    mul t1", "hardsigmoid\n        mul body", "} relu"][..],
+        ),
+    ];
+    let cases = ["resnet18", "resnet18_bn", "smallnet", "mobilenetv2_block"]
+        .into_iter()
+        .map(|c| (c, &[][..]))
+        .chain(v3);
+    for (case, lines) in cases {
         let bytes = std::fs::read(dir.join(format!("{case}.onnx"))).expect("case");
         let imported = cnnc::onnx::import(&bytes, case, None, "Imported", false).unwrap_or_else(|e| panic!("{e}"));
         let shapes = std::fs::read_to_string(dir.join(format!("{case}.json"))).expect("shapes");
@@ -244,6 +303,13 @@ fn pytorch_exports_import_and_compute_what_onnx_runtime_computes() {
             "{case}: max |diff| {worst} against ONNX Runtime\n{}",
             imported.source
         );
+        for line in lines {
+            assert!(
+                imported.source.contains(line),
+                "{case}: no `{line}` in\n{}",
+                imported.source
+            );
+        }
     }
 }
 
@@ -264,8 +330,8 @@ fn an_imported_resnet_fine_tunes() {
 }
 
 /// MobileNetV2's block: ReLU6 (exported as Clip(0, 6)) is `relu6`; a Clip to other
-/// bounds cannot be written; an operator of v3's graphs (here a GlobalMaxPool
-/// put in the block's place) is named at its node.
+/// bounds cannot be written; a GlobalMaxPool put in a Clip's place reads as
+/// `maxpool global`, and the residual block's `Add` then names both shapes.
 #[test]
 fn import_reads_relu6_and_says_what_it_cannot_write() {
     use cnnc::onnx::proto::ModelProto;
@@ -295,9 +361,9 @@ fn import_reads_relu6_and_says_what_it_cannot_write() {
     graph.node[clip].op_type = Some("GlobalMaxPool".into());
     let err = cnnc::onnx::import(&changed.encode_to_vec(), "mnv2", None, "Imported", false)
         .err()
-        .expect("v3");
+        .expect("shapes");
     assert!(
-        err.contains("(GlobalMaxPool, opset 17): needs language version 3"),
+        err.contains("(Add, opset 17): adds a 8x1x1 body to a 8x8x8 shortcut"),
         "{err}"
     );
 }
@@ -315,7 +381,7 @@ fn damaged_onnx_files_never_panic() {
         state
     };
     let (mut errors, mut models) = (0, 0);
-    for case in ["smallnet", "resnet18_bn"] {
+    for case in ["smallnet", "resnet18_bn", "unet", "inception"] {
         let good = std::fs::read(dir.join(format!("{case}.onnx"))).expect("case");
         for round in 0..150 {
             let mut bytes = good.clone();
