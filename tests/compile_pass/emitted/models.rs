@@ -85,7 +85,10 @@ mod __cnnc_LeNet {
                 seed: 0u64,
                 augment: &[],
                 smoothing: 0f64,
+                ignore: None,
                 clip_grad_norm: None,
+                warmup: None,
+                early_stop: None,
                 freeze: &[],
             }),
             layers: &[
@@ -1332,7 +1335,10 @@ mod __cnnc_Blocks {
                 seed: 0u64,
                 augment: &[rt::Augment::FlipHorizontal, rt::Augment::Crop(1)],
                 smoothing: 0f64,
+                ignore: None,
                 clip_grad_norm: None,
+                warmup: None,
+                early_stop: None,
                 freeze: &[],
             }),
             layers: &[
