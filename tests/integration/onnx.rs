@@ -143,6 +143,8 @@ fn without_names(
         if let Some(k) = positions.get(&r.name) {
             r.name = format!("#{k}");
         }
+        // The name as written may differ too (`t1` for an unnamed item).
+        r.written.clear();
     };
     layers
         .iter()
