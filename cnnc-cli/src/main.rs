@@ -125,6 +125,10 @@ enum Command {
         /// Continue from a checkpoint that an interrupted run wrote.
         #[arg(long)]
         resume: Option<PathBuf>,
+        /// Start from these weights (fine-tuning): the tensors the file has under the
+        /// model's names are loaded, the others (a new head) keep their initialization.
+        #[arg(long)]
+        weights: Option<PathBuf>,
         /// Refuse images of another size than the model's input (default: resize them).
         #[arg(long)]
         no_resize: bool,
@@ -264,6 +268,7 @@ fn main() -> ExitCode {
             lr,
             threads,
             resume,
+            weights,
             no_resize,
             model,
         } => {
@@ -277,6 +282,7 @@ fn main() -> ExitCode {
                 lr,
                 threads: threads.map(|t| t as usize),
                 resume,
+                weights,
                 no_resize,
             };
             match train::run(&request) {

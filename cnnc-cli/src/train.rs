@@ -27,6 +27,8 @@ pub struct Request {
     pub lr: Option<f64>,
     pub threads: Option<usize>,
     pub resume: Option<PathBuf>,
+    /// Weights to start from (fine-tuning; tensors the file lacks keep their initialization).
+    pub weights: Option<PathBuf>,
     /// Refuse images of another size than the model's input instead of resizing.
     pub no_resize: bool,
 }
@@ -94,6 +96,27 @@ pub fn run(r: &Request) -> Result<Ended, String> {
     }
     report_skipped(&loaded);
     let mut net = Executor::from_model(&model, train.seed);
+    if let Some(path) = &r.weights {
+        let report = net.load_safetensors_partial(path).map_err(|e| e.to_string())?;
+        if report.loaded.is_empty() {
+            return Err(format!(
+                "{} holds none of model {}'s tensors (it has {}): nothing to start from",
+                path.display(),
+                model.name,
+                report.unexpected.join(", ")
+            ));
+        }
+        println!(
+            "started from {}: {} tensors loaded{}",
+            path.display(),
+            report.loaded.len(),
+            if report.missing.is_empty() {
+                String::new()
+            } else {
+                format!(", {} initialized ({})", report.missing.len(), report.missing.join(", "))
+            }
+        );
+    }
     let config = FitConfig::of(net.spec());
     println!(
         "{}: {} parameters; {} training and {} test samples{}; {} epochs of batch {}",
@@ -152,9 +175,15 @@ pub fn run(r: &Request) -> Result<Ended, String> {
         return Ok(Ended::Done);
     }
     if config.loss == Loss::CrossEntropy {
+        // A model with more outputs than the data has classes (a fine-tuned head
+        // left wider): the outputs past the named classes go by their numbers.
+        let mut names = classes.clone();
+        if !names.is_empty() {
+            names.extend((names.len()..model.output().len()).map(|k| k.to_string()));
+        }
         println!(
             "{}",
-            confusion_matrix(&mut net, &loaded.test, &classes).map_err(|e| e.to_string())?
+            confusion_matrix(&mut net, &loaded.test, &names).map_err(|e| e.to_string())?
         );
     }
     println!("test loss {:.4}; wrote {}", result.loss, saved.join(", "));

@@ -442,3 +442,54 @@ fn the_default_unet_segments_a_folder_of_masks() {
         .unwrap();
     assert!(iou > 0.8, "{text}");
 }
+
+/// Issue 25's fine-tuning path: PyTorch's ResNet-18-shaped network, exported with
+/// `torch.onnx.export` (tests/onnx/pytorch/resnet18.onnx), imported with a default
+/// train block, then trained from its imported weights with `cnnc train --weights`
+/// on 32x32 pictures of three shapes.
+#[test]
+fn an_imported_pytorch_resnet_fine_tunes_from_its_weights() {
+    let dir = scratch("finetune");
+    let onnx = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/onnx/pytorch/resnet18.onnx");
+    let (model, weights) = (dir.join("resnet.cnn"), dir.join("resnet.safetensors"));
+    let o = cnnc(&["import", s(&onnx), "-o", s(&model), "--weights", s(&weights), "--train"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let data = dir.join("shapes");
+    let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
+    write_split(&data.join("train"), 40, 32, &mut rng);
+    write_split(&data.join("test"), 10, 32, &mut rng);
+    let out = dir.join("out");
+    let o = cnnc(&[
+        "train",
+        s(&model),
+        "--data",
+        s(&data),
+        "--weights",
+        s(&weights),
+        "--epochs",
+        "2",
+        "--out",
+        s(&out),
+    ]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{}\n{text}", stderr(&o));
+    assert!(text.contains(&format!("started from {}", weights.display())), "{text}");
+    assert!(text.contains("tensors loaded"), "{text}");
+    assert!(text.contains("epoch 2/2"), "{text}");
+    test_accuracy(&text);
+    // Weights of another model are refused, naming the file.
+    let stray = dir.join("stray.safetensors");
+    std::fs::write(&stray, b"not a weight file").unwrap();
+    let o = cnnc(&[
+        "train",
+        s(&model),
+        "--data",
+        s(&data),
+        "--weights",
+        s(&stray),
+        "--out",
+        s(&out),
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("stray.safetensors"), "{}", stderr(&o));
+}
