@@ -74,13 +74,7 @@ pub fn forward(
                 col2im(s, dcol, yg);
             }
         }
-        let area = s.h * s.w;
-        for (f, row) in ys.chunks_exact_mut(area).enumerate() {
-            let bias = b.map_or(0.0, |b| b[f]);
-            for v in row {
-                *v = act.apply(*v + bias);
-            }
-        }
+        conv::bias_and_activation(ys, s.h * s.w, b, act);
     }
 }
 

@@ -518,11 +518,19 @@ fn unfolded_forward(
                 rest,
             );
         }
-        for (f, row) in ys.chunks_exact_mut(p).enumerate() {
-            let bias = b.map_or(0.0, |b| b[f]);
-            for v in row {
-                *v = act.apply(*v + bias);
-            }
+        bias_and_activation(ys, p, b, act);
+    }
+}
+
+/// Adds channel `f`'s bias (when given) to each of its `area` values in `ys` (one
+/// sample, channels first) and applies the activation: the end of a convolution's
+/// and a transposed convolution's forward pass.
+#[inline(always)]
+pub fn bias_and_activation(ys: &mut [f32], area: usize, b: Option<&[f32]>, act: Activation) {
+    for (f, row) in ys.chunks_exact_mut(area).enumerate() {
+        let bias = b.map_or(0.0, |b| b[f]);
+        for v in row {
+            *v = act.apply(*v + bias);
         }
     }
 }
