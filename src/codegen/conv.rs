@@ -17,23 +17,32 @@ fn geometry(e: &Emit, s: usize) -> (ConvGeometry, Activation) {
 pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
     let (g, act) = geometry(e, s);
     e.layer_type(format!("conv {g:?} {act:?}"), s, |e, name| {
-        let w = &g.window;
-        let (c, h, width, f) = (w.c, w.h, w.w, g.filters);
-        let ([kh, kw], [sh, sw], [pt, pl], [pb, pr]) = (w.window, w.stride, w.pad_before, w.pad_after);
-        let ([dh, dw], groups, oh, ow) = (g.dilation, g.groups, w.oh, w.ow);
+        let shape = shape_literal(&g);
         let act = act_tokens(act);
         e.scratch.push(quote!(rt::conv_scratch::<#name>()));
         quote! {
             struct #name;
             impl rt::ConvLayer for #name {
-                const SHAPE: rt::ConvShape = rt::ConvShape {
-                    c: #c, h: #h, w: #width, f: #f, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
-                    pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow, dh: #dh, dw: #dw, g: #groups,
-                };
+                const SHAPE: rt::ConvShape = #shape;
                 const ACT: rt::Activation = #act;
             }
         }
     })
+}
+
+/// `rt::ConvShape { c: .., .. }` of a convolution's geometry (also the shape a
+/// transposed convolution is the data gradient of).
+pub(super) fn shape_literal(g: &ConvGeometry) -> TokenStream {
+    let w = &g.window;
+    let (c, h, width, f) = (w.c, w.h, w.w, g.filters);
+    let ([kh, kw], [sh, sw], [pt, pl], [pb, pr]) = (w.window, w.stride, w.pad_before, w.pad_after);
+    let ([dh, dw], groups, oh, ow) = (g.dilation, g.groups, w.oh, w.ow);
+    quote! {
+        rt::ConvShape {
+            c: #c, h: #h, w: #width, f: #f, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
+            pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow, dh: #dh, dw: #dw, g: #groups,
+        }
+    }
 }
 
 pub fn forward(e: &mut Emit, s: usize) -> TokenStream {

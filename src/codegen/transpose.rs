@@ -18,20 +18,12 @@ fn geometry(e: &Emit, s: usize) -> (ConvGeometry, Activation) {
 pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
     let (g, _) = geometry(e, s);
     e.layer_type(format!("convtranspose {g:?}"), s, |e, name| {
-        let w = &g.window;
-        let (c, h, width, f) = (w.c, w.h, w.w, g.filters);
-        let ([kh, kw], [sh, sw], [pt, pl], [pb, pr]) = (w.window, w.stride, w.pad_before, w.pad_after);
-        let ([dh, dw], groups, oh, ow) = (g.dilation, g.groups, w.oh, w.ow);
+        let conv = super::conv::shape_literal(&g);
         e.scratch.push(quote!(#name::SHAPE.scratch_len()));
         quote! {
             struct #name;
             impl #name {
-                const SHAPE: rt::TransposeShape = rt::TransposeShape {
-                    conv: rt::ConvShape {
-                        c: #c, h: #h, w: #width, f: #f, kh: #kh, kw: #kw, sh: #sh, sw: #sw,
-                        pt: #pt, pb: #pb, pl: #pl, pr: #pr, oh: #oh, ow: #ow, dh: #dh, dw: #dw, g: #groups,
-                    },
-                };
+                const SHAPE: rt::TransposeShape = rt::TransposeShape { conv: #conv };
             }
         }
     })

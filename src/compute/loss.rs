@@ -122,13 +122,19 @@ pub fn count_correct(p: &[f32], labels: &[usize], shape: Classes) -> usize {
     labels
         .iter()
         .enumerate()
-        .filter(|&(at, &label)| {
-            let (i, q) = (at / area, at % area);
-            let value = |j: usize| p[(i * classes + j) * area + q];
-            let best = (0..classes).fold(0, |b, j| if value(j) > value(b) { j } else { b });
-            Some(label) != ignore && best == label
-        })
+        .filter(|&(at, &label)| Some(label) != ignore && predicted_class_at(p, shape, at) == label)
         .count()
+}
+
+/// [`predicted_class`] at label index `at` of a per-position output (`shape.area`
+/// positions per sample, class `j` of position `q` of sample `i` at
+/// `p[(i·K + j)·area + q]`): the first largest class, as `torch.argmax(dim=1)`.
+#[inline(always)]
+pub fn predicted_class_at(p: &[f32], shape: Classes, at: usize) -> usize {
+    let Classes { classes, area, .. } = shape;
+    let (i, q) = (at / area, at % area);
+    let value = |j: usize| p[(i * classes + j) * area + q];
+    (0..classes).fold(0, |b, j| if value(j) > value(b) { j } else { b })
 }
 
 /// Whether a binary output (a probability) and its target fall on the same side of 0.5.

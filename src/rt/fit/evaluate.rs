@@ -193,10 +193,10 @@ pub(crate) fn evaluate_checked<M: Model + ?Sized>(
                 }
                 count += hi - lo;
             }
+            // Label maps returned through `segmentation` above.
             (Target::LabelMaps(_), _) => {
                 return Err(Error::Target(
-                    "evaluate takes Targets::Labels or Targets::Values; label maps are evaluated by the segmentation metrics"
-                        .into(),
+                    "label maps are evaluated per position (segmentation), not per sample".into(),
                 ))
             }
             (Target::Values(target), _) => {
@@ -237,6 +237,11 @@ fn segmentation<M: Model + ?Sized>(
 ) -> Result<Evaluation, Error> {
     let classes = model.output_shape()[0];
     let area = maps.shape()[1] * maps.shape()[2];
+    let shape = loss::Classes {
+        classes,
+        area,
+        ignore: None,
+    };
     let mut inter = vec![0u64; classes];
     let mut union = vec![0u64; classes];
     let (mut total, mut correct, mut count) = (0.0f64, 0usize, 0usize);
@@ -260,9 +265,9 @@ fn segmentation<M: Model + ?Sized>(
                 if label >= classes {
                     continue;
                 }
-                let value = |j: usize| p[(i * classes + j) * area + q];
-                let predicted = (0..classes).fold(0, |b, j| if value(j) > value(b) { j } else { b });
-                total += loss::nll(value(label));
+                let at = i * area + q;
+                let predicted = loss::predicted_class_at(p, shape, at);
+                total += loss::nll(p[(i * classes + label) * area + q]);
                 count += 1;
                 if predicted == label {
                     correct += 1;
