@@ -85,7 +85,7 @@ impl Buffers {
         conv::forward_as(
             plan,
             s,
-            Activation::Relu,
+            Activation::Relu.into(),
             black_box(&self.x),
             &self.w,
             b,

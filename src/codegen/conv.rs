@@ -15,16 +15,14 @@ fn geometry(e: &Emit, s: usize) -> (ConvGeometry, Activation) {
 
 /// The layer's marker type: `struct Conv1; impl rt::ConvLayer for Conv1 { ... }`.
 pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
-    let (g, act) = geometry(e, s);
-    e.layer_type(format!("conv {g:?} {act:?}"), s, |e, name| {
+    let (g, _) = geometry(e, s);
+    e.layer_type(format!("conv {g:?}"), s, |e, name| {
         let shape = shape_literal(&g);
-        let act = act_tokens(act);
         e.scratch.push(quote!(rt::conv_scratch::<#name>()));
         quote! {
             struct #name;
             impl rt::ConvLayer for #name {
                 const SHAPE: rt::ConvShape = #shape;
-                const ACT: rt::Activation = #act;
             }
         }
     })
@@ -45,11 +43,24 @@ pub(super) fn shape_literal(g: &ConvGeometry) -> TokenStream {
     }
 }
 
+/// `act(conv(x) + b)`; in the inference plan also a folded batchnorm (the
+/// weights and bias from `pass.folded`) and a residual join's other input added.
 pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
     let layer = layer_type(e, s);
     let step = e.step(s);
-    let (x, w, b, y) = (e.x(s, 0), e.param(step.weight), e.bias(step.bias), e.y_mut(s));
-    quote!(rt::conv_forward(#layer, #x, #w, #b, #y, n, &mut self.scratch);)
+    let (w, b) = match step.folded {
+        Some(f) => e.folded(f),
+        None => (e.param(step.weight), e.bias(step.bias)),
+    };
+    let add = match step.inputs.len() {
+        2 => {
+            let r = e.x(s, 1);
+            quote!(Some(#r))
+        }
+        _ => quote!(None),
+    };
+    let (x, y, act) = (e.x(s, 0), e.y_mut(s), act_tokens(geometry(e, s).1));
+    quote!(rt::conv_forward(#layer, #x, #w, #b, #add, #act, #y, n, &mut self.scratch);)
 }
 
 pub fn backward(e: &mut Emit, s: usize) -> TokenStream {

@@ -19,6 +19,7 @@ mod batchnorm;
 mod conv;
 mod dense;
 mod dropout;
+pub mod infer;
 mod join;
 mod normalize;
 pub mod plan;
@@ -263,6 +264,20 @@ impl<'a> Emit<'a> {
         }
     }
 
+    /// `(&pass.folded[..], Some(&pass.folded[..]))`: fold `f`'s weight and bias.
+    fn folded(&self, f: usize) -> (TokenStream, TokenStream) {
+        let fold = &self.plan.folds[f];
+        let (start, split, end) = (
+            fold.offset,
+            fold.offset + fold.weight_len,
+            fold.offset + fold.weight_len + fold.filters,
+        );
+        (
+            quote!(&pass.folded[#start..#split]),
+            quote!(Some(&pass.folded[#split..#end])),
+        )
+    }
+
     /// `Some(&p[..])` or `None` for an optional bias.
     fn bias(&self, id: Option<usize>) -> TokenStream {
         match id {
@@ -432,6 +447,24 @@ fn backward_phase(e: &mut Emit, phase: usize) -> TokenStream {
     quote!(#(#code)*)
 }
 
+/// The worker's `infer`: the inference plan's steps in order, in one pass (no
+/// phases: the statistics are the running ones), emitted by the same step
+/// emitters over the inference plan (see `infer.rs`).
+fn infer<'a>(e: &mut Emit<'a>, inference: &'a Plan) -> TokenStream {
+    let training = std::mem::replace(&mut e.plan, inference);
+    let body: Vec<TokenStream> = (0..inference.steps.len()).map(|s| forward_step(e, s)).collect();
+    e.plan = training;
+    quote! {
+        /// Inference: batchnorms folded into the convolutions before them, residual
+        /// joins added in the convolutions' stores.
+        #[allow(unused_variables)]
+        fn infer(&mut self, phases: usize, pass: &rt::Pass<'_>) {
+            let (n, p) = (pass.n, pass.params);
+            #(#body)*
+        }
+    }
+}
+
 /// `match phase { 0 => {...}, 1 => {...}, _ => {} }`, or the one body.
 fn by_phase(bodies: Vec<TokenStream>) -> TokenStream {
     if bodies.len() == 1 {
@@ -463,6 +496,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     } else {
         name.clone()
     };
+    let inference = plan.inference();
     let mut e = Emit {
         plan: &plan,
         items: Vec::new(),
@@ -477,6 +511,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     let phases = plan.phases();
     let forward = by_phase((0..phases).map(|p| forward_phase(&mut e, p)).collect());
     let backward = training.then(|| by_phase((0..phases).map(|p| backward_phase(&mut e, p)).collect()));
+    let infer = inference.as_ref().map(|inference| infer(&mut e, inference));
 
     let buffer_fields: Vec<Ident> = (0..plan.buffers.len()).map(a).collect();
     let buffer_ids = 0..plan.buffers.len();
@@ -513,7 +548,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     } else {
         (quote!(), quote!(), quote!(&[]))
     };
-    let net_spec = spec::spec(model, &mut e);
+    let net_spec = spec::spec(model, &mut e, inference.as_ref());
     let scratch = &e.scratch;
     let output = a(plan.output);
     let items = &e.items;
@@ -646,6 +681,8 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                     let (n, p) = (pass.n, pass.params);
                     #forward
                 }
+
+                #infer
             }
 
             #train_impl

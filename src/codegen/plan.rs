@@ -148,6 +148,9 @@ pub struct Step {
     /// The pass phase: the number of batchnorms before this step (a batchnorm
     /// step opens the phase after its statistics are combined).
     pub phase: usize,
+    /// Inference plan only: the fold (`Plan::folds`) whose weight and bias a
+    /// convolution reads instead of its parameters.
+    pub folded: Option<usize>,
 }
 
 /// Where one IR layer's output is after an inference pass, for
@@ -244,6 +247,10 @@ pub struct Plan {
     pub output: usize,
     /// Every IR layer's output, in the order the layers run.
     pub layers: Vec<LayerOutput>,
+    /// Inference plan only: the batchnorms folded into convolutions, and the
+    /// length of the buffer their weights and biases fill (see `infer.rs`).
+    pub folds: Vec<super::infer::Fold>,
+    pub folded_len: usize,
 }
 
 /// Samples per chunk for models without a train block: what `predict` runs at
@@ -333,6 +340,7 @@ impl Planner {
             weight: params.0,
             bias: params.1,
             phase,
+            folded: None,
         });
     }
 
@@ -697,6 +705,8 @@ impl Plan {
             batch: model.train.as_ref().map_or(INFERENCE_BATCH, |t| t.batch),
             output,
             layers: planner.layers,
+            folds: Vec::new(),
+            folded_len: 0,
         }
     }
 

@@ -165,9 +165,34 @@ fn source(e: &mut Emit, source: OutputSource) -> TokenStream {
     }
 }
 
+/// The `rt::Fold` literals of the inference plan's folds.
+fn folds(inference: Option<&Plan>) -> Vec<TokenStream> {
+    let Some(plan) = inference else { return Vec::new() };
+    plan.folds
+        .iter()
+        .map(|f| {
+            let (weight, weight_len, filters, batchnorm, at) = (
+                plan.params[f.weight].offset,
+                f.weight_len,
+                f.filters,
+                f.batchnorm,
+                f.offset,
+            );
+            let (bias, gamma, beta) = (offset(plan, f.bias), offset(plan, f.gamma), offset(plan, f.beta));
+            quote! {
+                rt::Fold {
+                    weight: #weight, weight_len: #weight_len, filters: #filters, bias: #bias,
+                    batchnorm: #batchnorm, gamma: #gamma, beta: #beta, offset: #at,
+                }
+            }
+        })
+        .collect()
+}
+
 /// The `Spec` literal.
-pub(super) fn spec(model: &ir::Model, e: &mut Emit) -> TokenStream {
+pub(super) fn spec(model: &ir::Model, e: &mut Emit, inference: Option<&Plan>) -> TokenStream {
     let plan = e.plan;
+    let (folds, folded_len) = (folds(inference), inference.map_or(0, |i| i.folded_len));
     let name = &model.name;
     let (input, output) = (model.input.dims(), model.output().dims());
     let params = tensors(&plan.params);
@@ -211,6 +236,8 @@ pub(super) fn spec(model: &ir::Model, e: &mut Emit) -> TokenStream {
             train: #train,
             layers: &[#(#layers),*],
             sample_floats: #sample_floats,
+            folds: &[#(#folds),*],
+            folded_len: #folded_len,
         }
     }
 }

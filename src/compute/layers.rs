@@ -17,8 +17,6 @@ use super::{conv, dense, pool, Activation, ConvShape, PoolShape};
 /// A convolution layer's constants.
 pub trait ConvLayer {
     const SHAPE: ConvShape;
-    /// The activation fused into the output.
-    const ACT: Activation;
 }
 
 /// A dense layer's constants.
@@ -91,9 +89,15 @@ macro_rules! dispatched {
 pub(crate) use dispatched;
 
 dispatched! {
-    /// `y = act(conv(x, w) + b)` for `n` samples.
-    conv_forward<L: ConvLayer>(x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], n: usize, scratch: &mut [f32]) {
-        conv::forward(&L::SHAPE, L::ACT, x, w, b, y, n, scratch)
+    /// `y = act(conv(x, w) + b + add)` for `n` samples. Training passes no `add`;
+    /// inference passes a residual join's other input there and the weights and
+    /// bias with the batchnorm after the layer folded in (see `codegen::infer`),
+    /// so neither the join nor the batchnorm costs a pass of its own.
+    conv_forward<L: ConvLayer>(
+        x: &[f32], w: &[f32], b: Option<&[f32]>, add: Option<&[f32]>, act: Activation, y: &mut [f32], n: usize,
+        scratch: &mut [f32],
+    ) {
+        conv::forward(&L::SHAPE, conv::Epilogue { add, act }, x, w, b, y, n, scratch)
     }
 }
 
@@ -299,10 +303,10 @@ macro_rules! fixed {
 dispatched! {
     /// [`conv_forward`] for a shape known at run time.
     pub fn conv_forward_dyn(
-        s: &ConvShape, act: Activation, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32], n: usize,
-        scratch: &mut [f32],
+        s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>, add: Option<&[f32]>, act: Activation, y: &mut [f32],
+        n: usize, scratch: &mut [f32],
     ) {
-        fixed!(conv s => conv::forward(s, act, x, w, b, y, n, scratch))
+        fixed!(conv s => conv::forward(s, conv::Epilogue { add, act }, x, w, b, y, n, scratch))
     }
 }
 

@@ -103,6 +103,6 @@ pub fn backward(
     }
     conv::backward(s, dy, w, x, dw, None, None, n, scratch);
     if let Some(dx) = dx {
-        conv::forward(s, Activation::Identity, dy, w, None, dx, n, scratch);
+        conv::forward(s, Activation::Identity.into(), dy, w, None, dx, n, scratch);
     }
 }

@@ -22,10 +22,12 @@
 //! without batchnorm has one phase: one parallel region per chunk.
 
 mod activations;
+mod fold;
 mod parallel;
 mod traits;
 
 pub use activations::{LayerOutput, Source};
+pub use fold::Fold;
 pub use parallel::{inference_chunk, worker_count, worker_range, INFERENCE_BUDGET, INFERENCE_MIN_CHUNK};
 
 use parallel::{each, each_rows};
@@ -161,6 +163,10 @@ pub struct Spec {
     /// Floats per sample in a worker's activation buffers (inference sizes its
     /// sub-chunks from it: [`inference_chunk`]).
     pub sample_floats: usize,
+    /// Inference: the batchnorms folded into convolutions, and the length of
+    /// the buffer of their folded weights ([`Pass::folded`]).
+    pub folds: &'static [Fold],
+    pub folded_len: usize,
 }
 
 impl Spec {
@@ -214,6 +220,8 @@ pub struct Pass<'a> {
     pub params: &'a [f32],
     /// `[mean][1/std][Σdy][Σdy·x̂]` per batchnorm (see [`BatchNormSlot::shared`]).
     pub shared: &'a [f32],
+    /// Inference: the folded weights and biases of [`Spec::folds`] (empty in training).
+    pub folded: &'a [f32],
     /// The worker's samples.
     pub n: usize,
     /// The index of the worker's first sample in the caller's batch.
@@ -237,6 +245,14 @@ pub trait Worker: Send + Sized {
     fn output(&self) -> &[f32];
     /// Forward phase `phase` over `pass.n` samples.
     fn forward(&mut self, phase: usize, pass: &Pass<'_>);
+    /// Inference over `pass.n` samples: the fused inference plan where the model
+    /// has one (batchnorms folded, joins in the convolutions' stores), else the
+    /// `phases` forward phases.
+    fn infer(&mut self, phases: usize, pass: &Pass<'_>) {
+        for phase in 0..phases {
+            self.forward(phase, pass);
+        }
+    }
     /// The partial statistics or sums the last phase left for the combine.
     fn partials(&self) -> &[f64];
     /// Activation buffer `i` (0 is the input), as the last forward pass left it
@@ -280,6 +296,10 @@ pub struct Driver<N: Network> {
     trainable: Vec<std::ops::Range<usize>>,
     buffers: Vec<f32>,
     shared: Vec<f32>,
+    /// Inference's folded weights ([`Spec::folds`]), and whether they are those
+    /// of the current parameters and buffers.
+    folded: Vec<f32>,
+    folded_fresh: bool,
     slots: Vec<Slot<N::Worker>>,
     grads: Vec<f32>,
     state1: Vec<f32>,
@@ -385,6 +405,8 @@ impl<N: Network> Driver<N> {
             trainable,
             buffers,
             shared: vec![0.0; spec.shared_len],
+            folded: vec![0.0; spec.folded_len],
+            folded_fresh: false,
             slots,
             grads: vec![0.0; grads_len],
             state1: vec![0.0; if states >= 1 { spec.param_count } else { 0 }],
@@ -431,8 +453,13 @@ impl<N: Network> Driver<N> {
             });
         }
         self.inference_stats();
+        if !self.folded_fresh {
+            fold::fold_all(spec, &self.params, &self.buffers, &mut self.folded);
+            self.folded_fresh = true;
+        }
         let count = self.slots.len();
-        let (params, shared, seed, step) = (&self.params[..], &self.shared[..], self.seed, self.step);
+        let (params, shared, folded) = (&self.params[..], &self.shared[..], &self.folded[..]);
+        let (seed, step) = (self.seed, self.step);
         let mut lo = 0;
         while lo < n {
             let hi = (lo + spec.batch).min(n);
@@ -455,6 +482,7 @@ impl<N: Network> Driver<N> {
                         let pass = Pass {
                             params,
                             shared,
+                            folded,
                             n: b0 - a0,
                             first: a0,
                             batch: hi - lo,
@@ -463,9 +491,7 @@ impl<N: Network> Driver<N> {
                             seed,
                             step,
                         };
-                        for phase in 0..spec.phases() {
-                            slot.worker.forward(phase, &pass);
-                        }
+                        slot.worker.infer(spec.phases(), &pass);
                         out[(a0 - a) * out_len..(b0 - a) * out_len]
                             .copy_from_slice(&slot.worker.output()[..(b0 - a0) * out_len]);
                         a0 = b0;
@@ -641,6 +667,7 @@ where
                     let pass = Pass {
                         params,
                         shared,
+                        folded: &[],
                         n: m,
                         first: a,
                         batch: hi - lo,
@@ -694,6 +721,7 @@ where
                         let pass = Pass {
                             params,
                             shared,
+                            folded: &[],
                             n: b - a,
                             first: a,
                             batch: hi - lo,

@@ -464,8 +464,35 @@ fn run_on(case: &Case, isa: Isa, plan: Plan, x: &[f32], w: &[f32], b: Option<&[f
     }
 
     let mut y = vec![f32::NAN; n * s.output_len()];
-    conv::forward_as(plan, s, case.act, x, w, b, &mut y, n, &mut scratch);
+    conv::forward_as(plan, s, case.act.into(), x, w, b, &mut y, n, &mut scratch);
     check(name, isa, "y", &y, &want.y);
+
+    // Inference's fused residual join: the added tensor goes in after the bias,
+    // before the activation, exactly as a separate `act(conv + add)` pass would.
+    let add = data(n * s.output_len(), 7);
+    let mut plain = vec![f32::NAN; n * s.output_len()];
+    conv::forward_as(
+        plan,
+        s,
+        Activation::Identity.into(),
+        x,
+        w,
+        b,
+        &mut plain,
+        n,
+        &mut scratch,
+    );
+    let separate: Vec<f32> = plain.iter().zip(&add).map(|(&v, &r)| case.act.apply(v + r)).collect();
+    let mut fused = vec![f32::NAN; n * s.output_len()];
+    let post = conv::Epilogue {
+        add: Some(&add),
+        act: case.act,
+    };
+    conv::forward_as(plan, s, post, x, w, b, &mut fused, n, &mut scratch);
+    assert_eq!(
+        fused, separate,
+        "{name} on {isa}: the fused add differs from a separate pass"
+    );
 
     // Backward adds into dw and db and overwrites dx.
     let (dw0, db0) = (data(s.weight_len(), 5), data(s.f, 6));

@@ -11,6 +11,7 @@ mod fixture_harness;
 
 mod compute_conv;
 mod exec_vs_generated;
+mod fused_inference;
 mod generated_fixtures;
 mod interp_vs_generated;
 

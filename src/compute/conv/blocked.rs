@@ -30,6 +30,7 @@
 
 #![warn(unsafe_op_in_unsafe_fn)]
 
+use super::epilogue::Epilogue;
 use super::shape::ConvShape;
 use crate::compute::isa::{selected, Isa};
 use crate::compute::simd::{F32x8, Lanes};
@@ -59,6 +60,9 @@ struct Tile {
     ys: usize,
     cols: usize,
     bias: Option<*const f32>,
+    /// The tensor the last chunk adds after the bias (at the tile's first
+    /// filter, row and column, with the output's strides), then the activation.
+    add: Option<*const f32>,
     act: Activation,
     /// The first chunk of channels starts from zero, later ones from the output;
     /// the last adds the bias and applies the activation.
@@ -226,7 +230,7 @@ fn pad(s: &ConvShape, x: &[f32], xp: &mut [f32]) {
 /// every buffer from the same constant shape).
 pub fn forward(
     s: &ConvShape,
-    act: Activation,
+    post: Epilogue,
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
@@ -240,6 +244,7 @@ pub fn forward(
             && w.len() >= s.weight_len()
             && b.is_none_or(|b| b.len() >= s.f)
             && y.len() >= n * ol
+            && post.add.is_none_or(|a| a.len() >= n * ol)
             && scratch.len() >= forward_scratch(s)
             && s.sw == 1,
         "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
@@ -277,7 +282,8 @@ pub fn forward(
                                 ys: s.positions(),
                                 cols,
                                 bias: b.map(|b| b[f..].as_ptr()),
-                                act,
+                                add: post.add.map(|a| a[i * ol + (f * s.oh + oh) * s.ow + ow0..].as_ptr()),
+                                act: post.act,
                                 first: c0 == 0,
                                 last: c0 + chunk >= cg,
                             };
@@ -288,7 +294,8 @@ pub fn forward(
                             // the last row, inside the SLACK. It reads those channels' taps *
                             // rf repacked weights of this block (inside `wk`, see `repack`)
                             // and min(rf, fg - f0) biases from f, and reads and writes those
-                            // filters' rows at columns ow0 .. ow0 + cols. The lengths were
+                            // filters' rows at columns ow0 .. ow0 + cols (and reads the same
+                            // places of `post.add`). The lengths were
                             // checked above; `k` is the selected (available) instruction set's.
                             unsafe { (k.forward)(rf.min(fg - f0), cols.div_ceil(k.lanes), &t) };
                         }
@@ -480,7 +487,7 @@ pub fn backward(
     if let Some(dx) = dx {
         forward(
             &t,
-            Activation::Identity,
+            Activation::Identity.into(),
             &dy[..n * ol],
             wr,
             None,
@@ -598,8 +605,10 @@ unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
                     L::store_first(yr.add(done), t.cols - done, out);
                 }
             }
-            if t.last && t.act != Activation::Identity {
-                t.act.forward(std::slice::from_raw_parts_mut(yr, t.cols));
+            if t.last {
+                let row = std::slice::from_raw_parts_mut(yr, t.cols);
+                let add = t.add.map(|a| std::slice::from_raw_parts(a.add(r * t.ys), t.cols));
+                Epilogue { add, act: t.act }.finish(row, 0);
             }
         }
     }

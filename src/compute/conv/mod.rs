@@ -32,9 +32,11 @@
 //!   (1x1, stride 1, unpadded) skips the unfolding: its input is its own matrix.
 
 pub mod blocked;
+mod epilogue;
 mod shape;
 pub mod winograd;
 
+pub use epilogue::Epilogue;
 pub use shape::ConvShape;
 
 use super::gemm::workspace_len;
@@ -212,7 +214,7 @@ fn tap_row(wv: f32, row: &[f32], stride: usize, out: &mut [f32]) {
 /// Direct forward of one sample: each output row of each filter is summed over the
 /// kernel taps in a row-long accumulator, from contiguous runs of padded input.
 #[inline(always)]
-fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+fn direct_forward(s: &ConvShape, post: Epilogue, at: usize, xp: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
     let (hp, wp) = (s.hp(), s.wp());
     for f in 0..s.f {
         let c0 = f / s.fg() * s.cg();
@@ -229,9 +231,11 @@ fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: Opti
                 }
             }
             let bias = b.map_or(0.0, |b| b[f]);
-            for (y, a) in y[(f * s.oh + oh) * s.ow..][..s.ow].iter_mut().zip(acc.iter()) {
-                *y = act.apply(a + bias);
+            let row = &mut y[(f * s.oh + oh) * s.ow..][..s.ow];
+            for (y, a) in row.iter_mut().zip(acc.iter()) {
+                *y = a + bias;
             }
+            post.finish(row, at + (f * s.oh + oh) * s.ow);
         }
     }
 }
@@ -242,7 +246,8 @@ fn direct_forward(s: &ConvShape, act: Activation, xp: &[f32], w: &[f32], b: Opti
 #[inline(always)]
 fn depthwise_forward(
     s: &ConvShape,
-    act: Activation,
+    post: Epilogue,
+    at: usize,
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
@@ -265,7 +270,7 @@ fn depthwise_forward(
                         tap_row(wo[kh * s.kw + kw], &row[kw * s.dw..], s.sw, out);
                     }
                 }
-                act.forward(out);
+                post.finish(out, at + (o * s.oh + oh) * s.ow);
             }
         }
     }
@@ -430,7 +435,7 @@ pub fn col2im(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
 #[inline(always)]
 pub fn forward(
     s: &ConvShape,
-    act: Activation,
+    post: Epilogue,
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
@@ -438,7 +443,7 @@ pub fn forward(
     n: usize,
     scratch: &mut [f32],
 ) {
-    forward_as(s.plan(), s, act, x, w, b, y, n, scratch)
+    forward_as(s.plan(), s, post, x, w, b, y, n, scratch)
 }
 
 /// [`forward`] through the given path (for tests and benchmarks that compare
@@ -450,7 +455,7 @@ pub fn forward(
 pub fn forward_as(
     plan: Plan,
     s: &ConvShape,
-    act: Activation,
+    post: Epilogue,
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
@@ -460,21 +465,34 @@ pub fn forward_as(
 ) {
     assert!(s.allows(plan), "conv path {plan:?} cannot compute {s:?}");
     let (il, ol) = (s.input_len(), s.output_len());
+    assert!(
+        post.add.is_none_or(|a| a.len() >= n * ol),
+        "cnnc bug: the added tensor does not fit the conv shape {s:?}"
+    );
     match plan {
         Plan::Depthwise => {
             for i in 0..n {
-                depthwise_forward(s, act, &x[i * il..][..il], w, b, &mut y[i * ol..][..ol], scratch);
+                depthwise_forward(
+                    s,
+                    post,
+                    i * ol,
+                    &x[i * il..][..il],
+                    w,
+                    b,
+                    &mut y[i * ol..][..ol],
+                    scratch,
+                );
             }
         }
         Plan::Direct => {
             for i in 0..n {
                 let xp = pad(s, s.c, &x[i * il..][..il], scratch);
-                direct_forward(s, act, xp, w, b, &mut y[i * ol..][..ol]);
+                direct_forward(s, post, i * ol, xp, w, b, &mut y[i * ol..][..ol]);
             }
         }
-        Plan::Winograd => winograd::forward(s, act, x, w, b, y, n, scratch),
-        Plan::Blocked => blocked::forward(s, act, x, w, b, y, n, scratch),
-        Plan::Unfolded => unfolded_forward(s, act, x, w, b, y, n, scratch),
+        Plan::Winograd => winograd::forward(s, post, x, w, b, y, n, scratch),
+        Plan::Blocked => blocked::forward(s, post, x, w, b, y, n, scratch),
+        Plan::Unfolded => unfolded_forward(s, post, x, w, b, y, n, scratch),
     }
 }
 
@@ -482,7 +500,7 @@ pub fn forward_as(
 #[inline(always)]
 fn unfolded_forward(
     s: &ConvShape,
-    act: Activation,
+    post: Epilogue,
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
@@ -518,7 +536,7 @@ fn unfolded_forward(
                 rest,
             );
         }
-        bias_and_activation(ys, p, b, act);
+        bias_and_finish(ys, p, b, post, i * s.output_len());
     }
 }
 
@@ -532,6 +550,19 @@ pub fn bias_and_activation(ys: &mut [f32], area: usize, b: Option<&[f32]>, act: 
         for v in row {
             *v = act.apply(*v + bias);
         }
+    }
+}
+
+/// [`bias_and_activation`] with an [`Epilogue`]; `ys` sits at `at` in the output.
+#[inline(always)]
+fn bias_and_finish(ys: &mut [f32], area: usize, b: Option<&[f32]>, post: Epilogue, at: usize) {
+    if post.add.is_none() {
+        return bias_and_activation(ys, area, b, post.act);
+    }
+    for (f, row) in ys.chunks_exact_mut(area).enumerate() {
+        let bias = b.map_or(0.0, |b| b[f]);
+        row.iter_mut().for_each(|v| *v += bias);
+        post.finish(row, at + f * area);
     }
 }
 

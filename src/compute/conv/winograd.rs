@@ -47,6 +47,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 use super::blocked;
+use super::epilogue::Epilogue;
 use super::shape::ConvShape;
 use crate::compute::isa::{selected, Isa};
 use crate::compute::simd::{F32x8, Lanes};
@@ -187,7 +188,7 @@ pub const fn backward_scratch(s: &ConvShape) -> usize {
 /// constant shape, and picks this path only for shapes it allows).
 pub fn forward(
     s: &ConvShape,
-    act: Activation,
+    post: Epilogue,
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
@@ -201,12 +202,13 @@ pub fn forward(
             && w.len() >= s.weight_len()
             && b.is_none_or(|b| b.len() >= s.f)
             && y.len() >= n * s.output_len()
+            && post.add.is_none_or(|a| a.len() >= n * s.output_len())
             && scratch.len() >= forward_scratch(s),
         "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
     );
     let args = Args {
         s,
-        act,
+        post,
         x,
         w,
         b,
@@ -252,7 +254,7 @@ pub fn backward(
         rotate(s, w, wr);
         forward(
             &t,
-            Activation::Identity,
+            Activation::Identity.into(),
             &dy[..n * s.output_len()],
             wr,
             None,
@@ -279,7 +281,7 @@ fn rotate(s: &ConvShape, w: &[f32], wr: &mut [f32]) {
 /// One forward call's arguments.
 struct Args<'a> {
     s: &'a ConvShape,
-    act: Activation,
+    post: Epilogue<'a>,
     x: &'a [f32],
     w: &'a [f32],
     b: Option<&'a [f32]>,
@@ -305,7 +307,7 @@ const fn balanced(total: usize, most: usize) -> usize {
 fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
     let Args {
         s,
-        act,
+        post,
         x,
         w,
         b,
@@ -402,18 +404,20 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
                     // multiple of 16). `L`'s features are enabled.
                     unsafe { output_tile::<L>(src.as_ptr().add(t0), ms, bias, osplit.as_mut_ptr().add(t0), tws) };
                 }
-                let yf = &mut y[i * s.output_len() + f * s.positions()..][..s.positions()];
+                let at = i * s.output_len() + f * s.positions();
+                let yf = &mut y[at..][..s.positions()];
                 for r1 in 0..m.min(s.oh - th * m) {
                     let row = &mut yf[(th * m + r1) * s.ow..][..s.ow];
                     let src = &osplit[r1 * m * tws..][..m * tws];
                     // The activation's match outside the loop: identity and relu
-                    // fused into the interleaving, the others after it.
-                    match act {
-                        Activation::Identity => store_row(src, tws, row, |v| v),
-                        Activation::Relu => store_row(src, tws, row, |v| v.max(0.0)),
+                    // fused into the interleaving, the others (and an added tensor)
+                    // after it.
+                    match (post.add, post.act) {
+                        (None, Activation::Identity) => store_row(src, tws, row, |v| v),
+                        (None, Activation::Relu) => store_row(src, tws, row, |v| v.max(0.0)),
                         _ => {
                             store_row(src, tws, row, |v| v);
-                            act.forward(row);
+                            post.finish(row, at + (th * m + r1) * s.ow);
                         }
                     }
                 }

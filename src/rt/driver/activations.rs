@@ -127,6 +127,7 @@ impl<N: Network> Driver<N> {
             let pass = Pass {
                 params,
                 shared,
+                folded: &[],
                 n: hi - lo,
                 first: lo,
                 batch: hi - lo,
@@ -181,7 +182,16 @@ fn unfused<N: Network>(spec: &Spec, source: Source, worker: &N::Worker, pass: &P
             let mut scratch = vec![0.0; shape.scratch_len()];
             let x = &worker.buffer(input)[..n * shape.input_len()];
             let w = &p[weight..weight + shape.weight_len()];
-            compute::conv::forward(&shape, Activation::Identity, x, w, bias(b, shape.f), y, n, &mut scratch);
+            compute::conv::forward(
+                &shape,
+                Activation::Identity.into(),
+                x,
+                w,
+                bias(b, shape.f),
+                y,
+                n,
+                &mut scratch,
+            );
         }
         Source::Dense {
             input,

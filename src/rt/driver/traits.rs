@@ -55,6 +55,7 @@ impl<N: Network> Model for Driver<N> {
     }
 
     fn set_param(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+        self.folded_fresh = false;
         set(self.spec().params, &mut self.params, "parameter", name, value)
     }
 
@@ -80,6 +81,7 @@ impl<N: Network> Model for Driver<N> {
     }
 
     fn set_buffer(&mut self, name: &str, value: ArrayViewD<'_, f32>) -> Result<(), Error> {
+        self.folded_fresh = false;
         set(self.spec().buffers, &mut self.buffers, "buffer", name, value)
     }
 
@@ -170,10 +172,12 @@ where
     }
 
     fn flat_buffers(&mut self) -> &mut [f32] {
+        self.folded_fresh = false;
         &mut self.buffers
     }
 
     fn apply_update(&mut self) -> Result<(), Error> {
+        self.folded_fresh = false;
         self.update_running_stats();
         self.tracked += 1;
         self.optimizer_step()

@@ -6,7 +6,7 @@ use super::step::conv_shape;
 use crate::codegen::plan::{self, Kind, OutputSource, Plan};
 use crate::compute::transpose::TransposeShape;
 use crate::ir;
-use crate::rt::driver::{BatchNormSlot, Init, LayerOutput, Source, Spec, Tensor, TrainSpec};
+use crate::rt::driver::{BatchNormSlot, Fold, Init, LayerOutput, Source, Spec, Tensor, TrainSpec};
 
 fn leak<T>(items: Vec<T>) -> &'static [T] {
     Box::leak(items.into_boxed_slice())
@@ -93,6 +93,27 @@ fn source(plan: &Plan, source: OutputSource) -> Source {
     }
 }
 
+/// The folds of the inference plan, with their offsets in the parameters.
+fn folds(inference: Option<&Plan>) -> &'static [Fold] {
+    let Some(plan) = inference else { return &[] };
+    let offset = |id: Option<usize>| id.map(|i| plan.params[i].offset);
+    leak(
+        plan.folds
+            .iter()
+            .map(|f| Fold {
+                weight: plan.params[f.weight].offset,
+                weight_len: f.weight_len,
+                filters: f.filters,
+                bias: offset(f.bias),
+                batchnorm: f.batchnorm,
+                gamma: offset(f.gamma),
+                beta: offset(f.beta),
+                offset: f.offset,
+            })
+            .collect(),
+    )
+}
+
 /// The driver's description of `model`, as `codegen::spec` writes it for `cnn!`.
 pub(super) fn spec(model: &ir::Model, plan: &Plan) -> Spec {
     let train = model.train.as_ref().map(|t| TrainSpec {
@@ -111,6 +132,7 @@ pub(super) fn spec(model: &ir::Model, plan: &Plan) -> Spec {
         early_stop: t.early_stop,
         freeze: leak(t.freeze.iter().map(|n| leak_str(n)).collect()),
     });
+    let inference = plan.inference();
     Spec {
         name: leak_str(&model.name),
         input: leak(model.input.dims()),
@@ -143,5 +165,7 @@ pub(super) fn spec(model: &ir::Model, plan: &Plan) -> Spec {
                 .collect(),
         ),
         sample_floats: plan.buffers.iter().sum(),
+        folds: folds(inference.as_ref()),
+        folded_len: inference.as_ref().map_or(0, |i| i.folded_len),
     }
 }

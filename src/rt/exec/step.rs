@@ -76,9 +76,11 @@ pub struct ExecStep {
     pub name: String,
     pub inputs: Vec<usize>,
     pub output: usize,
-    /// Where the weight and bias (batchnorm: γ and β) are in the parameters.
+    /// Where the weight and bias (batchnorm: γ and β) are in the parameters, or
+    /// (`folded`, inference) in the folded weights (`Pass::folded`).
     pub weight: Option<Range<usize>>,
     pub bias: Option<Range<usize>>,
+    pub folded: bool,
     /// Per input: whether its gradient adds to one a later reader wrote first.
     pub(super) accumulates: Vec<bool>,
 }
@@ -149,6 +151,8 @@ pub struct Compiled {
     pub(super) loss: Option<plan::LossPlan>,
     /// Per forward phase: its steps in order.
     pub(super) forward: Vec<Vec<usize>>,
+    /// The fused inference plan's steps (`codegen::infer`), when anything fuses.
+    pub(super) infer: Option<Vec<ExecStep>>,
     /// Per backward phase: the steps it runs in order (batchnorm halves included
     /// as [`Half`]).
     pub(super) backward: Vec<Vec<Half>>,
@@ -237,6 +241,96 @@ pub(super) fn pool_shape(w: &WindowShape) -> PoolShape {
     }
 }
 
+/// Step `step`'s operation with its shapes resolved; notes the scratch its
+/// convolution needs and its dense sizes.
+fn op(
+    plan: &Plan,
+    step: &plan::Step,
+    training: bool,
+    conv_scratch: &mut usize,
+    dense_sizes: &mut Vec<(usize, usize)>,
+) -> Op {
+    match &step.kind {
+        Kind::Normalize { area, mean, std, .. } => Op::Normalize {
+            area: *area,
+            mean: mean.clone(),
+            std: std.clone(),
+        },
+        Kind::Conv { shape, act, .. } => {
+            let shape = conv_shape(shape);
+            *conv_scratch = (*conv_scratch).max(shape.scratch_len());
+            Op::Conv { shape, act: *act }
+        }
+        Kind::Dense {
+            inputs, outputs, act, ..
+        } => {
+            dense_sizes.push((*inputs, *outputs));
+            Op::Dense {
+                inputs: *inputs,
+                outputs: *outputs,
+                act: *act,
+            }
+        }
+        Kind::MaxPool(w) => Op::MaxPool(pool_shape(w)),
+        Kind::AvgPool(w) => Op::AvgPool(pool_shape(w)),
+        Kind::GlobalAvgPool { channels, area } => Op::GlobalAvgPool {
+            channels: *channels,
+            area: *area,
+        },
+        Kind::BatchNorm {
+            index,
+            channels,
+            area,
+            act,
+        } => Op::BatchNorm {
+            channels: *channels,
+            area: *area,
+            act: *act,
+            shared: plan.batchnorms[*index].shared,
+        },
+        Kind::Activation(a) => Op::Activation(*a),
+        Kind::Softmax { features, area } => Op::Softmax {
+            features: *features,
+            area: *area,
+        },
+        Kind::Dropout { p, layer } => Op::Dropout {
+            p: *p,
+            layer: *layer,
+            train: training,
+        },
+        Kind::Add { act } => Op::Add { act: *act },
+        Kind::ConvTranspose { conv, act, .. } => {
+            let shape = TransposeShape { conv: conv_shape(conv) };
+            *conv_scratch = (*conv_scratch).max(shape.scratch_len());
+            Op::ConvTranspose { shape, act: *act }
+        }
+        Kind::Upsample {
+            c,
+            h,
+            w,
+            factor,
+            bilinear,
+        } => Op::Upsample(UpsampleShape {
+            c: *c,
+            h: *h,
+            w: *w,
+            fh: factor[0],
+            fw: factor[1],
+            bilinear: *bilinear,
+        }),
+        Kind::Concat { lens } => Op::Concat { lens: lens.clone() },
+        Kind::Mul {
+            act,
+            gate,
+            channels,
+            area,
+        } => Op::Mul {
+            shape: mul_shape(*gate, *channels, *area),
+            act: *act,
+        },
+    }
+}
+
 /// The plan's steps with their shapes, and the order the phases run them in
 /// (as `codegen::forward_phase` and `backward_phase` emit them).
 pub(super) fn compile(plan: &Plan, training: bool) -> Compiled {
@@ -248,85 +342,7 @@ pub(super) fn compile(plan: &Plan, training: bool) -> Compiled {
         .iter()
         .enumerate()
         .map(|(s, step)| {
-            let op = match &step.kind {
-                Kind::Normalize { area, mean, std, .. } => Op::Normalize {
-                    area: *area,
-                    mean: mean.clone(),
-                    std: std.clone(),
-                },
-                Kind::Conv { shape, act, .. } => {
-                    let shape = conv_shape(shape);
-                    conv_scratch = conv_scratch.max(shape.scratch_len());
-                    Op::Conv { shape, act: *act }
-                }
-                Kind::Dense {
-                    inputs, outputs, act, ..
-                } => {
-                    dense_sizes.push((*inputs, *outputs));
-                    Op::Dense {
-                        inputs: *inputs,
-                        outputs: *outputs,
-                        act: *act,
-                    }
-                }
-                Kind::MaxPool(w) => Op::MaxPool(pool_shape(w)),
-                Kind::AvgPool(w) => Op::AvgPool(pool_shape(w)),
-                Kind::GlobalAvgPool { channels, area } => Op::GlobalAvgPool {
-                    channels: *channels,
-                    area: *area,
-                },
-                Kind::BatchNorm {
-                    index,
-                    channels,
-                    area,
-                    act,
-                } => Op::BatchNorm {
-                    channels: *channels,
-                    area: *area,
-                    act: *act,
-                    shared: plan.batchnorms[*index].shared,
-                },
-                Kind::Activation(a) => Op::Activation(*a),
-                Kind::Softmax { features, area } => Op::Softmax {
-                    features: *features,
-                    area: *area,
-                },
-                Kind::Dropout { p, layer } => Op::Dropout {
-                    p: *p,
-                    layer: *layer,
-                    train: training,
-                },
-                Kind::Add { act } => Op::Add { act: *act },
-                Kind::ConvTranspose { conv, act, .. } => {
-                    let shape = TransposeShape { conv: conv_shape(conv) };
-                    conv_scratch = conv_scratch.max(shape.scratch_len());
-                    Op::ConvTranspose { shape, act: *act }
-                }
-                Kind::Upsample {
-                    c,
-                    h,
-                    w,
-                    factor,
-                    bilinear,
-                } => Op::Upsample(UpsampleShape {
-                    c: *c,
-                    h: *h,
-                    w: *w,
-                    fh: factor[0],
-                    fw: factor[1],
-                    bilinear: *bilinear,
-                }),
-                Kind::Concat { lens } => Op::Concat { lens: lens.clone() },
-                Kind::Mul {
-                    act,
-                    gate,
-                    channels,
-                    area,
-                } => Op::Mul {
-                    shape: mul_shape(*gate, *channels, *area),
-                    act: *act,
-                },
-            };
+            let op = op(plan, step, training, &mut conv_scratch, &mut dense_sizes);
             ExecStep {
                 op,
                 name: step.name.clone(),
@@ -334,10 +350,36 @@ pub(super) fn compile(plan: &Plan, training: bool) -> Compiled {
                 output: step.output,
                 weight: range(step.weight),
                 bias: range(step.bias),
+                folded: false,
                 accumulates: (0..step.inputs.len()).map(|k| plan.accumulates(s, k)).collect(),
             }
         })
         .collect();
+    let infer = plan.inference().map(|inference| {
+        inference
+            .steps
+            .iter()
+            .map(|step| {
+                let fold = step.folded.map(|f| inference.folds[f]);
+                ExecStep {
+                    op: op(&inference, step, training, &mut conv_scratch, &mut dense_sizes),
+                    name: step.name.clone(),
+                    inputs: step.inputs.clone(),
+                    output: step.output,
+                    weight: match fold {
+                        Some(f) => Some(f.offset..f.offset + f.weight_len),
+                        None => range(step.weight),
+                    },
+                    bias: match fold {
+                        Some(f) => Some(f.offset + f.weight_len..f.offset + f.weight_len + f.filters),
+                        None => range(step.bias),
+                    },
+                    folded: fold.is_some(),
+                    accumulates: Vec::new(),
+                }
+            })
+            .collect()
+    });
     let phases = plan.phases();
     let opening = |phase: usize| {
         plan.steps
@@ -384,6 +426,7 @@ pub(super) fn compile(plan: &Plan, training: bool) -> Compiled {
         output: plan.output,
         loss: plan.loss,
         forward,
+        infer,
         backward,
         closing,
         conv_scratch,

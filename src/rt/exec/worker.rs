@@ -101,7 +101,9 @@ fn write_dx(
 }
 
 impl ExecWorker {
-    fn forward_step(&mut self, s: usize, pass: &Pass<'_>) {
+    /// Runs `step`, step `s` of the plan (of the inference plan when `folded`
+    /// weights may be read; `s` then only names a mask that goes unused).
+    fn forward_step(&mut self, step: &ExecStep, s: usize, pass: &Pass<'_>) {
         let ExecWorker {
             program,
             a,
@@ -109,8 +111,7 @@ impl ExecWorker {
             scratch,
             ..
         } = self;
-        let step = &program.steps[s];
-        let (n, p) = (pass.n, pass.params);
+        let (n, p) = (pass.n, if step.folded { pass.folded } else { pass.params });
         let mut y_buf = std::mem::take(&mut a[step.output]);
         let y = &mut y_buf[..n * program.buffers[step.output]];
         let x = &a[step.inputs[0]][..n * program.buffers[step.inputs[0]]];
@@ -118,7 +119,10 @@ impl ExecWorker {
         let b = step.bias.clone().map(|r| &p[r]);
         match &step.op {
             Op::Normalize { area, mean, std } => compute::norm::normalize_forward(x, y, n, mean, std, *area),
-            Op::Conv { shape, act } => k::conv_forward_dyn(shape, *act, x, w, b, y, n, scratch),
+            Op::Conv { shape, act } => {
+                let add = step.inputs.get(1).map(|&r| &a[r][..n * program.buffers[r]]);
+                k::conv_forward_dyn(shape, x, w, b, add, *act, y, n, scratch)
+            }
             Op::Dense { inputs, outputs, act } => k::dense_forward_dyn(*inputs, *outputs, *act, x, w, b, y, n, scratch),
             Op::MaxPool(shape) => k::max_pool_forward_dyn(shape, x, y, n),
             Op::AvgPool(shape) => k::avg_pool_forward_dyn(shape, x, y, n),
@@ -379,7 +383,7 @@ impl Worker for ExecWorker {
         let on = program.profile.on.load(Ordering::Relaxed);
         for &s in &program.forward[phase] {
             let start = on.then(Instant::now);
-            self.forward_step(s, pass);
+            self.forward_step(&program.steps[s], s, pass);
             record(on, &program.profile.forward[s], start);
         }
         if let (Some(closing), true) = (program.closing[phase], pass.train) {
@@ -388,6 +392,19 @@ impl Worker for ExecWorker {
                 let x = &self.a[step.inputs[0]][..pass.n * program.buffers[step.inputs[0]]];
                 compute::norm::bn_partial_stats(x, pass.n, channels, area, &mut self.partials);
             }
+        }
+    }
+
+    fn infer(&mut self, phases: usize, pass: &Pass<'_>) {
+        let program = Arc::clone(&self.program);
+        let Some(steps) = &program.infer else {
+            for phase in 0..phases {
+                self.forward(phase, pass);
+            }
+            return;
+        };
+        for (s, step) in steps.iter().enumerate() {
+            self.forward_step(step, s, pass);
         }
     }
 

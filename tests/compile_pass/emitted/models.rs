@@ -123,6 +123,8 @@ mod __cnnc_LeNet {
                 rt::LayerOutput::new("softmax1", &[10], rt::Source::Buffer(8)),
             ],
             sample_floats: 8888,
+            folds: &[],
+            folded_len: 0,
         };
     }
     impl rt::Network for Net {
@@ -219,6 +221,8 @@ mod __cnnc_LeNet {
                 &self.a0[..n * 784],
                 &p[0..150],
                 Some(&p[150..156]),
+                None,
+                rt::Activation::Relu,
                 &mut self.a1[..n * 4704],
                 n,
                 &mut self.scratch,
@@ -234,6 +238,8 @@ mod __cnnc_LeNet {
                 &self.a2[..n * 1176],
                 &p[156..2556],
                 Some(&p[2556..2572]),
+                None,
+                rt::Activation::Relu,
                 &mut self.a3[..n * 1600],
                 n,
                 &mut self.scratch,
@@ -397,7 +403,6 @@ mod __cnnc_LeNet {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Relu;
     }
     struct Maxpool1;
     impl rt::PoolLayer for Maxpool1 {
@@ -438,7 +443,6 @@ mod __cnnc_LeNet {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Relu;
     }
     struct Maxpool2;
     impl rt::PoolLayer for Maxpool2 {
@@ -578,6 +582,8 @@ mod __cnnc_Tour {
                 rt::LayerOutput::new("softmax1", &[10], rt::Source::Buffer(12)),
             ],
             sample_floats: 10799,
+            folds: &[],
+            folded_len: 0,
         };
     }
     impl rt::Network for Net {
@@ -668,6 +674,8 @@ mod __cnnc_Tour {
                 &self.a0[..n * 2523],
                 &p[0..360],
                 Some(&p[360..368]),
+                None,
+                rt::Activation::Relu,
                 &mut self.a1[..n * 3480],
                 n,
                 &mut self.scratch,
@@ -677,6 +685,8 @@ mod __cnnc_Tour {
                 &self.a1[..n * 3480],
                 &p[368..944],
                 Some(&p[944..952]),
+                None,
+                rt::Activation::Sigmoid,
                 &mut self.a2[..n * 3480],
                 n,
                 &mut self.scratch,
@@ -686,6 +696,8 @@ mod __cnnc_Tour {
                 &self.a2[..n * 3480],
                 &p[952..1976],
                 Some(&p[1976..1984]),
+                None,
+                rt::Activation::Identity,
                 &mut self.a3[..n * 624],
                 n,
                 &mut self.scratch,
@@ -715,6 +727,8 @@ mod __cnnc_Tour {
                 &self.a7[..n * 48],
                 &p[1984..2112],
                 Some(&p[2112..2128]),
+                None,
+                rt::Activation::LeakyRelu(0.1f32),
                 &mut self.a8[..n * 96],
                 n,
                 &mut self.scratch,
@@ -765,7 +779,6 @@ mod __cnnc_Tour {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Relu;
     }
     struct A;
     impl rt::ConvLayer for A {
@@ -788,7 +801,6 @@ mod __cnnc_Tour {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Sigmoid;
     }
     struct Conv3;
     impl rt::ConvLayer for Conv3 {
@@ -811,7 +823,6 @@ mod __cnnc_Tour {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Identity;
     }
     struct Maxpool1;
     impl rt::PoolLayer for Maxpool1 {
@@ -888,7 +899,6 @@ mod __cnnc_Tour {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::LeakyRelu(0.1f32);
     }
     struct Maxpool2;
     impl rt::PoolLayer for Maxpool2 {
@@ -969,6 +979,8 @@ mod __cnnc_Head {
                 rt::LayerOutput::new("softmax1", &[2], rt::Source::Buffer(5)),
             ],
             sample_floats: 284,
+            folds: &[],
+            folded_len: 0,
         };
     }
     impl rt::Network for Net {
@@ -1130,6 +1142,8 @@ mod __cnnc_conv {
             train: None,
             layers: &[rt::LayerOutput::new("dense1", &[2], rt::Source::Buffer(1))],
             sample_floats: 6,
+            folds: &[],
+            folded_len: 0,
         };
     }
     impl rt::Network for Net {
@@ -1394,6 +1408,29 @@ mod __cnnc_Blocks {
                 rt::LayerOutput::new("softmax1", &[2], rt::Source::Buffer(16)),
             ],
             sample_floats: 2708,
+            folds: &[
+                rt::Fold {
+                    weight: 0,
+                    weight_len: 108,
+                    filters: 4,
+                    bias: None,
+                    batchnorm: 0,
+                    gamma: Some(108),
+                    beta: Some(112),
+                    offset: 0,
+                },
+                rt::Fold {
+                    weight: 116,
+                    weight_len: 36,
+                    filters: 4,
+                    bias: Some(152),
+                    batchnorm: 1,
+                    gamma: Some(156),
+                    beta: Some(160),
+                    offset: 112,
+                },
+            ],
+            folded_len: 152,
         };
     }
     impl rt::Network for Net {
@@ -1546,6 +1583,8 @@ mod __cnnc_Blocks {
                         &self.a1[..n * 192],
                         &p[0..108],
                         None,
+                        None,
+                        rt::Activation::Identity,
                         &mut self.a2[..n * 256],
                         n,
                         &mut self.scratch,
@@ -1577,6 +1616,8 @@ mod __cnnc_Blocks {
                         &self.a3[..n * 256],
                         &p[116..152],
                         Some(&p[152..156]),
+                        None,
+                        rt::Activation::Identity,
                         &mut self.a4[..n * 256],
                         n,
                         &mut self.scratch,
@@ -1610,6 +1651,8 @@ mod __cnnc_Blocks {
                         &self.a6[..n * 256],
                         &p[164..180],
                         Some(&p[180..184]),
+                        None,
+                        rt::Activation::Identity,
                         &mut self.a7[..n * 256],
                         n,
                         &mut self.scratch,
@@ -1625,6 +1668,8 @@ mod __cnnc_Blocks {
                         &self.a8[..n * 256],
                         &p[184..472],
                         Some(&p[472..480]),
+                        None,
+                        rt::Activation::Identity,
                         &mut self.a9[..n * 128],
                         n,
                         &mut self.scratch,
@@ -1636,6 +1681,8 @@ mod __cnnc_Blocks {
                         &self.a8[..n * 256],
                         &p[480..512],
                         Some(&p[512..520]),
+                        None,
+                        rt::Activation::Identity,
                         &mut self.a11[..n * 128],
                         n,
                         &mut self.scratch,
@@ -1686,6 +1733,112 @@ mod __cnnc_Blocks {
                 }
                 _ => {}
             }
+        }
+        /// Inference: batchnorms folded into the convolutions before them, residual
+        /// joins added in the convolutions' stores.
+        #[allow(unused_variables)]
+        fn infer(&mut self, phases: usize, pass: &rt::Pass<'_>) {
+            let (n, p) = (pass.n, pass.params);
+            rt::norm::normalize_forward(
+                &self.a0[..n * 192],
+                &mut self.a1[..n * 192],
+                n,
+                &[0.5f32, 0.5f32, 0.5f32],
+                &[0.25f32, 0.25f32, 0.25f32],
+                64,
+            );
+            rt::conv_forward(
+                Conv1,
+                &self.a1[..n * 192],
+                &pass.folded[0..108],
+                Some(&pass.folded[108..112]),
+                None,
+                rt::Activation::Relu,
+                &mut self.a3[..n * 256],
+                n,
+                &mut self.scratch,
+            );
+            rt::conv_forward(
+                Residual1Conv1,
+                &self.a3[..n * 256],
+                &pass.folded[112..148],
+                Some(&pass.folded[148..152]),
+                None,
+                rt::Activation::Identity,
+                &mut self.a5[..n * 256],
+                n,
+                &mut self.scratch,
+            );
+            (&mut self.a6[..n * 256]).copy_from_slice(&self.a5[..n * 256]);
+            rt::Activation::Silu.forward(&mut self.a6[..n * 256]);
+            rt::conv_forward(
+                Residual1Conv2,
+                &self.a6[..n * 256],
+                &p[164..180],
+                Some(&p[180..184]),
+                Some(&self.a3[..n * 256]),
+                rt::Activation::Relu,
+                &mut self.a8[..n * 256],
+                n,
+                &mut self.scratch,
+            );
+            rt::conv_forward(
+                Residual2Conv1,
+                &self.a8[..n * 256],
+                &p[184..472],
+                Some(&p[472..480]),
+                None,
+                rt::Activation::Identity,
+                &mut self.a9[..n * 128],
+                n,
+                &mut self.scratch,
+            );
+            (&mut self.a10[..n * 128]).copy_from_slice(&self.a9[..n * 128]);
+            rt::Activation::Gelu.forward(&mut self.a10[..n * 128]);
+            rt::conv_forward(
+                Residual2ShortcutConv1,
+                &self.a8[..n * 256],
+                &p[480..512],
+                Some(&p[512..520]),
+                Some(&self.a10[..n * 128]),
+                rt::Activation::Identity,
+                &mut self.a12[..n * 128],
+                n,
+                &mut self.scratch,
+            );
+            rt::pool::global_avg_forward(
+                8,
+                16,
+                &self.a12[..n * 128],
+                &mut self.a13[..n * 8],
+                n,
+            );
+            if pass.train {
+                rt::dropout::forward(
+                    0.1f32,
+                    pass.seed,
+                    pass.step,
+                    1u64,
+                    pass.first,
+                    &self.a13[..n * 8],
+                    &mut self.a14[..n * 8],
+                    &mut self.mask1[..n * 8],
+                    n,
+                    8,
+                );
+            } else {
+                (&mut self.a14[..n * 8]).copy_from_slice(&self.a13[..n * 8]);
+            }
+            rt::dense_forward(
+                Dense1,
+                &self.a14[..n * 8],
+                &p[520..536],
+                None,
+                &mut self.a15[..n * 2],
+                n,
+                &mut self.scratch,
+            );
+            rt::act::softmax_forward(&self.a15[..n * 2], &mut self.a16[..n * 2], 2);
         }
     }
     impl rt::Backward for Worker {
@@ -1907,7 +2060,6 @@ mod __cnnc_Blocks {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Identity;
     }
     struct Residual1Conv1;
     impl rt::ConvLayer for Residual1Conv1 {
@@ -1930,7 +2082,6 @@ mod __cnnc_Blocks {
             dw: 1,
             g: 4,
         };
-        const ACT: rt::Activation = rt::Activation::Identity;
     }
     struct Residual1Conv2;
     impl rt::ConvLayer for Residual1Conv2 {
@@ -1953,7 +2104,6 @@ mod __cnnc_Blocks {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Identity;
     }
     struct Residual2Conv1;
     impl rt::ConvLayer for Residual2Conv1 {
@@ -1976,7 +2126,6 @@ mod __cnnc_Blocks {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Identity;
     }
     struct Residual2ShortcutConv1;
     impl rt::ConvLayer for Residual2ShortcutConv1 {
@@ -1999,7 +2148,6 @@ mod __cnnc_Blocks {
             dw: 1,
             g: 1,
         };
-        const ACT: rt::Activation = rt::Activation::Identity;
     }
     struct Dense1;
     impl rt::DenseLayer for Dense1 {
