@@ -29,6 +29,8 @@ pub(crate) trait Lanes: Copy {
     unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
     unsafe fn mul(a: Self, b: Self) -> Self;
     unsafe fn add(a: Self, b: Self) -> Self;
+    /// `max(a, 0)` per lane, 0 for NaN (as `f32::max`): relu.
+    unsafe fn relu(a: Self) -> Self;
 }
 
 /// Eight floats in plain Rust: the compiler keeps them in vector registers of the
@@ -83,6 +85,10 @@ impl Lanes for F32x8 {
     #[inline(always)]
     unsafe fn add(a: Self, b: Self) -> Self {
         F32x8(std::array::from_fn(|i| a.0[i] + b.0[i]))
+    }
+    #[inline(always)]
+    unsafe fn relu(a: Self) -> Self {
+        F32x8(std::array::from_fn(|i| a.0[i].max(0.0)))
     }
 }
 
@@ -148,6 +154,11 @@ mod x86 {
         unsafe fn add(a: Self, b: Self) -> Self {
             F32x16(unsafe { _mm512_add_ps(a.0, b.0) })
         }
+        #[inline(always)]
+        unsafe fn relu(a: Self) -> Self {
+            // maxps returns its second operand when the first is NaN: 0.
+            F32x16(unsafe { _mm512_max_ps(a.0, _mm512_setzero_ps()) })
+        }
     }
 
     /// Eight floats in an AVX register, with FMA.
@@ -201,6 +212,11 @@ mod x86 {
         #[inline(always)]
         unsafe fn add(a: Self, b: Self) -> Self {
             F32x8Avx(unsafe { _mm256_add_ps(a.0, b.0) })
+        }
+        #[inline(always)]
+        unsafe fn relu(a: Self) -> Self {
+            // maxps returns its second operand when the first is NaN: 0.
+            F32x8Avx(unsafe { _mm256_max_ps(a.0, _mm256_setzero_ps()) })
         }
     }
 }

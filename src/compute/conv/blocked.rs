@@ -591,6 +591,10 @@ unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
             }
         }
         let acc = accumulate::<L, RF, CV>(acc, t.x, t.cs, t.cg, t.off.as_ptr(), t.taps, t.w, t.ws);
+        // The last chunk's epilogue in registers: bias, the added tensor, relu;
+        // other activations over the stored row.
+        let add = t.add.filter(|_| t.last);
+        let relu = t.last && t.act == Activation::Relu;
         for (r, acc) in acc.iter().enumerate() {
             let bias = L::splat(match t.bias {
                 Some(b) if t.last => *b.add(r),
@@ -598,17 +602,28 @@ unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
             });
             let yr = t.y.add(r * t.ys);
             for (v, &a) in acc.iter().enumerate() {
-                let (done, out) = (v * L::LANES, L::add(a, bias));
-                if t.cols - done >= L::LANES {
+                let (done, mut out) = (v * L::LANES, L::add(a, bias));
+                let full = t.cols - done >= L::LANES;
+                if let Some(add) = add {
+                    let at = add.add(r * t.ys + done);
+                    let r = if full {
+                        L::load(at)
+                    } else {
+                        L::load_first(at, t.cols - done)
+                    };
+                    out = L::add(out, r);
+                }
+                if relu {
+                    out = L::relu(out);
+                }
+                if full {
                     L::store(yr.add(done), out);
                 } else {
                     L::store_first(yr.add(done), t.cols - done, out);
                 }
             }
-            if t.last {
-                let row = std::slice::from_raw_parts_mut(yr, t.cols);
-                let add = t.add.map(|a| std::slice::from_raw_parts(a.add(r * t.ys), t.cols));
-                Epilogue { add, act: t.act }.finish(row, 0);
+            if t.last && !matches!(t.act, Activation::Identity | Activation::Relu) {
+                t.act.forward(std::slice::from_raw_parts_mut(yr, t.cols));
             }
         }
     }
