@@ -606,12 +606,12 @@ unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
                 let full = t.cols - done >= L::LANES;
                 if let Some(add) = add {
                     let at = add.add(r * t.ys + done);
-                    let r = if full {
+                    let joined = if full {
                         L::load(at)
                     } else {
                         L::load_first(at, t.cols - done)
                     };
-                    out = L::add(out, r);
+                    out = L::add(out, joined);
                 }
                 if relu {
                     out = L::relu(out);
