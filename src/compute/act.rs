@@ -104,9 +104,21 @@ impl Activation {
     #[inline(always)]
     pub fn backward(self, y: &[f32], dy: &mut [f32]) {
         debug_assert!(self.derivative_from_output());
-        if self != Activation::Identity {
-            for (d, &y) in dy.iter_mut().zip(y) {
-                *d *= self.derivative(y, y);
+        // Relu in a loop of its own, so that it vectorizes when the activation is
+        // known only at run time (the plan executor): the match in `derivative`
+        // would stay in the loop. The same product as the general loop, so both
+        // give the same bits.
+        match self {
+            Activation::Identity => {}
+            Activation::Relu => {
+                for (d, &y) in dy.iter_mut().zip(y) {
+                    *d *= if y > 0.0 { 1.0 } else { 0.0 };
+                }
+            }
+            _ => {
+                for (d, &y) in dy.iter_mut().zip(y) {
+                    *d *= self.derivative(y, y);
+                }
             }
         }
     }

@@ -31,6 +31,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 use super::epilogue::Epilogue;
+use super::runs::{copy_run, zero_run};
 use super::shape::ConvShape;
 use crate::compute::isa::{selected, Isa};
 use crate::compute::simd::{F32x8, Lanes};
@@ -216,9 +217,9 @@ fn pad(s: &ConvShape, x: &[f32], xp: &mut [f32]) {
         let (mid, bottom) = rest.split_at_mut(s.h * wp);
         bottom.fill(0.0);
         for (h, row) in mid.chunks_exact_mut(wp).enumerate() {
-            row[..s.pl].fill(0.0);
-            row[s.pl..s.pl + s.w].copy_from_slice(&x[(c * s.h + h) * s.w..][..s.w]);
-            row[s.pl + s.w..].fill(0.0);
+            zero_run(&mut row[..s.pl]);
+            copy_run(&mut row[s.pl..s.pl + s.w], &x[(c * s.h + h) * s.w..][..s.w]);
+            zero_run(&mut row[s.pl + s.w..]);
         }
     }
 }

@@ -33,11 +33,14 @@
 
 pub mod blocked;
 mod epilogue;
+mod runs;
 mod shape;
 pub mod winograd;
 
 pub use epilogue::Epilogue;
 pub use shape::ConvShape;
+
+use runs::{add_run, copy_run, zero_run};
 
 use super::gemm::workspace_len;
 use super::{dot, matmul, Operand};
@@ -190,7 +193,10 @@ fn pad<'a>(s: &ConvShape, channels: usize, x: &'a [f32], xp: &'a mut [f32]) -> &
     xp.fill(0.0);
     for c in 0..channels {
         for h in 0..s.h {
-            xp[(c * hp + h + s.pt) * wp + s.pl..][..s.w].copy_from_slice(&x[(c * s.h + h) * s.w..][..s.w]);
+            copy_run(
+                &mut xp[(c * hp + h + s.pt) * wp + s.pl..][..s.w],
+                &x[(c * s.h + h) * s.w..][..s.w],
+            );
         }
     }
     xp
@@ -338,7 +344,7 @@ fn depthwise_backward(
         if let Some(dx) = dx.as_deref_mut() {
             let dxc = &mut dx[c * plane..][..plane];
             for h in 0..s.h {
-                dxc[h * s.w..][..s.w].copy_from_slice(&dxp[(h + s.pt) * wp + s.pl..][..s.w]);
+                copy_run(&mut dxc[h * s.w..][..s.w], &dxp[(h + s.pt) * wp + s.pl..][..s.w]);
             }
         }
     }
@@ -371,11 +377,11 @@ pub fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
                     let out = &mut row[oh * s.ow..][..s.ow];
                     let ih = (oh * s.sh + kh * s.dh).wrapping_sub(s.pt);
                     if ih >= s.h {
-                        out.fill(0.0);
+                        zero_run(out);
                         continue;
                     }
-                    out[..lo].fill(0.0);
-                    out[hi..].fill(0.0);
+                    zero_run(&mut out[..lo]);
+                    zero_run(&mut out[hi..]);
                     if lo == hi {
                         // Every position's tap is in the padding (a kernel wider
                         // than the input): `first` below would start past the row.
@@ -384,7 +390,7 @@ pub fn im2col(s: &ConvShape, x: &[f32], col: &mut [f32]) {
                     let xrow = &xc[ih * s.w..][..s.w];
                     let first = lo * s.sw + kw * s.dw - s.pl;
                     if s.sw == 1 {
-                        out[lo..hi].copy_from_slice(&xrow[first..first + hi - lo]);
+                        copy_run(&mut out[lo..hi], &xrow[first..first + hi - lo]);
                     } else {
                         for (o, v) in out[lo..hi].iter_mut().enumerate() {
                             *v = xrow[first + o * s.sw];
@@ -416,9 +422,7 @@ pub fn col2im(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
                     let dxrow = &mut dxc[ih * s.w..][..s.w];
                     let first = lo * s.sw + kw * s.dw - s.pl;
                     if s.sw == 1 {
-                        for (d, v) in dxrow[first..first + hi - lo].iter_mut().zip(src) {
-                            *d += v;
-                        }
+                        add_run(&mut dxrow[first..first + hi - lo], src);
                     } else {
                         for (o, v) in src.iter().enumerate() {
                             dxrow[first + o * s.sw] += v;
