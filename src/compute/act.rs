@@ -99,6 +99,17 @@ impl Activation {
         }
     }
 
+    /// `y = f(y + bias)` over a buffer, identity and relu in loops of their own
+    /// as in [`Activation::forward`].
+    #[inline(always)]
+    pub fn with_bias(self, y: &mut [f32], bias: f32) {
+        match self {
+            Activation::Identity => y.iter_mut().for_each(|v| *v += bias),
+            Activation::Relu => y.iter_mut().for_each(|v| *v = (*v + bias).max(0.0)),
+            _ => y.iter_mut().for_each(|v| *v = self.apply(*v + bias)),
+        }
+    }
+
     /// `dy *= f'(y)`: turns the gradient of a fused layer's output into that of
     /// its input. Only for activations with [`Activation::derivative_from_output`].
     #[inline(always)]

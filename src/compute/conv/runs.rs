@@ -1,4 +1,4 @@
-//! Short runs of a row: copied, zeroed and added without a call to the C library.
+//! Short runs of a row: copied and zeroed without a call to the C library.
 
 // The unfolding and the padding copy runs of an input row, a few floats long on small feature
 // maps (8 on LeNet's second convolution). With the length known only at run time
@@ -34,6 +34,27 @@ pub fn copy_run(dst: &mut [f32], src: &[f32]) {
     }
 }
 
+/// Fills `dst` with runs of `len` floats from `src`, whose rows start `stride`
+/// apart: the size class is chosen once for all the rows.
+#[inline(always)]
+pub fn copy_rows(dst: &mut [f32], len: usize, src: &[f32], stride: usize) {
+    let rows = dst.chunks_exact_mut(len).enumerate();
+    match len {
+        8..=16 => {
+            for (r, d) in rows {
+                let s = &src[r * stride..][..len];
+                d[..8].copy_from_slice(&s[..8]);
+                d[len - 8..].copy_from_slice(&s[len - 8..]);
+            }
+        }
+        _ => {
+            for (r, d) in rows {
+                copy_run(d, &src[r * stride..][..len]);
+            }
+        }
+    }
+}
+
 /// `dst = 0`.
 #[inline(always)]
 pub fn zero_run(dst: &mut [f32]) {
@@ -57,23 +78,6 @@ pub fn zero_run(dst: &mut [f32]) {
     }
 }
 
-/// `dst += src` (equal lengths), in chunks of 8 that compile to one vector add
-/// each (a plain loop with a run-time length vectorizes its long runs only).
-#[inline(always)]
-pub fn add_run(dst: &mut [f32], src: &[f32]) {
-    debug_assert_eq!(dst.len(), src.len());
-    let mut d = dst.chunks_exact_mut(8);
-    let mut s = src.chunks_exact(8);
-    for (d, s) in (&mut d).zip(&mut s) {
-        for (d, s) in d.iter_mut().zip(s) {
-            *d += s;
-        }
-    }
-    for (d, s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d += s;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,21 +95,33 @@ mod tests {
                     let want = if (at..at + n).contains(&i) { src[i - at] } else { -1.0 };
                     assert_eq!(*v, want, "copy_run n {n} at {at} cell {i}");
                 }
-                add_run(&mut row[at..at + n], &src);
-                for (i, v) in row.iter().enumerate() {
-                    let want = if (at..at + n).contains(&i) {
-                        2.0 * src[i - at]
-                    } else {
-                        -1.0
-                    };
-                    assert_eq!(*v, want, "add_run n {n} at {at} cell {i}");
-                }
                 zero_run(&mut row[at..at + n]);
                 for (i, v) in row.iter().enumerate() {
                     let want = if (at..at + n).contains(&i) { 0.0 } else { -1.0 };
                     assert_eq!(*v, want, "zero_run n {n} at {at} cell {i}");
                 }
             }
+        }
+    }
+
+    /// Rows of every length from a strided source, packed, with nothing written
+    /// past them.
+    #[test]
+    fn copy_rows_packs_strided_rows() {
+        for len in 1..=20 {
+            let (rows, stride) = (3, len + 5);
+            let src: Vec<f32> = (0..rows * stride).map(|i| i as f32).collect();
+            let mut dst = vec![-1.0f32; rows * len + 4];
+            copy_rows(&mut dst[..rows * len], len, &src, stride);
+            for r in 0..rows {
+                for j in 0..len {
+                    assert_eq!(dst[r * len + j], src[r * stride + j], "len {len} row {r} col {j}");
+                }
+            }
+            assert!(
+                dst[rows * len..].iter().all(|&v| v == -1.0),
+                "len {len}: wrote past the rows"
+            );
         }
     }
 }
