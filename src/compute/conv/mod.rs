@@ -376,6 +376,14 @@ fn valid_columns(s: &ConvShape, kw: usize) -> (usize, usize) {
     (lo.min(hi), hi)
 }
 
+/// Whether tap `(kh, kw)` reads no padding at any output position, with a unit
+/// column stride: its unfolded row is then `OH` runs of `OW` input cells.
+#[inline(always)]
+fn padding_free(s: &ConvShape, kh: usize, kw: usize) -> bool {
+    let (top, left) = (kh * s.dh, kw * s.dw);
+    s.sw == 1 && top >= s.pt && (s.oh - 1) * s.sh + top - s.pt < s.h && left >= s.pl && s.ow - 1 + left - s.pl < s.w
+}
+
 /// Unfolds one group of one sample (`C/G` channels) into `col`, a
 /// `[C/G*KH*KW, OH*OW]` matrix: row `(c, kh, kw)` holds the input cell under that
 /// kernel tap for every output position, 0 where the window hangs over the padding.
@@ -388,18 +396,11 @@ pub fn im2col(s: &ConvShape, sizes: Sizes, x: &[f32], col: &mut [f32]) {
             for kw in 0..s.kw {
                 let row = &mut col[((c * s.kh + kh) * s.kw + kw) * p..][..p];
                 let (lo, hi) = valid_columns(s, kw);
-                let top = kh * s.dh;
-                if sizes == Sizes::RunTime
-                    && s.sw == 1
-                    && lo == 0
-                    && hi == s.ow
-                    && top >= s.pt
-                    && (s.oh - 1) * s.sh + top - s.pt < s.h
-                {
+                if sizes == Sizes::RunTime && padding_free(s, kh, kw) {
                     // The tap never reads the padding: every output row is a run
                     // of its input row, copied in one tight loop (see `Sizes`).
-                    let first = kw * s.dw - s.pl;
-                    copy_rows(row, s.ow, &xc[(top - s.pt) * s.w + first..], s.sh * s.w);
+                    let first = (kh * s.dh - s.pt) * s.w + kw * s.dw - s.pl;
+                    copy_rows(row, s.ow, &xc[first..], s.sh * s.w);
                     continue;
                 }
                 for oh in 0..s.oh {
