@@ -1,5 +1,6 @@
-//! `train_step` and `predict_into` of a generated model allocate nothing: every
-//! buffer is made in `new()`. A counting global allocator proves it.
+//! `train_step` and `predict_into` of a generated model, and of the run-time plan
+//! executor, allocate nothing: every buffer is made in `new()` (`from_source`).
+//! A counting global allocator proves it.
 
 use cnnc::ndarray::{Array1, Array2, Array4};
 use cnnc::{Target, Train};
@@ -56,14 +57,26 @@ cnn_macros::cnn! {
     }
 }
 
-fn allocations_during(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    f();
-    ALLOCATIONS.load(Ordering::Relaxed) - before
+/// Held by each test for its whole run: the count is global, so the tests run
+/// one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The allocations made while `f` runs on a thread of rayon's pool. (Called from
+/// outside the pool, each parallel phase is a job injected into rayon's global
+/// queue, which allocates a block of its own every 63 jobs: rayon's memory,
+/// amortized, not the model's; from inside, the phases' joins use the pool
+/// threads' own deques.)
+fn allocations_during(f: impl FnOnce() + Send) -> usize {
+    rayon::scope(|_| {
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        f();
+        ALLOCATIONS.load(Ordering::Relaxed) - before
+    })
 }
 
 #[test]
 fn training_and_prediction_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut lenet = Lenet::new(1);
     // 40 samples: two full chunks of 16 and a partial one.
     let x = Array4::<f32>::from_shape_fn((40, 1, 28, 28), |(n, _, h, w)| ((n + h * w) % 7) as f32 / 7.0);
@@ -95,4 +108,47 @@ fn training_and_prediction_allocate_nothing() {
         reg.predict_into(x.view().into_dyn(), &mut out).unwrap();
     });
     assert_eq!(n, 0, "Regressor allocated {n} times");
+}
+
+/// The executor (`cnnc train`'s path) on the same LeNet and on ResNet-8 (batchnorm
+/// phases, residual joins, a strided projection, a depthwise layer, and the fused
+/// inference plan, whose folded weights are made again after each step).
+#[test]
+fn the_executor_allocates_nothing_per_step() {
+    use cnnc::rt::exec::Executor;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lenet = r#"
+        model Lenet {
+            input 1x28x28
+            conv 6 kernel 5 pad 2 relu
+            maxpool 2
+            conv 16 kernel 5 relu
+            maxpool 2
+            flatten
+            dense 120 relu
+            dropout 0.25
+            dense 84 relu
+            dense 10 softmax
+            train { loss cross_entropy optimizer adam lr 0.001 batch 16 }
+        }"#;
+    let resnet8 = include_str!("../examples/models/resnet8.cnn");
+    for (name, source, input) in [("LeNet", lenet, (1, 28, 28)), ("ResNet-8", resnet8, (3, 32, 32))] {
+        let mut net = Executor::from_source(source, None, 3).unwrap();
+        let (c, h, w) = input;
+        let x = Array4::<f32>::from_shape_fn((40, c, h, w), |(n, c, h, w)| ((n + c + h * w) % 7) as f32 / 7.0);
+        let labels = Array1::from_shape_fn(40, |i| i % 10);
+        let mut out = vec![0.0f32; 40 * 10];
+        // Warm up: the first step and prediction may size what they keep.
+        net.train_step(x.view().into_dyn(), Target::Labels(labels.view()))
+            .unwrap();
+        net.predict_into(x.view().into_dyn(), &mut out).unwrap();
+        let n = allocations_during(|| {
+            for _ in 0..2 {
+                net.train_step(x.view().into_dyn(), Target::Labels(labels.view()))
+                    .unwrap();
+                net.predict_into(x.view().into_dyn(), &mut out).unwrap();
+            }
+        });
+        assert_eq!(n, 0, "the executor allocated {n} times on {name}");
+    }
 }
