@@ -20,20 +20,28 @@ use super::Activation;
 /// or two AVX2 registers and keep the adders busy.
 const CHAINS: usize = 16;
 
-/// Σ f(i) over `0..len`, in [`CHAINS`] f32 chains per row (at most a few
-/// thousand values each, so a chain adds up at most a few hundred), then in f64.
+/// Σ f(a[i], b[i]) over a row (`b` at least as long as `a`), in [`CHAINS`] f32
+/// chains (at most a few thousand values each, so a chain adds up at most a few
+/// hundred), then in f64. The chains take fixed-size blocks, so the loop has no
+/// bounds checks and vectorizes: with indices into the rows it stayed scalar,
+/// and batchnorm's backward reductions took 4.6x its input-gradient pass
+/// (generated ResNet-8 training, AMD EPYC Zen 5).
 #[inline(always)]
-fn row_sum(len: usize, f: impl Fn(usize) -> f32) -> f64 {
+fn row_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let b = &b[..a.len()];
     let mut acc = [0.0f32; CHAINS];
-    let whole = len - len % CHAINS;
-    let mut i = 0;
-    while i < whole {
-        for (k, a) in acc.iter_mut().enumerate() {
-            *a += f(i + k);
+    let (ac, bc) = (a.chunks_exact(CHAINS), b.chunks_exact(CHAINS));
+    let tail: f64 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(&a, &b)| f(a, b) as f64)
+        .sum();
+    for (a, b) in ac.zip(bc) {
+        for ((acc, &a), &b) in acc.iter_mut().zip(a).zip(b) {
+            *acc += f(a, b);
         }
-        i += CHAINS;
     }
-    let tail: f64 = (whole..len).map(|i| f(i) as f64).sum();
     acc.iter().map(|&a| a as f64).sum::<f64>() + tail
 }
 
@@ -66,7 +74,7 @@ dispatched! {
             let mut sum = 0.0f64;
             for s in 0..n {
                 let row = &x[(s * c + ch) * area..][..area];
-                sum += row_sum(area, |i| row[i]);
+                sum += row_sum(row, row, |v, _| v);
             }
             let mean = if count > 0.0 { sum / count } else { 0.0 };
             let m = mean as f32;
@@ -75,8 +83,8 @@ dispatched! {
             let mut m2 = 0.0f64;
             for s in 0..n {
                 let row = &x[(s * c + ch) * area..][..area];
-                m2 += row_sum(area, |i| {
-                    let d = row[i] - m;
+                m2 += row_sum(row, row, |v, _| {
+                    let d = v - m;
                     d * d
                 });
             }
@@ -165,8 +173,8 @@ dispatched! {
             for s in 0..n {
                 let base = (s * c + ch) * area;
                 let (g, x) = (&dy[base..base + area], &x[base..base + area]);
-                sum += row_sum(area, |i| g[i]);
-                dot += row_sum(area, |i| g[i] * ((x[i] - m) * k));
+                sum += row_sum(g, g, |g, _| g);
+                dot += row_sum(g, x, |g, x| g * ((x - m) * k));
             }
             dbeta[ch] += sum as f32;
             dgamma[ch] += dot as f32;
