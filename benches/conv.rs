@@ -85,6 +85,7 @@ impl Buffers {
         conv::forward_as(
             plan,
             s,
+            conv::Sizes::Constant,
             Activation::Relu.into(),
             black_box(&self.x),
             &self.w,
@@ -101,6 +102,7 @@ impl Buffers {
         conv::backward_as(
             plan,
             s,
+            conv::Sizes::Constant,
             black_box(&self.x),
             &self.w,
             &self.y,

@@ -32,21 +32,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-cnn_macros::cnn! {
-    model Lenet {
-        input 1x28x28
-        conv 6 kernel 5 pad 2 relu
-        maxpool 2
-        conv 16 kernel 5 relu
-        maxpool 2
-        flatten
-        dense 120 relu
-        dropout 0.25
-        dense 84 relu
-        dense 10 softmax
-        train { loss cross_entropy optimizer adam lr 0.001 batch 16 }
-    }
+cnn_macros::cnn!(file = "tests/no_alloc_lenet.cnn");
 
+cnn_macros::cnn! {
     model Regressor {
         input 2x9x9
         conv 4 kernel 3 stride 2 pad same tanh
@@ -117,20 +105,7 @@ fn training_and_prediction_allocate_nothing() {
 fn the_executor_allocates_nothing_per_step() {
     use cnnc::rt::exec::Executor;
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let lenet = r#"
-        model Lenet {
-            input 1x28x28
-            conv 6 kernel 5 pad 2 relu
-            maxpool 2
-            conv 16 kernel 5 relu
-            maxpool 2
-            flatten
-            dense 120 relu
-            dropout 0.25
-            dense 84 relu
-            dense 10 softmax
-            train { loss cross_entropy optimizer adam lr 0.001 batch 16 }
-        }"#;
+    let lenet = include_str!("no_alloc_lenet.cnn");
     let resnet8 = include_str!("../examples/models/resnet8.cnn");
     for (name, source, input) in [("LeNet", lenet, (1, 28, 28)), ("ResNet-8", resnet8, (3, 32, 32))] {
         let mut net = Executor::from_source(source, None, 3).unwrap();

@@ -13,24 +13,7 @@
 //! driver fills from the parameters and running statistics when either changed
 //! since the last prediction; the parameters and saved files stay PyTorch's.
 
-use super::plan::{Activation, Kind, Plan, Step};
-
-/// A batchnorm folded into the convolution before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fold {
-    /// The convolution's weight and bias (indices into `Plan::params`).
-    pub weight: usize,
-    pub bias: Option<usize>,
-    /// The batchnorm (an index into `Plan::batchnorms`) and its γ and β.
-    pub batchnorm: usize,
-    pub gamma: Option<usize>,
-    pub beta: Option<usize>,
-    /// Where the folded weight starts in the folded buffer; `filters` biases
-    /// follow its `weight_len` values.
-    pub offset: usize,
-    pub weight_len: usize,
-    pub filters: usize,
-}
+use super::plan::{Activation, Fold, Kind, Plan, Step};
 
 impl Plan {
     /// The plan inference runs: this one with every batchnorm that directly

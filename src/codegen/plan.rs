@@ -227,6 +227,24 @@ pub struct LossPlan {
     pub fused_step: Option<usize>,
 }
 
+/// A batchnorm folded into the convolution before it (the inference plan, see
+/// `infer.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fold {
+    /// The convolution's weight and bias (indices into `Plan::params`).
+    pub weight: usize,
+    pub bias: Option<usize>,
+    /// The batchnorm (an index into `Plan::batchnorms`) and its γ and β.
+    pub batchnorm: usize,
+    pub gamma: Option<usize>,
+    pub beta: Option<usize>,
+    /// Where the folded weight starts in the folded buffer; `filters` biases
+    /// follow its `weight_len` values.
+    pub offset: usize,
+    pub weight_len: usize,
+    pub filters: usize,
+}
+
 /// The whole plan of one model.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -249,7 +267,7 @@ pub struct Plan {
     pub layers: Vec<LayerOutput>,
     /// Inference plan only: the batchnorms folded into convolutions, and the
     /// length of the buffer their weights and biases fill (see `infer.rs`).
-    pub folds: Vec<super::infer::Fold>,
+    pub folds: Vec<Fold>,
     pub folded_len: usize,
 }
 

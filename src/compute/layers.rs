@@ -97,7 +97,7 @@ dispatched! {
         x: &[f32], w: &[f32], b: Option<&[f32]>, add: Option<&[f32]>, act: Activation, y: &mut [f32], n: usize,
         scratch: &mut [f32],
     ) {
-        conv::forward(&L::SHAPE, conv::Epilogue { add, act }, x, w, b, y, n, scratch)
+        conv::forward(&L::SHAPE, conv::Sizes::Constant, conv::Epilogue { add, act }, x, w, b, y, n, scratch)
     }
 }
 
@@ -107,7 +107,7 @@ dispatched! {
         x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>,
         dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
     ) {
-        conv::backward(&L::SHAPE, x, w, dy, dw, db, dx, n, scratch)
+        conv::backward(&L::SHAPE, conv::Sizes::Constant, x, w, dy, dw, db, dx, n, scratch)
     }
 }
 
@@ -306,7 +306,7 @@ dispatched! {
         s: &ConvShape, x: &[f32], w: &[f32], b: Option<&[f32]>, add: Option<&[f32]>, act: Activation, y: &mut [f32],
         n: usize, scratch: &mut [f32],
     ) {
-        fixed!(conv s => conv::forward_dyn(s, conv::Epilogue { add, act }, x, w, b, y, n, scratch))
+        fixed!(conv s => conv::forward(s, conv::Sizes::RunTime, conv::Epilogue { add, act }, x, w, b, y, n, scratch))
     }
 }
 
@@ -316,7 +316,7 @@ dispatched! {
         s: &ConvShape, x: &[f32], w: &[f32], dy: &[f32], dw: &mut [f32], db: Option<&mut [f32]>,
         dx: Option<&mut [f32]>, n: usize, scratch: &mut [f32],
     ) {
-        fixed!(conv s => conv::backward_dyn(s, x, w, dy, dw, db, dx, n, scratch))
+        fixed!(conv s => conv::backward(s, conv::Sizes::RunTime, x, w, dy, dw, db, dx, n, scratch))
     }
 }
 

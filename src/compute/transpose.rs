@@ -101,8 +101,18 @@ pub fn backward(
             }
         }
     }
-    conv::backward(s, dy, w, x, dw, None, None, n, scratch);
+    conv::backward(s, conv::Sizes::Constant, dy, w, x, dw, None, None, n, scratch);
     if let Some(dx) = dx {
-        conv::forward(s, Activation::Identity.into(), dy, w, None, dx, n, scratch);
+        conv::forward(
+            s,
+            conv::Sizes::Constant,
+            Activation::Identity.into(),
+            dy,
+            w,
+            None,
+            dx,
+            n,
+            scratch,
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! definition (PyTorch's `conv2d`: cross-correlation, weight `[F, C/G, KH, KW]`),
 //! forward and backward, for every path and every instruction set this CPU has.
 
-use cnnc::compute::conv::{self, ConvShape, Plan};
+use cnnc::compute::conv::{self, ConvShape, Plan, Sizes};
 use cnnc::compute::gemm::Isa;
 use cnnc::compute::Activation;
 
@@ -448,15 +448,28 @@ fn run(case: &Case, isa: Isa) {
     let b = case.bias.then_some(&b[..]);
     let want = reference(s, case.act, &x, &w, b, &dy, n);
     for plan in Plan::ALL.into_iter().filter(|&p| s.allows(p)) {
-        run_on(case, isa, plan, &x, &w, b, &dy, &want);
+        for sizes in [Sizes::Constant, Sizes::RunTime] {
+            run_on(case, isa, plan, sizes, &x, &w, b, &dy, &want);
+        }
     }
 }
 
-/// Forward and backward through `plan` against the reference.
+/// Forward and backward through `plan`, with the loops for `sizes`, against the
+/// reference.
 #[allow(clippy::too_many_arguments)]
-fn run_on(case: &Case, isa: Isa, plan: Plan, x: &[f32], w: &[f32], b: Option<&[f32]>, dy: &[f32], want: &Reference) {
+fn run_on(
+    case: &Case,
+    isa: Isa,
+    plan: Plan,
+    sizes: Sizes,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    dy: &[f32],
+    want: &Reference,
+) {
     let (s, n) = (&case.s, 2);
-    let name = format!("{} ({plan:?})", case.name);
+    let name = format!("{} ({plan:?}, {sizes:?} sizes)", case.name);
     let name = name.as_str();
     let mut scratch = vec![f32::NAN; s.scratch_len_for(plan)];
     if plan == s.plan() {
@@ -464,7 +477,7 @@ fn run_on(case: &Case, isa: Isa, plan: Plan, x: &[f32], w: &[f32], b: Option<&[f
     }
 
     let mut y = vec![f32::NAN; n * s.output_len()];
-    conv::forward_as(plan, s, case.act.into(), x, w, b, &mut y, n, &mut scratch);
+    conv::forward_as(plan, s, sizes, case.act.into(), x, w, b, &mut y, n, &mut scratch);
     check(name, isa, "y", &y, &want.y);
 
     // Inference's fused residual join: the added tensor goes in after the bias,
@@ -474,6 +487,7 @@ fn run_on(case: &Case, isa: Isa, plan: Plan, x: &[f32], w: &[f32], b: Option<&[f
     conv::forward_as(
         plan,
         s,
+        sizes,
         Activation::Identity.into(),
         x,
         w,
@@ -488,7 +502,7 @@ fn run_on(case: &Case, isa: Isa, plan: Plan, x: &[f32], w: &[f32], b: Option<&[f
         add: Some(&add),
         act: case.act,
     };
-    conv::forward_as(plan, s, post, x, w, b, &mut fused, n, &mut scratch);
+    conv::forward_as(plan, s, sizes, post, x, w, b, &mut fused, n, &mut scratch);
     assert_eq!(
         fused, separate,
         "{name} on {isa}: the fused add differs from a separate pass"
@@ -500,7 +514,7 @@ fn run_on(case: &Case, isa: Isa, plan: Plan, x: &[f32], w: &[f32], b: Option<&[f
     let mut dx = vec![f32::NAN; n * s.input_len()];
     scratch.fill(f32::NAN);
     let dbo = case.bias.then_some(&mut db[..]);
-    conv::backward_as(plan, s, x, w, dy, &mut dw, dbo, Some(&mut dx), n, &mut scratch);
+    conv::backward_as(plan, s, sizes, x, w, dy, &mut dw, dbo, Some(&mut dx), n, &mut scratch);
     let plus = |base: &[f32], d: &[f64]| base.iter().zip(d).map(|(&a, &b)| f64::from(a) + b).collect::<Vec<_>>();
     check(name, isa, "dw", &dw, &plus(&dw0, &want.dw));
     check(name, isa, "dx", &dx, &want.dx);
@@ -512,7 +526,7 @@ fn run_on(case: &Case, isa: Isa, plan: Plan, x: &[f32], w: &[f32], b: Option<&[f
 
     // Without dx, the parameter gradients are the same.
     let mut dw2 = dw0.clone();
-    conv::backward_as(plan, s, x, w, dy, &mut dw2, None, None, n, &mut scratch);
+    conv::backward_as(plan, s, sizes, x, w, dy, &mut dw2, None, None, n, &mut scratch);
     check(name, isa, "dw without dx", &dw2, &plus(&dw0, &want.dw));
 }
 

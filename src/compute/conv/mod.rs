@@ -73,7 +73,8 @@ impl Plan {
 
 /// Whether a layer's sizes are constants the compiler sees (generated code) or
 /// values known only at run time (the plan executor, through
-/// `compute::layers::conv_forward_dyn`): the unfolding takes its best loop for
+/// `compute::layers::conv_forward_dyn`), as [`forward`] and [`backward`] are told:
+/// the unfolding takes its best loop for
 /// each. With constants, LLVM unrolls the general loop of [`im2col`] whole, and a
 /// second loop beside it made generated LeNet training 10% slower (the unfolding
 /// and folding of its backward pass stopped being unrolled); with run-time sizes,
@@ -471,6 +472,7 @@ pub fn col2im(s: &ConvShape, col: &[f32], dx: &mut [f32]) {
 #[inline(always)]
 pub fn forward(
     s: &ConvShape,
+    sizes: Sizes,
     post: Epilogue,
     x: &[f32],
     w: &[f32],
@@ -479,22 +481,7 @@ pub fn forward(
     n: usize,
     scratch: &mut [f32],
 ) {
-    forward_in(s.plan(), s, Sizes::Constant, post, x, w, b, y, n, scratch)
-}
-
-/// [`forward`] for sizes known only at run time (see [`Sizes`]).
-#[inline(always)]
-pub fn forward_dyn(
-    s: &ConvShape,
-    post: Epilogue,
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    y: &mut [f32],
-    n: usize,
-    scratch: &mut [f32],
-) {
-    forward_in(s.plan(), s, Sizes::RunTime, post, x, w, b, y, n, scratch)
+    forward_as(s.plan(), s, sizes, post, x, w, b, y, n, scratch)
 }
 
 /// [`forward`] through the given path (for tests and benchmarks that compare
@@ -504,21 +491,6 @@ pub fn forward_dyn(
 /// When the shape does not allow `plan` ([`ConvShape::allows`]).
 #[inline(always)]
 pub fn forward_as(
-    plan: Plan,
-    s: &ConvShape,
-    post: Epilogue,
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    y: &mut [f32],
-    n: usize,
-    scratch: &mut [f32],
-) {
-    forward_in(plan, s, Sizes::Constant, post, x, w, b, y, n, scratch)
-}
-
-#[inline(always)]
-fn forward_in(
     plan: Plan,
     s: &ConvShape,
     sizes: Sizes,
@@ -638,6 +610,7 @@ fn bias_and_finish(ys: &mut [f32], area: usize, b: Option<&[f32]>, post: Epilogu
 #[inline(always)]
 pub fn backward(
     s: &ConvShape,
+    sizes: Sizes,
     x: &[f32],
     w: &[f32],
     dy: &[f32],
@@ -647,23 +620,7 @@ pub fn backward(
     n: usize,
     scratch: &mut [f32],
 ) {
-    backward_in(s.plan(), s, Sizes::Constant, x, w, dy, dw, db, dx, n, scratch)
-}
-
-/// [`backward`] for sizes known only at run time (see [`Sizes`]).
-#[inline(always)]
-pub fn backward_dyn(
-    s: &ConvShape,
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-    dx: Option<&mut [f32]>,
-    n: usize,
-    scratch: &mut [f32],
-) {
-    backward_in(s.plan(), s, Sizes::RunTime, x, w, dy, dw, db, dx, n, scratch)
+    backward_as(s.plan(), s, sizes, x, w, dy, dw, db, dx, n, scratch)
 }
 
 /// [`backward`] through the given path (the direct path's backward is the
@@ -673,22 +630,6 @@ pub fn backward_dyn(
 /// When the shape does not allow `plan` ([`ConvShape::allows`]).
 #[inline(always)]
 pub fn backward_as(
-    plan: Plan,
-    s: &ConvShape,
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-    dx: Option<&mut [f32]>,
-    n: usize,
-    scratch: &mut [f32],
-) {
-    backward_in(plan, s, Sizes::Constant, x, w, dy, dw, db, dx, n, scratch)
-}
-
-#[inline(always)]
-fn backward_in(
     plan: Plan,
     s: &ConvShape,
     sizes: Sizes,

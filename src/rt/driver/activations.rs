@@ -184,6 +184,7 @@ fn unfused<N: Network>(spec: &Spec, source: Source, worker: &N::Worker, pass: &P
             let w = &p[weight..weight + shape.weight_len()];
             compute::conv::forward(
                 &shape,
+                compute::conv::Sizes::RunTime,
                 Activation::Identity.into(),
                 x,
                 w,
