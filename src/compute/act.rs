@@ -110,6 +110,18 @@ impl Activation {
         }
     }
 
+    /// `y[i] = f(y[i] + bias[i])` over a buffer (a dense layer's outputs), identity
+    /// and relu in loops of their own as in [`Activation::forward`].
+    #[inline(always)]
+    pub fn with_biases(self, y: &mut [f32], bias: &[f32]) {
+        let pairs = y.iter_mut().zip(bias);
+        match self {
+            Activation::Identity => pairs.for_each(|(v, b)| *v += b),
+            Activation::Relu => pairs.for_each(|(v, b)| *v = (*v + b).max(0.0)),
+            _ => pairs.for_each(|(v, b)| *v = self.apply(*v + b)),
+        }
+    }
+
     /// `dy *= f'(y)`: turns the gradient of a fused layer's output into that of
     /// its input. Only for activations with [`Activation::derivative_from_output`].
     #[inline(always)]

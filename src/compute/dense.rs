@@ -93,13 +93,7 @@ pub fn forward(
 #[inline(always)]
 fn bias_act(y: &mut [f32], b: Option<&[f32]>, act: Activation) {
     match b {
-        Some(b) => match act {
-            // The common activations in loops of their own, so that they vectorize
-            // (the activation is a value, not a constant, in generated code too).
-            Activation::Identity => y.iter_mut().zip(b).for_each(|(v, bias)| *v += bias),
-            Activation::Relu => y.iter_mut().zip(b).for_each(|(v, bias)| *v = (*v + bias).max(0.0)),
-            _ => y.iter_mut().zip(b).for_each(|(v, bias)| *v = act.apply(*v + bias)),
-        },
+        Some(b) => act.with_biases(y, b),
         None => act.forward(y),
     }
 }

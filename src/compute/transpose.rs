@@ -101,11 +101,13 @@ pub fn backward(
             }
         }
     }
-    conv::backward(s, conv::Sizes::Constant, dy, w, x, dw, None, None, n, scratch);
+    // Generated code calls this through `conv_transpose_backward_dyn` too: the
+    // sizes are values here, never constants the compiler sees.
+    conv::backward(s, conv::Sizes::RunTime, dy, w, x, dw, None, None, n, scratch);
     if let Some(dx) = dx {
         conv::forward(
             s,
-            conv::Sizes::Constant,
+            conv::Sizes::RunTime,
             Activation::Identity.into(),
             dy,
             w,

@@ -74,8 +74,7 @@ impl Plan {
 /// Whether a layer's sizes are constants the compiler sees (generated code) or
 /// values known only at run time (the plan executor, through
 /// `compute::layers::conv_forward_dyn`), as [`forward`] and [`backward`] are told:
-/// the unfolding takes its best loop for
-/// each. With constants, LLVM unrolls the general loop of [`im2col`] whole, and a
+/// the unfolding takes its best loop for each. With constants, LLVM unrolls the general loop of [`im2col`] whole, and a
 /// second loop beside it made generated LeNet training 10% slower (the unfolding
 /// and folding of its backward pass stopped being unrolled); with run-time sizes,
 /// a tight loop for the taps that never read the padding made the executor's
