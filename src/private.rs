@@ -22,6 +22,10 @@ pub use crate::rt::driver::{
 };
 pub use crate::{__model as model, __train as train};
 
+/// A tensor's place in a flat vector (parameters, shared statistics, folded
+/// weights): generated code names each one as a constant of this type.
+pub type Range = core::ops::Range<usize>;
+
 /// The user-facing methods and the `Model` implementation of generated model
 /// `$name`, a tuple struct around `Driver<$net>`.
 #[doc(hidden)]

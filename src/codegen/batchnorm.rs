@@ -10,22 +10,22 @@ use super::{act_tokens, Emit};
 use proc_macro2::TokenStream;
 use quote::quote;
 
-/// `(channels, area, act, offset of the shared statistics)`.
-fn layout(e: &Emit, s: usize) -> (usize, usize, Activation, usize) {
+/// `(index, channels, area, act)`.
+fn layout(e: &Emit, s: usize) -> (usize, usize, usize, Activation) {
     match e.step(s).kind {
         Kind::BatchNorm {
             index,
             channels,
             area,
             act,
-        } => (channels, area, act, e.plan.batchnorms[index].shared),
+        } => (index, channels, area, act),
         _ => unreachable!("batchnorm emitter on a batchnorm step"),
     }
 }
 
 /// End of the phase before: this worker's per-channel mean and squared deviations.
 pub fn forward_stats(e: &mut Emit, s: usize) -> TokenStream {
-    let (c, area, _, _) = layout(e, s);
+    let (_, c, area, _) = layout(e, s);
     let x = e.x(s, 0);
     quote! {
         if pass.train {
@@ -36,46 +36,47 @@ pub fn forward_stats(e: &mut Emit, s: usize) -> TokenStream {
 
 /// Start of the phase: normalize with the combined (or running) statistics.
 pub fn forward_apply(e: &mut Emit, s: usize) -> TokenStream {
-    let (c, area, act, at) = layout(e, s);
+    let (index, c, area, act) = layout(e, s);
     let step = e.step(s);
     let (x, y) = (e.x(s, 0), e.y_mut(s));
     let (gamma, beta) = (e.param(step.weight), e.param(step.bias));
-    let (lo, hi) = (at, at + 2 * c);
+    let stats = e.shared(index, false);
     let act = act_tokens(act);
     quote! {
-        rt::norm::bn_forward(#x, #y, n, #c, #area, &pass.shared[#lo..#hi], #gamma, #beta, #act);
+        rt::norm::bn_forward(#x, #y, n, #c, #area, #stats, #gamma, #beta, #act);
     }
 }
 
 /// End of the backward phase after: the fused activation's derivative, this
 /// worker's Σdy and Σdy·x̂ (also added to dβ and dγ).
 pub fn backward_partial(e: &mut Emit, s: usize) -> TokenStream {
-    let (c, area, act, at) = layout(e, s);
+    let (index, c, area, act) = layout(e, s);
     let step = e.step(s);
     let (x, y, dy) = (e.x(s, 0), e.y(s), e.dy_mut(s));
-    let gamma = &e.plan.params[step.weight.expect("batchnorm has a weight")];
-    let (start, end) = (gamma.offset, gamma.offset + 2 * c);
-    let (lo, hi) = (at, at + 2 * c);
+    let grads = e.grad_pair(
+        step.weight.expect("batchnorm has a weight"),
+        step.bias.expect("batchnorm has a bias"),
+    );
+    let stats = e.shared(index, false);
     let act = act_tokens(act);
     quote! {
-        let (dgamma, dbeta) = grads[#start..#end].split_at_mut(#c);
+        let (dgamma, dbeta) = #grads;
         rt::norm::bn_backward_partial(
-            #x, #y, #dy, n, #c, #area, &pass.shared[#lo..#hi], #act, dgamma, dbeta, &mut self.partials,
+            #x, #y, #dy, n, #c, #area, #stats, #act, dgamma, dbeta, &mut self.partials,
         );
     }
 }
 
 /// Start of the backward phase: the input gradient, from the combined sums.
 pub fn backward_input(e: &mut Emit, s: usize) -> TokenStream {
-    let (c, area, _, at) = layout(e, s);
+    let (index, c, area, _) = layout(e, s);
     let step = e.step(s);
     let (x, dy, gamma) = (e.x(s, 0), e.dy(s), e.param(step.weight));
-    let (lo, mid, hi) = (at, at + 2 * c, at + 4 * c);
+    let (stats, sums) = (e.shared(index, false), e.shared(index, true));
     e.dx(s, 0, |dx| {
         quote! {
             rt::norm::bn_backward_input(
-                #x, #dy, #dx, n, #c, #area, &pass.shared[#lo..#mid], &pass.shared[#mid..#hi], #gamma,
-                pass.batch * #area,
+                #x, #dy, #dx, n, #c, #area, #stats, #sums, #gamma, pass.batch * #area,
             );
         }
     })

@@ -13,10 +13,31 @@ fn geometry(e: &Emit, s: usize) -> (ConvGeometry, Activation) {
     }
 }
 
-/// The layer's marker type: `struct Conv1; impl rt::ConvLayer for Conv1 { ... }`.
+/// What a convolution of geometry `g` is, as a type name: `Conv3x3_16x32x32_to_32`,
+/// with the stride, dilation and groups when not 1 (`Conv3x3s2_...`), and
+/// `DwConv` for a depthwise one.
+pub(super) fn type_name(kind: &str, g: &ConvGeometry) -> String {
+    let w = &g.window;
+    let [kh, kw] = w.window;
+    let mut name = match g.groups {
+        1 => format!("{kind}{kh}x{kw}"),
+        groups if groups == w.c && groups == g.filters => format!("Dw{kind}{kh}x{kw}"),
+        groups => format!("{kind}{kh}x{kw}g{groups}"),
+    };
+    for (letter, [a, b]) in [('s', w.stride), ('d', g.dilation)] {
+        match (a, b) {
+            (1, 1) => {}
+            (a, b) if a == b => name += &format!("{letter}{a}"),
+            (a, b) => name += &format!("{letter}{a}x{b}"),
+        }
+    }
+    format!("{name}_{}x{}x{}_to_{}", w.c, w.h, w.w, g.filters)
+}
+
+/// The layer's marker type: `struct Conv3x3_16x32x32_to_16; impl rt::ConvLayer for ... { ... }`.
 pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
     let (g, _) = geometry(e, s);
-    e.layer_type(format!("conv {g:?}"), s, |e, name| {
+    e.layer_type(format!("conv {g:?}"), type_name("Conv", &g), |e, name| {
         let shape = shape_literal(&g);
         e.scratch.push(quote!(rt::conv_scratch::<#name>()));
         quote! {

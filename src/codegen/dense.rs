@@ -15,10 +15,16 @@ fn sizes(e: &Emit, s: usize) -> (usize, usize, Activation) {
     }
 }
 
-/// The layer's marker type: `struct Dense1; impl rt::DenseLayer for Dense1 { ... }`.
+/// The layer's marker type: `struct Dense400_to_120Relu; impl rt::DenseLayer for ... { ... }`
+/// (the fused activation named unless it is the identity).
 pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
     let (inputs, outputs, act) = sizes(e, s);
-    e.layer_type(format!("dense {inputs} {outputs} {act:?}"), s, |e, name| {
+    let act_name: String = match act {
+        Activation::Identity => String::new(),
+        act => format!("{act:?}").chars().filter(char::is_ascii_alphanumeric).collect(),
+    };
+    let name = format!("Dense{inputs}_to_{outputs}{act_name}");
+    e.layer_type(format!("dense {inputs} {outputs} {act:?}"), name, |e, name| {
         let act = act_tokens(act);
         e.scratch.push(quote!(rt::dense_scratch::<#name>(samples)));
         quote! {

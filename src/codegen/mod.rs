@@ -114,26 +114,26 @@ pub(crate) struct Emit<'a> {
     reserved: Vec<String>,
     /// Scratch each per-shape function needs, as expressions of `samples`.
     scratch: Vec<TokenStream>,
+    /// The worker's field for each activation buffer, named after the layer that
+    /// writes it (`input` for the model's input), and for its gradient (`d_conv1`).
+    fields: Vec<Ident>,
+    grads: Vec<Ident>,
+    /// Each parameter's range in the flat parameter vector, as a named constant.
+    params: Vec<Ident>,
+    /// The range constants declared so far (parameters, batchnorm statistics,
+    /// folded weights), in order of declaration.
+    ranges: Vec<(Ident, TokenStream)>,
 }
 
 impl<'a> Emit<'a> {
     /// The marker type of the layer constants `key`, declared by `build(name)` the
-    /// first time (identical layers share one), named after step `s`.
-    fn layer_type(&mut self, key: String, s: usize, build: impl FnOnce(&mut Self, &Ident) -> TokenStream) -> Ident {
+    /// first time (identical layers share one), named by what it is (`base`:
+    /// `Conv3x3_16x32x32_to_32`), never after one of the layers that share it.
+    fn layer_type(&mut self, key: String, base: String, build: impl FnOnce(&mut Self, &Ident) -> TokenStream) -> Ident {
         if let Some(name) = self.names.get(&key) {
             return name.clone();
         }
-        let mut base: String = self
-            .base(s)
-            .split('_')
-            .map(|part| {
-                let mut chars = part.chars();
-                chars
-                    .next()
-                    .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-                    .unwrap_or_default()
-            })
-            .collect();
+        let mut base = base;
         while self.names.values().any(|n| *n == base) || self.reserved.contains(&base) {
             base.push('_');
         }
@@ -148,35 +148,29 @@ impl<'a> Emit<'a> {
         &self.plan.steps[s]
     }
 
-    /// A Rust identifier from a step's name: `residual1.conv2+relu3` -> `residual1_conv2`.
-    fn base(&self, s: usize) -> String {
-        let name = self.step(s).name.split('+').next().unwrap_or("layer");
-        name.replace('.', "_")
-    }
-
     /// `&self.a3[..n * 400]`: input `k` of step `s`.
     fn x(&self, s: usize, k: usize) -> TokenStream {
         buffer_ref(
-            &a(self.step(s).inputs[k]),
+            &self.fields[self.step(s).inputs[k]],
             self.plan.buffers[self.step(s).inputs[k]],
             false,
         )
     }
 
     fn y(&self, s: usize) -> TokenStream {
-        buffer_ref(&a(self.step(s).output), self.plan.buffers[self.step(s).output], false)
+        buffer_ref(&self.fields[self.step(s).output], self.plan.buffers[self.step(s).output], false)
     }
 
     fn y_mut(&self, s: usize) -> TokenStream {
-        buffer_ref(&a(self.step(s).output), self.plan.buffers[self.step(s).output], true)
+        buffer_ref(&self.fields[self.step(s).output], self.plan.buffers[self.step(s).output], true)
     }
 
     fn dy(&self, s: usize) -> TokenStream {
-        buffer_ref(&d(self.step(s).output), self.plan.buffers[self.step(s).output], false)
+        buffer_ref(&self.grads[self.step(s).output], self.plan.buffers[self.step(s).output], false)
     }
 
     fn dy_mut(&self, s: usize) -> TokenStream {
-        buffer_ref(&d(self.step(s).output), self.plan.buffers[self.step(s).output], true)
+        buffer_ref(&self.grads[self.step(s).output], self.plan.buffers[self.step(s).output], true)
     }
 
     /// The gradient of input `k` of step `s`: the place to write it, and the code
@@ -189,13 +183,13 @@ impl<'a> Emit<'a> {
         let code = if self.plan.accumulates(s, k) {
             let dst = quote!(&mut self.dtmp[..n * #len]);
             let body = write(dst);
-            let field = d(b);
+            let field = &self.grads[b];
             quote! {
                 #body
                 rt::norm::accumulate(&mut self.#field[..n * #len], &self.dtmp[..n * #len]);
             }
         } else {
-            write(buffer_ref(&d(b), len, true))
+            write(buffer_ref(&self.grads[b], len, true))
         };
         if b == 0 {
             quote!(if pass.input_grad { #code })
@@ -208,7 +202,7 @@ impl<'a> Emit<'a> {
     /// add in place where another reader wrote that gradient first.
     fn pass_gradient(&self, s: usize, k: usize, src: &TokenStream) -> TokenStream {
         let b = self.step(s).inputs[k];
-        let (field, len) = (d(b), self.plan.buffers[b]);
+        let (field, len) = (&self.grads[b], self.plan.buffers[b]);
         let code = if self.plan.accumulates(s, k) {
             quote!(rt::norm::accumulate(&mut self.#field[..n * #len], #src);)
         } else {
@@ -230,7 +224,7 @@ impl<'a> Emit<'a> {
         let dst = if accumulates {
             quote!(&mut self.dtmp[..n * #len])
         } else {
-            buffer_ref(&d(b), len, true)
+            buffer_ref(&self.grads[b], len, true)
         };
         let option = if b == 0 {
             quote!(if pass.input_grad { Some(#dst) } else { None })
@@ -239,7 +233,7 @@ impl<'a> Emit<'a> {
         };
         let body = call(option);
         if accumulates {
-            let field = d(b);
+            let field = &self.grads[b];
             let add = quote!(rt::norm::accumulate(&mut self.#field[..n * #len], &self.dtmp[..n * #len]););
             let add = if b == 0 {
                 quote!(if pass.input_grad { #add })
@@ -252,30 +246,54 @@ impl<'a> Emit<'a> {
         }
     }
 
-    /// `&p[0..150]`: parameter `id`'s values.
+    /// `&p[CONV1_WEIGHT]`: parameter `id`'s values.
     fn param(&self, id: Option<usize>) -> TokenStream {
         match id {
             Some(id) => {
-                let r = self.plan.params[id].range();
-                let (start, end) = (r.start, r.end);
-                quote!(&p[#start..#end])
+                let name = &self.params[id];
+                quote!(&p[#name])
             }
             None => quote!(&[]),
         }
     }
 
-    /// `(&pass.folded[..], Some(&pass.folded[..]))`: fold `f`'s weight and bias.
-    fn folded(&self, f: usize) -> (TokenStream, TokenStream) {
+    /// The constant `NAME` for the range `start..end`, declared the first time.
+    fn range(&mut self, name: String, start: usize, end: usize) -> Ident {
+        let name = format_ident!("{}", name);
+        if !self.ranges.iter().any(|(n, _)| *n == name) {
+            self.ranges.push((name.clone(), quote!(#start..#end)));
+        }
+        name
+    }
+
+    /// `&pass.shared[BATCHNORM1_STATS]` (the combined mean and 1/std) or
+    /// `..._SUMS` (Σdy, Σdy·x̂) of batchnorm `index`.
+    fn shared(&mut self, index: usize, sums: bool) -> TokenStream {
+        let bn = &self.plan.batchnorms[index];
+        let (at, c) = (bn.shared, bn.channels);
+        let name = constant_name(&bn.name);
+        let range = if sums {
+            self.range(format!("{name}_SUMS"), at + 2 * c, at + 4 * c)
+        } else {
+            self.range(format!("{name}_STATS"), at, at + 2 * c)
+        };
+        quote!(&pass.shared[#range])
+    }
+
+    /// `(&pass.folded[CONV1_WEIGHT_FOLDED], Some(&pass.folded[CONV1_BIAS_FOLDED]))`:
+    /// fold `f`'s weight and bias.
+    fn folded(&mut self, f: usize) -> (TokenStream, TokenStream) {
         let fold = &self.plan.folds[f];
+        let conv = constant_name(&self.plan.params[fold.weight].name);
+        let conv = conv.strip_suffix("_WEIGHT").unwrap_or(&conv).to_string();
         let (start, split, end) = (
             fold.offset,
             fold.offset + fold.weight_len,
             fold.offset + fold.weight_len + fold.filters,
         );
-        (
-            quote!(&pass.folded[#start..#split]),
-            quote!(Some(&pass.folded[#split..#end])),
-        )
+        let weight = self.range(format!("{conv}_WEIGHT_FOLDED"), start, split);
+        let bias = self.range(format!("{conv}_BIAS_FOLDED"), split, end);
+        (quote!(&pass.folded[#weight]), quote!(Some(&pass.folded[#bias])))
     }
 
     /// `Some(&p[..])` or `None` for an optional bias.
@@ -289,23 +307,29 @@ impl<'a> Emit<'a> {
         }
     }
 
+    /// The gradient slices of parameter `first` and the one after it in the flat
+    /// vector (a weight and its bias; batchnorm's γ and β), as `(a, b)`.
+    fn grad_pair(&self, first: usize, second: usize) -> TokenStream {
+        let (w, b) = (&self.params[first], &self.params[second]);
+        quote!(grads[#w.start..#b.end].split_at_mut(#w.len()))
+    }
+
     /// The gradient slices of a weight and its optional bias, bound to `dw` and `db`.
     fn weight_grads(&self, s: usize) -> TokenStream {
         let step = self.step(s);
-        let w = &self.plan.params[step.weight.expect("a layer with a weight")];
+        let w = step.weight.expect("a layer with a weight");
         match step.bias {
             Some(b) => {
-                let (start, split, end) = (w.offset, w.len(), self.plan.params[b].range().end);
+                let pair = self.grad_pair(w, b);
                 quote! {
-                    let (dw, db) = grads[#start..#end].split_at_mut(#split);
+                    let (dw, db) = #pair;
                     let db = Some(db);
                 }
             }
             None => {
-                let r = w.range();
-                let (start, end) = (r.start, r.end);
+                let w = &self.params[w];
                 quote! {
-                    let dw = &mut grads[#start..#end];
+                    let dw = &mut grads[#w];
                     let db = None;
                 }
             }
@@ -313,17 +337,57 @@ impl<'a> Emit<'a> {
     }
 }
 
+/// `CONV1_WEIGHT` from `conv1.weight`.
+fn constant_name(name: &str) -> String {
+    name.replace(['.', '+'], "_").to_ascii_uppercase()
+}
+
 /// The names the generated module gives its own items.
 const INTERNAL: [&str; 3] = ["Net", "Worker", "rt"];
 
-/// The field holding activation buffer `i`.
-fn a(i: usize) -> Ident {
-    format_ident!("a{}", i)
+/// The worker's fields for the activation buffers and their gradients, named
+/// after the layer that writes each (`input` for buffer 0): `conv1` and
+/// `d_conv1`. A name taken by another field, or a Rust keyword, gains a `_`.
+fn buffer_fields(plan: &Plan, taken: &[Ident]) -> (Vec<Ident>, Vec<Ident>) {
+    let mut used: Vec<String> = taken.iter().map(|i| i.to_string()).collect();
+    used.extend(["scratch", "partials", "dtmp"].map(String::from));
+    let (mut fields, mut grads) = (Vec::new(), Vec::new());
+    for b in 0..plan.buffers.len() {
+        let layer = match plan.steps.iter().find(|s| s.output == b) {
+            Some(step) => step.name.split('+').next().unwrap_or("layer").replace('.', "_"),
+            None if b == 0 => "input".to_string(),
+            None => format!("buffer{b}"),
+        };
+        let mut name = layer;
+        while used.contains(&name)
+            || used.contains(&format!("d_{name}"))
+            || syn::parse_str::<Ident>(&name).is_err()
+        {
+            name.push('_');
+        }
+        used.push(name.clone());
+        used.push(format!("d_{name}"));
+        fields.push(format_ident!("{}", name));
+        grads.push(format_ident!("d_{}", name));
+    }
+    (fields, grads)
 }
 
-/// The field holding the gradient of activation buffer `i`.
-fn d(i: usize) -> Ident {
-    format_ident!("d{}", i)
+/// One range constant per parameter, named after it (`CONV1_WEIGHT`).
+fn param_constants(plan: &Plan) -> (Vec<Ident>, Vec<(Ident, TokenStream)>) {
+    let mut names: Vec<Ident> = Vec::new();
+    let mut ranges = Vec::new();
+    for slot in &plan.params {
+        let mut name = constant_name(&slot.name);
+        while names.iter().any(|n| *n == name) {
+            name.push('_');
+        }
+        let (ident, r) = (format_ident!("{}", name), slot.range());
+        let (start, end) = (r.start, r.end);
+        ranges.push((ident.clone(), quote!(#start..#end)));
+        names.push(ident);
+    }
+    (names, ranges)
 }
 
 /// `&self.a3[..n * 400]` or `&mut ...`.
@@ -408,43 +472,54 @@ fn opening_batchnorm(plan: &Plan, phase: usize) -> usize {
 
 /// Forward phase `phase`: the batchnorm that opens it (normalizing with the
 /// combined statistics), its other steps, and the statistics of the batchnorm
-/// that closes it (training only).
-fn forward_phase(e: &mut Emit, phase: usize) -> TokenStream {
+/// that closes it (training only); with a comment naming them.
+fn forward_phase(e: &mut Emit, phase: usize) -> (String, TokenStream) {
     let plan = e.plan;
     let phases = plan.phases();
     let mut code = Vec::new();
+    let mut names = Vec::new();
     for s in (0..plan.steps.len()).filter(|&s| plan.steps[s].phase == phase) {
         code.push(forward_step(e, s));
+        names.push(plan.steps[s].name.as_str());
     }
+    let mut doc = format!(" Phase {phase}: {}", names.join(", "));
     if phase + 1 < phases {
         let closing = opening_batchnorm(plan, phase + 1);
         code.push(batchnorm::forward_stats(e, closing));
+        doc += &format!("; then this worker's statistics for {}", plan.steps[closing].name);
     }
-    quote!(#(#code)*)
+    (doc + ".", quote!(#(#code)*))
 }
 
 /// Backward phase `phase`, the reverse of `forward_phase`: the input gradient of
 /// the batchnorm that closes the phase (with the combined sums), the other steps
 /// in reverse, and the partial sums of the batchnorm that opens it.
-fn backward_phase(e: &mut Emit, phase: usize) -> TokenStream {
+fn backward_phase(e: &mut Emit, phase: usize) -> (String, TokenStream) {
     let plan = e.plan;
     let phases = plan.phases();
     let skip = plan.loss.and_then(|l| l.fused_step);
     let mut code = Vec::new();
+    let mut names = Vec::new();
     if phase + 1 < phases {
-        code.push(backward_step(e, opening_batchnorm(plan, phase + 1)));
+        let closing = opening_batchnorm(plan, phase + 1);
+        code.push(backward_step(e, closing));
+        names.push(format!("{} (input gradient)", plan.steps[closing].name));
     }
     for s in (0..plan.steps.len()).rev() {
         let step = &plan.steps[s];
         let opens = phase > 0 && matches!(step.kind, Kind::BatchNorm { index, .. } if index + 1 == phase);
         if step.phase == phase && !opens && Some(s) != skip {
             code.push(backward_step(e, s));
+            names.push(step.name.clone());
         }
     }
+    let mut doc = format!(" Phase {phase}, backward: {}", names.join(", "));
     if phase > 0 {
-        code.push(batchnorm::backward_partial(e, opening_batchnorm(plan, phase)));
+        let opening = opening_batchnorm(plan, phase);
+        code.push(batchnorm::backward_partial(e, opening));
+        doc += &format!("; then this worker's sums for {}", plan.steps[opening].name);
     }
-    quote!(#(#code)*)
+    (doc + ".", quote!(#(#code)*))
 }
 
 /// The worker's `infer`: the inference plan's steps in order, in one pass (no
@@ -457,7 +532,6 @@ fn infer<'a>(e: &mut Emit<'a>, inference: &'a Plan) -> TokenStream {
     quote! {
         /// Inference: batchnorms folded into the convolutions before them, residual
         /// joins added in the convolutions' stores.
-        #[allow(unused_variables)]
         fn infer(&mut self, phases: usize, pass: &rt::Pass<'_>) {
             let (n, p) = (pass.n, pass.params);
             #(#body)*
@@ -465,16 +539,14 @@ fn infer<'a>(e: &mut Emit<'a>, inference: &'a Plan) -> TokenStream {
     }
 }
 
-/// `match phase { 0 => {...}, 1 => {...}, _ => {} }`, or the one body.
-fn by_phase(bodies: Vec<TokenStream>) -> TokenStream {
+/// `match phase { 0 => {...}, 1 => {...}, _ => {} }`, each arm under its
+/// comment, or the one body.
+fn by_phase(bodies: Vec<(String, TokenStream)>) -> TokenStream {
     if bodies.len() == 1 {
-        let body = &bodies[0];
-        return quote! {
-            let _ = phase;
-            #body
-        };
+        let body = &bodies[0].1;
+        return body.clone();
     }
-    let arms = bodies.iter().enumerate().map(|(i, b)| quote!(#i => { #b }));
+    let arms = bodies.iter().enumerate().map(|(i, (doc, b))| quote!(#[doc = #doc] #i => { #b }));
     quote! {
         match phase {
             #(#arms)*
@@ -497,8 +569,23 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
         name.clone()
     };
     let inference = plan.inference();
+    let masks: Vec<(Ident, usize)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s.kind {
+            Kind::Dropout { layer, .. } => Some((dropout::mask(layer), plan.buffers[s.output])),
+            _ => None,
+        })
+        .collect();
+    let (mask_fields, mask_lens): (Vec<Ident>, Vec<usize>) = masks.into_iter().unzip();
+    let (fields, grads) = buffer_fields(&plan, &mask_fields);
+    let (params, ranges) = param_constants(&plan);
     let mut e = Emit {
         plan: &plan,
+        fields,
+        grads,
+        params,
+        ranges,
         items: Vec::new(),
         names: HashMap::new(),
         reserved: INTERNAL
@@ -513,19 +600,16 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     let backward = training.then(|| by_phase((0..phases).map(|p| backward_phase(&mut e, p)).collect()));
     let infer = inference.as_ref().map(|inference| infer(&mut e, inference));
 
-    let buffer_fields: Vec<Ident> = (0..plan.buffers.len()).map(a).collect();
-    let buffer_ids = 0..plan.buffers.len();
-    let grad_fields: Vec<Ident> = (0..plan.buffers.len()).map(d).collect();
     let lens = &plan.buffers;
-    let masks: Vec<(Ident, usize)> = plan
-        .steps
-        .iter()
-        .filter_map(|s| match s.kind {
-            Kind::Dropout { layer, .. } => Some((dropout::mask(layer), plan.buffers[s.output])),
-            _ => None,
-        })
-        .collect();
-    let (mask_fields, mask_lens): (Vec<Ident>, Vec<usize>) = masks.into_iter().unzip();
+    // No gradient buffer for an output whose backward pass the loss replaces.
+    let dead = plan
+        .loss
+        .filter(|l| l.fused_step.is_some() && l.output != l.logits && plan.readers(l.output) == 0)
+        .map(|l| l.output);
+    let (live_grads, grad_lens): (Vec<Ident>, Vec<usize>) = (0..plan.buffers.len())
+        .filter(|&b| Some(b) != dead)
+        .map(|b| (e.grads[b].clone(), plan.buffers[b]))
+        .unzip();
     let dtmp_len = (0..plan.buffers.len())
         .filter(|&b| plan.readers(b) > 1)
         .map(|b| plan.buffers[b])
@@ -549,9 +633,16 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
         (quote!(), quote!(), quote!(&[]))
     };
     let net_spec = spec::spec(model, &mut e, inference.as_ref());
-    let scratch = &e.scratch;
-    let output = a(plan.output);
+    // The largest scratch of any layer: `a.max(b).max(c)`.
+    let scratch = match e.scratch.split_first() {
+        Some((first, rest)) => quote!(#first #(.max(#rest))*),
+        None => quote!(0),
+    };
+    let (fields, grads) = (&e.fields, &e.grads);
+    let (input, output, d_input) = (&fields[0], &fields[plan.output], &grads[0]);
+    let buffer_ids = 0..plan.buffers.len();
     let items = &e.items;
+    let (range_names, range_values): (Vec<&Ident>, Vec<&TokenStream>) = e.ranges.iter().map(|(n, r)| (n, r)).unzip();
     let constants = spec::constants(model, &plan);
     let doc = format!(
         " The `{}` model: input {}, output {}, {} parameters. Generated by `cnn!`.",
@@ -568,15 +659,15 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
     };
     let (train_fields, train_init, train_impl, train_macro) = if let Some(backward) = backward {
         let loss = plan.loss.expect("a train block plans a loss");
-        let (logits, out, dlogits) = (a(loss.logits), a(loss.output), d(loss.logits));
+        let (logits, out, dlogits) = (&fields[loss.logits], &fields[loss.output], &grads[loss.logits]);
         (
             quote! {
-                #(#grad_fields: Vec<f32>,)*
+                #(#live_grads: Vec<f32>,)*
                 #(#mask_fields: Vec<f32>,)*
                 #dtmp_field
             },
             quote! {
-                #(#grad_fields: vec![0.0; samples * #lens],)*
+                #(#live_grads: vec![0.0; samples * #grad_lens],)*
                 #(#mask_fields: vec![0.0; samples * #mask_lens],)*
                 #dtmp_init
             },
@@ -587,10 +678,9 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                     }
 
                     fn input_grad(&self) -> &[f32] {
-                        &self.d0
+                        &self.#d_input
                     }
 
-                    #[allow(unused_variables)]
                     fn backward(&mut self, phase: usize, pass: &rt::Pass<'_>, grads: &mut [f32]) {
                         let (n, p) = (pass.n, pass.params);
                         #backward
@@ -605,7 +695,9 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
 
     quote! {
         #[doc(hidden)]
+        // The phase a one-phase pass ignores, and `n` or `p` a step may not use.
         #[allow(non_snake_case, non_camel_case_types, clippy::all)]
+        #[allow(unused_doc_comments, unused_variables)]
         mod #module {
             use ::cnnc::__private as rt;
 
@@ -627,6 +719,8 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
                 const SPEC: rt::Spec = #net_spec;
             }
 
+            #(const #range_names: rt::Range = #range_values;)*
+
             impl rt::Network for Net {
                 type Worker = Worker;
                 fn spec(&self) -> &'static rt::Spec {
@@ -639,7 +733,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
 
             /// The buffers one thread works in.
             pub struct Worker {
-                #(#buffer_fields: Vec<f32>,)*
+                #(#fields: Vec<f32>,)*
                 scratch: Vec<f32>,
                 #partials_field
                 #train_fields
@@ -647,9 +741,10 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
 
             impl Worker {
                 fn new(samples: usize) -> Self {
+                    let scratch = #scratch;
                     Worker {
-                        #(#buffer_fields: vec![0.0; samples * #lens],)*
-                        scratch: vec![0.0; [0, #(#scratch),*].into_iter().max().unwrap_or(0)],
+                        #(#fields: vec![0.0; samples * #lens],)*
+                        scratch: vec![0.0; scratch],
                         #partials_init
                         #train_init
                     }
@@ -658,7 +753,7 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
 
             impl rt::Worker for Worker {
                 fn input(&mut self) -> &mut [f32] {
-                    &mut self.a0
+                    &mut self.#input
                 }
 
                 fn output(&self) -> &[f32] {
@@ -671,12 +766,11 @@ pub fn generate_model(model: &ir::Model) -> TokenStream {
 
                 fn buffer(&self, i: usize) -> &[f32] {
                     match i {
-                        #(#buffer_ids => &self.#buffer_fields,)*
+                        #(#buffer_ids => &self.#fields,)*
                         _ => &[],
                     }
                 }
 
-                #[allow(unused_variables)]
                 fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
                     let (n, p) = (pass.n, pass.params);
                     #forward

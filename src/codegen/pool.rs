@@ -7,9 +7,13 @@ use super::Emit;
 use proc_macro2::{Ident, TokenStream};
 use quote::quote;
 
-/// The layer's marker type: `struct Maxpool1; impl rt::PoolLayer for Maxpool1 { ... }`.
-fn layer_type(e: &mut Emit, s: usize, w: &WindowShape) -> Ident {
-    e.layer_type(format!("pool {w:?}"), s, |_, name| {
+/// The window's marker type, shared by max and average pooling:
+/// `struct Pool2x2s2_6x28x28; impl rt::PoolLayer for ... { ... }`.
+fn layer_type(e: &mut Emit, w: &WindowShape) -> Ident {
+    let ([kh, kw], [sh, sw]) = (w.window, w.stride);
+    let stride = if sh == sw { format!("s{sh}") } else { format!("s{sh}x{sw}") };
+    let name = format!("Pool{kh}x{kw}{stride}_{}x{}x{}", w.c, w.h, w.w);
+    e.layer_type(format!("pool {w:?}"), name, |_, name| {
         let (c, h, width) = (w.c, w.h, w.w);
         let ([kh, kw], [sh, sw], [pt, pl], [pb, pr], oh, ow) =
             (w.window, w.stride, w.pad_before, w.pad_after, w.oh, w.ow);
@@ -29,11 +33,11 @@ pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
     let (x, y) = (e.x(s, 0), e.y_mut(s));
     match e.step(s).kind.clone() {
         Kind::MaxPool(w) => {
-            let layer = layer_type(e, s, &w);
+            let layer = layer_type(e, &w);
             quote!(rt::max_pool_forward(#layer, #x, #y, n);)
         }
         Kind::AvgPool(w) => {
-            let layer = layer_type(e, s, &w);
+            let layer = layer_type(e, &w);
             quote!(rt::avg_pool_forward(#layer, #x, #y, n);)
         }
         Kind::GlobalAvgPool { channels, area } => quote!(rt::pool::global_avg_forward(#channels, #area, #x, #y, n);),
@@ -45,11 +49,11 @@ pub fn backward(e: &mut Emit, s: usize) -> TokenStream {
     let (x, dy) = (e.x(s, 0), e.dy(s));
     match e.step(s).kind.clone() {
         Kind::MaxPool(w) => {
-            let layer = layer_type(e, s, &w);
+            let layer = layer_type(e, &w);
             e.dx(s, 0, |dx| quote!(rt::max_pool_backward(#layer, #x, #dy, #dx, n);))
         }
         Kind::AvgPool(w) => {
-            let layer = layer_type(e, s, &w);
+            let layer = layer_type(e, &w);
             e.dx(s, 0, |dx| quote!(rt::avg_pool_backward(#layer, #dy, #dx, n);))
         }
         Kind::GlobalAvgPool { channels, area } => e.dx(

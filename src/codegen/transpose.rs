@@ -14,10 +14,12 @@ fn geometry(e: &Emit, s: usize) -> (ConvGeometry, Activation) {
     }
 }
 
-/// `struct Up1; impl Up1 { const SHAPE: rt::TransposeShape = ...; }`.
+/// `struct ConvTranspose2x2s2_16x16x16_to_32; impl ... { const SHAPE: rt::TransposeShape = ...; }`,
+/// named by the convolution it transposes.
 pub(super) fn layer_type(e: &mut Emit, s: usize) -> Ident {
     let (g, _) = geometry(e, s);
-    e.layer_type(format!("convtranspose {g:?}"), s, |e, name| {
+    let name = super::conv::type_name("ConvTranspose", &g);
+    e.layer_type(format!("convtranspose {g:?}"), name, |e, name| {
         let conv = super::conv::shape_literal(&g);
         e.scratch.push(quote!(#name::SHAPE.scratch_len()));
         quote! {

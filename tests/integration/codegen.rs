@@ -96,11 +96,46 @@ fn identical_layers_share_one_layer_type() {
     let code = emit(
         "model Twins { input 4x8x8 conv 4 kernel 3 pad 1 relu conv 4 kernel 3 pad 1 relu conv 4 kernel 3 pad 1 relu flatten dense 2 }",
     );
-    assert_eq!(code.matches("struct Conv1;").count(), 1);
-    assert!(!code.contains("struct Conv2") && !code.contains("struct Conv3"));
+    // One type, named by what it is, not after the first layer that uses it.
+    assert_eq!(code.matches("struct Conv3x3_4x8x8_to_4;").count(), 1);
+    assert_eq!(code.matches("\n    struct Conv").count(), 1);
     let calls: Vec<&str> = code.split("rt::conv_forward(").skip(1).collect();
     assert_eq!(calls.len(), 3);
-    assert!(calls.iter().all(|c| c.trim_start().starts_with("Conv1,")));
+    assert!(calls.iter().all(|c| c.trim_start().starts_with("Conv3x3_4x8x8_to_4,")));
+}
+
+/// Issue 20: generated code that reads as the model. Every buffer is named after
+/// the layer that writes it, every parameter, statistics and folded-weight range
+/// is a named constant, and no buffer is allocated that nothing uses.
+#[test]
+fn generated_resnet8_names_its_buffers_and_ranges() {
+    let code = emit(include_str!("../../examples/models/resnet8.cnn"));
+    let numeric_range = |line: &str| {
+        line.split('[').skip(1).any(|rest| {
+            let inside = rest.split(']').next().unwrap_or("");
+            inside.split_once("..").is_some_and(|(a, b)| {
+                !a.is_empty() && a.trim().chars().all(|c| c.is_ascii_digit()) && b.trim().chars().all(|c| c.is_ascii_digit())
+            })
+        })
+    };
+    let bad: Vec<&str> = code.lines().filter(|l| numeric_range(l)).collect();
+    assert!(bad.is_empty(), "numeric ranges in the generated code: {bad:#?}");
+    for named in [
+        "&p[RESIDUAL1_CONV2_WEIGHT]",
+        "&pass.shared[RESIDUAL1_BATCHNORM2_STATS]",
+        "const RESIDUAL1_CONV2_WEIGHT: rt::Range = 2800..5104;",
+        "&mut self.residual1_conv2[..n * 16384]",
+        "&self.d_residual2_shortcut_conv1[..n * 8192]",
+        "/// Phase 1: batchnorm1+relu1, residual1.conv1;",
+    ] {
+        assert!(code.contains(named), "`{named}` is not in the generated code");
+    }
+    // Buffers: `self.<layer>` and `self.d_<layer>`, never numbered fields.
+    let numbered = |prefix: &str| (0..40).any(|i| code.contains(&format!("self.{prefix}{i}[")));
+    assert!(!numbered("a") && !numbered("d"), "a numbered buffer field");
+    assert!(!code.contains("samples * 0]") && !code.contains("vec![0.0; 0]"), "a zero-size buffer");
+    // The loss replaces the final softmax's backward pass: no gradient buffer for its output.
+    assert!(!code.contains("d_softmax1"), "a gradient buffer nothing uses");
 }
 
 /// The models whose emitted code tests/compile_pass/emitted.rs compiles with
