@@ -247,7 +247,7 @@ fn describe(op: &Op) -> (String, &'static str, Kind) {
         Op::Activation(a) => {
             let text = match a {
                 Activation::LeakyRelu(slope) => format!("leaky_relu {slope}"),
-                other => other.keyword().to_string(),
+                other => other.text(),
             };
             (text, a.keyword(), Kind::Activation)
         }

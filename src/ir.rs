@@ -452,61 +452,9 @@ pub struct Residual {
     pub shortcut: Vec<Layer>,
 }
 
-/// An elementwise activation: a layer of its own, or fused into the layer before
-/// it by the code generator. `Identity` is what a layer without one applies.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Activation {
-    Identity,
-    Relu,
-    /// The negative slope, which the checker requires to be >= 0 so that the
-    /// derivative can be read from the output.
-    LeakyRelu(f32),
-    Sigmoid,
-    Tanh,
-    /// `x * sigmoid(x)` (`SiLU`).
-    Silu,
-    /// `x * Phi(x)`, the exact form through erf (`GELU()`).
-    Gelu,
-    /// `min(max(x, 0), 6)` (`ReLU6()`).
-    Relu6,
-    /// `x * relu6(x + 3) / 6` (`Hardswish()`).
-    Hardswish,
-    /// `relu6(x + 3) / 6` (`Hardsigmoid()`).
-    Hardsigmoid,
-}
-
-impl Activation {
-    /// The keyword, which is also the prefix of default layer names.
-    pub fn keyword(&self) -> &'static str {
-        match self {
-            Activation::Identity => "identity",
-            Activation::Relu => "relu",
-            Activation::Sigmoid => "sigmoid",
-            Activation::Tanh => "tanh",
-            Activation::LeakyRelu(_) => "leaky_relu",
-            Activation::Silu => "silu",
-            Activation::Gelu => "gelu",
-            Activation::Relu6 => "relu6",
-            Activation::Hardswish => "hardswish",
-            Activation::Hardsigmoid => "hardsigmoid",
-        }
-    }
-
-    /// Whether the derivative is a function of the output alone, so the layer can
-    /// be fused into the one before it without keeping its input.
-    pub fn derivative_from_output(&self) -> bool {
-        match self {
-            Activation::Identity
-            | Activation::Relu
-            | Activation::LeakyRelu(_)
-            | Activation::Sigmoid
-            | Activation::Tanh
-            | Activation::Relu6
-            | Activation::Hardsigmoid => true,
-            Activation::Silu | Activation::Gelu | Activation::Hardswish => false,
-        }
-    }
-}
+/// An elementwise activation, defined with everything about it in
+/// [`crate::activation`].
+pub use crate::activation::Activation;
 
 /// A per-sample augmentation of the training inputs (`augment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -58,6 +58,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+pub mod activation;
 pub mod check;
 pub mod codegen;
 #[cfg(feature = "runtime")]
@@ -69,6 +70,8 @@ pub mod interp;
 pub mod ir;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "runtime")]
+mod real;
 #[cfg(feature = "runtime")]
 pub mod rt;
 pub mod summary;

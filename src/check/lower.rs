@@ -7,33 +7,21 @@ use crate::ir;
 use crate::syntax::ast::{self, ActivationKind, LayerKind};
 
 pub(super) fn lower_activation(kind: ActivationKind) -> Pending {
-    Pending::Activation(match kind {
-        ActivationKind::Relu => ir::Activation::Relu,
-        ActivationKind::Sigmoid => ir::Activation::Sigmoid,
-        ActivationKind::Tanh => ir::Activation::Tanh,
-        ActivationKind::Silu => ir::Activation::Silu,
-        ActivationKind::Gelu => ir::Activation::Gelu,
-        ActivationKind::Relu6 => ir::Activation::Relu6,
-        ActivationKind::Hardswish => ir::Activation::Hardswish,
-        ActivationKind::Hardsigmoid => ir::Activation::Hardsigmoid,
-        ActivationKind::Softmax => return Pending::Softmax,
-        ActivationKind::LeakyRelu(slope) => ir::Activation::LeakyRelu(slope.unwrap_or(0.01) as f32),
-    })
+    match kind {
+        ActivationKind::Function(f) => Pending::Activation(f),
+        ActivationKind::LeakyRelu(slope) => Pending::Activation(ir::Activation::LeakyRelu(
+            slope.map_or(crate::activation::DEFAULT_SLOPE, |s| s as f32),
+        )),
+        ActivationKind::Softmax => Pending::Softmax,
+    }
 }
 
 /// The keyword of an activation word (also the prefix of its default name).
 pub(super) fn activation_keyword(kind: ActivationKind) -> &'static str {
     match kind {
-        ActivationKind::Relu => "relu",
-        ActivationKind::Sigmoid => "sigmoid",
-        ActivationKind::Tanh => "tanh",
-        ActivationKind::Softmax => "softmax",
+        ActivationKind::Function(f) => f.keyword(),
         ActivationKind::LeakyRelu(_) => "leaky_relu",
-        ActivationKind::Silu => "silu",
-        ActivationKind::Gelu => "gelu",
-        ActivationKind::Relu6 => "relu6",
-        ActivationKind::Hardswish => "hardswish",
-        ActivationKind::Hardsigmoid => "hardsigmoid",
+        ActivationKind::Softmax => "softmax",
     }
 }
 

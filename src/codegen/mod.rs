@@ -158,19 +158,35 @@ impl<'a> Emit<'a> {
     }
 
     fn y(&self, s: usize) -> TokenStream {
-        buffer_ref(&self.fields[self.step(s).output], self.plan.buffers[self.step(s).output], false)
+        buffer_ref(
+            &self.fields[self.step(s).output],
+            self.plan.buffers[self.step(s).output],
+            false,
+        )
     }
 
     fn y_mut(&self, s: usize) -> TokenStream {
-        buffer_ref(&self.fields[self.step(s).output], self.plan.buffers[self.step(s).output], true)
+        buffer_ref(
+            &self.fields[self.step(s).output],
+            self.plan.buffers[self.step(s).output],
+            true,
+        )
     }
 
     fn dy(&self, s: usize) -> TokenStream {
-        buffer_ref(&self.grads[self.step(s).output], self.plan.buffers[self.step(s).output], false)
+        buffer_ref(
+            &self.grads[self.step(s).output],
+            self.plan.buffers[self.step(s).output],
+            false,
+        )
     }
 
     fn dy_mut(&self, s: usize) -> TokenStream {
-        buffer_ref(&self.grads[self.step(s).output], self.plan.buffers[self.step(s).output], true)
+        buffer_ref(
+            &self.grads[self.step(s).output],
+            self.plan.buffers[self.step(s).output],
+            true,
+        )
     }
 
     /// The gradient of input `k` of step `s`: the place to write it, and the code
@@ -359,10 +375,7 @@ fn buffer_fields(plan: &Plan, taken: &[Ident]) -> (Vec<Ident>, Vec<Ident>) {
             None => format!("buffer{b}"),
         };
         let mut name = layer;
-        while used.contains(&name)
-            || used.contains(&format!("d_{name}"))
-            || syn::parse_str::<Ident>(&name).is_err()
-        {
+        while used.contains(&name) || used.contains(&format!("d_{name}")) || syn::parse_str::<Ident>(&name).is_err() {
             name.push('_');
         }
         used.push(name.clone());
@@ -399,21 +412,22 @@ fn buffer_ref(field: &Ident, len: usize, mutable: bool) -> TokenStream {
     }
 }
 
-/// `rt::Activation::Relu`, ...
+/// `rt::Activation::Relu`, `rt::Activation::LeakyRelu(0.2)`: the variant by its
+/// name, with its one `f32` parameter when it has one, so no activation needs a
+/// line here.
 fn act_tokens(act: ir::Activation) -> TokenStream {
-    use ir::Activation as A;
-    let path = quote!(rt::Activation);
-    match act {
-        A::Identity => quote!(#path::Identity),
-        A::Relu => quote!(#path::Relu),
-        A::LeakyRelu(a) => quote!(#path::LeakyRelu(#a)),
-        A::Sigmoid => quote!(#path::Sigmoid),
-        A::Tanh => quote!(#path::Tanh),
-        A::Silu => quote!(#path::Silu),
-        A::Gelu => quote!(#path::Gelu),
-        A::Relu6 => quote!(#path::Relu6),
-        A::Hardswish => quote!(#path::Hardswish),
-        A::Hardsigmoid => quote!(#path::Hardsigmoid),
+    let text = format!("{act:?}");
+    let (variant, parameter) = match text.split_once('(') {
+        Some((variant, rest)) => (variant, rest.strip_suffix(')').and_then(|p| p.parse::<f32>().ok())),
+        None => (text.as_str(), None),
+    };
+    let variant = format_ident!("{}", variant);
+    match parameter {
+        Some(v) => {
+            let v = proc_macro2::Literal::f32_suffixed(v);
+            quote!(rt::Activation::#variant(#v))
+        }
+        None => quote!(rt::Activation::#variant),
     }
 }
 
@@ -546,7 +560,10 @@ fn by_phase(bodies: Vec<(String, TokenStream)>) -> TokenStream {
         let body = &bodies[0].1;
         return body.clone();
     }
-    let arms = bodies.iter().enumerate().map(|(i, (doc, b))| quote!(#[doc = #doc] #i => { #b }));
+    let arms = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, (doc, b))| quote!(#[doc = #doc] #i => { #b }));
     quote! {
         match phase {
             #(#arms)*

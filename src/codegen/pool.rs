@@ -11,7 +11,11 @@ use quote::quote;
 /// `struct Pool2x2s2_6x28x28; impl rt::PoolLayer for ... { ... }`.
 fn layer_type(e: &mut Emit, w: &WindowShape) -> Ident {
     let ([kh, kw], [sh, sw]) = (w.window, w.stride);
-    let stride = if sh == sw { format!("s{sh}") } else { format!("s{sh}x{sw}") };
+    let stride = if sh == sw {
+        format!("s{sh}")
+    } else {
+        format!("s{sh}x{sw}")
+    };
     let name = format!("Pool{kh}x{kw}{stride}_{}x{}x{}", w.c, w.h, w.w);
     e.layer_type(format!("pool {w:?}"), name, |_, name| {
         let (c, h, width) = (w.c, w.h, w.w);

@@ -4,87 +4,10 @@
 pub use crate::ir::Activation;
 
 impl Activation {
+    /// The activation of one value ([`Activation::value`], in `f32`).
     #[inline(always)]
     pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Activation::Identity => x,
-            Activation::Relu => x.max(0.0),
-            Activation::LeakyRelu(a) => {
-                if x > 0.0 {
-                    x
-                } else {
-                    a * x
-                }
-            }
-            Activation::Sigmoid => sigmoid(x),
-            Activation::Tanh => x.tanh(),
-            Activation::Silu => x * sigmoid(x),
-            Activation::Gelu => 0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2)),
-            Activation::Relu6 => x.clamp(0.0, 6.0),
-            Activation::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
-            Activation::Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
-        }
-    }
-
-    /// dy/dx at input `x` with output `y`. Activations whose derivative is a
-    /// function of the output ([`Activation::derivative_from_output`]) read only
-    /// `y`, so a fused layer may pass its output for both.
-    #[inline(always)]
-    pub fn derivative(self, x: f32, y: f32) -> f32 {
-        match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::LeakyRelu(a) => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    a
-                }
-            }
-            Activation::Sigmoid => y * (1.0 - y),
-            Activation::Tanh => 1.0 - y * y,
-            Activation::Silu => {
-                let s = sigmoid(x);
-                s * (1.0 + x * (1.0 - s))
-            }
-            Activation::Gelu => {
-                let cdf = 0.5 * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2));
-                let pdf =
-                    (-0.5 * x * x).exp() * (0.5 * std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2);
-                cdf + x * pdf
-            }
-            // PyTorch's gradients: 0 at and past the kinks of relu6 and hardsigmoid,
-            // `x / 3 + 0.5` on hardswish's middle piece with its ends included.
-            Activation::Relu6 => {
-                if y > 0.0 && y < 6.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::Hardsigmoid => {
-                if y > 0.0 && y < 1.0 {
-                    1.0 / 6.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::Hardswish => {
-                if x < -3.0 {
-                    0.0
-                } else if x <= 3.0 {
-                    x / 3.0 + 0.5
-                } else {
-                    1.0
-                }
-            }
-        }
+        self.value(x)
     }
 
     /// In place over a buffer.

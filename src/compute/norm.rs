@@ -53,14 +53,8 @@ fn affine(x: &[f32], y: &mut [f32], scale: f32, shift: f32, act: Activation) {
     match act {
         Activation::Identity => pairs.for_each(|(y, &x)| *y = x * scale + shift),
         Activation::Relu => pairs.for_each(|(y, &x)| *y = (x * scale + shift).max(0.0)),
-        Activation::LeakyRelu(_)
-        | Activation::Sigmoid
-        | Activation::Tanh
-        | Activation::Silu
-        | Activation::Gelu
-        | Activation::Relu6
-        | Activation::Hardswish
-        | Activation::Hardsigmoid => pairs.for_each(|(y, &x)| *y = act.apply(x * scale + shift)),
+        // Every other activation through its one definition.
+        _ => pairs.for_each(|(y, &x)| *y = act.apply(x * scale + shift)),
     }
 }
 
@@ -158,14 +152,8 @@ dispatched! {
                     *d = if y > 0.0 { *d } else { 0.0 };
                 }
             }
-            Activation::LeakyRelu(_)
-            | Activation::Sigmoid
-            | Activation::Tanh
-            | Activation::Silu
-            | Activation::Gelu
-            | Activation::Relu6
-            | Activation::Hardswish
-            | Activation::Hardsigmoid => act.backward(&y[..n * c * area], &mut dy[..n * c * area]),
+            // Every other activation through its one definition.
+        _ => act.backward(&y[..n * c * area], &mut dy[..n * c * area]),
         }
         for ch in 0..c {
             let (m, k) = (mean[ch], invstd[ch]);
@@ -255,14 +243,8 @@ dispatched! {
         match act {
             Activation::Identity => y.iter_mut().enumerate().for_each(|(i, y)| *y = a[i] + b[i]),
             Activation::Relu => y.iter_mut().enumerate().for_each(|(i, y)| *y = (a[i] + b[i]).max(0.0)),
-            Activation::LeakyRelu(_)
-            | Activation::Sigmoid
-            | Activation::Tanh
-            | Activation::Silu
-            | Activation::Gelu
-            | Activation::Relu6
-            | Activation::Hardswish
-            | Activation::Hardsigmoid => y.iter_mut().enumerate().for_each(|(i, y)| *y = act.apply(a[i] + b[i])),
+            // Every other activation through its one definition.
+        _ => y.iter_mut().enumerate().for_each(|(i, y)| *y = act.apply(a[i] + b[i])),
         }
     }
 }

@@ -6,119 +6,9 @@ use super::real::Real;
 use crate::ir::Activation;
 use ndarray::{Array2, ArrayD, ArrayView2, ArrayViewD, Zip};
 
-/// An elementwise activation of one value.
-fn apply<T: Real>(act: Activation, x: T) -> T {
-    match act {
-        Activation::Relu => {
-            if x > T::ZERO {
-                x
-            } else {
-                T::ZERO
-            }
-        }
-        Activation::LeakyRelu(a) => {
-            if x > T::ZERO {
-                x
-            } else {
-                T::from_f64(a as f64) * x
-            }
-        }
-        Activation::Sigmoid => sigmoid(x),
-        Activation::Tanh => x.tanh(),
-        Activation::Identity => x,
-        Activation::Silu => x * sigmoid(x),
-        Activation::Gelu => x * normal_cdf(x),
-        Activation::Relu6 => clamp(x, T::ZERO, T::from_f64(6.0)),
-        Activation::Hardswish => x * clamp(x + T::from_f64(3.0), T::ZERO, T::from_f64(6.0)) / T::from_f64(6.0),
-        Activation::Hardsigmoid => clamp(x + T::from_f64(3.0), T::ZERO, T::from_f64(6.0)) / T::from_f64(6.0),
-    }
-}
-
-fn clamp<T: Real>(x: T, lo: T, hi: T) -> T {
-    if x < lo {
-        lo
-    } else if x > hi {
-        hi
-    } else {
-        x
-    }
-}
-
-/// The derivative `dy/dx` at input `x` with output `y`.
-fn derivative<T: Real>(act: Activation, x: T, y: T) -> T {
-    match act {
-        Activation::Relu => {
-            if x > T::ZERO {
-                T::ONE
-            } else {
-                T::ZERO
-            }
-        }
-        Activation::LeakyRelu(a) => {
-            if x > T::ZERO {
-                T::ONE
-            } else {
-                T::from_f64(a as f64)
-            }
-        }
-        Activation::Sigmoid => y * (T::ONE - y),
-        Activation::Tanh => T::ONE - y * y,
-        Activation::Identity => T::ONE,
-        Activation::Silu => {
-            let s = sigmoid(x);
-            s * (T::ONE + x * (T::ONE - s))
-        }
-        // d/dx x·Φ(x) = Φ(x) + x·φ(x).
-        Activation::Gelu => {
-            let pdf = (-(x * x) / T::from_f64(2.0)).exp() / T::from_f64((2.0 * std::f64::consts::PI).sqrt());
-            normal_cdf(x) + x * pdf
-        }
-        // PyTorch's: 0 at the kinks of relu6 and hardsigmoid; hardswish's middle
-        // piece includes its ends.
-        Activation::Relu6 => {
-            if x > T::ZERO && x < T::from_f64(6.0) {
-                T::ONE
-            } else {
-                T::ZERO
-            }
-        }
-        Activation::Hardsigmoid => {
-            if x > T::from_f64(-3.0) && x < T::from_f64(3.0) {
-                T::ONE / T::from_f64(6.0)
-            } else {
-                T::ZERO
-            }
-        }
-        Activation::Hardswish => {
-            if x < T::from_f64(-3.0) {
-                T::ZERO
-            } else if x <= T::from_f64(3.0) {
-                x / T::from_f64(3.0) + T::from_f64(0.5)
-            } else {
-                T::ONE
-            }
-        }
-    }
-}
-
-/// Φ(x), the standard normal CDF, through erf.
-fn normal_cdf<T: Real>(x: T) -> T {
-    T::from_f64(0.5) * (T::ONE + (x / T::from_f64(std::f64::consts::SQRT_2)).erf())
-}
-
-/// `1 / (1 + e^-x)`, computed without overflow for large |x|.
-pub fn sigmoid<T: Real>(x: T) -> T {
-    if x >= T::ZERO {
-        T::ONE / (T::ONE + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::ONE + e)
-    }
-}
-
-/// relu, leaky_relu, sigmoid, tanh.
+/// Every elementwise activation, through its one definition ([`crate::activation`]).
 pub fn elementwise_forward<T: Real>(act: Activation, x: ArrayViewD<T>) -> ArrayD<T> {
-    x.mapv(|v| apply(act, v))
+    x.mapv(|v| act.value(v))
 }
 
 /// `dx = dy * f'(x)`.
@@ -133,7 +23,7 @@ pub fn elementwise_backward<T: Real>(
         .and(&x)
         .and(&y)
         .and(&dy)
-        .for_each(|dx, &x, &y, &g| *dx = g * derivative(act, x, y));
+        .for_each(|dx, &x, &y, &g| *dx = g * act.derivative(x, y));
     dx
 }
 

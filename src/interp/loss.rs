@@ -1,8 +1,8 @@
 //! The losses, PyTorch's semantics. Each returns the loss and its gradient with respect
 //! to what it is given: the logits for the two fused losses, the output for mse.
 
-use super::activation::sigmoid;
 use super::real::Real;
+use crate::activation::sigmoid;
 use ndarray::{Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Zip};
 
 /// Softmax fused with cross-entropy, from the logits `z` `[N, K]` (one row per

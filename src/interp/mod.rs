@@ -21,7 +21,7 @@ pub mod loss;
 mod network;
 pub mod optim;
 pub mod pool;
-mod real;
+use crate::real;
 pub mod transpose;
 pub mod upsample;
 mod validate;

@@ -8,6 +8,7 @@ use super::proto::{
     TypeProto, ValueInfoProto,
 };
 use super::{IR_VERSION, OPSET};
+use crate::activation::Onnx;
 use crate::ir::{Activation, Layer, Model as Ir, Op, Shape, Window};
 use crate::rt::Error;
 use crate::Model;
@@ -252,20 +253,25 @@ impl Graph<'_> {
         })
     }
 
-    /// An activation as its own node(s), named after its layer.
+    /// An activation as its own node(s), named after its layer, in the form its
+    /// definition gives ([`Activation::onnx`]).
     fn activation(&mut self, a: Activation, name: &str, x: String) -> String {
-        match a {
-            Activation::Identity => x,
-            Activation::Relu => self.node("Relu", name, vec![x], vec![]),
-            Activation::LeakyRelu(slope) => self.node("LeakyRelu", name, vec![x], vec![float("alpha", slope)]),
-            Activation::Sigmoid => self.node("Sigmoid", name, vec![x], vec![]),
-            Activation::Tanh => self.node("Tanh", name, vec![x], vec![]),
-            Activation::Silu => {
+        match a.onnx() {
+            Onnx::Nothing => x,
+            Onnx::Node(op, attrs) => {
+                let attrs = attrs.into_iter().map(|(key, v, _)| float(key, v)).collect();
+                self.node(op, name, vec![x], attrs)
+            }
+            Onnx::Clip(min, max) => {
+                let lo = self.constant(&format!("{name}.min"), vec![], vec![min]);
+                let hi = self.constant(&format!("{name}.max"), vec![], vec![max]);
+                self.node("Clip", name, vec![x, lo, hi], vec![])
+            }
+            Onnx::TimesSigmoid => {
                 let s = self.node("Sigmoid", &format!("{name}.sigmoid"), vec![x.clone()], vec![]);
                 self.node("Mul", name, vec![x, s], vec![])
             }
-            Activation::Gelu => {
-                // x * 0.5 * (1 + erf(x / sqrt(2))), PyTorch's exporter's form at opset 17.
+            Onnx::ErfGelu => {
                 let sqrt2 = self.constant(&format!("{name}.sqrt2"), vec![], vec![std::f32::consts::SQRT_2]);
                 let one = self.constant(&format!("{name}.one"), vec![], vec![1.0]);
                 let half = self.constant(&format!("{name}.half"), vec![], vec![0.5]);
@@ -275,19 +281,6 @@ impl Graph<'_> {
                 let m = self.node("Mul", &format!("{name}.mul"), vec![x, p], vec![]);
                 self.node("Mul", name, vec![m, half], vec![])
             }
-            Activation::Relu6 => {
-                // Clip with its bounds as inputs (opset 11 on), as PyTorch exports ReLU6.
-                let lo = self.constant(&format!("{name}.min"), vec![], vec![0.0]);
-                let hi = self.constant(&format!("{name}.max"), vec![], vec![6.0]);
-                self.node("Clip", name, vec![x, lo, hi], vec![])
-            }
-            Activation::Hardswish => self.node("HardSwish", name, vec![x], vec![]),
-            Activation::Hardsigmoid => self.node(
-                "HardSigmoid",
-                name,
-                vec![x],
-                vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)],
-            ),
         }
     }
 }

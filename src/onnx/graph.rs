@@ -305,7 +305,7 @@ impl Node {
         let stem = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '_');
         // `Relu_1`: PyTorch's name for a functional call (F.relu) is its op type.
         let default_like = stem.is_empty()
-            || crate::syntax::KEYWORDS.contains(&stem)
+            || crate::syntax::is_keyword(stem)
             || stem == "shortcut"
             || stem.eq_ignore_ascii_case(&node.op);
         (ident && !default_like && name.len() <= 64 && name != "input").then_some(name)

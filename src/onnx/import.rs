@@ -13,6 +13,7 @@
 use super::graph::{Const, Graph, Node};
 use super::items::item_name;
 use super::layout::{fold_activations, name_items, name_tensors, Item, Kind, Layout};
+use crate::activation::{Activation, Onnx, ALL};
 use crate::ir::Shape;
 use crate::Model as _;
 use ndarray::ArrayD;
@@ -46,12 +47,31 @@ impl Imported {
 /// `normalize`'s per-channel means and standard deviations.
 type MeanStd = (Vec<f32>, Vec<f32>);
 
-/// What the walk supports, for the error on any other operator.
-const SUPPORTED: &str = "Conv, BatchNormalization, ConvTranspose, Relu, LeakyRelu, Sigmoid, Tanh, Gelu (and its erf \
-     form), Clip(0, 6) (relu6), HardSwish, HardSigmoid(1/6, 0.5), Mul(x, Sigmoid(x)), MaxPool, AveragePool, \
-     GlobalAveragePool, GlobalMaxPool, Resize and Upsample by whole factors, Flatten, Reshape to (N, -1), Gemm, \
-     MatMul (+ Add), Add, Mul and Concat of computed tensors, Softmax, Dropout, Identity, Sub/Div on the input \
-     (normalize)";
+/// What the walk supports, for the error on any other operator; the
+/// activations' forms from their table ([`Activation::onnx`]).
+fn supported() -> String {
+    let activations: Vec<String> = ALL
+        .iter()
+        .map(|a| match a.onnx() {
+            Onnx::Nothing => String::new(),
+            Onnx::Node(op, attrs) if attrs.is_empty() || matches!(a, Activation::LeakyRelu(_)) => op.to_string(),
+            Onnx::Node(op, attrs) => {
+                let values: Vec<String> = attrs.iter().map(|(k, v, _)| format!("{k} {v}")).collect();
+                format!("{op}({})", values.join(", "))
+            }
+            Onnx::Clip(min, max) => format!("Clip({min}, {max}) ({})", a.keyword()),
+            Onnx::TimesSigmoid => "Mul(x, Sigmoid(x))".to_string(),
+            Onnx::ErfGelu => "Gelu (and its erf form)".to_string(),
+        })
+        .filter(|form| !form.is_empty())
+        .collect();
+    format!(
+        "Conv, BatchNormalization, ConvTranspose, {}, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Resize \
+         and Upsample by whole factors, Flatten, Reshape to (N, -1), Gemm, MatMul (+ Add), Add, Mul and Concat of \
+         computed tensors, Softmax, Dropout, Identity, Sub/Div on the input (normalize)",
+        activations.join(", ")
+    )
+}
 
 /// Reads the ONNX file's bytes (`what` names it in errors) as a model named `name`,
 /// or else after the ONNX graph when its name is a valid model name, or else
@@ -235,44 +255,10 @@ impl<'g> Walker<'g> {
             "Flatten" | "Reshape" => super::items::flatten(self, node, shape)?,
             "Gemm" => super::items::gemm(self, node, shape)?,
             "MatMul" => return super::items::matmul(self, node, shape),
-            "Relu" => Item::act("relu", item_name(self.g, node)),
-            "Sigmoid" => Item::act("sigmoid", item_name(self.g, node)),
-            "Tanh" => Item::act("tanh", item_name(self.g, node)),
-            "LeakyRelu" => {
-                let a = node.float("alpha", 0.01);
-                let word = if a == 0.01 {
-                    "leaky_relu".to_string()
-                } else {
-                    format!("leaky_relu {a}")
-                };
-                Item::act(&word, item_name(self.g, node))
-            }
             "Gelu" if node.string("approximate", "none") == "none" => Item::act("gelu", item_name(self.g, node)),
-            "HardSwish" => Item::act("hardswish", item_name(self.g, node)),
-            "HardSigmoid" => {
-                let (a, b) = (node.float("alpha", 0.2), node.float("beta", 0.5));
-                if (a - 1.0 / 6.0).abs() > 1e-6 || b != 0.5 {
-                    return Err(self.err(
-                        node,
-                        format!(
-                            "is HardSigmoid with alpha {a} and beta {b}; only PyTorch's (1/6, 0.5) is `hardsigmoid`"
-                        ),
-                    ));
-                }
-                Item::act("hardsigmoid", item_name(self.g, node))
-            }
-            "Clip" => {
-                let bound = |k: usize| {
-                    let c = node.inputs.get(k).and_then(|t| self.g.consts.get(t))?;
-                    (c.floats.len() == 1).then(|| c.floats[0])
-                };
-                if (bound(1), bound(2)) != (Some(0.0), Some(6.0)) {
-                    return Err(self.err(
-                        node,
-                        "is a Clip other than to [0, 6] (relu6), which the language cannot write",
-                    ));
-                }
-                Item::act("relu6", item_name(self.g, node))
+            "Clip" => Item::act(&self.clip(node)?, item_name(self.g, node)),
+            op if ALL.iter().any(|a| matches!(a.onnx(), Onnx::Node(o, _) if o == op)) => {
+                Item::act(&self.activation(node)?, item_name(self.g, node))
             }
             "Softmax" => super::items::softmax(self, node, shape)?,
             "LogSoftmax" => {
@@ -289,9 +275,74 @@ impl<'g> Walker<'g> {
                      normalization; joins (`add`, `mul`) are of two computed tensors",
                 ));
             }
-            _ => return Err(self.err(node, format!("is not in the CNN subset cnnc imports: {SUPPORTED}"))),
+            _ => return Err(self.err(node, format!("is not in the CNN subset cnnc imports: {}", supported()))),
         };
         Ok((item, out))
+    }
+}
+
+impl Walker<'_> {
+    /// The activation a one-node form of the table ([`Activation::onnx`]) reads
+    /// as, as the language writes it: leaky_relu with the node's slope, the others
+    /// when their attributes are the table's.
+    fn activation(&self, node: &Node) -> Result<String, String> {
+        let mut wanted = Vec::new();
+        for a in ALL {
+            let Onnx::Node(op, attrs) = a.onnx() else { continue };
+            if op != node.op {
+                continue;
+            }
+            if let Activation::LeakyRelu(_) = a {
+                let slope = attrs
+                    .first()
+                    .map_or(0.01, |&(_, _, default)| node.float("alpha", default));
+                return Ok(Activation::LeakyRelu(slope).text());
+            }
+            if attrs
+                .iter()
+                .all(|&(k, v, default)| (node.float(k, default) - v).abs() <= 1e-6)
+            {
+                return Ok(a.text());
+            }
+            let found: Vec<String> = attrs
+                .iter()
+                .map(|&(k, _, d)| format!("{k} {}", node.float(k, d)))
+                .collect();
+            let ours: Vec<String> = attrs.iter().map(|(k, v, _)| format!("{k} {v}")).collect();
+            wanted.push(format!(
+                "is {} with {}; only {} is `{}`",
+                node.op,
+                found.join(" and "),
+                ours.join(" and "),
+                a.keyword()
+            ));
+        }
+        Err(self.err(node, wanted.join("; ")))
+    }
+
+    /// The activation a `Clip` with constant bounds is ([`Onnx::Clip`]).
+    fn clip(&self, node: &Node) -> Result<String, String> {
+        let bound = |k: usize| {
+            let c = node.inputs.get(k).and_then(|t| self.g.consts.get(t))?;
+            (c.floats.len() == 1).then(|| c.floats[0])
+        };
+        let (lo, hi) = (bound(1), bound(2));
+        let mut forms = Vec::new();
+        for a in ALL {
+            if let Onnx::Clip(min, max) = a.onnx() {
+                if (lo, hi) == (Some(min), Some(max)) {
+                    return Ok(a.text());
+                }
+                forms.push(format!("[{min}, {max}] ({})", a.keyword()));
+            }
+        }
+        Err(self.err(
+            node,
+            format!(
+                "is a Clip other than to {}, which the language cannot write",
+                forms.join(" or ")
+            ),
+        ))
     }
 }
 

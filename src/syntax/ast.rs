@@ -145,20 +145,12 @@ pub struct Activation {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ActivationKind {
-    Relu,
-    Sigmoid,
-    Tanh,
-    Softmax,
-    /// The negative slope, when given.
+    /// An elementwise activation other than leaky_relu, by its word
+    /// ([`crate::activation`] defines each).
+    Function(crate::activation::Activation),
+    /// The negative slope, when given (the checker requires it to be 0 or more).
     LeakyRelu(Option<f64>),
-    Silu,
-    Gelu,
-    /// v3: `min(max(x, 0), 6)`.
-    Relu6,
-    /// v3: `x * relu6(x + 3) / 6`.
-    Hardswish,
-    /// v3: `relu6(x + 3) / 6`.
-    Hardsigmoid,
+    Softmax,
 }
 
 /// An option of a conv or pooling window; the span covers keyword and value.

@@ -1,6 +1,13 @@
 //! The words of the language.
 
-/// Every keyword of the language.
+/// Whether `word` is a keyword of the language: one of [`KEYWORDS`] or an
+/// activation's word.
+pub fn is_keyword(word: &str) -> bool {
+    KEYWORDS.contains(&word) || crate::activation::words().any(|w| w == word)
+}
+
+/// Every keyword of the language but the activations' words, which
+/// [`crate::activation`] lists.
 pub const KEYWORDS: &[&str] = &[
     "model",
     "input",
@@ -11,10 +18,6 @@ pub const KEYWORDS: &[&str] = &[
     "flatten",
     "dense",
     "dropout",
-    "relu",
-    "sigmoid",
-    "tanh",
-    "softmax",
     "leaky_relu",
     "kernel",
     "stride",
@@ -61,11 +64,6 @@ pub const KEYWORDS: &[&str] = &[
     "groups",
     "bias",
     "off",
-    "silu",
-    "gelu",
-    "relu6",
-    "hardswish",
-    "hardsigmoid",
     "normalize",
     "mean",
     "std",

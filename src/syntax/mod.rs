@@ -6,7 +6,7 @@ mod braces;
 mod hints;
 mod keywords;
 
-pub use keywords::KEYWORDS;
+pub use keywords::{is_keyword, KEYWORDS};
 
 use crate::diag::{did_you_mean, shorten, Code, Diagnostic, Span};
 use ast::*;
@@ -363,20 +363,25 @@ fn consume_activation(pair: Node) -> Result<Activation, Diagnostic> {
 
 fn consume_activation_parts(span: Span, parts: Vec<Node>) -> Result<Activation, Diagnostic> {
     let mut parts = parts.into_iter();
-    let kind = match parts.next().expect("activation keyword").as_rule() {
-        Rule::kw_relu => ActivationKind::Relu,
-        Rule::kw_sigmoid => ActivationKind::Sigmoid,
-        Rule::kw_tanh => ActivationKind::Tanh,
-        Rule::kw_softmax => ActivationKind::Softmax,
-        Rule::kw_silu => ActivationKind::Silu,
-        Rule::kw_gelu => ActivationKind::Gelu,
-        Rule::kw_relu6 => ActivationKind::Relu6,
-        Rule::kw_hardswish => ActivationKind::Hardswish,
-        Rule::kw_hardsigmoid => ActivationKind::Hardsigmoid,
-        _ => {
+    let word = parts.next().expect("activation keyword");
+    let kind = match (word.as_rule(), word.as_str()) {
+        (Rule::kw_leaky_relu, _) => {
             let slope = parts.next().map(consume_number).transpose()?;
             ActivationKind::LeakyRelu(slope.map(|s| s.value))
         }
+        (_, "softmax") => ActivationKind::Softmax,
+        (_, text) => match crate::activation::Activation::from_word(text, None) {
+            Some(f) => ActivationKind::Function(f),
+            // A word in the grammar's `activation_word` without its row in the
+            // activation table: an error, not a panic, should the two disagree.
+            None => {
+                return Err(Diagnostic::new(
+                    Code::Syntax,
+                    span,
+                    format!("`{text}` is in the grammar but not among the activations (a cnnc bug)"),
+                ))
+            }
+        },
     };
     Ok(Activation { kind, span })
 }
@@ -570,7 +575,18 @@ fn consume_number(pair: Node) -> Result<Spanned<f64>, Diagnostic> {
 
 /// What a grammar rule looks like to a user, for "expected ..." lists, and the
 /// keywords it can start with, for "did you mean".
-fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
+fn describe(rule: Rule) -> (Option<&'static str>, Vec<&'static str>) {
+    let (label, words) = describe_fixed(rule);
+    match rule {
+        // Every layer word, the activations' included (from their table).
+        Rule::layer => (label, words.iter().copied().chain(crate::activation::words()).collect()),
+        Rule::activation | Rule::activation_word => (Some("an activation"), crate::activation::words().collect()),
+        _ => (label, words.to_vec()),
+    }
+}
+
+/// [`describe`] of the rules whose words are fixed here.
+fn describe_fixed(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
     const LAYERS: &[&str] = &[
         "conv",
         "maxpool",
@@ -587,28 +603,6 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         "mul",
         "from",
         "upsample",
-        "relu",
-        "sigmoid",
-        "tanh",
-        "softmax",
-        "leaky_relu",
-        "silu",
-        "gelu",
-        "relu6",
-        "hardswish",
-        "hardsigmoid",
-    ];
-    const ACTIVATIONS: &[&str] = &[
-        "relu",
-        "sigmoid",
-        "tanh",
-        "softmax",
-        "leaky_relu",
-        "silu",
-        "gelu",
-        "relu6",
-        "hardswish",
-        "hardsigmoid",
     ];
     match rule {
         Rule::ident | Rule::layer_name => (Some("a name"), &[]),
@@ -618,7 +612,6 @@ fn describe(rule: Rule) -> (Option<&'static str>, &'static [&'static str]) {
         Rule::model => (Some("`model`"), &["model"]),
         Rule::input => (Some("`input`"), &["input"]),
         Rule::layer => (Some("a layer"), LAYERS),
-        Rule::activation => (Some("an activation"), ACTIVATIONS),
         Rule::window_option => (
             Some("`kernel`, `stride`, `pad`, `dilation`, `groups`, `bias`, `round`, `output_pad`"),
             &[
@@ -731,7 +724,7 @@ fn syntax_error(source: &str, err: pest::error::Error<Rule>) -> Diagnostic {
             labels.push(label);
         }
         for w in words {
-            if !keywords.contains(w) {
+            if !keywords.contains(&w) {
                 keywords.push(w);
             }
         }

@@ -114,7 +114,9 @@ fn generated_resnet8_names_its_buffers_and_ranges() {
         line.split('[').skip(1).any(|rest| {
             let inside = rest.split(']').next().unwrap_or("");
             inside.split_once("..").is_some_and(|(a, b)| {
-                !a.is_empty() && a.trim().chars().all(|c| c.is_ascii_digit()) && b.trim().chars().all(|c| c.is_ascii_digit())
+                !a.is_empty()
+                    && a.trim().chars().all(|c| c.is_ascii_digit())
+                    && b.trim().chars().all(|c| c.is_ascii_digit())
             })
         })
     };
@@ -133,7 +135,10 @@ fn generated_resnet8_names_its_buffers_and_ranges() {
     // Buffers: `self.<layer>` and `self.d_<layer>`, never numbered fields.
     let numbered = |prefix: &str| (0..40).any(|i| code.contains(&format!("self.{prefix}{i}[")));
     assert!(!numbered("a") && !numbered("d"), "a numbered buffer field");
-    assert!(!code.contains("samples * 0]") && !code.contains("vec![0.0; 0]"), "a zero-size buffer");
+    assert!(
+        !code.contains("samples * 0]") && !code.contains("vec![0.0; 0]"),
+        "a zero-size buffer"
+    );
     // The loss replaces the final softmax's backward pass: no gradient buffer for its output.
     assert!(!code.contains("d_softmax1"), "a gradient buffer nothing uses");
 }

@@ -1,5 +1,6 @@
-//! The small float trait the kernels are written over: `f32` for the interpreter,
-//! `f64` for the finite-difference gradient checks.
+//! The small float trait the interpreter and the activations are written over:
+//! `f32` for the interpreter and the kernels, `f64` for the finite-difference
+//! gradient checks.
 
 use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
