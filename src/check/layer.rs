@@ -75,70 +75,9 @@ pub(super) fn layer_output(
     place: Place,
     diags: &mut Diagnostics,
 ) -> Option<(ir::Op, Shape)> {
-    let needs_image = |diags: &mut Diagnostics, n: usize| {
-        diags.push(
-            Diagnostic::new(
-                Code::InputKind,
-                place.keyword,
-                format!("{name} needs a CxHxW image input, but its input is a vector of {n}"),
-            )
-            .with_label(format!("input is {n}"))
-            .with_hint("spatial layers must come before `flatten` and `dense`"),
-        );
-    };
-    let needs_vector = |diags: &mut Diagnostics, what: &str, s: Shape| {
-        diags.push(
-            Diagnostic::new(
-                Code::InputKind,
-                place.keyword,
-                format!("{name}: {what} needs a 1-D input, but its input is the image {s}"),
-            )
-            .with_label(format!("input is {s}"))
-            .with_hint(format!(
-                "add `flatten` before this layer (it makes {s} into {})",
-                s.len()
-            )),
-        );
-    };
     let (op, out) = match (pending, input) {
         (Pending::Conv { filters, window }, Shape::Image { c, h, w }) => {
-            let g = window.groups;
-            if c % g != 0 || filters % g != 0 {
-                let what = match (c % g != 0, filters % g != 0) {
-                    (true, true) => format!("the {c} input channels or the {filters} filters"),
-                    (true, false) => format!("the {c} input channels"),
-                    _ => format!("the {filters} filters"),
-                };
-                diags.push(
-                    Diagnostic::new(
-                        Code::Groups,
-                        window.groups_span,
-                        format!("{name}: groups {g} does not divide {what}"),
-                    )
-                    .with_label(format!("input is {input}"))
-                    .with_hint(format!(
-                        "groups must divide both the input channels ({c}) and the filters ({filters}): {} would work",
-                        common_divisors(c, *filters)
-                    )),
-                );
-                return None;
-            }
-            let (win, [oh, ow]) = window::resolve(name, window, h, w, place.whole, diags)?;
-            let conv = ir::Conv {
-                filters: *filters,
-                window: win,
-                dilation: window.dilation,
-                groups: g,
-                bias: window.bias,
-            };
-            (
-                ir::Op::Conv(conv),
-                Shape::Image {
-                    c: *filters,
-                    h: oh,
-                    w: ow,
-                },
-            )
+            conv_output(name, *filters, window, input, [c, h, w], place, diags)?
         }
         (Pending::MaxPool(spec), Shape::Image { c, h, w }) => {
             let (window, [oh, ow]) = window::resolve(name, spec, h, w, place.whole, diags)?;
@@ -159,41 +98,7 @@ pub(super) fn layer_output(
             (ir::Op::Upsample(*u), out)
         }
         (Pending::ConvTranspose { filters, window }, Shape::Image { c, h, w }) => {
-            let g = window.groups;
-            if c % g != 0 || filters % g != 0 {
-                diags.push(
-                    Diagnostic::new(
-                        Code::Groups,
-                        window.groups_span,
-                        format!("{name}: groups {g} does not divide the {c} input channels and the {filters} filters"),
-                    )
-                    .with_label(format!("input is {input}"))
-                    .with_hint(format!(
-                        "groups must divide both the input channels ({c}) and the filters ({filters}): {} would work",
-                        common_divisors(c, *filters)
-                    )),
-                );
-                return None;
-            }
-            let (pad, [oh, ow]) = window::transposed(name, window, h, w, place.whole, diags)?;
-            let t = ir::ConvTranspose {
-                filters: *filters,
-                size: window.size(),
-                stride: window.stride(),
-                pad,
-                output_pad: window.output_pad,
-                dilation: window.dilation,
-                groups: g,
-                bias: window.bias,
-            };
-            (
-                ir::Op::ConvTranspose(t),
-                Shape::Image {
-                    c: *filters,
-                    h: oh,
-                    w: ow,
-                },
-            )
+            conv_transpose_output(name, *filters, window, input, [c, h, w], place, diags)?
         }
         (
             Pending::Conv { .. }
@@ -205,7 +110,7 @@ pub(super) fn layer_output(
             | Pending::ConvTranspose { .. },
             Shape::Vector(n),
         ) => {
-            needs_image(diags, n);
+            diags.push(needs_image(name, place, n));
             return None;
         }
         (Pending::Flatten, s) => (ir::Op::Flatten, Shape::Vector(s.len())),
@@ -213,13 +118,150 @@ pub(super) fn layer_output(
         // v3: on an image, over the channels at each position.
         (Pending::Softmax, s) => (ir::Op::Softmax, s),
         (Pending::Dense(_), s @ Shape::Image { .. }) => {
-            needs_vector(diags, "dense", s);
+            diags.push(needs_vector(name, place, "dense", s));
             return None;
         }
         (Pending::BatchNorm(bn), s) => (ir::Op::BatchNorm(*bn), s),
         (Pending::Dropout(p), s) => (ir::Op::Dropout(*p), s),
         (Pending::Activation(a), s) => (ir::Op::Activation(*a), s),
     };
+    check_limits(name, &op, input, out, place, diags)?;
+    Some((op, out))
+}
+
+/// A spatial layer on a vector input.
+fn needs_image(name: &str, place: Place, n: usize) -> Diagnostic {
+    Diagnostic::new(
+        Code::InputKind,
+        place.keyword,
+        format!("{name} needs a CxHxW image input, but its input is a vector of {n}"),
+    )
+    .with_label(format!("input is {n}"))
+    .with_hint("spatial layers must come before `flatten` and `dense`")
+}
+
+/// A layer that reads vectors (`what`) on the image `s`.
+fn needs_vector(name: &str, place: Place, what: &str, s: Shape) -> Diagnostic {
+    Diagnostic::new(
+        Code::InputKind,
+        place.keyword,
+        format!("{name}: {what} needs a 1-D input, but its input is the image {s}"),
+    )
+    .with_label(format!("input is {s}"))
+    .with_hint(format!(
+        "add `flatten` before this layer (it makes {s} into {})",
+        s.len()
+    ))
+}
+
+/// A conv layer on the `c` x `h` x `w` image `input`: groups that divide both the
+/// input channels and the filters, then the window's output size.
+fn conv_output(
+    name: &str,
+    filters: usize,
+    window: &window::Spec,
+    input: Shape,
+    [c, h, w]: [usize; 3],
+    place: Place,
+    diags: &mut Diagnostics,
+) -> Option<(ir::Op, Shape)> {
+    let g = window.groups;
+    if !c.is_multiple_of(g) || !filters.is_multiple_of(g) {
+        let what = match (!c.is_multiple_of(g), !filters.is_multiple_of(g)) {
+            (true, true) => format!("the {c} input channels or the {filters} filters"),
+            (true, false) => format!("the {c} input channels"),
+            _ => format!("the {filters} filters"),
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::Groups,
+                window.groups_span,
+                format!("{name}: groups {g} does not divide {what}"),
+            )
+            .with_label(format!("input is {input}"))
+            .with_hint(format!(
+                "groups must divide both the input channels ({c}) and the filters ({filters}): {} would work",
+                common_divisors(c, filters)
+            )),
+        );
+        return None;
+    }
+    let (win, [oh, ow]) = window::resolve(name, window, h, w, place.whole, diags)?;
+    let conv = ir::Conv {
+        filters,
+        window: win,
+        dilation: window.dilation,
+        groups: g,
+        bias: window.bias,
+    };
+    Some((
+        ir::Op::Conv(conv),
+        Shape::Image {
+            c: filters,
+            h: oh,
+            w: ow,
+        },
+    ))
+}
+
+/// v3: a convtranspose layer on the `c` x `h` x `w` image `input`: groups that
+/// divide both the input channels and the filters, then the transposed output size.
+fn conv_transpose_output(
+    name: &str,
+    filters: usize,
+    window: &window::Spec,
+    input: Shape,
+    [c, h, w]: [usize; 3],
+    place: Place,
+    diags: &mut Diagnostics,
+) -> Option<(ir::Op, Shape)> {
+    let g = window.groups;
+    if !c.is_multiple_of(g) || !filters.is_multiple_of(g) {
+        diags.push(
+            Diagnostic::new(
+                Code::Groups,
+                window.groups_span,
+                format!("{name}: groups {g} does not divide the {c} input channels and the {filters} filters"),
+            )
+            .with_label(format!("input is {input}"))
+            .with_hint(format!(
+                "groups must divide both the input channels ({c}) and the filters ({filters}): {} would work",
+                common_divisors(c, filters)
+            )),
+        );
+        return None;
+    }
+    let (pad, [oh, ow]) = window::transposed(name, window, h, w, place.whole, diags)?;
+    let t = ir::ConvTranspose {
+        filters,
+        size: window.size(),
+        stride: window.stride(),
+        pad,
+        output_pad: window.output_pad,
+        dilation: window.dilation,
+        groups: g,
+        bias: window.bias,
+    };
+    Some((
+        ir::Op::ConvTranspose(t),
+        Shape::Image {
+            c: filters,
+            h: oh,
+            w: ow,
+        },
+    ))
+}
+
+/// The size limits on a layer's output (values per sample) and its parameters;
+/// `None` after reporting the first one exceeded.
+fn check_limits(
+    name: &str,
+    op: &ir::Op,
+    input: Shape,
+    out: Shape,
+    place: Place,
+    diags: &mut Diagnostics,
+) -> Option<()> {
     if shape_len(out) > MAX_ELEMENTS {
         diags.push(
             Diagnostic::new(
@@ -231,7 +273,7 @@ pub(super) fn layer_output(
         );
         return None;
     }
-    let params = op_params(&op, input);
+    let params = op_params(op, input);
     if params > MAX_ELEMENTS {
         diags.push(
             Diagnostic::new(
@@ -243,5 +285,5 @@ pub(super) fn layer_output(
         );
         return None;
     }
-    Some((op, out))
+    Some(())
 }

@@ -138,106 +138,33 @@ fn check_block(
         if let Some(a) = shorthand {
             check_activation(a, diags);
         }
-        let place = Place {
-            keyword: item.keyword,
-            whole: without_shorthand(item),
-        };
         let shown = shorten(&name);
         let join = join::Join {
             name: &shown,
             keyword: item.keyword,
         };
-        let here = |shape| join::Current {
+        let here = current.map(|shape| join::Current {
             shape,
             span: current_at,
-        };
+        });
         let mut rounded = None;
         let layer = match &item.kind {
             LayerKind::Shortcut { items: inner } => {
-                let (message, hint) = match block {
-                    Block::Body => (
-                        "a `shortcut` block must be the last item of its residual block",
-                        "move `shortcut { ... }` after the body's last layer",
-                    ),
-                    Block::Model | Block::Shortcut => (
-                        "a `shortcut` block belongs inside a residual block",
-                        "write it last inside `residual { ... }`, after the block's layers",
-                    ),
-                };
-                diags.push(Diagnostic::new(Code::Shortcut, item.keyword, message).with_hint(hint));
-                // Its own mistakes are still worth reporting.
-                let mut inner_scope = Scope::block(Some(&*scope), Vec::new());
-                check_block(
-                    inner,
-                    &format!("{name}."),
-                    Block::Shortcut,
-                    None,
-                    item.keyword,
-                    &mut inner_scope,
-                    diags,
-                );
+                check_misplaced_shortcut(item, inner, &name, block, scope, diags);
                 continue;
             }
             LayerKind::Residual { items: inner, .. } => check_residual(item, inner, &name, current, scope, diags),
-            LayerKind::Concat(others) => {
-                let resolved: Vec<_> = others
-                    .iter()
-                    .filter_map(|o| Some((o, scope.resolve(o, diags)?)))
-                    .collect();
-                (resolved.len() == others.len())
-                    .then_some(())
-                    .and(current)
-                    .and_then(|input| {
-                        join::concat(&join, here(input), &resolved, scope, diags).map(|(op, output)| ir::Layer {
-                            name: name.clone(),
-                            op,
-                            input,
-                            output,
-                        })
-                    })
-            }
+            LayerKind::Concat(others) => check_concat(&join, others, &name, here, scope, diags),
             LayerKind::Add { other, .. } | LayerKind::Mul { other, .. } => {
-                let resolved = scope.resolve(other, diags);
-                resolved.zip(current).and_then(|(r, input)| {
-                    let joined = if let LayerKind::Add { .. } = item.kind {
-                        join::add(&join, here(input), other, &r, scope, diags)
-                    } else {
-                        join::mul(&join, here(input), other, &r, scope, diags)
-                    };
-                    joined.map(|(op, output)| ir::Layer {
-                        name: name.clone(),
-                        op,
-                        input,
-                        output,
-                    })
-                })
+                check_add_or_mul(item, &join, other, &name, here, scope, diags)
             }
             LayerKind::From(other) => {
-                if index + 1 == items.len() {
-                    diags.push(
-                        Diagnostic::new(
-                            Code::Reference,
-                            item.keyword,
-                            "`from` cannot be the last item of a block",
-                        )
-                        .with_hint("`from NAME` chooses what the next item reads; write that item after it"),
-                    );
-                }
-                let resolved = scope.resolve(other, diags);
+                let resolved = check_from(item, other, index + 1 == items.len(), scope, diags);
                 current = resolved.as_ref().and_then(|r| r.entry.shape);
                 if let Some(r) = &resolved {
                     current_at = r.entry.span;
                 }
-                // The branch reads the named output; the IR keeps the step as a layer
-                // whose name no item can take (it has a space).
-                if let Some(reference) = resolved.as_ref().and_then(|r| r.to_ref()) {
-                    layers.push(ir::Layer {
-                        name: format!("{prefix}from {}", other.value),
-                        input: reference.shape,
-                        output: reference.shape,
-                        op: ir::Op::From(reference),
-                    });
-                }
+                layers.extend(from_step(prefix, other, resolved.as_ref()));
                 continue;
             }
             LayerKind::Conv { .. }
@@ -252,23 +179,9 @@ fn check_block(
             | LayerKind::ConvTranspose { .. }
             | LayerKind::GlobalMaxPool
             | LayerKind::Upsample { .. } => {
-                if let LayerKind::Activation(a) = &item.kind {
-                    check_activation(a, diags);
-                }
-                match lower_layer(item, diags) {
-                    Some(pending) => current.and_then(|input| {
-                        layer_output(&shown, &pending, input, place, diags).map(|(op, output)| {
-                            rounded = rounding(&shown, &op, input, output);
-                            ir::Layer {
-                                name: name.clone(),
-                                op,
-                                input,
-                                output,
-                            }
-                        })
-                    }),
-                    None => None,
-                }
+                let (layer, r) = check_plain_layer(item, &name, &shown, current, diags);
+                rounded = r;
+                layer
             }
         };
         current = layer.as_ref().map(|l| l.output);
@@ -278,22 +191,11 @@ fn check_block(
         layers.extend(layer);
         // The shorthand is its own layer; its errors point at the activation word.
         if let (Some(a), Some(input), Some(act_name)) = (shorthand, current, names.shorthand) {
-            let place = Place {
-                keyword: a.span,
-                whole: a.span,
-            };
             let name = format!("{prefix}{act_name}");
-            output_layer = name.clone();
-            current =
-                layer_output(&shorten(&name), &lower_activation(a.kind), input, place, diags).map(|(op, output)| {
-                    layers.push(ir::Layer {
-                        name,
-                        op,
-                        input,
-                        output,
-                    });
-                    output
-                });
+            let layer = shorthand_layer(a, &name, input, diags);
+            output_layer = name;
+            current = layer.as_ref().map(|l| l.output);
+            layers.extend(layer);
         }
         scope.define(Entry {
             name: names.item,
@@ -305,6 +207,180 @@ fn check_block(
         });
     }
     (layers, current)
+}
+
+/// A `shortcut` block outside the end of a residual block: the error, and its
+/// own items checked (their mistakes are still worth reporting).
+fn check_misplaced_shortcut(
+    item: &ast::Layer,
+    inner: &[ast::Layer],
+    name: &str,
+    block: Block,
+    scope: &Scope,
+    diags: &mut Diagnostics,
+) {
+    let (message, hint) = match block {
+        Block::Body => (
+            "a `shortcut` block must be the last item of its residual block",
+            "move `shortcut { ... }` after the body's last layer",
+        ),
+        Block::Model | Block::Shortcut => (
+            "a `shortcut` block belongs inside a residual block",
+            "write it last inside `residual { ... }`, after the block's layers",
+        ),
+    };
+    diags.push(Diagnostic::new(Code::Shortcut, item.keyword, message).with_hint(hint));
+    let mut inner_scope = Scope::block(Some(scope), Vec::new());
+    check_block(
+        inner,
+        &format!("{name}."),
+        Block::Shortcut,
+        None,
+        item.keyword,
+        &mut inner_scope,
+        diags,
+    );
+}
+
+/// `concat NAME+` on the current tensor `here`: every name resolved, then the
+/// shapes joined.
+fn check_concat(
+    join: &join::Join,
+    others: &[ast::Spanned<String>],
+    name: &str,
+    here: Option<join::Current>,
+    scope: &Scope,
+    diags: &mut Diagnostics,
+) -> Option<ir::Layer> {
+    let resolved: Vec<_> = others
+        .iter()
+        .filter_map(|o| Some((o, scope.resolve(o, diags)?)))
+        .collect();
+    (resolved.len() == others.len())
+        .then_some(())
+        .and(here)
+        .and_then(|here| {
+            let input = here.shape;
+            join::concat(join, here, &resolved, scope, diags).map(|(op, output)| ir::Layer {
+                name: name.to_string(),
+                op,
+                input,
+                output,
+            })
+        })
+}
+
+/// `add NAME` or `mul NAME` on the current tensor `here`: the name resolved, then
+/// the shapes joined.
+fn check_add_or_mul(
+    item: &ast::Layer,
+    join: &join::Join,
+    other: &ast::Spanned<String>,
+    name: &str,
+    here: Option<join::Current>,
+    scope: &Scope,
+    diags: &mut Diagnostics,
+) -> Option<ir::Layer> {
+    let resolved = scope.resolve(other, diags);
+    resolved.zip(here).and_then(|(r, here)| {
+        let input = here.shape;
+        let joined = if let LayerKind::Add { .. } = item.kind {
+            join::add(join, here, other, &r, scope, diags)
+        } else {
+            join::mul(join, here, other, &r, scope, diags)
+        };
+        joined.map(|(op, output)| ir::Layer {
+            name: name.to_string(),
+            op,
+            input,
+            output,
+        })
+    })
+}
+
+/// `from NAME`: not the last item of its block (the next item reads the named
+/// output), and the name resolved.
+fn check_from(
+    item: &ast::Layer,
+    other: &ast::Spanned<String>,
+    is_last: bool,
+    scope: &Scope,
+    diags: &mut Diagnostics,
+) -> Option<scope::Resolved> {
+    if is_last {
+        diags.push(
+            Diagnostic::new(
+                Code::Reference,
+                item.keyword,
+                "`from` cannot be the last item of a block",
+            )
+            .with_hint("`from NAME` chooses what the next item reads; write that item after it"),
+        );
+    }
+    scope.resolve(other, diags)
+}
+
+/// The IR step of `from NAME`: the branch reads the named output; the IR keeps the
+/// step as a layer whose name no item can take (it has a space). `None` when the
+/// name or its shape is unknown.
+fn from_step(prefix: &str, other: &ast::Spanned<String>, resolved: Option<&scope::Resolved>) -> Option<ir::Layer> {
+    let reference = resolved?.to_ref()?;
+    Some(ir::Layer {
+        name: format!("{prefix}from {}", other.value),
+        input: reference.shape,
+        output: reference.shape,
+        op: ir::Op::From(reference),
+    })
+}
+
+/// A plain layer (not a block or a join) on `input`: its options lowered, then
+/// its output shape. Also returns how a window with `round floor` rounded, for
+/// later join errors.
+fn check_plain_layer(
+    item: &ast::Layer,
+    name: &str,
+    shown: &str,
+    input: Option<Shape>,
+    diags: &mut Diagnostics,
+) -> (Option<ir::Layer>, Option<String>) {
+    if let LayerKind::Activation(a) = &item.kind {
+        check_activation(a, diags);
+    }
+    let place = Place {
+        keyword: item.keyword,
+        whole: without_shorthand(item),
+    };
+    let mut rounded = None;
+    let layer = match lower_layer(item, diags) {
+        Some(pending) => input.and_then(|input| {
+            layer_output(shown, &pending, input, place, diags).map(|(op, output)| {
+                rounded = rounding(shown, &op, input, output);
+                ir::Layer {
+                    name: name.to_string(),
+                    op,
+                    input,
+                    output,
+                }
+            })
+        }),
+        None => None,
+    };
+    (layer, rounded)
+}
+
+/// An item's activation shorthand on `input`, as its own layer named `name`; its
+/// errors point at the activation word.
+fn shorthand_layer(a: &ast::Activation, name: &str, input: Shape, diags: &mut Diagnostics) -> Option<ir::Layer> {
+    let place = Place {
+        keyword: a.span,
+        whole: a.span,
+    };
+    layer_output(&shorten(name), &lower_activation(a.kind), input, place, diags).map(|(op, output)| ir::Layer {
+        name: name.to_string(),
+        op,
+        input,
+        output,
+    })
 }
 
 /// `maxpool2 floors 17 to 8`, when a window layer with `round floor` dropped

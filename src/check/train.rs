@@ -10,6 +10,9 @@ use crate::syntax::ast::{self, LossKind, OptimizerKind, TrainItemKind};
 pub const DEFAULT_BATCH: usize = 32;
 pub const DEFAULT_EPOCHS: usize = 1;
 
+/// Checks a `train` block: its items one by one, then the demands between them
+/// (warmup and epochs, early stopping and validation), the required items, and the
+/// loss against the model's last layer.
 pub fn check_train(
     train: &ast::Train,
     layers: &[ir::Layer],
@@ -18,26 +21,93 @@ pub fn check_train(
     diags: &mut Diagnostics,
 ) -> Option<ir::TrainConfig> {
     let errors_before = diags.len();
-    let mut seen: Vec<&'static str> = Vec::new();
-    let mut loss = None;
-    let mut optimizer = None;
-    let mut weight_decay = None;
-    let mut schedule = ir::Schedule::Constant;
-    let mut batch = DEFAULT_BATCH;
-    let mut epochs = DEFAULT_EPOCHS;
-    let mut validation = None;
-    let mut seed = 0;
-    let mut augment = Vec::new();
-    let mut smoothing = 0.0;
-    let mut ignore = None;
-    let mut clip_grad_norm = None;
-    let mut freeze = Vec::new();
-    let mut warmup: Option<(usize, f64, Span)> = None;
-    let mut early_stop: Option<(usize, Span)> = None;
-    let mut first: Vec<(&'static str, Span)> = Vec::new();
+    let given = read_items(train, layers, input, diags);
+    check_between_items(&given, diags);
+    for (word, example) in [("loss", "loss cross_entropy"), ("optimizer", "optimizer sgd lr 0.01")] {
+        if !given.first.iter().any(|(w, _)| *w == word) {
+            diags.push(
+                Diagnostic::new(Code::Missing, train.keyword, format!("the train block has no `{word}`"))
+                    .with_hint(format!("add `{example}`; `loss` and `optimizer` are required")),
+            );
+        }
+    }
+    let loss = given
+        .loss
+        .and_then(|(l, span)| check_loss(l, span, layers, output, diags));
+    let optimizer = given.optimizer?;
+    let weight_decay = given.weight_decay.unwrap_or(match optimizer {
+        ir::Optimizer::AdamW { .. } => 0.01,
+        _ => 0.0,
+    });
+    if diags.len() > errors_before {
+        return None;
+    }
+    Some(ir::TrainConfig {
+        loss: loss?,
+        optimizer,
+        weight_decay,
+        schedule: given.schedule,
+        batch: given.batch,
+        epochs: given.epochs,
+        validation: given.validation,
+        seed: given.seed,
+        augment: given.augment,
+        smoothing: given.smoothing,
+        ignore: given.ignore,
+        clip_grad_norm: given.clip_grad_norm,
+        freeze: given.freeze,
+        warmup: given.warmup.map(|(epochs, from, _)| ir::Warmup { epochs, from }),
+        early_stop: given.early_stop.map(|(p, _)| p),
+    })
+}
+
+/// The items of a train block, each checked on its own, with the defaults of
+/// those not given.
+struct Given {
+    /// Each item's word, and where it was first given.
+    first: Vec<(&'static str, Span)>,
+    loss: Option<(LossKind, Span)>,
+    optimizer: Option<ir::Optimizer>,
+    weight_decay: Option<f64>,
+    schedule: ir::Schedule,
+    batch: usize,
+    epochs: usize,
+    validation: Option<f64>,
+    seed: u64,
+    augment: Vec<ir::Augment>,
+    smoothing: f64,
+    ignore: Option<usize>,
+    clip_grad_norm: Option<f64>,
+    freeze: Vec<String>,
+    /// The warmup's epochs, its starting fraction and the span of its epochs.
+    warmup: Option<(usize, f64, Span)>,
+    /// The patience, and the item's span.
+    early_stop: Option<(usize, Span)>,
+}
+
+/// Reads the items in order: each at most once, each checked on its own.
+fn read_items(train: &ast::Train, layers: &[ir::Layer], input: Option<Shape>, diags: &mut Diagnostics) -> Given {
+    let mut given = Given {
+        first: Vec::new(),
+        loss: None,
+        optimizer: None,
+        weight_decay: None,
+        schedule: ir::Schedule::Constant,
+        batch: DEFAULT_BATCH,
+        epochs: DEFAULT_EPOCHS,
+        validation: None,
+        seed: 0,
+        augment: Vec::new(),
+        smoothing: 0.0,
+        ignore: None,
+        clip_grad_norm: None,
+        freeze: Vec::new(),
+        warmup: None,
+        early_stop: None,
+    };
     for item in &train.items {
         let word = item_word(&item.kind);
-        if let Some(&(_, earlier)) = first.iter().find(|(w, _)| *w == word) {
+        if let Some(&(_, earlier)) = given.first.iter().find(|(w, _)| *w == word) {
             diags.push(
                 Diagnostic::new(
                     Code::Repeated,
@@ -49,84 +119,101 @@ pub fn check_train(
             );
             continue;
         }
-        seen.push(word);
-        first.push((word, item.span));
-        match &item.kind {
-            TrainItemKind::Loss(l, options) => {
-                loss = Some((*l, item.span));
-                if let Some(s) = &options.smoothing {
-                    smoothing = check_smoothing(s, diags);
-                }
-                ignore = options.ignore.as_ref().map(|i| i.value as usize);
-                for (word, span) in &options.repeated {
-                    diags.push(
-                        Diagnostic::new(Code::Repeated, *span, format!("`{word}` is given twice"))
-                            .with_hint("each option of the loss may appear at most once"),
-                    );
-                }
+        given.first.push((word, item.span));
+        read_item(item, &mut given, layers, input, diags);
+    }
+    given
+}
+
+/// Checks one item of the block and records its value.
+fn read_item(
+    item: &ast::TrainItem,
+    given: &mut Given,
+    layers: &[ir::Layer],
+    input: Option<Shape>,
+    diags: &mut Diagnostics,
+) {
+    match &item.kind {
+        TrainItemKind::Loss(l, options) => {
+            given.loss = Some((*l, item.span));
+            if let Some(s) = &options.smoothing {
+                given.smoothing = check_smoothing(s, diags);
             }
-            TrainItemKind::Optimizer { kind, options } => optimizer = check_optimizer(*kind, options, item.span, diags),
-            TrainItemKind::WeightDecay(w) => {
-                weight_decay = Some(at_least(
-                    w,
-                    "weight_decay",
-                    "weight_decay 0 turns it off; 1e-4 to 5e-4 is usual",
-                    diags,
-                ));
-            }
-            TrainItemKind::Schedule(s) => schedule = check_schedule(s, diags),
-            TrainItemKind::Batch(b) => batch = positive(b, "batch", diags),
-            TrainItemKind::Epochs(e) => epochs = positive(e, "epochs", diags),
-            TrainItemKind::Validation(v) => {
-                if !(v.value > 0.0 && v.value < 1.0) {
-                    diags.push(
-                        Diagnostic::new(
-                            Code::Range,
-                            v.span,
-                            format!("validation {} is out of range", number(v.value)),
-                        )
-                        .with_hint("validation is the held-out fraction F of the training set, 0 < F < 1"),
-                    );
-                }
-                validation = Some(v.value);
-            }
-            TrainItemKind::Seed(s) => seed = s.value,
-            TrainItemKind::Augment(a) => augment = check_augment(a, item.span, input, diags),
-            TrainItemKind::ClipGradNorm(x) => {
-                if !(x.value > 0.0 && x.value.is_finite()) {
-                    diags.push(
-                        Diagnostic::new(
-                            Code::Range,
-                            x.span,
-                            format!("clip_grad_norm {} is out of range", number(x.value)),
-                        )
-                        .with_hint("clip_grad_norm X caps the gradients' global L2 norm at X > 0; 1 to 5 is usual"),
-                    );
-                }
-                clip_grad_norm = Some(x.value);
-            }
-            TrainItemKind::Freeze(names) => freeze = check_freeze(names, layers, diags),
-            TrainItemKind::Warmup { epochs: n, from } => {
-                let from_value = from.as_ref().map_or(0.1, |f| f.value);
-                if let Some(f) = from.as_ref().filter(|f| !(f.value > 0.0 && f.value <= 1.0)) {
-                    diags.push(
-                        Diagnostic::new(
-                            Code::Range,
-                            f.span,
-                            format!("warmup from {} is out of range", number(f.value)),
-                        )
-                        .with_hint("the warmup starts at F times the learning rate, 0 < F <= 1 (0.1 by default)"),
-                    );
-                }
-                warmup = Some((positive(n, "warmup", diags), from_value, n.span));
-            }
-            TrainItemKind::EarlyStop(p) => {
-                early_stop = Some((positive(p, "early_stop", diags), item.span));
+            given.ignore = options.ignore.as_ref().map(|i| i.value as usize);
+            for (word, span) in &options.repeated {
+                diags.push(
+                    Diagnostic::new(Code::Repeated, *span, format!("`{word}` is given twice"))
+                        .with_hint("each option of the loss may appear at most once"),
+                );
             }
         }
+        TrainItemKind::Optimizer { kind, options } => {
+            given.optimizer = check_optimizer(*kind, options, item.span, diags)
+        }
+        TrainItemKind::WeightDecay(w) => {
+            given.weight_decay = Some(at_least(
+                w,
+                "weight_decay",
+                "weight_decay 0 turns it off; 1e-4 to 5e-4 is usual",
+                diags,
+            ));
+        }
+        TrainItemKind::Schedule(s) => given.schedule = check_schedule(s, diags),
+        TrainItemKind::Batch(b) => given.batch = positive(b, "batch", diags),
+        TrainItemKind::Epochs(e) => given.epochs = positive(e, "epochs", diags),
+        TrainItemKind::Validation(v) => {
+            if !(v.value > 0.0 && v.value < 1.0) {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Range,
+                        v.span,
+                        format!("validation {} is out of range", number(v.value)),
+                    )
+                    .with_hint("validation is the held-out fraction F of the training set, 0 < F < 1"),
+                );
+            }
+            given.validation = Some(v.value);
+        }
+        TrainItemKind::Seed(s) => given.seed = s.value,
+        TrainItemKind::Augment(a) => given.augment = check_augment(a, item.span, input, diags),
+        TrainItemKind::ClipGradNorm(x) => {
+            if !(x.value > 0.0 && x.value.is_finite()) {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Range,
+                        x.span,
+                        format!("clip_grad_norm {} is out of range", number(x.value)),
+                    )
+                    .with_hint("clip_grad_norm X caps the gradients' global L2 norm at X > 0; 1 to 5 is usual"),
+                );
+            }
+            given.clip_grad_norm = Some(x.value);
+        }
+        TrainItemKind::Freeze(names) => given.freeze = check_freeze(names, layers, diags),
+        TrainItemKind::Warmup { epochs: n, from } => {
+            let from_value = from.as_ref().map_or(0.1, |f| f.value);
+            if let Some(f) = from.as_ref().filter(|f| !(f.value > 0.0 && f.value <= 1.0)) {
+                diags.push(
+                    Diagnostic::new(
+                        Code::Range,
+                        f.span,
+                        format!("warmup from {} is out of range", number(f.value)),
+                    )
+                    .with_hint("the warmup starts at F times the learning rate, 0 < F <= 1 (0.1 by default)"),
+                );
+            }
+            given.warmup = Some((positive(n, "warmup", diags), from_value, n.span));
+        }
+        TrainItemKind::EarlyStop(p) => {
+            given.early_stop = Some((positive(p, "early_stop", diags), item.span));
+        }
     }
-    // The warmup leaves epochs for the schedule; early stopping watches a validation loss.
-    if let Some((n, _, span)) = warmup.filter(|w| w.0 >= epochs) {
+}
+
+/// The warmup leaves epochs for the schedule; early stopping watches a validation loss.
+fn check_between_items(given: &Given, diags: &mut Diagnostics) {
+    let epochs = given.epochs;
+    if let Some((n, _, span)) = given.warmup.filter(|w| w.0 >= epochs) {
         diags.push(
             Diagnostic::new(
                 Code::Range,
@@ -139,46 +226,12 @@ pub fn check_train(
             )),
         );
     }
-    if let (Some((_, span)), None) = (early_stop, validation) {
+    if let (Some((_, span)), None) = (given.early_stop, given.validation) {
         diags.push(
             Diagnostic::new(Code::Missing, span, "early_stop needs a validation set")
                 .with_hint("add `validation 0.1`: early stopping watches the loss on the held-out fraction"),
         );
     }
-    for (word, example) in [("loss", "loss cross_entropy"), ("optimizer", "optimizer sgd lr 0.01")] {
-        if !seen.contains(&word) {
-            diags.push(
-                Diagnostic::new(Code::Missing, train.keyword, format!("the train block has no `{word}`"))
-                    .with_hint(format!("add `{example}`; `loss` and `optimizer` are required")),
-            );
-        }
-    }
-    let loss = loss.and_then(|(l, span)| check_loss(l, span, layers, output, diags));
-    let optimizer = optimizer?;
-    let weight_decay = weight_decay.unwrap_or(match optimizer {
-        ir::Optimizer::AdamW { .. } => 0.01,
-        _ => 0.0,
-    });
-    if diags.len() > errors_before {
-        return None;
-    }
-    Some(ir::TrainConfig {
-        loss: loss?,
-        optimizer,
-        weight_decay,
-        schedule,
-        batch,
-        epochs,
-        validation,
-        seed,
-        augment,
-        smoothing,
-        ignore,
-        clip_grad_norm,
-        freeze,
-        warmup: warmup.map(|(epochs, from, _)| ir::Warmup { epochs, from }),
-        early_stop: early_stop.map(|(p, _)| p),
-    })
 }
 
 /// `smoothing S`: 0 <= S < 1, as PyTorch's `label_smoothing`.
@@ -349,6 +402,8 @@ fn check_loss(
     }
 }
 
+/// `optimizer KIND OPTION*`: the options the kind takes, each once, each in range,
+/// and `lr` required.
 fn check_optimizer(
     kind: OptimizerKind,
     options: &[ast::OptimizerOption],
@@ -361,86 +416,12 @@ fn check_optimizer(
         OptimizerKind::AdamW => ("adamw", &["lr", "beta1", "beta2", "eps"]),
     };
     let errors_before = diags.len();
-    let mut seen: Vec<&str> = Vec::new();
+    check_option_names(word, allowed, options, diags);
     let get = |name: &str| options.iter().find(|o| o.name.value == name);
-    for o in options {
-        let name = o.name.value.as_str();
-        if !allowed.contains(&name) {
-            let mut d = Diagnostic::new(Code::NotAllowed, o.name.span, format!("{word} has no option `{name}`"))
-                .with_hint(format!("{word} takes {}", allowed.join(", ")));
-            if let Some(s) = did_you_mean(name, allowed.iter().copied()) {
-                d = d.with_hint(format!("did you mean `{s}`? {word} takes {}", allowed.join(", ")));
-            }
-            diags.push(d);
-        } else if seen.contains(&name) {
-            let earlier = get(name).map_or(o.name.span, |e| e.name.span);
-            diags.push(
-                Diagnostic::new(Code::Repeated, o.name.span, format!("`{name}` is given twice"))
-                    .with_secondary(earlier, "first given here")
-                    .with_hint(format!("each option of {word} may appear at most once")),
-            );
-        }
-        seen.push(name);
-    }
-    let value = |o: &ast::OptimizerOption| o.value.as_ref().map_or(0.0, |v| v.value);
-    let lr = match get("lr") {
-        Some(o) => {
-            let lr = value(o);
-            // In 32-bit floats, where models compute, a tiny rate is 0.
-            if lr as f32 <= 0.0 {
-                let what = if lr > 0.0 {
-                    "is 0 in 32-bit floats; it must be positive"
-                } else {
-                    "must be positive"
-                };
-                diags.push(
-                    Diagnostic::new(
-                        Code::Range,
-                        o.name.span.to(o.value.as_ref().map_or(o.name.span, |v| v.span)),
-                        format!("lr {} {what}", number(lr)),
-                    )
-                    .with_hint("typical learning rates are 0.1 to 1e-4"),
-                );
-            }
-            lr
-        }
-        None => {
-            diags.push(
-                Diagnostic::new(
-                    Code::Missing,
-                    span,
-                    format!("the {word} optimizer needs a learning rate"),
-                )
-                .with_hint(format!("add `lr 0.01` after `{word}`")),
-            );
-            0.0
-        }
-    };
-    let mut fraction = |name: &str, default: f64| -> f64 {
-        match get(name) {
-            Some(o) => {
-                let v = value(o);
-                // 0.99999999999 is 1 in 32-bit floats, where models compute.
-                if !(0.0..1.0).contains(&v) || v as f32 >= 1.0 {
-                    let mut d = Diagnostic::new(
-                        Code::Range,
-                        o.value.as_ref().map_or(o.name.span, |v| v.span),
-                        format!("{name} {} is out of range", number(v)),
-                    )
-                    .with_hint(format!("{name} must be at least 0 and less than 1"));
-                    if v < 1.0 {
-                        d = d.with_label("1 in 32-bit floats");
-                    }
-                    diags.push(d);
-                }
-                v
-            }
-            None => default,
-        }
-    };
+    let lr = check_lr(get("lr"), word, span, diags);
     let optimizer = match kind {
         OptimizerKind::Sgd => {
-            let momentum = fraction("momentum", 0.0);
+            let momentum = fraction(get("momentum"), "momentum", 0.0, diags);
             let nesterov = get("nesterov");
             if let (Some(n), true) = (nesterov, momentum as f32 == 0.0) {
                 diags.push(
@@ -455,30 +436,9 @@ fn check_optimizer(
             }
         }
         OptimizerKind::Adam | OptimizerKind::AdamW => {
-            let beta1 = fraction("beta1", 0.9);
-            let beta2 = fraction("beta2", 0.999);
-            let eps = match get("eps") {
-                Some(o) => {
-                    let eps = value(o);
-                    if eps as f32 <= 0.0 {
-                        let what = if eps > 0.0 {
-                            "is 0 in 32-bit floats; it must be positive"
-                        } else {
-                            "must be positive"
-                        };
-                        diags.push(
-                            Diagnostic::new(
-                                Code::Range,
-                                o.value.as_ref().map_or(o.name.span, |v| v.span),
-                                format!("eps {} {what}", number(eps)),
-                            )
-                            .with_hint("the usual value is 1e-8"),
-                        );
-                    }
-                    eps
-                }
-                None => 1e-8,
-            };
+            let beta1 = fraction(get("beta1"), "beta1", 0.9, diags);
+            let beta2 = fraction(get("beta2"), "beta2", 0.999, diags);
+            let eps = check_eps(get("eps"), diags);
             if kind == OptimizerKind::Adam {
                 ir::Optimizer::Adam { lr, beta1, beta2, eps }
             } else {
@@ -487,6 +447,117 @@ fn check_optimizer(
         }
     };
     (diags.len() == errors_before).then_some(optimizer)
+}
+
+/// Each option of the optimizer `word` one it takes (`allowed`), and given once.
+fn check_option_names(word: &str, allowed: &[&str], options: &[ast::OptimizerOption], diags: &mut Diagnostics) {
+    let mut seen: Vec<&str> = Vec::new();
+    for o in options {
+        let name = o.name.value.as_str();
+        if !allowed.contains(&name) {
+            let mut d = Diagnostic::new(Code::NotAllowed, o.name.span, format!("{word} has no option `{name}`"))
+                .with_hint(format!("{word} takes {}", allowed.join(", ")));
+            if let Some(s) = did_you_mean(name, allowed.iter().copied()) {
+                d = d.with_hint(format!("did you mean `{s}`? {word} takes {}", allowed.join(", ")));
+            }
+            diags.push(d);
+        } else if seen.contains(&name) {
+            let earlier = options
+                .iter()
+                .find(|e| e.name.value == name)
+                .map_or(o.name.span, |e| e.name.span);
+            diags.push(
+                Diagnostic::new(Code::Repeated, o.name.span, format!("`{name}` is given twice"))
+                    .with_secondary(earlier, "first given here")
+                    .with_hint(format!("each option of {word} may appear at most once")),
+            );
+        }
+        seen.push(name);
+    }
+}
+
+/// An option's number (0 when it has none).
+fn option_value(o: &ast::OptimizerOption) -> f64 {
+    o.value.as_ref().map_or(0.0, |v| v.value)
+}
+
+/// `lr`: required, and positive in 32-bit floats, where models compute (a tiny
+/// rate is 0 there).
+fn check_lr(lr: Option<&ast::OptimizerOption>, word: &str, span: Span, diags: &mut Diagnostics) -> f64 {
+    let Some(o) = lr else {
+        diags.push(
+            Diagnostic::new(
+                Code::Missing,
+                span,
+                format!("the {word} optimizer needs a learning rate"),
+            )
+            .with_hint(format!("add `lr 0.01` after `{word}`")),
+        );
+        return 0.0;
+    };
+    let lr = option_value(o);
+    if lr as f32 <= 0.0 {
+        let what = if lr > 0.0 {
+            "is 0 in 32-bit floats; it must be positive"
+        } else {
+            "must be positive"
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::Range,
+                o.name.span.to(o.value.as_ref().map_or(o.name.span, |v| v.span)),
+                format!("lr {} {what}", number(lr)),
+            )
+            .with_hint("typical learning rates are 0.1 to 1e-4"),
+        );
+    }
+    lr
+}
+
+/// `momentum`, `beta1`, `beta2`: at least 0 and below 1 in 32-bit floats, where
+/// models compute (0.99999999999 is 1 there); `default` when not given.
+fn fraction(option: Option<&ast::OptimizerOption>, name: &str, default: f64, diags: &mut Diagnostics) -> f64 {
+    let Some(o) = option else {
+        return default;
+    };
+    let v = option_value(o);
+    if !(0.0..1.0).contains(&v) || v as f32 >= 1.0 {
+        let mut d = Diagnostic::new(
+            Code::Range,
+            o.value.as_ref().map_or(o.name.span, |v| v.span),
+            format!("{name} {} is out of range", number(v)),
+        )
+        .with_hint(format!("{name} must be at least 0 and less than 1"));
+        if v < 1.0 {
+            d = d.with_label("1 in 32-bit floats");
+        }
+        diags.push(d);
+    }
+    v
+}
+
+/// adam's `eps`: positive in 32-bit floats; 1e-8 when not given.
+fn check_eps(eps: Option<&ast::OptimizerOption>, diags: &mut Diagnostics) -> f64 {
+    let Some(o) = eps else {
+        return 1e-8;
+    };
+    let eps = option_value(o);
+    if eps as f32 <= 0.0 {
+        let what = if eps > 0.0 {
+            "is 0 in 32-bit floats; it must be positive"
+        } else {
+            "must be positive"
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::Range,
+                o.value.as_ref().map_or(o.name.span, |v| v.span),
+                format!("eps {} {what}", number(eps)),
+            )
+            .with_hint("the usual value is 1e-8"),
+        );
+    }
+    eps
 }
 
 fn check_schedule(s: &ast::Schedule, diags: &mut Diagnostics) -> ir::Schedule {

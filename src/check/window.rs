@@ -94,125 +94,8 @@ pub fn lower(
     diags: &mut Diagnostics,
 ) -> Option<Spec> {
     let errors_before = diags.len();
-    let mut kernel = pool_kernel.and_then(|k| pair(k, "kernel", diags));
-    let mut stride = None;
-    let mut pad = None;
-    let mut round = None;
-    let mut dilation = None;
-    let mut groups = None;
-    let mut bias = true;
-    let mut output_pad = None;
-    let mut seen: Vec<(&'static str, Span)> = Vec::new();
-    for option in options {
-        let word = option_word(&option.kind);
-        if let Some(&(_, first)) = seen.iter().find(|(w, _)| *w == word) {
-            diags.push(
-                Diagnostic::new(Code::Repeated, option.span, format!("`{word}` is given twice"))
-                    .with_secondary(first, "first given here")
-                    .with_hint(format!(
-                        "each option of a {} layer may appear at most once",
-                        kind.word()
-                    )),
-            );
-            continue;
-        }
-        seen.push((word, option.span));
-        match &option.kind {
-            WindowOptionKind::Size(k) if kind.has_weights() => kernel = pair(k, "kernel", diags),
-            WindowOptionKind::Size(k) => diags.push(
-                Diagnostic::new(
-                    Code::NotAllowed,
-                    option.span,
-                    format!("{} takes its window size right after the keyword", kind.word()),
-                )
-                .with_hint(format!(
-                    "write `{} {}` and remove `kernel {}`",
-                    kind.word(),
-                    size_text(&k.value),
-                    size_text(&k.value)
-                )),
-            ),
-            WindowOptionKind::Stride(s) => stride = pair(s, "stride", diags),
-            WindowOptionKind::Pad(p) => pad = lower_pad(p, option.span, diags),
-            WindowOptionKind::Round(_) if kind == Kind::ConvTranspose => diags.push(
-                Diagnostic::new(
-                    Code::NotAllowed,
-                    option.span,
-                    "`round` is not an option of convtranspose",
-                )
-                .with_hint(
-                    "a transposed convolution's output size is always whole; `output_pad` adds rows and columns",
-                ),
-            ),
-            WindowOptionKind::OutputPad(o) if kind == Kind::ConvTranspose => output_pad = pair(o, "output_pad", diags),
-            WindowOptionKind::OutputPad(o) => diags.push(
-                Diagnostic::new(
-                    Code::NotAllowed,
-                    option.span,
-                    "`output_pad` is only for convtranspose layers",
-                )
-                .with_hint(format!("remove `output_pad {}`", size_text(&o.value))),
-            ),
-            WindowOptionKind::Round(Rounding::Ceil) if kind == Kind::Conv => diags.push(
-                Diagnostic::new(Code::NotAllowed, option.span, "`round ceil` is only for pooling layers")
-                    .with_hint("a conv layer may use `round floor`, or padding that makes the division exact"),
-            ),
-            WindowOptionKind::Round(r) => round = Some(*r),
-            WindowOptionKind::Dilation(_) | WindowOptionKind::Groups(_) | WindowOptionKind::BiasOff
-                if !kind.has_weights() =>
-            {
-                let text = match &option.kind {
-                    WindowOptionKind::Dilation(d) => format!("dilation {}", size_text(&d.value)),
-                    WindowOptionKind::Groups(g) => format!("groups {}", g.value),
-                    _ => "bias off".to_string(),
-                };
-                diags.push(
-                    Diagnostic::new(
-                        Code::NotAllowed,
-                        option.span,
-                        format!("`{word}` is only for conv layers"),
-                    )
-                    .with_hint(format!(
-                        "{} layers have no {}; remove `{text}`",
-                        kind.word(),
-                        match word {
-                            "dilation" => "dilation",
-                            "groups" => "channel groups",
-                            _ => "parameters",
-                        }
-                    )),
-                );
-            }
-            WindowOptionKind::Dilation(d) => {
-                dilation = pair(d, "dilation", diags);
-                if dilation.is_some_and(|d| d.contains(&0)) {
-                    diags.push(
-                        Diagnostic::new(Code::Size, option.span, "a dilation of 0 is not allowed")
-                            .with_hint("dilation is at least 1; 1 (the default) is a plain convolution"),
-                    );
-                }
-            }
-            WindowOptionKind::Groups(g) => {
-                if g.value == 0 {
-                    diags.push(
-                        Diagnostic::new(Code::Size, option.span, "groups 0 is not allowed").with_hint(
-                            "groups is at least 1; 1 (the default) connects every input channel to every filter",
-                        ),
-                    );
-                } else if g.value as u128 > super::MAX_ELEMENTS {
-                    diags.push(Diagnostic::new(
-                        Code::Size,
-                        option.span,
-                        format!("groups {} is too large", g.value),
-                    ));
-                } else {
-                    groups = Some((g.value as usize, option.span));
-                }
-            }
-            WindowOptionKind::BiasOff => bias = false,
-        }
-    }
-    if kind.has_weights() && !seen.iter().any(|(w, _)| *w == "kernel") {
+    let written = read_options(kind, pool_kernel, options, diags);
+    if kind.has_weights() && !written.seen.iter().any(|(w, _)| *w == "kernel") {
         diags.push(
             Diagnostic::new(
                 Code::Missing,
@@ -222,7 +105,7 @@ pub fn lower(
             .with_hint("add `kernel K`, for example `kernel 3`"),
         );
     }
-    let kernel = kernel?;
+    let kernel = written.kernel?;
     if kernel.contains(&0) {
         let span = option_span(options, "kernel")
             .or(pool_kernel.map(|k| k.span))
@@ -232,7 +115,7 @@ pub fn lower(
                 .with_hint("kernels are at least 1x1"),
         );
     }
-    let stride = stride.unwrap_or(match kind {
+    let stride = written.stride.unwrap_or(match kind {
         Kind::Conv | Kind::ConvTranspose => [1, 1],
         Kind::MaxPool | Kind::AvgPool => kernel,
     });
@@ -246,17 +129,17 @@ pub fn lower(
         kind,
         size: kernel,
         stride,
-        pad: pad.unwrap_or(Pad::Explicit {
+        pad: written.pad.unwrap_or(Pad::Explicit {
             before: [0, 0],
             after: [0, 0],
         }),
         pad_span: option_span(options, "pad").unwrap_or(keyword),
-        round,
-        dilation: dilation.unwrap_or([1, 1]),
-        groups: groups.map_or(1, |g| g.0),
-        groups_span: groups.map_or(keyword, |g| g.1),
-        bias,
-        output_pad: output_pad.unwrap_or([0, 0]),
+        round: written.round,
+        dilation: written.dilation.unwrap_or([1, 1]),
+        groups: written.groups.map_or(1, |g| g.0),
+        groups_span: written.groups.map_or(keyword, |g| g.1),
+        bias: written.bias,
+        output_pad: written.output_pad.unwrap_or([0, 0]),
         output_pad_span: option_span(options, "output_pad").unwrap_or(keyword),
     };
     // Padding limits are relative to the kernel: meaningless once it is 0. A
@@ -267,6 +150,167 @@ pub fn lower(
         _ => {}
     }
     (diags.len() == errors_before).then_some(spec)
+}
+
+/// A window's options as written (`None` when not given or wrong), before defaults.
+struct Written {
+    kernel: Option<[usize; 2]>,
+    stride: Option<[usize; 2]>,
+    pad: Option<Pad>,
+    round: Option<Rounding>,
+    dilation: Option<[usize; 2]>,
+    groups: Option<(usize, Span)>,
+    bias: bool,
+    output_pad: Option<[usize; 2]>,
+    /// Each option's word, where it was first given.
+    seen: Vec<(&'static str, Span)>,
+}
+
+/// Reads the options in order (a pooling layer's size after its keyword first):
+/// each at most once, each one that the kind of window takes, each value in range.
+fn read_options(
+    kind: Kind,
+    pool_kernel: Option<&ast::Spanned<Vec<u64>>>,
+    options: &[ast::WindowOption],
+    diags: &mut Diagnostics,
+) -> Written {
+    let mut written = Written {
+        kernel: pool_kernel.and_then(|k| pair(k, "kernel", diags)),
+        stride: None,
+        pad: None,
+        round: None,
+        dilation: None,
+        groups: None,
+        bias: true,
+        output_pad: None,
+        seen: Vec::new(),
+    };
+    for option in options {
+        let word = option_word(&option.kind);
+        if let Some(&(_, first)) = written.seen.iter().find(|(w, _)| *w == word) {
+            diags.push(
+                Diagnostic::new(Code::Repeated, option.span, format!("`{word}` is given twice"))
+                    .with_secondary(first, "first given here")
+                    .with_hint(format!(
+                        "each option of a {} layer may appear at most once",
+                        kind.word()
+                    )),
+            );
+            continue;
+        }
+        written.seen.push((word, option.span));
+        match not_allowed(kind, option, word) {
+            Some(d) => diags.push(d),
+            None => read_option(option, &mut written, diags),
+        }
+    }
+    written
+}
+
+/// The error for an option this kind of window does not take: a pooling size
+/// written as `kernel`, `round` on convtranspose, `output_pad` elsewhere, `round
+/// ceil` on conv, and the weights' options (`dilation`, `groups`, `bias`) on pooling.
+fn not_allowed(kind: Kind, option: &ast::WindowOption, word: &str) -> Option<Diagnostic> {
+    let d = match &option.kind {
+        WindowOptionKind::Size(k) if !kind.has_weights() => Diagnostic::new(
+            Code::NotAllowed,
+            option.span,
+            format!("{} takes its window size right after the keyword", kind.word()),
+        )
+        .with_hint(format!(
+            "write `{} {}` and remove `kernel {}`",
+            kind.word(),
+            size_text(&k.value),
+            size_text(&k.value)
+        )),
+        WindowOptionKind::Round(_) if kind == Kind::ConvTranspose => Diagnostic::new(
+            Code::NotAllowed,
+            option.span,
+            "`round` is not an option of convtranspose",
+        )
+        .with_hint("a transposed convolution's output size is always whole; `output_pad` adds rows and columns"),
+        WindowOptionKind::OutputPad(o) if kind != Kind::ConvTranspose => Diagnostic::new(
+            Code::NotAllowed,
+            option.span,
+            "`output_pad` is only for convtranspose layers",
+        )
+        .with_hint(format!("remove `output_pad {}`", size_text(&o.value))),
+        WindowOptionKind::Round(Rounding::Ceil) if kind == Kind::Conv => {
+            Diagnostic::new(Code::NotAllowed, option.span, "`round ceil` is only for pooling layers")
+                .with_hint("a conv layer may use `round floor`, or padding that makes the division exact")
+        }
+        WindowOptionKind::Dilation(_) | WindowOptionKind::Groups(_) | WindowOptionKind::BiasOff
+            if !kind.has_weights() =>
+        {
+            let text = match &option.kind {
+                WindowOptionKind::Dilation(d) => format!("dilation {}", size_text(&d.value)),
+                WindowOptionKind::Groups(g) => format!("groups {}", g.value),
+                _ => "bias off".to_string(),
+            };
+            Diagnostic::new(
+                Code::NotAllowed,
+                option.span,
+                format!("`{word}` is only for conv layers"),
+            )
+            .with_hint(format!(
+                "{} layers have no {}; remove `{text}`",
+                kind.word(),
+                match word {
+                    "dilation" => "dilation",
+                    "groups" => "channel groups",
+                    _ => "parameters",
+                }
+            ))
+        }
+        WindowOptionKind::Size(_)
+        | WindowOptionKind::Stride(_)
+        | WindowOptionKind::Pad(_)
+        | WindowOptionKind::Round(_)
+        | WindowOptionKind::OutputPad(_)
+        | WindowOptionKind::Dilation(_)
+        | WindowOptionKind::Groups(_)
+        | WindowOptionKind::BiasOff => return None,
+    };
+    Some(d)
+}
+
+/// Records the value of an option the window takes: sizes as pairs, a dilation
+/// and groups of at least 1 (and groups not absurdly many).
+fn read_option(option: &ast::WindowOption, written: &mut Written, diags: &mut Diagnostics) {
+    match &option.kind {
+        WindowOptionKind::Size(k) => written.kernel = pair(k, "kernel", diags),
+        WindowOptionKind::Stride(s) => written.stride = pair(s, "stride", diags),
+        WindowOptionKind::Pad(p) => written.pad = lower_pad(p, option.span, diags),
+        WindowOptionKind::OutputPad(o) => written.output_pad = pair(o, "output_pad", diags),
+        WindowOptionKind::Round(r) => written.round = Some(*r),
+        WindowOptionKind::Dilation(d) => {
+            written.dilation = pair(d, "dilation", diags);
+            if written.dilation.is_some_and(|d| d.contains(&0)) {
+                diags.push(
+                    Diagnostic::new(Code::Size, option.span, "a dilation of 0 is not allowed")
+                        .with_hint("dilation is at least 1; 1 (the default) is a plain convolution"),
+                );
+            }
+        }
+        WindowOptionKind::Groups(g) => {
+            if g.value == 0 {
+                diags.push(
+                    Diagnostic::new(Code::Size, option.span, "groups 0 is not allowed").with_hint(
+                        "groups is at least 1; 1 (the default) connects every input channel to every filter",
+                    ),
+                );
+            } else if g.value as u128 > super::MAX_ELEMENTS {
+                diags.push(Diagnostic::new(
+                    Code::Size,
+                    option.span,
+                    format!("groups {} is too large", g.value),
+                ));
+            } else {
+                written.groups = Some((g.value as usize, option.span));
+            }
+        }
+        WindowOptionKind::BiasOff => written.bias = false,
+    }
 }
 
 fn option_word(kind: &WindowOptionKind) -> &'static str {
