@@ -22,6 +22,7 @@ mod network;
 pub mod optim;
 pub mod pool;
 mod real;
+mod tensors;
 pub mod transpose;
 pub mod upsample;
 mod validate;
