@@ -203,16 +203,9 @@ enum Command {
 const MAX_FILE_BYTES: u64 = 16 << 20;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     match cli.command {
         Command::Check { files } => check(&files),
@@ -236,13 +229,9 @@ fn main() -> ExitCode {
             top,
             resize,
             model,
-        } => {
-            let chosen = match chosen_model(&file, model.as_deref()) {
-                Ok(m) => m,
-                Err(code) => return code,
-            };
+        } => with_model(&file, model.as_deref(), |chosen| {
             let request = predict::Predict {
-                model: &chosen,
+                model: chosen,
                 weights: weights.as_deref(),
                 seed,
                 images: &images,
@@ -251,14 +240,8 @@ fn main() -> ExitCode {
                 top,
                 resize,
             };
-            match predict::run(&request) {
-                Ok(lines) => {
-                    println!("{lines}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => reported(Err(e)),
-            }
-        }
+            printed(predict::run(&request))
+        }),
         Command::Train {
             file,
             data,
@@ -285,18 +268,7 @@ fn main() -> ExitCode {
                 weights,
                 no_resize,
             };
-            match train::run(&request) {
-                Ok(train::Ended::Done) => ExitCode::SUCCESS,
-                Ok(train::Ended::Interrupted(checkpoint)) => {
-                    eprintln!("stopped; checkpoint written to {checkpoint}");
-                    eprintln!("resume with the same command and --resume {checkpoint}");
-                    ExitCode::from(130)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
+            trained(train::run(&request))
         }
         Command::Bench {
             file,
@@ -304,46 +276,14 @@ fn main() -> ExitCode {
             threads,
             seconds,
             model,
-        } => {
-            let chosen = match chosen_model(&file, model.as_deref()) {
-                Ok(m) => m,
-                Err(code) => return code,
-            };
-            if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
-                return reported(Err(format!(
-                    "--seconds {seconds}: give a time between 0 and 600 seconds"
-                )));
-            }
-            let request = bench::Request {
-                model: &chosen,
-                batch: batch.map(|b| b as usize),
-                threads: threads.map(|t| t as usize),
-                seconds,
-            };
-            match bench::run(&request) {
-                Ok(text) => {
-                    println!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => reported(Err(e)),
-            }
-        }
+        } => run_bench(&file, model.as_deref(), batch, threads, seconds),
         Command::Import {
             file,
             output,
             weights,
             train,
             name,
-        } => {
-            let request = import::Import {
-                input: &file,
-                output: &output,
-                weights: weights.as_deref(),
-                train,
-                name: name.as_deref(),
-            };
-            reported(import::run(&request))
-        }
+        } => run_import(&file, &output, weights.as_deref(), train, name.as_deref()),
         Command::Inspect {
             file,
             weights,
@@ -361,6 +301,86 @@ fn main() -> ExitCode {
                 resize,
             };
             run_inspect(&file, model.as_deref(), &request)
+        }
+    }
+}
+
+/// The command line; on failure the exit code, clap's message printed (2 for a
+/// usage error, 0 for `--help` and `--version`).
+fn parse() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// `cnnc bench`: the model's speed through the executor, `seconds` per timed round.
+fn run_bench(file: &Path, only: Option<&str>, batch: Option<u64>, threads: Option<u64>, seconds: f64) -> ExitCode {
+    with_model(file, only, |chosen| {
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 600.0) {
+            return reported(Err(format!(
+                "--seconds {seconds}: give a time between 0 and 600 seconds"
+            )));
+        }
+        let request = bench::Request {
+            model: chosen,
+            batch: batch.map(|b| b as usize),
+            threads: threads.map(|t| t as usize),
+            seconds,
+        };
+        printed(bench::run(&request))
+    })
+}
+
+/// `cnnc import`: an ONNX file as a `.cnn` model (and its weights).
+fn run_import(file: &Path, output: &Path, weights: Option<&Path>, train: bool, name: Option<&str>) -> ExitCode {
+    let request = import::Import {
+        input: file,
+        output,
+        weights,
+        train,
+        name,
+    };
+    reported(import::run(&request))
+}
+
+/// Runs `f` on the model named `only` (or the only one) of the file at `path`;
+/// the exit code of [`chosen_model`] when there is none to run.
+fn with_model(path: &Path, only: Option<&str>, f: impl FnOnce(&cnnc::ir::Model) -> ExitCode) -> ExitCode {
+    match chosen_model(path, only) {
+        Ok(m) => f(&m),
+        Err(code) => code,
+    }
+}
+
+/// Exit 0 with the result on stdout, or 2 with the error (as [`reported`]).
+fn printed(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => reported(Err(e)),
+    }
+}
+
+/// `cnnc train`'s exit: 0 when done, 130 when interrupted (with how to resume),
+/// 1 with the error.
+fn trained(result: Result<train::Ended, String>) -> ExitCode {
+    match result {
+        Ok(train::Ended::Done) => ExitCode::SUCCESS,
+        Ok(train::Ended::Interrupted(checkpoint)) => {
+            eprintln!("stopped; checkpoint written to {checkpoint}");
+            eprintln!("resume with the same command and --resume {checkpoint}");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -47,35 +47,7 @@ pub fn run(r: &Request) -> Result<Ended, String> {
     crate::use_threads(r.threads)?;
     let format = data::detect(&r.data)?;
     let started = Instant::now();
-    let (model, written, loaded) = match &r.model {
-        Some(file) => {
-            let mut model = chosen_model(file, r.name.as_deref())?;
-            override_train(&mut model, r)?;
-            let loaded = load_for(&format, &model, r)?;
-            (model, None, loaded)
-        }
-        None => {
-            // Folders are read at the model's input size; the others as they are.
-            let read = match &format {
-                Format::Folder { .. } => None,
-                // At the first picture's size, rounded down to what two poolings divide.
-                Format::Segmentation { train, .. } => {
-                    Some(data::load(&format, &segmentation_input(train)?, true, true, 0)?)
-                }
-                _ => Some(data::load(&format, &[], true, true, 0)?),
-            };
-            let text = default_model(&format, &r.data, read.as_ref())?;
-            let mut model = cnnc::compile(&text)
-                .map_err(|d| d.render("model.cnn", &text))?
-                .remove(0);
-            override_train(&mut model, r)?;
-            let loaded = match read {
-                Some(loaded) => loaded,
-                None => load_for(&format, &model, r)?,
-            };
-            (model, Some(text), loaded)
-        }
-    };
+    let (model, written, loaded) = model_and_data(&format, r)?;
     let Some(train) = model.train.clone() else {
         return Err(format!(
             "model {} has no train block: add one (`train {{ loss cross_entropy optimizer adam lr 0.001 }}`)",
@@ -97,25 +69,7 @@ pub fn run(r: &Request) -> Result<Ended, String> {
     report_skipped(&loaded);
     let mut net = Executor::from_model(&model, train.seed);
     if let Some(path) = &r.weights {
-        let report = net.load_safetensors_partial(path).map_err(|e| e.to_string())?;
-        if report.loaded.is_empty() {
-            return Err(format!(
-                "{} holds none of model {}'s tensors (it has {}): nothing to start from",
-                path.display(),
-                model.name,
-                report.unexpected.join(", ")
-            ));
-        }
-        println!(
-            "started from {}: {} tensors loaded{}",
-            path.display(),
-            report.loaded.len(),
-            if report.missing.is_empty() {
-                String::new()
-            } else {
-                format!(", {} initialized ({})", report.missing.len(), report.missing.join(", "))
-            }
-        );
+        start_from(&mut net, path, &model)?;
     }
     let config = FitConfig::of(net.spec());
     println!(
@@ -152,38 +106,119 @@ pub fn run(r: &Request) -> Result<Ended, String> {
         "trained in {seconds:.1}s ({:.2}s per epoch)",
         epoch_seconds / report.history.len().max(1) as f64
     );
+    let mut saved = save_weights(&net, &stem, &classes)?;
+    let curves = r.out.join("training.svg");
+    training_svg(&report, &curves).map_err(|e| e.to_string())?;
+    saved.push(curves.display().to_string());
+    saved.push(checkpoint.display().to_string());
+    test(&mut net, &model, &loaded, &config, &classes, &saved)?;
+    Ok(Ended::Done)
+}
+
+/// The model to train, its text when it is the default one written for the data
+/// (no model file given), and the data read for it.
+fn model_and_data(format: &Format, r: &Request) -> Result<(ir::Model, Option<String>, Loaded), String> {
+    Ok(match &r.model {
+        Some(file) => {
+            let mut model = chosen_model(file, r.name.as_deref())?;
+            override_train(&mut model, r)?;
+            let loaded = load_for(format, &model, r)?;
+            (model, None, loaded)
+        }
+        None => {
+            // Folders are read at the model's input size; the others as they are.
+            let read = match format {
+                Format::Folder { .. } => None,
+                // At the first picture's size, rounded down to what two poolings divide.
+                Format::Segmentation { train, .. } => {
+                    Some(data::load(format, &segmentation_input(train)?, true, true, 0)?)
+                }
+                _ => Some(data::load(format, &[], true, true, 0)?),
+            };
+            let text = default_model(format, &r.data, read.as_ref())?;
+            let mut model = cnnc::compile(&text)
+                .map_err(|d| d.render("model.cnn", &text))?
+                .remove(0);
+            override_train(&mut model, r)?;
+            let loaded = match read {
+                Some(loaded) => loaded,
+                None => load_for(format, &model, r)?,
+            };
+            (model, Some(text), loaded)
+        }
+    })
+}
+
+/// `--weights`: loads the tensors of `path` that `model` has (fine-tuning) and
+/// says what was loaded; an error when it has none of them.
+fn start_from(net: &mut Executor, path: &Path, model: &ir::Model) -> Result<(), String> {
+    let report = net.load_safetensors_partial(path).map_err(|e| e.to_string())?;
+    if report.loaded.is_empty() {
+        return Err(format!(
+            "{} holds none of model {}'s tensors (it has {}): nothing to start from",
+            path.display(),
+            model.name,
+            report.unexpected.join(", ")
+        ));
+    }
+    println!(
+        "started from {}: {} tensors loaded{}",
+        path.display(),
+        report.loaded.len(),
+        if report.missing.is_empty() {
+            String::new()
+        } else {
+            format!(", {} initialized ({})", report.missing.len(), report.missing.join(", "))
+        }
+    );
+    Ok(())
+}
+
+/// Writes the trained weights to `stem`.safetensors and the class names beside
+/// them (when the data names its classes); returns the files written.
+fn save_weights(net: &Executor, stem: &Path, classes: &[String]) -> Result<Vec<String>, String> {
     let weights = stem.with_extension("safetensors");
     net.save_safetensors(&weights).map_err(|e| e.to_string())?;
     let mut saved = vec![weights.display().to_string()];
     if !classes.is_empty() {
         saved.push(
-            save_classes(&weights, &classes)
+            save_classes(&weights, classes)
                 .map_err(|e| e.to_string())?
                 .display()
                 .to_string(),
         );
     }
-    let curves = r.out.join("training.svg");
-    training_svg(&report, &curves).map_err(|e| e.to_string())?;
-    saved.push(curves.display().to_string());
-    saved.push(checkpoint.display().to_string());
-    let result = evaluate(&mut net, &loaded.test, config.loss, config.batch).map_err(|e| e.to_string())?;
+    Ok(saved)
+}
+
+/// Evaluates the trained model on the test samples and prints the results (the
+/// confusion matrix of a classifier, a segmenter's pixel accuracy and mean IoU)
+/// with the files `saved`.
+fn test(
+    net: &mut Executor,
+    model: &ir::Model,
+    loaded: &Loaded,
+    config: &FitConfig,
+    classes: &[String],
+    saved: &[String],
+) -> Result<(), String> {
+    let result = evaluate(net, &loaded.test, config.loss, config.batch).map_err(|e| e.to_string())?;
     if let Some(iou) = result.mean_iou {
         println!("test loss {:.4}; wrote {}", result.loss, saved.join(", "));
         println!("pixel accuracy: {:.2}%", result.accuracy.unwrap_or(0.0) * 100.0);
         println!("mean IoU: {iou:.4}");
-        return Ok(Ended::Done);
+        return Ok(());
     }
     if config.loss == Loss::CrossEntropy {
         // A model with more outputs than the data has classes (a fine-tuned head
         // left wider): the outputs past the named classes go by their numbers.
-        let mut names = classes.clone();
+        let mut names = classes.to_vec();
         if !names.is_empty() {
             names.extend((names.len()..model.output().len()).map(|k| k.to_string()));
         }
         println!(
             "{}",
-            confusion_matrix(&mut net, &loaded.test, &names).map_err(|e| e.to_string())?
+            confusion_matrix(net, &loaded.test, &names).map_err(|e| e.to_string())?
         );
     }
     println!("test loss {:.4}; wrote {}", result.loss, saved.join(", "));
@@ -191,7 +226,7 @@ pub fn run(r: &Request) -> Result<Ended, String> {
         Some(a) => println!("test accuracy: {:.2}%", a * 100.0),
         None => println!("test loss: {:.6}", result.loss),
     }
-    Ok(Ended::Done)
+    Ok(())
 }
 
 /// The data read for `model`: images at its input size, labels or values as its loss reads.

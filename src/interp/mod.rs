@@ -21,6 +21,7 @@ pub mod loss;
 mod network;
 pub mod optim;
 pub mod pool;
+mod tensors;
 use crate::real;
 pub mod transpose;
 pub mod upsample;

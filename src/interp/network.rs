@@ -5,10 +5,14 @@
 //! its input's gradient is the sum of the gradients both paths send back.
 
 use super::real::Real;
+use super::tensors::{
+    by_position, from_positions, image, internal, matrix, out_hw, per_channel, reshape, store, store_weighted, to_real,
+    vector, vector_mut,
+};
 use super::{activation, batchnorm, conv, dense, join, loss, pool, transpose, upsample, validate};
-use crate::ir::{self, Activation, Loss, Op, Shape};
+use crate::ir::{self, Activation, Loss, Op};
 use crate::rt::{Error, Target};
-use ndarray::{Array3, ArrayD, ArrayView1, ArrayView2, ArrayView4, ArrayViewD, ArrayViewMut1, Ix1, Ix2, Ix4, IxDyn};
+use ndarray::{ArrayD, ArrayView1, ArrayViewD, Ix1, IxDyn};
 use rand::{Rng, RngCore};
 use std::collections::{HashMap, HashSet};
 
@@ -571,22 +575,12 @@ impl<T: Real> Network<T> {
             y,
             saved,
         } = step;
-        let read = |r: &ir::Ref| {
-            outputs.get(&r.name).ok_or_else(|| {
-                internal(
-                    layer,
-                    &format!("reads `{}`, which the forward pass did not keep", r.name),
-                )
-            })
-        };
+        let read = |r: &ir::Ref| kept(outputs, r, layer);
         Ok(match &layer.op {
             Op::Conv(c) => {
                 let (w, _) = self.weight_bias(layer, slot, c.bias)?;
                 let g = conv::backward(image(x, layer)?, image(w, layer)?, c, image(dy, layer)?);
-                store(grads, slot.param, g.dw.into_dyn(), layer)?;
-                if c.bias {
-                    store(grads, slot.param + 1, g.db.into_dyn(), layer)?;
-                }
+                store_weighted(grads, slot.param, g.dw.into_dyn(), g.db.into_dyn(), c.bias, layer)?;
                 g.dx.into_dyn()
             }
             Op::MaxPool(win) => pool::max_backward(image(x, layer)?, win, image(dy, layer)?).into_dyn(),
@@ -596,10 +590,7 @@ impl<T: Real> Network<T> {
             Op::Dense(d) => {
                 let (w, _) = self.weight_bias(layer, slot, d.bias)?;
                 let g = dense::backward(vector(x, layer)?, vector(w, layer)?, vector(dy, layer)?);
-                store(grads, slot.param, g.dw.into_dyn(), layer)?;
-                if d.bias {
-                    store(grads, slot.param + 1, g.db.into_dyn(), layer)?;
-                }
+                store_weighted(grads, slot.param, g.dw.into_dyn(), g.db.into_dyn(), d.bias, layer)?;
                 g.dx.into_dyn()
             }
             Op::Dropout(_) => match saved {
@@ -642,10 +633,7 @@ impl<T: Real> Network<T> {
             Op::ConvTranspose(t) => {
                 let (w, _) = self.weight_bias(layer, slot, t.bias)?;
                 let g = transpose::backward(image(x, layer)?, image(w, layer)?, t, image(dy, layer)?);
-                store(grads, slot.param, g.dw.into_dyn(), layer)?;
-                if t.bias {
-                    store(grads, slot.param + 1, g.db.into_dyn(), layer)?;
-                }
+                store_weighted(grads, slot.param, g.dw.into_dyn(), g.db.into_dyn(), t.bias, layer)?;
                 g.dx.into_dyn()
             }
             Op::GlobalMaxPool => {
@@ -764,6 +752,16 @@ impl<T: Real> Network<T> {
     }
 }
 
+/// The output `r` names, which the forward pass kept for the layer reading it.
+fn kept<'o, T>(outputs: &'o Outputs<T>, r: &ir::Ref, layer: &ir::Layer) -> Result<&'o ArrayD<T>, Error> {
+    outputs.get(&r.name).ok_or_else(|| {
+        internal(
+            layer,
+            &format!("reads `{}`, which the forward pass did not keep", r.name),
+        )
+    })
+}
+
 /// Every buffer at its start: running mean 0, running variance 1.
 fn initial_buffers<T: Real>(model: &ir::Model) -> Vec<ArrayD<T>> {
     model
@@ -778,109 +776,4 @@ fn initial_buffers<T: Real>(model: &ir::Model) -> Vec<ArrayD<T>> {
             ArrayD::from_elem(IxDyn(&b.shape), start)
         })
         .collect()
-}
-
-/// Stores a parameter gradient (each parameter is used once, so it is set, not added).
-fn store<T>(grads: &mut [ArrayD<T>], k: usize, value: ArrayD<T>, layer: &ir::Layer) -> Result<(), Error> {
-    let slot = grads
-        .get_mut(k)
-        .ok_or_else(|| internal(layer, "has no parameter slot"))?;
-    *slot = value;
-    Ok(())
-}
-
-fn to_real<T: Real>(v: f32) -> T {
-    T::from_f64(v as f64)
-}
-
-/// An inconsistency in a hand-built IR (the checker never produces one).
-fn internal(layer: &ir::Layer, what: &str) -> Error {
-    Error::Config(format!(
-        "layer {} {what} (the model IR is inconsistent: {} -> {})",
-        layer.name, layer.input, layer.output
-    ))
-}
-
-fn image<'a, T>(a: ArrayViewD<'a, T>, layer: &ir::Layer) -> Result<ArrayView4<'a, T>, Error> {
-    let given = a.shape().to_vec();
-    a.into_dimensionality::<Ix4>()
-        .map_err(|_| internal(layer, &format!("needs a 4-D tensor, got shape {given:?}")))
-}
-
-fn vector<'a, T>(a: ArrayViewD<'a, T>, layer: &ir::Layer) -> Result<ArrayView2<'a, T>, Error> {
-    let given = a.shape().to_vec();
-    a.into_dimensionality::<Ix2>()
-        .map_err(|_| internal(layer, &format!("needs a 2-D tensor, got shape {given:?}")))
-}
-
-/// `[N, C, ...]` as `[N, C, S]` (S the positions per channel; 1 for `[N, C]`).
-fn per_channel<T: Real>(a: ArrayViewD<T>, layer: &ir::Layer) -> Result<Array3<T>, Error> {
-    let shape = a.shape();
-    if shape.len() < 2 {
-        return Err(internal(
-            layer,
-            &format!("needs a batch of channels, got shape {shape:?}"),
-        ));
-    }
-    let positions = shape[2..].iter().product();
-    let values: Vec<T> = a.iter().copied().collect();
-    Array3::from_shape_vec((shape[0], shape[1], positions), values)
-        .map_err(|_| internal(layer, "cannot be viewed per channel"))
-}
-
-fn vector_mut<'a, T>(a: &'a mut ArrayD<T>, layer: &ir::Layer) -> Result<ArrayViewMut1<'a, T>, Error> {
-    a.view_mut()
-        .into_dimensionality::<Ix1>()
-        .map_err(|_| internal(layer, "has running statistics that are not vectors"))
-}
-
-fn matrix<'a, T>(a: ArrayViewD<'a, T>, what: &str) -> Result<ArrayView2<'a, T>, Error> {
-    let given = a.shape().to_vec();
-    a.into_dimensionality::<Ix2>().map_err(|_| Error::Shape {
-        what: what.to_string(),
-        expected: "[N, classes]".to_string(),
-        given,
-    })
-}
-
-/// `[N, C]` as is, `[N, C, H, W]` as `[N·H·W, C]`: a row per position, over the
-/// channels (per-position softmax and cross-entropy).
-fn by_position<T: Real>(a: ArrayViewD<T>) -> ndarray::Array2<T> {
-    let shape = a.shape().to_vec();
-    let c = shape.get(1).copied().unwrap_or(1);
-    let rows = a.len() / c.max(1);
-    let mut order: Vec<usize> = (0..shape.len()).collect();
-    if shape.len() > 2 {
-        order.remove(1);
-        order.push(1);
-    }
-    let values: Vec<T> = a.permuted_axes(order).iter().copied().collect();
-    ndarray::Array2::from_shape_vec((rows, c), values).expect("a row per position")
-}
-
-/// The inverse of [`by_position`] for a tensor of `shape`.
-fn from_positions<T: Real>(m: ndarray::Array2<T>, shape: &[usize]) -> ArrayD<T> {
-    if shape.len() <= 2 {
-        return m.into_shape_with_order(IxDyn(shape)).expect("the same length");
-    }
-    let mut permuted = vec![shape[0]];
-    permuted.extend_from_slice(&shape[2..]);
-    permuted.push(shape[1]);
-    let a = m.into_shape_with_order(IxDyn(&permuted)).expect("the same length");
-    let mut back: Vec<usize> = vec![0, shape.len() - 1];
-    back.extend(1..shape.len() - 1);
-    a.permuted_axes(back).as_standard_layout().into_owned()
-}
-
-fn out_hw(layer: &ir::Layer) -> Result<(usize, usize), Error> {
-    match layer.output {
-        Shape::Image { h, w, .. } => Ok((h, w)),
-        Shape::Vector(_) => Err(internal(layer, "has a vector output")),
-    }
-}
-
-/// The same values in row-major (C, H, W) order, with a new shape.
-fn reshape<T: Real>(a: ArrayViewD<T>, shape: &[usize], layer: &ir::Layer) -> Result<ArrayD<T>, Error> {
-    let values: Vec<T> = a.iter().copied().collect();
-    ArrayD::from_shape_vec(IxDyn(shape), values).map_err(|_| internal(layer, &format!("cannot reshape to {shape:?}")))
 }

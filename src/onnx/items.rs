@@ -466,78 +466,15 @@ pub fn conv_transpose(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Resu
             ))
         }
     }
-    let stride = two(ctx, node, "strides", 1)?;
-    let dilation = two(ctx, node, "dilations", 1)?;
-    let output_pad = two(ctx, node, "output_padding", 0)?;
-    let pad = match node.ints("pads").as_slice() {
-        [] => [0, 0],
-        [t, l, b, r] if t == b && l == r && [t, l].iter().all(|v| (0..=1 << 20).contains(*v)) => {
-            [*t as usize, *l as usize]
-        }
-        other => {
-            return Err(ctx.fail(
-                node,
-                &format!(
-                    "`pads` is {other:?}; a transposed convolution's padding is read when it is the same on both \
-                     sides of each axis (PyTorch's `padding`)"
-                ),
-            ))
-        }
+    let t = Transposed {
+        kernel: [kh, kw],
+        stride: two(ctx, node, "strides", 1)?,
+        dilation: two(ctx, node, "dilations", 1)?,
+        output_pad: two(ctx, node, "output_padding", 0)?,
+        pad: symmetric_pads(ctx, node)?,
     };
-    let kernel = [kh, kw];
-    let mut out = [0; 2];
-    for axis in 0..2 {
-        let (s, d, o, p) = (stride[axis], dilation[axis], output_pad[axis], pad[axis]);
-        if o >= s.max(d) || o >= s + p {
-            return Err(ctx.fail(
-                node,
-                &format!(
-                    "`output_padding` {o} with stride {s}, dilation {d} and pad {p}: the language needs it smaller \
-                     than the stride or the dilation, and than the stride plus the padding"
-                ),
-            ));
-        }
-        let input = [h, w][axis] as u128;
-        let full = (input - 1) * s as u128 + (d * (kernel[axis] - 1) + o + 1) as u128;
-        if full > LARGEST {
-            return Err(ctx.fail(node, &format!("outputs {full} rows or columns, more than cnnc reads")));
-        }
-        out[axis] = (full as usize).checked_sub(2 * p).filter(|&v| v >= 1).ok_or_else(|| {
-            ctx.fail(
-                node,
-                &format!("pads of {p} leave no output of the {full} rows or columns (axis {axis})"),
-            )
-        })?;
-    }
-    if let Some(given) = Some(node.ints("output_shape")).filter(|v| !v.is_empty()) {
-        let tail: Vec<i64> = given.iter().rev().take(2).rev().copied().collect();
-        if tail != [out[0] as i64, out[1] as i64] {
-            return Err(ctx.fail(
-                node,
-                &format!(
-                    "`output_shape` {given:?} is not the {}x{} its pads give; export it with explicit `pads` and \
-                     `output_padding`",
-                    out[0], out[1]
-                ),
-            ));
-        }
-    }
-    let mut text = format!("convtranspose {f} kernel {}", pair(kernel));
-    if stride != [1, 1] {
-        let _ = write!(text, " stride {}", pair(stride));
-    }
-    if pad != [0, 0] {
-        let _ = write!(text, " pad {}", pair(pad));
-    }
-    if output_pad != [0, 0] {
-        let _ = write!(text, " output_pad {}", pair(output_pad));
-    }
-    if dilation != [1, 1] {
-        let _ = write!(text, " dilation {}", pair(dilation));
-    }
-    if groups != 1 {
-        let _ = write!(text, " groups {groups}");
-    }
+    let out = t.output(ctx, node, [h, w])?;
+    let mut text = t.text(f, groups);
     let mut tensors = vec![weight];
     match node.inputs.get(2) {
         Some(_) => tensors.push(bias_of(ctx, node, 2, f)?),
@@ -549,4 +486,102 @@ pub fn conv_transpose(ctx: &dyn Context, node: &Node, shape: &mut Shape) -> Resu
         w: out[1],
     };
     Ok(Item::layer(&text, item_name(ctx.graph(), node), tensors))
+}
+
+/// A transposed convolution's window, per axis.
+struct Transposed {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    output_pad: [usize; 2],
+    pad: [usize; 2],
+}
+
+/// A transposed convolution's padding per axis: ONNX `pads` when it is the same
+/// on both sides of each axis (PyTorch's `padding`).
+fn symmetric_pads(ctx: &dyn Context, node: &Node) -> Result<[usize; 2], String> {
+    match node.ints("pads").as_slice() {
+        [] => Ok([0, 0]),
+        [t, l, b, r] if t == b && l == r && [t, l].iter().all(|v| (0..=1 << 20).contains(*v)) => {
+            Ok([*t as usize, *l as usize])
+        }
+        other => Err(ctx.fail(
+            node,
+            &format!(
+                "`pads` is {other:?}; a transposed convolution's padding is read when it is the same on both \
+                 sides of each axis (PyTorch's `padding`)"
+            ),
+        )),
+    }
+}
+
+impl Transposed {
+    /// The output height and width over an input of `hw`, checked against the
+    /// node's `output_shape` when it has one.
+    fn output(&self, ctx: &dyn Context, node: &Node, hw: [usize; 2]) -> Result<[usize; 2], String> {
+        let mut out = [0; 2];
+        for axis in 0..2 {
+            let (s, d, o, p) = (
+                self.stride[axis],
+                self.dilation[axis],
+                self.output_pad[axis],
+                self.pad[axis],
+            );
+            if o >= s.max(d) || o >= s + p {
+                return Err(ctx.fail(
+                    node,
+                    &format!(
+                        "`output_padding` {o} with stride {s}, dilation {d} and pad {p}: the language needs it smaller \
+                         than the stride or the dilation, and than the stride plus the padding"
+                    ),
+                ));
+            }
+            let input = hw[axis] as u128;
+            let full = (input - 1) * s as u128 + (d * (self.kernel[axis] - 1) + o + 1) as u128;
+            if full > LARGEST {
+                return Err(ctx.fail(node, &format!("outputs {full} rows or columns, more than cnnc reads")));
+            }
+            out[axis] = (full as usize).checked_sub(2 * p).filter(|&v| v >= 1).ok_or_else(|| {
+                ctx.fail(
+                    node,
+                    &format!("pads of {p} leave no output of the {full} rows or columns (axis {axis})"),
+                )
+            })?;
+        }
+        if let Some(given) = Some(node.ints("output_shape")).filter(|v| !v.is_empty()) {
+            let tail: Vec<i64> = given.iter().rev().take(2).rev().copied().collect();
+            if tail != [out[0] as i64, out[1] as i64] {
+                return Err(ctx.fail(
+                    node,
+                    &format!(
+                        "`output_shape` {given:?} is not the {}x{} its pads give; export it with explicit `pads` and \
+                         `output_padding`",
+                        out[0], out[1]
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `.cnn` layer of `f` filters in `groups` groups, without its bias option.
+    fn text(&self, f: usize, groups: usize) -> String {
+        let mut text = format!("convtranspose {f} kernel {}", pair(self.kernel));
+        if self.stride != [1, 1] {
+            let _ = write!(text, " stride {}", pair(self.stride));
+        }
+        if self.pad != [0, 0] {
+            let _ = write!(text, " pad {}", pair(self.pad));
+        }
+        if self.output_pad != [0, 0] {
+            let _ = write!(text, " output_pad {}", pair(self.output_pad));
+        }
+        if self.dilation != [1, 1] {
+            let _ = write!(text, " dilation {}", pair(self.dilation));
+        }
+        if groups != 1 {
+            let _ = write!(text, " groups {groups}");
+        }
+        text
+    }
 }

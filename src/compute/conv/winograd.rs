@@ -322,12 +322,8 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
     let rf = balanced(k, (acc / cv).min(rf_max));
     let blocks = k.div_ceil(rf);
     let (vs, ms) = (v_stride(s, &z), m_stride(s, &z));
-    let (u, rest) = scratch.split_at_mut(aa * c * blocks * rf);
-    let (v, rest) = rest.split_at_mut(aa * vs + CHUNK);
-    let (mm, rest) = rest.split_at_mut(aa * ms + CHUNK);
-    let (plane, rest) = rest.split_at_mut((z.th * m + 2) * z.rs);
     let tws = round_up(z.tw, CHUNK);
-    let osplit = &mut rest[..m * m * tws];
+    let [u, v, mm, plane, osplit] = split_scratch(scratch, &z, aa * c * blocks * rf, vs, ms, tws);
     transform_weights(s, w, rf, u);
     let rows = n * z.th;
     for r0 in (0..rows).step_by(z.rb) {
@@ -424,6 +420,27 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
             }
         }
     }
+}
+
+/// The forward pass's scratch, split: the transformed weights (`u_len`
+/// floats), the transformed inputs and the products (`vs` and `ms` floats per
+/// ξ), one input channel's split plane, and the output transform's rows (`tws`
+/// floats each).
+#[inline(always)]
+fn split_scratch<'s>(
+    scratch: &'s mut [f32],
+    z: &Sizes,
+    u_len: usize,
+    vs: usize,
+    ms: usize,
+    tws: usize,
+) -> [&'s mut [f32]; 5] {
+    let (m, aa) = (M, A * A);
+    let (u, rest) = scratch.split_at_mut(u_len);
+    let (v, rest) = rest.split_at_mut(aa * vs + CHUNK);
+    let (mm, rest) = rest.split_at_mut(aa * ms + CHUNK);
+    let (plane, rest) = rest.split_at_mut((z.th * m + 2) * z.rs);
+    [u, v, mm, plane, &mut rest[..m * m * tws]]
 }
 
 /// `row[t * 4 + r2] = f(src[r2 * tws + t])`: interleaves one output row's

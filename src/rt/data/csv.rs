@@ -70,27 +70,10 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset,
         path: shown.clone(),
         source,
     };
-    let at = |line: u64, column: Option<usize>, message: String| Error::Format {
-        path: shown.clone(),
-        message: match column {
-            Some(c) => format!("line {line}, column {c}: {message}"),
-            None => format!("line {line}: {message}"),
-        },
-    };
+    let at = |line: u64, column: Option<usize>, message: String| at_line(&shown, line, column, message);
     let file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let bar = if size > PROGRESS_BYTES && std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(size);
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("reading {msg} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_message(shown.clone());
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar(size, &shown);
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -98,9 +81,7 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset,
         .delimiter(options.delimiter)
         .from_reader(bar.wrap_read(std::io::BufReader::new(file)));
 
-    let mut features: Vec<f32> = Vec::new();
-    let mut labels: Vec<usize> = Vec::new();
-    let mut values: Vec<f32> = Vec::new();
+    let mut columns = Columns::default();
     // The number of columns and the line that set it.
     let mut width: Option<(usize, u64)> = None;
     let mut first = true;
@@ -120,106 +101,180 @@ pub fn read_csv(path: impl AsRef<Path>, options: &CsvOptions) -> Result<Dataset,
         let line = record.position().map_or(0, |p| p.line());
         if first {
             first = false;
-            let numeric = record.iter().filter(|f| f.parse::<f64>().is_ok()).count();
-            let is_word = |f: &str| !f.is_empty() && f.parse::<f64>().is_err();
-            let words = record.iter().filter(|f| is_word(f)).count();
-            let header = match options.header {
-                Header::Present => true,
-                Header::Absent => false,
-                Header::Auto if numeric == 0 => true,
-                // Numbers and empty fields: data, whose empty fields are reported below.
-                Header::Auto if words == 0 => false,
-                Header::Auto => {
-                    let (column, word) = record
-                        .iter()
-                        .enumerate()
-                        .find(|(_, f)| is_word(f))
-                        .map_or((0, ""), |(i, f)| (i + 1, f));
-                    return Err(at(
-                        line,
-                        Some(column),
-                        format!(
-                            "`{}` is not a number, but other fields of the first line are: \
-                             a header line holds no numbers (or set the header option)",
-                            short(word)
-                        ),
-                    ));
-                }
-            };
-            if header {
-                if record.len() < 2 {
-                    return Err(at(
-                        line,
-                        None,
-                        format!(
-                            "the header has {} column; at least 2 are needed (features, then the target)",
-                            record.len()
-                        ),
-                    ));
-                }
+            if is_header(&record, options.header, &shown, line)? {
                 width = Some((record.len(), line));
                 continue;
             }
         }
-        match width {
-            None if record.len() < 2 => {
-                return Err(at(
-                    line,
-                    None,
-                    format!(
-                        "{} column; at least 2 are needed (features, then the target in the last column)",
-                        record.len()
-                    ),
-                ))
-            }
-            None => width = Some((record.len(), line)),
-            Some((w, from)) if w != record.len() => {
-                return Err(at(
-                    line,
-                    None,
-                    format!(
-                        "{} columns, but line {from} has {w}: every line needs the same number",
-                        record.len()
-                    ),
-                ))
-            }
-            Some(_) => {}
-        }
-        let last = record.len() - 1;
-        for (i, field) in record.iter().enumerate().take(last) {
-            features.push(number(field).map_err(|m| at(line, Some(i + 1), m))?);
-        }
-        let target = &record[last];
-        match options.target {
-            CsvTarget::Label => labels.push(target.parse::<usize>().map_err(|_| {
-                at(
-                    line,
-                    Some(last + 1),
-                    format!("label `{}` is not a class index (a whole number >= 0)", short(target)),
-                )
-            })?),
-            CsvTarget::Value => values.push(number(target).map_err(|m| at(line, Some(last + 1), m))?),
-        }
+        check_width(&mut width, &record, &shown, line)?;
+        columns.push(&record, options.target, &shown, line)?;
     }
     bar.finish_and_clear();
-    let (columns, _) = width.unwrap_or((1, 0));
-    let n = labels.len().max(values.len());
-    if n == 0 {
-        return Err(Error::Format {
-            path: shown,
-            message: "no data lines".into(),
-        });
+    let (width, _) = width.unwrap_or((1, 0));
+    columns.dataset(width, options.target, shown)
+}
+
+/// A format error at `line` (and `column`, when known) of the file `shown`.
+fn at_line(shown: &str, line: u64, column: Option<usize>, message: String) -> Error {
+    Error::Format {
+        path: shown.to_string(),
+        message: match column {
+            Some(c) => format!("line {line}, column {c}: {message}"),
+            None => format!("line {line}: {message}"),
+        },
     }
-    let format = |e: ndarray::ShapeError| Error::Format {
-        path: shown.clone(),
-        message: e.to_string(),
+}
+
+/// A progress bar over the file's `size` bytes for a large file read on a
+/// terminal; a hidden one otherwise.
+fn progress_bar(size: u64, shown: &str) -> indicatif::ProgressBar {
+    if size > PROGRESS_BYTES && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(size);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("reading {msg} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(shown.to_string());
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// Whether the first line `record` (at `line`) is a header, as `header` says or,
+/// for [`Header::Auto`], as its fields show; a header must name at least 2 columns.
+fn is_header(record: &::csv::StringRecord, header: Header, shown: &str, line: u64) -> Result<bool, Error> {
+    let at = |column: Option<usize>, message: String| at_line(shown, line, column, message);
+    let numeric = record.iter().filter(|f| f.parse::<f64>().is_ok()).count();
+    let is_word = |f: &str| !f.is_empty() && f.parse::<f64>().is_err();
+    let words = record.iter().filter(|f| is_word(f)).count();
+    let header = match header {
+        Header::Present => true,
+        Header::Absent => false,
+        Header::Auto if numeric == 0 => true,
+        // Numbers and empty fields: data, whose empty fields are reported below.
+        Header::Auto if words == 0 => false,
+        Header::Auto => {
+            let (column, word) = record
+                .iter()
+                .enumerate()
+                .find(|(_, f)| is_word(f))
+                .map_or((0, ""), |(i, f)| (i + 1, f));
+            return Err(at(
+                Some(column),
+                format!(
+                    "`{}` is not a number, but other fields of the first line are: \
+                     a header line holds no numbers (or set the header option)",
+                    short(word)
+                ),
+            ));
+        }
     };
-    let inputs = ArrayD::from_shape_vec(IxDyn(&[n, columns - 1]), features).map_err(format)?;
-    let targets = match options.target {
-        CsvTarget::Label => Targets::Labels(labels),
-        CsvTarget::Value => Targets::Values(ArrayD::from_shape_vec(IxDyn(&[n, 1]), values).map_err(format)?),
-    };
-    Dataset::new(inputs, targets)
+    if header && record.len() < 2 {
+        return Err(at(
+            None,
+            format!(
+                "the header has {} column; at least 2 are needed (features, then the target)",
+                record.len()
+            ),
+        ));
+    }
+    Ok(header)
+}
+
+/// Checks that the data line `record` (at `line`) has at least 2 columns and as
+/// many as the lines before it; the first line sets `width`.
+fn check_width(
+    width: &mut Option<(usize, u64)>,
+    record: &::csv::StringRecord,
+    shown: &str,
+    line: u64,
+) -> Result<(), Error> {
+    match *width {
+        None if record.len() < 2 => {
+            return Err(at_line(
+                shown,
+                line,
+                None,
+                format!(
+                    "{} column; at least 2 are needed (features, then the target in the last column)",
+                    record.len()
+                ),
+            ))
+        }
+        None => *width = Some((record.len(), line)),
+        Some((w, from)) if w != record.len() => {
+            return Err(at_line(
+                shown,
+                line,
+                None,
+                format!(
+                    "{} columns, but line {from} has {w}: every line needs the same number",
+                    record.len()
+                ),
+            ))
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// The values read so far: every line's features, then its label or target value.
+#[derive(Default)]
+struct Columns {
+    features: Vec<f32>,
+    labels: Vec<usize>,
+    values: Vec<f32>,
+}
+
+impl Columns {
+    /// Reads the data line `record` (at `line`): its features and, in the last
+    /// column, its target.
+    fn push(&mut self, record: &::csv::StringRecord, target: CsvTarget, shown: &str, line: u64) -> Result<(), Error> {
+        let at = |column: Option<usize>, message: String| at_line(shown, line, column, message);
+        let last = record.len() - 1;
+        for (i, field) in record.iter().enumerate().take(last) {
+            self.features.push(number(field).map_err(|m| at(Some(i + 1), m))?);
+        }
+        let value = &record[last];
+        match target {
+            CsvTarget::Label => self.labels.push(value.parse::<usize>().map_err(|_| {
+                at(
+                    Some(last + 1),
+                    format!("label `{}` is not a class index (a whole number >= 0)", short(value)),
+                )
+            })?),
+            CsvTarget::Value => self.values.push(number(value).map_err(|m| at(Some(last + 1), m))?),
+        }
+        Ok(())
+    }
+
+    /// The data set of the lines read, of `columns` columns each.
+    fn dataset(self, columns: usize, target: CsvTarget, shown: String) -> Result<Dataset, Error> {
+        let Columns {
+            features,
+            labels,
+            values,
+        } = self;
+        let n = labels.len().max(values.len());
+        if n == 0 {
+            return Err(Error::Format {
+                path: shown,
+                message: "no data lines".into(),
+            });
+        }
+        let format = |e: ndarray::ShapeError| Error::Format {
+            path: shown.clone(),
+            message: e.to_string(),
+        };
+        let inputs = ArrayD::from_shape_vec(IxDyn(&[n, columns - 1]), features).map_err(format)?;
+        let targets = match target {
+            CsvTarget::Label => Targets::Labels(labels),
+            CsvTarget::Value => Targets::Values(ArrayD::from_shape_vec(IxDyn(&[n, 1]), values).map_err(format)?),
+        };
+        Dataset::new(inputs, targets)
+    }
 }
 
 /// A finite number, or what is wrong with the field.

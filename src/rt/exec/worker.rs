@@ -100,6 +100,74 @@ fn write_dx(
     }
 }
 
+/// As [`write_dx`] for input 0 of a step whose backward pass computes nothing
+/// but that input's gradient: `f` runs only where the gradient is wanted.
+fn write_input_dx(
+    d: &mut [Vec<f32>],
+    dtmp: &mut [f32],
+    step: &ExecStep,
+    len: usize,
+    pass: &Pass<'_>,
+    f: impl FnOnce(&mut [f32]),
+) {
+    write_dx(d, dtmp, step, 0, len, pass, |dx| {
+        if let Some(dx) = dx {
+            f(dx)
+        }
+    });
+}
+
+/// Whether input `k`'s gradient is added to (`Some(true)`), written
+/// (`Some(false)`) or skipped (`None`, the model input's unwanted gradient).
+fn accumulates(step: &ExecStep, k: usize, pass: &Pass<'_>) -> Option<bool> {
+    match dx_mode(step, k, pass) {
+        Dx::Skip => None,
+        Dx::Direct => Some(false),
+        Dx::Accumulate => Some(true),
+    }
+}
+
+/// The backward pass of an activation fused into a step's store: turns `dy`,
+/// the gradient of the activation's output `y`, into that of its input.
+fn fused_backward(act: Activation, y: &[f32], dy: &mut [f32]) {
+    if act != Activation::Identity {
+        act.backward(y, dy);
+    }
+}
+
+/// An add step's backward pass: `dy` goes to both inputs' gradients.
+fn add_backward(d: &mut [Vec<f32>], step: &ExecStep, pass: &Pass<'_>, dy: &[f32]) {
+    let ylen = dy.len();
+    for k in 0..2 {
+        let b = step.inputs[k];
+        match dx_mode(step, k, pass) {
+            Dx::Skip => {}
+            Dx::Direct => d[b][..ylen].copy_from_slice(dy),
+            Dx::Accumulate => compute::norm::accumulate(&mut d[b][..ylen], dy),
+        }
+    }
+}
+
+/// A mul step's backward pass: each input's gradient is `dy` times the other
+/// input (`len` floats per sample of the output).
+fn mul_backward(
+    a: &[Vec<f32>],
+    d: &mut [Vec<f32>],
+    step: &ExecStep,
+    pass: &Pass<'_>,
+    dy: &[f32],
+    shape: compute::join::MulShape,
+    len: usize,
+) {
+    for k in 0..2 {
+        let Some(accumulate) = accumulates(step, k, pass) else {
+            continue;
+        };
+        let (b, other) = (step.inputs[k], step.inputs[1 - k]);
+        compute::join::mul_backward(shape, k, dy, &a[other], &mut d[b], pass.n, len, accumulate);
+    }
+}
+
 impl ExecWorker {
     /// Runs `step`, step `s` of the plan (of the inference plan when `folded`
     /// weights may be read; `s` then only names a mask that goes unused).
@@ -170,6 +238,8 @@ impl ExecWorker {
         a[step.output] = y_buf;
     }
 
+    /// The backward pass of step `s` of the plan: adds its parameter gradients to
+    /// `grads` and writes (or adds) its inputs' gradients.
     fn backward_step(&mut self, s: usize, pass: &Pass<'_>, grads: &mut [f32]) {
         let ExecWorker {
             program,
@@ -191,43 +261,31 @@ impl ExecWorker {
         let y = &a[o][..ylen];
         let w = step.weight.clone().map_or(&[][..], |r| &p[r]);
         match &step.op {
-            Op::Normalize { area, std, .. } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                if let Some(dx) = dx {
-                    compute::norm::normalize_backward(dy, dx, n, std, *area)
-                }
+            Op::Normalize { area, std, .. } => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+                compute::norm::normalize_backward(dy, dx, n, std, *area)
             }),
             Op::Conv { shape, act } => {
-                if *act != Activation::Identity {
-                    act.backward(y, dy);
-                }
+                fused_backward(*act, y, dy);
                 let (dw, db) = weight_grads(grads, step);
                 write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
                     k::conv_backward_dyn(shape, x, w, dy, dw, db, dx, n, scratch)
                 });
             }
             Op::Dense { inputs, outputs, act } => {
-                if *act != Activation::Identity {
-                    act.backward(y, dy);
-                }
+                fused_backward(*act, y, dy);
                 let (dw, db) = weight_grads(grads, step);
                 write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
                     k::dense_backward_dyn(*inputs, *outputs, x, w, dy, dw, db, dx, n, scratch)
                 });
             }
-            Op::MaxPool(shape) => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                if let Some(dx) = dx {
-                    k::max_pool_backward_dyn(shape, x, dy, dx, n)
-                }
+            Op::MaxPool(shape) => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+                k::max_pool_backward_dyn(shape, x, dy, dx, n)
             }),
-            Op::AvgPool(shape) => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                if let Some(dx) = dx {
-                    k::avg_pool_backward_dyn(shape, dy, dx, n)
-                }
+            Op::AvgPool(shape) => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+                k::avg_pool_backward_dyn(shape, dy, dx, n)
             }),
-            Op::GlobalAvgPool { channels, area } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                if let Some(dx) = dx {
-                    compute::pool::global_avg_backward(*channels, *area, dy, dx, n)
-                }
+            Op::GlobalAvgPool { channels, area } => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+                compute::pool::global_avg_backward(*channels, *area, dy, dx, n)
             }),
             Op::BatchNorm {
                 channels, area, shared, ..
@@ -237,17 +295,11 @@ impl ExecWorker {
                     &pass.shared[*shared..shared + 2 * c],
                     &pass.shared[shared + 2 * c..shared + 4 * c],
                 );
-                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                    if let Some(dx) = dx {
-                        compute::norm::bn_backward_input(x, dy, dx, n, c, *area, stats, sums, w, pass.batch * area)
-                    }
+                write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+                    compute::norm::bn_backward_input(x, dy, dx, n, c, *area, stats, sums, w, pass.batch * area)
                 });
             }
-            Op::Activation(act) => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                if let Some(dx) = dx {
-                    act.backward_from(x, y, dy, dx)
-                }
-            }),
+            Op::Activation(act) => write_input_dx(d, dtmp, step, xlen, pass, |dx| act.backward_from(x, y, dy, dx)),
             Op::Softmax { features, area } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| match (dx, *area) {
                 (Some(dx), 1) => compute::act::softmax_backward(y, dy, dx, *features),
                 (Some(dx), area) => compute::act::softmax_positions_backward(y, dy, dx, *features, area),
@@ -255,63 +307,32 @@ impl ExecWorker {
             }),
             Op::Dropout { .. } => {
                 let mask = &masks[s][..ylen];
-                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                    if let Some(dx) = dx {
-                        compute::dropout::backward(mask, dy, dx)
-                    }
-                });
+                write_input_dx(d, dtmp, step, xlen, pass, |dx| compute::dropout::backward(mask, dy, dx));
             }
             Op::Add { act } => {
-                if *act != Activation::Identity {
-                    act.backward(y, dy);
-                }
-                for k in 0..2 {
-                    let b = step.inputs[k];
-                    match dx_mode(step, k, pass) {
-                        Dx::Skip => {}
-                        Dx::Direct => d[b][..ylen].copy_from_slice(dy),
-                        Dx::Accumulate => compute::norm::accumulate(&mut d[b][..ylen], dy),
-                    }
-                }
+                fused_backward(*act, y, dy);
+                add_backward(d, step, pass, dy);
             }
             Op::ConvTranspose { shape, act } => {
-                if *act != Activation::Identity {
-                    act.backward(y, dy);
-                }
+                fused_backward(*act, y, dy);
                 let (dw, db) = weight_grads(grads, step);
                 write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
                     k::conv_transpose_backward_dyn(shape, x, w, dy, dw, db, dx, n, scratch)
                 });
             }
-            Op::Upsample(shape) => write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
-                if let Some(dx) = dx {
-                    k::upsample_backward_dyn(shape, dy, dx, n)
-                }
+            Op::Upsample(shape) => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+                k::upsample_backward_dyn(shape, dy, dx, n)
             }),
             Op::Concat { lens } => {
                 for (k, &b) in step.inputs.iter().enumerate() {
-                    let accumulate = match dx_mode(step, k, pass) {
-                        Dx::Skip => continue,
-                        Dx::Direct => false,
-                        Dx::Accumulate => true,
-                    };
-                    compute::join::concat_backward(dy, lens, k, &mut d[b], n, accumulate);
+                    if let Some(accumulate) = accumulates(step, k, pass) {
+                        compute::join::concat_backward(dy, lens, k, &mut d[b], n, accumulate);
+                    }
                 }
             }
             Op::Mul { shape, act } => {
-                if *act != Activation::Identity {
-                    act.backward(y, dy);
-                }
-                let len = program.buffers[o];
-                for k in 0..2 {
-                    let accumulate = match dx_mode(step, k, pass) {
-                        Dx::Skip => continue,
-                        Dx::Direct => false,
-                        Dx::Accumulate => true,
-                    };
-                    let (b, other) = (step.inputs[k], step.inputs[1 - k]);
-                    compute::join::mul_backward(*shape, k, dy, &a[other], &mut d[b], n, len, accumulate);
-                }
+                fused_backward(*act, y, dy);
+                mul_backward(a, d, step, pass, dy, *shape, program.buffers[o]);
             }
         }
         d[o] = dy_buf;
