@@ -5,16 +5,31 @@
 use cnnc::ndarray::{Array1, Array2, Array4};
 use cnnc::{Target, Train};
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 struct Counting;
 
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Whether this thread's allocations count: the measuring thread's and the
+    /// rayon pool's while `allocations_during` runs, not the test harness's
+    /// (which prints another test's result meanwhile) nor any other thread's.
+    static COUNTED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn count() {
+    // `try_with`: a thread being torn down has no thread-locals left.
+    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -23,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         // SAFETY: same contract as the caller's.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -55,11 +70,17 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// amortized, not the model's; from inside, the phases' joins use the pool
 /// threads' own deques.)
 fn allocations_during(f: impl FnOnce() + Send) -> usize {
-    rayon::scope(|_| {
+    let counting = |on: bool| {
+        rayon::broadcast(|_| COUNTED.with(|c| c.set(on)));
+    };
+    counting(true);
+    let n = rayon::scope(|_| {
         let before = ALLOCATIONS.load(Ordering::Relaxed);
         f();
         ALLOCATIONS.load(Ordering::Relaxed) - before
-    })
+    });
+    counting(false);
+    n
 }
 
 #[test]
