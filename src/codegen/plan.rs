@@ -376,11 +376,10 @@ impl Planner {
         let mut i = 0;
         while i < seq.len() {
             let layer = &seq[i];
-            let is_last = last_of_model && i + 1 == seq.len();
-            // The activation after this layer, if it can fuse (not the final sigmoid
-            // that binary cross-entropy reads, not one whose derivative needs its input).
             let next = seq.get(i + 1);
-            // A layer whose output is read by name keeps it in a buffer of its own.
+            // The activation after this layer, if it can fuse (not the final sigmoid
+            // that binary cross-entropy reads, not one whose derivative needs its
+            // input); a layer whose output is read by name keeps a buffer of its own.
             let referenced = self.referenced.contains(&layer.name);
             let fusable = next.filter(|_| !referenced).and_then(|next| match &next.op {
                 Op::Activation(a) if a.derivative_from_output() => {
@@ -389,273 +388,314 @@ impl Planner {
                 }
                 _ => None,
             });
-            let fuses_into = |kind_fuses: bool| if kind_fuses { fusable } else { None };
-            let (kind, params, fused) = match &layer.op {
-                Op::Conv(c) => {
-                    let fused = fuses_into(true);
-                    let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
-                    let shape = ConvGeometry {
-                        window: WindowShape::new(layer.input, layer.output, &c.window),
-                        filters: c.filters,
-                        dilation: c.dilation,
-                        groups: c.groups,
-                    };
-                    let act = fused.map_or(Activation::Identity, |f| f.0);
-                    (
-                        Kind::Conv {
-                            shape,
-                            act,
-                            bias: c.bias,
-                        },
-                        params,
-                        fused,
-                    )
-                }
-                Op::Dense(d) => {
-                    let fused = fuses_into(true);
-                    let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
-                    let act = fused.map_or(Activation::Identity, |f| f.0);
-                    let kind = Kind::Dense {
-                        inputs: layer.input.len(),
-                        outputs: d.units,
-                        act,
-                        bias: d.bias,
-                    };
-                    (kind, params, fused)
-                }
-                Op::BatchNorm(bn) => {
-                    let fused = fuses_into(true);
-                    let mut tensors = layer.params().into_iter();
-                    let gamma = tensors.next().map(|g| self.param(g, Init::Ones));
-                    let beta = tensors.next().map(|b| self.param(b, Init::Zeros));
-                    let channels = layer.input.channels();
-                    let buffer = self.stats_len;
-                    for (b, init) in layer.buffers().into_iter().zip([Init::Zeros, Init::Ones]) {
-                        self.stats_len += b.len();
-                        self.stats.push(Slot {
-                            name: b.name,
-                            offset: buffer + if init == Init::Ones { channels } else { 0 },
-                            shape: b.shape,
-                            init,
-                        });
-                    }
-                    let index = self.batchnorms.len();
-                    self.batchnorms.push(BatchNormSlot {
-                        name: layer.name.clone(),
-                        channels,
-                        area: layer.input.len() / channels.max(1),
-                        eps: bn.eps,
-                        momentum: bn.momentum,
-                        buffer,
-                        shared: self.shared_len,
-                    });
-                    self.shared_len += 4 * channels;
-                    let act = fused.map_or(Activation::Identity, |f| f.0);
-                    let kind = Kind::BatchNorm {
-                        index,
-                        channels,
-                        area: layer.input.len() / channels.max(1),
-                        act,
-                    };
-                    (kind, (gamma, beta), fused)
-                }
-                Op::MaxPool(w) => (
-                    Kind::MaxPool(WindowShape::new(layer.input, layer.output, w)),
-                    (None, None),
-                    None,
-                ),
-                Op::AvgPool(w) => (
-                    Kind::AvgPool(WindowShape::new(layer.input, layer.output, w)),
-                    (None, None),
-                    None,
-                ),
-                Op::GlobalAvgPool => {
-                    let channels = layer.input.channels();
-                    let area = layer.input.len() / channels.max(1);
-                    (Kind::GlobalAvgPool { channels, area }, (None, None), None)
-                }
-                Op::Flatten => {
-                    // The same values in the same order: the next step reads the same buffer.
-                    self.record(layer, None, current);
-                    i += 1;
-                    continue;
-                }
-                Op::Dropout(p) => {
-                    self.dropouts += 1;
-                    let kind = Kind::Dropout {
-                        p: *p,
-                        layer: self.dropouts,
-                    };
-                    (kind, (None, None), None)
-                }
-                Op::Activation(a) => (Kind::Activation(*a), (None, None), None),
-                Op::Softmax => {
-                    let kind = match layer.input {
-                        Shape::Image { c, h, w } => Kind::Softmax {
-                            features: c,
-                            area: h * w,
-                        },
-                        Shape::Vector(n) => Kind::Softmax { features: n, area: 1 },
-                    };
-                    (kind, (None, None), None)
-                }
-                Op::ConvTranspose(t) => {
-                    let fused = fuses_into(true);
-                    let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
-                    let (Shape::Image { c, h, w }, Shape::Image { c: f, h: oh, w: ow }) = (layer.input, layer.output)
-                    else {
-                        unreachable!("the checker gives convtranspose image shapes")
-                    };
-                    // The convolution from the output back to the input: its bottom and
-                    // right padding make its output exactly h x w (the checker keeps
-                    // output_pad - pad below the stride).
-                    let after = |axis: usize, out: usize, inp: usize| {
-                        let span = t.dilation[axis] * (t.size[axis] - 1) + 1;
-                        ((inp - 1) * t.stride[axis] + span).saturating_sub(out + t.pad[axis])
-                    };
-                    let conv = ConvGeometry {
-                        window: WindowShape {
-                            c: f,
-                            h: oh,
-                            w: ow,
-                            window: t.size,
-                            stride: t.stride,
-                            pad_before: t.pad,
-                            pad_after: [after(0, oh, h), after(1, ow, w)],
-                            oh: h,
-                            ow: w,
-                        },
-                        filters: c,
-                        dilation: t.dilation,
-                        groups: t.groups,
-                    };
-                    let act = fused.map_or(Activation::Identity, |f| f.0);
-                    (
-                        Kind::ConvTranspose {
-                            conv,
-                            act,
-                            bias: t.bias,
-                        },
-                        params,
-                        fused,
-                    )
-                }
-                Op::GlobalMaxPool => {
-                    let Shape::Image { c, h, w } = layer.input else {
-                        unreachable!("the checker gives maxpool global an image")
-                    };
-                    let window = WindowShape {
-                        c,
-                        h,
-                        w,
-                        window: [h, w],
-                        stride: [h, w],
-                        pad_before: [0, 0],
-                        pad_after: [0, 0],
-                        oh: 1,
-                        ow: 1,
-                    };
-                    (Kind::MaxPool(window), (None, None), None)
-                }
-                Op::Upsample(u) => {
-                    let Shape::Image { c, h, w } = layer.input else {
-                        unreachable!("the checker gives upsample an image")
-                    };
-                    let kind = Kind::Upsample {
-                        c,
-                        h,
-                        w,
-                        factor: u.factor,
-                        bilinear: u.bilinear,
-                    };
-                    (kind, (None, None), None)
-                }
-                Op::Concat(refs) => {
-                    let mut inputs = vec![current];
-                    inputs.extend(refs.iter().map(|r| self.named[&r.name]));
-                    let lens = inputs.iter().map(|&b| self.buffers[b]).collect();
+            let (output, fused) = match self.layer(seq, i, current, fusable) {
+                Planned::Step(kind, params, fused) => {
                     let output = self.buffer(layer.output);
-                    self.push(Kind::Concat { lens }, layer.name.clone(), inputs, output, (None, None));
-                    self.record(layer, None, output);
-                    current = output;
-                    i += 1;
-                    continue;
-                }
-                Op::Add(r) | Op::Mul(r) => {
-                    let other = self.named[&r.name];
-                    let fused = fuses_into(true);
-                    let act = fused.map_or(Activation::Identity, |f| f.0);
-                    let kind = match (&layer.op, layer.input, r.shape) {
-                        (Op::Add(_), _, _) => Kind::Add { act },
-                        (_, Shape::Image { c, h, w }, Shape::Image { h: 1, w: 1, .. }) if h * w > 1 => Kind::Mul {
-                            act,
-                            gate: Some(1),
-                            channels: c,
-                            area: h * w,
-                        },
-                        (_, Shape::Image { c, h: 1, w: 1 }, Shape::Image { h, w, .. }) if h * w > 1 => Kind::Mul {
-                            act,
-                            gate: Some(0),
-                            channels: c,
-                            area: h * w,
-                        },
-                        _ => Kind::Mul {
-                            act,
-                            gate: None,
-                            channels: layer.output.channels(),
-                            area: layer.output.len() / layer.output.channels().max(1),
-                        },
-                    };
-                    let output = self.buffer(layer.output);
-                    let name = match fused {
-                        Some((_, act_name)) => format!("{}+{act_name}", layer.name),
-                        None => layer.name.clone(),
-                    };
-                    self.push(kind, name, vec![current, other], output, (None, None));
+                    self.push(kind, step_name(layer, fused), vec![current], output, params);
                     self.record(layer, fused.and(next), output);
-                    current = output;
-                    i += if fused.is_some() { 2 } else { 1 };
-                    continue;
+                    (output, fused.is_some())
                 }
-                Op::From(r) => {
-                    // No step: the next layer reads the named output.
-                    current = self.named[&r.name];
-                    i += 1;
-                    continue;
-                }
-                Op::Residual(r) => {
-                    let body = self.sequence(&r.body, current, false);
-                    let shortcut = if r.shortcut.is_empty() {
-                        current
-                    } else {
-                        self.sequence(&r.shortcut, current, false)
-                    };
-                    let fused = fuses_into(true);
-                    let act = fused.map_or(Activation::Identity, |f| f.0);
-                    let output = self.buffer(layer.output);
-                    let name = match fused {
-                        Some((_, act_name)) => format!("{}+{act_name}", layer.name),
-                        None => layer.name.clone(),
-                    };
-                    self.push(Kind::Add { act }, name, vec![body, shortcut], output, (None, None));
-                    self.record(layer, fused.and(next), output);
-                    current = output;
-                    i += if fused.is_some() { 2 } else { 1 };
-                    let _ = is_last;
-                    continue;
-                }
+                Planned::Buffer(b) => (b, false),
+                Planned::Joined { output, fused } => (output, fused),
             };
-            let output = self.buffer(layer.output);
-            let name = match fused {
-                Some((_, act_name)) => format!("{}+{act_name}", layer.name),
-                None => layer.name.clone(),
-            };
-            self.push(kind, name, vec![current], output, params);
-            self.record(layer, fused.and(next), output);
             current = output;
-            i += if fused.is_some() { 2 } else { 1 };
+            i += if fused { 2 } else { 1 };
         }
         current
+    }
+
+    /// What layer `i` of `seq`, reading buffer `current`, becomes; `fusable` is the
+    /// activation after it that may fuse into its step. One line per kind.
+    fn layer<'s>(&mut self, seq: &'s [Layer], i: usize, current: usize, fusable: Fused<'s>) -> Planned<'s> {
+        let layer = &seq[i];
+        let no_params = (None, None);
+        match &layer.op {
+            Op::Conv(c) => {
+                let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
+                Planned::Step(conv_kind(layer, c, fused_act(fusable)), params, fusable)
+            }
+            Op::Dense(d) => {
+                let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
+                let act = fused_act(fusable);
+                let kind = Kind::Dense {
+                    inputs: layer.input.len(),
+                    outputs: d.units,
+                    act,
+                    bias: d.bias,
+                };
+                Planned::Step(kind, params, fusable)
+            }
+            Op::BatchNorm(bn) => self.batchnorm(layer, bn, fusable),
+            Op::MaxPool(w) => Planned::Step(
+                Kind::MaxPool(WindowShape::new(layer.input, layer.output, w)),
+                no_params,
+                None,
+            ),
+            Op::AvgPool(w) => Planned::Step(
+                Kind::AvgPool(WindowShape::new(layer.input, layer.output, w)),
+                no_params,
+                None,
+            ),
+            Op::GlobalAvgPool => {
+                let channels = layer.input.channels();
+                let area = layer.input.len() / channels.max(1);
+                Planned::Step(Kind::GlobalAvgPool { channels, area }, no_params, None)
+            }
+            Op::GlobalMaxPool => Planned::Step(Kind::MaxPool(global_window(layer.input)), no_params, None),
+            Op::Flatten => {
+                // The same values in the same order: the next step reads the same buffer.
+                self.record(layer, None, current);
+                Planned::Buffer(current)
+            }
+            Op::Dropout(p) => {
+                self.dropouts += 1;
+                Planned::Step(
+                    Kind::Dropout {
+                        p: *p,
+                        layer: self.dropouts,
+                    },
+                    no_params,
+                    None,
+                )
+            }
+            Op::Activation(a) => Planned::Step(Kind::Activation(*a), no_params, None),
+            Op::Softmax => {
+                let (features, area) = match layer.input {
+                    Shape::Image { c, h, w } => (c, h * w),
+                    Shape::Vector(n) => (n, 1),
+                };
+                Planned::Step(Kind::Softmax { features, area }, no_params, None)
+            }
+            Op::ConvTranspose(t) => {
+                let params = self.weight_and_bias(layer, ir::init_scheme(seq, i));
+                Planned::Step(conv_transpose_kind(layer, t, fused_act(fusable)), params, fusable)
+            }
+            Op::Upsample(u) => {
+                let Shape::Image { c, h, w } = layer.input else {
+                    unreachable!("the checker gives upsample an image")
+                };
+                let (factor, bilinear) = (u.factor, u.bilinear);
+                Planned::Step(
+                    Kind::Upsample {
+                        c,
+                        h,
+                        w,
+                        factor,
+                        bilinear,
+                    },
+                    no_params,
+                    None,
+                )
+            }
+            Op::Concat(refs) => {
+                let mut inputs = vec![current];
+                inputs.extend(refs.iter().map(|r| self.named[&r.name]));
+                let lens = inputs.iter().map(|&b| self.buffers[b]).collect();
+                let output = self.buffer(layer.output);
+                self.push(Kind::Concat { lens }, layer.name.clone(), inputs, output, no_params);
+                self.record(layer, None, output);
+                Planned::Joined { output, fused: false }
+            }
+            Op::Add(r) | Op::Mul(r) => {
+                let other = self.named[&r.name];
+                let kind = join_kind(layer, r, fused_act(fusable));
+                self.join(seq, i, kind, [current, other], fusable)
+            }
+            // No step: the next layer reads the named output.
+            Op::From(r) => Planned::Buffer(self.named[&r.name]),
+            Op::Residual(r) => {
+                let body = self.sequence(&r.body, current, false);
+                let shortcut = match r.shortcut.is_empty() {
+                    true => current,
+                    false => self.sequence(&r.shortcut, current, false),
+                };
+                let kind = Kind::Add {
+                    act: fused_act(fusable),
+                };
+                self.join(seq, i, kind, [body, shortcut], fusable)
+            }
+        }
+    }
+
+    /// A batchnorm: its γ and β, its running statistics, its slot in the shared
+    /// statistics.
+    fn batchnorm<'s>(&mut self, layer: &Layer, bn: &ir::BatchNorm, fusable: Fused<'s>) -> Planned<'s> {
+        let mut tensors = layer.params().into_iter();
+        let gamma = tensors.next().map(|g| self.param(g, Init::Ones));
+        let beta = tensors.next().map(|b| self.param(b, Init::Zeros));
+        let channels = layer.input.channels();
+        let area = layer.input.len() / channels.max(1);
+        let buffer = self.stats_len;
+        for (b, init) in layer.buffers().into_iter().zip([Init::Zeros, Init::Ones]) {
+            self.stats_len += b.len();
+            self.stats.push(Slot {
+                name: b.name,
+                offset: buffer + if init == Init::Ones { channels } else { 0 },
+                shape: b.shape,
+                init,
+            });
+        }
+        let index = self.batchnorms.len();
+        self.batchnorms.push(BatchNormSlot {
+            name: layer.name.clone(),
+            channels,
+            area,
+            eps: bn.eps,
+            momentum: bn.momentum,
+            buffer,
+            shared: self.shared_len,
+        });
+        self.shared_len += 4 * channels;
+        let act = fused_act(fusable);
+        Planned::Step(
+            Kind::BatchNorm {
+                index,
+                channels,
+                area,
+                act,
+            },
+            (gamma, beta),
+            fusable,
+        )
+    }
+
+    /// A join of two buffers (`add`, `mul`, a residual block's sum) with the
+    /// activation after it fused.
+    fn join<'s>(
+        &mut self,
+        seq: &'s [Layer],
+        i: usize,
+        kind: Kind,
+        inputs: [usize; 2],
+        fusable: Fused<'s>,
+    ) -> Planned<'s> {
+        let layer = &seq[i];
+        let output = self.buffer(layer.output);
+        self.push(kind, step_name(layer, fusable), inputs.to_vec(), output, (None, None));
+        self.record(layer, fusable.and(seq.get(i + 1)), output);
+        Planned::Joined {
+            output,
+            fused: fusable.is_some(),
+        }
+    }
+}
+
+/// The activation that fuses into a step, and the name of its layer.
+type Fused<'s> = Option<(Activation, &'s str)>;
+
+/// What one layer becomes in the plan.
+enum Planned<'s> {
+    /// A step reading the current buffer into a new one: its kind, its weight and
+    /// bias, and the activation fused into it.
+    Step(Kind, (Option<usize>, Option<usize>), Fused<'s>),
+    /// No step: the next layer reads this buffer.
+    Buffer(usize),
+    /// A step already pushed (a join), writing `output`; `fused` when it took the
+    /// activation after it.
+    Joined { output: usize, fused: bool },
+}
+
+fn fused_act(fused: Fused) -> Activation {
+    fused.map_or(Activation::Identity, |f| f.0)
+}
+
+/// `conv1+relu1`: a step's name, with the activation fused into it.
+fn step_name(layer: &Layer, fused: Fused) -> String {
+    match fused {
+        Some((_, act_name)) => format!("{}+{act_name}", layer.name),
+        None => layer.name.clone(),
+    }
+}
+
+fn conv_kind(layer: &Layer, c: &ir::Conv, act: Activation) -> Kind {
+    let shape = ConvGeometry {
+        window: WindowShape::new(layer.input, layer.output, &c.window),
+        filters: c.filters,
+        dilation: c.dilation,
+        groups: c.groups,
+    };
+    Kind::Conv {
+        shape,
+        act,
+        bias: c.bias,
+    }
+}
+
+/// A transposed convolution, as the convolution from its output back to its
+/// input: that convolution's bottom and right padding make its output exactly
+/// h x w (the checker keeps output_pad - pad below the stride).
+fn conv_transpose_kind(layer: &Layer, t: &ir::ConvTranspose, act: Activation) -> Kind {
+    let (Shape::Image { c, h, w }, Shape::Image { c: f, h: oh, w: ow }) = (layer.input, layer.output) else {
+        unreachable!("the checker gives convtranspose image shapes")
+    };
+    let after = |axis: usize, out: usize, inp: usize| {
+        let span = t.dilation[axis] * (t.size[axis] - 1) + 1;
+        ((inp - 1) * t.stride[axis] + span).saturating_sub(out + t.pad[axis])
+    };
+    let conv = ConvGeometry {
+        window: WindowShape {
+            c: f,
+            h: oh,
+            w: ow,
+            window: t.size,
+            stride: t.stride,
+            pad_before: t.pad,
+            pad_after: [after(0, oh, h), after(1, ow, w)],
+            oh: h,
+            ow: w,
+        },
+        filters: c,
+        dilation: t.dilation,
+        groups: t.groups,
+    };
+    Kind::ConvTranspose {
+        conv,
+        act,
+        bias: t.bias,
+    }
+}
+
+/// `maxpool global`: one window over the whole image.
+fn global_window(input: Shape) -> WindowShape {
+    let Shape::Image { c, h, w } = input else {
+        unreachable!("the checker gives maxpool global an image")
+    };
+    WindowShape {
+        c,
+        h,
+        w,
+        window: [h, w],
+        stride: [h, w],
+        pad_before: [0, 0],
+        pad_after: [0, 0],
+        oh: 1,
+        ow: 1,
+    }
+}
+
+/// `add` or `mul` of the current tensor and the named one `r`: a `mul` by a
+/// 1x1 tensor broadcasts it over the other's area (the SE block's gate).
+fn join_kind(layer: &Layer, r: &ir::Ref, act: Activation) -> Kind {
+    match (&layer.op, layer.input, r.shape) {
+        (Op::Add(_), _, _) => Kind::Add { act },
+        (_, Shape::Image { c, h, w }, Shape::Image { h: 1, w: 1, .. }) if h * w > 1 => Kind::Mul {
+            act,
+            gate: Some(1),
+            channels: c,
+            area: h * w,
+        },
+        (_, Shape::Image { c, h: 1, w: 1 }, Shape::Image { h, w, .. }) if h * w > 1 => Kind::Mul {
+            act,
+            gate: Some(0),
+            channels: c,
+            area: h * w,
+        },
+        _ => Kind::Mul {
+            act,
+            gate: None,
+            channels: layer.output.channels(),
+            area: layer.output.len() / layer.output.channels().max(1),
+        },
     }
 }
 
