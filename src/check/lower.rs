@@ -70,59 +70,9 @@ pub(super) fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option
         }
         LayerKind::GlobalAvgPool => Some(Pending::GlobalAvgPool),
         LayerKind::Flatten => Some(Pending::Flatten),
-        LayerKind::Dense { units, bias_off, .. } => {
-            let mut ok = true;
-            if units.value == 0 || units.value as u128 > MAX_ELEMENTS {
-                diags.push(
-                    Diagnostic::new(
-                        Code::Size,
-                        units.span,
-                        format!("a dense layer of {} units is not allowed", units.value),
-                    )
-                    .with_hint("the number after `dense` is the number of outputs, at least 1"),
-                );
-                ok = false;
-            }
-            for repeat in bias_off.iter().skip(1) {
-                diags.push(
-                    Diagnostic::new(Code::Repeated, *repeat, "`bias` is given twice")
-                        .with_secondary(bias_off[0], "first given here")
-                        .with_hint("each option of a dense layer may appear at most once"),
-                );
-                ok = false;
-            }
-            ok.then_some(Pending::Dense(ir::Dense {
-                units: units.value as usize,
-                bias: bias_off.is_empty(),
-            }))
-        }
+        LayerKind::Dense { units, bias_off, .. } => lower_dense(units, bias_off, diags).map(Pending::Dense),
         LayerKind::BatchNorm { options, .. } => lower_batchnorm(options, diags).map(Pending::BatchNorm),
-        LayerKind::Dropout { p } => {
-            if !(0.0..1.0).contains(&p.value) {
-                diags.push(
-                    Diagnostic::new(
-                        Code::Range,
-                        p.span,
-                        format!("dropout {} is out of range", number(p.value)),
-                    )
-                    .with_hint("the drop probability P must satisfy 0 <= P < 1"),
-                );
-                return None;
-            }
-            if p.value as f32 >= 1.0 {
-                diags.push(
-                    Diagnostic::new(
-                        Code::Range,
-                        p.span,
-                        format!("dropout {} is 1 in 32-bit floats", number(p.value)),
-                    )
-                    .with_label("would drop every value")
-                    .with_hint("the drop probability P must satisfy 0 <= P < 1; 0.5 is usual"),
-                );
-                return None;
-            }
-            Some(Pending::Dropout(p.value as f32))
-        }
+        LayerKind::Dropout { p } => lower_dropout(p, diags).map(Pending::Dropout),
         LayerKind::Activation(a) => Some(lower_activation(a.kind)),
         LayerKind::ConvTranspose { filters, options, .. } => {
             let ok = check_filters(filters, "convtranspose", diags);
@@ -133,37 +83,7 @@ pub(super) fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option
             })
         }
         LayerKind::GlobalMaxPool => Some(Pending::GlobalMaxPool),
-        LayerKind::Upsample { factor, bilinear } => {
-            let f = match factor.value.as_slice() {
-                [f] => [*f, *f],
-                [fh, fw] => [*fh, *fw],
-                _ => {
-                    diags.push(
-                        Diagnostic::new(Code::Size, factor.span, "an upsampling factor is `F` or `FHxFW`")
-                            .with_hint("`upsample 2` doubles the height and the width; `upsample 2x1` only the height"),
-                    );
-                    return None;
-                }
-            };
-            if f.contains(&0) || f.iter().any(|&v| v as u128 > MAX_ELEMENTS) {
-                diags.push(
-                    Diagnostic::new(
-                        Code::Size,
-                        factor.span,
-                        format!(
-                            "upsample {} is not allowed",
-                            factor.value.iter().map(u64::to_string).collect::<Vec<_>>().join("x")
-                        ),
-                    )
-                    .with_hint("upsampling factors are whole numbers, at least 1"),
-                );
-                return None;
-            }
-            Some(Pending::Upsample(ir::Upsample {
-                factor: f.map(|v| v as usize),
-                bilinear: *bilinear,
-            }))
-        }
+        LayerKind::Upsample { factor, bilinear } => lower_upsample(factor, *bilinear, diags).map(Pending::Upsample),
         // Blocks and joins are checked by `check_block` itself.
         LayerKind::Residual { .. }
         | LayerKind::Shortcut { .. }
@@ -172,6 +92,95 @@ pub(super) fn lower_layer(layer: &ast::Layer, diags: &mut Diagnostics) -> Option
         | LayerKind::Mul { .. }
         | LayerKind::From(_) => None,
     }
+}
+
+/// `dense N [bias off]`: N from 1 to the element limit, `bias off` at most once.
+fn lower_dense(units: &ast::Spanned<u64>, bias_off: &[Span], diags: &mut Diagnostics) -> Option<ir::Dense> {
+    let mut ok = true;
+    if units.value == 0 || units.value as u128 > MAX_ELEMENTS {
+        diags.push(
+            Diagnostic::new(
+                Code::Size,
+                units.span,
+                format!("a dense layer of {} units is not allowed", units.value),
+            )
+            .with_hint("the number after `dense` is the number of outputs, at least 1"),
+        );
+        ok = false;
+    }
+    for repeat in bias_off.iter().skip(1) {
+        diags.push(
+            Diagnostic::new(Code::Repeated, *repeat, "`bias` is given twice")
+                .with_secondary(bias_off[0], "first given here")
+                .with_hint("each option of a dense layer may appear at most once"),
+        );
+        ok = false;
+    }
+    ok.then_some(ir::Dense {
+        units: units.value as usize,
+        bias: bias_off.is_empty(),
+    })
+}
+
+/// `dropout P`: 0 <= P < 1, also once rounded to 32-bit floats.
+fn lower_dropout(p: &ast::Spanned<f64>, diags: &mut Diagnostics) -> Option<f32> {
+    if !(0.0..1.0).contains(&p.value) {
+        diags.push(
+            Diagnostic::new(
+                Code::Range,
+                p.span,
+                format!("dropout {} is out of range", number(p.value)),
+            )
+            .with_hint("the drop probability P must satisfy 0 <= P < 1"),
+        );
+        return None;
+    }
+    if p.value as f32 >= 1.0 {
+        diags.push(
+            Diagnostic::new(
+                Code::Range,
+                p.span,
+                format!("dropout {} is 1 in 32-bit floats", number(p.value)),
+            )
+            .with_label("would drop every value")
+            .with_hint("the drop probability P must satisfy 0 <= P < 1; 0.5 is usual"),
+        );
+        return None;
+    }
+    Some(p.value as f32)
+}
+
+/// `upsample F|FHxFW [nearest|bilinear]`: each factor from 1 to the element limit.
+fn lower_upsample(factor: &ast::Spanned<Vec<u64>>, bilinear: bool, diags: &mut Diagnostics) -> Option<ir::Upsample> {
+    let f = match factor.value.as_slice() {
+        [f] => [*f, *f],
+        [fh, fw] => [*fh, *fw],
+        _ => {
+            diags.push(
+                Diagnostic::new(Code::Size, factor.span, "an upsampling factor is `F` or `FHxFW`")
+                    .with_hint("`upsample 2` doubles the height and the width; `upsample 2x1` only the height"),
+            );
+            return None;
+        }
+    };
+    if f.contains(&0) || f.iter().any(|&v| v as u128 > MAX_ELEMENTS) {
+        diags.push(
+            Diagnostic::new(
+                Code::Size,
+                factor.span,
+                format!(
+                    "upsample {} is not allowed",
+                    factor.value.iter().map(u64::to_string).collect::<Vec<_>>().join("x")
+                ),
+            )
+            .with_hint("upsampling factors are whole numbers, at least 1"),
+        );
+        return None;
+    }
+    Some(ir::Upsample {
+        factor: f.map(|v| v as usize),
+        bilinear,
+    })
 }
 
 /// A conv or convtranspose layer's filter count: 1 or more, within the limits.

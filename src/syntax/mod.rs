@@ -170,103 +170,18 @@ fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
         _ => Span::from(inner.next().expect("layer keyword").as_span()),
     };
     let kind = match rule {
-        Rule::conv => {
-            let filters = consume_int(inner.next().expect("filters"))?;
-            let (options, activation) = consume_window_tail(inner)?;
-            LayerKind::Conv {
-                filters,
-                options,
-                activation,
-            }
-        }
-        Rule::maxpool | Rule::avgpool => {
-            let first = inner.next().expect("pool size");
-            if first.as_rule() == Rule::kw_global {
-                if rule == Rule::maxpool {
-                    LayerKind::GlobalMaxPool
-                } else {
-                    LayerKind::GlobalAvgPool
-                }
-            } else {
-                let kernel = consume_size(first)?;
-                let (options, _) = consume_window_tail(inner)?;
-                if rule == Rule::maxpool {
-                    LayerKind::MaxPool { kernel, options }
-                } else {
-                    LayerKind::AvgPool { kernel, options }
-                }
-            }
-        }
+        Rule::conv | Rule::convtranspose => consume_conv(rule, inner)?,
+        Rule::maxpool | Rule::avgpool => consume_pool(rule, inner)?,
         Rule::flatten => LayerKind::Flatten,
-        Rule::dense => {
-            let units = consume_int(inner.next().expect("units"))?;
-            let mut bias_off = Vec::new();
-            let mut activation = None;
-            for p in inner {
-                match p.as_rule() {
-                    Rule::bias_option => bias_off.push(Span::from(p.as_span())),
-                    _ => activation = Some(consume_activation(p)?),
-                }
-            }
-            LayerKind::Dense {
-                units,
-                bias_off,
-                activation,
-            }
-        }
-        Rule::batchnorm => {
-            let mut options = Vec::new();
-            let mut activation = None;
-            for p in inner {
-                match p.as_rule() {
-                    Rule::batchnorm_option => {
-                        let span = Span::from(p.as_span());
-                        let mut parts = p.into_inner();
-                        let kind = match parts.next().expect("option keyword").as_rule() {
-                            Rule::kw_eps => BatchNormOptionKind::Eps,
-                            _ => BatchNormOptionKind::Momentum,
-                        };
-                        let value = consume_number(parts.next().expect("option value"))?;
-                        options.push(BatchNormOption { kind, value, span });
-                    }
-                    _ => activation = Some(consume_activation(p)?),
-                }
-            }
-            LayerKind::BatchNorm { options, activation }
-        }
-        Rule::residual => {
-            let mut items = Vec::new();
-            let mut close = body_span;
-            let mut activation = None;
-            for p in inner {
-                match p.as_rule() {
-                    Rule::layer => items.push(consume_layer(p)?),
-                    Rule::close => close = Span::from(p.as_span()),
-                    Rule::activation => activation = Some(consume_activation(p)?),
-                    _ => {} // open
-                }
-            }
-            LayerKind::Residual {
-                items,
-                close,
-                activation,
-            }
-        }
+        Rule::dense => consume_dense(inner)?,
+        Rule::batchnorm => consume_batchnorm(inner)?,
+        Rule::residual => consume_residual(body_span, inner)?,
         Rule::shortcut => LayerKind::Shortcut {
             items: inner
                 .filter(|p| p.as_rule() == Rule::layer)
                 .map(consume_layer)
                 .collect::<Result<_, _>>()?,
         },
-        Rule::convtranspose => {
-            let filters = consume_int(inner.next().expect("filters"))?;
-            let (options, activation) = consume_window_tail(inner)?;
-            LayerKind::ConvTranspose {
-                filters,
-                options,
-                activation,
-            }
-        }
         Rule::concat => LayerKind::Concat(inner.map(reference).collect()),
         Rule::add | Rule::mul => {
             let other = reference(inner.next().expect("reference"));
@@ -293,6 +208,105 @@ fn consume_layer(pair: Node) -> Result<Layer, Diagnostic> {
         kind,
         keyword,
         span,
+    })
+}
+
+/// `conv|convtranspose N [window options] [activation]`.
+fn consume_conv<'i>(rule: Rule, mut inner: impl Iterator<Item = Node<'i>>) -> Result<LayerKind, Diagnostic> {
+    let filters = consume_int(inner.next().expect("filters"))?;
+    let (options, activation) = consume_window_tail(inner)?;
+    Ok(if rule == Rule::conv {
+        LayerKind::Conv {
+            filters,
+            options,
+            activation,
+        }
+    } else {
+        LayerKind::ConvTranspose {
+            filters,
+            options,
+            activation,
+        }
+    })
+}
+
+/// `maxpool|avgpool global` or `maxpool|avgpool SIZE [window options]`.
+fn consume_pool<'i>(rule: Rule, mut inner: impl Iterator<Item = Node<'i>>) -> Result<LayerKind, Diagnostic> {
+    let first = inner.next().expect("pool size");
+    let max = rule == Rule::maxpool;
+    if first.as_rule() == Rule::kw_global {
+        return Ok(if max {
+            LayerKind::GlobalMaxPool
+        } else {
+            LayerKind::GlobalAvgPool
+        });
+    }
+    let kernel = consume_size(first)?;
+    let (options, _) = consume_window_tail(inner)?;
+    Ok(if max {
+        LayerKind::MaxPool { kernel, options }
+    } else {
+        LayerKind::AvgPool { kernel, options }
+    })
+}
+
+/// `dense N [bias off]... [activation]`.
+fn consume_dense<'i>(mut inner: impl Iterator<Item = Node<'i>>) -> Result<LayerKind, Diagnostic> {
+    let units = consume_int(inner.next().expect("units"))?;
+    let mut bias_off = Vec::new();
+    let mut activation = None;
+    for p in inner {
+        match p.as_rule() {
+            Rule::bias_option => bias_off.push(Span::from(p.as_span())),
+            _ => activation = Some(consume_activation(p)?),
+        }
+    }
+    Ok(LayerKind::Dense {
+        units,
+        bias_off,
+        activation,
+    })
+}
+
+/// `batchnorm [eps E | momentum M]... [activation]`.
+fn consume_batchnorm<'i>(inner: impl Iterator<Item = Node<'i>>) -> Result<LayerKind, Diagnostic> {
+    let mut options = Vec::new();
+    let mut activation = None;
+    for p in inner {
+        match p.as_rule() {
+            Rule::batchnorm_option => {
+                let span = Span::from(p.as_span());
+                let mut parts = p.into_inner();
+                let kind = match parts.next().expect("option keyword").as_rule() {
+                    Rule::kw_eps => BatchNormOptionKind::Eps,
+                    _ => BatchNormOptionKind::Momentum,
+                };
+                let value = consume_number(parts.next().expect("option value"))?;
+                options.push(BatchNormOption { kind, value, span });
+            }
+            _ => activation = Some(consume_activation(p)?),
+        }
+    }
+    Ok(LayerKind::BatchNorm { options, activation })
+}
+
+/// `residual { layers } [activation]`, keeping the closing brace's span.
+fn consume_residual<'i>(body_span: Span, inner: impl Iterator<Item = Node<'i>>) -> Result<LayerKind, Diagnostic> {
+    let mut items = Vec::new();
+    let mut close = body_span;
+    let mut activation = None;
+    for p in inner {
+        match p.as_rule() {
+            Rule::layer => items.push(consume_layer(p)?),
+            Rule::close => close = Span::from(p.as_span()),
+            Rule::activation => activation = Some(consume_activation(p)?),
+            _ => {} // open
+        }
+    }
+    Ok(LayerKind::Residual {
+        items,
+        close,
+        activation,
     })
 }
 
