@@ -29,6 +29,7 @@ pub trait Real:
     const NEG_INFINITY: Self;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
+    #[inline(always)]
     fn from_usize(v: usize) -> Self {
         Self::from_f64(v as f64)
     }
@@ -41,6 +42,7 @@ pub trait Real:
     fn is_finite(self) -> bool;
     /// The error function (std's is unstable; libm's is the C library's algorithm).
     fn erf(self) -> Self;
+    #[inline(always)]
     fn max(self, other: Self) -> Self {
         if other > self {
             other
@@ -56,33 +58,43 @@ macro_rules! impl_real {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            #[inline(always)]
             fn from_f64(v: f64) -> Self {
                 v as $t
             }
+            #[inline(always)]
             fn to_f64(self) -> f64 {
                 self as f64
             }
+            #[inline(always)]
             fn exp(self) -> Self {
                 <$t>::exp(self)
             }
+            #[inline(always)]
             fn ln(self) -> Self {
                 <$t>::ln(self)
             }
+            #[inline(always)]
             fn ln_1p(self) -> Self {
                 <$t>::ln_1p(self)
             }
+            #[inline(always)]
             fn tanh(self) -> Self {
                 <$t>::tanh(self)
             }
+            #[inline(always)]
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
             }
+            #[inline(always)]
             fn abs(self) -> Self {
                 <$t>::abs(self)
             }
+            #[inline(always)]
             fn is_finite(self) -> bool {
                 <$t>::is_finite(self)
             }
+            #[inline(always)]
             fn erf(self) -> Self {
                 $erf(self)
             }
