@@ -496,12 +496,7 @@ fn check_lr(lr: Option<&ast::OptimizerOption>, word: &str, span: Span, diags: &m
         return 0.0;
     };
     let lr = option_value(o);
-    if lr as f32 <= 0.0 {
-        let what = if lr > 0.0 {
-            "is 0 in 32-bit floats; it must be positive"
-        } else {
-            "must be positive"
-        };
+    if let Some(what) = not_positive_f32(lr) {
         diags.push(
             Diagnostic::new(
                 Code::Range,
@@ -512,6 +507,16 @@ fn check_lr(lr: Option<&ast::OptimizerOption>, word: &str, span: Span, diags: &m
         );
     }
     lr
+}
+
+/// What is wrong with `v` as a value that must be positive where models compute,
+/// in 32-bit floats (where 1e-50 is 0); `None` when nothing is.
+fn not_positive_f32(v: f64) -> Option<&'static str> {
+    match (v as f32 <= 0.0, v > 0.0) {
+        (false, _) => None,
+        (true, true) => Some("is 0 in 32-bit floats; it must be positive"),
+        (true, false) => Some("must be positive"),
+    }
 }
 
 /// `momentum`, `beta1`, `beta2`: at least 0 and below 1 in 32-bit floats, where
@@ -542,12 +547,7 @@ fn check_eps(eps: Option<&ast::OptimizerOption>, diags: &mut Diagnostics) -> f64
         return 1e-8;
     };
     let eps = option_value(o);
-    if eps as f32 <= 0.0 {
-        let what = if eps > 0.0 {
-            "is 0 in 32-bit floats; it must be positive"
-        } else {
-            "must be positive"
-        };
+    if let Some(what) = not_positive_f32(eps) {
         diags.push(
             Diagnostic::new(
                 Code::Range,

@@ -58,45 +58,32 @@ impl<'a> Emit<'a> {
         &self.plan.steps[s]
     }
 
-    /// `&self.a3[..n * 400]`: input `k` of step `s`.
+    /// `&self.conv3[..n * 400]` (or `&mut`, or its gradient `self.d_conv3`):
+    /// buffer `b` for the `n` samples of this call.
+    fn slice(&self, b: usize, grad: bool, mutable: bool) -> TokenStream {
+        let field = if grad { &self.grads[b] } else { &self.fields[b] };
+        buffer_ref(field, self.plan.buffers[b], mutable)
+    }
+
+    /// Input `k` of step `s`.
     pub(super) fn x(&self, s: usize, k: usize) -> TokenStream {
-        buffer_ref(
-            &self.fields[self.step(s).inputs[k]],
-            self.plan.buffers[self.step(s).inputs[k]],
-            false,
-        )
+        self.slice(self.step(s).inputs[k], false, false)
     }
 
     pub(super) fn y(&self, s: usize) -> TokenStream {
-        buffer_ref(
-            &self.fields[self.step(s).output],
-            self.plan.buffers[self.step(s).output],
-            false,
-        )
+        self.slice(self.step(s).output, false, false)
     }
 
     pub(super) fn y_mut(&self, s: usize) -> TokenStream {
-        buffer_ref(
-            &self.fields[self.step(s).output],
-            self.plan.buffers[self.step(s).output],
-            true,
-        )
+        self.slice(self.step(s).output, false, true)
     }
 
     pub(super) fn dy(&self, s: usize) -> TokenStream {
-        buffer_ref(
-            &self.grads[self.step(s).output],
-            self.plan.buffers[self.step(s).output],
-            false,
-        )
+        self.slice(self.step(s).output, true, false)
     }
 
     pub(super) fn dy_mut(&self, s: usize) -> TokenStream {
-        buffer_ref(
-            &self.grads[self.step(s).output],
-            self.plan.buffers[self.step(s).output],
-            true,
-        )
+        self.slice(self.step(s).output, true, true)
     }
 
     /// The gradient of input `k` of step `s`: the place to write it, and the code
@@ -115,7 +102,7 @@ impl<'a> Emit<'a> {
                 rt::norm::accumulate(&mut self.#field[..n * #len], &self.dtmp[..n * #len]);
             }
         } else {
-            write(buffer_ref(&self.grads[b], len, true))
+            write(self.slice(b, true, true))
         };
         if b == 0 {
             quote!(if pass.input_grad { #code })
@@ -150,7 +137,7 @@ impl<'a> Emit<'a> {
         let dst = if accumulates {
             quote!(&mut self.dtmp[..n * #len])
         } else {
-            buffer_ref(&self.grads[b], len, true)
+            self.slice(b, true, true)
         };
         let option = if b == 0 {
             quote!(if pass.input_grad { Some(#dst) } else { None })
@@ -310,7 +297,7 @@ pub(super) fn param_constants(plan: &Plan) -> (Vec<Ident>, Vec<(Ident, TokenStre
     (names, ranges)
 }
 
-/// `&self.a3[..n * 400]` or `&mut ...`.
+/// `&self.conv3[..n * 400]` or `&mut ...`.
 fn buffer_ref(field: &Ident, len: usize, mutable: bool) -> TokenStream {
     if mutable {
         quote!(&mut self.#field[..n * #len])

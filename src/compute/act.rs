@@ -1,5 +1,6 @@
-//! Elementwise activations, fused into the layer that precedes them. Backward
-//! passes use the stored output: relu' = (y > 0), sigmoid' = y(1 - y), tanh' = 1 - y^2.
+//! Elementwise activations over buffers, fused into the layer that precedes them;
+//! each one's value and derivative are defined once, in [`crate::activation`].
+//! Backward passes use the stored output: relu' = (y > 0), sigmoid' = y(1 - y), tanh' = 1 - y^2.
 
 pub use crate::ir::Activation;
 
@@ -75,17 +76,6 @@ impl Activation {
         for (((d, &g), &x), &y) in dx.iter_mut().zip(dy).zip(x).zip(y) {
             *d = g * self.derivative(x, y);
         }
-    }
-}
-
-/// The logistic function, without overflow for large |x|.
-#[inline(always)]
-pub fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
     }
 }
 

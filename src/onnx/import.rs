@@ -292,11 +292,9 @@ impl Walker<'_> {
             if op != node.op {
                 continue;
             }
-            if let Activation::LeakyRelu(_) = a {
-                let slope = attrs
-                    .first()
-                    .map_or(0.01, |&(_, _, default)| node.float("alpha", default));
-                return Ok(Activation::LeakyRelu(slope).text());
+            // leaky_relu's slope is its one attribute, whatever its value.
+            if let (Activation::LeakyRelu(_), Some(&(k, _, default))) = (a, attrs.first()) {
+                return Ok(Activation::LeakyRelu(node.float(k, default)).text());
             }
             if attrs
                 .iter()

@@ -61,6 +61,24 @@ struct Chunk {
     want_input: bool,
 }
 
+impl Chunk {
+    /// The training pass of a worker's samples `a..b` of this chunk.
+    fn pass<'a>(&self, params: &'a [f32], shared: &'a [f32], a: usize, b: usize, seed: u64, step: u64) -> Pass<'a> {
+        Pass {
+            params,
+            shared,
+            folded: &[],
+            n: b - a,
+            first: a,
+            batch: self.hi - self.lo,
+            train: true,
+            input_grad: self.want_input,
+            seed,
+            step,
+        }
+    }
+}
+
 /// Refuses a batch that a model with batchnorm cannot train on: more samples than
 /// its `batch`, or fewer than 2 values per channel.
 fn check_batchnorm_batch(spec: &Spec, n: usize) -> Result<(), Error> {
@@ -232,12 +250,7 @@ where
     /// loss sums to `loss`.
     fn forward_phases(&mut self, x: &ArrayViewD<'_, f32>, targets: &BatchTargets<'_>, chunk: Chunk, loss: &mut f64) {
         let spec = self.spec();
-        let Chunk {
-            lo,
-            hi,
-            active,
-            want_input,
-        } = chunk;
+        let Chunk { lo, hi, active, .. } = chunk;
         let out_len = spec.output_len();
         let count = self.slots.len();
         let phases = spec.phases();
@@ -254,18 +267,7 @@ where
                 if phase == 0 {
                     load_slot(slot, x, targets, a, b);
                 }
-                let pass = Pass {
-                    params,
-                    shared,
-                    folded: &[],
-                    n: m,
-                    first: a,
-                    batch: hi - lo,
-                    train: true,
-                    input_grad: want_input,
-                    seed,
-                    step,
-                };
+                let pass = chunk.pass(params, shared, a, b, seed, step);
                 slot.worker.forward(phase, &pass);
                 if !last {
                     return 0.0;
@@ -283,12 +285,7 @@ where
     /// The backward phases of `chunk` from the second-to-last down, each after a
     /// combine of the batchnorm sums the phase after it left.
     fn backward_phases(&mut self, chunk: Chunk) {
-        let Chunk {
-            lo,
-            hi,
-            active,
-            want_input,
-        } = chunk;
+        let Chunk { lo, hi, active, .. } = chunk;
         let count = self.slots.len();
         let (seed, step) = (self.seed, self.step);
         for phase in (0..self.spec().phases() - 1).rev() {
@@ -297,18 +294,7 @@ where
             each(&mut self.slots[..active], &|w, slot| {
                 let (a, b) = worker_range(lo, hi, w, count);
                 if a < b {
-                    let pass = Pass {
-                        params,
-                        shared,
-                        folded: &[],
-                        n: b - a,
-                        first: a,
-                        batch: hi - lo,
-                        train: true,
-                        input_grad: want_input,
-                        seed,
-                        step,
-                    };
+                    let pass = chunk.pass(params, shared, a, b, seed, step);
                     slot.worker.backward(phase, &pass, &mut slot.grads);
                 }
                 0.0
