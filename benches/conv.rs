@@ -7,6 +7,9 @@
 //! `CONV_TABLE=1 cargo bench --bench conv` instead prints one line per instruction
 //! set and path: GFLOP/s and percent of the measured single-thread FMA peak with
 //! that instruction set's vectors (`compute::peak::measure_peak_gflops_with`).
+//! `CONV_TABLE=resnet` does the same for every convolution shape of ResNet-8 and
+//! ResNet-20 (the best instruction set, or `CNNC_KERNEL`'s), with the weight
+//! gradient alone beside the whole backward pass.
 
 use cnnc::compute::conv::{self, ConvShape, Plan};
 use cnnc::compute::isa::{set_isa, Isa};
@@ -16,25 +19,54 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::time::Duration;
 
-const CONV64: ConvShape = ConvShape {
-    c: 64,
-    h: 32,
-    w: 32,
-    f: 64,
-    kh: 3,
-    kw: 3,
-    sh: 1,
-    sw: 1,
-    pt: 1,
-    pb: 1,
-    pl: 1,
-    pr: 1,
-    oh: 32,
-    ow: 32,
-    dh: 1,
-    dw: 1,
-    g: 1,
-};
+const CONV64: ConvShape = square(64, 32, 64, 3, 1, 1);
+
+/// A square convolution: `c` channels of `h`x`h`, `f` filters of `k`x`k`, stride
+/// `stride`, padding `pad` on every side (PyTorch's floor rounding).
+const fn square(c: usize, h: usize, f: usize, k: usize, stride: usize, pad: usize) -> ConvShape {
+    let o = (h + 2 * pad - k) / stride + 1;
+    ConvShape {
+        c,
+        h,
+        w: h,
+        f,
+        kh: k,
+        kw: k,
+        sh: stride,
+        sw: stride,
+        pt: pad,
+        pb: pad,
+        pl: pad,
+        pr: pad,
+        oh: o,
+        ow: o,
+        dh: 1,
+        dw: 1,
+        g: 1,
+    }
+}
+
+/// ResNet-8's and ResNet-20's convolution shapes, by a name that says where.
+fn resnet_shapes() -> Vec<(&'static str, ConvShape)> {
+    let mut dw = square(32, 16, 32, 3, 1, 2);
+    dw.dh = 2;
+    dw.dw = 2;
+    dw.g = 32;
+    dw.oh = 16;
+    dw.ow = 16;
+    vec![
+        ("stem 3->16 32x32", square(3, 32, 16, 3, 1, 1)),
+        ("3x3 16->16 32x32", square(16, 32, 16, 3, 1, 1)),
+        ("3x3/2 16->32", square(16, 32, 32, 3, 2, 1)),
+        ("1x1/2 16->32", square(16, 32, 32, 1, 2, 0)),
+        ("3x3 32->32 16x16", square(32, 16, 32, 3, 1, 1)),
+        ("dw3x3d2 32 16x16", dw),
+        ("1x1 32->32 16x16", square(32, 16, 32, 1, 1, 0)),
+        ("3x3/2 32->64", square(32, 16, 64, 3, 2, 1)),
+        ("1x1/2 32->64", square(32, 16, 64, 1, 2, 0)),
+        ("3x3 64->64 8x8", square(64, 8, 64, 3, 1, 1)),
+    ]
+}
 
 /// Samples per call, as a worker gets them from a batch of 32 on one thread.
 const N: usize = 32;
@@ -95,6 +127,59 @@ impl Buffers {
             &mut self.scratch,
         );
         black_box(&mut self.y);
+    }
+
+    /// The weight gradient alone (no data gradient), as for a first layer.
+    fn weights(&mut self, s: &ConvShape, plan: Plan) {
+        conv::backward_as(
+            plan,
+            s,
+            conv::Sizes::Constant,
+            black_box(&self.x),
+            &self.w,
+            &self.y,
+            &mut self.dw,
+            None,
+            None,
+            N,
+            &mut self.scratch,
+        );
+        black_box(&mut self.dw);
+    }
+
+    /// Forward as generated code's layers call it: the shape's own plan, in the
+    /// build for the selected instruction set (`compute::layers`).
+    fn forward_dispatched(&mut self, s: &ConvShape) {
+        let act = Activation::Relu;
+        cnnc::compute::layers::conv_forward_dyn(
+            s,
+            black_box(&self.x),
+            &self.w,
+            Some(&self.b),
+            None,
+            act,
+            &mut self.y,
+            N,
+            &mut self.scratch,
+        );
+        black_box(&mut self.y);
+    }
+
+    /// Backward as generated code's layers call it; `dx` when `data`.
+    fn backward_dispatched(&mut self, s: &ConvShape, data: bool) {
+        let dx = if data { Some(&mut self.dx[..]) } else { None };
+        cnnc::compute::layers::conv_backward_dyn(
+            s,
+            black_box(&self.x),
+            &self.w,
+            &self.y,
+            &mut self.dw,
+            None,
+            dx,
+            N,
+            &mut self.scratch,
+        );
+        black_box(&mut self.dw);
     }
 
     fn backward(&mut self, s: &ConvShape, plan: Plan) {
@@ -176,6 +261,50 @@ fn table() {
     set_isa(Isa::best()).expect("available");
 }
 
+/// One line per ResNet shape and path on the selected instruction set: forward,
+/// weight gradient alone and the whole backward pass, GFLOP/s and % of peak.
+fn resnet_table() {
+    let isa = cnnc::compute::isa::selected();
+    let peak = (0..3).map(|_| measure_peak_gflops_with(isa)).fold(0.0, f64::max);
+    println!("ResNet convolutions at {N} samples per call, one thread, {isa}: FMA peak {peak:.1} GFLOP/s");
+    println!(
+        "{:<18} {:<10} {:>16} {:>16} {:>16}",
+        "shape", "path", "forward (%pk)", "dW (%pk)", "dW+dX (%pk)"
+    );
+    let pct = |g: f64| format!("{g:.1} ({:.0}%)", 100.0 * g / peak);
+    let only = std::env::var("CONV_ONLY").unwrap_or_default();
+    for (name, s) in resnet_shapes().into_iter().filter(|(n, _)| n.contains(only.as_str())) {
+        let mut bufs = Buffers::new(&s);
+        for plan in Plan::ALL.into_iter().filter(|&p| s.allows(p)) {
+            let flops = forward_flops(&s);
+            let fwd = flops / best_seconds(|| bufs.forward(&s, plan)) / 1e9;
+            let dw = flops / best_seconds(|| bufs.weights(&s, plan)) / 1e9;
+            let bwd = 2.0 * flops / best_seconds(|| bufs.backward(&s, plan)) / 1e9;
+            let chosen = if s.plan() == plan { "*" } else { "" };
+            println!(
+                "{:<18} {:<10} {:>16} {:>16} {:>16}",
+                name,
+                format!("{plan:?}{chosen}"),
+                pct(fwd),
+                pct(dw),
+                pct(bwd)
+            );
+        }
+        let flops = forward_flops(&s);
+        let fwd = flops / best_seconds(|| bufs.forward_dispatched(&s)) / 1e9;
+        let dw = flops / best_seconds(|| bufs.backward_dispatched(&s, false)) / 1e9;
+        let bwd = 2.0 * flops / best_seconds(|| bufs.backward_dispatched(&s, true)) / 1e9;
+        println!(
+            "{:<18} {:<10} {:>16} {:>16} {:>16}",
+            name,
+            "layers",
+            pct(fwd),
+            pct(dw),
+            pct(bwd)
+        );
+    }
+}
+
 fn criterion(c: &mut Criterion) {
     let s = &CONV64;
     let mut bufs = Buffers::new(s);
@@ -199,8 +328,12 @@ fn criterion(c: &mut Criterion) {
 }
 
 fn main() {
-    if std::env::var_os("CONV_TABLE").is_some() {
-        table();
+    if let Some(which) = std::env::var_os("CONV_TABLE") {
+        if which == "resnet" {
+            resnet_table();
+        } else {
+            table();
+        }
         return;
     }
     let mut c = Criterion::default().configure_from_args();

@@ -168,6 +168,18 @@ fn cases() -> Vec<Case> {
             Identity,
         ),
         case(
+            "depthwise wide rows",
+            shape(4, 6, 37, 4, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 4),
+            true,
+            Relu,
+        ),
+        case(
+            "depthwise wide unpadded",
+            shape(3, 5, 21, 3, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 3),
+            false,
+            Identity,
+        ),
+        case(
             "depthwise unpadded",
             shape(8, 7, 7, 16, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 8),
             false,

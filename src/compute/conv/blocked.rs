@@ -97,7 +97,29 @@ struct WeightTile {
 }
 
 /// The most taps a weight-gradient tile holds.
-const TB_MAX: usize = 8;
+const TB_MAX: usize = 12;
+
+/// One weight-gradient tile vectorized along output columns instead (for few
+/// filters, see [`backward`]): `RF` filters x `TB` taps of one input channel over
+/// a block of output rows, each accumulator a vector of per-column partial sums.
+struct RowTile {
+    /// The padded input channel at the block's first row, column 0; its row stride.
+    x: *const f32,
+    wp: usize,
+    /// The output gradient at the tile's first filter and the block's first row;
+    /// its filter stride.
+    dy: *const f32,
+    fs: usize,
+    /// Output rows in the block, and their length.
+    rows: usize,
+    ow: usize,
+    /// The taps' offsets in the padded channel.
+    off: [usize; TB_MAX],
+    /// The lane sums (`[channel][tap][filter][lane]`) at this channel, the first tap
+    /// and the first filter; its tap stride.
+    dw: *mut f32,
+    ts: usize,
+}
 
 /// Filters per group in the transposed gradients, rounded up to whole vectors of
 /// any instruction set (zeros past the last filter).
@@ -136,6 +158,10 @@ struct Kernels {
     /// within the maxima; the instruction set is available.
     forward: unsafe fn(usize, usize, &Tile),
     weights: unsafe fn(usize, usize, &WeightTile),
+    /// The column-vectorized weight-gradient tile `rows(rf, tb, tile)`, and its
+    /// largest filter block.
+    rows: unsafe fn(usize, usize, &RowTile),
+    rows_rf_max: usize,
 }
 
 /// Why each budget: AVX-512 has 32 vector registers, so 24 accumulators leave
@@ -157,6 +183,8 @@ fn kernels(isa: Isa) -> Kernels {
             fv_max: 4,
             forward: x86::forward_avx512,
             weights: x86::weights_avx512,
+            rows: x86::rows_avx512,
+            rows_rf_max: 4,
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Kernels {
@@ -167,6 +195,8 @@ fn kernels(isa: Isa) -> Kernels {
             fv_max: 2,
             forward: x86::forward_avx2,
             weights: x86::weights_avx2,
+            rows: x86::rows_avx2,
+            rows_rf_max: 2,
         },
         _ => Kernels {
             lanes: 8,
@@ -176,6 +206,8 @@ fn kernels(isa: Isa) -> Kernels {
             fv_max: 1,
             forward: forward_portable,
             weights: weights_portable,
+            rows: rows_portable,
+            rows_rf_max: 2,
         },
     }
 }
@@ -379,12 +411,7 @@ pub const fn transposed(s: &ConvShape) -> ConvShape {
 /// weight gradients, the rotated weights and the transposed problem's padded
 /// output gradient.
 pub const fn backward_scratch(s: &ConvShape) -> usize {
-    s.padded_sample_len()
-        + SLACK
-        + s.positions() * filters_padded(s)
-        + s.c * s.kh * s.kw * filters_padded(s)
-        + s.weight_len()
-        + forward_scratch(&transposed(s))
+    s.padded_sample_len() + SLACK + weight_sums_len(s) + s.weight_len() + forward_scratch(&transposed(s))
 }
 
 /// Backward for `n` samples: adds to `dw` and `db` (when given), overwrites `dx`
@@ -398,7 +425,7 @@ pub fn backward(
     w: &[f32],
     dy: &[f32],
     dw: &mut [f32],
-    mut db: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
     dx: Option<&mut [f32]>,
     n: usize,
     scratch: &mut [f32],
@@ -416,31 +443,223 @@ pub fn backward(
             && s.sh == 1,
         "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
     );
-    let (fgp, taps) = (filters_padded(s), s.kh * s.kw);
     let (xp, rest) = scratch.split_at_mut(s.padded_sample_len() + SLACK);
-    let (dyt, rest) = rest.split_at_mut(s.positions() * fgp);
-    let (dwt, rest) = rest.split_at_mut(s.c * taps * fgp);
+    let (sums, rest) = rest.split_at_mut(weight_sums_len(s));
     let (wr, rest) = rest.split_at_mut(s.weight_len());
     let t = transposed(s);
     if dx.is_some() {
         rotate(s, w, wr);
     }
+    let k = kernels(selected());
+    if let Some(db) = db {
+        for dys in dy[..n * ol].chunks_exact(ol) {
+            for (f, row) in dys.chunks_exact(s.positions()).enumerate() {
+                db[f] += super::sum(row);
+            }
+        }
+    }
+    weights_with(&k, s, x, dy, dw, n, xp, sums);
+    if let Some(dx) = dx {
+        forward(
+            &t,
+            Activation::Identity.into(),
+            &dy[..n * ol],
+            wr,
+            None,
+            &mut dx[..n * il],
+            n,
+            rest,
+        );
+    }
+}
+
+/// Adds the weight gradient of `n` samples to `dw` for any shape with unit
+/// strides (the depthwise path's too); `scratch` holds [`weight_scratch`] floats.
+///
+/// # Panics
+/// As [`forward`].
+pub fn weight_gradient(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], n: usize, scratch: &mut [f32]) {
+    assert!(
+        x.len() >= n * s.input_len()
+            && dy.len() >= n * s.output_len()
+            && dw.len() >= s.weight_len()
+            && scratch.len() >= weight_scratch(s)
+            && s.sw == 1
+            && s.sh == 1
+            && s.kh * s.kw <= TAPS_MAX,
+        "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
+    );
+    let (xp, sums) = scratch.split_at_mut(s.padded_sample_len() + SLACK);
+    weights_with(&kernels(selected()), s, x, dy, dw, n, xp, sums);
+}
+
+/// The scratch [`weight_gradient`] needs.
+pub const fn weight_scratch(s: &ConvShape) -> usize {
+    s.padded_sample_len() + SLACK + weight_sums_len(s)
+}
+
+/// The weight gradient by the tiling [`by_columns`] picks.
+#[allow(clippy::too_many_arguments)]
+fn weights_with(
+    k: &Kernels,
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    n: usize,
+    xp: &mut [f32],
+    sums: &mut [f32],
+) {
+    if by_columns(k, s) {
+        weights_by_columns(k, s, x, dy, dw, n, xp, sums);
+    } else {
+        weights_by_filters(k, s, x, dy, dw, n, xp, sums);
+    }
+}
+
+/// Whether the weight gradient runs on [`RowTile`]s (vectorized along output
+/// columns) rather than [`WeightTile`]s (along filters): when a group's filters
+/// fill at most one vector, a filter-vectorized tile has one accumulator chain per
+/// tap, a broadcast per FMA and a transposed copy of the output gradient per
+/// sample, while a column tile shares each loaded vector among several filters
+/// or taps and reads the gradient where it is.
+fn by_columns(k: &Kernels, s: &ConvShape) -> bool {
+    s.fg() <= 16 && s.ow >= k.lanes
+}
+
+/// The weight-gradient scratch of either tiling: the transposed output and weight
+/// gradients, or the lane sums (16 lanes at most) when a group has at most 16
+/// filters.
+const fn weight_sums_len(s: &ConvShape) -> usize {
+    let taps = s.kh * s.kw;
+    let filters = s.positions() * filters_padded(s) + s.c * taps * filters_padded(s);
+    let columns = if s.fg() <= 16 { s.c * taps * s.fg() * 16 } else { 0 };
+    max(filters, columns)
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Output rows per column-tile block: the block's output gradient for all of a
+/// group's filters stays within 16 KiB of L1 while every channel and tap passes
+/// over it.
+const fn column_block_rows(s: &ConvShape) -> usize {
+    let per_row = s.ow * s.fg();
+    let rows = 65536 / if per_row == 0 { 1 } else { per_row };
+    if rows == 0 {
+        1
+    } else {
+        rows
+    }
+}
+
+/// Adds the weight gradient of `n` samples to `dw` by [`RowTile`]s: lane sums in
+/// `sums` (`[channel][tap][filter][lane]`), added across lanes at the end.
+#[allow(clippy::too_many_arguments)]
+fn weights_by_columns(
+    k: &Kernels,
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    n: usize,
+    xp: &mut [f32],
+    sums: &mut [f32],
+) {
+    let (il, ol, taps, lanes) = (s.input_len(), s.output_len(), s.kh * s.kw, k.lanes);
+    let (hp, wp, cg, fg, p) = (s.hp(), s.wp(), s.cg(), s.fg(), s.positions());
+    let sums = &mut sums[..s.c * taps * fg * lanes];
+    sums.fill(0.0);
+    let rf = balanced(fg, k.rows_rf_max);
+    let tb = balanced(taps, (k.acc / rf).clamp(1, TB_MAX));
+    let rows = column_block_rows(s);
+    let mut off = [0; TB_MAX];
+    for i in 0..n {
+        let dys = &dy[i * ol..][..ol];
+        pad(s, &x[i * il..][..il], xp);
+        for g in 0..s.g {
+            for r0 in (0..s.oh).step_by(rows) {
+                for ci in 0..cg {
+                    let c = g * cg + ci;
+                    for f0 in (0..fg).step_by(rf) {
+                        for t0 in (0..taps).step_by(tb) {
+                            for (j, o) in off.iter_mut().enumerate().take(tb.min(taps - t0)) {
+                                let tap = t0 + j;
+                                *o = tap / s.kw * s.dh * wp + tap % s.kw * s.dw;
+                            }
+                            let tile = RowTile {
+                                x: xp[(c * hp + r0) * wp..].as_ptr(),
+                                wp,
+                                dy: dys[(g * fg + f0) * p + r0 * s.ow..].as_ptr(),
+                                fs: p,
+                                rows: rows.min(s.oh - r0),
+                                ow: s.ow,
+                                off,
+                                dw: sums[((c * taps + t0) * fg + f0) * lanes..].as_mut_ptr(),
+                                ts: fg * lanes,
+                            };
+                            // SAFETY: the tile reads the padded channel c at rows r0 + r +
+                            // tap row * dh, columns o + tap column * dw for its output rows
+                            // r and the valid columns o < ow (the last vector masked) --
+                            // inside the padded sample; the output gradient of filters
+                            // g*fg + f0 .. + rf at rows r0 .. r0 + rows, the valid columns;
+                            // and it reads and writes rf lane vectors of taps t0 .. t0 + tb
+                            // of channel c in `sums` (its length is c*taps*fg*lanes).
+                            // `k` is the selected (available) instruction set's.
+                            unsafe { (k.rows)(rf.min(fg - f0), tb.min(taps - t0), &tile) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for g in 0..s.g {
+        for fi in 0..fg {
+            for ci in 0..cg {
+                let c = g * cg + ci;
+                let dwf = &mut dw[((g * fg + fi) * cg + ci) * taps..][..taps];
+                for (tap, d) in dwf.iter_mut().enumerate() {
+                    *d += sums[((c * taps + tap) * fg + fi) * lanes..][..lanes]
+                        .iter()
+                        .sum::<f32>();
+                }
+            }
+        }
+    }
+}
+
+/// Adds the weight gradient of `n` samples to `dw` by [`WeightTile`]s: the output
+/// gradient transposed per sample, a transposed weight gradient in `sums`.
+#[allow(clippy::too_many_arguments)]
+fn weights_by_filters(
+    k: &Kernels,
+    s: &ConvShape,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    n: usize,
+    xp: &mut [f32],
+    sums: &mut [f32],
+) {
+    let (il, ol) = (s.input_len(), s.output_len());
+    let (fgp, taps) = (filters_padded(s), s.kh * s.kw);
+    let (dyt, rest) = sums.split_at_mut(s.positions() * fgp);
+    let dwt = &mut rest[..s.c * taps * fgp];
     // Filters past fg stay zero in both transposed gradients.
     dyt.fill(0.0);
     dwt.fill(0.0);
-    let k = kernels(selected());
     let (hp, wp, cg, fg, p) = (s.hp(), s.wp(), s.cg(), s.fg(), s.positions());
     let vectors = fg.div_ceil(k.lanes);
-    let (fv, tb) = weight_block(&k, vectors, taps);
+    let (fv, tb) = weight_block(k, vectors, taps);
     let rows = block_rows(s);
     let mut off = [0; TB_MAX];
     for i in 0..n {
         let dys = &dy[i * ol..][..ol];
-        if let Some(db) = db.as_deref_mut() {
-            for (f, row) in dys.chunks_exact(p).enumerate() {
-                db[f] += super::sum(row);
-            }
-        }
         pad(s, &x[i * il..][..il], xp);
         for g in 0..s.g {
             // Position-major: the writes are contiguous, and the fg strided read
@@ -484,18 +703,6 @@ pub fn backward(
                 }
             }
         }
-    }
-    if let Some(dx) = dx {
-        forward(
-            &t,
-            Activation::Identity.into(),
-            &dy[..n * ol],
-            wr,
-            None,
-            &mut dx[..n * il],
-            n,
-            rest,
-        );
     }
     for g in 0..s.g {
         for fi in 0..fg {
@@ -695,6 +902,78 @@ unsafe fn weight_sums<L: Lanes, const FV: usize, const TB: usize>(
     }
 }
 
+/// Adds one column tile's block of output rows to its lane sums.
+///
+/// # Safety
+/// `Kernels::rows`'s contract with `RF` filters and `TB` taps; `L`'s target
+/// features are enabled.
+#[inline(always)]
+unsafe fn row_tile<L: Lanes, const RF: usize, const TB: usize>(t: &RowTile) {
+    // SAFETY: every address is one the contract covers (see `weights_by_columns`).
+    unsafe {
+        let mut acc = [[L::zero(); TB]; RF];
+        for (r, acc) in acc.iter_mut().enumerate() {
+            for (j, a) in acc.iter_mut().enumerate() {
+                *a = L::load(t.dw.add(j * t.ts + r * L::LANES));
+            }
+        }
+        let full = t.ow / L::LANES * L::LANES;
+        for row in 0..t.rows {
+            let (xr, gr) = (t.x.add(row * t.wp), t.dy.add(row * t.ow));
+            let mut o = 0;
+            while o < full {
+                acc = column_sums::<L, RF, TB>(acc, xr.add(o), gr.add(o), t.fs, &t.off, L::LANES);
+                o += L::LANES;
+            }
+            if o < t.ow {
+                acc = column_sums::<L, RF, TB>(acc, xr.add(o), gr.add(o), t.fs, &t.off, t.ow - o);
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (j, &a) in acc.iter().enumerate() {
+                L::store(t.dw.add(j * t.ts + r * L::LANES), a);
+            }
+        }
+    }
+}
+
+/// `acc` plus one vector of `cols` columns (`L::LANES` or fewer, the rest masked
+/// off) of a column tile's products: `RF` filters' gradients times `TB` taps' inputs.
+///
+/// # Safety
+/// As [`row_tile`]: `x` and `dy` at the vector's first column.
+#[inline(always)]
+unsafe fn column_sums<L: Lanes, const RF: usize, const TB: usize>(
+    mut acc: [[L; TB]; RF],
+    x: *const f32,
+    dy: *const f32,
+    fs: usize,
+    off: &[usize; TB_MAX],
+    cols: usize,
+) -> [[L; TB]; RF] {
+    // SAFETY: every address is one the contract covers (see `weights_by_columns`).
+    unsafe {
+        let load = |p: *const f32| {
+            if cols == L::LANES {
+                L::load(p)
+            } else {
+                L::load_first(p, cols)
+            }
+        };
+        let mut g = [L::zero(); RF];
+        for (r, g) in g.iter_mut().enumerate() {
+            *g = load(dy.add(r * fs));
+        }
+        for (j, &off) in off.iter().enumerate().take(TB) {
+            let xv = load(x.add(off));
+            for (acc, &g) in acc.iter_mut().zip(&g) {
+                acc[j] = L::mul_add(g, xv, acc[j]);
+            }
+        }
+        acc
+    }
+}
+
 /// Calls `$f::<L, RF, CV>` for the runtime `($rf, $cv)`, one instance per pair.
 macro_rules! tiles {
     ($f:ident, $l:ty, $rf:expr, $cv:expr, $t:expr, [$($r:literal)*], $cvs:tt) => {
@@ -722,7 +1001,14 @@ unsafe fn forward_portable(rf: usize, cv: usize, t: &Tile) {
 /// `Kernels::weights`'s contract.
 unsafe fn weights_portable(fv: usize, tb: usize, t: &WeightTile) {
     // SAFETY: the contract is passed on; plain Rust needs no features.
-    unsafe { tiles!(weight_tile, F32x8, fv, tb, t, [1], [1 2 3 4 5 6 7 8]) }
+    unsafe { tiles!(weight_tile, F32x8, fv, tb, t, [1], [1 2 3 4 5 6 7 8 9 10 11 12]) }
+}
+
+/// # Safety
+/// `Kernels::rows`'s contract.
+unsafe fn rows_portable(rf: usize, tb: usize, t: &RowTile) {
+    // SAFETY: the contract is passed on; plain Rust needs no features.
+    unsafe { tiles!(row_tile, F32x8, rf, tb, t, [1 2], [1 2 3 4 5 6]) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -743,7 +1029,23 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn weights_avx512(fv: usize, tb: usize, t: &WeightTile) {
         // SAFETY: the contract is passed on; the features are enabled here.
-        unsafe { tiles!(weight_tile, F32x16, fv, tb, t, [1 2 3 4], [1 2 3 4 5 6 7 8]) }
+        unsafe { tiles!(weight_tile, F32x16, fv, tb, t, [1 2 3 4], [1 2 3 4 5 6 7 8 9 10 11 12]) }
+    }
+
+    /// # Safety
+    /// `Kernels::rows`'s contract; the CPU has AVX-512F.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn rows_avx512(rf: usize, tb: usize, t: &RowTile) {
+        // SAFETY: the contract is passed on; the features are enabled here.
+        unsafe { tiles!(row_tile, F32x16, rf, tb, t, [1 2 3 4], [1 2 3 4 5 6 7 8 9 10 11 12]) }
+    }
+
+    /// # Safety
+    /// `Kernels::rows`'s contract; the CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn rows_avx2(rf: usize, tb: usize, t: &RowTile) {
+        // SAFETY: the contract is passed on; the features are enabled here.
+        unsafe { tiles!(row_tile, F32x8Avx, rf, tb, t, [1 2], [1 2 3 4 5 6 7 8 9 10 11 12]) }
     }
 
     /// # Safety
@@ -759,6 +1061,6 @@ mod x86 {
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weights_avx2(fv: usize, tb: usize, t: &WeightTile) {
         // SAFETY: the contract is passed on; the features are enabled here.
-        unsafe { tiles!(weight_tile, F32x8Avx, fv, tb, t, [1 2], [1 2 3 4 5 6 7 8]) }
+        unsafe { tiles!(weight_tile, F32x8Avx, fv, tb, t, [1 2], [1 2 3 4 5 6 7 8 9 10 11 12]) }
     }
 }

@@ -5,7 +5,7 @@
 //! - **depthwise** (`G == C`, `F` a multiple of `C`): every output channel reads
 //!   one input channel, so a matrix product would have a depth of only `KH·KW`;
 //!   direct loops over each output row, vectorized along the row, forward and
-//!   backward.
+//!   backward ([`depthwise`]).
 //! - **direct** (few taps, few filters): the forward pass sums row-long
 //!   accumulators over the taps; the backward pass uses the products below.
 //! - **winograd** (3x3, unit strides and dilation, one group, padding at most 1
@@ -32,6 +32,7 @@
 //!   (1x1, stride 1, unpadded) skips the unfolding: its input is its own matrix.
 
 pub mod blocked;
+mod depthwise;
 mod epilogue;
 mod runs;
 mod shape;
@@ -43,7 +44,7 @@ pub use shape::ConvShape;
 use runs::{copy_rows, copy_run, zero_run};
 
 use super::gemm::workspace_len;
-use super::{dot, matmul, Operand};
+use super::{matmul, Operand};
 use super::{sum, Activation};
 
 /// How a layer shape is computed; see the module documentation.
@@ -161,7 +162,7 @@ impl ConvShape {
     pub const fn scratch_len_for(&self, plan: Plan) -> usize {
         match plan {
             // A padded input channel and a padded gradient channel.
-            Plan::Depthwise => 2 * self.padded_channel_len(),
+            Plan::Depthwise => depthwise::scratch_len(self),
             Plan::Winograd => max(winograd::forward_scratch(self), winograd::backward_scratch(self)),
             Plan::Blocked => blocked::backward_scratch(self),
             Plan::Direct | Plan::Unfolded => {
@@ -257,110 +258,6 @@ fn direct_forward(s: &ConvShape, post: Epilogue, at: usize, xp: &[f32], w: &[f32
                 *y = a + bias;
             }
             post.finish(row, at + (f * s.oh + oh) * s.ow);
-        }
-    }
-}
-
-/// Depthwise forward of one sample: output channel `o` reads input channel
-/// `o / (F / C)`; each output row starts at the bias and gathers every tap
-/// along the row, then takes the activation.
-#[inline(always)]
-fn depthwise_forward(
-    s: &ConvShape,
-    post: Epilogue,
-    at: usize,
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    y: &mut [f32],
-    scratch: &mut [f32],
-) {
-    let (wp, taps, mult, plane) = (s.wp(), s.kh * s.kw, s.f / s.c, s.h * s.w);
-    for c in 0..s.c {
-        let xp = pad(s, 1, &x[c * plane..][..plane], scratch);
-        for m in 0..mult {
-            let o = c * mult + m;
-            let wo = &w[o * taps..][..taps];
-            let bias = b.map_or(0.0, |b| b[o]);
-            for oh in 0..s.oh {
-                let out = &mut y[(o * s.oh + oh) * s.ow..][..s.ow];
-                out.fill(bias);
-                for kh in 0..s.kh {
-                    let row = &xp[(oh * s.sh + kh * s.dh) * wp..][..wp];
-                    for kw in 0..s.kw {
-                        tap_row(wo[kh * s.kw + kw], &row[kw * s.dw..], s.sw, out);
-                    }
-                }
-                post.finish(out, at + (o * s.oh + oh) * s.ow);
-            }
-        }
-    }
-}
-
-/// Depthwise backward of one sample: `dw[o, tap] += dy_o · (input under tap)`
-/// one output row at a time; `dx` gathered in a padded channel and its interior
-/// copied out.
-#[inline(always)]
-fn depthwise_backward(
-    s: &ConvShape,
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    mut db: Option<&mut [f32]>,
-    mut dx: Option<&mut [f32]>,
-    scratch: &mut [f32],
-) {
-    let (hp, wp, taps, mult, plane) = (s.hp(), s.wp(), s.kh * s.kw, s.f / s.c, s.h * s.w);
-    let (xs, dxs) = scratch.split_at_mut(s.padded_channel_len());
-    let dxp = &mut dxs[..hp * wp];
-    for c in 0..s.c {
-        let xp = pad(s, 1, &x[c * plane..][..plane], xs);
-        if dx.is_some() {
-            dxp.fill(0.0);
-        }
-        for m in 0..mult {
-            let o = c * mult + m;
-            let dyo = &dy[o * s.positions()..][..s.positions()];
-            if let Some(db) = db.as_deref_mut() {
-                db[o] += sum(dyo);
-            }
-            let wo = &w[o * taps..][..taps];
-            let dwo = &mut dw[o * taps..][..taps];
-            for oh in 0..s.oh {
-                let g = &dyo[oh * s.ow..][..s.ow];
-                for kh in 0..s.kh {
-                    let base = (oh * s.sh + kh * s.dh) * wp;
-                    let row = &xp[base..][..wp];
-                    for kw in 0..s.kw {
-                        let off = kw * s.dw;
-                        dwo[kh * s.kw + kw] += if s.sw == 1 {
-                            dot(g, &row[off..off + s.ow])
-                        } else {
-                            g.iter().enumerate().map(|(i, v)| v * row[off + i * s.sw]).sum()
-                        };
-                        if dx.is_some() {
-                            let wv = wo[kh * s.kw + kw];
-                            let drow = &mut dxp[base + off..];
-                            if s.sw == 1 {
-                                for (d, v) in drow[..s.ow].iter_mut().zip(g) {
-                                    *d += wv * v;
-                                }
-                            } else {
-                                for (i, v) in g.iter().enumerate() {
-                                    drow[i * s.sw] += wv * v;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(dx) = dx.as_deref_mut() {
-            let dxc = &mut dx[c * plane..][..plane];
-            for h in 0..s.h {
-                copy_run(&mut dxc[h * s.w..][..s.w], &dxp[(h + s.pt) * wp + s.pl..][..s.w]);
-            }
         }
     }
 }
@@ -510,7 +407,7 @@ pub fn forward_as(
     match plan {
         Plan::Depthwise => {
             for i in 0..n {
-                depthwise_forward(
+                depthwise::forward(
                     s,
                     post,
                     i * ol,
@@ -650,20 +547,7 @@ pub fn backward_as(
         return winograd::backward(s, x, w, dy, dw, db, dx, n, scratch);
     }
     if plan == Plan::Depthwise {
-        for i in 0..n {
-            let dxs = dx.as_deref_mut().map(|d| &mut d[i * il..][..il]);
-            depthwise_backward(
-                s,
-                &x[i * il..][..il],
-                w,
-                &dy[i * ol..][..ol],
-                dw,
-                db.as_deref_mut(),
-                dxs,
-                scratch,
-            );
-        }
-        return;
+        return depthwise::backward(s, x, w, dy, dw, db, dx, n, scratch);
     }
     let (k, p, fg) = (s.depth(), s.positions(), s.fg());
     let (gx, gy) = (s.cg() * s.h * s.w, fg * p);
