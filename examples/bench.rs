@@ -88,7 +88,8 @@ fn train_bench(name: &str, model: &mut dyn Train, shape: &[usize], batch: usize,
 
 fn main() {
     // `cargo run --release --example bench -- resnet8` runs only the groups whose
-    // name holds the argument (lenet, cifar, resnet8, resnet20, conv64, peak; `memory` is the memory mode), e.g. for perf.
+    // name holds the argument (lenet, cifar, resnet8, resnet20, unet, conv64, peak;
+    // `memory` is the memory mode; `resnet8_train` the training step alone), e.g. for perf.
     let only = std::env::args().nth(1).unwrap_or_default();
     if only == "memory" {
         let mut resnet = ResNet20::new(0);
@@ -99,6 +100,10 @@ fn main() {
         }
         return;
     }
+    // `resnet8_train` (or any group with `_train`) times only the training step,
+    // for a profile of it alone.
+    let train_only = only.ends_with("_train");
+    let only = only.trim_end_matches("_train").to_string();
     let run = |group: &str| group.contains(only.as_str());
     let (mut out64, mut out1) = (vec![0.0; 640], vec![0.0; 10]);
     if run("lenet") {
@@ -119,6 +124,9 @@ fn main() {
         // statistics in a training step, on the running statistics in `predict_into`.
         let mut resnet = ResNet8::new(0);
         train_bench("resnet8_train_b64", &mut resnet, &[3, 32, 32], 64, 20);
+        if train_only {
+            return;
+        }
         let (x64, x1) = (random(&[64, 3, 32, 32], 6), random(&[1, 3, 32, 32], 7));
         let t = median_seconds(|| resnet.predict_into(x64.view(), &mut out64).expect("predict"), 30, 5);
         emit("resnet8_infer_b64", "images_per_s", 64.0 / t);
@@ -128,6 +136,9 @@ fn main() {
     if run("resnet20") {
         let mut resnet = ResNet20::new(0);
         train_bench("resnet20_train_b128", &mut resnet, &[3, 32, 32], 128, 10);
+        if train_only {
+            return;
+        }
         let mut out128 = vec![0.0; 1280];
         let x128 = random(&[128, 3, 32, 32], 8);
         let t = median_seconds(
