@@ -23,10 +23,10 @@
 //! the same trouble, and the blocked path's column tiles do it faster (one tile
 //! per channel holds all nine taps' sums across the channel's rows).
 
-use super::blocked;
 use super::epilogue::Epilogue;
 use super::runs::copy_run;
 use super::shape::ConvShape;
+use super::weights;
 use crate::compute::sum;
 
 /// Output columns a chunk of a row holds in registers: two AVX2 vectors.
@@ -42,18 +42,18 @@ pub const fn scratch_len(s: &ConvShape) -> usize {
         s.hp() * s.wp()
     };
     let own = s.hp() * s.wp() + second;
-    if tiled_weights(s) && blocked::weight_scratch(s) > own {
-        blocked::weight_scratch(s)
+    if tiled_weights(s) && weights::weight_scratch(s) > own {
+        weights::weight_scratch(s)
     } else {
         own
     }
 }
 
-/// Whether the weight gradient runs on the blocked path's column tiles (unit
-/// strides, at most its taps): one tile per channel holds every tap's partial sums
-/// in registers across the channel's rows.
+/// Whether the weight gradient runs on [`weights`]' column tiles (unit strides):
+/// one tile per channel holds every tap's partial sums in registers across the
+/// channel's rows.
 const fn tiled_weights(s: &ConvShape) -> bool {
-    s.sh == 1 && s.sw == 1 && s.kh * s.kw <= blocked::TAPS_MAX
+    s.sh == 1 && s.sw == 1
 }
 
 /// The problem whose forward pass is this one's data gradient with unit strides
@@ -234,7 +234,7 @@ pub fn backward(
 ) {
     let (il, ol, p) = (s.input_len(), s.output_len(), s.positions());
     if tiled_weights(s) {
-        blocked::weight_gradient(s, x, dy, dw, n, scratch);
+        weights::weight_gradient(s, x, dy, dw, n, scratch);
     }
     for i in 0..n {
         let (xs, dys) = (&x[i * il..][..il], &dy[i * ol..][..ol]);

@@ -31,11 +31,28 @@
 //!   `dcol = W_gᵀ · dY_g`, folded back onto the input (col2im). A pointwise conv
 //!   (1x1, stride 1, unpadded) skips the unfolding: its input is its own matrix.
 
+/// Calls `$f::<L, RF, CV>` for the runtime `($rf, $cv)`, one instance per pair.
+macro_rules! tiles {
+    ($f:ident, $l:ty, $rf:expr, $cv:expr, $t:expr, [$($r:literal)*], $cvs:tt) => {
+        match $rf {
+            $( $r => tiles!(@inner $f, $l, $r, $cv, $t, $cvs), )*
+            _ => unreachable!("tile filters out of range"),
+        }
+    };
+    (@inner $f:ident, $l:ty, $r:literal, $cv:expr, $t:expr, [$($c:literal)*]) => {
+        match $cv {
+            $( $c => $f::<$l, $r, $c>($t), )*
+            _ => unreachable!("tile width out of range"),
+        }
+    };
+}
+
 pub mod blocked;
 mod depthwise;
 mod epilogue;
 mod runs;
 mod shape;
+mod weights;
 pub mod winograd;
 
 pub use epilogue::Epilogue;

@@ -1,4 +1,8 @@
-//! Short runs of a row: copied and zeroed without a call to the C library.
+//! Short runs of a row: copied and zeroed without a call to the C library; and
+//! what the direct paths share: a sample copied with its padding, and the even
+//! split of a loop into register blocks.
+
+use super::shape::ConvShape;
 
 // The unfolding and the padding copy runs of an input row, a few floats long on
 // small feature maps (8 on LeNet's second convolution). With the length known
@@ -76,6 +80,41 @@ pub fn zero_run(dst: &mut [f32]) {
             dst[n - 8..].copy_from_slice(&[0.0; 8]);
         }
         _ => dst.fill(0.0),
+    }
+}
+
+/// Zeros after a padded sample in scratch: the last vector of an output row may
+/// load up to one vector past the last input row.
+pub const SLACK: usize = 16;
+
+/// Copies one sample into `xp` with zero borders and zero slack after it,
+/// writing every cell once.
+#[inline(always)]
+pub(super) fn pad(s: &ConvShape, x: &[f32], xp: &mut [f32]) {
+    let (hp, wp) = (s.hp(), s.wp());
+    let (xp, slack) = xp[..s.padded_sample_len() + SLACK].split_at_mut(s.padded_sample_len());
+    slack.fill(0.0);
+    for (c, xc) in xp.chunks_exact_mut(hp * wp).enumerate() {
+        let (top, rest) = xc.split_at_mut(s.pt * wp);
+        top.fill(0.0);
+        let (mid, bottom) = rest.split_at_mut(s.h * wp);
+        bottom.fill(0.0);
+        for (h, row) in mid.chunks_exact_mut(wp).enumerate() {
+            zero_run(&mut row[..s.pl]);
+            copy_run(&mut row[s.pl..s.pl + s.w], &x[(c * s.h + h) * s.w..][..s.w]);
+            zero_run(&mut row[s.pl + s.w..]);
+        }
+    }
+}
+
+/// Splits `total` into equal blocks of at most `most`: the block size.
+pub(super) const fn balanced(total: usize, most: usize) -> usize {
+    let most = if most == 0 { 1 } else { most };
+    let blocks = total.div_ceil(most);
+    if blocks == 0 {
+        1
+    } else {
+        total.div_ceil(blocks)
     }
 }
 
