@@ -248,37 +248,11 @@ pub const fn forward_scratch(s: &ConvShape) -> usize {
     s.padded_sample_len() + SLACK + (s.f + 12 * s.g) * s.depth()
 }
 
-/// The problem whose forward pass is this one's data gradient (unit strides):
-/// channels and filters swap, the output gradient is padded by the window's
-/// extent minus the original padding.
-pub const fn transposed(s: &ConvShape) -> ConvShape {
-    let (eh, ew) = (s.dh * (s.kh - 1), s.dw * (s.kw - 1));
-    ConvShape {
-        c: s.f,
-        h: s.oh,
-        w: s.ow,
-        f: s.c,
-        kh: s.kh,
-        kw: s.kw,
-        sh: 1,
-        sw: 1,
-        pt: eh.saturating_sub(s.pt),
-        pb: eh.saturating_sub(s.pb),
-        pl: ew.saturating_sub(s.pl),
-        pr: ew.saturating_sub(s.pr),
-        oh: s.h,
-        ow: s.w,
-        dh: s.dh,
-        dw: s.dw,
-        g: s.g,
-    }
-}
-
 /// The scratch [`backward`] needs: the padded input, the transposed output and
 /// weight gradients, the rotated weights and the transposed problem's padded
 /// output gradient.
 pub const fn backward_scratch(s: &ConvShape) -> usize {
-    let (a, b) = (weights::weight_scratch(s), forward_scratch(&transposed(s)));
+    let (a, b) = (weights::weight_scratch(s), forward_scratch(&s.transposed()));
     s.weight_len() + if a > b { a } else { b }
 }
 
@@ -314,7 +288,7 @@ pub fn backward(
     // The rotated weights, then the weight gradient's scratch and the data
     // gradient's in turn.
     let (wr, rest) = scratch.split_at_mut(s.weight_len());
-    let t = transposed(s);
+    let t = s.transposed();
     if dx.is_some() {
         rotate(s, w, wr);
     }

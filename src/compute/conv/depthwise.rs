@@ -35,7 +35,7 @@ const COLS: usize = 16;
 /// The scratch a sample needs: a padded input channel, and a padded output
 /// gradient channel or a padded input-gradient channel.
 pub const fn scratch_len(s: &ConvShape) -> usize {
-    let g = gathered(s);
+    let g = s.transposed();
     let second = if g.hp() * g.wp() > s.hp() * s.wp() {
         g.hp() * g.wp()
     } else {
@@ -56,35 +56,9 @@ const fn tiled_weights(s: &ConvShape) -> bool {
     s.sh == 1 && s.sw == 1
 }
 
-/// The problem whose forward pass is this one's data gradient with unit strides
-/// and one filter per channel: the output gradient padded by the window's extent
-/// minus the padding (see [`gathers`]).
-const fn gathered(s: &ConvShape) -> ConvShape {
-    let (eh, ew) = (s.dh * (s.kh - 1), s.dw * (s.kw - 1));
-    ConvShape {
-        c: s.f,
-        h: s.oh,
-        w: s.ow,
-        f: s.c,
-        kh: s.kh,
-        kw: s.kw,
-        sh: 1,
-        sw: 1,
-        pt: eh.saturating_sub(s.pt),
-        pb: eh.saturating_sub(s.pb),
-        pl: ew.saturating_sub(s.pl),
-        pr: ew.saturating_sub(s.pr),
-        oh: s.h,
-        ow: s.w,
-        dh: s.dh,
-        dw: s.dw,
-        g: s.f,
-    }
-}
-
 /// Whether the data gradient gathers (see the module documentation): unit
-/// strides, one output channel per input channel and padding within the window's
-/// extent.
+/// strides, one output channel per input channel (so [`ConvShape::transposed`]
+/// is one too) and padding within the window's extent.
 const fn gathers(s: &ConvShape) -> bool {
     let (eh, ew) = (s.dh * (s.kh - 1), s.dw * (s.kw - 1));
     s.sh == 1
@@ -281,7 +255,7 @@ fn data_gradient(s: &ConvShape, w: &[f32], dy: &[f32], dx: &mut [f32], scratch: 
     let second = &mut scratch[hp * wp..];
     if gathers(s) {
         // dx[c] = the gathering forward of the padded dy[c] under the turned kernel.
-        let t = gathered(s);
+        let t = s.transposed();
         let mut turned = [0.0f32; TURNED_MAX];
         for c in 0..s.c {
             for (d, v) in turned[..taps].iter_mut().zip(w[c * taps..][..taps].iter().rev()) {

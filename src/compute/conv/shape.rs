@@ -87,4 +87,29 @@ impl ConvShape {
     pub const fn padded_channel_len(&self) -> usize {
         self.hp() * self.wp()
     }
+    /// The problem whose forward pass is this one's data gradient (unit strides):
+    /// channels and filters swap, the output gradient is padded by the window's
+    /// extent minus the original padding.
+    pub const fn transposed(&self) -> ConvShape {
+        let (eh, ew) = (self.dh * (self.kh - 1), self.dw * (self.kw - 1));
+        ConvShape {
+            c: self.f,
+            h: self.oh,
+            w: self.ow,
+            f: self.c,
+            kh: self.kh,
+            kw: self.kw,
+            sh: 1,
+            sw: 1,
+            pt: eh.saturating_sub(self.pt),
+            pb: eh.saturating_sub(self.pb),
+            pl: ew.saturating_sub(self.pl),
+            pr: ew.saturating_sub(self.pr),
+            oh: self.h,
+            ow: self.w,
+            dh: self.dh,
+            dw: self.dw,
+            g: self.g,
+        }
+    }
 }

@@ -235,6 +235,15 @@ const fn max(a: usize, b: usize) -> usize {
     }
 }
 
+/// The offsets in a padded channel of taps `t0 .. t0 + count`.
+#[inline(always)]
+fn tap_offsets(s: &ConvShape, t0: usize, count: usize, off: &mut [usize; TB_MAX]) {
+    for (j, o) in off.iter_mut().enumerate().take(count) {
+        let tap = t0 + j;
+        *o = tap / s.kw * s.dh * s.wp() + tap % s.kw * s.dw;
+    }
+}
+
 /// Output rows per column-tile block: the block's output gradient for all of a
 /// group's filters stays within 16 KiB of L1 while every channel and tap passes
 /// over it.
@@ -278,10 +287,7 @@ fn weights_by_columns(
                     let c = g * cg + ci;
                     for f0 in (0..fg).step_by(rf) {
                         for t0 in (0..taps).step_by(tb) {
-                            for (j, o) in off.iter_mut().enumerate().take(tb.min(taps - t0)) {
-                                let tap = t0 + j;
-                                *o = tap / s.kw * s.dh * wp + tap % s.kw * s.dw;
-                            }
+                            tap_offsets(s, t0, tb.min(taps - t0), &mut off);
                             let tile = RowTile {
                                 x: xp[(c * hp + r0) * wp..].as_ptr(),
                                 wp,
@@ -365,10 +371,7 @@ fn weights_by_filters(
                     let c = g * cg + ci;
                     for v0 in (0..vectors).step_by(fv) {
                         for t0 in (0..taps).step_by(tb) {
-                            for (j, o) in off.iter_mut().enumerate().take(tb.min(taps - t0)) {
-                                let tap = t0 + j;
-                                *o = tap / s.kw * s.dh * wp + tap % s.kw * s.dw;
-                            }
+                            tap_offsets(s, t0, tb.min(taps - t0), &mut off);
                             let tile = WeightTile {
                                 x: xp[(c * hp + r0) * wp..].as_ptr(),
                                 wp,

@@ -171,7 +171,7 @@ const fn work_len(z: &Sizes) -> usize {
 /// weights and the transposed problem's forward.
 pub const fn backward_scratch(s: &ConvShape) -> usize {
     let a = blocked::backward_scratch(s);
-    let b = s.weight_len() + forward_scratch(&blocked::transposed(s));
+    let b = s.weight_len() + forward_scratch(&s.transposed());
     if a > b {
         a
     } else {
@@ -249,7 +249,7 @@ pub fn backward(
     );
     blocked::backward(s, x, w, dy, dw, db, None, n, scratch);
     if let Some(dx) = dx {
-        let t = blocked::transposed(s);
+        let t = s.transposed();
         let (wr, rest) = scratch.split_at_mut(s.weight_len());
         rotate(s, w, wr);
         forward(
