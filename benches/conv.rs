@@ -129,24 +129,6 @@ impl Buffers {
         black_box(&mut self.y);
     }
 
-    /// The weight gradient alone (no data gradient), as for a first layer.
-    fn weights(&mut self, s: &ConvShape, plan: Plan) {
-        conv::backward_as(
-            plan,
-            s,
-            conv::Sizes::Constant,
-            black_box(&self.x),
-            &self.w,
-            &self.y,
-            &mut self.dw,
-            None,
-            None,
-            N,
-            &mut self.scratch,
-        );
-        black_box(&mut self.dw);
-    }
-
     /// Forward as generated code's layers call it: the shape's own plan, in the
     /// build for the selected instruction set (`compute::layers`).
     fn forward_dispatched(&mut self, s: &ConvShape) {
@@ -182,8 +164,15 @@ impl Buffers {
         black_box(&mut self.dw);
     }
 
-    fn backward(&mut self, s: &ConvShape, plan: Plan) {
-        // y stands in for the output gradient.
+    /// Backward on `plan`: the weight gradient alone (as for a first layer), or
+    /// with the bias and data gradients when `data`. `y` stands in for the output
+    /// gradient.
+    fn backward(&mut self, s: &ConvShape, plan: Plan, data: bool) {
+        let (db, dx) = if data {
+            (Some(&mut self.db[..]), Some(&mut self.dx[..]))
+        } else {
+            (None, None)
+        };
         conv::backward_as(
             plan,
             s,
@@ -192,11 +181,12 @@ impl Buffers {
             &self.w,
             &self.y,
             &mut self.dw,
-            Some(&mut self.db),
-            Some(&mut self.dx),
+            db,
+            dx,
             N,
             &mut self.scratch,
         );
+        black_box(&mut self.dw);
         black_box(&mut self.dx);
     }
 }
@@ -249,7 +239,7 @@ fn table() {
         }
         set_isa(isa).expect("available");
         let fwd = forward_flops(s) / best_seconds(|| bufs.forward(s, plan)) / 1e9;
-        let bwd = 2.0 * forward_flops(s) / best_seconds(|| bufs.backward(s, plan)) / 1e9;
+        let bwd = 2.0 * forward_flops(s) / best_seconds(|| bufs.backward(s, plan, true)) / 1e9;
         println!(
             "{:<9} {:<9} {:>22} {:>22}",
             isa.name(),
@@ -278,8 +268,8 @@ fn resnet_table() {
         for plan in Plan::ALL.into_iter().filter(|&p| s.allows(p)) {
             let flops = forward_flops(&s);
             let fwd = flops / best_seconds(|| bufs.forward(&s, plan)) / 1e9;
-            let dw = flops / best_seconds(|| bufs.weights(&s, plan)) / 1e9;
-            let bwd = 2.0 * flops / best_seconds(|| bufs.backward(&s, plan)) / 1e9;
+            let dw = flops / best_seconds(|| bufs.backward(&s, plan, false)) / 1e9;
+            let bwd = 2.0 * flops / best_seconds(|| bufs.backward(&s, plan, true)) / 1e9;
             let chosen = if s.plan() == plan { "*" } else { "" };
             println!(
                 "{:<18} {:<10} {:>16} {:>16} {:>16}",
@@ -318,7 +308,7 @@ fn criterion(c: &mut Criterion) {
                 if factor == 1.0 {
                     bench.iter(|| bufs.forward(s, plan))
                 } else {
-                    bench.iter(|| bufs.backward(s, plan))
+                    bench.iter(|| bufs.backward(s, plan, true))
                 }
             });
         }

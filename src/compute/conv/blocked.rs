@@ -25,7 +25,7 @@
 #![warn(unsafe_op_in_unsafe_fn)]
 
 use super::epilogue::Epilogue;
-use super::runs::{balanced, pad, SLACK};
+use super::runs::{balanced, max, pad, SLACK};
 use super::shape::ConvShape;
 use super::weights;
 use crate::compute::isa::{selected, Isa};
@@ -252,8 +252,7 @@ pub const fn forward_scratch(s: &ConvShape) -> usize {
 /// weight gradients, the rotated weights and the transposed problem's padded
 /// output gradient.
 pub const fn backward_scratch(s: &ConvShape) -> usize {
-    let (a, b) = (weights::weight_scratch(s), forward_scratch(&s.transposed()));
-    s.weight_len() + if a > b { a } else { b }
+    s.weight_len() + max(weights::weight_scratch(s), forward_scratch(&s.transposed()))
 }
 
 /// Backward for `n` samples: adds to `dw` and `db` (when given), overwrites `dx`

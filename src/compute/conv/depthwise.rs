@@ -5,8 +5,9 @@
 //!
 //! With unit strides each output row is taken in chunks of [`COLS`] columns held
 //! in registers while every tap adds its input run (a tap per load and FMA, no
-//! store between taps); the weight gradient keeps one chunk of partial sums per
-//! tap across the channel's rows and adds them up once; the data gradient (one
+//! store between taps); the weight gradient runs on [`super::weights`]' column
+//! tiles (one tile per channel holds every tap's partial sums across the
+//! channel's rows); the data gradient (one
 //! output channel per input channel) is the same gathering forward over the
 //! output gradient, padded by the window's extent minus the padding, under the
 //! kernel turned by 180 degrees, so nothing is scattered. Strided shapes take
@@ -24,7 +25,7 @@
 //! per channel holds all nine taps' sums across the channel's rows).
 
 use super::epilogue::Epilogue;
-use super::runs::copy_run;
+use super::runs::{copy_run, max};
 use super::shape::ConvShape;
 use super::weights;
 use crate::compute::sum;
@@ -32,18 +33,14 @@ use crate::compute::sum;
 /// Output columns a chunk of a row holds in registers: two AVX2 vectors.
 const COLS: usize = 16;
 
-/// The scratch a sample needs: a padded input channel, and a padded output
-/// gradient channel or a padded input-gradient channel.
+/// The scratch [`forward`] and [`backward`] need: a padded input channel, then a
+/// padded output-gradient channel (gathering) or input-gradient channel
+/// (scattering); before them, the column tiles' own scratch for the weight
+/// gradient with unit strides.
 pub const fn scratch_len(s: &ConvShape) -> usize {
-    let g = s.transposed();
-    let second = if g.hp() * g.wp() > s.hp() * s.wp() {
-        g.hp() * g.wp()
-    } else {
-        s.hp() * s.wp()
-    };
-    let own = s.hp() * s.wp() + second;
-    if tiled_weights(s) && weights::weight_scratch(s) > own {
-        weights::weight_scratch(s)
+    let own = s.padded_channel_len() + max(s.transposed().padded_channel_len(), s.padded_channel_len());
+    if tiled_weights(s) {
+        max(own, weights::weight_scratch(s))
     } else {
         own
     }

@@ -58,7 +58,7 @@ pub mod winograd;
 pub use epilogue::Epilogue;
 pub use shape::ConvShape;
 
-use runs::{copy_rows, copy_run, zero_run};
+use runs::{copy_rows, copy_run, max, zero_run};
 
 use super::gemm::workspace_len;
 use super::{matmul, Operand};
@@ -178,7 +178,6 @@ impl ConvShape {
     /// The scratch `plan` needs for this layer, forward and backward.
     pub const fn scratch_len_for(&self, plan: Plan) -> usize {
         match plan {
-            // A padded input channel and a padded gradient channel.
             Plan::Depthwise => depthwise::scratch_len(self),
             Plan::Winograd => max(winograd::forward_scratch(self), winograd::backward_scratch(self)),
             Plan::Blocked => blocked::backward_scratch(self),
@@ -194,14 +193,6 @@ impl ConvShape {
                 max(2 * k * p, self.padded_sample_len()) + products
             }
         }
-    }
-}
-
-const fn max(a: usize, b: usize) -> usize {
-    if a > b {
-        a
-    } else {
-        b
     }
 }
 

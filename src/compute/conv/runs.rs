@@ -107,6 +107,20 @@ pub(super) fn pad(s: &ConvShape, x: &[f32], xp: &mut [f32]) {
     }
 }
 
+/// The larger of two sizes, in `const fn`s (scratch lengths).
+pub(super) const fn max(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// How many rows of `per_row` floats fit in `budget` floats (at least one).
+pub(super) const fn rows_within(per_row: usize, budget: usize) -> usize {
+    max(budget / max(per_row, 1), 1)
+}
+
 /// Splits `total` into equal blocks of at most `most`: the block size.
 pub(super) const fn balanced(total: usize, most: usize) -> usize {
     let most = if most == 0 { 1 } else { most };

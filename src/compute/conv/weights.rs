@@ -24,14 +24,13 @@
 //!   gradient (58% -> 78% on AVX2), the 3->16 stem 18% -> 68%; and the sums are
 //!   closer to an f64 reference (more, shorter chains).
 //!
-//!
 //! The same loops serve every instruction set through `simd::Lanes`; the register
 //! block sizes depend on the vector width and the register count (see
 //! `WeightKernels`).
 
 #![warn(unsafe_op_in_unsafe_fn)]
 
-use super::runs::{balanced, pad, SLACK};
+use super::runs::{balanced, max, pad, rows_within, SLACK};
 use super::shape::ConvShape;
 use crate::compute::isa::{selected, Isa};
 use crate::compute::simd::{F32x8, Lanes};
@@ -148,13 +147,7 @@ const fn filters_padded(s: &ConvShape) -> usize {
 /// (rows x OW x filters) stays within 32 KiB of L1 while every input channel and
 /// tap passes over it (fewer, longer tiles: each loads and stores its sums once).
 const fn block_rows(s: &ConvShape) -> usize {
-    let per_row = s.ow * filters_padded(s);
-    let rows = 8192 / if per_row == 0 { 1 } else { per_row };
-    if rows == 0 {
-        1
-    } else {
-        rows
-    }
+    rows_within(s.ow * filters_padded(s), 8192)
 }
 
 /// The weight-gradient tile `(fv, tb)` for `vectors` filter vectors per group
@@ -168,7 +161,8 @@ fn weight_block(k: &WeightKernels, vectors: usize, taps: usize) -> (usize, usize
 /// strides (the depthwise path's too); `scratch` holds [`weight_scratch`] floats.
 ///
 /// # Panics
-/// As [`forward`].
+/// When a slice is shorter than the shape needs or a stride is not 1 (a cnnc bug:
+/// generated code sizes every buffer from the same constant shape).
 pub(super) fn weight_gradient(s: &ConvShape, x: &[f32], dy: &[f32], dw: &mut [f32], n: usize, scratch: &mut [f32]) {
     assert!(
         x.len() >= n * s.input_len()
@@ -227,14 +221,6 @@ const fn weight_sums_len(s: &ConvShape) -> usize {
     max(filters, columns)
 }
 
-const fn max(a: usize, b: usize) -> usize {
-    if a > b {
-        a
-    } else {
-        b
-    }
-}
-
 /// The offsets in a padded channel of taps `t0 .. t0 + count`.
 #[inline(always)]
 fn tap_offsets(s: &ConvShape, t0: usize, count: usize, off: &mut [usize; TB_MAX]) {
@@ -244,17 +230,12 @@ fn tap_offsets(s: &ConvShape, t0: usize, count: usize, off: &mut [usize; TB_MAX]
     }
 }
 
-/// Output rows per column-tile block: the block's output gradient for all of a
-/// group's filters stays within 16 KiB of L1 while every channel and tap passes
-/// over it.
+/// Output rows per column-tile block: every row of a channel, unless the block's
+/// output gradient for all of a group's filters would pass 256 KiB (a tile streams
+/// its rows from L2; 8-row blocks that stayed in L1 measured slower, see the
+/// module documentation).
 const fn column_block_rows(s: &ConvShape) -> usize {
-    let per_row = s.ow * s.fg();
-    let rows = 65536 / if per_row == 0 { 1 } else { per_row };
-    if rows == 0 {
-        1
-    } else {
-        rows
-    }
+    rows_within(s.ow * s.fg(), 65536)
 }
 
 /// Adds the weight gradient of `n` samples to `dw` by [`RowTile`]s: lane sums in

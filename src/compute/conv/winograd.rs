@@ -48,6 +48,7 @@
 
 use super::blocked;
 use super::epilogue::Epilogue;
+use super::runs::max;
 use super::shape::ConvShape;
 use crate::compute::isa::{selected, Isa};
 use crate::compute::simd::{F32x8, Lanes};
@@ -170,13 +171,10 @@ const fn work_len(z: &Sizes) -> usize {
 /// The scratch [`backward`] needs: the blocked weight gradient's, or the rotated
 /// weights and the transposed problem's forward.
 pub const fn backward_scratch(s: &ConvShape) -> usize {
-    let a = blocked::backward_scratch(s);
-    let b = s.weight_len() + forward_scratch(&s.transposed());
-    if a > b {
-        a
-    } else {
-        b
-    }
+    max(
+        blocked::backward_scratch(s),
+        s.weight_len() + forward_scratch(&s.transposed()),
+    )
 }
 
 /// Forward for `n` samples with bias (when given) and activation fused;
