@@ -17,8 +17,8 @@ pub use crate::compute::upsample::UpsampleShape;
 pub use crate::compute::{act, dropout, norm, pool, Activation, ConvShape, PoolShape};
 pub use crate::ir::{Augment, InitScheme, Loss, Optimizer, Schedule, Warmup};
 pub use crate::rt::driver::{
-    Backward, BatchNormSlot, Driver, Fold, Init, LayerOutput, LossIo, Network, Pass, Source, Spec, Tensor, TrainSpec,
-    Worker,
+    chunks, Backward, BatchNormSlot, Driver, Fold, Init, LayerOutput, LossIo, Network, Pass, Source, Spec, Tensor,
+    TrainSpec, Worker,
 };
 pub use crate::{__model as model, __train as train};
 

@@ -29,7 +29,7 @@ pub fn forward_stats(e: &mut Emit, s: usize) -> TokenStream {
     let x = e.x(s, 0);
     quote! {
         if pass.train {
-            rt::norm::bn_partial_stats(#x, n, #c, #area, &mut self.partials);
+            rt::norm::bn_partial_stats(#x, at, n, #c, #area, &mut self.partials);
         }
     }
 }
@@ -62,7 +62,7 @@ pub fn backward_partial(e: &mut Emit, s: usize) -> TokenStream {
     quote! {
         let (dgamma, dbeta) = #grads;
         rt::norm::bn_backward_partial(
-            #x, #y, #dy, n, #c, #area, #stats, #act, dgamma, dbeta, &mut self.partials,
+            #x, #y, #dy, n, #c, #area, #stats, #act, dgamma, dbeta, at, &mut self.partials,
         );
     }
 }

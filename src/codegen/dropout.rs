@@ -26,11 +26,11 @@ pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
         // Inference only: no masks.
         return quote!((#y).copy_from_slice(#x););
     }
-    let m = mask(layer);
+    let m = super::buffer_ref(&mask(layer), len, true);
     quote! {
         if pass.train {
             rt::dropout::forward(
-                #p, pass.seed, pass.step, #layer, pass.first, #x, #y, &mut self.#m[..n * #len], n, #len,
+                #p, pass.seed, pass.step, #layer, pass.first + at, #x, #y, #m, n, #len,
             );
         } else {
             (#y).copy_from_slice(#x);
@@ -41,11 +41,7 @@ pub fn forward(e: &mut Emit, s: usize) -> TokenStream {
 pub fn backward(e: &mut Emit, s: usize) -> TokenStream {
     let (_, layer) = params(e, s);
     let len = e.plan.buffers[e.step(s).output];
-    let m = mask(layer);
+    let m = super::buffer_ref(&mask(layer), len, false);
     let dy = e.dy(s);
-    e.dx(
-        s,
-        0,
-        |dx| quote!(rt::dropout::backward(&self.#m[..n * #len], #dy, #dx);),
-    )
+    e.dx(s, 0, |dx| quote!(rt::dropout::backward(#m, #dy, #dx);))
 }

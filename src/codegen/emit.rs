@@ -58,8 +58,8 @@ impl<'a> Emit<'a> {
         &self.plan.steps[s]
     }
 
-    /// `&self.conv3[..n * 400]` (or `&mut`, or its gradient `self.d_conv3`):
-    /// buffer `b` for the `n` samples of this call.
+    /// `&self.conv3[at * 400..][..n * 400]` (or `&mut`, or its gradient
+    /// `self.d_conv3`): buffer `b` for the `n` samples of this chunk.
     fn slice(&self, b: usize, grad: bool, mutable: bool) -> TokenStream {
         let field = if grad { &self.grads[b] } else { &self.fields[b] };
         buffer_ref(field, self.plan.buffers[b], mutable)
@@ -99,7 +99,7 @@ impl<'a> Emit<'a> {
             let field = &self.grads[b];
             quote! {
                 #body
-                rt::norm::accumulate(&mut self.#field[..n * #len], &self.dtmp[..n * #len]);
+                rt::norm::accumulate(&mut self.#field[at * #len..][..n * #len], &self.dtmp[..n * #len]);
             }
         } else {
             write(self.slice(b, true, true))
@@ -117,9 +117,9 @@ impl<'a> Emit<'a> {
         let b = self.step(s).inputs[k];
         let (field, len) = (&self.grads[b], self.plan.buffers[b]);
         let code = if self.plan.accumulates(s, k) {
-            quote!(rt::norm::accumulate(&mut self.#field[..n * #len], #src);)
+            quote!(rt::norm::accumulate(&mut self.#field[at * #len..][..n * #len], #src);)
         } else {
-            quote!(self.#field[..n * #len].copy_from_slice(#src);)
+            quote!(self.#field[at * #len..][..n * #len].copy_from_slice(#src);)
         };
         if b == 0 {
             quote!(if pass.input_grad { #code })
@@ -147,7 +147,7 @@ impl<'a> Emit<'a> {
         let body = call(option);
         if accumulates {
             let field = &self.grads[b];
-            let add = quote!(rt::norm::accumulate(&mut self.#field[..n * #len], &self.dtmp[..n * #len]););
+            let add = quote!(rt::norm::accumulate(&mut self.#field[at * #len..][..n * #len], &self.dtmp[..n * #len]););
             let add = if b == 0 {
                 quote!(if pass.input_grad { #add })
             } else {
@@ -297,12 +297,13 @@ pub(super) fn param_constants(plan: &Plan) -> (Vec<Ident>, Vec<(Ident, TokenStre
     (names, ranges)
 }
 
-/// `&self.conv3[..n * 400]` or `&mut ...`.
-fn buffer_ref(field: &Ident, len: usize, mutable: bool) -> TokenStream {
+/// `&self.conv3[at * 400..][..n * 400]` or `&mut ...`: the `n` samples of the
+/// chunk at sample `at` (see [`super::chunk`]).
+pub(super) fn buffer_ref(field: &Ident, len: usize, mutable: bool) -> TokenStream {
     if mutable {
-        quote!(&mut self.#field[..n * #len])
+        quote!(&mut self.#field[at * #len..][..n * #len])
     } else {
-        quote!(&self.#field[..n * #len])
+        quote!(&self.#field[at * #len..][..n * #len])
     }
 }
 

@@ -7,12 +7,12 @@ use super::{act_tokens, fused_act_backward, Emit};
 use proc_macro2::TokenStream;
 use quote::quote;
 
-/// `&mut self.d_conv3[..n * 400]` and whether the gradient of input `k` adds to it,
+/// `&mut self.d_conv3[at * 400..][..n * 400]` and whether the gradient of input `k` adds to it,
 /// guarded when it is the model input's.
 fn gradient_of(e: &Emit, s: usize, k: usize, call: impl FnOnce(TokenStream, bool) -> TokenStream) -> TokenStream {
     let b = e.step(s).inputs[k];
     let (field, len) = (&e.grads[b], e.plan.buffers[b]);
-    let code = call(quote!(&mut self.#field[..n * #len]), e.plan.accumulates(s, k));
+    let code = call(super::buffer_ref(field, len, true), e.plan.accumulates(s, k));
     if b == 0 {
         quote!(if pass.input_grad { #code })
     } else {

@@ -16,6 +16,7 @@
 
 mod activation;
 mod batchnorm;
+pub mod chunk;
 mod conv;
 mod dense;
 mod dropout;
@@ -31,7 +32,7 @@ mod transpose;
 mod upsample;
 
 use crate::ir;
-use emit::{act_tokens, buffer_fields, fused_act_backward, param_constants, Emit};
+use emit::{act_tokens, buffer_fields, buffer_ref, fused_act_backward, param_constants, Emit};
 use plan::{Kind, Plan};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote};
@@ -166,7 +167,14 @@ fn forward_phase(e: &mut Emit, phase: usize) -> (String, TokenStream) {
         code.push(batchnorm::forward_stats(e, closing));
         doc += &format!("; then this worker's statistics for {}", plan.steps[closing].name);
     }
-    (doc + ".", quote!(#(#code)*))
+    chunked(doc + ".", chunk::phase(plan, phase, false), code)
+}
+
+/// A phase's code in a loop over chunks of `size` of the worker's samples (see
+/// `chunk.rs`), with its comment.
+fn chunked(doc: String, size: usize, code: Vec<TokenStream>) -> (String, TokenStream) {
+    let doc = format!("{doc} In chunks of {size} sample{}.", if size == 1 { "" } else { "s" });
+    (doc, quote!(for (at, n) in rt::chunks(pass.n, #size) { #(#code)* }))
 }
 
 /// Backward phase `phase`, the reverse of `forward_phase`: the input gradient of
@@ -197,7 +205,7 @@ fn backward_phase(e: &mut Emit, phase: usize) -> (String, TokenStream) {
         code.push(batchnorm::backward_partial(e, opening));
         doc += &format!("; then this worker's sums for {}", plan.steps[opening].name);
     }
-    (doc + ".", quote!(#(#code)*))
+    chunked(doc + ".", chunk::phase(plan, phase, true), code)
 }
 
 /// The worker's `infer`: the inference plan's steps in order, in one pass (no
@@ -209,9 +217,10 @@ fn infer<'a>(e: &mut Emit<'a>, inference: &'a Plan) -> TokenStream {
     e.plan = training;
     quote! {
         /// Inference: batchnorms folded into the convolutions before them, residual
-        /// joins added in the convolutions' stores.
+        /// joins added in the convolutions' stores. (The driver hands each worker
+        /// its samples a few at a time already: `rt::driver::inference_chunk`.)
         fn infer(&mut self, phases: usize, pass: &rt::Pass<'_>) {
-            let (n, p) = (pass.n, pass.params);
+            let (at, n, p) = (0, pass.n, pass.params);
             #(#body)*
         }
     }
@@ -422,7 +431,7 @@ fn worker(e: &Emit, forward: TokenStream, backward: Option<TokenStream>, infer: 
             }
 
             fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
-                let (n, p) = (pass.n, pass.params);
+                let p = pass.params;
                 #forward
             }
 
@@ -484,7 +493,7 @@ fn training_worker(e: &Emit, backward: TokenStream) -> (TokenStream, TokenStream
                 }
 
                 fn backward(&mut self, phase: usize, pass: &rt::Pass<'_>, grads: &mut [f32]) {
-                    let (n, p) = (pass.n, pass.params);
+                    let p = pass.params;
                     #backward
                 }
             }

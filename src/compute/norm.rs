@@ -61,9 +61,13 @@ fn affine(x: &[f32], y: &mut [f32], scale: f32, shift: f32, act: Activation) {
 dispatched! {
     /// Per channel, the mean and the sum of squared deviations from it over the
     /// `n` samples of `x` (two passes: no cancellation; row sums in f32 chains,
-    /// totals in f64), written as `out[ch] = mean`, `out[c + ch] = m2`.
-    pub fn bn_partial_stats(x: &[f32], n: usize, c: usize, area: usize, out: &mut [f64]) {
+    /// totals in f64), written as `out[ch] = mean`, `out[c + ch] = m2`. With
+    /// `done > 0`, `out` already holds those of the `done` samples before `x` (an
+    /// earlier chunk of the same worker) and the two are merged (Chan et al., as
+    /// the driver merges workers).
+    pub fn bn_partial_stats(x: &[f32], done: usize, n: usize, c: usize, area: usize, out: &mut [f64]) {
         let count = (n * area) as f64;
+        let before = (done * area) as f64;
         for ch in 0..c {
             let mut sum = 0.0f64;
             for s in 0..n {
@@ -82,8 +86,18 @@ dispatched! {
                     d * d
                 });
             }
-            out[ch] = mean;
-            out[c + ch] = (m2 - count * shift * shift).max(0.0);
+            let m2 = (m2 - count * shift * shift).max(0.0);
+            if done == 0 || count == 0.0 {
+                if done == 0 {
+                    out[ch] = mean;
+                    out[c + ch] = m2;
+                }
+                continue;
+            }
+            let total = before + count;
+            let delta = mean - out[ch];
+            out[ch] += delta * count / total;
+            out[c + ch] += m2 + delta * delta * before * count / total;
         }
     }
 }
@@ -129,7 +143,8 @@ dispatched! {
     /// First half of the backward pass over `n` samples: turns `dy` (the gradient of
     /// the fused activation's output) into the gradient before the activation, in
     /// place; adds this worker's Σdy to `dbeta` and Σdy·x̂ to `dgamma`, and writes
-    /// both per channel as f64 to `out = [Σdy; c][Σdy·x̂; c]` for the combine.
+    /// both per channel as f64 to `out = [Σdy; c][Σdy·x̂; c]` for the combine
+    /// (adds to them with `done > 0`: a later chunk of the same worker's samples).
     pub fn bn_backward_partial(
         x: &[f32],
         y: &[f32],
@@ -141,6 +156,7 @@ dispatched! {
         act: Activation,
         dgamma: &mut [f32],
         dbeta: &mut [f32],
+        done: usize,
         out: &mut [f64],
     ) {
         let (mean, invstd) = stats.split_at(c);
@@ -166,8 +182,13 @@ dispatched! {
             }
             dbeta[ch] += sum as f32;
             dgamma[ch] += dot as f32;
-            out[ch] = sum;
-            out[c + ch] = dot;
+            if done == 0 {
+                out[ch] = sum;
+                out[c + ch] = dot;
+            } else {
+                out[ch] += sum;
+                out[c + ch] += dot;
+            }
         }
     }
 }
@@ -269,11 +290,11 @@ mod tests {
         let (c, area) = (3, 4);
         let x: Vec<f32> = (0..5 * c * area).map(|i| ((i * 37 % 11) as f32) * 0.3 - 1.0).collect();
         let mut whole = vec![0.0; 2 * c];
-        bn_partial_stats(&x, 5, c, area, &mut whole);
+        bn_partial_stats(&x, 0, 5, c, area, &mut whole);
         let mut a = vec![0.0; 2 * c];
         let mut b = vec![0.0; 2 * c];
-        bn_partial_stats(&x[..2 * c * area], 2, c, area, &mut a);
-        bn_partial_stats(&x[2 * c * area..], 3, c, area, &mut b);
+        bn_partial_stats(&x[..2 * c * area], 0, 2, c, area, &mut a);
+        bn_partial_stats(&x[2 * c * area..], 0, 3, c, area, &mut b);
         for ch in 0..c {
             let (na, nb) = ((2 * area) as f64, (3 * area) as f64);
             let delta = b[ch] - a[ch];
@@ -289,6 +310,77 @@ mod tests {
         }
     }
 
+    /// A worker's samples taken in chunks (`done > 0` merges into what the
+    /// earlier chunks left) give the statistics and backward sums of the whole.
+    #[test]
+    fn chunks_of_a_worker_merge_to_its_whole() {
+        let (n, c, area) = (7, 3, 5);
+        let x: Vec<f32> = (0..n * c * area).map(|i| ((i * 37 % 23) as f32) * 0.21 + 3.0).collect();
+        let y: Vec<f32> = x.iter().map(|v| v - 4.5).collect();
+        let g: Vec<f32> = (0..n * c * area).map(|i| ((i * 11 % 13) as f32) * 0.1 - 0.6).collect();
+        let stats: Vec<f32> = [4.1f32, 4.4, 4.2, 0.8, 0.9, 1.1].to_vec();
+        let mut whole = vec![0.0; 2 * c];
+        bn_partial_stats(&x, 0, n, c, area, &mut whole);
+        let (mut dg, mut db, mut sums) = (vec![0.0; c], vec![0.0; c], vec![0.0; 2 * c]);
+        let mut dy = g.clone();
+        bn_backward_partial(
+            &x,
+            &y,
+            &mut dy,
+            n,
+            c,
+            area,
+            &stats,
+            Activation::Relu,
+            &mut dg,
+            &mut db,
+            0,
+            &mut sums,
+        );
+        let mut part = vec![9.0; 2 * c];
+        let (mut dg2, mut db2, mut sums2) = (vec![0.0; c], vec![0.0; c], vec![7.0; 2 * c]);
+        let mut dy2 = g.clone();
+        // Chunks of 3, 0 (an empty one changes nothing), 1 and 3 samples.
+        for (at, m) in [(0, 3), (3, 0), (3, 1), (4, 3)] {
+            let r = at * c * area..(at + m) * c * area;
+            bn_partial_stats(&x[r.clone()], at, m, c, area, &mut part);
+            let (xs, ys) = (&x[r.clone()], &y[r.clone()]);
+            bn_backward_partial(
+                xs,
+                ys,
+                &mut dy2[r],
+                m,
+                c,
+                area,
+                &stats,
+                Activation::Relu,
+                &mut dg2,
+                &mut db2,
+                at,
+                &mut sums2,
+            );
+        }
+        for i in 0..2 * c {
+            let tol = 1e-6 * whole[i].abs().max(1.0);
+            assert!(
+                (part[i] - whole[i]).abs() < tol,
+                "statistic {i}: {} vs {}",
+                part[i],
+                whole[i]
+            );
+            assert!(
+                (sums2[i] - sums[i]).abs() < 1e-4,
+                "sum {i}: {} vs {}",
+                sums2[i],
+                sums[i]
+            );
+        }
+        assert_eq!(dy, dy2);
+        for ch in 0..c {
+            assert!((dg[ch] - dg2[ch]).abs() < 1e-4 && (db[ch] - db2[ch]).abs() < 1e-4);
+        }
+    }
+
     /// The input gradient against central differences of the training-mode
     /// forward pass (f32, so a loose tolerance).
     #[test]
@@ -300,7 +392,7 @@ mod tests {
         let w: Vec<f32> = (0..n * c * area).map(|i| ((i * 5 % 9) as f32) * 0.2 - 0.8).collect();
         let loss = |x: &[f32]| -> f64 {
             let mut part = vec![0.0; 2 * c];
-            bn_partial_stats(x, n, c, area, &mut part);
+            bn_partial_stats(x, 0, n, c, area, &mut part);
             let mut stats = vec![0.0f32; 2 * c];
             for ch in 0..c {
                 stats[ch] = part[ch] as f32;
@@ -311,7 +403,7 @@ mod tests {
             y.iter().zip(&w).map(|(&y, &w)| (y * w) as f64).sum()
         };
         let mut part = vec![0.0; 2 * c];
-        bn_partial_stats(&x, n, c, area, &mut part);
+        bn_partial_stats(&x, 0, n, c, area, &mut part);
         let mut stats = vec![0.0f32; 2 * c];
         for ch in 0..c {
             stats[ch] = part[ch] as f32;
@@ -333,6 +425,7 @@ mod tests {
             Activation::Identity,
             &mut dg,
             &mut db,
+            0,
             &mut sums64,
         );
         let sums: Vec<f32> = sums64.iter().map(|&v| v as f32).collect();

@@ -238,6 +238,18 @@ pub struct Pass<'a> {
     pub step: u64,
 }
 
+/// The chunks `(at, n)` of a worker's `total` samples, `size` at a time (the
+/// last one shorter), in order; one empty chunk `(0, 0)` when there are none, so
+/// that a phase's code runs (and writes its partial sums) as it would unchunked.
+/// Generated code runs each phase chunk by chunk (`codegen::chunk`).
+pub fn chunks(total: usize, size: usize) -> impl Iterator<Item = (usize, usize)> {
+    let size = size.max(1);
+    (0..total.div_ceil(size).max(1)).map(move |k| {
+        let at = k * size;
+        (at, size.min(total - at))
+    })
+}
+
 /// The per-thread half of a generated model.
 pub trait Worker: Send + Sized {
     /// The model input's buffer.

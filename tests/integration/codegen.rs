@@ -70,9 +70,11 @@ fn generated_code_of_lenet() {
         !code.contains("samples * 0") && !code.contains("vec![0.0; 0]"),
         "a zero-size buffer"
     );
+    // (520 since each phase runs in chunks of samples at an offset `at`, whose
+    // longer slices break more calls over lines.)
     assert!(
-        code.lines().count() <= 500,
-        "LeNet's generated code grew past 500 lines"
+        code.lines().count() <= 540,
+        "LeNet's generated code grew past 540 lines"
     );
     assert_code("lenet", "examples/models/lenet.cnn", &code);
 }
@@ -126,9 +128,10 @@ fn generated_resnet8_names_its_buffers_and_ranges() {
         "&p[RESIDUAL1_CONV2_WEIGHT]",
         "&pass.shared[RESIDUAL1_BATCHNORM2_STATS]",
         "const RESIDUAL1_CONV2_WEIGHT: rt::Range = 2800..5104;",
-        "&mut self.residual1_conv2[..n * 16384]",
-        "&self.d_residual2_shortcut_conv1[..n * 8192]",
+        "&mut self.residual1_conv2[at * 16384..][..n * 16384]",
+        "&self.d_residual2_shortcut_conv1[at * 8192..][..n * 8192]",
         "/// Phase 1: batchnorm1+relu1, residual1.conv1;",
+        "for (at, n) in rt::chunks(pass.n, 5) {",
     ] {
         assert!(code.contains(named), "`{named}` is not in the generated code");
     }

@@ -203,6 +203,40 @@ fn cases() -> Vec<Case> {
             true,
             Identity,
         ),
+        // Strided rows of at least 16 outputs take the blocked path, through the
+        // residue-grouped padded copy: ResNet's 3x3/2 (a smaller map), an odd left
+        // padding and an odd row, a stride of 3 with dilation, rows strided alone
+        // and groups.
+        case(
+            "strided blocked",
+            shape(6, 33, 34, 9, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Relu,
+        ),
+        case(
+            "strided blocked odd padding",
+            shape(3, 9, 37, 20, (3, 4), (2, 2), (0, 2, 1, 0), (1, 1), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "strided blocked by 3 dilated",
+            shape(4, 12, 56, 5, (3, 3), (1, 3), (2, 2, 2, 1), (2, 2), 1),
+            false,
+            Tanh,
+        ),
+        case(
+            "strided blocked rows only",
+            shape(5, 21, 18, 7, (3, 3), (2, 1), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Identity,
+        ),
+        case(
+            "grouped strided blocked",
+            shape(8, 8, 33, 6, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 2),
+            true,
+            Identity,
+        ),
         case(
             "1x1 strided",
             shape(16, 7, 7, 24, (1, 1), (2, 2), (0, 0, 0, 0), (1, 1), 1),
@@ -559,7 +593,10 @@ fn cases_cover_every_plan() {
         assert!(plans.contains(&plan), "no case takes {plan:?}");
     }
     assert!(cases().iter().any(|c| c.s.pointwise()));
-    for case in cases().iter().filter(|c| BLOCKED.contains(&c.name)) {
+    for case in cases()
+        .iter()
+        .filter(|c| BLOCKED.contains(&c.name) || c.name.contains("strided blocked"))
+    {
         assert_eq!(case.s.plan(), Plan::Blocked, "{}", case.name);
     }
     for case in cases().iter().filter(|c| WINOGRAD.contains(&c.name)) {

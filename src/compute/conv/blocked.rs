@@ -1,5 +1,8 @@
-//! Register-blocked direct convolution for unit strides, vectorized along output
-//! rows (the [`Plan::Blocked`](super::Plan::Blocked) path of [`super`]).
+//! Register-blocked direct convolution vectorized along output rows (the
+//! [`Plan::Blocked`](super::Plan::Blocked) path of [`super`]). Strided shapes
+//! read their input from a padded copy whose rows keep the columns of each
+//! residue together ([`ConvShape::padded_column`]), so a tap's inputs under
+//! consecutive output columns are consecutive floats at any stride.
 //!
 //! Forward: a tile is `RF` filters x `CV` vectors of consecutive output columns of
 //! one output row, `RF * CV` accumulators. For every input channel and tap, the
@@ -47,10 +50,15 @@ struct Tile {
     w: *const f32,
     ws: usize,
     /// The output at the first filter, row `oh`, column `ow0`; the distance
-    /// between filters; the valid columns (at most `CV * LANES`).
+    /// between filters.
     y: *mut f32,
     ys: usize,
-    cols: usize,
+    /// The distance between the tile's vectors in the padded input and in the
+    /// output: one vector's lanes along a row, or (rows of at most one vector)
+    /// one output row; and each vector's valid columns (at most `LANES`).
+    xv: usize,
+    yv: usize,
+    valid: [usize; CV_MAX],
     bias: Option<*const f32>,
     /// The tensor the last chunk adds after the bias (at the tile's first
     /// filter, row and column, with the output's strides), then the activation.
@@ -65,6 +73,9 @@ struct Tile {
 /// The most taps per filter and channel the blocked path takes (an 8x8 window);
 /// larger windows take the unfolded path.
 pub const TAPS_MAX: usize = 64;
+
+/// The most vectors of output columns in a forward tile.
+const CV_MAX: usize = 2;
 
 /// One instruction set's tile functions and register budget.
 #[derive(Clone, Copy)]
@@ -117,10 +128,15 @@ fn kernels(isa: Isa) -> Kernels {
     }
 }
 
-/// The forward tile `(rf, cv)` for `fg` filters per group and rows of `ow`.
-fn forward_block(k: &Kernels, fg: usize, ow: usize) -> (usize, usize) {
-    let cv = ow.div_ceil(k.lanes).clamp(1, k.cv_max);
-    (balanced(fg, (k.acc / cv).min(k.rf_max)), cv)
+/// The forward tile `(rf, cv)` for a shape's filters per group and output rows.
+fn forward_block(k: &Kernels, s: &ConvShape) -> (usize, usize) {
+    let cv = if s.ow <= k.lanes {
+        // One vector per output row: `cv` rows (see `forward`).
+        s.oh.clamp(1, k.cv_max)
+    } else {
+        s.ow.div_ceil(k.lanes).clamp(1, k.cv_max)
+    };
+    (balanced(s.fg(), (k.acc / cv).min(k.rf_max)), cv)
 }
 
 /// Forward for `n` samples; `scratch` holds [`forward_scratch`] floats.
@@ -145,21 +161,26 @@ pub fn forward(
             && b.is_none_or(|b| b.len() >= s.f)
             && y.len() >= n * ol
             && post.add.is_none_or(|a| a.len() >= n * ol)
-            && scratch.len() >= forward_scratch(s)
-            && s.sw == 1,
+            && scratch.len() >= forward_scratch(s),
         "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
     );
     let k = kernels(selected());
-    let (rf, cv) = forward_block(&k, s.fg(), s.ow);
+    let (rf, cv) = forward_block(&k, s);
     let (hp, wp, cg, fg, width, taps) = (s.hp(), s.wp(), s.cg(), s.fg(), cv * k.lanes, s.kh * s.kw);
     let (xp, wk) = scratch.split_at_mut(s.padded_sample_len() + SLACK);
     let blocks = fg.div_ceil(rf);
     repack(s, w, rf, wk);
     let mut off = [0; TAPS_MAX];
     for (t, o) in off.iter_mut().enumerate().take(taps) {
-        *o = t / s.kw * s.dh * wp + t % s.kw * s.dw;
+        *o = s.tap_offset(t);
     }
     let chunk = channel_chunk(s, rf, width);
+    // Rows of at most one vector (16 columns with AVX-512): a tile takes `cv`
+    // output rows of one vector each, so each broadcast weight still feeds `cv`
+    // FMAs; longer rows take `cv` vectors along one row.
+    let by_rows = s.ow <= k.lanes;
+    let (row_step, col_step) = if by_rows { (cv, s.ow) } else { (1, width) };
+    let (xv, yv) = if by_rows { (s.sh * wp, s.ow) } else { (k.lanes, k.lanes) };
     for i in 0..n {
         pad(s, &x[i * il..][..il], xp);
         let ys = &mut y[i * ol..][..ol];
@@ -167,9 +188,16 @@ pub fn forward(
             for c0 in (0..cg).step_by(chunk) {
                 for block in 0..blocks {
                     let (f0, f) = (block * rf, g * fg + block * rf);
-                    for oh in 0..s.oh {
-                        for ow0 in (0..s.ow).step_by(width) {
-                            let cols = (s.ow - ow0).min(width);
+                    for oh in (0..s.oh).step_by(row_step) {
+                        for ow0 in (0..s.ow).step_by(col_step) {
+                            let (vectors, valid) = if by_rows {
+                                let rows = (s.oh - oh).min(cv);
+                                (rows, [s.ow; CV_MAX])
+                            } else {
+                                let cols = (s.ow - ow0).min(width);
+                                let v = cols.div_ceil(k.lanes);
+                                (v, [k.lanes.min(cols), cols.saturating_sub(k.lanes)])
+                            };
                             let t = Tile {
                                 x: xp[((g * cg + c0) * hp + oh * s.sh) * wp + ow0..].as_ptr(),
                                 cs: hp * wp,
@@ -180,7 +208,9 @@ pub fn forward(
                                 ws: rf,
                                 y: ys[(f * s.oh + oh) * s.ow + ow0..].as_mut_ptr(),
                                 ys: s.positions(),
-                                cols,
+                                xv,
+                                yv,
+                                valid,
                                 bias: b.map(|b| b[f..].as_ptr()),
                                 add: post.add.map(|a| a[i * ol + (f * s.oh + oh) * s.ow + ow0..].as_ptr()),
                                 act: post.act,
@@ -188,16 +218,18 @@ pub fn forward(
                                 last: c0 + chunk >= cg,
                             };
                             // SAFETY: the tile reads channels g*cg + c0 .. of the chunk in
-                            // the padded sample from row oh*sh, rows up to (kh-1)*dh further
-                            // and columns ow0 + (kw-1)*dw + cv*lanes - 1 at most: inside the
+                            // the padded sample from row oh*sh, rows up to (kh-1)*dh further,
+                            // at each tap's column (`tap_offset`: in its residue's half of the
+                            // row when strided) plus ow0 .. ow0 + cv*lanes - 1: inside the
                             // padded sample for every valid column, and at most lanes - 1 past
                             // the last row, inside the SLACK. It reads those channels' taps *
                             // rf repacked weights of this block (inside `wk`, see `repack`)
                             // and min(rf, fg - f0) biases from f, and reads and writes those
-                            // filters' rows at columns ow0 .. ow0 + cols (and reads the same
+                            // filters' `vectors` runs of `valid` columns from row oh, column ow0,
+                            // `yv` apart (and reads the same
                             // places of `post.add`). The lengths were
                             // checked above; `k` is the selected (available) instruction set's.
-                            unsafe { (k.forward)(rf.min(fg - f0), cols.div_ceil(k.lanes), &t) };
+                            unsafe { (k.forward)(rf.min(fg - f0), vectors, &t) };
                         }
                     }
                 }
@@ -256,7 +288,8 @@ pub const fn backward_scratch(s: &ConvShape) -> usize {
 }
 
 /// Backward for `n` samples: adds to `dw` and `db` (when given), overwrites `dx`
-/// (when given). Unit strides, and padding at most the window's extent per side.
+/// (when given). Unit strides (a strided shape's backward pass is `super`'s
+/// unfolded one), and padding at most the window's extent per side.
 ///
 /// # Panics
 /// As [`forward`].
@@ -280,8 +313,7 @@ pub fn backward(
             && db.as_ref().is_none_or(|b| b.len() >= s.f)
             && dx.as_ref().is_none_or(|d| d.len() >= n * il)
             && scratch.len() >= backward_scratch(s)
-            && s.sw == 1
-            && s.sh == 1,
+            && !s.strided(),
         "cnnc bug: a buffer does not fit its constant conv shape {s:?}"
     );
     // The rotated weights, then the weight gradient's scratch and the data
@@ -335,7 +367,7 @@ fn rotate(s: &ConvShape, w: &[f32], wr: &mut [f32]) {
 ///
 /// # Safety
 /// As [`forward_tile`]: `x` is the tile's input at channel 0, `w` its repacked
-/// weights, `off` its `taps` offsets.
+/// weights, `off` its `taps` offsets, `vs` the distance between its vectors.
 #[inline(always)]
 unsafe fn accumulate<L: Lanes, const RF: usize, const CV: usize>(
     mut acc: [[L; CV]; RF],
@@ -346,6 +378,7 @@ unsafe fn accumulate<L: Lanes, const RF: usize, const CV: usize>(
     taps: usize,
     w: *const f32,
     ws: usize,
+    vs: usize,
 ) -> [[L; CV]; RF] {
     // SAFETY: every address is one the contract covers (see `forward`).
     unsafe {
@@ -356,7 +389,7 @@ unsafe fn accumulate<L: Lanes, const RF: usize, const CV: usize>(
                 let xr = xc.add(*off.add(ti));
                 let mut xv = [L::zero(); CV];
                 for (v, x) in xv.iter_mut().enumerate() {
-                    *x = L::load(xr.add(v * L::LANES));
+                    *x = L::load(xr.add(v * vs));
                 }
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let wv = L::splat(*w.add(r));
@@ -386,16 +419,16 @@ unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
             for (r, acc) in acc.iter_mut().enumerate() {
                 let yr = t.y.add(r * t.ys);
                 for (v, a) in acc.iter_mut().enumerate() {
-                    let done = v * L::LANES;
-                    *a = if t.cols - done >= L::LANES {
-                        L::load(yr.add(done))
+                    let (at, valid) = (yr.add(v * t.yv), t.valid[v]);
+                    *a = if valid >= L::LANES {
+                        L::load(at)
                     } else {
-                        L::load_first(yr.add(done), t.cols - done)
+                        L::load_first(at, valid)
                     };
                 }
             }
         }
-        let acc = accumulate::<L, RF, CV>(acc, t.x, t.cs, t.cg, t.off.as_ptr(), t.taps, t.w, t.ws);
+        let acc = accumulate::<L, RF, CV>(acc, t.x, t.cs, t.cg, t.off.as_ptr(), t.taps, t.w, t.ws, t.xv);
         // The last chunk's epilogue in registers: bias, the added tensor, relu;
         // other activations over the stored row.
         let add = t.add.filter(|_| t.last);
@@ -407,15 +440,11 @@ unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
             });
             let yr = t.y.add(r * t.ys);
             for (v, &a) in acc.iter().enumerate() {
-                let (done, mut out) = (v * L::LANES, L::add(a, bias));
-                let full = t.cols - done >= L::LANES;
+                let (done, valid, mut out) = (v * t.yv, t.valid[v], L::add(a, bias));
+                let full = valid >= L::LANES;
                 if let Some(add) = add {
                     let at = add.add(r * t.ys + done);
-                    let joined = if full {
-                        L::load(at)
-                    } else {
-                        L::load_first(at, t.cols - done)
-                    };
+                    let joined = if full { L::load(at) } else { L::load_first(at, valid) };
                     out = L::add(out, joined);
                 }
                 if relu {
@@ -424,11 +453,11 @@ unsafe fn forward_tile<L: Lanes, const RF: usize, const CV: usize>(t: &Tile) {
                 if full {
                     L::store(yr.add(done), out);
                 } else {
-                    L::store_first(yr.add(done), t.cols - done, out);
+                    L::store_first(yr.add(done), valid, out);
                 }
-            }
-            if t.last && !matches!(t.act, Activation::Identity | Activation::Relu) {
-                t.act.forward(std::slice::from_raw_parts_mut(yr, t.cols));
+                if t.last && !matches!(t.act, Activation::Identity | Activation::Relu) {
+                    t.act.forward(std::slice::from_raw_parts_mut(yr.add(done), valid));
+                }
             }
         }
     }

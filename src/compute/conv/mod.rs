@@ -118,18 +118,21 @@ impl ConvShape {
     pub const fn direct(&self) -> bool {
         self.depth() <= 32 && self.f <= 16 && self.sw == 1 && self.ow <= DIRECT_ROW
     }
-    /// Unit strides, at most 64 taps, padding within the window's extent (so the data gradient is
-    /// a forward convolution of the output gradient), a kernel wider than 1x1
-    /// (a pointwise conv's input is already its matrix, and the product runs near
-    /// peak), and output rows of at least 16: the blocked kernel vectorizes along
-    /// rows, and a shorter row leaves vector lanes idle, while the matrix product
-    /// tiles all OH·OW positions at once. On conv64 (64->64, 3x3, 32x32) it runs
-    /// forward and backward faster than unfold + product (see benches/conv.rs).
+    /// At most 64 taps, more than one (a 1x1 reads one input cell per output: a
+    /// pointwise conv's input is already its matrix and the product runs near
+    /// peak, and at stride 2 the padded copy cost more than the products: 14% of
+    /// the peak against the unfolded path's 20% on ResNet's 1x1/2 16->32),
+    /// padding within the window's extent (so the data gradient at unit strides
+    /// is a forward convolution of the output gradient), and output rows of at
+    /// least 16: the blocked kernel vectorizes along rows, and a shorter row
+    /// leaves vector lanes idle, while the matrix product tiles all OH·OW
+    /// positions at once. On conv64 (64->64, 3x3, 32x32) it runs forward and
+    /// backward faster than unfold + product, and on ResNet's 3x3/2 16->32 the
+    /// forward at 53% of the AVX-512 peak against 26% (see benches/conv.rs; a
+    /// strided layer's backward pass stays unfolded, see [`backward_as`]).
     pub const fn blocked(&self) -> bool {
         let (eh, ew) = (self.dh * (self.kh - 1), self.dw * (self.kw - 1));
-        self.sh == 1
-            && self.sw == 1
-            && !self.pointwise()
+        self.kh * self.kw > 1
             && self.kh * self.kw <= blocked::TAPS_MAX
             && self.ow >= 16
             && self.pt <= eh
@@ -161,6 +164,19 @@ impl ConvShape {
             Plan::Unfolded
         }
     }
+    /// The path of the forward pass: [`ConvShape::plan`], except that a strided
+    /// blocked shape with constant sizes (generated code) unfolds. There the
+    /// unfolding is unrolled for the shape, and the blocked path's copy of the
+    /// input by column residues measured no faster at batch 64 and 3% slower for
+    /// one image (ResNet-8: 117-122 against 124-126 µs, three interleaved rounds,
+    /// AMD EPYC Zen 5); with run-time sizes (`cnnc train`, `cnnc bench`) the
+    /// blocked forward took ResNet-8 inference from 7,677 to 9,291 images/s.
+    pub const fn forward_plan(&self, sizes: Sizes) -> Plan {
+        match (self.plan(), sizes) {
+            (Plan::Blocked, Sizes::Constant) if self.strided() => Plan::Unfolded,
+            (plan, _) => plan,
+        }
+    }
     /// Whether `plan` can compute this shape (the unfolded path computes every one).
     pub const fn allows(&self, plan: Plan) -> bool {
         match plan {
@@ -180,7 +196,9 @@ impl ConvShape {
         match plan {
             Plan::Depthwise => depthwise::scratch_len(self),
             Plan::Winograd => max(winograd::forward_scratch(self), winograd::backward_scratch(self)),
-            Plan::Blocked => blocked::backward_scratch(self),
+            Plan::Blocked if !self.strided() => blocked::backward_scratch(self),
+            // A strided blocked layer: the blocked forward, the unfolded backward.
+            Plan::Blocked => max(blocked::forward_scratch(self), self.scratch_len_for(Plan::Unfolded)),
             Plan::Direct | Plan::Unfolded => {
                 let (f, k, p) = (self.fg(), self.depth(), self.positions());
                 // Two unfolded group samples (input and gradient) and the matrix
@@ -385,7 +403,7 @@ pub fn forward(
     n: usize,
     scratch: &mut [f32],
 ) {
-    forward_as(s.plan(), s, sizes, post, x, w, b, y, n, scratch)
+    forward_as(s.forward_plan(sizes), s, sizes, post, x, w, b, y, n, scratch)
 }
 
 /// [`forward`] through the given path (for tests and benchmarks that compare
@@ -548,7 +566,12 @@ pub fn backward_as(
 ) {
     assert!(s.allows(plan), "conv path {plan:?} cannot compute {s:?}");
     let (il, ol) = (s.input_len(), s.output_len());
-    if plan == Plan::Blocked {
+    // A strided layer's backward pass stays unfolded: the blocked data gradient
+    // is a forward pass at unit strides, and with constant sizes one unfolding
+    // per sample for both gradients measured faster in generated ResNet-8
+    // training than the blocked weight gradient beside a data gradient of its own
+    // (3,514-3,724 against 3,750-3,888 images/s, two threads, AMD EPYC Zen 5).
+    if plan == Plan::Blocked && !s.strided() {
         return blocked::backward(s, x, w, dy, dw, db, dx, n, scratch);
     }
     if plan == Plan::Winograd {

@@ -87,6 +87,31 @@ impl ConvShape {
     pub const fn padded_channel_len(&self) -> usize {
         self.hp() * self.wp()
     }
+    /// Strided along either axis.
+    pub const fn strided(&self) -> bool {
+        self.sh > 1 || self.sw > 1
+    }
+    /// Where padded column `j` sits in a row of the direct paths' padded copy
+    /// (`runs::pad`). With a column stride `sw > 1` the copy keeps the columns of
+    /// each residue mod `sw` together (for stride 2: the even columns, then the odd
+    /// ones), so a tap's inputs for consecutive output columns are consecutive
+    /// floats and a row kernel loads them as vectors, as at stride 1.
+    pub const fn padded_column(&self, j: usize) -> usize {
+        let (residue, wp) = (j % self.sw, self.wp());
+        let mut start = 0;
+        let mut q = 0;
+        while q < residue {
+            // The columns q, q + sw, ... of a padded row.
+            start += (wp - q).div_ceil(self.sw);
+            q += 1;
+        }
+        start + j / self.sw
+    }
+    /// The offset of kernel tap `t` (`kh * KW + kw`) in a padded channel, from
+    /// the input under an output row's first column.
+    pub const fn tap_offset(&self, t: usize) -> usize {
+        t / self.kw * self.dh * self.wp() + self.padded_column(t % self.kw * self.dw)
+    }
     /// The problem whose forward pass is this one's data gradient (unit strides):
     /// channels and filters swap, the output gradient is padded by the window's
     /// extent minus the original padding.

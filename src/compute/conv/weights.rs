@@ -225,8 +225,7 @@ const fn weight_sums_len(s: &ConvShape) -> usize {
 #[inline(always)]
 fn tap_offsets(s: &ConvShape, t0: usize, count: usize, off: &mut [usize; TB_MAX]) {
     for (j, o) in off.iter_mut().enumerate().take(count) {
-        let tap = t0 + j;
-        *o = tap / s.kw * s.dh * s.wp() + tap % s.kw * s.dw;
+        *o = s.tap_offset(t0 + j);
     }
 }
 

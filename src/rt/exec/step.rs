@@ -2,6 +2,7 @@
 //! the order the phases run them in ([`Compiled`]), and its construction from the
 //! code generator's plan ([`compile`]).
 
+use crate::codegen;
 use crate::codegen::plan::{self, ConvGeometry, Kind, Plan, WindowShape};
 use crate::compute::join::MulShape;
 use crate::compute::transpose::TransposeShape;
@@ -158,6 +159,10 @@ pub struct Compiled {
     pub(super) backward: Vec<Vec<Half>>,
     /// Per phase: the batchnorm step whose statistics close it.
     pub(super) closing: Vec<Option<usize>>,
+    /// The samples each forward and backward phase takes at a time: generated
+    /// code's chunks (`codegen::chunk`).
+    pub(super) forward_chunk: Vec<usize>,
+    pub(super) backward_chunk: Vec<usize>,
     /// The largest convolution scratch, and every dense layer's sizes (whose
     /// scratch grows with the samples).
     pub(super) conv_scratch: usize,
@@ -429,6 +434,8 @@ pub(super) fn compile(plan: &Plan, training: bool) -> Compiled {
         infer,
         backward,
         closing,
+        forward_chunk: (0..phases).map(|p| codegen::chunk::phase(plan, p, false)).collect(),
+        backward_chunk: (0..phases).map(|p| codegen::chunk::phase(plan, p, true)).collect(),
         conv_scratch,
         dense_sizes,
         dtmp,

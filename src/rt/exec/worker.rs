@@ -4,7 +4,7 @@
 use super::step::{Compiled, ExecStep, Half, Op};
 use crate::codegen::plan;
 use crate::compute::{self, layers as k, Activation};
-use crate::rt::driver::{Backward, LossIo, Pass, Worker};
+use crate::rt::driver::{chunks, Backward, LossIo, Pass, Worker};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,14 +77,17 @@ fn dx_mode(step: &ExecStep, k: usize, pass: &Pass<'_>) -> Dx {
     }
 }
 
-/// Runs `f` on the place for input `k`'s gradient (`n` samples of `len`), then
-/// adds it where it accumulates; for conv and dense, `f` gets `None` when the
-/// model input's gradient is not wanted (they still compute their weights').
+/// Runs `f` on the place for input `k`'s gradient (the `len` floats of this
+/// chunk's samples, from `at`), then adds it where it accumulates; for conv and
+/// dense, `f` gets `None` when the model input's gradient is not wanted (they
+/// still compute their weights').
+#[allow(clippy::too_many_arguments)]
 fn write_dx(
     d: &mut [Vec<f32>],
     dtmp: &mut [f32],
     step: &ExecStep,
     k: usize,
+    at: usize,
     len: usize,
     pass: &Pass<'_>,
     f: impl FnOnce(Option<&mut [f32]>),
@@ -92,10 +95,10 @@ fn write_dx(
     let b = step.inputs[k];
     match dx_mode(step, k, pass) {
         Dx::Skip => f(None),
-        Dx::Direct => f(Some(&mut d[b][..len])),
+        Dx::Direct => f(Some(&mut d[b][at..][..len])),
         Dx::Accumulate => {
             f(Some(&mut dtmp[..len]));
-            compute::norm::accumulate(&mut d[b][..len], &dtmp[..len]);
+            compute::norm::accumulate(&mut d[b][at..][..len], &dtmp[..len]);
         }
     }
 }
@@ -106,11 +109,12 @@ fn write_input_dx(
     d: &mut [Vec<f32>],
     dtmp: &mut [f32],
     step: &ExecStep,
+    at: usize,
     len: usize,
     pass: &Pass<'_>,
     f: impl FnOnce(&mut [f32]),
 ) {
-    write_dx(d, dtmp, step, 0, len, pass, |dx| {
+    write_dx(d, dtmp, step, 0, at, len, pass, |dx| {
         if let Some(dx) = dx {
             f(dx)
         }
@@ -135,26 +139,31 @@ fn fused_backward(act: Activation, y: &[f32], dy: &mut [f32]) {
     }
 }
 
-/// An add step's backward pass: `dy` goes to both inputs' gradients.
-fn add_backward(d: &mut [Vec<f32>], step: &ExecStep, pass: &Pass<'_>, dy: &[f32]) {
+/// An add step's backward pass: `dy` (the chunk's, from `at`) goes to both
+/// inputs' gradients.
+fn add_backward(d: &mut [Vec<f32>], step: &ExecStep, pass: &Pass<'_>, at: usize, dy: &[f32]) {
     let ylen = dy.len();
     for k in 0..2 {
         let b = step.inputs[k];
         match dx_mode(step, k, pass) {
             Dx::Skip => {}
-            Dx::Direct => d[b][..ylen].copy_from_slice(dy),
-            Dx::Accumulate => compute::norm::accumulate(&mut d[b][..ylen], dy),
+            Dx::Direct => d[b][at..][..ylen].copy_from_slice(dy),
+            Dx::Accumulate => compute::norm::accumulate(&mut d[b][at..][..ylen], dy),
         }
     }
 }
 
-/// A mul step's backward pass: each input's gradient is `dy` times the other
-/// input (`len` floats per sample of the output).
+/// A mul step's backward pass over the `n` samples from `at`: each input's
+/// gradient is `dy` times the other input (`len` floats per sample of the
+/// output; `lens` per sample of each buffer).
+#[allow(clippy::too_many_arguments)]
 fn mul_backward(
     a: &[Vec<f32>],
     d: &mut [Vec<f32>],
     step: &ExecStep,
     pass: &Pass<'_>,
+    (at, n): (usize, usize),
+    lens: &[usize],
     dy: &[f32],
     shape: compute::join::MulShape,
     len: usize,
@@ -164,14 +173,16 @@ fn mul_backward(
             continue;
         };
         let (b, other) = (step.inputs[k], step.inputs[1 - k]);
-        compute::join::mul_backward(shape, k, dy, &a[other], &mut d[b], pass.n, len, accumulate);
+        let (other, dx) = (&a[other][at * lens[other]..], &mut d[b][at * lens[b]..]);
+        compute::join::mul_backward(shape, k, dy, other, dx, n, len, accumulate);
     }
 }
 
 impl ExecWorker {
     /// Runs `step`, step `s` of the plan (of the inference plan when `folded`
-    /// weights may be read; `s` then only names a mask that goes unused).
-    fn forward_step(&mut self, step: &ExecStep, s: usize, pass: &Pass<'_>) {
+    /// weights may be read; `s` then only names a mask that goes unused), on
+    /// the `n` samples from `at`.
+    fn forward_step(&mut self, step: &ExecStep, s: usize, pass: &Pass<'_>, (at, n): (usize, usize)) {
         let ExecWorker {
             program,
             a,
@@ -179,16 +190,17 @@ impl ExecWorker {
             scratch,
             ..
         } = self;
-        let (n, p) = (pass.n, if step.folded { pass.folded } else { pass.params });
+        let p = if step.folded { pass.folded } else { pass.params };
+        let lens = &program.buffers;
         let mut y_buf = std::mem::take(&mut a[step.output]);
-        let y = &mut y_buf[..n * program.buffers[step.output]];
-        let x = &a[step.inputs[0]][..n * program.buffers[step.inputs[0]]];
+        let y = &mut y_buf[at * lens[step.output]..][..n * lens[step.output]];
+        let x = &a[step.inputs[0]][at * lens[step.inputs[0]]..][..n * lens[step.inputs[0]]];
         let w = step.weight.clone().map_or(&[][..], |r| &p[r]);
         let b = step.bias.clone().map(|r| &p[r]);
         match &step.op {
             Op::Normalize { area, mean, std } => compute::norm::normalize_forward(x, y, n, mean, std, *area),
             Op::Conv { shape, act } => {
-                let add = step.inputs.get(1).map(|&r| &a[r][..n * program.buffers[r]]);
+                let add = step.inputs.get(1).map(|&r| &a[r][at * lens[r]..][..n * lens[r]]);
                 k::conv_forward_dyn(shape, x, w, b, add, *act, y, n, scratch)
             }
             Op::Dense { inputs, outputs, act } => k::dense_forward_dyn(*inputs, *outputs, *act, x, w, b, y, n, scratch),
@@ -212,35 +224,37 @@ impl ExecWorker {
             Op::Softmax { features, area } => compute::act::softmax_positions_forward(x, y, *features, *area),
             Op::Dropout { p: rate, layer, train } => {
                 if *train && pass.train {
-                    let len = program.buffers[step.output];
-                    let mask = &mut masks[s][..n * len];
-                    compute::dropout::forward(*rate, pass.seed, pass.step, *layer, pass.first, x, y, mask, n, len);
+                    let len = lens[step.output];
+                    let mask = &mut masks[s][at * len..][..n * len];
+                    let first = pass.first + at;
+                    compute::dropout::forward(*rate, pass.seed, pass.step, *layer, first, x, y, mask, n, len);
                 } else {
                     y.copy_from_slice(x);
                 }
             }
             Op::Add { act } => {
-                let shortcut = &a[step.inputs[1]][..n * program.buffers[step.inputs[1]]];
+                let shortcut = &a[step.inputs[1]][at * lens[step.inputs[1]]..][..n * lens[step.inputs[1]]];
                 compute::norm::add_forward(x, shortcut, y, *act);
             }
             Op::ConvTranspose { shape, act } => k::conv_transpose_forward_dyn(shape, *act, x, w, b, y, n, scratch),
             Op::Upsample(shape) => k::upsample_forward_dyn(shape, x, y, n),
             Op::Concat { lens } => {
                 for (k, &b) in step.inputs.iter().enumerate() {
-                    compute::join::concat_forward(&a[b], lens, k, y, n);
+                    compute::join::concat_forward(&a[b][at * program.buffers[b]..], lens, k, y, n);
                 }
             }
             Op::Mul { shape, act } => {
-                let other = &a[step.inputs[1]][..n * program.buffers[step.inputs[1]]];
-                compute::join::mul_forward(*shape, x, other, y, *act, n, program.buffers[step.output]);
+                let other = &a[step.inputs[1]][at * lens[step.inputs[1]]..][..n * lens[step.inputs[1]]];
+                compute::join::mul_forward(*shape, x, other, y, *act, n, lens[step.output]);
             }
         }
         a[step.output] = y_buf;
     }
 
-    /// The backward pass of step `s` of the plan: adds its parameter gradients to
-    /// `grads` and writes (or adds) its inputs' gradients.
-    fn backward_step(&mut self, s: usize, pass: &Pass<'_>, grads: &mut [f32]) {
+    /// The backward pass of step `s` of the plan over the `n` samples from `at`:
+    /// adds its parameter gradients to `grads` and writes (or adds) its inputs'
+    /// gradients.
+    fn backward_step(&mut self, s: usize, pass: &Pass<'_>, grads: &mut [f32], (at, n): (usize, usize)) {
         let ExecWorker {
             program,
             a,
@@ -251,40 +265,41 @@ impl ExecWorker {
             ..
         } = self;
         let step = &program.steps[s];
-        let (n, p) = (pass.n, pass.params);
+        let p = pass.params;
         let o = step.output;
+        let (yat, xat) = (at * program.buffers[o], at * program.buffers[step.inputs[0]]);
         let ylen = n * program.buffers[o];
         let xlen = n * program.buffers[step.inputs[0]];
         let mut dy_buf = std::mem::take(&mut d[o]);
-        let dy = &mut dy_buf[..ylen];
-        let x = &a[step.inputs[0]][..xlen];
-        let y = &a[o][..ylen];
+        let dy = &mut dy_buf[yat..][..ylen];
+        let x = &a[step.inputs[0]][xat..][..xlen];
+        let y = &a[o][yat..][..ylen];
         let w = step.weight.clone().map_or(&[][..], |r| &p[r]);
         match &step.op {
-            Op::Normalize { area, std, .. } => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+            Op::Normalize { area, std, .. } => write_input_dx(d, dtmp, step, xat, xlen, pass, |dx| {
                 compute::norm::normalize_backward(dy, dx, n, std, *area)
             }),
             Op::Conv { shape, act } => {
                 fused_backward(*act, y, dy);
                 let (dw, db) = weight_grads(grads, step);
-                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                write_dx(d, dtmp, step, 0, xat, xlen, pass, |dx| {
                     k::conv_backward_dyn(shape, x, w, dy, dw, db, dx, n, scratch)
                 });
             }
             Op::Dense { inputs, outputs, act } => {
                 fused_backward(*act, y, dy);
                 let (dw, db) = weight_grads(grads, step);
-                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                write_dx(d, dtmp, step, 0, xat, xlen, pass, |dx| {
                     k::dense_backward_dyn(*inputs, *outputs, x, w, dy, dw, db, dx, n, scratch)
                 });
             }
-            Op::MaxPool(shape) => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+            Op::MaxPool(shape) => write_input_dx(d, dtmp, step, xat, xlen, pass, |dx| {
                 k::max_pool_backward_dyn(shape, x, dy, dx, n)
             }),
-            Op::AvgPool(shape) => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+            Op::AvgPool(shape) => write_input_dx(d, dtmp, step, xat, xlen, pass, |dx| {
                 k::avg_pool_backward_dyn(shape, dy, dx, n)
             }),
-            Op::GlobalAvgPool { channels, area } => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+            Op::GlobalAvgPool { channels, area } => write_input_dx(d, dtmp, step, xat, xlen, pass, |dx| {
                 compute::pool::global_avg_backward(*channels, *area, dy, dx, n)
             }),
             Op::BatchNorm {
@@ -295,44 +310,57 @@ impl ExecWorker {
                     &pass.shared[*shared..shared + 2 * c],
                     &pass.shared[shared + 2 * c..shared + 4 * c],
                 );
-                write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+                write_input_dx(d, dtmp, step, xat, xlen, pass, |dx| {
                     compute::norm::bn_backward_input(x, dy, dx, n, c, *area, stats, sums, w, pass.batch * area)
                 });
             }
-            Op::Activation(act) => write_input_dx(d, dtmp, step, xlen, pass, |dx| act.backward_from(x, y, dy, dx)),
-            Op::Softmax { features, area } => write_dx(d, dtmp, step, 0, xlen, pass, |dx| match (dx, *area) {
+            Op::Activation(act) => write_input_dx(d, dtmp, step, xat, xlen, pass, |dx| act.backward_from(x, y, dy, dx)),
+            Op::Softmax { features, area } => write_dx(d, dtmp, step, 0, xat, xlen, pass, |dx| match (dx, *area) {
                 (Some(dx), 1) => compute::act::softmax_backward(y, dy, dx, *features),
                 (Some(dx), area) => compute::act::softmax_positions_backward(y, dy, dx, *features, area),
                 (None, _) => {}
             }),
             Op::Dropout { .. } => {
-                let mask = &masks[s][..ylen];
-                write_input_dx(d, dtmp, step, xlen, pass, |dx| compute::dropout::backward(mask, dy, dx));
+                let mask = &masks[s][yat..][..ylen];
+                write_input_dx(d, dtmp, step, xat, xlen, pass, |dx| {
+                    compute::dropout::backward(mask, dy, dx)
+                });
             }
             Op::Add { act } => {
                 fused_backward(*act, y, dy);
-                add_backward(d, step, pass, dy);
+                add_backward(d, step, pass, yat, dy);
             }
             Op::ConvTranspose { shape, act } => {
                 fused_backward(*act, y, dy);
                 let (dw, db) = weight_grads(grads, step);
-                write_dx(d, dtmp, step, 0, xlen, pass, |dx| {
+                write_dx(d, dtmp, step, 0, xat, xlen, pass, |dx| {
                     k::conv_transpose_backward_dyn(shape, x, w, dy, dw, db, dx, n, scratch)
                 });
             }
-            Op::Upsample(shape) => write_input_dx(d, dtmp, step, xlen, pass, |dx| {
+            Op::Upsample(shape) => write_input_dx(d, dtmp, step, xat, xlen, pass, |dx| {
                 k::upsample_backward_dyn(shape, dy, dx, n)
             }),
             Op::Concat { lens } => {
                 for (k, &b) in step.inputs.iter().enumerate() {
                     if let Some(accumulate) = accumulates(step, k, pass) {
-                        compute::join::concat_backward(dy, lens, k, &mut d[b], n, accumulate);
+                        let dx = &mut d[b][at * program.buffers[b]..];
+                        compute::join::concat_backward(dy, lens, k, dx, n, accumulate);
                     }
                 }
             }
             Op::Mul { shape, act } => {
                 fused_backward(*act, y, dy);
-                mul_backward(a, d, step, pass, dy, *shape, program.buffers[o]);
+                mul_backward(
+                    a,
+                    d,
+                    step,
+                    pass,
+                    (at, n),
+                    &program.buffers,
+                    dy,
+                    *shape,
+                    program.buffers[o],
+                );
             }
         }
         d[o] = dy_buf;
@@ -340,7 +368,7 @@ impl ExecWorker {
 
     /// The partial sums of the batchnorm step `s` that opens a phase (its γ and β
     /// gradients and the sums its input gradient needs).
-    fn batchnorm_partial(&mut self, s: usize, pass: &Pass<'_>, grads: &mut [f32]) {
+    fn batchnorm_partial(&mut self, s: usize, pass: &Pass<'_>, grads: &mut [f32], (at, n): (usize, usize)) {
         let ExecWorker {
             program,
             a,
@@ -358,16 +386,15 @@ impl ExecWorker {
         else {
             return;
         };
-        let n = pass.n;
         let o = step.output;
-        let ylen = n * program.buffers[o];
-        let x = &a[step.inputs[0]][..n * program.buffers[step.inputs[0]]];
-        let y = &a[o][..ylen];
-        let dy = &mut d[o][..ylen];
+        let (yat, ylen) = (at * program.buffers[o], n * program.buffers[o]);
+        let x = &a[step.inputs[0]][at * program.buffers[step.inputs[0]]..][..n * program.buffers[step.inputs[0]]];
+        let y = &a[o][yat..][..ylen];
+        let dy = &mut d[o][yat..][..ylen];
         let gamma = step.weight.clone().map_or(0, |r| r.start);
         let (dgamma, dbeta) = grads[gamma..gamma + 2 * c].split_at_mut(c);
         let stats = &pass.shared[shared..shared + 2 * c];
-        compute::norm::bn_backward_partial(x, y, dy, n, c, area, stats, act, dgamma, dbeta, partials);
+        compute::norm::bn_backward_partial(x, y, dy, n, c, area, stats, act, dgamma, dbeta, at, partials);
     }
 }
 
@@ -402,16 +429,19 @@ impl Worker for ExecWorker {
     fn forward(&mut self, phase: usize, pass: &Pass<'_>) {
         let program = Arc::clone(&self.program);
         let on = program.profile.on.load(Ordering::Relaxed);
-        for &s in &program.forward[phase] {
-            let start = on.then(Instant::now);
-            self.forward_step(&program.steps[s], s, pass);
-            record(on, &program.profile.forward[s], start);
-        }
-        if let (Some(closing), true) = (program.closing[phase], pass.train) {
-            let step = &program.steps[closing];
-            if let Op::BatchNorm { channels, area, .. } = step.op {
-                let x = &self.a[step.inputs[0]][..pass.n * program.buffers[step.inputs[0]]];
-                compute::norm::bn_partial_stats(x, pass.n, channels, area, &mut self.partials);
+        for (at, n) in chunks(pass.n, program.forward_chunk[phase]) {
+            for &s in &program.forward[phase] {
+                let start = on.then(Instant::now);
+                self.forward_step(&program.steps[s], s, pass, (at, n));
+                record(on, &program.profile.forward[s], start);
+            }
+            if let (Some(closing), true) = (program.closing[phase], pass.train) {
+                let step = &program.steps[closing];
+                if let Op::BatchNorm { channels, area, .. } = step.op {
+                    let len = program.buffers[step.inputs[0]];
+                    let x = &self.a[step.inputs[0]][at * len..][..n * len];
+                    compute::norm::bn_partial_stats(x, at, n, channels, area, &mut self.partials);
+                }
             }
         }
     }
@@ -425,7 +455,7 @@ impl Worker for ExecWorker {
             return;
         };
         for (s, step) in steps.iter().enumerate() {
-            self.forward_step(step, s, pass);
+            self.forward_step(step, s, pass, (0, pass.n));
         }
     }
 
@@ -458,19 +488,21 @@ impl Backward for ExecWorker {
         }
         let program = Arc::clone(&self.program);
         let on = program.profile.on.load(Ordering::Relaxed);
-        for &half in &program.backward[phase] {
-            let start = on.then(Instant::now);
-            let s = match half {
-                Half::Step(s) => {
-                    self.backward_step(s, pass, grads);
-                    s
-                }
-                Half::BatchNormPartial(s) => {
-                    self.batchnorm_partial(s, pass, grads);
-                    s
-                }
-            };
-            record(on, &program.profile.backward[s], start);
+        for chunk in chunks(pass.n, program.backward_chunk[phase]) {
+            for &half in &program.backward[phase] {
+                let start = on.then(Instant::now);
+                let s = match half {
+                    Half::Step(s) => {
+                        self.backward_step(s, pass, grads, chunk);
+                        s
+                    }
+                    Half::BatchNormPartial(s) => {
+                        self.batchnorm_partial(s, pass, grads, chunk);
+                        s
+                    }
+                };
+                record(on, &program.profile.backward[s], start);
+            }
         }
     }
 

@@ -222,73 +222,75 @@ mod __cnnc_LeNet {
             }
         }
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
-            let (n, p) = (pass.n, pass.params);
-            rt::conv_forward(
-                Conv5x5_1x28x28_to_6,
-                &self.input[..n * 784],
-                &p[CONV1_WEIGHT],
-                Some(&p[CONV1_BIAS]),
-                None,
-                rt::Activation::Relu,
-                &mut self.conv1[..n * 4704],
-                n,
-                &mut self.scratch,
-            );
-            rt::max_pool_forward(
-                Pool2x2s2_6x28x28,
-                &self.conv1[..n * 4704],
-                &mut self.maxpool1[..n * 1176],
-                n,
-            );
-            rt::conv_forward(
-                Conv5x5_6x14x14_to_16,
-                &self.maxpool1[..n * 1176],
-                &p[CONV2_WEIGHT],
-                Some(&p[CONV2_BIAS]),
-                None,
-                rt::Activation::Relu,
-                &mut self.conv2[..n * 1600],
-                n,
-                &mut self.scratch,
-            );
-            rt::max_pool_forward(
-                Pool2x2s2_16x10x10,
-                &self.conv2[..n * 1600],
-                &mut self.maxpool2[..n * 400],
-                n,
-            );
-            rt::dense_forward(
-                Dense400_to_120Relu,
-                &self.maxpool2[..n * 400],
-                &p[DENSE1_WEIGHT],
-                Some(&p[DENSE1_BIAS]),
-                &mut self.dense1[..n * 120],
-                n,
-                &mut self.scratch,
-            );
-            rt::dense_forward(
-                Dense120_to_84Relu,
-                &self.dense1[..n * 120],
-                &p[DENSE2_WEIGHT],
-                Some(&p[DENSE2_BIAS]),
-                &mut self.dense2[..n * 84],
-                n,
-                &mut self.scratch,
-            );
-            rt::dense_forward(
-                Dense84_to_10,
-                &self.dense2[..n * 84],
-                &p[DENSE3_WEIGHT],
-                Some(&p[DENSE3_BIAS]),
-                &mut self.dense3[..n * 10],
-                n,
-                &mut self.scratch,
-            );
-            rt::act::softmax_forward(
-                &self.dense3[..n * 10],
-                &mut self.softmax1[..n * 10],
-                10,
-            );
+            let p = pass.params;
+            for (at, n) in rt::chunks(pass.n, 29) {
+                rt::conv_forward(
+                    Conv5x5_1x28x28_to_6,
+                    &self.input[at * 784..][..n * 784],
+                    &p[CONV1_WEIGHT],
+                    Some(&p[CONV1_BIAS]),
+                    None,
+                    rt::Activation::Relu,
+                    &mut self.conv1[at * 4704..][..n * 4704],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::max_pool_forward(
+                    Pool2x2s2_6x28x28,
+                    &self.conv1[at * 4704..][..n * 4704],
+                    &mut self.maxpool1[at * 1176..][..n * 1176],
+                    n,
+                );
+                rt::conv_forward(
+                    Conv5x5_6x14x14_to_16,
+                    &self.maxpool1[at * 1176..][..n * 1176],
+                    &p[CONV2_WEIGHT],
+                    Some(&p[CONV2_BIAS]),
+                    None,
+                    rt::Activation::Relu,
+                    &mut self.conv2[at * 1600..][..n * 1600],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::max_pool_forward(
+                    Pool2x2s2_16x10x10,
+                    &self.conv2[at * 1600..][..n * 1600],
+                    &mut self.maxpool2[at * 400..][..n * 400],
+                    n,
+                );
+                rt::dense_forward(
+                    Dense400_to_120Relu,
+                    &self.maxpool2[at * 400..][..n * 400],
+                    &p[DENSE1_WEIGHT],
+                    Some(&p[DENSE1_BIAS]),
+                    &mut self.dense1[at * 120..][..n * 120],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::dense_forward(
+                    Dense120_to_84Relu,
+                    &self.dense1[at * 120..][..n * 120],
+                    &p[DENSE2_WEIGHT],
+                    Some(&p[DENSE2_BIAS]),
+                    &mut self.dense2[at * 84..][..n * 84],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::dense_forward(
+                    Dense84_to_10,
+                    &self.dense2[at * 84..][..n * 84],
+                    &p[DENSE3_WEIGHT],
+                    Some(&p[DENSE3_BIAS]),
+                    &mut self.dense3[at * 10..][..n * 10],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::act::softmax_forward(
+                    &self.dense3[at * 10..][..n * 10],
+                    &mut self.softmax1[at * 10..][..n * 10],
+                    10,
+                );
+            }
         }
     }
     impl rt::Backward for Worker {
@@ -303,99 +305,117 @@ mod __cnnc_LeNet {
             &self.d_input
         }
         fn backward(&mut self, phase: usize, pass: &rt::Pass<'_>, grads: &mut [f32]) {
-            let (n, p) = (pass.n, pass.params);
-            let (dw, db) = grads[DENSE3_WEIGHT.start..DENSE3_BIAS.end]
-                .split_at_mut(DENSE3_WEIGHT.len());
-            let db = Some(db);
-            rt::dense_backward(
-                Dense84_to_10,
-                &self.dense2[..n * 84],
-                &p[DENSE3_WEIGHT],
-                &self.d_dense3[..n * 10],
-                dw,
-                db,
-                Some(&mut self.d_dense2[..n * 84]),
-                n,
-                &mut self.scratch,
-            );
-            rt::Activation::Relu
-                .backward(&self.dense2[..n * 84], &mut self.d_dense2[..n * 84]);
-            let (dw, db) = grads[DENSE2_WEIGHT.start..DENSE2_BIAS.end]
-                .split_at_mut(DENSE2_WEIGHT.len());
-            let db = Some(db);
-            rt::dense_backward(
-                Dense120_to_84Relu,
-                &self.dense1[..n * 120],
-                &p[DENSE2_WEIGHT],
-                &self.d_dense2[..n * 84],
-                dw,
-                db,
-                Some(&mut self.d_dense1[..n * 120]),
-                n,
-                &mut self.scratch,
-            );
-            rt::Activation::Relu
-                .backward(&self.dense1[..n * 120], &mut self.d_dense1[..n * 120]);
-            let (dw, db) = grads[DENSE1_WEIGHT.start..DENSE1_BIAS.end]
-                .split_at_mut(DENSE1_WEIGHT.len());
-            let db = Some(db);
-            rt::dense_backward(
-                Dense400_to_120Relu,
-                &self.maxpool2[..n * 400],
-                &p[DENSE1_WEIGHT],
-                &self.d_dense1[..n * 120],
-                dw,
-                db,
-                Some(&mut self.d_maxpool2[..n * 400]),
-                n,
-                &mut self.scratch,
-            );
-            rt::max_pool_backward(
-                Pool2x2s2_16x10x10,
-                &self.conv2[..n * 1600],
-                &self.d_maxpool2[..n * 400],
-                &mut self.d_conv2[..n * 1600],
-                n,
-            );
-            rt::Activation::Relu
-                .backward(&self.conv2[..n * 1600], &mut self.d_conv2[..n * 1600]);
-            let (dw, db) = grads[CONV2_WEIGHT.start..CONV2_BIAS.end]
-                .split_at_mut(CONV2_WEIGHT.len());
-            let db = Some(db);
-            rt::conv_backward(
-                Conv5x5_6x14x14_to_16,
-                &self.maxpool1[..n * 1176],
-                &p[CONV2_WEIGHT],
-                &self.d_conv2[..n * 1600],
-                dw,
-                db,
-                Some(&mut self.d_maxpool1[..n * 1176]),
-                n,
-                &mut self.scratch,
-            );
-            rt::max_pool_backward(
-                Pool2x2s2_6x28x28,
-                &self.conv1[..n * 4704],
-                &self.d_maxpool1[..n * 1176],
-                &mut self.d_conv1[..n * 4704],
-                n,
-            );
-            rt::Activation::Relu
-                .backward(&self.conv1[..n * 4704], &mut self.d_conv1[..n * 4704]);
-            let (dw, db) = grads[CONV1_WEIGHT.start..CONV1_BIAS.end]
-                .split_at_mut(CONV1_WEIGHT.len());
-            let db = Some(db);
-            rt::conv_backward(
-                Conv5x5_1x28x28_to_6,
-                &self.input[..n * 784],
-                &p[CONV1_WEIGHT],
-                &self.d_conv1[..n * 4704],
-                dw,
-                db,
-                if pass.input_grad { Some(&mut self.d_input[..n * 784]) } else { None },
-                n,
-                &mut self.scratch,
-            );
+            let p = pass.params;
+            for (at, n) in rt::chunks(pass.n, 16) {
+                let (dw, db) = grads[DENSE3_WEIGHT.start..DENSE3_BIAS.end]
+                    .split_at_mut(DENSE3_WEIGHT.len());
+                let db = Some(db);
+                rt::dense_backward(
+                    Dense84_to_10,
+                    &self.dense2[at * 84..][..n * 84],
+                    &p[DENSE3_WEIGHT],
+                    &self.d_dense3[at * 10..][..n * 10],
+                    dw,
+                    db,
+                    Some(&mut self.d_dense2[at * 84..][..n * 84]),
+                    n,
+                    &mut self.scratch,
+                );
+                rt::Activation::Relu
+                    .backward(
+                        &self.dense2[at * 84..][..n * 84],
+                        &mut self.d_dense2[at * 84..][..n * 84],
+                    );
+                let (dw, db) = grads[DENSE2_WEIGHT.start..DENSE2_BIAS.end]
+                    .split_at_mut(DENSE2_WEIGHT.len());
+                let db = Some(db);
+                rt::dense_backward(
+                    Dense120_to_84Relu,
+                    &self.dense1[at * 120..][..n * 120],
+                    &p[DENSE2_WEIGHT],
+                    &self.d_dense2[at * 84..][..n * 84],
+                    dw,
+                    db,
+                    Some(&mut self.d_dense1[at * 120..][..n * 120]),
+                    n,
+                    &mut self.scratch,
+                );
+                rt::Activation::Relu
+                    .backward(
+                        &self.dense1[at * 120..][..n * 120],
+                        &mut self.d_dense1[at * 120..][..n * 120],
+                    );
+                let (dw, db) = grads[DENSE1_WEIGHT.start..DENSE1_BIAS.end]
+                    .split_at_mut(DENSE1_WEIGHT.len());
+                let db = Some(db);
+                rt::dense_backward(
+                    Dense400_to_120Relu,
+                    &self.maxpool2[at * 400..][..n * 400],
+                    &p[DENSE1_WEIGHT],
+                    &self.d_dense1[at * 120..][..n * 120],
+                    dw,
+                    db,
+                    Some(&mut self.d_maxpool2[at * 400..][..n * 400]),
+                    n,
+                    &mut self.scratch,
+                );
+                rt::max_pool_backward(
+                    Pool2x2s2_16x10x10,
+                    &self.conv2[at * 1600..][..n * 1600],
+                    &self.d_maxpool2[at * 400..][..n * 400],
+                    &mut self.d_conv2[at * 1600..][..n * 1600],
+                    n,
+                );
+                rt::Activation::Relu
+                    .backward(
+                        &self.conv2[at * 1600..][..n * 1600],
+                        &mut self.d_conv2[at * 1600..][..n * 1600],
+                    );
+                let (dw, db) = grads[CONV2_WEIGHT.start..CONV2_BIAS.end]
+                    .split_at_mut(CONV2_WEIGHT.len());
+                let db = Some(db);
+                rt::conv_backward(
+                    Conv5x5_6x14x14_to_16,
+                    &self.maxpool1[at * 1176..][..n * 1176],
+                    &p[CONV2_WEIGHT],
+                    &self.d_conv2[at * 1600..][..n * 1600],
+                    dw,
+                    db,
+                    Some(&mut self.d_maxpool1[at * 1176..][..n * 1176]),
+                    n,
+                    &mut self.scratch,
+                );
+                rt::max_pool_backward(
+                    Pool2x2s2_6x28x28,
+                    &self.conv1[at * 4704..][..n * 4704],
+                    &self.d_maxpool1[at * 1176..][..n * 1176],
+                    &mut self.d_conv1[at * 4704..][..n * 4704],
+                    n,
+                );
+                rt::Activation::Relu
+                    .backward(
+                        &self.conv1[at * 4704..][..n * 4704],
+                        &mut self.d_conv1[at * 4704..][..n * 4704],
+                    );
+                let (dw, db) = grads[CONV1_WEIGHT.start..CONV1_BIAS.end]
+                    .split_at_mut(CONV1_WEIGHT.len());
+                let db = Some(db);
+                rt::conv_backward(
+                    Conv5x5_1x28x28_to_6,
+                    &self.input[at * 784..][..n * 784],
+                    &p[CONV1_WEIGHT],
+                    &self.d_conv1[at * 4704..][..n * 4704],
+                    dw,
+                    db,
+                    if pass.input_grad {
+                        Some(&mut self.d_input[at * 784..][..n * 784])
+                    } else {
+                        None
+                    },
+                    n,
+                    &mut self.scratch,
+                );
+            }
         }
     }
     struct Conv5x5_1x28x28_to_6;
@@ -693,98 +713,101 @@ mod __cnnc_Tour {
             }
         }
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
-            let (n, p) = (pass.n, pass.params);
-            rt::conv_forward(
-                Conv3x5s2x1_3x29x29_to_8,
-                &self.input[..n * 2523],
-                &p[CONV1_WEIGHT],
-                Some(&p[CONV1_BIAS]),
-                None,
-                rt::Activation::Relu,
-                &mut self.conv1[..n * 3480],
-                n,
-                &mut self.scratch,
-            );
-            rt::conv_forward(
-                Conv3x3_8x15x29_to_8,
-                &self.conv1[..n * 3480],
-                &p[A_WEIGHT],
-                Some(&p[A_BIAS]),
-                None,
-                rt::Activation::Sigmoid,
-                &mut self.a[..n * 3480],
-                n,
-                &mut self.scratch,
-            );
-            rt::conv_forward(
-                Conv4x4s2_8x15x29_to_8,
-                &self.a[..n * 3480],
-                &p[CONV3_WEIGHT],
-                Some(&p[CONV3_BIAS]),
-                None,
-                rt::Activation::Identity,
-                &mut self.conv3[..n * 624],
-                n,
-                &mut self.scratch,
-            );
-            rt::max_pool_forward(
-                Pool3x3s2_8x6x13,
-                &self.conv3[..n * 624],
-                &mut self.maxpool1[..n * 144],
-                n,
-            );
-            rt::avg_pool_forward(
-                Pool2x2s1_8x3x6,
-                &self.maxpool1[..n * 144],
-                &mut self.avgpool1[..n * 224],
-                n,
-            );
-            rt::avg_pool_forward(
-                Pool3x3s2_8x4x7,
-                &self.avgpool1[..n * 224],
-                &mut self.avgpool2[..n * 48],
-                n,
-            );
-            (&mut self.tanh1[..n * 48]).copy_from_slice(&self.avgpool2[..n * 48]);
-            rt::Activation::Tanh.forward(&mut self.tanh1[..n * 48]);
-            rt::conv_forward(
-                Conv1x1_8x2x3_to_16,
-                &self.tanh1[..n * 48],
-                &p[CONV4_WEIGHT],
-                Some(&p[CONV4_BIAS]),
-                None,
-                rt::Activation::LeakyRelu(0.1f32),
-                &mut self.conv4[..n * 96],
-                n,
-                &mut self.scratch,
-            );
-            rt::max_pool_forward(
-                Pool2x2s1_16x2x3,
-                &self.conv4[..n * 96],
-                &mut self.maxpool2[..n * 96],
-                n,
-            );
-            rt::pool::global_avg_forward(
-                16,
-                6,
-                &self.maxpool2[..n * 96],
-                &mut self.avgpool3[..n * 16],
-                n,
-            );
-            rt::dense_forward(
-                Dense16_to_10,
-                &self.avgpool3[..n * 16],
-                &p[DENSE1_WEIGHT],
-                Some(&p[DENSE1_BIAS]),
-                &mut self.dense1[..n * 10],
-                n,
-                &mut self.scratch,
-            );
-            rt::act::softmax_forward(
-                &self.dense1[..n * 10],
-                &mut self.softmax1[..n * 10],
-                10,
-            );
+            let p = pass.params;
+            for (at, n) in rt::chunks(pass.n, 24) {
+                rt::conv_forward(
+                    Conv3x5s2x1_3x29x29_to_8,
+                    &self.input[at * 2523..][..n * 2523],
+                    &p[CONV1_WEIGHT],
+                    Some(&p[CONV1_BIAS]),
+                    None,
+                    rt::Activation::Relu,
+                    &mut self.conv1[at * 3480..][..n * 3480],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::conv_forward(
+                    Conv3x3_8x15x29_to_8,
+                    &self.conv1[at * 3480..][..n * 3480],
+                    &p[A_WEIGHT],
+                    Some(&p[A_BIAS]),
+                    None,
+                    rt::Activation::Sigmoid,
+                    &mut self.a[at * 3480..][..n * 3480],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::conv_forward(
+                    Conv4x4s2_8x15x29_to_8,
+                    &self.a[at * 3480..][..n * 3480],
+                    &p[CONV3_WEIGHT],
+                    Some(&p[CONV3_BIAS]),
+                    None,
+                    rt::Activation::Identity,
+                    &mut self.conv3[at * 624..][..n * 624],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::max_pool_forward(
+                    Pool3x3s2_8x6x13,
+                    &self.conv3[at * 624..][..n * 624],
+                    &mut self.maxpool1[at * 144..][..n * 144],
+                    n,
+                );
+                rt::avg_pool_forward(
+                    Pool2x2s1_8x3x6,
+                    &self.maxpool1[at * 144..][..n * 144],
+                    &mut self.avgpool1[at * 224..][..n * 224],
+                    n,
+                );
+                rt::avg_pool_forward(
+                    Pool3x3s2_8x4x7,
+                    &self.avgpool1[at * 224..][..n * 224],
+                    &mut self.avgpool2[at * 48..][..n * 48],
+                    n,
+                );
+                (&mut self.tanh1[at * 48..][..n * 48])
+                    .copy_from_slice(&self.avgpool2[at * 48..][..n * 48]);
+                rt::Activation::Tanh.forward(&mut self.tanh1[at * 48..][..n * 48]);
+                rt::conv_forward(
+                    Conv1x1_8x2x3_to_16,
+                    &self.tanh1[at * 48..][..n * 48],
+                    &p[CONV4_WEIGHT],
+                    Some(&p[CONV4_BIAS]),
+                    None,
+                    rt::Activation::LeakyRelu(0.1f32),
+                    &mut self.conv4[at * 96..][..n * 96],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::max_pool_forward(
+                    Pool2x2s1_16x2x3,
+                    &self.conv4[at * 96..][..n * 96],
+                    &mut self.maxpool2[at * 96..][..n * 96],
+                    n,
+                );
+                rt::pool::global_avg_forward(
+                    16,
+                    6,
+                    &self.maxpool2[at * 96..][..n * 96],
+                    &mut self.avgpool3[at * 16..][..n * 16],
+                    n,
+                );
+                rt::dense_forward(
+                    Dense16_to_10,
+                    &self.avgpool3[at * 16..][..n * 16],
+                    &p[DENSE1_WEIGHT],
+                    Some(&p[DENSE1_BIAS]),
+                    &mut self.dense1[at * 10..][..n * 10],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::act::softmax_forward(
+                    &self.dense1[at * 10..][..n * 10],
+                    &mut self.softmax1[at * 10..][..n * 10],
+                    10,
+                );
+            }
         }
     }
     struct Conv3x5s2x1_3x29x29_to_8;
@@ -1073,37 +1096,40 @@ mod __cnnc_Head {
             }
         }
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
-            let (n, p) = (pass.n, pass.params);
-            rt::avg_pool_forward(
-                Pool2x2s2_8x5x5,
-                &self.input[..n * 200],
-                &mut self.avgpool1[..n * 72],
-                n,
-            );
-            rt::dense_forward(
-                Dense72_to_4Relu,
-                &self.avgpool1[..n * 72],
-                &p[DENSE1_WEIGHT],
-                Some(&p[DENSE1_BIAS]),
-                &mut self.dense1[..n * 4],
-                n,
-                &mut self.scratch,
-            );
-            (&mut self.dropout1[..n * 4]).copy_from_slice(&self.dense1[..n * 4]);
-            rt::dense_forward(
-                Dense4_to_2,
-                &self.dropout1[..n * 4],
-                &p[DENSE2_WEIGHT],
-                Some(&p[DENSE2_BIAS]),
-                &mut self.dense2[..n * 2],
-                n,
-                &mut self.scratch,
-            );
-            rt::act::softmax_forward(
-                &self.dense2[..n * 2],
-                &mut self.softmax1[..n * 2],
-                2,
-            );
+            let p = pass.params;
+            for (at, n) in rt::chunks(pass.n, 923) {
+                rt::avg_pool_forward(
+                    Pool2x2s2_8x5x5,
+                    &self.input[at * 200..][..n * 200],
+                    &mut self.avgpool1[at * 72..][..n * 72],
+                    n,
+                );
+                rt::dense_forward(
+                    Dense72_to_4Relu,
+                    &self.avgpool1[at * 72..][..n * 72],
+                    &p[DENSE1_WEIGHT],
+                    Some(&p[DENSE1_BIAS]),
+                    &mut self.dense1[at * 4..][..n * 4],
+                    n,
+                    &mut self.scratch,
+                );
+                (&mut self.dropout1[at * 4..][..n * 4])
+                    .copy_from_slice(&self.dense1[at * 4..][..n * 4]);
+                rt::dense_forward(
+                    Dense4_to_2,
+                    &self.dropout1[at * 4..][..n * 4],
+                    &p[DENSE2_WEIGHT],
+                    Some(&p[DENSE2_BIAS]),
+                    &mut self.dense2[at * 2..][..n * 2],
+                    n,
+                    &mut self.scratch,
+                );
+                rt::act::softmax_forward(
+                    &self.dense2[at * 2..][..n * 2],
+                    &mut self.softmax1[at * 2..][..n * 2],
+                    2,
+                );
+            }
         }
     }
     struct Pool2x2s2_8x5x5;
@@ -1226,16 +1252,18 @@ mod __cnnc_conv {
             }
         }
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
-            let (n, p) = (pass.n, pass.params);
-            rt::dense_forward(
-                Dense4_to_2,
-                &self.input[..n * 4],
-                &p[DENSE1_WEIGHT],
-                Some(&p[DENSE1_BIAS]),
-                &mut self.dense1[..n * 2],
-                n,
-                &mut self.scratch,
-            );
+            let p = pass.params;
+            for (at, n) in rt::chunks(pass.n, 43690) {
+                rt::dense_forward(
+                    Dense4_to_2,
+                    &self.input[at * 4..][..n * 4],
+                    &p[DENSE1_WEIGHT],
+                    Some(&p[DENSE1_BIAS]),
+                    &mut self.dense1[at * 2..][..n * 2],
+                    n,
+                    &mut self.scratch,
+                );
+            }
         }
     }
     struct Dense4_to_2;
@@ -1620,186 +1648,201 @@ mod __cnnc_Blocks {
             }
         }
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
-            let (n, p) = (pass.n, pass.params);
+            let p = pass.params;
             match phase {
-                /// Phase 0: normalize, conv1; then this worker's statistics for batchnorm1+relu1.
+                /// Phase 0: normalize, conv1; then this worker's statistics for batchnorm1+relu1. In chunks of 409 samples.
                 0 => {
-                    rt::norm::normalize_forward(
-                        &self.input[..n * 192],
-                        &mut self.normalize[..n * 192],
-                        n,
-                        &[0.5f32, 0.5f32, 0.5f32],
-                        &[0.25f32, 0.25f32, 0.25f32],
-                        64,
-                    );
-                    rt::conv_forward(
-                        Conv3x3_3x8x8_to_4,
-                        &self.normalize[..n * 192],
-                        &p[CONV1_WEIGHT],
-                        None,
-                        None,
-                        rt::Activation::Identity,
-                        &mut self.conv1[..n * 256],
-                        n,
-                        &mut self.scratch,
-                    );
-                    if pass.train {
-                        rt::norm::bn_partial_stats(
-                            &self.conv1[..n * 256],
+                    for (at, n) in rt::chunks(pass.n, 409) {
+                        rt::norm::normalize_forward(
+                            &self.input[at * 192..][..n * 192],
+                            &mut self.normalize[at * 192..][..n * 192],
                             n,
-                            4,
+                            &[0.5f32, 0.5f32, 0.5f32],
+                            &[0.25f32, 0.25f32, 0.25f32],
                             64,
-                            &mut self.partials,
                         );
+                        rt::conv_forward(
+                            Conv3x3_3x8x8_to_4,
+                            &self.normalize[at * 192..][..n * 192],
+                            &p[CONV1_WEIGHT],
+                            None,
+                            None,
+                            rt::Activation::Identity,
+                            &mut self.conv1[at * 256..][..n * 256],
+                            n,
+                            &mut self.scratch,
+                        );
+                        if pass.train {
+                            rt::norm::bn_partial_stats(
+                                &self.conv1[at * 256..][..n * 256],
+                                at,
+                                n,
+                                4,
+                                64,
+                                &mut self.partials,
+                            );
+                        }
                     }
                 }
-                /// Phase 1: batchnorm1+relu1, residual1.conv1; then this worker's statistics for residual1.batchnorm1.
+                /// Phase 1: batchnorm1+relu1, residual1.conv1; then this worker's statistics for residual1.batchnorm1. In chunks of 341 samples.
                 1 => {
-                    rt::norm::bn_forward(
-                        &self.conv1[..n * 256],
-                        &mut self.batchnorm1[..n * 256],
-                        n,
-                        4,
-                        64,
-                        &pass.shared[BATCHNORM1_STATS],
-                        &p[BATCHNORM1_WEIGHT],
-                        &p[BATCHNORM1_BIAS],
-                        rt::Activation::Relu,
-                    );
-                    rt::conv_forward(
-                        DwConv3x3_4x8x8_to_4,
-                        &self.batchnorm1[..n * 256],
-                        &p[RESIDUAL1_CONV1_WEIGHT],
-                        Some(&p[RESIDUAL1_CONV1_BIAS]),
-                        None,
-                        rt::Activation::Identity,
-                        &mut self.residual1_conv1[..n * 256],
-                        n,
-                        &mut self.scratch,
-                    );
-                    if pass.train {
-                        rt::norm::bn_partial_stats(
-                            &self.residual1_conv1[..n * 256],
+                    for (at, n) in rt::chunks(pass.n, 341) {
+                        rt::norm::bn_forward(
+                            &self.conv1[at * 256..][..n * 256],
+                            &mut self.batchnorm1[at * 256..][..n * 256],
                             n,
                             4,
                             64,
-                            &mut self.partials,
+                            &pass.shared[BATCHNORM1_STATS],
+                            &p[BATCHNORM1_WEIGHT],
+                            &p[BATCHNORM1_BIAS],
+                            rt::Activation::Relu,
                         );
+                        rt::conv_forward(
+                            DwConv3x3_4x8x8_to_4,
+                            &self.batchnorm1[at * 256..][..n * 256],
+                            &p[RESIDUAL1_CONV1_WEIGHT],
+                            Some(&p[RESIDUAL1_CONV1_BIAS]),
+                            None,
+                            rt::Activation::Identity,
+                            &mut self.residual1_conv1[at * 256..][..n * 256],
+                            n,
+                            &mut self.scratch,
+                        );
+                        if pass.train {
+                            rt::norm::bn_partial_stats(
+                                &self.residual1_conv1[at * 256..][..n * 256],
+                                at,
+                                n,
+                                4,
+                                64,
+                                &mut self.partials,
+                            );
+                        }
                     }
                 }
-                /// Phase 2: residual1.batchnorm1, residual1.silu1, residual1.conv2, residual1+relu2, residual2.conv1, residual2.gelu1, residual2.shortcut.conv1, residual2, avgpool1, dropout1, dense1, softmax1.
+                /// Phase 2: residual1.batchnorm1, residual1.silu1, residual1.conv2, residual1+relu2, residual2.conv1, residual2.gelu1, residual2.shortcut.conv1, residual2, avgpool1, dropout1, dense1, softmax1. In chunks of 126 samples.
                 2 => {
-                    rt::norm::bn_forward(
-                        &self.residual1_conv1[..n * 256],
-                        &mut self.residual1_batchnorm1[..n * 256],
-                        n,
-                        4,
-                        64,
-                        &pass.shared[RESIDUAL1_BATCHNORM1_STATS],
-                        &p[RESIDUAL1_BATCHNORM1_WEIGHT],
-                        &p[RESIDUAL1_BATCHNORM1_BIAS],
-                        rt::Activation::Identity,
-                    );
-                    (&mut self.residual1_silu1[..n * 256])
-                        .copy_from_slice(&self.residual1_batchnorm1[..n * 256]);
-                    rt::Activation::Silu.forward(&mut self.residual1_silu1[..n * 256]);
-                    rt::conv_forward(
-                        Conv1x1_4x8x8_to_4,
-                        &self.residual1_silu1[..n * 256],
-                        &p[RESIDUAL1_CONV2_WEIGHT],
-                        Some(&p[RESIDUAL1_CONV2_BIAS]),
-                        None,
-                        rt::Activation::Identity,
-                        &mut self.residual1_conv2[..n * 256],
-                        n,
-                        &mut self.scratch,
-                    );
-                    rt::norm::add_forward(
-                        &self.residual1_conv2[..n * 256],
-                        &self.batchnorm1[..n * 256],
-                        &mut self.residual1[..n * 256],
-                        rt::Activation::Relu,
-                    );
-                    rt::conv_forward(
-                        Conv3x3s2_4x8x8_to_8,
-                        &self.residual1[..n * 256],
-                        &p[RESIDUAL2_CONV1_WEIGHT],
-                        Some(&p[RESIDUAL2_CONV1_BIAS]),
-                        None,
-                        rt::Activation::Identity,
-                        &mut self.residual2_conv1[..n * 128],
-                        n,
-                        &mut self.scratch,
-                    );
-                    (&mut self.residual2_gelu1[..n * 128])
-                        .copy_from_slice(&self.residual2_conv1[..n * 128]);
-                    rt::Activation::Gelu.forward(&mut self.residual2_gelu1[..n * 128]);
-                    rt::conv_forward(
-                        Conv1x1s2_4x8x8_to_8,
-                        &self.residual1[..n * 256],
-                        &p[RESIDUAL2_SHORTCUT_CONV1_WEIGHT],
-                        Some(&p[RESIDUAL2_SHORTCUT_CONV1_BIAS]),
-                        None,
-                        rt::Activation::Identity,
-                        &mut self.residual2_shortcut_conv1[..n * 128],
-                        n,
-                        &mut self.scratch,
-                    );
-                    rt::norm::add_forward(
-                        &self.residual2_gelu1[..n * 128],
-                        &self.residual2_shortcut_conv1[..n * 128],
-                        &mut self.residual2[..n * 128],
-                        rt::Activation::Identity,
-                    );
-                    rt::pool::global_avg_forward(
-                        8,
-                        16,
-                        &self.residual2[..n * 128],
-                        &mut self.avgpool1[..n * 8],
-                        n,
-                    );
-                    if pass.train {
-                        rt::dropout::forward(
-                            0.1f32,
-                            pass.seed,
-                            pass.step,
-                            1u64,
-                            pass.first,
-                            &self.avgpool1[..n * 8],
-                            &mut self.dropout1[..n * 8],
-                            &mut self.mask1[..n * 8],
+                    for (at, n) in rt::chunks(pass.n, 126) {
+                        rt::norm::bn_forward(
+                            &self.residual1_conv1[at * 256..][..n * 256],
+                            &mut self.residual1_batchnorm1[at * 256..][..n * 256],
                             n,
-                            8,
+                            4,
+                            64,
+                            &pass.shared[RESIDUAL1_BATCHNORM1_STATS],
+                            &p[RESIDUAL1_BATCHNORM1_WEIGHT],
+                            &p[RESIDUAL1_BATCHNORM1_BIAS],
+                            rt::Activation::Identity,
                         );
-                    } else {
-                        (&mut self.dropout1[..n * 8])
-                            .copy_from_slice(&self.avgpool1[..n * 8]);
+                        (&mut self.residual1_silu1[at * 256..][..n * 256])
+                            .copy_from_slice(
+                                &self.residual1_batchnorm1[at * 256..][..n * 256],
+                            );
+                        rt::Activation::Silu
+                            .forward(&mut self.residual1_silu1[at * 256..][..n * 256]);
+                        rt::conv_forward(
+                            Conv1x1_4x8x8_to_4,
+                            &self.residual1_silu1[at * 256..][..n * 256],
+                            &p[RESIDUAL1_CONV2_WEIGHT],
+                            Some(&p[RESIDUAL1_CONV2_BIAS]),
+                            None,
+                            rt::Activation::Identity,
+                            &mut self.residual1_conv2[at * 256..][..n * 256],
+                            n,
+                            &mut self.scratch,
+                        );
+                        rt::norm::add_forward(
+                            &self.residual1_conv2[at * 256..][..n * 256],
+                            &self.batchnorm1[at * 256..][..n * 256],
+                            &mut self.residual1[at * 256..][..n * 256],
+                            rt::Activation::Relu,
+                        );
+                        rt::conv_forward(
+                            Conv3x3s2_4x8x8_to_8,
+                            &self.residual1[at * 256..][..n * 256],
+                            &p[RESIDUAL2_CONV1_WEIGHT],
+                            Some(&p[RESIDUAL2_CONV1_BIAS]),
+                            None,
+                            rt::Activation::Identity,
+                            &mut self.residual2_conv1[at * 128..][..n * 128],
+                            n,
+                            &mut self.scratch,
+                        );
+                        (&mut self.residual2_gelu1[at * 128..][..n * 128])
+                            .copy_from_slice(
+                                &self.residual2_conv1[at * 128..][..n * 128],
+                            );
+                        rt::Activation::Gelu
+                            .forward(&mut self.residual2_gelu1[at * 128..][..n * 128]);
+                        rt::conv_forward(
+                            Conv1x1s2_4x8x8_to_8,
+                            &self.residual1[at * 256..][..n * 256],
+                            &p[RESIDUAL2_SHORTCUT_CONV1_WEIGHT],
+                            Some(&p[RESIDUAL2_SHORTCUT_CONV1_BIAS]),
+                            None,
+                            rt::Activation::Identity,
+                            &mut self.residual2_shortcut_conv1[at * 128..][..n * 128],
+                            n,
+                            &mut self.scratch,
+                        );
+                        rt::norm::add_forward(
+                            &self.residual2_gelu1[at * 128..][..n * 128],
+                            &self.residual2_shortcut_conv1[at * 128..][..n * 128],
+                            &mut self.residual2[at * 128..][..n * 128],
+                            rt::Activation::Identity,
+                        );
+                        rt::pool::global_avg_forward(
+                            8,
+                            16,
+                            &self.residual2[at * 128..][..n * 128],
+                            &mut self.avgpool1[at * 8..][..n * 8],
+                            n,
+                        );
+                        if pass.train {
+                            rt::dropout::forward(
+                                0.1f32,
+                                pass.seed,
+                                pass.step,
+                                1u64,
+                                pass.first + at,
+                                &self.avgpool1[at * 8..][..n * 8],
+                                &mut self.dropout1[at * 8..][..n * 8],
+                                &mut self.mask1[at * 8..][..n * 8],
+                                n,
+                                8,
+                            );
+                        } else {
+                            (&mut self.dropout1[at * 8..][..n * 8])
+                                .copy_from_slice(&self.avgpool1[at * 8..][..n * 8]);
+                        }
+                        rt::dense_forward(
+                            Dense8_to_2,
+                            &self.dropout1[at * 8..][..n * 8],
+                            &p[DENSE1_WEIGHT],
+                            None,
+                            &mut self.dense1[at * 2..][..n * 2],
+                            n,
+                            &mut self.scratch,
+                        );
+                        rt::act::softmax_forward(
+                            &self.dense1[at * 2..][..n * 2],
+                            &mut self.softmax1[at * 2..][..n * 2],
+                            2,
+                        );
                     }
-                    rt::dense_forward(
-                        Dense8_to_2,
-                        &self.dropout1[..n * 8],
-                        &p[DENSE1_WEIGHT],
-                        None,
-                        &mut self.dense1[..n * 2],
-                        n,
-                        &mut self.scratch,
-                    );
-                    rt::act::softmax_forward(
-                        &self.dense1[..n * 2],
-                        &mut self.softmax1[..n * 2],
-                        2,
-                    );
                 }
                 _ => {}
             }
         }
         /// Inference: batchnorms folded into the convolutions before them, residual
-        /// joins added in the convolutions' stores.
+        /// joins added in the convolutions' stores. (The driver hands each worker
+        /// its samples a few at a time already: `rt::driver::inference_chunk`.)
         fn infer(&mut self, phases: usize, pass: &rt::Pass<'_>) {
-            let (n, p) = (pass.n, pass.params);
+            let (at, n, p) = (0, pass.n, pass.params);
             rt::norm::normalize_forward(
-                &self.input[..n * 192],
-                &mut self.normalize[..n * 192],
+                &self.input[at * 192..][..n * 192],
+                &mut self.normalize[at * 192..][..n * 192],
                 n,
                 &[0.5f32, 0.5f32, 0.5f32],
                 &[0.25f32, 0.25f32, 0.25f32],
@@ -1807,70 +1850,72 @@ mod __cnnc_Blocks {
             );
             rt::conv_forward(
                 Conv3x3_3x8x8_to_4,
-                &self.normalize[..n * 192],
+                &self.normalize[at * 192..][..n * 192],
                 &pass.folded[CONV1_WEIGHT_FOLDED],
                 Some(&pass.folded[CONV1_BIAS_FOLDED]),
                 None,
                 rt::Activation::Relu,
-                &mut self.batchnorm1[..n * 256],
+                &mut self.batchnorm1[at * 256..][..n * 256],
                 n,
                 &mut self.scratch,
             );
             rt::conv_forward(
                 DwConv3x3_4x8x8_to_4,
-                &self.batchnorm1[..n * 256],
+                &self.batchnorm1[at * 256..][..n * 256],
                 &pass.folded[RESIDUAL1_CONV1_WEIGHT_FOLDED],
                 Some(&pass.folded[RESIDUAL1_CONV1_BIAS_FOLDED]),
                 None,
                 rt::Activation::Identity,
-                &mut self.residual1_batchnorm1[..n * 256],
+                &mut self.residual1_batchnorm1[at * 256..][..n * 256],
                 n,
                 &mut self.scratch,
             );
-            (&mut self.residual1_silu1[..n * 256])
-                .copy_from_slice(&self.residual1_batchnorm1[..n * 256]);
-            rt::Activation::Silu.forward(&mut self.residual1_silu1[..n * 256]);
+            (&mut self.residual1_silu1[at * 256..][..n * 256])
+                .copy_from_slice(&self.residual1_batchnorm1[at * 256..][..n * 256]);
+            rt::Activation::Silu
+                .forward(&mut self.residual1_silu1[at * 256..][..n * 256]);
             rt::conv_forward(
                 Conv1x1_4x8x8_to_4,
-                &self.residual1_silu1[..n * 256],
+                &self.residual1_silu1[at * 256..][..n * 256],
                 &p[RESIDUAL1_CONV2_WEIGHT],
                 Some(&p[RESIDUAL1_CONV2_BIAS]),
-                Some(&self.batchnorm1[..n * 256]),
+                Some(&self.batchnorm1[at * 256..][..n * 256]),
                 rt::Activation::Relu,
-                &mut self.residual1[..n * 256],
+                &mut self.residual1[at * 256..][..n * 256],
                 n,
                 &mut self.scratch,
             );
             rt::conv_forward(
                 Conv3x3s2_4x8x8_to_8,
-                &self.residual1[..n * 256],
+                &self.residual1[at * 256..][..n * 256],
                 &p[RESIDUAL2_CONV1_WEIGHT],
                 Some(&p[RESIDUAL2_CONV1_BIAS]),
                 None,
                 rt::Activation::Identity,
-                &mut self.residual2_conv1[..n * 128],
+                &mut self.residual2_conv1[at * 128..][..n * 128],
                 n,
                 &mut self.scratch,
             );
-            (&mut self.residual2_gelu1[..n * 128])
-                .copy_from_slice(&self.residual2_conv1[..n * 128]);
-            rt::Activation::Gelu.forward(&mut self.residual2_gelu1[..n * 128]);
+            (&mut self.residual2_gelu1[at * 128..][..n * 128])
+                .copy_from_slice(&self.residual2_conv1[at * 128..][..n * 128]);
+            rt::Activation::Gelu
+                .forward(&mut self.residual2_gelu1[at * 128..][..n * 128]);
             rt::conv_forward(
                 Conv1x1s2_4x8x8_to_8,
-                &self.residual1[..n * 256],
+                &self.residual1[at * 256..][..n * 256],
                 &p[RESIDUAL2_SHORTCUT_CONV1_WEIGHT],
                 Some(&p[RESIDUAL2_SHORTCUT_CONV1_BIAS]),
-                Some(&self.residual2_gelu1[..n * 128]),
+                Some(&self.residual2_gelu1[at * 128..][..n * 128]),
                 rt::Activation::Identity,
-                &mut self.residual2[..n * 128],
+                &mut self.residual2[at * 128..][..n * 128],
                 n,
                 &mut self.scratch,
             );
             rt::pool::global_avg_forward(
                 8,
                 16,
-                &self.residual2[..n * 128],
-                &mut self.avgpool1[..n * 8],
+                &self.residual2[at * 128..][..n * 128],
+                &mut self.avgpool1[at * 8..][..n * 8],
                 n,
             );
             if pass.train {
@@ -1879,28 +1924,29 @@ mod __cnnc_Blocks {
                     pass.seed,
                     pass.step,
                     1u64,
-                    pass.first,
-                    &self.avgpool1[..n * 8],
-                    &mut self.dropout1[..n * 8],
-                    &mut self.mask1[..n * 8],
+                    pass.first + at,
+                    &self.avgpool1[at * 8..][..n * 8],
+                    &mut self.dropout1[at * 8..][..n * 8],
+                    &mut self.mask1[at * 8..][..n * 8],
                     n,
                     8,
                 );
             } else {
-                (&mut self.dropout1[..n * 8]).copy_from_slice(&self.avgpool1[..n * 8]);
+                (&mut self.dropout1[at * 8..][..n * 8])
+                    .copy_from_slice(&self.avgpool1[at * 8..][..n * 8]);
             }
             rt::dense_forward(
                 Dense8_to_2,
-                &self.dropout1[..n * 8],
+                &self.dropout1[at * 8..][..n * 8],
                 &p[DENSE1_WEIGHT],
                 None,
-                &mut self.dense1[..n * 2],
+                &mut self.dense1[at * 2..][..n * 2],
                 n,
                 &mut self.scratch,
             );
             rt::act::softmax_forward(
-                &self.dense1[..n * 2],
-                &mut self.softmax1[..n * 2],
+                &self.dense1[at * 2..][..n * 2],
+                &mut self.softmax1[at * 2..][..n * 2],
                 2,
             );
         }
@@ -1917,214 +1963,222 @@ mod __cnnc_Blocks {
             &self.d_input
         }
         fn backward(&mut self, phase: usize, pass: &rt::Pass<'_>, grads: &mut [f32]) {
-            let (n, p) = (pass.n, pass.params);
+            let p = pass.params;
             match phase {
-                /// Phase 0, backward: batchnorm1+relu1 (input gradient), conv1, normalize.
+                /// Phase 0, backward: batchnorm1+relu1 (input gradient), conv1, normalize. In chunks of 204 samples.
                 0 => {
-                    rt::norm::bn_backward_input(
-                        &self.conv1[..n * 256],
-                        &self.d_batchnorm1[..n * 256],
-                        &mut self.d_conv1[..n * 256],
-                        n,
-                        4,
-                        64,
-                        &pass.shared[BATCHNORM1_STATS],
-                        &pass.shared[BATCHNORM1_SUMS],
-                        &p[BATCHNORM1_WEIGHT],
-                        pass.batch * 64,
-                    );
-                    let dw = &mut grads[CONV1_WEIGHT];
-                    let db = None;
-                    rt::conv_backward(
-                        Conv3x3_3x8x8_to_4,
-                        &self.normalize[..n * 192],
-                        &p[CONV1_WEIGHT],
-                        &self.d_conv1[..n * 256],
-                        dw,
-                        db,
-                        Some(&mut self.d_normalize[..n * 192]),
-                        n,
-                        &mut self.scratch,
-                    );
-                    if pass.input_grad {
-                        rt::norm::normalize_backward(
-                            &self.d_normalize[..n * 192],
-                            &mut self.d_input[..n * 192],
+                    for (at, n) in rt::chunks(pass.n, 204) {
+                        rt::norm::bn_backward_input(
+                            &self.conv1[at * 256..][..n * 256],
+                            &self.d_batchnorm1[at * 256..][..n * 256],
+                            &mut self.d_conv1[at * 256..][..n * 256],
                             n,
-                            &[0.25f32, 0.25f32, 0.25f32],
+                            4,
                             64,
+                            &pass.shared[BATCHNORM1_STATS],
+                            &pass.shared[BATCHNORM1_SUMS],
+                            &p[BATCHNORM1_WEIGHT],
+                            pass.batch * 64,
+                        );
+                        let dw = &mut grads[CONV1_WEIGHT];
+                        let db = None;
+                        rt::conv_backward(
+                            Conv3x3_3x8x8_to_4,
+                            &self.normalize[at * 192..][..n * 192],
+                            &p[CONV1_WEIGHT],
+                            &self.d_conv1[at * 256..][..n * 256],
+                            dw,
+                            db,
+                            Some(&mut self.d_normalize[at * 192..][..n * 192]),
+                            n,
+                            &mut self.scratch,
+                        );
+                        if pass.input_grad {
+                            rt::norm::normalize_backward(
+                                &self.d_normalize[at * 192..][..n * 192],
+                                &mut self.d_input[at * 192..][..n * 192],
+                                n,
+                                &[0.25f32, 0.25f32, 0.25f32],
+                                64,
+                            );
+                        }
+                    }
+                }
+                /// Phase 1, backward: residual1.batchnorm1 (input gradient), residual1.conv1; then this worker's sums for batchnorm1+relu1. In chunks of 170 samples.
+                1 => {
+                    for (at, n) in rt::chunks(pass.n, 170) {
+                        rt::norm::bn_backward_input(
+                            &self.residual1_conv1[at * 256..][..n * 256],
+                            &self.d_residual1_batchnorm1[at * 256..][..n * 256],
+                            &mut self.d_residual1_conv1[at * 256..][..n * 256],
+                            n,
+                            4,
+                            64,
+                            &pass.shared[RESIDUAL1_BATCHNORM1_STATS],
+                            &pass.shared[RESIDUAL1_BATCHNORM1_SUMS],
+                            &p[RESIDUAL1_BATCHNORM1_WEIGHT],
+                            pass.batch * 64,
+                        );
+                        let (dw, db) = grads[RESIDUAL1_CONV1_WEIGHT
+                                .start..RESIDUAL1_CONV1_BIAS.end]
+                            .split_at_mut(RESIDUAL1_CONV1_WEIGHT.len());
+                        let db = Some(db);
+                        rt::conv_backward(
+                            DwConv3x3_4x8x8_to_4,
+                            &self.batchnorm1[at * 256..][..n * 256],
+                            &p[RESIDUAL1_CONV1_WEIGHT],
+                            &self.d_residual1_conv1[at * 256..][..n * 256],
+                            dw,
+                            db,
+                            Some(&mut self.dtmp[..n * 256]),
+                            n,
+                            &mut self.scratch,
+                        );
+                        rt::norm::accumulate(
+                            &mut self.d_batchnorm1[at * 256..][..n * 256],
+                            &self.dtmp[..n * 256],
+                        );
+                        let (dgamma, dbeta) = grads[BATCHNORM1_WEIGHT
+                                .start..BATCHNORM1_BIAS.end]
+                            .split_at_mut(BATCHNORM1_WEIGHT.len());
+                        rt::norm::bn_backward_partial(
+                            &self.conv1[at * 256..][..n * 256],
+                            &self.batchnorm1[at * 256..][..n * 256],
+                            &mut self.d_batchnorm1[at * 256..][..n * 256],
+                            n,
+                            4,
+                            64,
+                            &pass.shared[BATCHNORM1_STATS],
+                            rt::Activation::Relu,
+                            dgamma,
+                            dbeta,
+                            at,
+                            &mut self.partials,
                         );
                     }
                 }
-                /// Phase 1, backward: residual1.batchnorm1 (input gradient), residual1.conv1; then this worker's sums for batchnorm1+relu1.
-                1 => {
-                    rt::norm::bn_backward_input(
-                        &self.residual1_conv1[..n * 256],
-                        &self.d_residual1_batchnorm1[..n * 256],
-                        &mut self.d_residual1_conv1[..n * 256],
-                        n,
-                        4,
-                        64,
-                        &pass.shared[RESIDUAL1_BATCHNORM1_STATS],
-                        &pass.shared[RESIDUAL1_BATCHNORM1_SUMS],
-                        &p[RESIDUAL1_BATCHNORM1_WEIGHT],
-                        pass.batch * 64,
-                    );
-                    let (dw, db) = grads[RESIDUAL1_CONV1_WEIGHT
-                            .start..RESIDUAL1_CONV1_BIAS.end]
-                        .split_at_mut(RESIDUAL1_CONV1_WEIGHT.len());
-                    let db = Some(db);
-                    rt::conv_backward(
-                        DwConv3x3_4x8x8_to_4,
-                        &self.batchnorm1[..n * 256],
-                        &p[RESIDUAL1_CONV1_WEIGHT],
-                        &self.d_residual1_conv1[..n * 256],
-                        dw,
-                        db,
-                        Some(&mut self.dtmp[..n * 256]),
-                        n,
-                        &mut self.scratch,
-                    );
-                    rt::norm::accumulate(
-                        &mut self.d_batchnorm1[..n * 256],
-                        &self.dtmp[..n * 256],
-                    );
-                    let (dgamma, dbeta) = grads[BATCHNORM1_WEIGHT
-                            .start..BATCHNORM1_BIAS.end]
-                        .split_at_mut(BATCHNORM1_WEIGHT.len());
-                    rt::norm::bn_backward_partial(
-                        &self.conv1[..n * 256],
-                        &self.batchnorm1[..n * 256],
-                        &mut self.d_batchnorm1[..n * 256],
-                        n,
-                        4,
-                        64,
-                        &pass.shared[BATCHNORM1_STATS],
-                        rt::Activation::Relu,
-                        dgamma,
-                        dbeta,
-                        &mut self.partials,
-                    );
-                }
-                /// Phase 2, backward: dense1, dropout1, avgpool1, residual2, residual2.shortcut.conv1, residual2.gelu1, residual2.conv1, residual1+relu2, residual1.conv2, residual1.silu1; then this worker's sums for residual1.batchnorm1.
+                /// Phase 2, backward: dense1, dropout1, avgpool1, residual2, residual2.shortcut.conv1, residual2.gelu1, residual2.conv1, residual1+relu2, residual1.conv2, residual1.silu1; then this worker's sums for residual1.batchnorm1. In chunks of 63 samples.
                 2 => {
-                    let dw = &mut grads[DENSE1_WEIGHT];
-                    let db = None;
-                    rt::dense_backward(
-                        Dense8_to_2,
-                        &self.dropout1[..n * 8],
-                        &p[DENSE1_WEIGHT],
-                        &self.d_dense1[..n * 2],
-                        dw,
-                        db,
-                        Some(&mut self.d_dropout1[..n * 8]),
-                        n,
-                        &mut self.scratch,
-                    );
-                    rt::dropout::backward(
-                        &self.mask1[..n * 8],
-                        &self.d_dropout1[..n * 8],
-                        &mut self.d_avgpool1[..n * 8],
-                    );
-                    rt::pool::global_avg_backward(
-                        8,
-                        16,
-                        &self.d_avgpool1[..n * 8],
-                        &mut self.d_residual2[..n * 128],
-                        n,
-                    );
-                    self.d_residual2_gelu1[..n * 128]
-                        .copy_from_slice(&self.d_residual2[..n * 128]);
-                    self.d_residual2_shortcut_conv1[..n * 128]
-                        .copy_from_slice(&self.d_residual2[..n * 128]);
-                    let (dw, db) = grads[RESIDUAL2_SHORTCUT_CONV1_WEIGHT
-                            .start..RESIDUAL2_SHORTCUT_CONV1_BIAS.end]
-                        .split_at_mut(RESIDUAL2_SHORTCUT_CONV1_WEIGHT.len());
-                    let db = Some(db);
-                    rt::conv_backward(
-                        Conv1x1s2_4x8x8_to_8,
-                        &self.residual1[..n * 256],
-                        &p[RESIDUAL2_SHORTCUT_CONV1_WEIGHT],
-                        &self.d_residual2_shortcut_conv1[..n * 128],
-                        dw,
-                        db,
-                        Some(&mut self.d_residual1[..n * 256]),
-                        n,
-                        &mut self.scratch,
-                    );
-                    rt::Activation::Gelu
-                        .backward_from(
-                            &self.residual2_conv1[..n * 128],
-                            &self.residual2_gelu1[..n * 128],
-                            &self.d_residual2_gelu1[..n * 128],
-                            &mut self.d_residual2_conv1[..n * 128],
+                    for (at, n) in rt::chunks(pass.n, 63) {
+                        let dw = &mut grads[DENSE1_WEIGHT];
+                        let db = None;
+                        rt::dense_backward(
+                            Dense8_to_2,
+                            &self.dropout1[at * 8..][..n * 8],
+                            &p[DENSE1_WEIGHT],
+                            &self.d_dense1[at * 2..][..n * 2],
+                            dw,
+                            db,
+                            Some(&mut self.d_dropout1[at * 8..][..n * 8]),
+                            n,
+                            &mut self.scratch,
                         );
-                    let (dw, db) = grads[RESIDUAL2_CONV1_WEIGHT
-                            .start..RESIDUAL2_CONV1_BIAS.end]
-                        .split_at_mut(RESIDUAL2_CONV1_WEIGHT.len());
-                    let db = Some(db);
-                    rt::conv_backward(
-                        Conv3x3s2_4x8x8_to_8,
-                        &self.residual1[..n * 256],
-                        &p[RESIDUAL2_CONV1_WEIGHT],
-                        &self.d_residual2_conv1[..n * 128],
-                        dw,
-                        db,
-                        Some(&mut self.dtmp[..n * 256]),
-                        n,
-                        &mut self.scratch,
-                    );
-                    rt::norm::accumulate(
-                        &mut self.d_residual1[..n * 256],
-                        &self.dtmp[..n * 256],
-                    );
-                    rt::Activation::Relu
-                        .backward(
-                            &self.residual1[..n * 256],
-                            &mut self.d_residual1[..n * 256],
+                        rt::dropout::backward(
+                            &self.mask1[at * 8..][..n * 8],
+                            &self.d_dropout1[at * 8..][..n * 8],
+                            &mut self.d_avgpool1[at * 8..][..n * 8],
                         );
-                    self.d_residual1_conv2[..n * 256]
-                        .copy_from_slice(&self.d_residual1[..n * 256]);
-                    self.d_batchnorm1[..n * 256]
-                        .copy_from_slice(&self.d_residual1[..n * 256]);
-                    let (dw, db) = grads[RESIDUAL1_CONV2_WEIGHT
-                            .start..RESIDUAL1_CONV2_BIAS.end]
-                        .split_at_mut(RESIDUAL1_CONV2_WEIGHT.len());
-                    let db = Some(db);
-                    rt::conv_backward(
-                        Conv1x1_4x8x8_to_4,
-                        &self.residual1_silu1[..n * 256],
-                        &p[RESIDUAL1_CONV2_WEIGHT],
-                        &self.d_residual1_conv2[..n * 256],
-                        dw,
-                        db,
-                        Some(&mut self.d_residual1_silu1[..n * 256]),
-                        n,
-                        &mut self.scratch,
-                    );
-                    rt::Activation::Silu
-                        .backward_from(
-                            &self.residual1_batchnorm1[..n * 256],
-                            &self.residual1_silu1[..n * 256],
-                            &self.d_residual1_silu1[..n * 256],
-                            &mut self.d_residual1_batchnorm1[..n * 256],
+                        rt::pool::global_avg_backward(
+                            8,
+                            16,
+                            &self.d_avgpool1[at * 8..][..n * 8],
+                            &mut self.d_residual2[at * 128..][..n * 128],
+                            n,
                         );
-                    let (dgamma, dbeta) = grads[RESIDUAL1_BATCHNORM1_WEIGHT
-                            .start..RESIDUAL1_BATCHNORM1_BIAS.end]
-                        .split_at_mut(RESIDUAL1_BATCHNORM1_WEIGHT.len());
-                    rt::norm::bn_backward_partial(
-                        &self.residual1_conv1[..n * 256],
-                        &self.residual1_batchnorm1[..n * 256],
-                        &mut self.d_residual1_batchnorm1[..n * 256],
-                        n,
-                        4,
-                        64,
-                        &pass.shared[RESIDUAL1_BATCHNORM1_STATS],
-                        rt::Activation::Identity,
-                        dgamma,
-                        dbeta,
-                        &mut self.partials,
-                    );
+                        self.d_residual2_gelu1[at * 128..][..n * 128]
+                            .copy_from_slice(&self.d_residual2[at * 128..][..n * 128]);
+                        self.d_residual2_shortcut_conv1[at * 128..][..n * 128]
+                            .copy_from_slice(&self.d_residual2[at * 128..][..n * 128]);
+                        let (dw, db) = grads[RESIDUAL2_SHORTCUT_CONV1_WEIGHT
+                                .start..RESIDUAL2_SHORTCUT_CONV1_BIAS.end]
+                            .split_at_mut(RESIDUAL2_SHORTCUT_CONV1_WEIGHT.len());
+                        let db = Some(db);
+                        rt::conv_backward(
+                            Conv1x1s2_4x8x8_to_8,
+                            &self.residual1[at * 256..][..n * 256],
+                            &p[RESIDUAL2_SHORTCUT_CONV1_WEIGHT],
+                            &self.d_residual2_shortcut_conv1[at * 128..][..n * 128],
+                            dw,
+                            db,
+                            Some(&mut self.d_residual1[at * 256..][..n * 256]),
+                            n,
+                            &mut self.scratch,
+                        );
+                        rt::Activation::Gelu
+                            .backward_from(
+                                &self.residual2_conv1[at * 128..][..n * 128],
+                                &self.residual2_gelu1[at * 128..][..n * 128],
+                                &self.d_residual2_gelu1[at * 128..][..n * 128],
+                                &mut self.d_residual2_conv1[at * 128..][..n * 128],
+                            );
+                        let (dw, db) = grads[RESIDUAL2_CONV1_WEIGHT
+                                .start..RESIDUAL2_CONV1_BIAS.end]
+                            .split_at_mut(RESIDUAL2_CONV1_WEIGHT.len());
+                        let db = Some(db);
+                        rt::conv_backward(
+                            Conv3x3s2_4x8x8_to_8,
+                            &self.residual1[at * 256..][..n * 256],
+                            &p[RESIDUAL2_CONV1_WEIGHT],
+                            &self.d_residual2_conv1[at * 128..][..n * 128],
+                            dw,
+                            db,
+                            Some(&mut self.dtmp[..n * 256]),
+                            n,
+                            &mut self.scratch,
+                        );
+                        rt::norm::accumulate(
+                            &mut self.d_residual1[at * 256..][..n * 256],
+                            &self.dtmp[..n * 256],
+                        );
+                        rt::Activation::Relu
+                            .backward(
+                                &self.residual1[at * 256..][..n * 256],
+                                &mut self.d_residual1[at * 256..][..n * 256],
+                            );
+                        self.d_residual1_conv2[at * 256..][..n * 256]
+                            .copy_from_slice(&self.d_residual1[at * 256..][..n * 256]);
+                        self.d_batchnorm1[at * 256..][..n * 256]
+                            .copy_from_slice(&self.d_residual1[at * 256..][..n * 256]);
+                        let (dw, db) = grads[RESIDUAL1_CONV2_WEIGHT
+                                .start..RESIDUAL1_CONV2_BIAS.end]
+                            .split_at_mut(RESIDUAL1_CONV2_WEIGHT.len());
+                        let db = Some(db);
+                        rt::conv_backward(
+                            Conv1x1_4x8x8_to_4,
+                            &self.residual1_silu1[at * 256..][..n * 256],
+                            &p[RESIDUAL1_CONV2_WEIGHT],
+                            &self.d_residual1_conv2[at * 256..][..n * 256],
+                            dw,
+                            db,
+                            Some(&mut self.d_residual1_silu1[at * 256..][..n * 256]),
+                            n,
+                            &mut self.scratch,
+                        );
+                        rt::Activation::Silu
+                            .backward_from(
+                                &self.residual1_batchnorm1[at * 256..][..n * 256],
+                                &self.residual1_silu1[at * 256..][..n * 256],
+                                &self.d_residual1_silu1[at * 256..][..n * 256],
+                                &mut self.d_residual1_batchnorm1[at * 256..][..n * 256],
+                            );
+                        let (dgamma, dbeta) = grads[RESIDUAL1_BATCHNORM1_WEIGHT
+                                .start..RESIDUAL1_BATCHNORM1_BIAS.end]
+                            .split_at_mut(RESIDUAL1_BATCHNORM1_WEIGHT.len());
+                        rt::norm::bn_backward_partial(
+                            &self.residual1_conv1[at * 256..][..n * 256],
+                            &self.residual1_batchnorm1[at * 256..][..n * 256],
+                            &mut self.d_residual1_batchnorm1[at * 256..][..n * 256],
+                            n,
+                            4,
+                            64,
+                            &pass.shared[RESIDUAL1_BATCHNORM1_STATS],
+                            rt::Activation::Identity,
+                            dgamma,
+                            dbeta,
+                            at,
+                            &mut self.partials,
+                        );
+                    }
                 }
                 _ => {}
             }
