@@ -14,8 +14,8 @@
 //! the same chunks, and equals generated code bit for bit).
 //!
 //! The chunk holds the phase's buffers of [`TARGET`] bytes, at least one sample.
-//! A step with large weights against its input sets a floor of
-//! [`PER_CALL_FLOOR`] samples, as its cost has a part per call: a Winograd
+//! A step with large weights against its input sets a floor ([`CONV_FLOOR`],
+//! [`DENSE_FLOOR`] samples), as its cost has a part per call: a Winograd
 //! convolution transforms its weights on each call (36 values per 9 taps, so 4x
 //! the weights, written and read again), and a dense layer is one matrix product
 //! whose rows are the samples. The rule looks at sizes, not at the path a shape
@@ -31,8 +31,12 @@ use super::plan::{Kind, Plan};
 /// than it saves; on two threads (half the samples per worker) neither changed.
 const TARGET: usize = 1024 * 1024;
 
-/// The fewest samples per call of a Winograd convolution or a dense layer.
-const PER_CALL_FLOOR: usize = 16;
+/// The fewest samples per call of a convolution with large weights (its
+/// Winograd transform) and of a dense layer (its matrix product's rows: LeNet,
+/// whose phase holds two dense layers, trained 6% slower on two threads in chunks
+/// of 29 samples than in one of 32).
+const CONV_FLOOR: usize = 16;
+const DENSE_FLOOR: usize = 64;
 
 /// The chunk of forward (or with `backward`, backward) phase `phase`: what
 /// generated code and the plan executor (`rt::exec`) both run.
@@ -53,23 +57,25 @@ fn chunk(plan: &Plan, steps: &[usize], backward: bool) -> usize {
     buffers.sort_unstable();
     buffers.dedup();
     let per_sample: usize = buffers.iter().map(|&b| plan.buffers[b] * 4).sum::<usize>() * if backward { 2 } else { 1 };
-    let chunk = (TARGET / per_sample.max(1)).max(1);
-    if steps.iter().any(|&s| pays_per_call(plan, s)) {
-        chunk.max(PER_CALL_FLOOR)
-    } else {
-        chunk
-    }
+    let floor = steps.iter().map(|&s| per_call_floor(plan, s)).max().unwrap_or(1);
+    (TARGET / per_sample.max(1)).max(floor)
 }
 
-/// A step whose cost has a part per call: weights that, 4x over (a Winograd
-/// transform), outweigh a sample of its input (see the module documentation).
-fn pays_per_call(plan: &Plan, s: usize) -> bool {
+/// The fewest samples per call for a step whose cost has a part per call: a
+/// dense layer, or a convolution whose weights, 4x over (a Winograd transform),
+/// outweigh a sample of its input (see the module documentation); 1 for others.
+fn per_call_floor(plan: &Plan, s: usize) -> usize {
     let step = &plan.steps[s];
-    let weights = match step.kind {
-        Kind::Dense { inputs, outputs, .. } => inputs * outputs,
+    match step.kind {
+        Kind::Dense { .. } => DENSE_FLOOR,
         Kind::Conv { shape, .. } => {
             let [kh, kw] = shape.window.window;
-            shape.window.c / shape.groups * kh * kw * shape.filters
+            let weights = shape.window.c / shape.groups * kh * kw * shape.filters;
+            if 4 * weights > plan.buffers[step.inputs[0]] {
+                CONV_FLOOR
+            } else {
+                1
+            }
         }
         Kind::Normalize { .. }
         | Kind::MaxPool(_)
@@ -83,7 +89,6 @@ fn pays_per_call(plan: &Plan, s: usize) -> bool {
         | Kind::ConvTranspose { .. }
         | Kind::Upsample { .. }
         | Kind::Concat { .. }
-        | Kind::Mul { .. } => 0,
-    };
-    4 * weights > plan.buffers[step.inputs[0]]
+        | Kind::Mul { .. } => 1,
+    }
 }

@@ -231,6 +231,20 @@ fn cases() -> Vec<Case> {
             true,
             Identity,
         ),
+        // Rows of exactly one AVX-512 vector: tiles of two output rows, an odd
+        // count leaving the last row alone, strided and not.
+        case(
+            "strided blocked rows of 16",
+            shape(5, 13, 31, 7, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 1),
+            true,
+            Tanh,
+        ),
+        case(
+            "blocked rows of 16",
+            shape(4, 9, 16, 20, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
+            false,
+            Relu,
+        ),
         case(
             "grouped strided blocked",
             shape(8, 8, 33, 6, (3, 3), (2, 2), (1, 1, 1, 1), (1, 1), 2),

@@ -33,7 +33,31 @@ fn every_kernel_agrees_with_the_interpreter() {
         lenet();
         graph_with_every_join();
         segmentation_with_ignored_positions();
+        wide_maps_in_chunks_of_a_sample_or_two();
     });
+}
+
+fn wide_maps_in_chunks_of_a_sample_or_two() {
+    // The phases of a worker's 3 or 4 samples run one or two at a time (checked
+    // here, so the comparison cannot silently lose its chunks).
+    let models = cnnc::compile(MODELS).unwrap();
+    let wide = models.iter().find(|m| m.name == "Wide").unwrap();
+    let plan = cnnc::codegen::plan::Plan::new(wide);
+    let chunks: Vec<usize> = (0..plan.phases())
+        .map(|p| cnnc::codegen::chunk::phase(&plan, p, true))
+        .collect();
+    assert!(
+        chunks.iter().filter(|&&c| c == 1).count() >= 2,
+        "backward chunks {chunks:?}"
+    );
+    let x = input(&[7, 3, 40, 40]);
+    let labels = Array1::from_shape_fn(7, |i| (i * 2) % 3);
+    agree(
+        &mut Wide::new(8),
+        &mut interpreter(MODELS, "Wide"),
+        &x,
+        Target::Labels(labels.view()),
+    );
 }
 
 fn graph_with_every_join() {

@@ -127,7 +127,11 @@ fn split_pairs(s: &ConvShape, row: &mut [f32], src: &[f32]) {
     let odd_at = s.padded_column(1);
     let (even, odd) = row.split_at_mut(odd_at);
     // Input column 2k + r lands in half (pl + r) % 2 at (pl + r) / 2 + k.
-    let (a, b) = if s.pl.is_multiple_of(2) { (even, odd) } else { (odd, even) };
+    let (a, b) = if s.pl.is_multiple_of(2) {
+        (even, odd)
+    } else {
+        (odd, even)
+    };
     let (a0, b0) = (s.pl / 2, s.pl.div_ceil(2));
     let pairs = src.len() / 2;
     zero_run(&mut a[..a0]);

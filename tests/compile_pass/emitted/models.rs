@@ -223,7 +223,7 @@ mod __cnnc_LeNet {
         }
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
             let p = pass.params;
-            for (at, n) in rt::chunks(pass.n, 29) {
+            for (at, n) in rt::chunks(pass.n, 64) {
                 rt::conv_forward(
                     Conv5x5_1x28x28_to_6,
                     &self.input[at * 784..][..n * 784],
@@ -306,7 +306,7 @@ mod __cnnc_LeNet {
         }
         fn backward(&mut self, phase: usize, pass: &rt::Pass<'_>, grads: &mut [f32]) {
             let p = pass.params;
-            for (at, n) in rt::chunks(pass.n, 16) {
+            for (at, n) in rt::chunks(pass.n, 64) {
                 let (dw, db) = grads[DENSE3_WEIGHT.start..DENSE3_BIAS.end]
                     .split_at_mut(DENSE3_WEIGHT.len());
                 let db = Some(db);
@@ -714,7 +714,7 @@ mod __cnnc_Tour {
         }
         fn forward(&mut self, phase: usize, pass: &rt::Pass<'_>) {
             let p = pass.params;
-            for (at, n) in rt::chunks(pass.n, 24) {
+            for (at, n) in rt::chunks(pass.n, 64) {
                 rt::conv_forward(
                     Conv3x5s2x1_3x29x29_to_8,
                     &self.input[at * 2523..][..n * 2523],
@@ -2057,9 +2057,9 @@ mod __cnnc_Blocks {
                         );
                     }
                 }
-                /// Phase 2, backward: dense1, dropout1, avgpool1, residual2, residual2.shortcut.conv1, residual2.gelu1, residual2.conv1, residual1+relu2, residual1.conv2, residual1.silu1; then this worker's sums for residual1.batchnorm1. In chunks of 63 samples.
+                /// Phase 2, backward: dense1, dropout1, avgpool1, residual2, residual2.shortcut.conv1, residual2.gelu1, residual2.conv1, residual1+relu2, residual1.conv2, residual1.silu1; then this worker's sums for residual1.batchnorm1. In chunks of 64 samples.
                 2 => {
-                    for (at, n) in rt::chunks(pass.n, 63) {
+                    for (at, n) in rt::chunks(pass.n, 64) {
                         let dw = &mut grads[DENSE1_WEIGHT];
                         let db = None;
                         rt::dense_backward(
