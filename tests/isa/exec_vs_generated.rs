@@ -174,6 +174,16 @@ fn the_executor_computes_what_generated_code_computes_bit_for_bit() {
             Target::Labels(labels.view()),
         );
 
+        // A strided blocked convolution with a reduction longer than 256.
+        let x = common_input(&[3, 32, 34, 34]);
+        let labels = Array1::from_shape_fn(3, |i| i % 3);
+        identical(
+            &mut Strided::new(8),
+            &mut executor(BLOCKS, "Strided", 8),
+            &x,
+            Target::Labels(labels.view()),
+        );
+
         // Normalize, grouped convolutions, silu/gelu, dropout, batchnorm over the whole batch.
         let x = common_input(&[4, 3, 8, 8]);
         let labels = Array1::from_shape_fn(4, |i| i % 2);

@@ -5,7 +5,8 @@
 //! consecutive output columns are consecutive floats at any stride.
 //!
 //! Forward: a tile is `RF` filters x `CV` vectors of consecutive output columns of
-//! one output row, `RF * CV` accumulators. For every input channel and tap, the
+//! one output row (or, for rows of at most one vector, one vector of each of `CV`
+//! consecutive output rows), `RF * CV` accumulators. For every input channel and tap, the
 //! tile loads `CV` vectors of the (zero-padded) input row and broadcasts `RF`
 //! weights, repacked per call so that one tap's weights of a filter block are
 //! consecutive, then stores the tile once with the bias added and the activation
@@ -218,7 +219,8 @@ pub fn forward(
                                 last: c0 + chunk >= cg,
                             };
                             // SAFETY: the tile reads channels g*cg + c0 .. of the chunk in
-                            // the padded sample from row oh*sh, rows up to (kh-1)*dh further,
+                            // the padded sample from row oh*sh, rows up to (kh-1)*dh further
+                            // (and, by rows, the next vectors' (cv-1)*sh rows further),
                             // at each tap's column (`tap_offset`: in its residue's half of the
                             // row when strided) plus ow0 .. ow0 + cv*lanes - 1: inside the
                             // padded sample for every valid column, and at most lanes - 1 past

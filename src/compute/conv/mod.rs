@@ -22,9 +22,10 @@
 //!   (forward 123 against 94), hence the 32-channel threshold. Its error against
 //!   an f64 reference stays below 1e-5 of the output's largest value at 64
 //!   channels (the blocked path's: 1e-6).
-//! - **blocked** (unit strides, rows of at least 16 outputs, padding within the
-//!   window's extent, not 1x1): a register-blocked direct convolution along
-//!   output rows, forward and backward ([`blocked`]).
+//! - **blocked** (rows of at least 16 outputs, padding within the window's
+//!   extent, not 1x1): a register-blocked direct convolution along output rows,
+//!   forward and backward ([`blocked`]); a strided layer's backward pass is the
+//!   unfolded one.
 //! - **unfolded** (everything else): each sample and group is unfolded (im2col)
 //!   into a `[C/G·KH·KW, OH·OW]` matrix, so the forward pass is one matrix product
 //!   per group `W_g · col` and the backward pass two: `dW_g += dY_g · colᵀ` and
@@ -129,7 +130,12 @@ impl ConvShape {
     /// positions at once. On conv64 (64->64, 3x3, 32x32) it runs forward and
     /// backward faster than unfold + product, and on ResNet's 3x3/2 16->32 the
     /// forward at 53% of the AVX-512 peak against 26% (see benches/conv.rs; a
-    /// strided layer's backward pass stays unfolded, see [`backward_as`]).
+    /// strided layer's backward pass stays unfolded, see [`backward_as`]). In
+    /// generated code, whose unfolding is unrolled for its constant shape, the
+    /// strided forward measured no faster at batch 64 and 3% slower for one image
+    /// (ResNet-8: 124-126 against 117-122 µs); the plan executor behind `cnnc
+    /// train` gained 10% in ResNet-8 training and 19% in inference. Both take the
+    /// same path, so that they compute the same sums in the same order.
     pub const fn blocked(&self) -> bool {
         let (eh, ew) = (self.dh * (self.kh - 1), self.dw * (self.kw - 1));
         self.kh * self.kw > 1
@@ -162,19 +168,6 @@ impl ConvShape {
             Plan::Direct
         } else {
             Plan::Unfolded
-        }
-    }
-    /// The path of the forward pass: [`ConvShape::plan`], except that a strided
-    /// blocked shape with constant sizes (generated code) unfolds. There the
-    /// unfolding is unrolled for the shape, and the blocked path's copy of the
-    /// input by column residues measured no faster at batch 64 and 3% slower for
-    /// one image (ResNet-8: 117-122 against 124-126 µs, three interleaved rounds,
-    /// AMD EPYC Zen 5); with run-time sizes (`cnnc train`, `cnnc bench`) the
-    /// blocked forward took ResNet-8 inference from 7,677 to 9,291 images/s.
-    pub const fn forward_plan(&self, sizes: Sizes) -> Plan {
-        match (self.plan(), sizes) {
-            (Plan::Blocked, Sizes::Constant) if self.strided() => Plan::Unfolded,
-            (plan, _) => plan,
         }
     }
     /// Whether `plan` can compute this shape (the unfolded path computes every one).
@@ -403,7 +396,7 @@ pub fn forward(
     n: usize,
     scratch: &mut [f32],
 ) {
-    forward_as(s.forward_plan(sizes), s, sizes, post, x, w, b, y, n, scratch)
+    forward_as(s.plan(), s, sizes, post, x, w, b, y, n, scratch)
 }
 
 /// [`forward`] through the given path (for tests and benchmarks that compare

@@ -87,9 +87,10 @@ pub fn zero_run(dst: &mut [f32]) {
 /// load up to one vector past the last input row.
 pub const SLACK: usize = 16;
 
-/// Copies one sample into `xp` with zero borders and zero slack after it,
-/// writing every cell once; with a column stride, each row's columns grouped by
-/// their residue ([`ConvShape::padded_column`]).
+/// Copies one sample into `xp` with zero borders and zero slack after it; with
+/// a column stride, each row's columns grouped by their residue
+/// ([`ConvShape::padded_column`]). Every cell is written once, but at strides of
+/// 3 and more, whose rows are zeroed and then filled.
 #[inline(always)]
 pub(super) fn pad(s: &ConvShape, x: &[f32], xp: &mut [f32]) {
     let (hp, wp) = (s.hp(), s.wp());
