@@ -96,10 +96,10 @@ impl<'a> Emit<'a> {
         let code = if self.plan.accumulates(s, k) {
             let dst = quote!(&mut self.dtmp[..n * #len]);
             let body = write(dst);
-            let field = &self.grads[b];
+            let dst = buffer_ref(&self.grads[b], len, true);
             quote! {
                 #body
-                rt::norm::accumulate(&mut self.#field[at * #len..][..n * #len], &self.dtmp[..n * #len]);
+                rt::norm::accumulate(#dst, &self.dtmp[..n * #len]);
             }
         } else {
             write(self.slice(b, true, true))
@@ -115,11 +115,11 @@ impl<'a> Emit<'a> {
     /// add in place where another reader wrote that gradient first.
     pub(super) fn pass_gradient(&self, s: usize, k: usize, src: &TokenStream) -> TokenStream {
         let b = self.step(s).inputs[k];
-        let (field, len) = (&self.grads[b], self.plan.buffers[b]);
+        let dst = buffer_ref(&self.grads[b], self.plan.buffers[b], true);
         let code = if self.plan.accumulates(s, k) {
-            quote!(rt::norm::accumulate(&mut self.#field[at * #len..][..n * #len], #src);)
+            quote!(rt::norm::accumulate(#dst, #src);)
         } else {
-            quote!(self.#field[at * #len..][..n * #len].copy_from_slice(#src);)
+            quote!((#dst).copy_from_slice(#src);)
         };
         if b == 0 {
             quote!(if pass.input_grad { #code })
@@ -146,8 +146,8 @@ impl<'a> Emit<'a> {
         };
         let body = call(option);
         if accumulates {
-            let field = &self.grads[b];
-            let add = quote!(rt::norm::accumulate(&mut self.#field[at * #len..][..n * #len], &self.dtmp[..n * #len]););
+            let dst = buffer_ref(&self.grads[b], len, true);
+            let add = quote!(rt::norm::accumulate(#dst, &self.dtmp[..n * #len]););
             let add = if b == 0 {
                 quote!(if pass.input_grad { #add })
             } else {

@@ -2085,9 +2085,9 @@ mod __cnnc_Blocks {
                             &mut self.d_residual2[at * 128..][..n * 128],
                             n,
                         );
-                        self.d_residual2_gelu1[at * 128..][..n * 128]
+                        (&mut self.d_residual2_gelu1[at * 128..][..n * 128])
                             .copy_from_slice(&self.d_residual2[at * 128..][..n * 128]);
-                        self.d_residual2_shortcut_conv1[at * 128..][..n * 128]
+                        (&mut self.d_residual2_shortcut_conv1[at * 128..][..n * 128])
                             .copy_from_slice(&self.d_residual2[at * 128..][..n * 128]);
                         let (dw, db) = grads[RESIDUAL2_SHORTCUT_CONV1_WEIGHT
                                 .start..RESIDUAL2_SHORTCUT_CONV1_BIAS.end]
@@ -2135,9 +2135,9 @@ mod __cnnc_Blocks {
                                 &self.residual1[at * 256..][..n * 256],
                                 &mut self.d_residual1[at * 256..][..n * 256],
                             );
-                        self.d_residual1_conv2[at * 256..][..n * 256]
+                        (&mut self.d_residual1_conv2[at * 256..][..n * 256])
                             .copy_from_slice(&self.d_residual1[at * 256..][..n * 256]);
-                        self.d_batchnorm1[at * 256..][..n * 256]
+                        (&mut self.d_batchnorm1[at * 256..][..n * 256])
                             .copy_from_slice(&self.d_residual1[at * 256..][..n * 256]);
                         let (dw, db) = grads[RESIDUAL1_CONV2_WEIGHT
                                 .start..RESIDUAL1_CONV2_BIAS.end]
