@@ -10,6 +10,7 @@
 //! `CONV_TABLE=resnet` does the same for every convolution shape of ResNet-8 and
 //! ResNet-20 (the best instruction set, or `CNNC_KERNEL`'s), with the weight
 //! gradient alone beside the whole backward pass.
+//! `CONV_N=1` runs one sample per call (the one-image latency) instead of 32.
 
 use cnnc::compute::conv::{self, ConvShape, Plan};
 use cnnc::compute::isa::{set_isa, Isa};
@@ -69,11 +70,14 @@ fn resnet_shapes() -> Vec<(&'static str, ConvShape)> {
 }
 
 /// Samples per call, as a worker gets them from a batch of 32 on one thread.
-const N: usize = 32;
+/// Samples per call: 32, or `CONV_N` (e.g. `CONV_N=1` for one-image latency).
+fn samples() -> usize {
+    std::env::var("CONV_N").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
+}
 
 /// FLOPs of one forward call; a backward call does twice as many (dW and dX).
 fn forward_flops(s: &ConvShape) -> f64 {
-    2.0 * (N * s.f * s.positions() * s.depth()) as f64
+    2.0 * (samples() * s.f * s.positions() * s.depth()) as f64
 }
 
 struct Buffers {
@@ -101,13 +105,13 @@ impl Buffers {
     fn new(s: &ConvShape) -> Buffers {
         let scratch = Plan::ALL.iter().map(|&p| s.scratch_len_for(p)).max().unwrap_or(0);
         Buffers {
-            x: fill(N * s.input_len(), 1),
+            x: fill(samples() * s.input_len(), 1),
             w: fill(s.weight_len(), 2),
             b: fill(s.f, 3),
-            y: fill(N * s.output_len(), 4),
+            y: fill(samples() * s.output_len(), 4),
             dw: vec![0.0; s.weight_len()],
             db: vec![0.0; s.f],
-            dx: vec![0.0; N * s.input_len()],
+            dx: vec![0.0; samples() * s.input_len()],
             scratch: vec![0.0; scratch],
         }
     }
@@ -123,7 +127,7 @@ impl Buffers {
             &self.w,
             b,
             &mut self.y,
-            N,
+            samples(),
             &mut self.scratch,
         );
         black_box(&mut self.y);
@@ -141,7 +145,7 @@ impl Buffers {
             None,
             act,
             &mut self.y,
-            N,
+            samples(),
             &mut self.scratch,
         );
         black_box(&mut self.y);
@@ -158,7 +162,7 @@ impl Buffers {
             &mut self.dw,
             None,
             dx,
-            N,
+            samples(),
             &mut self.scratch,
         );
         black_box(&mut self.dw);
@@ -183,7 +187,7 @@ impl Buffers {
             &mut self.dw,
             db,
             dx,
-            N,
+            samples(),
             &mut self.scratch,
         );
         black_box(&mut self.dw);
@@ -223,7 +227,7 @@ fn best_seconds(mut f: impl FnMut()) -> f64 {
 fn table() {
     let s = &CONV64;
     let mut bufs = Buffers::new(s);
-    println!("conv64 at {N} samples per call, one thread");
+    println!("conv64 at {} samples per call, one thread", samples());
     println!(
         "{:<9} {:<9} {:>22} {:>22}",
         "isa", "path", "forward GF/s (%peak)", "backward GF/s (%peak)"
@@ -256,7 +260,8 @@ fn table() {
 fn resnet_table() {
     let isa = cnnc::compute::isa::selected();
     let peak = (0..3).map(|_| measure_peak_gflops_with(isa)).fold(0.0, f64::max);
-    println!("ResNet convolutions at {N} samples per call, one thread, {isa}: FMA peak {peak:.1} GFLOP/s");
+    let n = samples();
+    println!("ResNet convolutions at {n} samples per call, one thread, {isa}: FMA peak {peak:.1} GFLOP/s");
     println!(
         "{:<18} {:<10} {:>16} {:>16} {:>16}",
         "shape", "path", "forward (%pk)", "dW (%pk)", "dW+dX (%pk)"

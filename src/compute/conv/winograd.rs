@@ -15,18 +15,18 @@
 //! weights for one channel as consecutive floats). The tiles of all `n` samples
 //! are taken in blocks of whole tile rows (across sample boundaries), sized so
 //! the block's transformed input and products stay in L2; for each block:
-//! 1. the input transform: each input tile row is copied with its zero padding
-//!    into `a` rows split by column phase (column `m·q + p` at `p·Q + q`), so the
-//!    column transform reads each of its taps of all the row's tiles as one
-//!    contiguous run; the row transform (`Bᵀ ·`) runs along whole rows and the
-//!    column one (`· B`) across the tiles of the row, both on fixed-size chunks
-//!    that the compiler vectorizes (inside the instruction set's
-//!    `#[target_feature]` function);
+//! 1. the input transform, one channel at a time: each sample's plane is copied
+//!    with its zero padding and split by column phase (column `m·q + p` at
+//!    `p·Q + q`), so the 36 taps of a tile row's tiles are contiguous runs; the
+//!    runs of all the block's tiles are gathered (`[row][column][tile]`) and
+//!    transformed (`Bᵀ d B`) across all of them at once, so the vectors stay full
+//!    on small maps (an 8x8 map has two tiles per row);
 //! 2. one product per ξ, register-blocked like [`super::blocked`]'s tiles
 //!    (filters x vectors of tiles, broadcasting the weights) with `simd::Lanes`;
-//! 3. the output transform (`Aᵀ · A`), vectorized across the tiles of a row, with
-//!    the bias and activation fused into the store; partial tiles at the right
-//!    and bottom edges store only their valid outputs.
+//! 3. the output transform (`Aᵀ · A`), vectorized across all the block's tiles
+//!    of a filter, then interleaved into the output rows with the bias and
+//!    activation fused into the store; partial tiles at the right and bottom
+//!    edges store only their valid outputs.
 //!
 //! Backward: the data gradient is this forward on the transposed problem (the
 //! output gradient padded by `2 - pad`, the weights rotated by 180 degrees with
@@ -161,11 +161,11 @@ const fn m_stride(s: &ConvShape, z: &Sizes) -> usize {
     s.f * z.tp + CHUNK
 }
 
-/// The transforms' rows: one channel's padded plane split by column phase, its
-/// `a` row-transformed rows of one tile row, and one tile row's outputs of one
-/// filter `[r1][r2][tile]`.
+/// The transforms' rows: one channel's padded plane split by column phase, the
+/// block's gathered taps of one channel `[row][column][tile]`, and the block's
+/// outputs of one filter `[r1][r2][tile]`.
 const fn work_len(z: &Sizes) -> usize {
-    (z.th * M + 2 + A) * z.rs + M * M * round_up(z.tw, CHUNK)
+    (z.th * M + 2) * z.rs + (A * A + M * M) * z.tp
 }
 
 /// The scratch [`backward`] needs: the blocked weight gradient's, or the rotated
@@ -320,40 +320,47 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
     let rf = balanced(k, (acc / cv).min(rf_max));
     let blocks = k.div_ceil(rf);
     let (vs, ms) = (v_stride(s, &z), m_stride(s, &z));
-    let tws = round_up(z.tw, CHUNK);
-    let [u, v, mm, plane, osplit] = split_scratch(scratch, &z, aa * c * blocks * rf, vs, ms, tws);
+    let [u, v, mm, plane, stage, osplit] = split_scratch(scratch, &z, aa * c * blocks * rf, vs, ms);
     transform_weights(s, w, rf, u);
     let rows = n * z.th;
     for r0 in (0..rows).step_by(z.rb) {
         let rb = z.rb.min(rows - r0);
         let tiles = rb * z.tw;
-        // Input transform of the block's tile rows, one sample and channel at a time.
-        for i in r0 / z.th..=(r0 + rb - 1) / z.th {
-            let (lo, hi) = ((i * z.th).max(r0), ((i + 1) * z.th).min(r0 + rb));
-            let xs = &x[i * s.input_len()..][..s.input_len()];
-            for ci in 0..c {
+        // Input transform, one channel at a time: each sample's plane is split by
+        // column phase, the 36 taps of the block's tiles are gathered into `stage`
+        // (`[row][column][tile]`, in runs of `tw` tiles), then transformed across
+        // all of the block's tiles at once, so the vectors stay full on small
+        // maps (an 8x8 map has two tiles per row).
+        for ci in 0..c {
+            for i in r0 / z.th..=(r0 + rb - 1) / z.th {
+                let (lo, hi) = ((i * z.th).max(r0), ((i + 1) * z.th).min(r0 + rb));
+                let xs = &x[i * s.input_len()..][..s.input_len()];
                 split_plane(s, &z, &xs[ci * s.h * s.w..][..s.h * s.w], plane);
                 for r in lo..hi {
                     let (lr, th) = (r - r0, r - i * z.th);
                     let rows = &plane[th * m * z.rs..][..A * z.rs];
-                    let dst = &mut v[ci * z.tp + lr * z.tw..][..(aa - 1) * vs + z.tw];
-                    for t0 in (0..z.tw).step_by(L::LANES) {
-                        // SAFETY: reads rows j < 6 of `rows` at columns up to
-                        // 3q + 1 + t0 + LANES <= 4q + 16 <= rs; writes the first
-                        // tw - t0 lanes at (ξ * vs + t0) for ξ < 36, inside `dst`.
-                        // `L`'s features are enabled (the caller's contract).
-                        unsafe {
-                            input_tile::<L>(
-                                rows.as_ptr().add(t0),
-                                z.rs,
-                                z.q,
-                                dst.as_mut_ptr().add(t0),
-                                vs,
-                                z.tw - t0,
-                            )
-                        };
-                    }
+                    // SAFETY: `rows` is six split rows; the run starts at lr * tw <=
+                    // tp - tw of `stage`'s 36 rows of `stage_stride` floats.
+                    unsafe { gather_row::<L>(rows, &z, stage[lr * z.tw..].as_mut_ptr()) };
                 }
+            }
+            let dst = &mut v[ci * z.tp..][..(aa - 1) * vs + tiles];
+            for t0 in (0..tiles).step_by(L::LANES) {
+                // SAFETY: reads LANES floats at (j * 6 + l) * ts + t0 of `stage`
+                // for j, l < 6 (t0 + LANES <= tp < ts: tp is a multiple of 16 and
+                // of LANES, t0 < tiles <= tp), inside its 36 ts floats; writes the
+                // first tiles - t0 lanes at (ξ * vs + t0) for ξ < 36, inside `dst`.
+                // `L`'s features are enabled (the caller's contract).
+                unsafe {
+                    input_tile::<L>(
+                        stage.as_ptr().add(t0),
+                        A * stage_stride(&z),
+                        stage_stride(&z),
+                        dst.as_mut_ptr().add(t0),
+                        vs,
+                        tiles - t0,
+                    )
+                };
             }
         }
         // M_ξ = U_ξ · V_ξ
@@ -385,32 +392,33 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
                 }
             }
         }
-        // Output transform, bias and activation.
+        // Output transform, bias and activation: each filter's products of all
+        // the block's tiles at once into `osplit` (`[r1][r2][tile]`), then each
+        // tile row's outputs interleaved into the output rows.
         for f in 0..k {
             let bias = b.map_or(0.0, |b| b[f]);
+            let src = &mm[f * z.tp..][..(aa - 1) * ms + z.tp];
+            for t0 in (0..tiles).step_by(L::LANES) {
+                // SAFETY: reads LANES floats at (ξ * ms + t0) for ξ < 36, t0 + LANES
+                // <= tp, inside `src`; writes LANES floats at (r1 * 4 + r2) * tp + t0
+                // < 16 tp, inside `osplit`. `L`'s features are enabled.
+                unsafe { output_tile::<L>(src.as_ptr().add(t0), ms, bias, osplit.as_mut_ptr().add(t0), z.tp) };
+            }
             for r in r0..r0 + rb {
                 let (lr, i, th) = (r - r0, r / z.th, r % z.th);
-                let src = &mm[f * z.tp + lr * z.tw..][..(aa - 1) * ms + z.tw + CHUNK];
-                for t0 in (0..z.tw).step_by(L::LANES) {
-                    // SAFETY: reads LANES floats at (ξ * ms + t0) for ξ < 36, t0 < tw,
-                    // inside `src` (LANES <= CHUNK); writes LANES floats at
-                    // (r1 * 4 + r2) * tws + t0 < 16 tws, inside `osplit` (tws a
-                    // multiple of 16). `L`'s features are enabled.
-                    unsafe { output_tile::<L>(src.as_ptr().add(t0), ms, bias, osplit.as_mut_ptr().add(t0), tws) };
-                }
                 let at = i * s.output_len() + f * s.positions();
                 let yf = &mut y[at..][..s.positions()];
                 for r1 in 0..m.min(s.oh - th * m) {
                     let row = &mut yf[(th * m + r1) * s.ow..][..s.ow];
-                    let src = &osplit[r1 * m * tws..][..m * tws];
+                    let src = &osplit[r1 * m * z.tp + lr * z.tw..];
                     // The activation's match outside the loop: identity and relu
                     // fused into the interleaving, the others (and an added tensor)
                     // after it.
                     match (post.add, post.act) {
-                        (None, Activation::Identity) => store_row(src, tws, row, |v| v),
-                        (None, Activation::Relu) => store_row(src, tws, row, |v| v.max(0.0)),
+                        (None, Activation::Identity) => store_row(src, z.tp, row, |v| v),
+                        (None, Activation::Relu) => store_row(src, z.tp, row, |v| v.max(0.0)),
                         _ => {
-                            store_row(src, tws, row, |v| v);
+                            store_row(src, z.tp, row, |v| v);
                             post.finish(row, at + (th * m + r1) * s.ow);
                         }
                     }
@@ -420,25 +428,52 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
     }
 }
 
+/// Copies one tile row's 36 taps out of its six split rows (`rows`, see
+/// [`split_plane`]) into `stage`: tap (j, l) of tile t at `(j * 6 + l) * ts + t`
+/// ([`stage_stride`]), in whole vectors (a run of `tw` tiles is a few floats:
+/// a `memcpy` call per run cost more than the transform).
+///
+/// # Safety
+/// `rows` holds six split rows (`6 rs` floats); `stage` has `36 ts` floats and
+/// the run starts at most `tp - tw` into each of its `ts`-float rows; `L`'s
+/// features are enabled.
+#[inline(always)]
+unsafe fn gather_row<L: Lanes>(rows: &[f32], z: &Sizes, stage: *mut f32) {
+    debug_assert!(rows.len() >= A * z.rs);
+    let ts = stage_stride(z);
+    for j in 0..A {
+        for l in 0..A {
+            // Tap column l of tile t is split column (l % 4) * q + l / 4 + t.
+            let src = rows[j * z.rs + (l % M) * z.q + l / M..].as_ptr();
+            for t in (0..z.tw).step_by(L::LANES) {
+                // SAFETY: reads up to (l % 4) q + l / 4 + tw + LANES - 1 < 4q + 16 <=
+                // rs floats into split row j; writes up to tp - tw + tw + LANES - 1
+                // < ts floats into stage row (j, l) (the contract).
+                unsafe { L::store(stage.add((j * A + l) * ts + t), L::load(src.add(t))) };
+            }
+        }
+    }
+}
+
+/// The distance between the gathered taps' rows in `stage`: a vector's slack
+/// past the block's tiles, for the whole-vector copies of [`gather_row`].
+const fn stage_stride(z: &Sizes) -> usize {
+    z.tp + CHUNK
+}
+
 /// The forward pass's scratch, split: the transformed weights (`u_len`
 /// floats), the transformed inputs and the products (`vs` and `ms` floats per
-/// ξ), one input channel's split plane, and the output transform's rows (`tws`
-/// floats each).
+/// ξ), one input channel's split plane, the block's gathered taps of one
+/// channel (`36 ts`) and its output transform's rows (`16 tp`).
 #[inline(always)]
-fn split_scratch<'s>(
-    scratch: &'s mut [f32],
-    z: &Sizes,
-    u_len: usize,
-    vs: usize,
-    ms: usize,
-    tws: usize,
-) -> [&'s mut [f32]; 5] {
+fn split_scratch<'s>(scratch: &'s mut [f32], z: &Sizes, u_len: usize, vs: usize, ms: usize) -> [&'s mut [f32]; 6] {
     let (m, aa) = (M, A * A);
     let (u, rest) = scratch.split_at_mut(u_len);
     let (v, rest) = rest.split_at_mut(aa * vs + CHUNK);
     let (mm, rest) = rest.split_at_mut(aa * ms + CHUNK);
     let (plane, rest) = rest.split_at_mut((z.th * m + 2) * z.rs);
-    [u, v, mm, plane, &mut rest[..m * m * tws]]
+    let (stage, rest) = rest.split_at_mut(aa * stage_stride(z));
+    [u, v, mm, plane, stage, &mut rest[..m * m * z.tp]]
 }
 
 /// `row[t * 4 + r2] = f(src[r2 * tws + t])`: interleaves one output row's
@@ -560,26 +595,23 @@ unsafe fn at<L: Lanes>(m: [L; 6]) -> [L; 4] {
     }
 }
 
-/// The input transform of `LANES` consecutive tiles of one tile row and
-/// channel: `rows` holds the tile row's six split rows (stride `rs`, `q` tiles
-/// per phase); the 36 transformed values go to `dst + ξ * vs`, the first `valid`
-/// lanes of each.
+/// The input transform of `LANES` consecutive tiles: tap (j, l) of the tiles
+/// is at `src + j * rs + l * cs` (see [`gather_row`]); the 36 transformed values
+/// go to `dst + ξ * vs`, the first `valid` lanes of each.
 ///
 /// # Safety
-/// `rows[j * rs + p * q + e + LANES - 1]` is readable for `j < 6`, `p < 4`,
-/// `e <= 1`; the first `valid` floats at `dst + ξ * vs` are writable for `ξ < 36`;
-/// `L`'s features are enabled.
+/// `src[j * rs + l * cs + LANES - 1]` is readable for `j, l < 6`; the first
+/// `valid` floats at `dst + ξ * vs` are writable for `ξ < 36`; `L`'s features
+/// are enabled.
 // The loops index two axes of a tile at once (a transpose): ranges read plainer.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-unsafe fn input_tile<L: Lanes>(rows: *const f32, rs: usize, q: usize, dst: *mut f32, vs: usize, valid: usize) {
+unsafe fn input_tile<L: Lanes>(src: *const f32, rs: usize, cs: usize, dst: *mut f32, vs: usize, valid: usize) {
     // SAFETY: every address is one the contract covers.
     unsafe {
-        // Tap column l of the tile at phase l % 4, offset l / 4.
-        let col = |l: usize| (l % 4) * q + l / 4;
         let mut r = [[L::zero(); 6]; 6];
         for l in 0..6 {
-            let d: [L; 6] = std::array::from_fn(|j| L::load(rows.add(j * rs + col(l))));
+            let d: [L; 6] = std::array::from_fn(|j| L::load(src.add(j * rs + l * cs)));
             let o = bt(d);
             for (i, v) in o.into_iter().enumerate() {
                 r[i][l] = v;
