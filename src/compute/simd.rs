@@ -31,6 +31,39 @@ pub(crate) trait Lanes: Copy {
     unsafe fn add(a: Self, b: Self) -> Self;
     /// `max(a, 0)` per lane, 0 for NaN (as `f32::max`): relu.
     unsafe fn relu(a: Self) -> Self;
+    /// The 4x4 transpose of the 16 floats at `src` (four rows of four) into four
+    /// runs of four: `dst[p][t] = src[4 t + p]`. Plain Rust here; the x86 vectors
+    /// use SSE's shuffles (every x86-64 has SSE).
+    #[inline(always)]
+    unsafe fn transpose4(src: *const f32, dst: [*mut f32; 4]) {
+        for (p, d) in dst.into_iter().enumerate() {
+            for t in 0..4 {
+                // SAFETY: `src` names 16 floats and each `dst` four (the contract).
+                unsafe { *d.add(t) = *src.add(4 * t + p) };
+            }
+        }
+    }
+}
+
+/// [`Lanes::transpose4`] with SSE.
+///
+/// # Safety
+/// `src` names 16 readable floats, each `dst` four writable ones.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose4_sse(src: *const f32, dst: [*mut f32; 4]) {
+    use core::arch::x86_64::*;
+    // SAFETY: SSE is part of x86-64; the pointers are the contract's.
+    unsafe {
+        let (a, b) = (_mm_loadu_ps(src), _mm_loadu_ps(src.add(4)));
+        let (c, d) = (_mm_loadu_ps(src.add(8)), _mm_loadu_ps(src.add(12)));
+        let (ab_lo, cd_lo) = (_mm_unpacklo_ps(a, b), _mm_unpacklo_ps(c, d));
+        let (ab_hi, cd_hi) = (_mm_unpackhi_ps(a, b), _mm_unpackhi_ps(c, d));
+        _mm_storeu_ps(dst[0], _mm_movelh_ps(ab_lo, cd_lo));
+        _mm_storeu_ps(dst[1], _mm_movehl_ps(cd_lo, ab_lo));
+        _mm_storeu_ps(dst[2], _mm_movelh_ps(ab_hi, cd_hi));
+        _mm_storeu_ps(dst[3], _mm_movehl_ps(cd_hi, ab_hi));
+    }
 }
 
 /// Eight floats in plain Rust: the compiler keeps them in vector registers of the
@@ -159,6 +192,10 @@ mod x86 {
             // maxps returns its second operand when the first is NaN: 0.
             F32x16(unsafe { _mm512_max_ps(a.0, _mm512_setzero_ps()) })
         }
+        #[inline(always)]
+        unsafe fn transpose4(src: *const f32, dst: [*mut f32; 4]) {
+            unsafe { super::transpose4_sse(src, dst) }
+        }
     }
 
     /// Eight floats in an AVX register, with FMA.
@@ -217,6 +254,10 @@ mod x86 {
         unsafe fn relu(a: Self) -> Self {
             // maxps returns its second operand when the first is NaN: 0.
             F32x8Avx(unsafe { _mm256_max_ps(a.0, _mm256_setzero_ps()) })
+        }
+        #[inline(always)]
+        unsafe fn transpose4(src: *const f32, dst: [*mut f32; 4]) {
+            unsafe { super::transpose4_sse(src, dst) }
         }
     }
 }

@@ -15,12 +15,12 @@
 //! weights for one channel as consecutive floats). The tiles of all `n` samples
 //! are taken in blocks of whole tile rows (across sample boundaries), sized so
 //! the block's transformed input and products stay in L2; for each block:
-//! 1. the input transform, one channel at a time: each sample's plane is copied
-//!    with its zero padding and split by column phase (column `m·q + p` at
-//!    `p·Q + q`), so the 36 taps of a tile row's tiles are contiguous runs; the
-//!    runs of all the block's tiles are gathered (`[row][column][tile]`) and
-//!    transformed (`Bᵀ d B`) across all of them at once, so the vectors stay full
-//!    on small maps (an 8x8 map has two tiles per row);
+//! 1. the input transform, one channel at a time: the 36 taps of the block's
+//!    tiles are gathered (`[row][column][tile]`) from each tile row's six
+//!    zero-padded input rows by 4x4 transposes (four tiles' four columns at a
+//!    time), then transformed (`Bᵀ d B`) across all of the block's tiles at
+//!    once, so the vectors stay full on small maps (an 8x8 map has two tiles
+//!    per row);
 //! 2. one product per ξ, register-blocked like [`super::blocked`]'s tiles
 //!    (filters x vectors of tiles, broadcasting the weights) with `simd::Lanes`;
 //! 3. the output transform (`Aᵀ · A`), vectorized across all the block's tiles
@@ -87,9 +87,9 @@ struct Sizes {
     /// Tiles per output column and row.
     th: usize,
     tw: usize,
-    /// Tile columns per phase in a split row (`tw + 1`), and a split row's stride.
-    q: usize,
-    rs: usize,
+    /// The stride of a zero-padded input row: room for the transposes' reads
+    /// of whole groups of four tiles (to column `4 round_up(tw, 4) + 4`).
+    row: usize,
     /// Tile rows per block, tiles per block and their padded stride (a multiple
     /// of 16).
     rb: usize,
@@ -104,15 +104,11 @@ const fn sizes(s: &ConvShape) -> Sizes {
     let m = M;
     let th = s.oh.div_ceil(m);
     let tw = s.ow.div_ceil(m);
-    let q = tw + 1;
-    // A split row, plus room for a chunk read past its last tile.
-    let rs = round_up(m * q + CHUNK, CHUNK);
     let rb = if tw >= TILE_TARGET { 1 } else { TILE_TARGET / tw };
     Sizes {
         th,
         tw,
-        q,
-        rs,
+        row: m * round_up(tw, 4) + 8,
         rb,
         tp: round_up(rb * tw, 16),
     }
@@ -161,11 +157,11 @@ const fn m_stride(s: &ConvShape, z: &Sizes) -> usize {
     s.f * z.tp + CHUNK
 }
 
-/// The transforms' rows: one channel's padded plane split by column phase, the
-/// block's gathered taps of one channel `[row][column][tile]`, and the block's
-/// outputs of one filter `[r1][r2][tile]`.
+/// The transforms' rows: one zero-padded input plane (`4 th + 2` rows), the
+/// block's gathered taps of one channel `[row][column][tile]`, the block's
+/// outputs of one filter `[r1][r2][tile]`, and the transposes' eight junk floats.
 const fn work_len(z: &Sizes) -> usize {
-    (z.th * M + 2) * z.rs + (A * A + M * M) * z.tp
+    (z.th * M + 2) * z.row + A * A * stage_stride(z) + M * M * z.tp + 8
 }
 
 /// The scratch [`backward`] needs: the blocked weight gradient's, or the rotated
@@ -320,28 +316,45 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
     let rf = balanced(k, (acc / cv).min(rf_max));
     let blocks = k.div_ceil(rf);
     let (vs, ms) = (v_stride(s, &z), m_stride(s, &z));
-    let [u, v, mm, plane, stage, osplit] = split_scratch(scratch, &z, aa * c * blocks * rf, vs, ms);
+    let [u, v, mm, plane, stage, osplit, junk] = split_scratch(scratch, &z, aa * c * blocks * rf, vs, ms);
+    let ts = stage_stride(&z);
     transform_weights(s, w, rf, u);
     let rows = n * z.th;
     for r0 in (0..rows).step_by(z.rb) {
         let rb = z.rb.min(rows - r0);
         let tiles = rb * z.tw;
-        // Input transform, one channel at a time: each sample's plane is split by
-        // column phase, the 36 taps of the block's tiles are gathered into `stage`
-        // (`[row][column][tile]`, in runs of `tw` tiles), then transformed across
-        // all of the block's tiles at once, so the vectors stay full on small
-        // maps (an 8x8 map has two tiles per row).
+        // Input transform, one channel at a time: the 36 taps of the block's
+        // tiles are gathered into `stage` (`[row][column][tile]`) from each tile
+        // row's six rows of the zero-padded plane, four tiles at a time by 4x4
+        // transposes, then transformed across all of the block's tiles at once,
+        // so the vectors stay full on small maps (an 8x8 map has two tiles per row).
         for ci in 0..c {
             for i in r0 / z.th..=(r0 + rb - 1) / z.th {
                 let (lo, hi) = ((i * z.th).max(r0), ((i + 1) * z.th).min(r0 + rb));
-                let xs = &x[i * s.input_len()..][..s.input_len()];
-                split_plane(s, &z, &xs[ci * s.h * s.w..][..s.h * s.w], plane);
+                pad_plane(s, &z, &x[i * s.input_len() + ci * s.h * s.w..][..s.h * s.w], plane);
                 for r in lo..hi {
                     let (lr, th) = (r - r0, r - i * z.th);
-                    let rows = &plane[th * m * z.rs..][..A * z.rs];
-                    // SAFETY: `rows` is six split rows; the run starts at lr * tw <=
-                    // tp - tw of `stage`'s 36 rows of `stage_stride` floats.
-                    unsafe { gather_row::<L>(rows, &z, stage[lr * z.tw..].as_mut_ptr()) };
+                    for j in 0..A {
+                        let row = &plane[(th * m + j) * z.row..][..z.row];
+                        let base = stage.as_mut_ptr();
+                        // SAFETY: (j * 6 + l) * ts + lr * tw <= 35 ts + tp is inside `stage`.
+                        let at = |l: usize| unsafe { base.add((j * A + l) * ts + lr * z.tw) };
+                        let (d0, d1, d2, d3, d4, d5) = (at(0), at(1), at(2), at(3), at(4), at(5));
+                        let junk = junk.as_mut_ptr();
+                        for t0 in (0..z.tw).step_by(4) {
+                            // SAFETY: reads 16 floats of the padded row from 4 t0 and
+                            // from 4 t0 + 4 (at most 4 round_up(tw, 4) + 4 < its
+                            // length); writes four floats at t0 (< round_up(tw, 4) - 3)
+                            // of tile row lr's run of each tap column, inside its
+                            // `ts`-float stage row (lr tw + round_up(tw, 4) <= tp + 3 <
+                            // ts), and four junk floats. `L`'s features are enabled.
+                            unsafe {
+                                let src = row.as_ptr().add(4 * t0);
+                                L::transpose4(src, [d0.add(t0), d1.add(t0), d2.add(t0), d3.add(t0)]);
+                                L::transpose4(src.add(4), [d4.add(t0), d5.add(t0), junk, junk.add(4)]);
+                            }
+                        }
+                    }
                 }
             }
             let dst = &mut v[ci * z.tp..][..(aa - 1) * vs + tiles];
@@ -354,8 +367,8 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
                 unsafe {
                     input_tile::<L>(
                         stage.as_ptr().add(t0),
-                        A * stage_stride(&z),
-                        stage_stride(&z),
+                        A * ts,
+                        ts,
                         dst.as_mut_ptr().add(t0),
                         vs,
                         tiles - t0,
@@ -428,52 +441,47 @@ fn forward_with<L: Lanes>(a: Args, acc: usize, rf_max: usize, cv_max: usize) {
     }
 }
 
-/// Copies one tile row's 36 taps out of its six split rows (`rows`, see
-/// [`split_plane`]) into `stage`: tap (j, l) of tile t at `(j * 6 + l) * ts + t`
-/// ([`stage_stride`]), in whole vectors (a run of `tw` tiles is a few floats:
-/// a `memcpy` call per run cost more than the transform).
-///
-/// # Safety
-/// `rows` holds six split rows (`6 rs` floats); `stage` has `36 ts` floats and
-/// the run starts at most `tp - tw` into each of its `ts`-float rows; `L`'s
-/// features are enabled.
-#[inline(always)]
-unsafe fn gather_row<L: Lanes>(rows: &[f32], z: &Sizes, stage: *mut f32) {
-    debug_assert!(rows.len() >= A * z.rs);
-    let ts = stage_stride(z);
-    for j in 0..A {
-        for l in 0..A {
-            // Tap column l of tile t is split column (l % 4) * q + l / 4 + t.
-            let src = rows[j * z.rs + (l % M) * z.q + l / M..].as_ptr();
-            for t in (0..z.tw).step_by(L::LANES) {
-                // SAFETY: reads up to (l % 4) q + l / 4 + tw + LANES - 1 < 4q + 16 <=
-                // rs floats into split row j; writes up to tp - tw + tw + LANES - 1
-                // < ts floats into stage row (j, l) (the contract).
-                unsafe { L::store(stage.add((j * A + l) * ts + t), L::load(src.add(t))) };
-            }
-        }
-    }
-}
-
-/// The distance between the gathered taps' rows in `stage`: a vector's slack
-/// past the block's tiles, for the whole-vector copies of [`gather_row`].
+/// The distance between the gathered taps' rows in `stage`: slack past the
+/// block's tiles for the transposes' four-float stores (and a chunk, so the 36
+/// rows do not all fall into one L1 set).
 const fn stage_stride(z: &Sizes) -> usize {
     z.tp + CHUNK
 }
 
 /// The forward pass's scratch, split: the transformed weights (`u_len`
 /// floats), the transformed inputs and the products (`vs` and `ms` floats per
-/// ξ), one input channel's split plane, the block's gathered taps of one
-/// channel (`36 ts`) and its output transform's rows (`16 tp`).
+/// ξ), one zero-padded input plane, the block's gathered taps of one channel
+/// (`36 ts`), its output transform's rows (`16 tp`) and eight junk floats.
 #[inline(always)]
-fn split_scratch<'s>(scratch: &'s mut [f32], z: &Sizes, u_len: usize, vs: usize, ms: usize) -> [&'s mut [f32]; 6] {
+fn split_scratch<'s>(scratch: &'s mut [f32], z: &Sizes, u_len: usize, vs: usize, ms: usize) -> [&'s mut [f32]; 7] {
     let (m, aa) = (M, A * A);
     let (u, rest) = scratch.split_at_mut(u_len);
     let (v, rest) = rest.split_at_mut(aa * vs + CHUNK);
     let (mm, rest) = rest.split_at_mut(aa * ms + CHUNK);
-    let (plane, rest) = rest.split_at_mut((z.th * m + 2) * z.rs);
+    let (plane, rest) = rest.split_at_mut((z.th * m + 2) * z.row);
     let (stage, rest) = rest.split_at_mut(aa * stage_stride(z));
-    [u, v, mm, plane, stage, &mut rest[..m * m * z.tp]]
+    let (osplit, rest) = rest.split_at_mut(m * m * z.tp);
+    [u, v, mm, plane, stage, osplit, &mut rest[..8]]
+}
+
+/// One input channel, zero-padded into `plane`: padded row `pr`, column `pc`
+/// at `pr * row + pc`. Whole rows are copied (the plane is written well before
+/// the transposes read it: a row copied just before four-float loads across
+/// its edges stalled on store forwarding, 1.7x slower on 16x16 maps).
+#[inline(always)]
+fn pad_plane(s: &ConvShape, z: &Sizes, xc: &[f32], plane: &mut [f32]) {
+    for (pr, row) in plane.chunks_exact_mut(z.row).enumerate() {
+        let ih = pr.wrapping_sub(s.pt);
+        if ih >= s.h {
+            row.fill(0.0);
+            continue;
+        }
+        let (left, rest) = row.split_at_mut(s.pl);
+        let (body, right) = rest.split_at_mut(s.w);
+        left.fill(0.0);
+        body.copy_from_slice(&xc[ih * s.w..][..s.w]);
+        right.fill(0.0);
+    }
 }
 
 /// `row[t * 4 + r2] = f(src[r2 * tws + t])`: interleaves one output row's
@@ -493,33 +501,6 @@ fn store_row(src: &[f32], tws: usize, row: &mut [f32], f: impl Fn(f32) -> f32) {
     }
     for (r2, y) in tail.iter_mut().enumerate() {
         *y = f(src[r2 * tws + full]);
-    }
-}
-
-/// One input channel, padded and split by column phase into `plane`: padded
-/// row `pr`, column `4t + p` at `pr * rs + p * q + t` (zeros outside the input).
-#[inline(always)]
-fn split_plane(s: &ConvShape, z: &Sizes, xc: &[f32], plane: &mut [f32]) {
-    let (q, rs) = (z.q, z.rs);
-    for (pr, row) in plane.chunks_exact_mut(rs).enumerate() {
-        row.fill(0.0);
-        let ih = pr.wrapping_sub(s.pt);
-        if ih >= s.h {
-            continue;
-        }
-        let xr = &xc[ih * s.w..][..s.w];
-        for p in 0..M {
-            // Padded column 4t + p is input column 4t + p - pl (pl <= 2 < 4).
-            let t0 = usize::from(p < s.pl);
-            let first = t0 * M + p - s.pl;
-            if first >= s.w {
-                continue;
-            }
-            let dst = &mut row[p * q + t0..][..q - t0];
-            for (d, &v) in dst.iter_mut().zip(xr[first..].iter().step_by(M)) {
-                *d = v;
-            }
-        }
     }
 }
 
