@@ -69,18 +69,20 @@ fn resnet_shapes() -> Vec<(&'static str, ConvShape)> {
     ]
 }
 
-/// Samples per call, as a worker gets them from a batch of 32 on one thread.
-/// Samples per call: 32, or `CONV_N` (e.g. `CONV_N=1` for one-image latency).
+/// Samples per call: 32, as a worker gets them from a batch of 32 on one
+/// thread, or `CONV_N` (e.g. `CONV_N=1` for one-image latency).
 fn samples() -> usize {
     std::env::var("CONV_N").ok().and_then(|v| v.parse().ok()).unwrap_or(32)
 }
 
 /// FLOPs of one forward call; a backward call does twice as many (dW and dX).
-fn forward_flops(s: &ConvShape) -> f64 {
-    2.0 * (samples() * s.f * s.positions() * s.depth()) as f64
+fn forward_flops(s: &ConvShape, n: usize) -> f64 {
+    2.0 * (n * s.f * s.positions() * s.depth()) as f64
 }
 
 struct Buffers {
+    /// Samples per call ([`samples`], read once: not inside the timed calls).
+    n: usize,
     x: Vec<f32>,
     w: Vec<f32>,
     b: Vec<f32>,
@@ -104,14 +106,16 @@ fn fill(len: usize, seed: u32) -> Vec<f32> {
 impl Buffers {
     fn new(s: &ConvShape) -> Buffers {
         let scratch = Plan::ALL.iter().map(|&p| s.scratch_len_for(p)).max().unwrap_or(0);
+        let n = samples();
         Buffers {
-            x: fill(samples() * s.input_len(), 1),
+            n,
+            x: fill(n * s.input_len(), 1),
             w: fill(s.weight_len(), 2),
             b: fill(s.f, 3),
-            y: fill(samples() * s.output_len(), 4),
+            y: fill(n * s.output_len(), 4),
             dw: vec![0.0; s.weight_len()],
             db: vec![0.0; s.f],
-            dx: vec![0.0; samples() * s.input_len()],
+            dx: vec![0.0; n * s.input_len()],
             scratch: vec![0.0; scratch],
         }
     }
@@ -127,7 +131,7 @@ impl Buffers {
             &self.w,
             b,
             &mut self.y,
-            samples(),
+            self.n,
             &mut self.scratch,
         );
         black_box(&mut self.y);
@@ -145,7 +149,7 @@ impl Buffers {
             None,
             act,
             &mut self.y,
-            samples(),
+            self.n,
             &mut self.scratch,
         );
         black_box(&mut self.y);
@@ -162,7 +166,7 @@ impl Buffers {
             &mut self.dw,
             None,
             dx,
-            samples(),
+            self.n,
             &mut self.scratch,
         );
         black_box(&mut self.dw);
@@ -187,7 +191,7 @@ impl Buffers {
             &mut self.dw,
             db,
             dx,
-            samples(),
+            self.n,
             &mut self.scratch,
         );
         black_box(&mut self.dw);
@@ -242,8 +246,8 @@ fn table() {
             last = Some(isa);
         }
         set_isa(isa).expect("available");
-        let fwd = forward_flops(s) / best_seconds(|| bufs.forward(s, plan)) / 1e9;
-        let bwd = 2.0 * forward_flops(s) / best_seconds(|| bufs.backward(s, plan, true)) / 1e9;
+        let fwd = forward_flops(s, bufs.n) / best_seconds(|| bufs.forward(s, plan)) / 1e9;
+        let bwd = 2.0 * forward_flops(s, bufs.n) / best_seconds(|| bufs.backward(s, plan, true)) / 1e9;
         println!(
             "{:<9} {:<9} {:>22} {:>22}",
             isa.name(),
@@ -271,7 +275,7 @@ fn resnet_table() {
     for (name, s) in resnet_shapes().into_iter().filter(|(n, _)| n.contains(only.as_str())) {
         let mut bufs = Buffers::new(&s);
         for plan in Plan::ALL.into_iter().filter(|&p| s.allows(p)) {
-            let flops = forward_flops(&s);
+            let flops = forward_flops(&s, bufs.n);
             let fwd = flops / best_seconds(|| bufs.forward(&s, plan)) / 1e9;
             let dw = flops / best_seconds(|| bufs.backward(&s, plan, false)) / 1e9;
             let bwd = 2.0 * flops / best_seconds(|| bufs.backward(&s, plan, true)) / 1e9;
@@ -285,7 +289,7 @@ fn resnet_table() {
                 pct(bwd)
             );
         }
-        let flops = forward_flops(&s);
+        let flops = forward_flops(&s, bufs.n);
         let fwd = flops / best_seconds(|| bufs.forward_dispatched(&s)) / 1e9;
         let dw = flops / best_seconds(|| bufs.backward_dispatched(&s, false)) / 1e9;
         let bwd = 2.0 * flops / best_seconds(|| bufs.backward_dispatched(&s, true)) / 1e9;
@@ -305,7 +309,7 @@ fn criterion(c: &mut Criterion) {
     let mut bufs = Buffers::new(s);
     for (name, factor) in [("conv64_fwd_b32", 1.0), ("conv64_bwd_b32", 2.0)] {
         let mut group = c.benchmark_group(name);
-        group.throughput(Throughput::Elements((factor * forward_flops(s)) as u64));
+        group.throughput(Throughput::Elements((factor * forward_flops(s, bufs.n)) as u64));
         group.sample_size(10).measurement_time(Duration::from_secs(3));
         for (isa, plan) in variants(s) {
             set_isa(isa).expect("available");

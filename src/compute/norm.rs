@@ -87,19 +87,21 @@ dispatched! {
                 });
             }
             let m2 = (m2 - count * shift * shift).max(0.0);
-            if done == 0 || count == 0.0 {
-                if done == 0 {
-                    out[ch] = mean;
-                    out[c + ch] = m2;
-                }
-                continue;
+            if done == 0 {
+                (out[ch], out[c + ch]) = (mean, m2);
+            } else if count > 0.0 {
+                (out[ch], out[c + ch]) = merge_moments(before, out[ch], out[c + ch], count, mean, m2);
             }
-            let total = before + count;
-            let delta = mean - out[ch];
-            out[ch] += delta * count / total;
-            out[c + ch] += m2 + delta * delta * before * count / total;
         }
     }
+}
+
+/// Chan et al.'s merge of two groups' counts, means and sums of squared
+/// deviations into the whole's mean and sum of squared deviations (`na + nb >
+/// 0`): chunks of one worker here, workers in the driver's combine.
+pub fn merge_moments(na: f64, mean_a: f64, m2_a: f64, nb: f64, mean_b: f64, m2_b: f64) -> (f64, f64) {
+    let (delta, n) = (mean_b - mean_a, na + nb);
+    (mean_a + delta * nb / n, m2_a + (m2_b + delta * delta * na * nb / n))
 }
 
 dispatched! {

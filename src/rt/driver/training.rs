@@ -179,11 +179,8 @@ where
                 }
                 let m = ((b - a) * bn.area) as f64;
                 let part = slot.worker.partials();
-                let delta = part[ch] - mean;
-                let sum = total + m;
-                mean += delta * m / sum;
-                m2 += part[c + ch] + delta * delta * total * m / sum;
-                total = sum;
+                (mean, m2) = compute::norm::merge_moments(total, mean, m2, m, part[ch], part[c + ch]);
+                total += m;
             }
             let var = m2 / total;
             self.shared[bn.shared + ch] = mean as f32;
